@@ -1,0 +1,3 @@
+//! Pool, AsyncResult and imap iterators.
+//!
+//! Not built yet: see the open issues.

@@ -1,0 +1,35 @@
+//! Shared memory for mproc: segments, plain-data views and lock-free rings.
+//!
+//! This crate is the substrate the rest of mproc stands on. It owns every byte
+//! that is shared between processes and never blocks: the futex lives in
+//! `mproc-sync`, which builds on the words placed here.
+//!
+//! - [`Segment`]: a `MAP_SHARED` mapping, anonymous (memfd, inherited by children,
+//!   passed by fd) or named (`/dev/shm`, opened by unrelated processes).
+//! - [`arena`]: carves small objects out of a few segments, like CPython's
+//!   `multiprocessing.heap`, so a thousand locks do not cost a thousand fds.
+//! - [`Value`] and [`Array`]: plain-data views behind a checked layout header.
+//! - [`Share`]: how a handle crosses into a child process (fork or spawn).
+//!
+//! Linux only: memfd, futex and pidfd are Linux calls.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("mproc-shm supports Linux only: it relies on memfd_create, futex and pidfd");
+
+pub mod arena;
+mod error;
+pub mod primitive;
+pub mod ring;
+mod segment;
+mod share;
+mod view;
+
+pub use arena::Block;
+pub use error::{Result, ShmError};
+pub use segment::{Segment, SegmentToken};
+pub use share::{Exports, Share};
+pub use view::{Array, Value};
+
+/// The size of a cache line on the platforms mproc supports; shared objects are
+/// aligned to it so that two of them never share a line.
+pub const CACHE_LINE: usize = 64;

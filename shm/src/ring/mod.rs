@@ -1,0 +1,1 @@
+//! Lock-free rings in shared memory: one file per algorithm.

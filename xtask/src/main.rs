@@ -1,0 +1,108 @@
+//! `cargo xtask`: the project's own automation.
+//!
+//! Subcommands (the first argument):
+//! - `loom [--quick]`: runs every crate's loom models (`*/tests/loom_*.rs`) in
+//!   release mode with `--cfg loom`.
+//! - `ci`: the gates `.ci/run` calls after the README's test command: fmt,
+//!   clippy with warnings as errors, loom with quick settings, and the examples.
+//!
+//! Cargo is invoked through `$CARGO`, so the toolchain that runs xtask runs
+//! everything else.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    let result = match cmd {
+        "loom" => loom(rest.iter().any(|a| a == "--quick")),
+        "ci" => ci(),
+        _ => {
+            eprintln!("usage: cargo xtask <loom [--quick] | ci>");
+            return ExitCode::from(if cmd == "help" { 0 } else { 2 });
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(what: &str, mut cmd: Command) -> Result {
+    eprintln!("==> {what}");
+    let status = cmd.status().map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what}: {status}"))
+    }
+}
+
+/// Every `<crate>/tests/loom_*.rs` as (package, test name).
+fn loom_models() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (dir, pkg) in [("shm", "mproc-shm"), ("sync", "mproc-sync"), ("ipc", "mproc-ipc")] {
+        let Ok(entries) = std::fs::read_dir(root().join(dir).join("tests")) else { continue };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("loom_") && n.ends_with(".rs"))
+            .map(|n| n.trim_end_matches(".rs").to_owned())
+            .collect();
+        names.sort();
+        out.extend(names.into_iter().map(|n| (pkg.to_owned(), n)));
+    }
+    out
+}
+
+fn loom(quick: bool) -> Result {
+    let models = loom_models();
+    if models.is_empty() {
+        eprintln!("no loom models found");
+        return Ok(());
+    }
+    for (pkg, test) in models {
+        let mut c = cargo();
+        c.args(["test", "--release", "-p", &pkg, "--test", &test, "--target-dir"])
+            .arg(root().join("target/loom"))
+            .env("RUSTFLAGS", "--cfg loom")
+            .env("LOOM_MAX_PREEMPTIONS", if quick { "2" } else { "3" });
+        if quick {
+            c.env("MPROC_LOOM_QUICK", "1");
+        }
+        run(&format!("loom {pkg} {test}"), c)?;
+    }
+    Ok(())
+}
+
+fn ci() -> Result {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run("cargo fmt --all --check", fmt)?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run("cargo clippy --workspace --all-targets -- -D warnings", clippy)?;
+    loom(true)?;
+    let mut ex = cargo();
+    ex.args(["build", "--workspace", "--examples"]);
+    run("cargo build --workspace --examples", ex)
+}
