@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Block, Segment, SegmentToken};
 
+pub mod mpmc;
 pub mod spsc;
 
+pub use mpmc::MpmcRing;
 pub use spsc::{Consumer, Producer, ReadGrant, SpscRing, WriteGrant};
 
 /// What a ring operation can report besides success.
@@ -122,7 +124,6 @@ unsafe impl Sync for Region {}
 
 /// This process's id, cached; a `pthread_atfork` child handler resets the cache,
 /// so a forked child records its own pid in a ring's state words.
-#[allow(dead_code)] // used by the MPMC ring
 pub(crate) fn current_pid() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Once;
@@ -152,7 +153,6 @@ pub(crate) fn current_pid() -> u32 {
 /// A pid reused by a new process reads as alive, which delays reclaiming the
 /// dead holder's slot until that process exits; it never reclaims a live one.
 #[cold]
-#[allow(dead_code)] // used by the MPMC ring
 pub(crate) fn process_alive(pid: u32) -> bool {
     #[cfg(loom)]
     {
