@@ -1,0 +1,230 @@
+//! Ring throughput and latency between two processes, with the physical limits
+//! in the same groups: `memcpy` of the message size, and a raw cache-line
+//! ping-pong between two processes.
+//!
+//! Groups `spsc_8`, `spsc_64`, `spsc_4k`, `mpmc_8`, `mpmc_64`, `mpmc_4k`: one
+//! iteration is one message from a producer process to a consumer process
+//! (function `mproc`), or one `memcpy` of the same size (`limit-memcpy`).
+//! Group `spsc_latency`: one iteration is one 64-byte one-way hop to a spinning
+//! reader (`mproc`), or one hop of a cache line (`limit-pingpong`).
+//!
+//! Run: `cargo bench -p mproc-shm --bench rings -- --warm-up-time 0.5 --measurement-time 2`.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use mproc_shm::ring::{MpmcRing, SpscRing};
+use mproc_shm::Segment;
+
+/// Forks a child that runs `f` and `_exit`s; it has a 60 s watchdog.
+fn fork_child(f: impl FnOnce()) -> libc::pid_t {
+    // SAFETY: the child only spins on shared memory and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: async-signal-safe calls only.
+        unsafe { libc::alarm(60) };
+        f();
+        // SAFETY: as above.
+        unsafe { libc::_exit(0) };
+    }
+    pid
+}
+
+fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waiting for our own child, which finishes its fixed work (or its watchdog fires).
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "bench child failed: {status:#x}");
+}
+
+/// Two shared control words: [0] the child is ready, [1] the child is done.
+struct Control(Segment);
+impl Control {
+    fn new() -> Control {
+        Control(Segment::anonymous(4096).unwrap())
+    }
+    fn word(&self, i: usize) -> &AtomicU64 {
+        // SAFETY: words 0..8 lie in the page-aligned segment, alive with self.
+        unsafe { &*(self.0.as_ptr().add(i * 64) as *const AtomicU64) }
+    }
+    fn wait(&self, i: usize, value: u64) {
+        while self.word(i).load(Ordering::Acquire) != value {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+fn spsc_throughput(iters: u64, size: usize) -> Duration {
+    let ring = SpscRing::new(256 << 10).unwrap();
+    let (mut tx, mut rx) = ring.split();
+    let ctl = Control::new();
+    let child_ctl = Control(ctl.0.clone());
+    let child = fork_child(move || {
+        child_ctl.word(0).store(1, Ordering::Release);
+        let mut buf = Vec::with_capacity(size);
+        for _ in 0..iters {
+            while !rx.try_pop_into(&mut buf).unwrap() {
+                std::hint::spin_loop();
+            }
+        }
+        black_box(&buf);
+        child_ctl.word(1).store(1, Ordering::Release);
+    });
+    ctl.wait(0, 1);
+    let msg = vec![7u8; size];
+    let start = Instant::now();
+    for _ in 0..iters {
+        while tx.try_push(&msg).is_err() {
+            std::hint::spin_loop();
+        }
+    }
+    ctl.wait(1, 1);
+    let t = start.elapsed();
+    reap(child);
+    t
+}
+
+fn mpmc_throughput(iters: u64, size: usize) -> Duration {
+    let ring = MpmcRing::new(1024, size).unwrap();
+    let ctl = Control::new();
+    let (child_ctl, child_ring) = (Control(ctl.0.clone()), ring.clone());
+    let child = fork_child(move || {
+        child_ctl.word(0).store(1, Ordering::Release);
+        let mut buf = Vec::with_capacity(size);
+        for _ in 0..iters {
+            while !child_ring.try_pop_into(&mut buf).unwrap() {
+                std::hint::spin_loop();
+            }
+        }
+        black_box(&buf);
+        child_ctl.word(1).store(1, Ordering::Release);
+    });
+    ctl.wait(0, 1);
+    let msg = vec![7u8; size];
+    let start = Instant::now();
+    for _ in 0..iters {
+        while ring.try_push(&msg).is_err() {
+            std::hint::spin_loop();
+        }
+    }
+    ctl.wait(1, 1);
+    let t = start.elapsed();
+    reap(child);
+    t
+}
+
+/// `iters` copies of `size` bytes into a rotating 256 KiB destination, the
+/// footprint of the SPSC ring above.
+fn memcpy(iters: u64, size: usize) -> Duration {
+    let src = vec![7u8; size];
+    let mut dst = vec![0u8; (256 << 10).max(size)];
+    let slots = dst.len() / size;
+    let start = Instant::now();
+    for i in 0..iters as usize {
+        let at = (i % slots) * size;
+        dst[at..at + size].copy_from_slice(black_box(&src));
+    }
+    black_box(&dst);
+    start.elapsed()
+}
+
+fn throughput(c: &mut Criterion) {
+    for (name, size) in [("8", 8usize), ("64", 64), ("4k", 4096)] {
+        for ring in ["spsc", "mpmc"] {
+            let mut g = c.benchmark_group(format!("{ring}_{name}"));
+            g.sample_size(10).throughput(Throughput::Bytes(size as u64));
+            g.bench_function(BenchmarkId::new("mproc", size), |b| {
+                b.iter_custom(
+                    |iters| if ring == "spsc" { spsc_throughput(iters, size) } else { mpmc_throughput(iters, size) },
+                )
+            });
+            g.bench_function(BenchmarkId::new("limit-memcpy", size), |b| b.iter_custom(|iters| memcpy(iters, size)));
+            g.finish();
+        }
+    }
+}
+
+/// `iters` one-way hops of a 64-byte message: ceil(iters / 2) round trips
+/// through two SPSC rings, each reader spinning.
+fn spsc_latency(iters: u64) -> Duration {
+    let (ping, pong) = (SpscRing::new(4096).unwrap(), SpscRing::new(4096).unwrap());
+    let (mut ping_tx, mut ping_rx) = ping.split();
+    let (mut pong_tx, mut pong_rx) = pong.split();
+    let trips = iters.div_ceil(2);
+    let child = fork_child(move || {
+        for _ in 0..trips {
+            loop {
+                if let Some(g) = ping_rx.peek().unwrap() {
+                    let mut w = pong_tx.reserve(g.len()).unwrap();
+                    w.copy_from_slice(&g);
+                    w.commit();
+                    g.release();
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let msg = [5u8; 64];
+    let start = Instant::now();
+    for _ in 0..trips {
+        ping_tx.try_push(&msg).unwrap();
+        loop {
+            if let Some(g) = pong_rx.peek().unwrap() {
+                black_box(&*g);
+                g.release();
+                break;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    let t = start.elapsed();
+    reap(child);
+    t
+}
+
+/// `iters` hops of one cache line between two processes: the parent writes odd
+/// values, the child answers with the next even one.
+fn pingpong(iters: u64) -> Duration {
+    let ctl = Control::new();
+    let child_ctl = Control(ctl.0.clone());
+    let trips = iters.div_ceil(2);
+    let child = fork_child(move || {
+        let w = child_ctl.word(0);
+        for i in 0..trips {
+            while w.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            w.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let w = ctl.word(0);
+    let start = Instant::now();
+    for i in 0..trips {
+        w.store(2 * i + 1, Ordering::Release);
+        while w.load(Ordering::Acquire) != 2 * i + 2 {
+            std::hint::spin_loop();
+        }
+    }
+    let t = start.elapsed();
+    reap(child);
+    t
+}
+
+fn latency(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc_latency");
+    g.sample_size(10);
+    g.bench_function("mproc", |b| b.iter_custom(spsc_latency));
+    g.bench_function("limit-pingpong", |b| b.iter_custom(pingpong));
+    g.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    throughput(&mut c);
+    latency(&mut c);
+    c.final_summary();
+}
