@@ -9,6 +9,9 @@
 //! - [`arena`]: carves small objects out of a few segments, like CPython's
 //!   `multiprocessing.heap`, so a thousand locks do not cost a thousand fds.
 //! - [`Value`] and [`Array`]: plain-data views behind a checked layout header.
+//! - [`SpscRing`] and [`MpmcRing`] ([`ring`]): lock-free rings of byte messages,
+//!   one producer to one consumer (for pipes) and many to many, crash-safe (for
+//!   queues). They never block: the `ipc` crate waits on futex words of its own.
 //! - [`Share`]: how a handle crosses into a child process (fork or spawn).
 //!
 //! Linux only: memfd, futex and pidfd are Linux calls.
@@ -26,6 +29,7 @@ mod view;
 
 pub use arena::Block;
 pub use error::{Result, ShmError};
+pub use ring::{MpmcRing, RingError, SpscRing};
 pub use segment::{Segment, SegmentToken};
 pub use share::{Exports, Share};
 pub use view::{Array, Value};
