@@ -5,7 +5,8 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use mproc_shm::ring::MpmcRing;
+use mproc_shm::primitive::Ordering;
+use mproc_shm::ring::{MpmcRing, LOOM_DEAD_PID};
 
 fn quick() -> bool {
     std::env::var_os("MPROC_LOOM_QUICK").is_some()
@@ -83,5 +84,50 @@ fn one_producer_two_consumers() {
         let mut got = vec![pop(&ring), other.join().unwrap()];
         got.sort();
         assert_eq!(got, vec![vec![1; 4], vec![2; 4]]);
+    });
+}
+
+/// A slot state word, as tabled in `mpmc.rs`: lap, state (1 WRITING, 3 READING), pid.
+fn state_word(lap: u32, state: u64, pid: u32) -> u64 {
+    (lap as u64) << 32 | state << 30 | pid as u64
+}
+
+/// A producer died after claiming position 0 (before even moving `tail`): the
+/// consumer must skip its slot while a live producer pushes two messages, the
+/// second of which needs the skipped slot back.
+#[test]
+fn dead_writer_skipped_while_pushing() {
+    loom::model(|| {
+        let ring = Arc::new(MpmcRing::new_heap(2, 8).unwrap());
+        ring.slot_state_for_tests(0).store(state_word(0, 1, LOOM_DEAD_PID), Ordering::SeqCst);
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                push(&ring, &[7]);
+                push(&ring, &[8]);
+            })
+        };
+        assert_eq!(pop(&ring), vec![7]);
+        assert_eq!(pop(&ring), vec![8]);
+        producer.join().unwrap();
+        assert!(ring.try_pop().unwrap().is_none());
+    });
+}
+
+/// A consumer died mid-copy of the only slot's message: a producer reclaims the
+/// slot while a live consumer helps `head` past the dead one's position.
+#[test]
+fn dead_reader_reclaimed_by_producer() {
+    loom::model(|| {
+        let ring = Arc::new(MpmcRing::new_heap(1, 8).unwrap());
+        ring.try_push(&[1]).unwrap();
+        ring.slot_state_for_tests(0).store(state_word(0, 3, LOOM_DEAD_PID), Ordering::SeqCst);
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || push(&ring, &[9]))
+        };
+        assert_eq!(pop(&ring), vec![9]);
+        producer.join().unwrap();
+        assert!(ring.try_pop().unwrap().is_none());
     });
 }

@@ -400,3 +400,39 @@ fn mpmc_dead_claimers_are_skipped_and_reclaimed() {
     assert_eq!(ring.try_pop().unwrap(), None);
     assert_eq!(ring.slot_state_for_tests(0).load(Ordering::SeqCst), state_word(0, WRITING, std::process::id()));
 }
+
+/// The race the loom model of one consumer cannot afford: two consumer threads
+/// and a producer thread meet a slot left WRITING by a dead producer, thousands
+/// of times; every round must deliver both messages once, within a deadline.
+#[test]
+fn mpmc_dead_writer_skip_races_threads() {
+    const WRITING: u64 = 1;
+    let dead = dead_pid();
+    let rounds = if cfg!(debug_assertions) { 2_000 } else { 20_000 };
+    for round in 0..rounds {
+        let ring = MpmcRing::new(2, 8).unwrap();
+        ring.slot_state_for_tests(0).store(state_word(0, WRITING, dead), Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pop = |ring: &MpmcRing| loop {
+            if let Some(m) = ring.try_pop().unwrap() {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "round {round}: a consumer is stuck");
+            std::thread::yield_now();
+        };
+        let mut got = std::thread::scope(|s| {
+            s.spawn(|| {
+                for m in [[7u8], [8]] {
+                    while ring.try_push(&m).is_err() {
+                        assert!(Instant::now() < deadline, "round {round}: the producer is stuck");
+                        std::thread::yield_now();
+                    }
+                }
+            });
+            let other = s.spawn(|| pop(&ring));
+            vec![pop(&ring), other.join().unwrap()]
+        });
+        got.sort();
+        assert_eq!(got, vec![vec![7], vec![8]], "round {round}");
+    }
+}

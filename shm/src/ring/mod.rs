@@ -146,6 +146,12 @@ pub(crate) fn current_pid() -> u32 {
     p
 }
 
+/// Under loom there are no processes: this pid stands for a dead one, so that
+/// models can forge a slot claimed by a process that died.
+#[cfg(loom)]
+#[doc(hidden)]
+pub const LOOM_DEAD_PID: u32 = (1 << 30) - 1;
+
 /// True unless `pid` certainly no longer runs: `kill(pid, 0)` fails with
 /// `ESRCH`, or `/proc/<pid>/stat` shows a zombie (a killed child its parent has
 /// not reaped yet still answers `kill`). Slow: call it only after spinning.
@@ -156,8 +162,7 @@ pub(crate) fn current_pid() -> u32 {
 pub(crate) fn process_alive(pid: u32) -> bool {
     #[cfg(loom)]
     {
-        let _ = pid;
-        true
+        pid != LOOM_DEAD_PID
     }
     #[cfg(not(loom))]
     {
