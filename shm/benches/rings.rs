@@ -4,7 +4,8 @@
 //!
 //! Groups `spsc_8`, `spsc_64`, `spsc_4k`, `mpmc_8`, `mpmc_64`, `mpmc_4k`: one
 //! iteration is one message from a producer process to a consumer process
-//! (function `mproc`), or one `memcpy` of the same size (`limit-memcpy`).
+//! (function `mproc`; `mproc-peek` for SPSC read in place by `peek`), or one
+//! `memcpy` of the same size (`limit-memcpy`).
 //! Group `spsc_latency`: one iteration is one 64-byte one-way hop to a spinning
 //! reader (it yields only after 256 idle spins) (`mproc`), or one hop of a cache line (`limit-pingpong`).
 //!
@@ -106,6 +107,46 @@ fn spsc_throughput(iters: u64, size: usize) -> Duration {
     t
 }
 
+/// As `spsc_throughput`, but zero-copy on the consumer side: it peeks and reads
+/// one word of every cache line of the message in place (pulling every line
+/// across), then releases, instead of copying the message out.
+fn spsc_throughput_peek(iters: u64, size: usize) -> Duration {
+    let ring = SpscRing::new(256 << 10).unwrap();
+    let (mut tx, mut rx) = ring.split();
+    let ctl = Control::new();
+    let child_ctl = Control(ctl.0.clone());
+    let child = fork_child(move || {
+        child_ctl.word(0).store(1, Ordering::Release);
+        let mut sum = 0u64;
+        for _ in 0..iters {
+            let mut b = Backoff::default();
+            loop {
+                if let Some(g) = rx.peek().unwrap() {
+                    sum = g.iter().step_by(64).fold(sum, |a, &x| a.wrapping_add(x as u64));
+                    g.release();
+                    break;
+                }
+                b.snooze();
+            }
+        }
+        black_box(sum);
+        child_ctl.word(1).store(1, Ordering::Release);
+    });
+    ctl.wait(0, 1);
+    let msg = vec![7u8; size];
+    let start = Instant::now();
+    for _ in 0..iters {
+        let mut b = Backoff::default();
+        while tx.try_push(&msg).is_err() {
+            b.snooze();
+        }
+    }
+    ctl.wait(1, 1);
+    let t = start.elapsed();
+    reap(child);
+    t
+}
+
 fn mpmc_throughput(iters: u64, size: usize) -> Duration {
     let ring = MpmcRing::new(1024, size).unwrap();
     let ctl = Control::new();
@@ -162,6 +203,11 @@ fn throughput(c: &mut Criterion) {
                     |iters| if ring == "spsc" { spsc_throughput(iters, size) } else { mpmc_throughput(iters, size) },
                 )
             });
+            if ring == "spsc" {
+                g.bench_function(BenchmarkId::new("mproc-peek", size), |b| {
+                    b.iter_custom(|iters| spsc_throughput_peek(iters, size))
+                });
+            }
             g.bench_function(BenchmarkId::new("limit-memcpy", size), |b| b.iter_custom(|iters| memcpy(iters, size)));
             g.finish();
         }

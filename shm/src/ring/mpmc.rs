@@ -14,7 +14,7 @@
 //! claimer's pid in the same atomic step; the tickets are then advanced by
 //! whoever sees the claim (the claimer, or a helper). So the owner of every
 //! claimed slot is known, and a survivor that finds the slot held for long
-//! checks whether that pid still runs ([`process_alive`]: `kill(pid, 0)` and
+//! checks whether that pid still runs (`kill(pid, 0)` and
 //! `/proc/<pid>/stat`, only after spinning):
 //!
 //! - a producer killed mid-write: the next consumer of that position **skips**
