@@ -20,6 +20,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-sync supports Linux only: it relies on futex(2) and pidfd_open(2)");
 
+mod barrier;
 mod condition;
 mod error;
 mod event;
@@ -30,7 +31,9 @@ pub mod primitive;
 mod rlock;
 mod semaphore;
 mod shared;
+mod synchronized;
 
+pub use barrier::{Barrier, RawBarrier};
 pub use condition::{CondLock, Condition, RawCondition};
 pub use error::{Result, SyncError};
 pub use event::{Event, RawEvent};
@@ -38,3 +41,4 @@ pub use lock::{Acquired, Lock, LockGuard, RawLock};
 pub use rlock::{RLock, RLockGuard, RawRLock};
 pub use semaphore::{BoundedSemaphore, Permit, RawSemaphore, Semaphore};
 pub use shared::PlaceToken;
+pub use synchronized::{SyncCell, SyncGuard, Synchronized};

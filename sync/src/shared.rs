@@ -65,7 +65,6 @@ pub(crate) mod kind {
     pub const SEMAPHORE: u16 = 3;
     pub const CONDITION: u16 = 4;
     pub const EVENT: u16 = 5;
-    #[allow(dead_code)]
     pub const BARRIER: u16 = 6;
     pub const SYNCHRONIZED: u16 = 7;
 }
@@ -214,7 +213,6 @@ impl<R> Place<R> {
     }
 
     /// A handle on a part of this body, sharing its mapping.
-    #[allow(dead_code)] // used by Synchronized::get_lock
     pub(crate) fn project<U>(&self, f: impl FnOnce(&R) -> &U) -> Place<U> {
         let part = NonNull::from(f(self.raw()));
         Place { region: self.region.clone(), raw: part, _r: PhantomData }
