@@ -24,9 +24,9 @@ use mproc_shm::{Exports, Share};
 
 use crate::error::{Result, SyncError};
 use crate::ident;
-use crate::lock::{Acquired, Lock};
+use crate::lock::{Acquired, Lock, RawLock};
 use crate::primitive::{self, AtomicU32, Ordering, WaitOutcome};
-use crate::rlock::RLock;
+use crate::rlock::{RLock, RawRLock};
 use crate::shared::{self, kind, Object, Place, PlaceToken};
 
 /// The shared-memory body of a [`Condition`] (its lock lives apart).
@@ -129,9 +129,12 @@ mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::Lock {}
     impl Sealed for crate::RLock {}
+    impl Sealed for crate::RawLock {}
+    impl Sealed for crate::RawRLock {}
 }
 
-/// A lock a [`Condition`] can wait on: [`RLock`] or [`Lock`].
+/// A lock a [`Condition`] can wait on: [`RLock`] or [`Lock`] (or their raw
+/// bodies, for [`RawCondition`] embedded in another crate's shared header).
 pub trait CondLock: sealed::Sealed {
     /// What `release_save` remembers (the `RLock` depth).
     type Saved;
@@ -191,6 +194,58 @@ impl CondLock for Lock {
     }
     fn release(&self) -> Result<()> {
         Lock::release(self)
+    }
+}
+
+impl CondLock for RawRLock {
+    type Saved = u32;
+    fn is_owned(&self) -> bool {
+        RawRLock::is_owned(self)
+    }
+    fn release_save(&self) -> Result<u32> {
+        self.release_all("Condition.wait")
+    }
+    fn acquire_restore(&self, depth: u32) -> Acquired {
+        self.restore(depth)
+    }
+    fn not_owned(&self, what: &'static str) -> SyncError {
+        self.not_owner(what)
+    }
+    fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+        if block {
+            Ok(self.lock(timeout.and_then(shared::deadline))?.is_some())
+        } else {
+            self.try_lock()
+        }
+    }
+    fn release(&self) -> Result<()> {
+        self.unlock()
+    }
+}
+
+impl CondLock for RawLock {
+    type Saved = ();
+    fn is_owned(&self) -> bool {
+        self.holder() == Some(ident::pid())
+    }
+    fn release_save(&self) -> Result<()> {
+        CondLock::release(self)
+    }
+    fn acquire_restore(&self, _: ()) -> Acquired {
+        self.lock(None).unwrap_or(Acquired::Clean)
+    }
+    fn not_owned(&self, what: &'static str) -> SyncError {
+        SyncError::NotOwner { what, pid: ident::pid(), tid: ident::tid(), owner_pid: self.holder().unwrap_or(0) }
+    }
+    fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+        Ok(if block { self.lock(timeout.and_then(shared::deadline)).is_some() } else { self.try_lock() })
+    }
+    fn release(&self) -> Result<()> {
+        if self.unlock() {
+            Ok(())
+        } else {
+            Err(SyncError::NotHeld { what: "Lock" })
+        }
     }
 }
 
