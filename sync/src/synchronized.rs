@@ -48,7 +48,8 @@ impl<T: Pod> Object for SyncCell<T> {
 /// let v = mproc_sync::Synchronized::new(0_i64).unwrap();
 /// *v.lock().unwrap() += 5;
 /// assert_eq!(v.get().unwrap(), 5);
-/// let _held = v.get_lock().lock().unwrap(); // the same lock
+/// let lock = v.get_lock(); // the same lock
+/// let _held = lock.lock().unwrap();
 /// assert!(v.try_lock().is_err());
 /// ```
 #[doc(alias = "multiprocessing.Value")]

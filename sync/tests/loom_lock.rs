@@ -27,6 +27,8 @@ fn lock_mutual_exclusion_no_lost_wakeup() {
                 thread::spawn(move || {
                     let (lock, cell) = &*shared;
                     assert!(lock.lock(None).is_some());
+                    // SAFETY: only the lock holder touches the cell; loom reports
+                    // any concurrent access, which is what this model checks.
                     cell.with_mut(|v| unsafe { *v += 1 });
                     assert!(lock.unlock());
                 })
@@ -36,6 +38,7 @@ fn lock_mutual_exclusion_no_lost_wakeup() {
             h.join().unwrap();
         }
         let (lock, cell) = &*shared;
+        // SAFETY: every other thread has been joined.
         assert_eq!(cell.with(|v| unsafe { *v }), n);
         assert!(lock.holder().is_none());
     });
@@ -52,6 +55,8 @@ fn rlock_reentry_and_exclusion() {
                     let (lock, cell) = &*shared;
                     assert!(lock.lock(None).unwrap().is_some());
                     assert!(lock.try_lock().unwrap(), "the owner re-enters without waiting");
+                    // SAFETY: only the lock holder touches the cell; loom reports
+                    // any concurrent access, which is what this model checks.
                     cell.with_mut(|v| unsafe { *v += 1 });
                     lock.unlock().unwrap();
                     assert!(lock.is_owned());
@@ -62,6 +67,7 @@ fn rlock_reentry_and_exclusion() {
         for h in handles {
             h.join().unwrap();
         }
+        // SAFETY: every other thread has been joined.
         assert_eq!(shared.1.with(|v| unsafe { *v }), 2);
     });
 }
