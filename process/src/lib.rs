@@ -1,3 +1,38 @@
-//! Process with fork and spawn start methods.
+//! Processes for mproc: Python's `multiprocessing.Process` in Rust.
 //!
-//! Not built yet: see the open issues.
+//! - [`Process`]: start, join (with a timeout), `is_alive`, `exitcode`,
+//!   `terminate`, `kill`, `close`; built with [`Process::builder`] (name, daemon).
+//! - Start methods: **fork** (a closure runs in a copy of this process) and
+//!   **spawn** (a fresh exec of this binary runs a registered entry function).
+//! - [`Run`]: a struct that is a process, like subclassing `Process`.
+//! - [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`].
+//!
+//! ```
+//! use mproc_process::Process;
+//! let mut p = Process::builder().name("worker").target(|| {}).build();
+//! p.start().unwrap();
+//! p.join().unwrap();
+//! assert_eq!(p.exitcode(), Some(0));
+//! ```
+//!
+//! # Fork from a multi-threaded parent
+//! `fork` copies only the calling thread; locks held by other threads stay locked
+//! in the child forever. mproc's own child-side code takes no such lock (see the
+//! `fork` module docs), but a fork target that locks std's stdout or a program
+//! mutex can deadlock if the parent has other threads — as every `cargo test`
+//! binary does. Keep fork targets simple there, or use spawn.
+//!
+//! Linux only: pidfd, `PR_SET_PDEATHSIG` and `/proc/self/exe` are Linux features.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("mproc-process supports Linux only: it relies on pidfd, prctl(PR_SET_PDEATHSIG) and /proc/self/exe");
+
+mod child;
+mod current;
+mod error;
+mod fork;
+mod process;
+
+pub use current::{active_children, cpu_count, current_process, parent_process, ProcessInfo};
+pub use error::ProcessError;
+pub use process::{Builder, Process, Run};
