@@ -32,7 +32,11 @@ mod current;
 mod error;
 mod fork;
 mod process;
+mod spawn;
 
 pub use current::{active_children, cpu_count, current_process, parent_process, ProcessInfo};
 pub use error::ProcessError;
 pub use process::{Builder, Process, Run};
+#[doc(hidden)]
+pub use spawn::{__spawn_unchecked, private as __private};
+pub use spawn::{registered_entries, Entry, Shared, EXIT_SPAWN_FAILED, SPAWN_READY_TIMEOUT};

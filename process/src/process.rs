@@ -8,7 +8,10 @@ use std::time::Duration;
 use rustix::process::Signal;
 
 use crate::child::{Child, Status};
+use serde::Serialize;
+
 use crate::fork::{self, Target};
+use crate::spawn::{Entry, SpawnJob};
 use crate::ProcessError;
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
@@ -36,6 +39,8 @@ pub trait Run: Send + 'static {
 pub(crate) enum Job {
     /// Fork start method: a closure.
     Fork(Target),
+    /// Spawn start method: a re-exec of this binary running a registered entry.
+    Spawn(crate::spawn::SpawnJob),
 }
 
 /// A child process, like Python's `multiprocessing.Process`.
@@ -143,6 +148,18 @@ impl Builder {
         self.target(move || obj.run())
     }
 
+    /// Spawn start method: the child is a fresh exec of this binary that runs
+    /// `entry(args)`; see [`entry!`](crate::entry) and [`Shared`](crate::Shared).
+    /// The arguments are encoded (and their shared handles exported) by `start`.
+    pub fn spawn_entry<A: Serialize + Send + 'static>(self, entry: &Entry<A>, args: A) -> Builder {
+        self.job(Job::Spawn(SpawnJob::new(entry, args)))
+    }
+
+    pub(crate) fn job(mut self, job: Job) -> Builder {
+        self.job = Some(job);
+        self
+    }
+
     /// The process, not yet started.
     pub fn build(self) -> Process {
         let name = self.name.unwrap_or_else(|| format!("Process-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
@@ -201,6 +218,7 @@ impl Process {
         let pid = match self.job.take() {
             None => return Err(ProcessError::NoTarget { name: self.name.clone() }),
             Some(Job::Fork(target)) => fork::fork(&self.name, self.daemon, target)?,
+            Some(Job::Spawn(job)) => crate::spawn::spawn(&self.name, self.daemon, job)?,
         };
         self.child = Some(Child::new(pid, self.name.clone(), self.daemon));
         Ok(())
