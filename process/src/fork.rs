@@ -3,10 +3,11 @@
 //! # Forking a multi-threaded parent
 //! `fork` copies only the calling thread. A lock that another thread held at that
 //! moment stays locked forever in the child: std's stdout/stderr locks, the
-//! environment lock, any `Mutex` of the program. So the child, before it runs the
-//! target, takes no lock that another thread might hold: it installs a fresh
-//! process registry (see `current.rs`), reports panics by writing straight to fd 2
-//! instead of through `std::io::stderr()`, and ends with `_exit(2)` without running
+//! environment lock, the panic-hook lock, any `Mutex` of the program. So the
+//! child, before it runs the target, takes no lock that another thread might hold:
+//! it installs a fresh process registry (see `current.rs`), reports panics through
+//! a hook installed in the parent beforehand that writes straight to fd 2 instead
+//! of through `std::io::stderr()`, and ends with `_exit(2)` without running
 //! `atexit` handlers or destructors of the parent's statics. glibc makes `malloc`
 //! safe after `fork`. What the *target* does is up to it: under a threaded parent
 //! (every `cargo test` binary is one) it should avoid locks shared with other
@@ -17,6 +18,8 @@
 
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
 
 use crate::current::{self, getpid, ProcessInfo};
 use crate::ProcessError;
@@ -26,6 +29,7 @@ pub(crate) type Target = Box<dyn FnOnce() + Send + 'static>;
 
 /// Forks; the child runs `target` and never returns. Returns the child's pid.
 pub(crate) fn fork(name: &str, daemon: bool, target: Target) -> Result<u32, ProcessError> {
+    install_panic_hook();
     // Unflushed output would be written twice, once by each process.
     let _ = std::io::stdout().flush();
     let parent = current::current_process();
@@ -73,11 +77,7 @@ pub(crate) fn die_with_parent(parent_pid: u32) {
 /// Runs a child's body and leaves the process: exit code 0 on return, 1 after a
 /// panic (message on stderr); `std::process::exit(n)` inside gives `n`.
 pub(crate) fn run_target(target: impl FnOnce()) -> ! {
-    panic::set_hook(Box::new(|info| {
-        let me = current::current_process();
-        let msg = format!("Process {} (pid {}): {info}\n", me.name(), me.pid());
-        write_stderr(msg.as_bytes());
-    }));
+    IN_CHILD.store(true, Ordering::Relaxed);
     let code = match panic::catch_unwind(AssertUnwindSafe(target)) {
         Ok(()) => 0,
         Err(payload) => {
@@ -87,6 +87,33 @@ pub(crate) fn run_target(target: impl FnOnce()) -> ! {
         }
     };
     exit_now(code)
+}
+
+/// True in a child started by mproc: its panics are reported by [`install_panic_hook`].
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Installs (once per process) the panic hook that reports a child's panic.
+///
+/// It is installed in the *parent*, before the first fork, and chains to the hook
+/// it replaces: in the parent it defers to that hook; in a child it writes
+/// `Process <name> (pid <pid>): panicked at …` straight to fd 2. Setting a hook in
+/// the child instead would take std's hook lock, which a panicking thread of the
+/// parent may have held at the fork — the child would hang before its target ran.
+/// (If the program replaces the hook after the first start, its hook reports the
+/// children's panics.)
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let prev = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_CHILD.load(Ordering::Relaxed) {
+                let me = current::current_process();
+                write_stderr(format!("Process {} (pid {}): {info}\n", me.name(), me.pid()).as_bytes());
+            } else {
+                prev(info);
+            }
+        }));
+    });
 }
 
 /// `_exit(2)`: ends the process at once, without destructors or `atexit`

@@ -43,6 +43,15 @@ pub(crate) enum Job {
     Spawn(crate::spawn::SpawnJob),
 }
 
+impl Job {
+    fn start(self, name: &str, daemon: bool) -> Result<u32, ProcessError> {
+        match self {
+            Job::Fork(target) => fork::fork(name, daemon, target),
+            Job::Spawn(job) => crate::spawn::spawn(name, daemon, job),
+        }
+    }
+}
+
 /// A child process, like Python's `multiprocessing.Process`.
 ///
 /// # Start methods
@@ -124,10 +133,11 @@ impl Builder {
     /// A daemon child is killed (SIGKILL) when its parent dies, even when the parent
     /// is SIGKILLed. Default false.
     ///
-    /// Linux delivers this signal when the **thread** that started the child ends,
-    /// not only when the whole process does (`PR_SET_PDEATHSIG`): start daemon
-    /// children from a thread that outlives them, e.g. the main thread or the
-    /// thread that owns the pool or manager they serve.
+    /// Linux delivers this signal (`PR_SET_PDEATHSIG`) when the **thread** that
+    /// forked the child ends, so mproc forks daemon children from one long-lived
+    /// thread of the parent (made on the first daemon start): a daemon started
+    /// from a short-lived thread lives as long as the parent process, as in
+    /// Python. A daemon's fork target therefore runs in a copy of that thread.
     pub fn daemon(mut self, daemon: bool) -> Builder {
         self.daemon = daemon;
         self
@@ -215,10 +225,14 @@ impl Process {
         if let Some(c) = &self.child {
             return Err(ProcessError::AlreadyStarted { name: self.name.clone(), pid: c.pid });
         }
-        let pid = match self.job.take() {
-            None => return Err(ProcessError::NoTarget { name: self.name.clone() }),
-            Some(Job::Fork(target)) => fork::fork(&self.name, self.daemon, target)?,
-            Some(Job::Spawn(job)) => crate::spawn::spawn(&self.name, self.daemon, job)?,
+        let Some(job) = self.job.take() else {
+            return Err(ProcessError::NoTarget { name: self.name.clone() });
+        };
+        let pid = if self.daemon {
+            let name = self.name.clone();
+            crate::current::on_daemon_starter(move || job.start(&name, true))?
+        } else {
+            job.start(&self.name, false)?
         };
         self.child = Some(Child::new(pid, self.name.clone(), self.daemon));
         Ok(())

@@ -464,6 +464,7 @@ extern "C" fn spawn_hook() {
             let _ = f.write_all(bytes);
         }
     };
+    fork::install_panic_hook();
     match setup {
         Ok(call) => {
             report(&[0]);
