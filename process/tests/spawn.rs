@@ -6,6 +6,7 @@ mod common;
 use common::{finish, watchdog};
 use mproc_process::{current_process, entry, parent_process, Entry, Process, ProcessError, Shared, EXIT_SPAWN_FAILED};
 use mproc_shm::{Segment, Value};
+use mproc_sync::Lock;
 use serde::{Deserialize, Serialize};
 
 fn exit_with(code: i32) {
@@ -43,12 +44,19 @@ struct Handles {
     counter: Shared<Value<u64>>,
     seg: Shared<Segment>,
     named: Shared<Segment>,
+    lock: Shared<Lock>,
+    waiting: Shared<Value<u32>>,
     add: u64,
 }
 
 fn use_handles(h: Handles) {
     watchdog();
-    h.counter.set(h.counter.get() + h.add);
+    // The parent holds the lock: the child sees it held and waits for it.
+    let held_by_parent = h.lock.try_lock().is_err();
+    h.waiting.set(1);
+    let guard = h.lock.lock_timeout(common::DEADLINE).expect("the parent releases the lock");
+    h.counter.set(h.counter.get() + if held_by_parent { h.add } else { 1000 });
+    drop(guard);
     // SAFETY: the test gave the child a segment of at least 16 bytes, and the parent
     // does not touch it until the child has been joined.
     unsafe {
@@ -59,19 +67,33 @@ fn use_handles(h: Handles) {
 }
 static USE_HANDLES: Entry<Handles> = entry!(use_handles);
 
-/// A spawn child receives a Value, an anonymous segment (inherited fd) and a
-/// named segment (by name), and writes through all three.
+/// A spawn child receives a Lock, a Value, an anonymous segment (inherited fd)
+/// and a named segment (by name), and uses all of them: it finds the lock held by
+/// the parent, waits for it, and writes through the others.
 #[test]
-fn spawn_child_uses_value_and_segments() {
+fn spawn_child_uses_lock_value_and_segments() {
     let counter = Value::<u64>::new(100).unwrap();
     let seg = Segment::anonymous(4096).unwrap();
     let name = format!("mproc-test-spawn-{}", std::process::id());
     let named = Segment::create(&name, 64).unwrap();
-    let args =
-        Handles { counter: Shared(counter.clone()), seg: Shared(seg.clone()), named: Shared(named.clone()), add: 23 };
+    let lock = Lock::new().unwrap();
+    let waiting = Value::<u32>::new(0).unwrap();
+    let args = Handles {
+        counter: Shared(counter.clone()),
+        seg: Shared(seg.clone()),
+        named: Shared(named.clone()),
+        lock: Shared(lock.clone()),
+        waiting: Shared(waiting.clone()),
+        add: 23,
+    };
+    let guard = lock.lock().unwrap();
     let mut p = Process::builder().name("handles").spawn_entry(&USE_HANDLES, args).build();
     p.start().unwrap();
+    assert!(common::eventually(|| waiting.get() == 1), "the child did not reach the lock");
+    assert_eq!(counter.get(), 100, "the child must wait for the lock");
+    drop(guard);
     assert_eq!(finish(&mut p), 0);
+    assert!(!lock.is_locked());
     assert_eq!(counter.get(), 123);
     // SAFETY: the child has ended; the segment is 4096 bytes.
     let bytes = unsafe { std::slice::from_raw_parts(seg.as_ptr(), 14) };
