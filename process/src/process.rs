@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::Signal;
-
-use crate::child::{Child, Status};
 use serde::Serialize;
 
+use crate::child::{Child, Status};
 use crate::fork::{self, Target};
 use crate::spawn::{Entry, SpawnJob};
 use crate::ProcessError;
@@ -40,7 +39,7 @@ pub(crate) enum Job {
     /// Fork start method: a closure.
     Fork(Target),
     /// Spawn start method: a re-exec of this binary running a registered entry.
-    Spawn(crate::spawn::SpawnJob),
+    Spawn(SpawnJob),
 }
 
 impl Job {
@@ -138,6 +137,7 @@ impl Builder {
     /// thread of the parent (made on the first daemon start): a daemon started
     /// from a short-lived thread lives as long as the parent process, as in
     /// Python. A daemon's fork target therefore runs in a copy of that thread.
+    /// Unlike Python, a daemon may start children of its own.
     pub fn daemon(mut self, daemon: bool) -> Builder {
         self.daemon = daemon;
         self
