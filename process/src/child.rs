@@ -10,11 +10,13 @@
 //! reaped it), so signalling it under the mutex is safe.
 
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::OwnedFd;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
+use rustix::pipe::PipeFlags;
 use rustix::process::{self as rp, Pid, PidfdFlags, Signal, WaitIdOptions, WaitOptions};
 
 use crate::current::registry;
@@ -144,16 +146,80 @@ impl Child {
         }
     }
 
-    /// Hands a still-running child to a reaper thread that waits for its end, so a
-    /// dropped handle never leaves a zombie and never blocks the dropping thread.
+    /// Hands a still-running child to this process's reaper thread, which waits for
+    /// its end and reaps it, so a dropped handle never leaves a zombie and never
+    /// blocks the dropping thread.
     pub(crate) fn detach(self: Arc<Self>) {
         if self.try_reap() != Status::Running {
             return;
         }
-        // If no thread can be made, the registry still holds the child and the next
+        // Without a reaper thread the registry still holds the child, and the next
         // `active_children` (or the exit of this process) collects it.
-        let _ = std::thread::Builder::new().name(format!("mproc-reap-{}", self.pid)).spawn(move || {
-            self.wait();
+        if let Some(reaper) = registry().reaper() {
+            reaper.watch(self);
+        }
+    }
+}
+
+/// One long-lived thread per process that reaps detached children.
+///
+/// A thread per dropped handle would be simpler, but every thread start and exit
+/// takes std's internal locks, and a fork that lands in the middle leaves them held
+/// in the child (see the `fork` module docs); one thread that lives as long as the
+/// process does not churn. It polls a wake-up pipe and one pidfd per detached child.
+pub(crate) struct Reaper {
+    tx: mpsc::Sender<Arc<Child>>,
+    wake: OwnedFd,
+}
+
+impl Reaper {
+    pub(crate) fn start() -> Option<Reaper> {
+        let (wake_r, wake_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).ok()?;
+        let (tx, rx) = mpsc::channel::<Arc<Child>>();
+        std::thread::Builder::new().name("mproc-reaper".into()).spawn(move || reap_loop(&wake_r, &rx)).ok()?;
+        Some(Reaper { tx, wake: wake_w })
+    }
+
+    fn watch(&self, child: Arc<Child>) {
+        if self.tx.send(child).is_ok() {
+            // A full pipe already holds a wake-up: losing this byte is fine.
+            let _ = rustix::io::write(&self.wake, &[1]);
+        }
+    }
+}
+
+fn reap_loop(wake: &OwnedFd, rx: &mpsc::Receiver<Arc<Child>>) {
+    let mut watched: Vec<(Arc<Child>, OwnedFd)> = Vec::new();
+    loop {
+        let readable: Vec<bool> = {
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(watched.len() + 1);
+            fds.push(PollFd::new(wake, PollFlags::IN));
+            fds.extend(watched.iter().map(|(_, fd)| PollFd::new(fd, PollFlags::IN)));
+            match poll(&mut fds, None) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+            fds.iter().skip(1).map(|fd| !fd.revents().is_empty()).collect()
+        };
+        let mut i = 0;
+        watched.retain(|(child, _)| {
+            let keep = !readable[i] || child.try_reap() == Status::Running;
+            i += 1;
+            keep
         });
+        let mut buf = [0u8; 64];
+        while matches!(rustix::io::read(wake, &mut buf), Ok(n) if n > 0) {}
+        while let Ok(child) = rx.try_recv() {
+            if child.try_reap() != Status::Running {
+                continue;
+            }
+            // Not reaped, so the pid is still this child's.
+            match rp::pidfd_open(child.rpid(), PidfdFlags::empty()) {
+                Ok(fd) => watched.push((child, fd)),
+                Err(_) => {
+                    child.try_reap();
+                }
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
 
-use crate::child::Child;
+use crate::child::{Child, Reaper};
 
 /// A description of a process: its name, pid and daemon flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,8 @@ pub(crate) struct Registry {
     children: Mutex<Vec<Arc<Child>>>,
     /// The thread that starts daemon children (see [`on_daemon_starter`]).
     starter: OnceLock<Option<(mpsc::Sender<Task>, ThreadId)>>,
+    /// The thread that reaps detached children.
+    reaper: OnceLock<Option<Reaper>>,
 }
 
 /// Work for the daemon-starter thread.
@@ -74,6 +76,7 @@ pub(crate) fn registry() -> &'static Registry {
         parent: None,
         children: Mutex::new(Vec::new()),
         starter: OnceLock::new(),
+        reaper: OnceLock::new(),
     }));
     match REGISTRY.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         // SAFETY: as above; `fresh` is now the installed, never-freed registry.
@@ -96,6 +99,7 @@ pub(crate) fn install(me: ProcessInfo, parent: ProcessInfo) {
         parent: Some(parent),
         children: Mutex::new(Vec::new()),
         starter: OnceLock::new(),
+        reaper: OnceLock::new(),
     }));
     REGISTRY.store(fresh, Ordering::Release);
 }
@@ -107,6 +111,12 @@ impl Registry {
 
     pub(crate) fn add(&self, child: Arc<Child>) {
         self.children().push(child);
+    }
+
+    /// This process's reaper thread, started on first use; `None` if no thread
+    /// could be made.
+    pub(crate) fn reaper(&self) -> Option<&Reaper> {
+        self.reaper.get_or_init(Reaper::start).as_ref()
     }
 
     pub(crate) fn remove(&self, child: &Child) {

@@ -11,7 +11,9 @@
 //! `atexit` handlers or destructors of the parent's statics. glibc makes `malloc`
 //! safe after `fork`. What the *target* does is up to it: under a threaded parent
 //! (every `cargo test` binary is one) it should avoid locks shared with other
-//! threads, or use the spawn start method, which starts a fresh process.
+//! threads, or use the spawn start method, which starts a fresh process. Note that
+//! `std::process::exit` is such a case (its clean-up takes a std-internal lock that
+//! thread start and exit also take): end a fork target with [`exit`] instead.
 //!
 //! Under `cargo test` the child inherits the test thread's output capture, so its
 //! `println!` lands in a buffer that nobody prints; panics still reach stderr.
@@ -50,6 +52,7 @@ pub(crate) fn fork(name: &str, daemon: bool, target: Target) -> Result<u32, Proc
 }
 
 fn child(me: ProcessInfo, parent: ProcessInfo, target: Target) -> ! {
+    FORKED.store(true, Ordering::Relaxed);
     if me.daemon() {
         die_with_parent(parent.pid());
     }
@@ -91,6 +94,32 @@ pub(crate) fn run_target(target: impl FnOnce()) -> ! {
 
 /// True in a child started by mproc: its panics are reported by [`install_panic_hook`].
 static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// True in a child made by the fork start method.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Ends this process at once with exit code `code`, like Python's `os._exit`:
+/// no destructors, no `atexit` handlers, no std runtime clean-up.
+///
+/// Prefer it to `std::process::exit` inside a **fork** target: std's exit
+/// clean-up takes a std-internal lock that another thread of a multi-threaded
+/// parent may have held at the fork (for instance one that was starting or ending
+/// a thread), and the child would then hang instead of exiting. Outside a fork
+/// child it flushes stdout first; inside one, only complete lines (stdout is
+/// line-buffered) are sure to be out.
+///
+/// ```
+/// let mut p = mproc_process::Process::new(|| mproc_process::exit(4));
+/// p.start().unwrap();
+/// p.join().unwrap();
+/// assert_eq!(p.exitcode(), Some(4));
+/// ```
+pub fn exit(code: i32) -> ! {
+    if !FORKED.load(Ordering::Relaxed) {
+        let _ = std::io::stdout().flush();
+    }
+    exit_now(code)
+}
 
 /// Installs (once per process) the panic hook that reports a child's panic.
 ///

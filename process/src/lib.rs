@@ -20,7 +20,9 @@
 //! in the child forever. mproc's own child-side code takes no such lock (see the
 //! `fork` module docs), but a fork target that locks std's stdout or a program
 //! mutex can deadlock if the parent has other threads — as every `cargo test`
-//! binary does. Keep fork targets simple there, or use spawn.
+//! binary does. Keep fork targets simple there, or use spawn. That includes
+//! `std::process::exit`, whose clean-up takes a std-internal lock: end a fork
+//! target early with [`exit`] (Python's `os._exit`) instead.
 //!
 //! # Spawn: how entries are found and checked
 //! [`entry!`] registers a `fn(A)` in a link-time list (a `linkme` distributed
@@ -56,6 +58,7 @@ mod spawn;
 
 pub use current::{active_children, cpu_count, current_process, parent_process, ProcessInfo};
 pub use error::ProcessError;
+pub use fork::exit;
 pub use process::{Builder, Process, Run};
 #[doc(hidden)]
 pub use spawn::{__spawn_unchecked, private as __private};

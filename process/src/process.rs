@@ -63,7 +63,8 @@ impl Job {
 ///
 /// # Exit codes
 /// [`exitcode`](Process::exitcode) is `None` while the child runs, then 0 after a
-/// normal return, `n` after `std::process::exit(n)`, 1 after a panic (the message
+/// normal return, `n` after [`exit(n)`](crate::exit) or `std::process::exit(n)`
+/// (see [`exit`](crate::exit) on why to prefer the first in fork targets), 1 after a panic (the message
 /// goes to stderr), and −N after signal N (−15 after [`terminate`](Process::terminate),
 /// −9 after [`kill`](Process::kill)).
 ///
@@ -181,7 +182,7 @@ impl Process {
     /// A process that runs `target` (fork start method); call [`start`](Process::start).
     ///
     /// ```
-    /// let mut p = mproc_process::Process::new(|| std::process::exit(3));
+    /// let mut p = mproc_process::Process::new(|| mproc_process::exit(3));
     /// p.start().unwrap();
     /// p.join().unwrap();
     /// assert_eq!(p.exitcode(), Some(3));

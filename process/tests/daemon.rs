@@ -73,7 +73,7 @@ fn daemon_children_die_when_parent_is_sigkilled() {
 fn daemon_flag_is_reported() {
     let mut d = Process::builder()
         .daemon(true)
-        .target(|| std::process::exit(if mproc_process::current_process().daemon() { 0 } else { 2 }))
+        .target(|| mproc_process::exit(if mproc_process::current_process().daemon() { 0 } else { 2 }))
         .build();
     assert!(d.daemon());
     d.start().unwrap();

@@ -91,7 +91,18 @@ fn exitcode_of(p: &mut Process) -> i32 {
 
 #[test]
 fn exitcode_exit_1() {
-    assert_eq!(exitcode_of(&mut Process::new(|| std::process::exit(1))), 1);
+    assert_eq!(exitcode_of(&mut Process::new(|| mproc_process::exit(1))), 1);
+}
+
+/// `std::process::exit` works too (its clean-up lock makes `mproc_process::exit`
+/// the safer choice under a threaded parent; the watchdog bounds the test).
+#[test]
+fn exitcode_std_exit() {
+    let mut p = Process::new(|| {
+        watchdog();
+        std::process::exit(9)
+    });
+    assert_eq!(exitcode_of(&mut p), 9);
 }
 
 #[test]
@@ -212,7 +223,7 @@ fn names_and_identity() {
                 && me.pid() == std::process::id()
                 && parent.pid() == parent_pid
                 && parent_process().is_some();
-            std::process::exit(if ok { 0 } else { 2 });
+            mproc_process::exit(if ok { 0 } else { 2 });
         })
         .build();
     assert_eq!(p.name(), "worker-7");
