@@ -10,7 +10,7 @@
 //! reaped it), so signalling it under the mutex is safe.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,11 +40,16 @@ pub(crate) struct Child {
     pub(crate) name: String,
     pub(crate) daemon: bool,
     status: Mutex<Status>,
+    /// A pidfd opened right after the start, while the pid was surely this
+    /// child's; `None` if the kernel refused one. Readable once the child ends.
+    pidfd: Option<OwnedFd>,
 }
 
 impl Child {
     pub(crate) fn new(pid: u32, name: String, daemon: bool) -> Arc<Child> {
-        let child = Arc::new(Child { pid, name, daemon, status: Mutex::new(Status::Running) });
+        // Not reaped yet, so the pid cannot have been reused.
+        let pidfd = Pid::from_raw(pid as i32).and_then(|p| rp::pidfd_open(p, PidfdFlags::empty()).ok());
+        let child = Arc::new(Child { pid, name, daemon, status: Mutex::new(Status::Running), pidfd });
         registry().add(child.clone());
         child
     }
@@ -111,11 +116,18 @@ impl Child {
         if st != Status::Running || timeout.is_zero() {
             return Ok(st);
         }
-        // The pid is still ours (not reaped), so the pidfd names this very child.
-        let pidfd = match rp::pidfd_open(self.rpid(), PidfdFlags::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::SRCH) => return Ok(self.try_reap()),
-            Err(e) => return Err(e.into()),
+        let opened;
+        let pidfd = match &self.pidfd {
+            Some(fd) => fd,
+            // The pid is still ours (not reaped), so a new pidfd names this very child.
+            None => match rp::pidfd_open(self.rpid(), PidfdFlags::empty()) {
+                Ok(fd) => {
+                    opened = fd;
+                    &opened
+                }
+                Err(Errno::SRCH) => return Ok(self.try_reap()),
+                Err(e) => return Err(e.into()),
+            },
         };
         let deadline = Instant::now() + timeout;
         loop {
@@ -131,6 +143,11 @@ impl Child {
                 return Ok(st);
             }
         }
+    }
+
+    /// The pidfd made at the start, if any.
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
     }
 
     /// Sends `sig` unless the child has been reaped already (then a no-op, as in

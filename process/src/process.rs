@@ -1,6 +1,7 @@
 //! `Process`: a child process handle, its builder, and the `Run` trait.
 
 use std::fmt;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -267,7 +268,17 @@ impl Process {
         }
     }
 
+    /// A file descriptor that polls readable (`POLLIN`) once the child has ended,
+    /// like Python's `Process.sentinel`: a pidfd, opened at `start`, valid as long
+    /// as this handle lives, to wait on many children (and other fds) at once.
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>, ProcessError> {
+        let c = self.started()?;
+        c.pidfd()
+            .ok_or_else(|| ProcessError::os("pidfd_open", &self.name, std::io::Error::from_raw_os_error(libc::ENOSYS)))
+    }
+
     /// The child's pid once started.
+    #[doc(alias = "ident")]
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.pid)
     }

@@ -270,3 +270,29 @@ fn cpu_count_is_positive_and_bounded() {
     assert!(n >= 1);
     assert!(n <= std::thread::available_parallelism().map_or(usize::MAX, |x| x.get().max(n)));
 }
+
+#[test]
+fn sentinel_polls_readable_at_exit() {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut p = sleeper();
+    assert!(matches!(p.sentinel(), Err(ProcessError::NotStarted { .. })));
+    p.start().unwrap();
+    let ready = |p: &Process, ms: i64| {
+        let ts = Timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 };
+        let fd = p.sentinel().unwrap();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        poll(&mut fds, Some(&ts)).unwrap() == 1
+    };
+    assert!(!ready(&p, 0));
+    p.kill().unwrap();
+    assert!(ready(&p, common::DEADLINE.as_millis() as i64));
+    assert_eq!(finish(&mut p), -9);
+}
+
+#[test]
+fn handles_are_send() {
+    fn send<T: Send>() {}
+    send::<Process>();
+    send::<ProcessError>();
+    send::<mproc_process::ProcessInfo>();
+}
