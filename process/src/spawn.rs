@@ -9,7 +9,7 @@
 //!
 //! # How the child starts
 //! The parent execs `/proc/self/exe` (the very file it runs) with `MPROC_SPAWN`
-//! naming two inherited fds: a sealed-by-convention memfd holding the postcard
+//! naming two inherited fds: a memfd holding the postcard-encoded
 //! [`SpawnRequest`], and the write end of a status pipe. This crate places a
 //! function in `.init_array`, so the dynamic loader runs it **before `main`**: if
 //! `MPROC_SPAWN` is set it runs the entry and `_exit`s, so the program's `main` —
