@@ -1,0 +1,199 @@
+//! Who this process is, its parent, its live children, and the CPU count.
+//!
+//! The per-process state (this process's identity and its children) lives in one
+//! leaked [`Registry`] behind an atomic pointer. A forked child does not use its
+//! copy of the parent's registry — whose mutex another parent thread may have held
+//! at the fork — but installs a fresh one before it runs its target, so nothing a
+//! child of a multi-threaded parent calls here can deadlock on an inherited lock.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::thread::ThreadId;
+
+use crate::child::{Child, Reaper};
+
+/// A description of a process: its name, pid and daemon flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    name: String,
+    pid: u32,
+    daemon: bool,
+}
+
+impl ProcessInfo {
+    pub(crate) fn new(name: String, pid: u32, daemon: bool) -> ProcessInfo {
+        ProcessInfo { name, pid, daemon }
+    }
+
+    /// The name: `"MainProcess"` for a process not started by mproc, else the
+    /// name given to its [`Process`](crate::Process) (default `Process-N`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether it was started as a daemon.
+    pub fn daemon(&self) -> bool {
+        self.daemon
+    }
+}
+
+/// This process's state: who it is and which children it has not reaped.
+pub(crate) struct Registry {
+    me: ProcessInfo,
+    parent: Option<ProcessInfo>,
+    children: Mutex<Vec<Arc<Child>>>,
+    /// The thread that starts daemon children (see [`on_daemon_starter`]).
+    starter: OnceLock<Option<(mpsc::Sender<Task>, ThreadId)>>,
+    /// The thread that reaps detached children.
+    reaper: OnceLock<Option<Reaper>>,
+}
+
+/// Work for the daemon-starter thread.
+type Task = Box<dyn FnOnce() + Send>;
+
+static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(ptr::null_mut());
+
+pub(crate) fn getpid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// This process's registry, made on first use for a process not started by mproc.
+pub(crate) fn registry() -> &'static Registry {
+    let p = REGISTRY.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: a non-null pointer in REGISTRY came from `Box::into_raw` and is
+        // never freed, so it is valid for 'static.
+        return unsafe { &*p };
+    }
+    let fresh = Box::into_raw(Box::new(Registry {
+        me: ProcessInfo::new("MainProcess".to_owned(), getpid(), false),
+        parent: None,
+        children: Mutex::new(Vec::new()),
+        starter: OnceLock::new(),
+        reaper: OnceLock::new(),
+    }));
+    match REGISTRY.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: as above; `fresh` is now the installed, never-freed registry.
+        Ok(_) => unsafe { &*fresh },
+        Err(winner) => {
+            // SAFETY: `fresh` was made above and never shared; we free it once.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: `winner` is the installed, never-freed registry.
+            unsafe { &*winner }
+        }
+    }
+}
+
+/// Installs the identity of a newly started child (after fork, or before `main`
+/// in a spawned child). The old registry, if any, is leaked on purpose: it is the
+/// parent's copy and its mutex may be held by a thread that does not exist here.
+pub(crate) fn install(me: ProcessInfo, parent: ProcessInfo) {
+    let fresh = Box::into_raw(Box::new(Registry {
+        me,
+        parent: Some(parent),
+        children: Mutex::new(Vec::new()),
+        starter: OnceLock::new(),
+        reaper: OnceLock::new(),
+    }));
+    REGISTRY.store(fresh, Ordering::Release);
+}
+
+impl Registry {
+    fn children(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Child>>> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn add(&self, child: Arc<Child>) {
+        self.children().push(child);
+    }
+
+    /// This process's reaper thread, started on first use; `None` if no thread
+    /// could be made.
+    pub(crate) fn reaper(&self) -> Option<&Reaper> {
+        self.reaper.get_or_init(Reaper::start).as_ref()
+    }
+
+    pub(crate) fn remove(&self, child: &Child) {
+        self.children().retain(|c| !ptr::eq(&**c, child));
+    }
+}
+
+/// Runs `f` on this process's daemon-starter thread and returns its result.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child ends. So that
+/// a daemon child lives exactly as long as the parent *process* (Python's
+/// semantics), daemon children are forked by one thread that never ends: made on
+/// first use, parked on a channel. If that thread cannot be made, `f` runs on the
+/// calling thread (the daemon then dies with the calling thread).
+pub(crate) fn on_daemon_starter<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let starter = registry().starter.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Task>();
+        let thread = std::thread::Builder::new()
+            .name("mproc-daemon-starter".into())
+            .spawn(move || {
+                while let Ok(task) = rx.recv() {
+                    task();
+                }
+            })
+            .ok()?;
+        Some((tx, thread.thread().id()))
+    });
+    let Some((tx, id)) = starter else { return f() };
+    if std::thread::current().id() == *id {
+        return f();
+    }
+    let (rtx, rrx) = mpsc::sync_channel(1);
+    let task: Task = Box::new(move || {
+        let _ = rtx.send(f());
+    });
+    match tx.send(task) {
+        Ok(()) => rrx.recv().expect("the daemon-starter thread never ends"),
+        Err(mpsc::SendError(_)) => unreachable!("the daemon-starter thread never ends"),
+    }
+}
+
+/// The process this code runs in.
+///
+/// `MainProcess` with the real pid for a program not started by mproc; in a child
+/// started by [`Process`](crate::Process) (fork or spawn), that process's name and
+/// daemon flag.
+pub fn current_process() -> ProcessInfo {
+    let me = &registry().me;
+    // After a plain `libc::fork` outside mproc the recorded pid is the parent's:
+    // report the real one.
+    ProcessInfo { pid: getpid(), ..me.clone() }
+}
+
+/// The process that started this one through mproc, or `None` in a process not
+/// started by mproc (Python's `parent_process()` returns `None` in the main
+/// process too).
+pub fn parent_process() -> Option<ProcessInfo> {
+    registry().parent.clone()
+}
+
+/// The live children of this process that mproc started and nobody has joined.
+///
+/// Like Python's `active_children()`, it reaps the children that have ended
+/// (their handles then report the exit code) and lists the rest.
+pub fn active_children() -> Vec<ProcessInfo> {
+    let all: Vec<Arc<Child>> = registry().children().clone();
+    all.into_iter()
+        .filter(|c| c.try_reap() == crate::child::Status::Running)
+        .map(|c| ProcessInfo::new(c.name.clone(), c.pid, c.daemon))
+        .collect()
+}
+
+/// The number of CPUs this process may run on: the size of its affinity mask
+/// (`sched_getaffinity(2)`), like Python 3.13's `process_cpu_count()`; never 0.
+pub fn cpu_count() -> usize {
+    match rustix::thread::sched_getaffinity(None) {
+        Ok(set) if set.count() > 0 => set.count() as usize,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
