@@ -14,11 +14,14 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-ipc supports Linux only");
 
+pub mod auth;
 mod connection;
 mod error;
 pub mod framing;
+mod listener;
 mod wait;
 
 pub use connection::{Connection, ConnectionToken, SocketKind, DEFAULT_MAX_FRAME, PAIR_MAX_FRAME};
 pub use error::{IpcError, Result};
+pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use wait::wait;
