@@ -223,6 +223,11 @@ fn handshake_io(e: IpcError) -> IpcError {
             auth(format!("protocol error during the handshake: {e}"))
         }
         IpcError::Eof => auth("the peer closed the connection during the handshake"),
+        IpcError::Os { ref source, .. }
+            if matches!(source.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+        {
+            auth(format!("the peer did not complete the handshake in time ({e})"))
+        }
         other => other,
     }
 }
