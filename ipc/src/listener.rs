@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::auth::{answer_challenge, deliver_challenge};
-use crate::connection::{Connection, DEFAULT_MAX_FRAME};
+use crate::connection::{poll_readable, Connection, DEFAULT_MAX_FRAME};
 use crate::error::{IpcError, Result};
 
 /// Where a [`Listener`] listens and a [`Client`] connects.
@@ -243,6 +243,18 @@ impl Listener {
     /// and says nothing stalls `accept`.
     pub fn set_handshake_timeout(&mut self, timeout: Option<Duration>) {
         self.handshake_timeout = timeout;
+    }
+
+    /// Like [`accept`](Listener::accept), but gives up after `timeout` with
+    /// `Ok(None)` if no peer connected (`None`: wait forever). Lets a server
+    /// loop check a shutdown flag between waits.
+    pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Option<Connection>> {
+        // SAFETY: the listener's fd is open for the lifetime of `self`.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) };
+        if poll_readable(&[fd], timeout)?.is_empty() {
+            return Ok(None);
+        }
+        self.accept().map(Some)
     }
 
     /// Waits for a peer, then runs the handshake if this listener has an

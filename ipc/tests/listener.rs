@@ -194,3 +194,15 @@ fn client_in_forked_process() {
     c.send(&sum).unwrap();
     assert_eq!(reap(pid, Duration::from_secs(20)), 0);
 }
+
+#[test]
+fn accept_timeout_returns_none_without_a_peer() {
+    let l = Listener::bind(Address::loopback(0), Some(b"k")).unwrap();
+    assert!(l.accept_timeout(Some(Duration::from_millis(30))).unwrap().is_none());
+    let addr = l.address().clone();
+    let t = thread::spawn(move || Client::connect(&addr, Some(b"k")).and_then(talk));
+    let mut c = l.accept_timeout(Some(Duration::from_secs(20))).unwrap().expect("a peer connected");
+    assert_eq!(c.recv_bytes().unwrap(), b"ping");
+    c.send_bytes(b"pong").unwrap();
+    assert_eq!(t.join().unwrap().unwrap(), b"pong");
+}
