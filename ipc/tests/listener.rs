@@ -206,3 +206,33 @@ fn accept_timeout_returns_none_without_a_peer() {
     c.send_bytes(b"pong").unwrap();
     assert_eq!(t.join().unwrap().unwrap(), b"pong");
 }
+
+#[test]
+fn client_killed_mid_message_gives_truncation_not_a_hang() {
+    let l = Listener::bind_temp(Some(b"k")).unwrap();
+    let addr = l.address().clone();
+    let pid = fork_child(move || {
+        let Ok(c) = Client::connect(&addr, Some(b"k")) else { return 2 };
+        // Announce 1000 bytes, send 10, then wait to be killed.
+        let mut partial = 1000u32.to_be_bytes().to_vec();
+        partial.extend([9u8; 10]);
+        use std::os::fd::AsRawFd;
+        // SAFETY: writing from a valid buffer to our own open socket.
+        let n = unsafe { libc::write(c.as_raw_fd(), partial.as_ptr().cast(), partial.len()) };
+        if n != partial.len() as isize {
+            return 3;
+        }
+        // SAFETY: pause is async-signal-safe; the parent kills us.
+        unsafe { libc::pause() };
+        0
+    });
+    let mut c = l.accept().unwrap();
+    assert!(c.poll(Some(Duration::from_secs(20))).unwrap(), "the partial frame never arrived");
+    // SAFETY: kill on our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(reap(pid, Duration::from_secs(20)), 128 + libc::SIGKILL);
+    match c.recv_bytes() {
+        Err(IpcError::TruncatedMessage { expected: 1004, got: 14 }) => {}
+        other => panic!("expected TruncatedMessage, got {other:?}"),
+    }
+}
