@@ -5,6 +5,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ use crate::error::{IpcError, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
     /// A Unix-domain socket at a filesystem path (Python's `AF_UNIX` family).
+    /// A path that starts with a NUL byte names a socket in Linux's abstract
+    /// namespace (no file; gone when closed), as in Python.
     Unix(PathBuf),
     /// A TCP address (Python's `AF_INET` / `AF_INET6`).
     Tcp(SocketAddr),
@@ -73,7 +76,10 @@ impl FromStr for Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Address::Unix(p) => write!(f, "{}", p.display()),
+            Address::Unix(p) => match abstract_name(p) {
+                Some(name) => write!(f, "\\0{}", String::from_utf8_lossy(name)),
+                None => write!(f, "{}", p.display()),
+            },
             Address::Tcp(a) => write!(f, "{a}"),
         }
     }
@@ -170,6 +176,13 @@ impl Listener {
         let address = address.into();
         let what = || address.to_string();
         let (socket, bound, unlink) = match &address {
+            Address::Unix(path) if abstract_name(path).is_some() => {
+                let name = abstract_name(path).unwrap_or_default();
+                let sa = std::os::unix::net::SocketAddr::from_abstract_name(name)
+                    .map_err(|e| IpcError::BadAddress { address: what(), reason: e.to_string() })?;
+                let l = UnixListener::bind_addr(&sa).map_err(|e| IpcError::os("bind", what(), e))?;
+                (Socket::Unix(l), address.clone(), None)
+            }
             Address::Unix(path) => {
                 let l = UnixListener::bind(path).map_err(|e| IpcError::os("bind", what(), e))?;
                 // Owner only. bind(2) honours the umask, so a brief window with
@@ -285,6 +298,13 @@ impl Listener {
     }
 }
 
+/// The name of an abstract-namespace address (a path starting with NUL),
+/// without the NUL.
+fn abstract_name(path: &Path) -> Option<&[u8]> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().strip_prefix(b"\0")
+}
+
 fn set_timeouts_unix(s: &UnixStream, t: Option<Duration>) -> std::io::Result<()> {
     s.set_read_timeout(t)?;
     s.set_write_timeout(t)
@@ -333,9 +353,14 @@ impl Client {
     pub fn connect(address: impl Into<Address>, authkey: Option<&[u8]>) -> Result<Connection> {
         let address = address.into();
         let mut conn = match &address {
-            Address::Unix(path) => Connection::from_unix(
-                UnixStream::connect(path).map_err(|e| IpcError::os("connect", address.to_string(), e))?,
-            ),
+            Address::Unix(path) => {
+                let stream = match abstract_name(path) {
+                    Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name)
+                        .and_then(|sa| UnixStream::connect_addr(&sa)),
+                    None => UnixStream::connect(path),
+                };
+                Connection::from_unix(stream.map_err(|e| IpcError::os("connect", address.to_string(), e))?)
+            }
             Address::Tcp(addr) => Connection::from_tcp(
                 TcpStream::connect(addr).map_err(|e| IpcError::os("connect", address.to_string(), e))?,
             ),

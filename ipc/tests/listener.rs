@@ -236,3 +236,13 @@ fn client_killed_mid_message_gives_truncation_not_a_hang() {
         other => panic!("expected TruncatedMessage, got {other:?}"),
     }
 }
+
+#[test]
+fn abstract_unix_address() {
+    let name = format!("\0mproc-test-abstract-{}", std::process::id());
+    let l = Listener::bind(std::path::PathBuf::from(&name), Some(b"k")).unwrap();
+    assert!(l.address().to_string().starts_with("\\0mproc-test-abstract-"));
+    let (client, server) = handshake(l, Some(b"k"));
+    assert_eq!(client.unwrap(), b"pong");
+    server.unwrap();
+}
