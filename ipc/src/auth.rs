@@ -23,6 +23,24 @@
 //! (CPython also allows `sha3_256` and `sha3_384`, which no CPython sends by
 //! default; they are refused here with an error naming them).
 //!
+//! The two functions are public so that a connection made some other way
+//! (e.g. [`Connection::from_tcp`]) can be authenticated:
+//!
+//! ```
+//! use mproc_ipc::auth::{answer_challenge, deliver_challenge};
+//! use mproc_ipc::Connection;
+//!
+//! let (mut server, mut client) = Connection::pair()?;
+//! let t = std::thread::spawn(move || -> mproc_ipc::Result<()> {
+//!     deliver_challenge(&mut server, b"key")?;
+//!     answer_challenge(&mut server, b"key")
+//! });
+//! answer_challenge(&mut client, b"key")?;
+//! deliver_challenge(&mut client, b"key")?;
+//! t.join().unwrap()?;
+//! # Ok::<(), mproc_ipc::IpcError>(())
+//! ```
+//!
 //! Source: CPython 3.12 `Lib/multiprocessing/connection.py`,
 //! `deliver_challenge`, `answer_challenge`, `_create_response`,
 //! `_verify_challenge`.

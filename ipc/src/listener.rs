@@ -213,6 +213,19 @@ impl Listener {
     /// Binds a Unix socket at a fresh path inside a new private directory
     /// (mode `0700`, under the system temp dir), like Python's `Listener()`
     /// with no address. Both are removed when the listener is dropped.
+    ///
+    /// ```
+    /// use mproc_ipc::{Address, Client, Listener};
+    ///
+    /// let listener = Listener::bind_temp(Some(b"key"))?;
+    /// let Address::Unix(path) = listener.address().clone() else { unreachable!() };
+    /// let t = std::thread::spawn(move || Client::connect(path, Some(b"key")));
+    /// let mut server = listener.accept()?;
+    /// let mut client = t.join().unwrap()?;
+    /// client.send(&"hello")?;
+    /// assert_eq!(server.recv::<String>()?, "hello");
+    /// # Ok::<(), mproc_ipc::IpcError>(())
+    /// ```
     pub fn bind_temp(authkey: Option<&[u8]>) -> Result<Listener> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let mut rnd = [0u8; 8];
@@ -350,6 +363,20 @@ impl Client {
     /// key makes this an [`IpcError::Authentication`].
     ///
     /// The connection's frame cap is [`DEFAULT_MAX_FRAME`].
+    ///
+    /// ```
+    /// use mproc_ipc::{Address, Client, IpcError, Listener};
+    ///
+    /// let listener = Listener::bind(Address::loopback(0), Some(b"right"))?;
+    /// let addr = listener.address().clone();
+    /// let t = std::thread::spawn(move || listener.accept());
+    /// match Client::connect(&addr, Some(b"wrong")) {
+    ///     Err(IpcError::Authentication { .. }) => {}
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(matches!(t.join().unwrap(), Err(IpcError::Authentication { .. })));
+    /// # Ok::<(), IpcError>(())
+    /// ```
     pub fn connect(address: impl Into<Address>, authkey: Option<&[u8]>) -> Result<Connection> {
         let address = address.into();
         let mut conn = match &address {
