@@ -79,13 +79,14 @@ where
                 return Ok(());
             }
             let start = self.submitted as usize * self.chunksize;
-            let unit = postcard::to_allocvec(&chunk).map_err(|e| PoolError::Encode(e.to_string())).map(|payload| Unit {
-                job: self.job.clone(),
-                chunk: self.submitted,
-                items: Some(start..start + chunk.len()),
-                code: self.code,
-                payload,
-            });
+            let unit =
+                postcard::to_allocvec(&chunk).map_err(|e| PoolError::Encode(e.to_string())).map(|payload| Unit {
+                    job: self.job.clone(),
+                    chunk: self.submitted,
+                    items: Some(start..start + chunk.len()),
+                    code: self.code,
+                    payload,
+                });
             if let Err(e) = unit.and_then(|u| self.pool.shared().submit([u], true)) {
                 self.exhausted();
                 return Err(e);

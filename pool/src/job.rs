@@ -34,10 +34,9 @@ impl Delivery<'_> {
     fn into_error(self, items: Option<Range<usize>>) -> PoolError {
         match self {
             Delivery::Done(_) => unreachable!("not an error"),
-            Delivery::Failed(f) => PoolError::TaskPanicked {
-                message: f.message,
-                item: items.and_then(|r| f.item.map(|i| r.start + i)),
-            },
+            Delivery::Failed(f) => {
+                PoolError::TaskPanicked { message: f.message, item: items.and_then(|r| f.item.map(|i| r.start + i)) }
+            }
             Delivery::Lost(exit) => PoolError::WorkerLost { exit, items },
             Delivery::Cancelled(e) => e,
         }
@@ -114,6 +113,13 @@ impl<R> MapJob<R> {
             callbacks: Mutex::new(callbacks),
             parts: Mutex::new(MapParts { parts: (0..chunks).map(|_| None).collect(), remaining: chunks }),
         }
+    }
+}
+
+impl<R> MapJob<R> {
+    /// Completes a map over no items.
+    pub(crate) fn finish_empty(&self) {
+        finish(&self.slot, &self.callbacks, Ok(Vec::new()));
     }
 }
 

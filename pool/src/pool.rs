@@ -82,11 +82,8 @@ impl PoolBuilder {
         if self.start_method != StartMethod::Fork {
             return Err(PoolError::UnsupportedStartMethod(self.start_method));
         }
-        let shared = Shared::new(Config {
-            processes,
-            initializer: self.initializer,
-            maxtasks: self.maxtasks.map(|n| n as u64),
-        });
+        let shared =
+            Shared::new(Config { processes, initializer: self.initializer, maxtasks: self.maxtasks.map(|n| n as u64) });
         let (tx, rx) = mpsc::sync_channel(1);
         let s = shared.clone();
         let collector = std::thread::Builder::new()
@@ -374,8 +371,7 @@ impl Pool {
         let slot = Slot::new();
         let job = Arc::new(MapJob::new(chunks, slot.clone(), callbacks));
         if chunks == 0 {
-            let empty: &[u8] = &[0]; // postcard's empty Vec
-            crate::job::Job::deliver(&*job, 0, None, Delivery::Done(empty));
+            job.finish_empty();
             return Ok(AsyncResult::new(slot));
         }
         let mut units = Vec::with_capacity(chunks);

@@ -20,10 +20,11 @@
 //! one at a time to whichever worker is free, as in CPython.
 //!
 //! # A worker that dies
-//! Its results socket reports EOF. Each worker counts the units it has started
-//! in a word of shared memory (`progress`), so the collector knows exactly which
-//! of the units it held were started (these fail with `WorkerLost`; the last one
-//! was running) and which were not (these go back to the front of `pending`).
+//! Its results socket reports EOF. A worker sends each unit's result before it
+//! starts the next, and counts the units it has started in a word of shared
+//! memory (`progress`), so the collector knows exactly which unit was running
+//! (it fails with `WorkerLost`) and which of the units the worker held were not
+//! started (they go back to the front of `pending` and run elsewhere).
 //! The worker is reaped for its exit code and replaced, and the pool goes on.
 //!
 //! # Fork and threads
@@ -224,11 +225,8 @@ impl State {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let mut process = Process::builder()
-            .name(format!("PoolWorker-{id}"))
-            .daemon(true)
-            .target(move || worker_main(child))
-            .build();
+        let mut process =
+            Process::builder().name(format!("PoolWorker-{id}")).daemon(true).target(move || worker_main(child)).build();
         process.start().map_err(|e| spawn_err(&e))?;
         // The child has its copies; ours must go, or its death would not show as EOF.
         drop((c_rx, c_tx));
@@ -525,19 +523,20 @@ fn worker_main(args: WorkerArgs) {
         if msg.is_empty() {
             return; // stop
         }
-        let t0 = Instant::now();
-        out.reset();
         for unit in wire::units(&msg) {
             let Ok((code, payload)) = unit else { return };
             started += 1;
             progress.store(started, Ordering::Release);
+            let t0 = Instant::now();
+            out.reset();
             // SAFETY: the code offsets were made by `Code`'s constructors in the
             // parent, which is this same binary (forked).
             out.push(|buf| unsafe { code.run(&msg[payload], buf) });
-        }
-        let nanos = t0.elapsed().as_nanos() as u64;
-        if tx.send_bytes(out.finish(nanos)).is_err() {
-            return;
+            // Each result leaves before the next unit starts: a unit that kills
+            // its worker must not take finished results down with it.
+            if tx.send_bytes(out.finish(t0.elapsed().as_nanos() as u64)).is_err() {
+                return;
+            }
         }
         if args.maxtasks.is_some_and(|m| started >= m) {
             return;
