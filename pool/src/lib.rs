@@ -40,7 +40,6 @@
 mod error;
 mod imap;
 mod job;
-mod link;
 mod pool;
 mod result;
 mod scheduler;

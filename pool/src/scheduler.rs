@@ -35,17 +35,18 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use mproc_ipc::{Connection, PAIR_MAX_FRAME};
 use mproc_process::Process;
 use mproc_shm::{arena, Block};
 
 use crate::job::{Delivery, Job};
-use crate::link::{self, Link};
 use crate::task::{self, Code};
 use crate::wire::{self, Outcome, ResultsWriter};
 use crate::{PoolError, WorkerExit};
@@ -112,7 +113,7 @@ impl Unit {
 struct Worker {
     id: u64,
     pid: u32,
-    tx: Arc<Mutex<Link>>,
+    tx: Arc<Mutex<Connection>>,
     /// Parent-side fds, which later children must close.
     fds: [RawFd; 2],
     in_flight: VecDeque<Unit>,
@@ -179,7 +180,7 @@ impl State {
 
     /// Moves units from `pending` to the least loaded worker that can take
     /// some; the message to send it.
-    fn next_batch(&mut self) -> Option<(Arc<Mutex<Link>>, Vec<u8>)> {
+    fn next_batch(&mut self) -> Option<(Arc<Mutex<Connection>>, Vec<u8>)> {
         if self.pending.is_empty() {
             return None;
         }
@@ -205,16 +206,15 @@ impl State {
     }
 
     /// Forks a worker; the parent end of its results socket, for the collector.
-    fn spawn_worker(&mut self, config: &Config) -> Result<(u64, Link), PoolError> {
+    fn spawn_worker(&mut self, config: &Config) -> Result<(u64, Connection), PoolError> {
         let spawn_err = |e: &dyn std::fmt::Display| PoolError::Spawn(e.to_string());
-        let (p_tx, c_rx) = Link::pair().map_err(|e| spawn_err(&e))?;
-        let (c_tx, p_rx) = Link::pair().map_err(|e| spawn_err(&e))?;
+        let (p_tx, c_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
+        let (c_tx, p_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
         let progress = arena::alloc(8, 8).map_err(|e| spawn_err(&e))?;
         // SAFETY: the block is fresh, zeroed, 8-byte aligned and 8 bytes long.
         unsafe { &*(progress.as_ptr() as *const AtomicU64) }.store(0, Ordering::Relaxed);
         let mut close: Vec<RawFd> = self.workers.iter().flat_map(|w| w.fds).collect();
-        close.extend([p_tx.raw_fd(), p_rx.raw_fd()]);
-        let (c_rx, c_tx) = (c_rx.into_fd(), c_tx.into_fd());
+        close.extend([p_tx.as_raw_fd(), p_rx.as_raw_fd()]);
         let child = WorkerArgs {
             rx: c_rx.as_raw_fd(),
             tx: c_tx.as_raw_fd(),
@@ -234,7 +234,7 @@ impl State {
         self.workers.push(Worker {
             id,
             pid,
-            fds: [p_tx.raw_fd(), p_rx.raw_fd()],
+            fds: [p_tx.as_raw_fd(), p_rx.as_raw_fd()],
             tx: Arc::new(Mutex::new(p_tx)),
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
@@ -348,7 +348,7 @@ pub(crate) fn dispatch(shared: Arc<Shared>) {
 /// results, replaces dead workers, and ends when the pool is shut down and
 /// every worker is reaped.
 pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolError>>) {
-    let mut links: Vec<(u64, Link)> = Vec::new();
+    let mut links: Vec<(u64, Connection)> = Vec::new();
     {
         let mut st = shared.lock();
         for _ in 0..shared.config.processes {
@@ -384,8 +384,8 @@ pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolEr
             }
             shared.work.notify_all();
         }
-        let refs: Vec<&Link> = links.iter().map(|(_, l)| l).collect();
-        let ready = link::wait(&refs, Some(COLLECT_TICK)).unwrap_or_default();
+        let refs: Vec<&Connection> = links.iter().map(|(_, l)| l).collect();
+        let ready = mproc_ipc::wait(&refs, Some(COLLECT_TICK)).unwrap_or_default();
         let mut dead = Vec::new();
         for i in ready {
             let (id, link) = &mut links[i];
@@ -397,7 +397,7 @@ pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolEr
                         break;
                     }
                 }
-                if !link.has_buffered() {
+                if link.buffered() == 0 {
                     break;
                 }
             }
@@ -498,6 +498,17 @@ struct WorkerArgs {
     maxtasks: Option<u64>,
 }
 
+/// Rebuilds a worker's end of a socketpair from its inherited fd number.
+///
+/// # Safety
+/// `fd` must be an open stream socket that nothing else in this process owns.
+unsafe fn connection_from_raw(fd: RawFd) -> Connection {
+    // SAFETY: ownership of an open, otherwise unowned socket fd (contract).
+    let mut c = Connection::from_unix(unsafe { UnixStream::from_raw_fd(fd) });
+    c.set_max_frame(PAIR_MAX_FRAME);
+    c
+}
+
 /// The body of a worker process.
 fn worker_main(args: WorkerArgs) {
     for fd in &args.close {
@@ -506,9 +517,9 @@ fn worker_main(args: WorkerArgs) {
         unsafe { libc::close(*fd) };
     }
     // SAFETY: the two fds are this worker's ends, inherited open; the parent's
-    // `OwnedFd`s for them are never dropped here (that stack frame never returns
-    // in the child), so these are their only owners.
-    let (mut rx, mut tx) = unsafe { (link::from_raw(args.rx), link::from_raw(args.tx)) };
+    // `Connection`s for them are never dropped here (that stack frame never
+    // returns in the child), so these are their only owners.
+    let (mut rx, mut tx) = unsafe { (connection_from_raw(args.rx), connection_from_raw(args.tx)) };
     // SAFETY: the progress block stays mapped at this address (inherited mapping)
     // and is used only as an AtomicU64.
     let progress = unsafe { &*(args.progress as *const AtomicU64) };
