@@ -151,9 +151,12 @@ impl<R: DeserializeOwned + Send> Job for MapJob<R> {
     }
 }
 
+/// A finished chunk of an `imap`: its index and its results (or error).
+pub(crate) type ChunkResult<R> = (u32, Result<Vec<R>, PoolError>);
+
 /// `imap` / `imap_unordered`: chunk results queue up for the iterator.
 pub(crate) struct IterJob<R> {
-    state: Mutex<VecDeque<(u32, Result<Vec<R>, PoolError>)>>,
+    state: Mutex<VecDeque<ChunkResult<R>>>,
     arrived: Condvar,
 }
 
@@ -163,11 +166,7 @@ impl<R> IterJob<R> {
     }
 
     /// Takes chunk `want` (or any chunk, when `None`), waiting until `deadline`.
-    pub(crate) fn take(
-        &self,
-        want: Option<u32>,
-        deadline: Option<Instant>,
-    ) -> Option<(u32, Result<Vec<R>, PoolError>)> {
+    pub(crate) fn take(&self, want: Option<u32>, deadline: Option<Instant>) -> Option<ChunkResult<R>> {
         let mut q = lock(&self.state);
         loop {
             let pos = match want {

@@ -1,6 +1,7 @@
 //! `AsyncResult`: the handle to a result the pool will deliver later.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -9,17 +10,20 @@ use crate::PoolError;
 /// A one-shot cell the collector fills and a caller waits on.
 pub(crate) struct Slot<T> {
     value: Mutex<Option<Result<T, PoolError>>>,
+    /// Threads blocked on `ready` (a notify costs a futex call, so it is made
+    /// only when someone waits).
+    waiters: std::sync::atomic::AtomicUsize,
     ready: Condvar,
 }
 
 impl<T> Slot<T> {
     pub(crate) fn new() -> Arc<Slot<T>> {
-        Arc::new(Slot { value: Mutex::new(None), ready: Condvar::new() })
+        Arc::new(Slot { value: Mutex::new(None), waiters: Default::default(), ready: Condvar::new() })
     }
 
     #[cfg(test)]
     pub(crate) fn ready_with(value: Result<T, PoolError>) -> Arc<Slot<T>> {
-        Arc::new(Slot { value: Mutex::new(Some(value)), ready: Condvar::new() })
+        Arc::new(Slot { value: Mutex::new(Some(value)), waiters: Default::default(), ready: Condvar::new() })
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Result<T, PoolError>>> {
@@ -33,7 +37,10 @@ impl<T> Slot<T> {
             return false;
         }
         *v = Some(value);
-        self.ready.notify_all();
+        // `waiters` only changes under the lock we hold, so Relaxed suffices.
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.ready.notify_all();
+        }
         true
     }
 
@@ -44,6 +51,7 @@ impl<T> Slot<T> {
     /// Waits until filled or until `deadline`; the guard, filled or not.
     fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, Option<Result<T, PoolError>>> {
         let mut v = self.lock();
+        self.waiters.fetch_add(1, Ordering::Relaxed);
         while v.is_none() {
             match deadline {
                 None => v = self.ready.wait(v).unwrap_or_else(|p| p.into_inner()),
@@ -56,6 +64,7 @@ impl<T> Slot<T> {
                 }
             }
         }
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
         v
     }
 }

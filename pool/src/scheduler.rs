@@ -154,6 +154,9 @@ pub(crate) struct State {
     workers: Vec<Worker>,
     /// Running average of the time per unit, as the workers report it.
     unit_nanos: Option<u64>,
+    /// The dispatcher is blocked on `work` (a notify costs a futex call, so it
+    /// is made only then).
+    dispatcher_idle: bool,
     next_id: u64,
 }
 
@@ -277,6 +280,7 @@ impl Shared {
                 feeders: 0,
                 workers: Vec::new(),
                 unit_nanos: None,
+                dispatcher_idle: false,
                 next_id: 1,
             }),
             work: Condvar::new(),
@@ -302,8 +306,11 @@ impl Shared {
             p => return Err(PoolError::NotRunning(p.name())),
         }
         st.pending.extend(units);
+        let wake = st.dispatcher_idle;
         drop(st);
-        self.work.notify_all();
+        if wake {
+            self.work.notify_all();
+        }
         Ok(())
     }
 }
@@ -340,7 +347,9 @@ pub(crate) fn dispatch(shared: Arc<Shared>) {
             }
             return;
         }
+        st.dispatcher_idle = true;
         st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
+        st.dispatcher_idle = false;
     }
 }
 
@@ -433,8 +442,12 @@ fn on_results(shared: &Shared, id: u64, msg: &[u8]) -> bool {
             Some(avg) => (avg * 3 + per_unit) / 4,
         });
     }
+    // The dispatcher needs waking for more work, or to stop a closed pool.
+    let wake = st.dispatcher_idle && (!st.pending.is_empty() || st.phase == Phase::Closed);
     drop(st);
-    shared.work.notify_all();
+    if wake {
+        shared.work.notify_all();
+    }
     for (unit, outcome) in units.into_iter().zip(outcomes) {
         match outcome {
             Outcome::Ok(r) => unit.deliver(Delivery::Done(&msg[r])),
