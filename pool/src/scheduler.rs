@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use mproc_ipc::{Connection, PAIR_MAX_FRAME};
 use mproc_process::Process;
-use mproc_shm::{arena, Block};
+use mproc_shm::Segment;
 
 use crate::job::{Delivery, Job};
 use crate::task::{self, Code};
@@ -58,6 +58,9 @@ const MAX_DEPTH: usize = 1024;
 /// Beyond this many payload bytes in flight, a worker gets no more units until
 /// it answers (it always gets at least one).
 const MAX_IN_FLIGHT_BYTES: usize = 4 << 20;
+/// A worker sends the results it holds once it has spent this long on them,
+/// even if more units of the message are waiting.
+const FLUSH_AFTER: Duration = Duration::from_millis(2);
 /// How long to wait for a worker whose socket closed to be reaped before it is
 /// SIGKILLed.
 const REAP_GRACE: Duration = Duration::from_secs(2);
@@ -115,7 +118,7 @@ struct Worker {
     pid: u32,
     tx: Arc<Mutex<Connection>>,
     /// Parent-side fds, which later children must close.
-    fds: [RawFd; 2],
+    fds: [RawFd; 3],
     in_flight: VecDeque<Unit>,
     in_flight_bytes: usize,
     /// Units sent since the worker started; the first in flight is number
@@ -123,8 +126,8 @@ struct Worker {
     sent: u64,
     /// Units it may still be sent (`maxtasksperchild`).
     budget: Option<u64>,
-    /// An `AtomicU64` in shared memory: the number of units the worker started.
-    progress: Block,
+    /// What the worker has started and finished, readable after it died.
+    journal: Segment,
     process: Process,
     stopped: bool,
 }
@@ -137,10 +140,8 @@ impl Worker {
                 || (self.in_flight.len() < depth && self.in_flight_bytes < MAX_IN_FLIGHT_BYTES))
     }
 
-    fn started(&self) -> u64 {
-        // SAFETY: `progress` is a live block of at least 8 bytes, 64-byte aligned,
-        // used only as this AtomicU64 (by us and by the worker).
-        unsafe { &*(self.progress.as_ptr() as *const AtomicU64) }.load(Ordering::Acquire)
+    fn journal(&self) -> Journal {
+        Journal(self.journal.as_ptr())
     }
 }
 
@@ -213,15 +214,14 @@ impl State {
         let spawn_err = |e: &dyn std::fmt::Display| PoolError::Spawn(e.to_string());
         let (p_tx, c_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
         let (c_tx, p_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
-        let progress = arena::alloc(8, 8).map_err(|e| spawn_err(&e))?;
-        // SAFETY: the block is fresh, zeroed, 8-byte aligned and 8 bytes long.
-        unsafe { &*(progress.as_ptr() as *const AtomicU64) }.store(0, Ordering::Relaxed);
+        let journal = Segment::anonymous(JOURNAL_LEN).map_err(|e| spawn_err(&e))?;
+        let journal_fd = journal.fd().map_or(-1, |fd| fd.as_raw_fd());
         let mut close: Vec<RawFd> = self.workers.iter().flat_map(|w| w.fds).collect();
-        close.extend([p_tx.as_raw_fd(), p_rx.as_raw_fd()]);
+        close.extend([p_tx.as_raw_fd(), p_rx.as_raw_fd(), journal_fd]);
         let child = WorkerArgs {
             rx: c_rx.as_raw_fd(),
             tx: c_tx.as_raw_fd(),
-            progress: progress.as_ptr() as usize,
+            journal: journal.as_ptr() as usize,
             close,
             initializer: config.initializer,
             maxtasks: config.maxtasks,
@@ -237,13 +237,13 @@ impl State {
         self.workers.push(Worker {
             id,
             pid,
-            fds: [p_tx.as_raw_fd(), p_rx.as_raw_fd()],
+            fds: [p_tx.as_raw_fd(), p_rx.as_raw_fd(), journal_fd],
             tx: Arc::new(Mutex::new(p_tx)),
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
             sent: 0,
             budget: config.maxtasks,
-            progress,
+            journal,
             process,
             stopped: false,
         });
@@ -463,8 +463,24 @@ fn on_death(shared: &Shared, id: u64) {
     let Some(idx) = st.workers.iter().position(|w| w.id == id) else { return };
     let mut w = st.workers.remove(idx);
     let terminated = st.phase == Phase::Terminated;
-    let started = w.started();
-    let first = w.sent - w.in_flight.len() as u64;
+    let journal = w.journal();
+    let started = journal.word(STARTED).load(Ordering::Acquire);
+    let mut first = w.sent - w.in_flight.len() as u64;
+    // Results the worker finished but had not sent yet are in its journal.
+    let (journal_first, journal_bytes) = journal.entries();
+    let mut recovered = Vec::new();
+    for (k, outcome) in wire::entries(&journal_bytes).unwrap_or_default().into_iter().enumerate() {
+        let seq = journal_first + k as u64;
+        if seq < first {
+            continue; // sent, and read by us already
+        }
+        if seq != first + recovered.len() as u64 || recovered.len() == w.in_flight.len() {
+            break;
+        }
+        recovered.push(outcome);
+    }
+    let recovered: Vec<(Unit, Outcome)> = w.in_flight.drain(..recovered.len()).zip(recovered).collect();
+    first += recovered.len() as u64;
     let mut lost = Vec::new();
     let mut requeue = Vec::new();
     for (k, unit) in w.in_flight.drain(..).enumerate() {
@@ -479,6 +495,12 @@ fn on_death(shared: &Shared, id: u64) {
     }
     drop(st);
     shared.work.notify_all();
+    for (unit, outcome) in recovered {
+        match outcome {
+            Outcome::Ok(r) => unit.deliver(Delivery::Done(&journal_bytes[r])),
+            Outcome::Failed(f) => unit.deliver(Delivery::Failed(f)),
+        }
+    }
     let exitcode = reap(&mut w.process);
     let exit = WorkerExit { pid: w.pid as i32, exitcode };
     for unit in lost {
@@ -502,9 +524,8 @@ fn reap(p: &mut Process) -> Option<i32> {
 struct WorkerArgs {
     rx: RawFd,
     tx: RawFd,
-    /// Address of the worker's progress word (mapped at the same address in the
-    /// child).
-    progress: usize,
+    /// Address of the worker's journal (mapped at the same address in the child).
+    journal: usize,
     /// Inherited fds the worker must close.
     close: Vec<RawFd>,
     initializer: Option<fn()>,
@@ -533,37 +554,106 @@ fn worker_main(args: WorkerArgs) {
     // `Connection`s for them are never dropped here (that stack frame never
     // returns in the child), so these are their only owners.
     let (mut rx, mut tx) = unsafe { (connection_from_raw(args.rx), connection_from_raw(args.tx)) };
-    // SAFETY: the progress block stays mapped at this address (inherited mapping)
-    // and is used only as an AtomicU64.
-    let progress = unsafe { &*(args.progress as *const AtomicU64) };
+    let journal = Journal(args.journal as *mut u8);
     task::install_worker_panic_hook();
     if let Some(init) = args.initializer {
         init();
     }
     let mut started = 0u64;
     let mut out = ResultsWriter::new(Vec::with_capacity(64 << 10));
+    let mut journaled = 0usize;
+    // Sends the results held so far; the journal then starts at unit `started`.
+    let mut flush = |out: &mut ResultsWriter, journaled: &mut usize, since: Instant, started: u64| {
+        let sent = out.count() == 0 || tx.send_bytes(out.finish(since.elapsed().as_nanos() as u64)).is_ok();
+        out.reset();
+        *journaled = 0;
+        journal.word(COMMITTED).store(0, Ordering::Release);
+        journal.word(FIRST_SEQ).store(started, Ordering::Release);
+        sent
+    };
     loop {
         let Ok(msg) = rx.recv_bytes() else { return }; // the pool is gone
         if msg.is_empty() {
             return; // stop
         }
+        let mut since = Instant::now();
         for unit in wire::units(&msg) {
             let Ok((code, payload)) = unit else { return };
             started += 1;
-            progress.store(started, Ordering::Release);
-            let t0 = Instant::now();
-            out.reset();
+            journal.word(STARTED).store(started, Ordering::Release);
+            let at = out.len();
             // SAFETY: the code offsets were made by `Code`'s constructors in the
             // parent, which is this same binary (forked).
             out.push(|buf| unsafe { code.run(&msg[payload], buf) });
-            // Each result leaves before the next unit starts: a unit that kills
-            // its worker must not take finished results down with it.
-            if tx.send_bytes(out.finish(t0.elapsed().as_nanos() as u64)).is_err() {
-                return;
+            // A finished result is in the journal or on its way before the next
+            // unit starts: a unit that kills its worker takes only itself down.
+            if !journal.append(&mut journaled, out.since(at)) || since.elapsed() >= FLUSH_AFTER {
+                if !flush(&mut out, &mut journaled, since, started) {
+                    return;
+                }
+                since = Instant::now();
             }
+        }
+        if !flush(&mut out, &mut journaled, since, started) {
+            return;
         }
         if args.maxtasks.is_some_and(|m| started >= m) {
             return;
         }
+    }
+}
+
+/// The size of a worker's journal segment.
+const JOURNAL_LEN: usize = 256 << 10;
+/// Journal word: the number of units the worker has started.
+const STARTED: usize = 0;
+/// Journal word: the sequence number (counting units from 0) of the first
+/// journaled result.
+const FIRST_SEQ: usize = 8;
+/// Journal word: the bytes of complete results in the journal.
+const COMMITTED: usize = 16;
+/// Where the results start.
+const JOURNAL_DATA: usize = 64;
+
+/// A worker's journal: shared memory the worker writes as it goes and the
+/// parent reads after the worker died (never while it runs).
+///
+/// Three `AtomicU64` words (`STARTED`, `FIRST_SEQ`, `COMMITTED`), then, from
+/// `JOURNAL_DATA`, the results the worker finished and has not sent yet, in the
+/// wire format of results laid end to end. The worker copies each result in
+/// before bumping `COMMITTED` (Release), so the parent (Acquire) sees only whole
+/// results.
+#[derive(Clone, Copy)]
+struct Journal(*mut u8);
+
+impl Journal {
+    fn word(&self, at: usize) -> &AtomicU64 {
+        debug_assert!(at + 8 <= JOURNAL_DATA && at % 8 == 0);
+        // SAFETY: the journal is a live, page-aligned mapping of JOURNAL_LEN
+        // bytes whose first words are used only as AtomicU64s.
+        unsafe { &*(self.0.add(at) as *const AtomicU64) }
+    }
+
+    /// Appends `entry` after the committed bytes; false if it does not fit.
+    fn append(&self, journaled: &mut usize, entry: &[u8]) -> bool {
+        if *journaled + entry.len() > JOURNAL_LEN - JOURNAL_DATA {
+            return false;
+        }
+        // SAFETY: the range lies inside the mapping (checked above), past the
+        // committed bytes, and only this worker writes it.
+        unsafe { std::ptr::copy_nonoverlapping(entry.as_ptr(), self.0.add(JOURNAL_DATA + *journaled), entry.len()) };
+        *journaled += entry.len();
+        self.word(COMMITTED).store(*journaled as u64, Ordering::Release);
+        true
+    }
+
+    /// The first journaled sequence number and a copy of the committed results.
+    fn entries(&self) -> (u64, Vec<u8>) {
+        let len = (self.word(COMMITTED).load(Ordering::Acquire) as usize).min(JOURNAL_LEN - JOURNAL_DATA);
+        let first = self.word(FIRST_SEQ).load(Ordering::Acquire);
+        // SAFETY: `len` bytes from JOURNAL_DATA lie inside the mapping, and the
+        // worker that wrote them is dead.
+        let bytes = unsafe { std::slice::from_raw_parts(self.0.add(JOURNAL_DATA), len) }.to_vec();
+        (first, bytes)
     }
 }

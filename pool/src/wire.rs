@@ -108,9 +108,19 @@ impl ResultsWriter {
         self.count += 1;
     }
 
-    #[cfg(test)]
+    /// The number of results in the message.
     pub(crate) fn count(&self) -> u32 {
         self.count
+    }
+
+    /// The bytes of the results pushed since the message was `len` bytes long.
+    pub(crate) fn since(&self, len: usize) -> &[u8] {
+        &self.msg[len..]
+    }
+
+    /// The message's length so far.
+    pub(crate) fn len(&self) -> usize {
+        self.msg.len()
     }
 
     /// The finished message.
@@ -141,8 +151,22 @@ pub(crate) fn results(msg: &[u8]) -> Result<(u64, Vec<Outcome>), Malformed> {
     let mut r = Reader { buf: msg, pos: 0 };
     let nanos = u64::from_le_bytes(r.array::<8>("results time")?);
     let count = r.u32("results count")? as usize;
-    let mut out = Vec::with_capacity(count.min(msg.len() / 5));
-    for _ in 0..count {
+    let outcomes = entries_from(&mut r)?;
+    if outcomes.len() != count {
+        return Err(Malformed("results count does not match the results"));
+    }
+    Ok((nanos, outcomes))
+}
+
+/// Parses results laid end to end (no header), as in a worker's journal; the
+/// ranges are relative to `bytes`.
+pub(crate) fn entries(bytes: &[u8]) -> Result<Vec<Outcome>, Malformed> {
+    entries_from(&mut Reader { buf: bytes, pos: 0 })
+}
+
+fn entries_from(r: &mut Reader<'_>) -> Result<Vec<Outcome>, Malformed> {
+    let mut out = Vec::new();
+    while !r.done() {
         let status = r.array::<1>("result status")?[0];
         match status {
             0 => {
@@ -153,16 +177,13 @@ pub(crate) fn results(msg: &[u8]) -> Result<(u64, Vec<Outcome>), Malformed> {
                 let item = r.u32("failure item")?;
                 let len = r.u32("failure length")? as usize;
                 let m = r.take(len, "failure message")?;
-                let message = String::from_utf8_lossy(&msg[m]).into_owned();
+                let message = String::from_utf8_lossy(&r.buf[m]).into_owned();
                 out.push(Outcome::Failed(Failure { message, item: (item != u32::MAX).then_some(item as usize) }));
             }
             _ => return Err(Malformed("result status")),
         }
     }
-    if !r.done() {
-        return Err(Malformed("trailing bytes after results"));
-    }
-    Ok((nanos, out))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -214,6 +235,14 @@ mod tests {
         assert_eq!(outs[1], Outcome::Failed(Failure { message: "boom".into(), item: Some(4) }));
         assert_eq!(outs[2], Outcome::Failed(Failure { message: "x".into(), item: None }));
         assert!(matches!(&outs[3], Outcome::Ok(r) if r.is_empty()));
+        let shifted: Vec<Outcome> = outs
+            .iter()
+            .map(|o| match o {
+                Outcome::Ok(r) => Outcome::Ok(r.start - 12..r.end - 12),
+                f => f.clone(),
+            })
+            .collect();
+        assert_eq!(entries(&msg[12..]).unwrap(), shifted);
         w.reset();
         assert_eq!(results(w.finish(0)).unwrap().1.len(), 0);
     }

@@ -140,6 +140,9 @@ fn double_or_die(x: u32) -> u32 {
 fn worker_killed_mid_task_gives_worker_lost_and_the_rest_complete() {
     let _w = watchdog(60);
     let pool = Pool::new(2).unwrap();
+    // Warm up on tiny tasks, so the pool pipelines many tasks per worker and the
+    // killed task shares its batch with finished ones (kept by the journal).
+    assert_eq!(pool.map_chunked(double_or_die, 0..KILL_ME, 1).unwrap().len(), KILL_ME as usize);
     let rs: Vec<_> = (0..30).map(|x| pool.apply_async(double_or_die, x).unwrap()).collect();
     let mut lost_pid = None;
     for (x, r) in (0..30).zip(rs) {
