@@ -106,15 +106,30 @@ fn pid_after_sleep(ms: u64) -> u32 {
 }
 
 #[test]
-fn pool_of_two_uses_two_processes_for_ten_tasks() {
+fn pool_of_two_uses_two_processes_for_ten_tasks_where_ten_guarded_processes_use_ten() {
     let _w = watchdog(60);
     let pool = Pool::new(2).unwrap();
     let pids: HashSet<u32> = pool.map_chunked(pid_after_sleep, [10; 10], 1).unwrap().into_iter().collect();
     assert_eq!(pids.len(), 2, "{pids:?}");
     assert!(!pids.contains(&getpid()));
 
-    // Ten Processes, by contrast, are ten processes.
-    let mut procs: Vec<_> = (0..10).map(|_| mproc_process::Process::new(|| {})).collect();
+    // Ten Processes guarded by Semaphore(2), by contrast, are ten processes
+    // (two at a time).
+    let sem = mproc_sync::Semaphore::new(2).unwrap();
+    let mut procs: Vec<_> = (0..10)
+        .map(|_| {
+            let sem = sem.clone();
+            mproc_process::Process::new(move || {
+                // SAFETY: alarm(2) only arms a timer: the watchdog of this child.
+                unsafe { libc::alarm(20) };
+                let Ok(_permit) = sem.permit_timeout(Duration::from_secs(10)) else {
+                    // SAFETY: _exit ends the child at once.
+                    unsafe { libc::_exit(3) }
+                };
+                std::thread::sleep(Duration::from_millis(10));
+            })
+        })
+        .collect();
     let mut seen = HashSet::new();
     for p in &mut procs {
         p.start().unwrap();
@@ -122,6 +137,7 @@ fn pool_of_two_uses_two_processes_for_ten_tasks() {
     }
     for p in &mut procs {
         assert!(p.join_timeout(T).unwrap());
+        assert_eq!(p.exitcode(), Some(0), "each process got a permit");
     }
     assert_eq!(seen.len(), 10);
 }
