@@ -71,6 +71,16 @@ pub enum PoolError {
         /// For `map`-like calls, the input items of the chunk that was lost.
         items: Option<Range<usize>>,
     },
+    /// The initializer panicked in a worker, so the pool stopped: its workers
+    /// were killed and outstanding work cancelled. (CPython respawns such
+    /// workers forever.)
+    #[error("the pool's initializer panicked in worker pid {pid}: {message}")]
+    InitializerFailed {
+        /// The worker whose initializer panicked.
+        pid: i32,
+        /// The panic message.
+        message: String,
+    },
     /// The pool was terminated before the task finished.
     #[error("the pool was terminated before the task finished")]
     Terminated,

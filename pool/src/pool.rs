@@ -45,8 +45,10 @@ impl PoolBuilder {
     }
 
     /// A function each worker runs once when it starts, before any task — e.g. to
-    /// set a `static` or `thread_local` the tasks read. A panic in it ends that
-    /// worker, which the pool replaces.
+    /// set a `static` or `thread_local` the tasks read. If it panics, the pool
+    /// stops (workers killed, outstanding and later calls fail with
+    /// [`PoolError::InitializerFailed`]) instead of respawning workers forever as
+    /// CPython does.
     pub fn initializer(mut self, init: fn()) -> PoolBuilder {
         self.initializer = Some(init);
         self

@@ -155,6 +155,9 @@ pub(crate) struct State {
     workers: Vec<Worker>,
     /// Running average of the time per unit, as the workers report it.
     unit_nanos: Option<u64>,
+    /// Why outstanding work is cancelled once terminated: `Terminated`, or
+    /// `InitializerFailed`.
+    pub(crate) cancel_error: PoolError,
     /// The dispatcher is blocked on `work` (a notify costs a futex call, so it
     /// is made only then).
     dispatcher_idle: bool,
@@ -281,6 +284,7 @@ impl Shared {
                 workers: Vec::new(),
                 unit_nanos: None,
                 dispatcher_idle: false,
+                cancel_error: PoolError::Terminated,
                 next_id: 1,
             }),
             work: Condvar::new(),
@@ -303,6 +307,7 @@ impl Shared {
         match st.phase {
             Phase::Running => {}
             Phase::Closed if continuation => {}
+            Phase::Terminated if st.cancel_error != PoolError::Terminated => return Err(st.cancel_error.clone()),
             p => return Err(PoolError::NotRunning(p.name())),
         }
         st.pending.extend(units);
@@ -462,12 +467,25 @@ fn on_death(shared: &Shared, id: u64) {
     let mut st = shared.lock();
     let Some(idx) = st.workers.iter().position(|w| w.id == id) else { return };
     let mut w = st.workers.remove(idx);
-    let terminated = st.phase == Phase::Terminated;
     let journal = w.journal();
+    let mut cancelled_pending = Vec::new();
+    let init_failure = journal.init_failure();
+    if let Some(message) = init_failure.clone() {
+        // The initializer panicked: stop the pool rather than respawn forever.
+        st.cancel_error = PoolError::InitializerFailed { pid: w.pid as i32, message };
+        if st.phase != Phase::Terminated {
+            cancelled_pending = st.terminate();
+        }
+    }
+    let terminated = st.phase == Phase::Terminated;
+    let cancel_error = st.cancel_error.clone();
     let started = journal.word(STARTED).load(Ordering::Acquire);
     let mut first = w.sent - w.in_flight.len() as u64;
     // Results the worker finished but had not sent yet are in its journal.
-    let (journal_first, journal_bytes) = journal.entries();
+    let (journal_first, journal_bytes) = match init_failure {
+        None => journal.entries(),
+        Some(_) => (0, Vec::new()),
+    };
     let mut recovered = Vec::new();
     for (k, outcome) in wire::entries(&journal_bytes).unwrap_or_default().into_iter().enumerate() {
         let seq = journal_first + k as u64;
@@ -495,6 +513,9 @@ fn on_death(shared: &Shared, id: u64) {
     }
     drop(st);
     shared.work.notify_all();
+    for unit in cancelled_pending {
+        unit.deliver(Delivery::Cancelled(cancel_error.clone()));
+    }
     for (unit, outcome) in recovered {
         match outcome {
             Outcome::Ok(r) => unit.deliver(Delivery::Done(&journal_bytes[r])),
@@ -505,7 +526,7 @@ fn on_death(shared: &Shared, id: u64) {
     let exit = WorkerExit { pid: w.pid as i32, exitcode };
     for unit in lost {
         if terminated {
-            unit.deliver(Delivery::Cancelled(PoolError::Terminated));
+            unit.deliver(Delivery::Cancelled(cancel_error.clone()));
         } else {
             unit.deliver(Delivery::Lost(exit));
         }
@@ -557,7 +578,11 @@ fn worker_main(args: WorkerArgs) {
     let journal = Journal(args.journal as *mut u8);
     task::install_worker_panic_hook();
     if let Some(init) = args.initializer {
-        init();
+        if let Err(p) = std::panic::catch_unwind(init) {
+            journal.note_init_failure(&task::panic_message(p));
+            // SAFETY: _exit ends this worker at once, as the process crate would.
+            unsafe { libc::_exit(1) };
+        }
     }
     let mut started = 0u64;
     let mut out = ResultsWriter::new(Vec::with_capacity(64 << 10));
@@ -612,6 +637,8 @@ const STARTED: usize = 0;
 const FIRST_SEQ: usize = 8;
 /// Journal word: the bytes of complete results in the journal.
 const COMMITTED: usize = 16;
+/// `FIRST_SEQ` when the initializer panicked; the data is then its message.
+const INIT_FAILED: u64 = u64::MAX;
 /// Where the results start.
 const JOURNAL_DATA: usize = 64;
 
@@ -645,6 +672,23 @@ impl Journal {
         *journaled += entry.len();
         self.word(COMMITTED).store(*journaled as u64, Ordering::Release);
         true
+    }
+
+    /// Records that the initializer panicked, with its message, in place of
+    /// results (the worker then exits).
+    fn note_init_failure(&self, message: &str) {
+        let mut len = 0;
+        let msg = &message.as_bytes()[..message.len().min(4096)];
+        self.append(&mut len, msg);
+        self.word(FIRST_SEQ).store(INIT_FAILED, Ordering::Release);
+    }
+
+    /// The initializer's panic message, if it panicked.
+    fn init_failure(&self) -> Option<String> {
+        if self.word(FIRST_SEQ).load(Ordering::Acquire) != INIT_FAILED {
+            return None;
+        }
+        Some(String::from_utf8_lossy(&self.entries().1).into_owned())
     }
 
     /// The first journaled sequence number and a copy of the committed results.

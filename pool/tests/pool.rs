@@ -368,3 +368,46 @@ fn large_map_matches_sequential() {
 fn slow_square_free(x: u64) -> u64 {
     x.wrapping_mul(3)
 }
+
+#[test]
+fn imap_started_before_close_runs_to_the_end() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    let mut it = pool.imap(ident, 0..100u64).unwrap();
+    assert_eq!(it.next_timeout(T).unwrap().unwrap(), 0);
+    pool.close();
+    let mut got = vec![0];
+    while let Some(r) = it.next_timeout(T) {
+        got.push(r.unwrap());
+    }
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    drop(it);
+    pool.join().unwrap();
+}
+
+#[test]
+fn pool_and_results_cross_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Pool>();
+    fn assert_send<T: Send>() {}
+    assert_send::<mproc_pool::AsyncResult<String>>();
+}
+
+fn failing_init() {
+    panic!("no database today");
+}
+
+#[test]
+fn a_panicking_initializer_stops_the_pool_instead_of_respawning_forever() {
+    let _w = watchdog(60);
+    let pool = Pool::builder().processes(2).initializer(failing_init).build().unwrap();
+    let err = match pool.apply_async(ident, 1) {
+        Ok(r) => r.get_timeout(T).unwrap_err(),
+        Err(e) => e,
+    };
+    let PoolError::InitializerFailed { message, .. } = &err else { panic!("{err}") };
+    assert!(message.contains("no database today"), "{message}");
+    // Later submissions fail at once with the same cause.
+    assert!(matches!(pool.apply_async(ident, 2), Err(PoolError::InitializerFailed { .. })));
+    pool.join().unwrap();
+}
