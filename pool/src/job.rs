@@ -144,7 +144,12 @@ impl<R: DeserializeOwned + Send> Job for MapJob<R> {
                 if p.remaining > 0 {
                     return;
                 }
-                Ok(std::mem::take(&mut p.parts).into_iter().flatten().flatten().collect())
+                let parts = std::mem::take(&mut p.parts);
+                let mut all = Vec::with_capacity(parts.iter().flatten().map(Vec::len).sum());
+                for part in parts.into_iter().flatten() {
+                    all.extend(part);
+                }
+                Ok(all)
             }
         };
         finish(&self.slot, &self.callbacks, all);

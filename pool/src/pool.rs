@@ -376,18 +376,21 @@ impl Pool {
             job.finish_empty();
             return Ok(AsyncResult::new(slot));
         }
-        let mut units = Vec::with_capacity(chunks);
+        // Each chunk is submitted as soon as it is encoded, so the workers start
+        // while the rest is being encoded.
         for (i, chunk) in items.chunks(cs).enumerate() {
             let start = i * cs;
-            units.push(Unit {
+            let unit = Unit {
                 job: job.clone(),
                 chunk: i as u32,
                 items: Some(start..start + chunk.len()),
                 code,
                 payload: encode(chunk)?,
-            });
+            };
+            // Only the first submission can find the pool closed by another thread;
+            // later chunks belong to a job already accepted.
+            self.shared.submit([unit], i > 0)?;
         }
-        self.shared.submit(units, false)?;
         Ok(AsyncResult::new(slot))
     }
 
