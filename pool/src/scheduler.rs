@@ -19,13 +19,17 @@
 //! a millisecond or more): short tasks are pipelined and batched, long tasks go
 //! one at a time to whichever worker is free, as in CPython.
 //!
-//! # A worker that dies
-//! Its results socket reports EOF. A worker sends each unit's result before it
-//! starts the next, and counts the units it has started in a word of shared
-//! memory (`progress`), so the collector knows exactly which unit was running
-//! (it fails with `WorkerLost`) and which of the units the worker held were not
-//! started (they go back to the front of `pending` and run elsewhere).
-//! The worker is reaped for its exit code and replaced, and the pool goes on.
+//! # Results in batches, and a worker that dies
+//! A worker answers a message of units with one message of results (or sooner,
+//! after [`FLUSH_AFTER`] or when its journal is full). Each finished result is
+//! first copied into the worker's *journal*, a small shared-memory segment, and
+//! the worker counts the units it started there too. When a worker dies its
+//! results socket reports EOF; the collector then reads the journal: finished
+//! results not yet sent are delivered as usual, the unit that was running fails
+//! with `WorkerLost`, and the units it held but had not started go back to the
+//! front of `pending`. The worker is reaped for its exit code and replaced.
+//! So a task that kills its worker takes only itself down, while results still
+//! travel many to a write.
 //!
 //! # Fork and threads
 //! Workers are forked by the collector thread (so `PR_SET_PDEATHSIG`, which is
