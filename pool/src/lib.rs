@@ -1,3 +1,53 @@
-//! Pool, AsyncResult and imap iterators.
+//! Pool, AsyncResult and imap iterators: Python's `multiprocessing.Pool` in Rust.
 //!
-//! Not built yet: see the open issues.
+//! ```
+//! use mproc_pool::Pool;
+//!
+//! fn cube(x: i64) -> i64 { x * x * x }
+//!
+//! let pool = Pool::new(2)?;
+//! assert_eq!(pool.map(cube, [1, 2, 3])?, vec![1, 8, 27]);
+//! assert_eq!(pool.starmap(|a: i64, b: i64| a + b, [(1, 2), (3, 4)])?, vec![3, 7]);
+//! let evens: Vec<i64> = pool.imap(cube, (0..4).map(|x| 2 * x))?.collect::<Result<_, _>>()?;
+//! assert_eq!(evens, vec![0, 8, 64, 216]);
+//! # Ok::<(), mproc_pool::PoolError>(())
+//! ```
+//!
+//! - [`Pool`] (built by [`Pool::new`] or [`Pool::builder`]): `apply`,
+//!   `apply_async` (+ callbacks), `map`, `map_async`, `starmap`,
+//!   `starmap_async`, `imap`, `imap_unordered`, `close`, `terminate`, `join`.
+//! - [`AsyncResult`]: `get`, `get_timeout`, `wait`, `wait_timeout`, `ready`,
+//!   `successful`.
+//! - [`PoolError`]: every failure, typed; a worker killed mid-task is
+//!   [`PoolError::WorkerLost`], never a hang.
+//!
+//! # Tasks
+//! A task is a `fn` item or a closure without captures; its argument and result
+//! are serde types, encoded with postcard. The function reaches the worker as a
+//! code address (relative to a symbol of this crate), which is valid in forked
+//! workers — the only start method the pool supports so far — and in a re-exec
+//! of the same binary.
+//!
+//! # Forking a multi-threaded process
+//! Workers are forked from the pool's collector thread while other threads run
+//! (the pool's own, and the program's). A worker touches only its own sockets and
+//! the tasks, so the pool itself is safe; but a task or initializer that takes a
+//! lock another thread of the parent held at fork time (stdout's, a program
+//! `Mutex`) deadlocks. Keep tasks free of such locks, as with any fork.
+//!
+//! Linux only.
+
+mod error;
+mod imap;
+mod job;
+mod pool;
+mod result;
+mod scheduler;
+mod task;
+mod wire;
+
+pub use error::{PoolError, WorkerExit};
+pub use imap::{Imap, ImapUnordered};
+pub use pool::{Pool, PoolBuilder, StartMethod};
+pub use result::AsyncResult;
+pub use task::StarFn;

@@ -1,0 +1,289 @@
+//! Jobs: what the collector does with the results of the units it receives.
+//!
+//! A job is one user call (`apply_async`, `map_async`, an `imap` iterator). It is
+//! split into units (one argument, or one chunk of arguments); every unit carries
+//! an `Arc<dyn Job>` back to its job, and the collector hands each unit's outcome
+//! to [`Job::deliver`]. Decoding happens there, on the collector thread.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+
+use crate::result::Slot;
+use crate::task::Failure;
+use crate::{PoolError, WorkerExit};
+
+/// What became of one unit.
+pub(crate) enum Delivery<'a> {
+    /// The encoded result.
+    Done(&'a [u8]),
+    /// The call panicked (or its data could not be decoded in the worker).
+    Failed(Failure),
+    /// The worker died while holding the unit.
+    Lost(WorkerExit),
+    /// The pool was terminated, or could not run the unit at all.
+    Cancelled(PoolError),
+}
+
+impl Delivery<'_> {
+    /// The error for a failed delivery of the unit covering `items`.
+    fn into_error(self, items: Option<Range<usize>>) -> PoolError {
+        match self {
+            Delivery::Done(_) => unreachable!("not an error"),
+            Delivery::Failed(f) => {
+                PoolError::TaskPanicked { message: f.message, item: items.and_then(|r| f.item.map(|i| r.start + i)) }
+            }
+            Delivery::Lost(exit) => PoolError::WorkerLost { exit, items },
+            Delivery::Cancelled(e) => e,
+        }
+    }
+}
+
+/// The receiving end of a user call.
+pub(crate) trait Job: Send + Sync {
+    /// Takes the outcome of unit `chunk`, which covers input `items` (for
+    /// map-like jobs).
+    fn deliver(&self, chunk: u32, items: Option<Range<usize>>, d: Delivery<'_>);
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PoolError> {
+    postcard::from_bytes(bytes).map_err(|e| PoolError::Decode(e.to_string()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `callback` / `error_callback`, run on the collector thread before the result
+/// is made ready (as CPython does). A panicking callback is contained.
+pub(crate) struct Callbacks<T> {
+    pub(crate) ok: Box<dyn FnOnce(&T) + Send>,
+    pub(crate) err: Box<dyn FnOnce(&PoolError) + Send>,
+}
+
+fn finish<T>(slot: &Slot<T>, callbacks: &Mutex<Option<Callbacks<T>>>, value: Result<T, PoolError>) {
+    if slot.is_set() {
+        return;
+    }
+    if let Some(cb) = lock(callbacks).take() {
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| match &value {
+            Ok(v) => (cb.ok)(v),
+            Err(e) => (cb.err)(e),
+        }));
+    }
+    slot.set(value);
+}
+
+/// One call, one result.
+pub(crate) struct ApplyJob<R> {
+    pub(crate) slot: Arc<Slot<R>>,
+    pub(crate) callbacks: Mutex<Option<Callbacks<R>>>,
+}
+
+impl<R: DeserializeOwned + Send> Job for ApplyJob<R> {
+    fn deliver(&self, _chunk: u32, items: Option<Range<usize>>, d: Delivery<'_>) {
+        let value = match d {
+            Delivery::Done(bytes) => decode(bytes),
+            d => Err(d.into_error(items)),
+        };
+        finish(&self.slot, &self.callbacks, value);
+    }
+}
+
+/// `map` / `starmap`: chunks in, one `Vec` out, in input order.
+pub(crate) struct MapJob<R> {
+    pub(crate) slot: Arc<Slot<Vec<R>>>,
+    pub(crate) callbacks: Mutex<Option<Callbacks<Vec<R>>>>,
+    parts: Mutex<MapParts<R>>,
+}
+
+struct MapParts<R> {
+    parts: Vec<Option<Vec<R>>>,
+    remaining: usize,
+}
+
+impl<R> MapJob<R> {
+    pub(crate) fn new(chunks: usize, slot: Arc<Slot<Vec<R>>>, callbacks: Option<Callbacks<Vec<R>>>) -> MapJob<R> {
+        MapJob {
+            slot,
+            callbacks: Mutex::new(callbacks),
+            parts: Mutex::new(MapParts { parts: (0..chunks).map(|_| None).collect(), remaining: chunks }),
+        }
+    }
+}
+
+impl<R> MapJob<R> {
+    /// Completes a map over no items.
+    pub(crate) fn finish_empty(&self) {
+        finish(&self.slot, &self.callbacks, Ok(Vec::new()));
+    }
+}
+
+impl<R: DeserializeOwned + Send> Job for MapJob<R> {
+    fn deliver(&self, chunk: u32, items: Option<Range<usize>>, d: Delivery<'_>) {
+        if self.slot.is_set() {
+            return; // failed already: CPython's map fails on the first failed chunk
+        }
+        let part = match d {
+            Delivery::Done(bytes) => decode::<Vec<R>>(bytes),
+            d => Err(d.into_error(items)),
+        };
+        let all = match part {
+            Err(e) => Err(e),
+            Ok(part) => {
+                let mut p = lock(&self.parts);
+                let slot = &mut p.parts[chunk as usize];
+                if slot.is_none() {
+                    *slot = Some(part);
+                    p.remaining -= 1;
+                }
+                if p.remaining > 0 {
+                    return;
+                }
+                let parts = std::mem::take(&mut p.parts);
+                let mut all = Vec::with_capacity(parts.iter().flatten().map(Vec::len).sum());
+                for part in parts.into_iter().flatten() {
+                    all.extend(part);
+                }
+                Ok(all)
+            }
+        };
+        finish(&self.slot, &self.callbacks, all);
+    }
+}
+
+/// A finished chunk of an `imap`: its index and its results (or error).
+pub(crate) type ChunkResult<R> = (u32, Result<Vec<R>, PoolError>);
+
+/// `imap` / `imap_unordered`: chunk results queue up for the iterator.
+pub(crate) struct IterJob<R> {
+    state: Mutex<VecDeque<ChunkResult<R>>>,
+    arrived: Condvar,
+}
+
+impl<R> IterJob<R> {
+    pub(crate) fn new() -> IterJob<R> {
+        IterJob { state: Mutex::new(VecDeque::new()), arrived: Condvar::new() }
+    }
+
+    /// Takes chunk `want` (or any chunk, when `None`), waiting until `deadline`.
+    pub(crate) fn take(&self, want: Option<u32>, deadline: Option<Instant>) -> Option<ChunkResult<R>> {
+        let mut q = lock(&self.state);
+        loop {
+            let pos = match want {
+                None => (!q.is_empty()).then_some(0),
+                Some(c) => q.iter().position(|(i, _)| *i == c),
+            };
+            if let Some(pos) = pos {
+                return q.remove(pos);
+            }
+            match deadline {
+                None => q = self.arrived.wait(q).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return None;
+                    }
+                    q = self.arrived.wait_timeout(q, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                }
+            }
+        }
+    }
+}
+
+impl<R: DeserializeOwned + Send> Job for IterJob<R> {
+    fn deliver(&self, chunk: u32, items: Option<Range<usize>>, d: Delivery<'_>) {
+        let part = match d {
+            Delivery::Done(bytes) => decode::<Vec<R>>(bytes),
+            d => Err(d.into_error(items)),
+        };
+        lock(&self.state).push_back((chunk, part));
+        self.arrived.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AsyncResult;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
+        postcard::to_allocvec(v).unwrap()
+    }
+
+    #[test]
+    fn map_job_joins_chunks_in_order() {
+        let slot = Slot::new();
+        let job = MapJob::<u32>::new(3, slot.clone(), None);
+        job.deliver(2, Some(4..5), Delivery::Done(&enc(&vec![5u32])));
+        job.deliver(0, Some(0..2), Delivery::Done(&enc(&vec![1u32, 2])));
+        assert!(!slot.is_set());
+        job.deliver(1, Some(2..4), Delivery::Done(&enc(&vec![3u32, 4])));
+        assert_eq!(AsyncResult::new(slot).get_timeout(Duration::from_secs(1)), Ok(vec![1, 2, 3, 4, 5]));
+    }
+
+    #[test]
+    fn map_job_fails_on_first_failed_chunk_naming_the_item() {
+        let slot = Slot::new();
+        let job = MapJob::<u32>::new(2, slot.clone(), None);
+        job.deliver(1, Some(10..20), Delivery::Failed(Failure { message: "boom".into(), item: Some(3) }));
+        job.deliver(0, Some(0..10), Delivery::Done(&enc(&vec![0u32; 10])));
+        let err = AsyncResult::new(slot).get_timeout(Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err, PoolError::TaskPanicked { message: "boom".into(), item: Some(13) });
+    }
+
+    #[test]
+    fn lost_chunk_names_its_items() {
+        let slot = Slot::new();
+        let job = MapJob::<u32>::new(1, slot.clone(), None);
+        let exit = WorkerExit { pid: 7, exitcode: Some(-9) };
+        job.deliver(0, Some(0..4), Delivery::Lost(exit));
+        let err = AsyncResult::new(slot).get_timeout(Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err, PoolError::WorkerLost { exit, items: Some(0..4) });
+    }
+
+    #[test]
+    fn callbacks_run_once_before_ready() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let slot = Slot::new();
+        let h = hits.clone();
+        let job = ApplyJob::<u64> {
+            slot: slot.clone(),
+            callbacks: Mutex::new(Some(Callbacks {
+                ok: Box::new(move |v| {
+                    assert_eq!(*v, 9);
+                    h.fetch_add(1, Ordering::SeqCst);
+                }),
+                err: Box::new(|_| panic!("not an error")),
+            })),
+        };
+        job.deliver(0, None, Delivery::Done(&enc(&9u64)));
+        job.deliver(0, None, Delivery::Done(&enc(&10u64)));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert_eq!(AsyncResult::new(slot).get_timeout(Duration::from_secs(1)), Ok(9));
+    }
+
+    #[test]
+    fn undecodable_result_is_a_decode_error() {
+        let slot = Slot::new();
+        let job = ApplyJob::<String> { slot: slot.clone(), callbacks: Mutex::new(None) };
+        job.deliver(0, None, Delivery::Done(&[5, b'a']));
+        assert!(matches!(AsyncResult::new(slot).get_timeout(Duration::from_secs(1)), Err(PoolError::Decode(_))));
+    }
+
+    #[test]
+    fn iter_job_takes_by_chunk_or_any() {
+        let job = IterJob::<u8>::new();
+        job.deliver(1, Some(1..2), Delivery::Done(&enc(&vec![1u8])));
+        job.deliver(0, Some(0..1), Delivery::Done(&enc(&vec![0u8])));
+        assert_eq!(job.take(Some(0), None).unwrap(), (0, Ok(vec![0])));
+        assert!(job.take(Some(5), Some(Instant::now())).is_none());
+        assert_eq!(job.take(None, None).unwrap(), (1, Ok(vec![1])));
+    }
+}

@@ -1,0 +1,179 @@
+//! `AsyncResult`: the handle to a result the pool will deliver later.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::PoolError;
+
+/// A one-shot cell the collector fills and a caller waits on.
+pub(crate) struct Slot<T> {
+    value: Mutex<Option<Result<T, PoolError>>>,
+    /// Threads blocked on `ready` (a notify costs a futex call, so it is made
+    /// only when someone waits).
+    waiters: std::sync::atomic::AtomicUsize,
+    ready: Condvar,
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new() -> Arc<Slot<T>> {
+        Arc::new(Slot { value: Mutex::new(None), waiters: Default::default(), ready: Condvar::new() })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn ready_with(value: Result<T, PoolError>) -> Arc<Slot<T>> {
+        Arc::new(Slot { value: Mutex::new(Some(value)), waiters: Default::default(), ready: Condvar::new() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Result<T, PoolError>>> {
+        self.value.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fills the slot unless it is filled already; true if this call filled it.
+    pub(crate) fn set(&self, value: Result<T, PoolError>) -> bool {
+        let mut v = self.lock();
+        if v.is_some() {
+            return false;
+        }
+        *v = Some(value);
+        // `waiters` only changes under the lock we hold, so Relaxed suffices.
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.ready.notify_all();
+        }
+        true
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    /// Waits until filled or until `deadline`; the guard, filled or not.
+    fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, Option<Result<T, PoolError>>> {
+        let mut v = self.lock();
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        while v.is_none() {
+            match deadline {
+                None => v = self.ready.wait(v).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    v = self.ready.wait_timeout(v, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                }
+            }
+        }
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        v
+    }
+}
+
+/// A result the pool delivers later: Python's `multiprocessing.pool.AsyncResult`.
+///
+/// Returned by [`Pool::apply_async`](crate::Pool::apply_async),
+/// [`Pool::map_async`](crate::Pool::map_async) and
+/// [`Pool::starmap_async`](crate::Pool::starmap_async). It does not borrow the
+/// pool: if the pool is terminated first, the result is
+/// [`PoolError::Terminated`].
+pub struct AsyncResult<T> {
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult").field("ready", &self.ready()).finish()
+    }
+}
+
+fn far_future(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+impl<T> AsyncResult<T> {
+    pub(crate) fn new(slot: Arc<Slot<T>>) -> AsyncResult<T> {
+        AsyncResult { slot }
+    }
+
+    /// Waits for the result and returns it (Python's `get()` without a timeout).
+    pub fn get(self) -> Result<T, PoolError> {
+        self.slot.wait_until(None).take().expect("slot filled")
+    }
+
+    /// Waits at most `timeout` for the result; [`PoolError::Timeout`] if it is not
+    /// ready by then. To wait again after a timeout, use [`wait_timeout`](Self::wait_timeout)
+    /// and then [`get`](Self::get).
+    #[doc(alias = "get")]
+    pub fn get_timeout(self, timeout: Duration) -> Result<T, PoolError> {
+        match self.slot.wait_until(far_future(timeout)).take() {
+            Some(r) => r,
+            None => Err(PoolError::Timeout(timeout)),
+        }
+    }
+
+    /// Waits until the result is ready.
+    pub fn wait(&self) {
+        drop(self.slot.wait_until(None));
+    }
+
+    /// Waits at most `timeout`; true if the result is ready.
+    #[doc(alias = "wait")]
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.slot.wait_until(far_future(timeout)).is_some()
+    }
+
+    /// Whether the result is ready (the call finished, failed, or was cancelled).
+    pub fn ready(&self) -> bool {
+        self.slot.is_set()
+    }
+
+    /// Whether the call completed without error; [`PoolError::NotReady`] before
+    /// it is [`ready`](Self::ready).
+    pub fn successful(&self) -> Result<bool, PoolError> {
+        match &*self.slot.lock() {
+            None => Err(PoolError::NotReady),
+            Some(r) => Ok(r.is_ok()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successful_before_ready_is_an_error() {
+        let slot = Slot::<u32>::new();
+        let r = AsyncResult::new(slot.clone());
+        assert!(!r.ready());
+        assert_eq!(r.successful(), Err(PoolError::NotReady));
+        assert!(!r.wait_timeout(Duration::from_millis(1)));
+        assert!(slot.set(Ok(7)));
+        assert!(!slot.set(Ok(8)), "a slot is filled once");
+        assert!(r.ready());
+        assert_eq!(r.successful(), Ok(true));
+        assert_eq!(r.get_timeout(Duration::from_secs(1)), Ok(7));
+    }
+
+    #[test]
+    fn get_timeout_times_out() {
+        let r = AsyncResult::new(Slot::<u32>::new());
+        assert_eq!(r.get_timeout(Duration::from_millis(5)), Err(PoolError::Timeout(Duration::from_millis(5))));
+    }
+
+    #[test]
+    fn failed_result_is_not_successful() {
+        let r = AsyncResult::new(Slot::<u32>::ready_with(Err(PoolError::Terminated)));
+        assert_eq!(r.successful(), Ok(false));
+        assert_eq!(r.get(), Err(PoolError::Terminated));
+    }
+
+    #[test]
+    fn wakes_a_waiting_thread() {
+        let slot = Slot::<u32>::new();
+        let r = AsyncResult::new(slot.clone());
+        let t = std::thread::spawn(move || r.get_timeout(Duration::from_secs(10)));
+        slot.set(Ok(1));
+        assert_eq!(t.join().unwrap(), Ok(1));
+    }
+}

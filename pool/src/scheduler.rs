@@ -1,0 +1,707 @@
+//! The pool's engine: worker processes, the dispatcher thread and the collector
+//! thread.
+//!
+//! # Who knows what
+//! Each worker is a forked process with two socketpairs to the parent: tasks
+//! in, results out. The **dispatcher** thread moves units (one task, or one
+//! chunk of a map) from the pool's `pending` queue to a worker's `in_flight`
+//! queue and writes them, many per message. The **collector** thread reads the
+//! results messages of all workers (one `poll`), pops the same number of units
+//! off the worker's `in_flight` queue (a worker answers in order) and hands each
+//! outcome to its job. Two threads, because either side may block on a full
+//! socket while the other must keep draining: a worker blocked writing results
+//! is unblocked by the collector, never by the dispatcher.
+//!
+//! # How many units in flight
+//! A worker holds at most `depth` units, where `depth` keeps about
+//! [`TARGET_QUEUED`] of work queued per worker, from the running average of the
+//! time per unit the workers report (1 until the first report, and for units of
+//! a millisecond or more): short tasks are pipelined and batched, long tasks go
+//! one at a time to whichever worker is free, as in CPython.
+//!
+//! # Results in batches, and a worker that dies
+//! A worker answers a message of units with one message of results (or sooner,
+//! after [`FLUSH_AFTER`] or when its journal is full). Each finished result is
+//! first copied into the worker's *journal*, a small shared-memory segment, and
+//! the worker counts the units it started there too. When a worker dies its
+//! results socket reports EOF; the collector then reads the journal: finished
+//! results not yet sent are delivered as usual, the unit that was running fails
+//! with `WorkerLost`, and the units it held but had not started go back to the
+//! front of `pending`. The worker is reaped for its exit code and replaced.
+//! So a task that kills its worker takes only itself down, while results still
+//! travel many to a write.
+//!
+//! # Fork and threads
+//! Workers are forked by the collector thread (so `PR_SET_PDEATHSIG`, which is
+//! tied to the forking thread, fires only when the pool itself is gone). The
+//! child closes every parent-side socket it inherited, then touches nothing but
+//! its own sockets and the task functions — no lock another thread could hold.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use mproc_ipc::{Connection, PAIR_MAX_FRAME};
+use mproc_process::Process;
+use mproc_shm::Segment;
+
+use crate::job::{Delivery, Job};
+use crate::task::{self, Code};
+use crate::wire::{self, Outcome, ResultsWriter};
+use crate::{PoolError, WorkerExit};
+
+/// How much work, in time, the scheduler tries to keep queued at each worker.
+pub(crate) const TARGET_QUEUED: Duration = Duration::from_millis(2);
+/// The most units in flight at one worker.
+const MAX_DEPTH: usize = 1024;
+/// Beyond this many payload bytes in flight, a worker gets no more units until
+/// it answers (it always gets at least one).
+const MAX_IN_FLIGHT_BYTES: usize = 4 << 20;
+/// A worker sends the results it holds once it has spent this long on them,
+/// even if more units of the message are waiting.
+const FLUSH_AFTER: Duration = Duration::from_millis(2);
+/// How long to wait for a worker whose socket closed to be reaped before it is
+/// SIGKILLed.
+const REAP_GRACE: Duration = Duration::from_secs(2);
+/// The collector wakes at least this often to notice `terminate` and to retry a
+/// failed worker start.
+const COLLECT_TICK: Duration = Duration::from_millis(200);
+
+/// Fixed settings of a pool.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) initializer: Option<fn()>,
+    pub(crate) maxtasks: Option<u64>,
+}
+
+/// The pool's life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Running,
+    /// No new calls; the work already submitted finishes, then the workers exit.
+    Closed,
+    /// Workers killed, outstanding work cancelled.
+    Terminated,
+}
+
+impl Phase {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Phase::Running => "running",
+            Phase::Closed => "closed",
+            Phase::Terminated => "terminated",
+        }
+    }
+}
+
+/// One unit of work: a task, or a chunk of a map.
+pub(crate) struct Unit {
+    pub(crate) job: Arc<dyn Job>,
+    /// The unit's index in its job.
+    pub(crate) chunk: u32,
+    /// The input items the unit covers, for map-like jobs.
+    pub(crate) items: Option<Range<usize>>,
+    pub(crate) code: Code,
+    pub(crate) payload: Vec<u8>,
+}
+
+impl Unit {
+    pub(crate) fn deliver(self, d: Delivery<'_>) {
+        self.job.deliver(self.chunk, self.items, d);
+    }
+}
+
+struct Worker {
+    id: u64,
+    pid: u32,
+    tx: Arc<Mutex<Connection>>,
+    /// Parent-side fds, which later children must close.
+    fds: [RawFd; 3],
+    in_flight: VecDeque<Unit>,
+    in_flight_bytes: usize,
+    /// Units sent since the worker started; the first in flight is number
+    /// `sent - in_flight.len()` (counting from 0).
+    sent: u64,
+    /// Units it may still be sent (`maxtasksperchild`).
+    budget: Option<u64>,
+    /// What the worker has started and finished, readable after it died.
+    journal: Segment,
+    process: Process,
+    stopped: bool,
+}
+
+impl Worker {
+    fn can_take(&self, depth: usize) -> bool {
+        !self.stopped
+            && self.budget != Some(0)
+            && (self.in_flight.is_empty()
+                || (self.in_flight.len() < depth && self.in_flight_bytes < MAX_IN_FLIGHT_BYTES))
+    }
+
+    fn journal(&self) -> Journal {
+        Journal(self.journal.as_ptr())
+    }
+}
+
+/// Everything behind the pool's lock.
+pub(crate) struct State {
+    pub(crate) phase: Phase,
+    pub(crate) pending: VecDeque<Unit>,
+    /// Live `imap` iterators that may still submit (they keep a closed pool's
+    /// workers alive).
+    pub(crate) feeders: usize,
+    workers: Vec<Worker>,
+    /// Running average of the time per unit, as the workers report it.
+    unit_nanos: Option<u64>,
+    /// Why outstanding work is cancelled once terminated: `Terminated`, or
+    /// `InitializerFailed`.
+    pub(crate) cancel_error: PoolError,
+    /// The dispatcher is blocked on `work` (a notify costs a futex call, so it
+    /// is made only then).
+    dispatcher_idle: bool,
+    next_id: u64,
+}
+
+impl State {
+    fn depth(&self) -> usize {
+        match self.unit_nanos {
+            None => 1,
+            Some(t) => (TARGET_QUEUED.as_nanos() as u64 / t.max(1)).clamp(1, MAX_DEPTH as u64) as usize,
+        }
+    }
+
+    /// Nothing left to do and nothing that could add work.
+    fn drained(&self) -> bool {
+        self.pending.is_empty() && self.feeders == 0 && self.workers.iter().all(|w| w.in_flight.is_empty())
+    }
+
+    fn wants_workers(&self) -> bool {
+        match self.phase {
+            Phase::Running => true,
+            Phase::Closed => !self.drained(),
+            Phase::Terminated => false,
+        }
+    }
+
+    /// Moves units from `pending` to the least loaded worker that can take
+    /// some; the message to send it.
+    fn next_batch(&mut self) -> Option<(Arc<Mutex<Connection>>, Vec<u8>)> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let depth = self.depth();
+        let open = self.workers.iter().filter(|w| w.can_take(depth)).count();
+        let share = self.pending.len().div_ceil(open.max(1));
+        let w = self.workers.iter_mut().filter(|w| w.can_take(depth)).min_by_key(|w| w.in_flight.len())?;
+        let mut msg = Vec::new();
+        for _ in 0..share {
+            if !w.can_take(depth) {
+                break;
+            }
+            let Some(unit) = self.pending.pop_front() else { break };
+            wire::put_unit(&mut msg, unit.code, &unit.payload);
+            w.in_flight_bytes += unit.payload.len();
+            w.sent += 1;
+            if let Some(b) = &mut w.budget {
+                *b -= 1;
+            }
+            w.in_flight.push_back(unit);
+        }
+        Some((w.tx.clone(), msg))
+    }
+
+    /// Forks a worker; the parent end of its results socket, for the collector.
+    fn spawn_worker(&mut self, config: &Config) -> Result<(u64, Connection), PoolError> {
+        let spawn_err = |e: &dyn std::fmt::Display| PoolError::Spawn(e.to_string());
+        let (p_tx, c_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
+        let (c_tx, p_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
+        let journal = Segment::anonymous(JOURNAL_LEN).map_err(|e| spawn_err(&e))?;
+        let journal_fd = journal.fd().map_or(-1, |fd| fd.as_raw_fd());
+        let mut close: Vec<RawFd> = self.workers.iter().flat_map(|w| w.fds).collect();
+        close.extend([p_tx.as_raw_fd(), p_rx.as_raw_fd(), journal_fd]);
+        let child = WorkerArgs {
+            rx: c_rx.as_raw_fd(),
+            tx: c_tx.as_raw_fd(),
+            journal: journal.as_ptr() as usize,
+            close,
+            initializer: config.initializer,
+            maxtasks: config.maxtasks,
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut process =
+            Process::builder().name(format!("PoolWorker-{id}")).daemon(true).target(move || worker_main(child)).build();
+        process.start().map_err(|e| spawn_err(&e))?;
+        // The child has its copies; ours must go, or its death would not show as EOF.
+        drop((c_rx, c_tx));
+        let pid = process.pid().unwrap_or(0);
+        self.workers.push(Worker {
+            id,
+            pid,
+            fds: [p_tx.as_raw_fd(), p_rx.as_raw_fd(), journal_fd],
+            tx: Arc::new(Mutex::new(p_tx)),
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
+            sent: 0,
+            budget: config.maxtasks,
+            journal,
+            process,
+            stopped: false,
+        });
+        Ok((id, p_rx))
+    }
+
+    /// Sets the phase to terminated and SIGKILLs every worker; the pending units,
+    /// to be cancelled by the caller outside the lock.
+    pub(crate) fn terminate(&mut self) -> Vec<Unit> {
+        self.phase = Phase::Terminated;
+        for w in &mut self.workers {
+            // The worker is in `workers`, so the collector has not reaped it yet:
+            // its pid cannot have been reused. A failure means it is gone already.
+            let _ = w.process.kill();
+        }
+        self.pending.drain(..).collect()
+    }
+}
+
+/// State shared by the pool handle, the dispatcher and the collector.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Wakes the dispatcher: new units, free capacity, a phase change.
+    work: Condvar,
+    pub(crate) config: Config,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> Arc<Shared> {
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                phase: Phase::Running,
+                pending: VecDeque::new(),
+                feeders: 0,
+                workers: Vec::new(),
+                unit_nanos: None,
+                dispatcher_idle: false,
+                cancel_error: PoolError::Terminated,
+                next_id: 1,
+            }),
+            work: Condvar::new(),
+            config,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the dispatcher.
+    pub(crate) fn notify(&self) {
+        self.work.notify_all();
+    }
+
+    /// Queues units. `continuation` lets an `imap` started before `close` go on.
+    pub(crate) fn submit(&self, units: impl IntoIterator<Item = Unit>, continuation: bool) -> Result<(), PoolError> {
+        let mut st = self.lock();
+        match st.phase {
+            Phase::Running => {}
+            Phase::Closed if continuation => {}
+            Phase::Terminated if st.cancel_error != PoolError::Terminated => return Err(st.cancel_error.clone()),
+            p => return Err(PoolError::NotRunning(p.name())),
+        }
+        st.pending.extend(units);
+        let wake = st.dispatcher_idle;
+        drop(st);
+        if wake {
+            self.work.notify_all();
+        }
+        Ok(())
+    }
+}
+
+/// The dispatcher thread: sends pending units to workers with room for them,
+/// and the stop message once a closed pool has drained.
+pub(crate) fn dispatch(shared: Arc<Shared>) {
+    let mut st = shared.lock();
+    loop {
+        if st.phase == Phase::Terminated {
+            return;
+        }
+        if let Some((tx, msg)) = st.next_batch() {
+            drop(st);
+            // A send to a dead worker fails; the collector sees its EOF and
+            // accounts for its units.
+            let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send_bytes(&msg);
+            st = shared.lock();
+            continue;
+        }
+        if st.phase == Phase::Closed && st.drained() {
+            let stops: Vec<_> = st
+                .workers
+                .iter_mut()
+                .filter(|w| !w.stopped)
+                .map(|w| {
+                    w.stopped = true;
+                    w.tx.clone()
+                })
+                .collect();
+            drop(st);
+            for tx in stops {
+                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send_bytes(&[]);
+            }
+            return;
+        }
+        st.dispatcher_idle = true;
+        st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
+        st.dispatcher_idle = false;
+    }
+}
+
+/// The collector thread: starts the workers (reporting on `started`), reads
+/// results, replaces dead workers, and ends when the pool is shut down and
+/// every worker is reaped.
+pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolError>>) {
+    let mut links: Vec<(u64, Connection)> = Vec::new();
+    {
+        let mut st = shared.lock();
+        for _ in 0..shared.config.processes {
+            match st.spawn_worker(&shared.config) {
+                Ok(l) => links.push(l),
+                Err(e) => {
+                    let _ = started.send(Err(e));
+                    st.terminate();
+                    break;
+                }
+            }
+        }
+        if st.phase == Phase::Running {
+            let _ = started.send(Ok(()));
+        }
+    }
+    loop {
+        {
+            let mut st = shared.lock();
+            while st.wants_workers() && st.workers.len() < shared.config.processes {
+                match st.spawn_worker(&shared.config) {
+                    Ok(l) => links.push(l),
+                    Err(_) => break, // retried on the next tick
+                }
+            }
+            if st.workers.is_empty() && !st.wants_workers() {
+                let orphans: Vec<Unit> = st.pending.drain(..).collect();
+                drop(st);
+                for u in orphans {
+                    u.deliver(Delivery::Cancelled(PoolError::Terminated));
+                }
+                return;
+            }
+            shared.work.notify_all();
+        }
+        let refs: Vec<&Connection> = links.iter().map(|(_, l)| l).collect();
+        let ready = mproc_ipc::wait(&refs, Some(COLLECT_TICK)).unwrap_or_default();
+        let mut dead = Vec::new();
+        for i in ready {
+            let (id, link) = &mut links[i];
+            loop {
+                match link.recv_bytes() {
+                    Ok(msg) if on_results(&shared, *id, &msg) => {}
+                    _ => {
+                        dead.push(i);
+                        break;
+                    }
+                }
+                if link.buffered() == 0 {
+                    break;
+                }
+            }
+        }
+        for i in dead.into_iter().rev() {
+            let (id, link) = links.swap_remove(i);
+            drop(link);
+            on_death(&shared, id);
+        }
+    }
+}
+
+/// Hands a results message's outcomes to their jobs; false if the message is
+/// malformed (the worker is then treated as lost).
+fn on_results(shared: &Shared, id: u64, msg: &[u8]) -> bool {
+    let Ok((nanos, outcomes)) = wire::results(msg) else {
+        if let Some(w) = shared.lock().workers.iter_mut().find(|w| w.id == id) {
+            let _ = w.process.kill();
+        }
+        return false;
+    };
+    let mut st = shared.lock();
+    let Some(w) = st.workers.iter_mut().find(|w| w.id == id) else { return false };
+    if outcomes.len() > w.in_flight.len() {
+        let _ = w.process.kill();
+        return false;
+    }
+    let units: Vec<Unit> = w.in_flight.drain(..outcomes.len()).collect();
+    w.in_flight_bytes -= units.iter().map(|u| u.payload.len()).sum::<usize>();
+    if let Some(per_unit) = nanos.checked_div(outcomes.len() as u64) {
+        st.unit_nanos = Some(match st.unit_nanos {
+            None => per_unit,
+            Some(avg) => (avg * 3 + per_unit) / 4,
+        });
+    }
+    // The dispatcher needs waking for more work, or to stop a closed pool.
+    let wake = st.dispatcher_idle && (!st.pending.is_empty() || st.phase == Phase::Closed);
+    drop(st);
+    if wake {
+        shared.work.notify_all();
+    }
+    for (unit, outcome) in units.into_iter().zip(outcomes) {
+        match outcome {
+            Outcome::Ok(r) => unit.deliver(Delivery::Done(&msg[r])),
+            Outcome::Failed(f) => unit.deliver(Delivery::Failed(f)),
+        }
+    }
+    true
+}
+
+/// A worker's results socket closed: account for its units, reap it.
+fn on_death(shared: &Shared, id: u64) {
+    let mut st = shared.lock();
+    let Some(idx) = st.workers.iter().position(|w| w.id == id) else { return };
+    let mut w = st.workers.remove(idx);
+    let journal = w.journal();
+    let mut cancelled_pending = Vec::new();
+    let init_failure = journal.init_failure();
+    if let Some(message) = init_failure.clone() {
+        // The initializer panicked: stop the pool rather than respawn forever.
+        st.cancel_error = PoolError::InitializerFailed { pid: w.pid as i32, message };
+        if st.phase != Phase::Terminated {
+            cancelled_pending = st.terminate();
+        }
+    }
+    let terminated = st.phase == Phase::Terminated;
+    let cancel_error = st.cancel_error.clone();
+    let started = journal.word(STARTED).load(Ordering::Acquire);
+    let mut first = w.sent - w.in_flight.len() as u64;
+    // Results the worker finished but had not sent yet are in its journal.
+    let (journal_first, journal_bytes) = match init_failure {
+        None => journal.entries(),
+        Some(_) => (0, Vec::new()),
+    };
+    let mut recovered = Vec::new();
+    for (k, outcome) in wire::entries(&journal_bytes).unwrap_or_default().into_iter().enumerate() {
+        let seq = journal_first + k as u64;
+        if seq < first {
+            continue; // sent, and read by us already
+        }
+        if seq != first + recovered.len() as u64 || recovered.len() == w.in_flight.len() {
+            break;
+        }
+        recovered.push(outcome);
+    }
+    let recovered: Vec<(Unit, Outcome)> = w.in_flight.drain(..recovered.len()).zip(recovered).collect();
+    first += recovered.len() as u64;
+    let mut lost = Vec::new();
+    let mut requeue = Vec::new();
+    for (k, unit) in w.in_flight.drain(..).enumerate() {
+        if terminated || first + (k as u64) < started {
+            lost.push(unit);
+        } else {
+            requeue.push(unit);
+        }
+    }
+    for unit in requeue.into_iter().rev() {
+        st.pending.push_front(unit);
+    }
+    drop(st);
+    shared.work.notify_all();
+    for unit in cancelled_pending {
+        unit.deliver(Delivery::Cancelled(cancel_error.clone()));
+    }
+    for (unit, outcome) in recovered {
+        match outcome {
+            Outcome::Ok(r) => unit.deliver(Delivery::Done(&journal_bytes[r])),
+            Outcome::Failed(f) => unit.deliver(Delivery::Failed(f)),
+        }
+    }
+    let exitcode = reap(&mut w.process);
+    let exit = WorkerExit { pid: w.pid as i32, exitcode };
+    for unit in lost {
+        if terminated {
+            unit.deliver(Delivery::Cancelled(cancel_error.clone()));
+        } else {
+            unit.deliver(Delivery::Lost(exit));
+        }
+    }
+}
+
+fn reap(p: &mut Process) -> Option<i32> {
+    if !matches!(p.join_timeout(REAP_GRACE), Ok(true)) {
+        let _ = p.kill();
+        let _ = p.join_timeout(REAP_GRACE);
+    }
+    p.exitcode()
+}
+
+/// What a worker needs, as plain values that survive `fork`.
+struct WorkerArgs {
+    rx: RawFd,
+    tx: RawFd,
+    /// Address of the worker's journal (mapped at the same address in the child).
+    journal: usize,
+    /// Inherited fds the worker must close.
+    close: Vec<RawFd>,
+    initializer: Option<fn()>,
+    maxtasks: Option<u64>,
+}
+
+/// Rebuilds a worker's end of a socketpair from its inherited fd number.
+///
+/// # Safety
+/// `fd` must be an open stream socket that nothing else in this process owns.
+unsafe fn connection_from_raw(fd: RawFd) -> Connection {
+    // SAFETY: ownership of an open, otherwise unowned socket fd (contract).
+    let mut c = Connection::from_unix(unsafe { UnixStream::from_raw_fd(fd) });
+    c.set_max_frame(PAIR_MAX_FRAME);
+    c
+}
+
+/// The body of a worker process.
+fn worker_main(args: WorkerArgs) {
+    for fd in &args.close {
+        // SAFETY: these fds are the parent's ends of other channels, which no
+        // object of this (forked) process will use or close again.
+        unsafe { libc::close(*fd) };
+    }
+    // SAFETY: the two fds are this worker's ends, inherited open; the parent's
+    // `Connection`s for them are never dropped here (that stack frame never
+    // returns in the child), so these are their only owners.
+    let (mut rx, mut tx) = unsafe { (connection_from_raw(args.rx), connection_from_raw(args.tx)) };
+    let journal = Journal(args.journal as *mut u8);
+    task::install_worker_panic_hook();
+    if let Some(init) = args.initializer {
+        if let Err(p) = std::panic::catch_unwind(init) {
+            journal.note_init_failure(&task::panic_message(p));
+            // SAFETY: _exit ends this worker at once, as the process crate would.
+            unsafe { libc::_exit(1) };
+        }
+    }
+    let mut started = 0u64;
+    let mut out = ResultsWriter::new(Vec::with_capacity(64 << 10));
+    let mut journaled = 0usize;
+    // Sends the results held so far; the journal then starts at unit `started`.
+    let mut flush = |out: &mut ResultsWriter, journaled: &mut usize, since: Instant, started: u64| {
+        let sent = out.count() == 0 || tx.send_bytes(out.finish(since.elapsed().as_nanos() as u64)).is_ok();
+        out.reset();
+        *journaled = 0;
+        journal.word(COMMITTED).store(0, Ordering::Release);
+        journal.word(FIRST_SEQ).store(started, Ordering::Release);
+        sent
+    };
+    loop {
+        let Ok(msg) = rx.recv_bytes() else { return }; // the pool is gone
+        if msg.is_empty() {
+            return; // stop
+        }
+        let mut since = Instant::now();
+        for unit in wire::units(&msg) {
+            let Ok((code, payload)) = unit else { return };
+            started += 1;
+            journal.word(STARTED).store(started, Ordering::Release);
+            let at = out.len();
+            // SAFETY: the code offsets were made by `Code`'s constructors in the
+            // parent, which is this same binary (forked).
+            out.push(|buf| unsafe { code.run(&msg[payload], buf) });
+            // A finished result is in the journal or on its way before the next
+            // unit starts: a unit that kills its worker takes only itself down.
+            if !journal.append(&mut journaled, out.since(at)) || since.elapsed() >= FLUSH_AFTER {
+                if !flush(&mut out, &mut journaled, since, started) {
+                    return;
+                }
+                since = Instant::now();
+            }
+        }
+        if !flush(&mut out, &mut journaled, since, started) {
+            return;
+        }
+        if args.maxtasks.is_some_and(|m| started >= m) {
+            return;
+        }
+    }
+}
+
+/// The size of a worker's journal segment.
+const JOURNAL_LEN: usize = 256 << 10;
+/// Journal word: the number of units the worker has started.
+const STARTED: usize = 0;
+/// Journal word: the sequence number (counting units from 0) of the first
+/// journaled result.
+const FIRST_SEQ: usize = 8;
+/// Journal word: the bytes of complete results in the journal.
+const COMMITTED: usize = 16;
+/// `FIRST_SEQ` when the initializer panicked; the data is then its message.
+const INIT_FAILED: u64 = u64::MAX;
+/// Where the results start.
+const JOURNAL_DATA: usize = 64;
+
+/// A worker's journal: shared memory the worker writes as it goes and the
+/// parent reads after the worker died (never while it runs).
+///
+/// Three `AtomicU64` words (`STARTED`, `FIRST_SEQ`, `COMMITTED`), then, from
+/// `JOURNAL_DATA`, the results the worker finished and has not sent yet, in the
+/// wire format of results laid end to end. The worker copies each result in
+/// before bumping `COMMITTED` (Release), so the parent (Acquire) sees only whole
+/// results.
+#[derive(Clone, Copy)]
+struct Journal(*mut u8);
+
+impl Journal {
+    fn word(&self, at: usize) -> &AtomicU64 {
+        debug_assert!(at + 8 <= JOURNAL_DATA && at % 8 == 0);
+        // SAFETY: the journal is a live, page-aligned mapping of JOURNAL_LEN
+        // bytes whose first words are used only as AtomicU64s.
+        unsafe { &*(self.0.add(at) as *const AtomicU64) }
+    }
+
+    /// Appends `entry` after the committed bytes; false if it does not fit.
+    fn append(&self, journaled: &mut usize, entry: &[u8]) -> bool {
+        if *journaled + entry.len() > JOURNAL_LEN - JOURNAL_DATA {
+            return false;
+        }
+        // SAFETY: the range lies inside the mapping (checked above), past the
+        // committed bytes, and only this worker writes it.
+        unsafe { std::ptr::copy_nonoverlapping(entry.as_ptr(), self.0.add(JOURNAL_DATA + *journaled), entry.len()) };
+        *journaled += entry.len();
+        self.word(COMMITTED).store(*journaled as u64, Ordering::Release);
+        true
+    }
+
+    /// Records that the initializer panicked, with its message, in place of
+    /// results (the worker then exits).
+    fn note_init_failure(&self, message: &str) {
+        let mut len = 0;
+        let msg = &message.as_bytes()[..message.len().min(4096)];
+        self.append(&mut len, msg);
+        self.word(FIRST_SEQ).store(INIT_FAILED, Ordering::Release);
+    }
+
+    /// The initializer's panic message, if it panicked.
+    fn init_failure(&self) -> Option<String> {
+        if self.word(FIRST_SEQ).load(Ordering::Acquire) != INIT_FAILED {
+            return None;
+        }
+        Some(String::from_utf8_lossy(&self.entries().1).into_owned())
+    }
+
+    /// The first journaled sequence number and a copy of the committed results.
+    fn entries(&self) -> (u64, Vec<u8>) {
+        let len = (self.word(COMMITTED).load(Ordering::Acquire) as usize).min(JOURNAL_LEN - JOURNAL_DATA);
+        let first = self.word(FIRST_SEQ).load(Ordering::Acquire);
+        // SAFETY: `len` bytes from JOURNAL_DATA lie inside the mapping, and the
+        // worker that wrote them is dead.
+        let bytes = unsafe { std::slice::from_raw_parts(self.0.add(JOURNAL_DATA), len) }.to_vec();
+        (first, bytes)
+    }
+}

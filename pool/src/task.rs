@@ -1,0 +1,296 @@
+//! Type-erased tasks: how a Rust function and its serde argument reach a worker.
+//!
+//! A task is a `fn` item (or a closure without captures, which coerces to one).
+//! It crosses into the worker as two code addresses — a *trampoline*
+//! monomorphised for the argument and result types, and the function itself —
+//! each sent as an offset from [`anchor`], a function of this crate. In a forked
+//! worker every address is the same as in the parent; the offsets keep the
+//! format valid for a re-exec of the same binary too, whose image may be loaded
+//! at another base (ASLR shifts the whole image by one amount). The pool only
+//! forks today (see [`StartMethod`](crate::StartMethod)).
+//!
+//! The trampoline decodes the argument (postcard), calls the function under
+//! `catch_unwind`, and encodes the result; a panic becomes a [`Failure`] carrying
+//! the message, and the worker lives on.
+
+use std::cell::RefCell;
+use std::panic::{self, AssertUnwindSafe};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// What a trampoline reports when the call did not produce a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    /// Index of the failing item within the chunk, for chunked calls.
+    pub(crate) item: Option<usize>,
+}
+
+impl Failure {
+    fn decode(e: postcard::Error) -> Failure {
+        Failure { message: format!("cannot decode the argument in the worker: {e}"), item: None }
+    }
+    fn encode(e: postcard::Error) -> Failure {
+        Failure { message: format!("cannot encode the result in the worker: {e}"), item: None }
+    }
+}
+
+/// The type-erased form of a task: `func` is the function's address, `input` the
+/// encoded argument (or chunk of arguments); the encoded result is appended to
+/// `out`.
+///
+/// # Safety
+/// `func` must be an address this trampoline's monomorphisation expects: the
+/// address of a `fn` pointer of exactly the types it was instantiated with (or
+/// anything, for trampolines that ignore it).
+pub(crate) type Trampoline = unsafe fn(func: usize, input: &[u8], out: &mut Vec<u8>) -> Result<(), Failure>;
+
+/// The reference point for code offsets. Never inlined, so it has an address.
+#[inline(never)]
+fn anchor() {}
+
+/// The offset of a code address from [`anchor`].
+pub(crate) fn code_offset(addr: usize) -> i64 {
+    addr.wrapping_sub(anchor as fn() as usize) as i64
+}
+
+/// The code address at `offset` from [`anchor`] in this process.
+pub(crate) fn code_address(offset: i64) -> usize {
+    (anchor as fn() as usize).wrapping_add(offset as usize)
+}
+
+/// A task's code, ready to be sent: trampoline and function offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Code {
+    pub(crate) trampoline: i64,
+    pub(crate) func: i64,
+}
+
+impl Code {
+    /// `f(arg)` with one encoded `A` in, one encoded `R` out.
+    pub(crate) fn apply<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> Code {
+        Code { trampoline: code_offset(apply_one::<A, R> as Trampoline as usize), func: code_offset(f as usize) }
+    }
+
+    /// `f` over an encoded `Vec<A>`, giving an encoded `Vec<R>`.
+    pub(crate) fn map<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> Code {
+        Code { trampoline: code_offset(map_chunk::<A, R> as Trampoline as usize), func: code_offset(f as usize) }
+    }
+
+    /// `f(*args)` over an encoded `Vec<Args>`, giving an encoded `Vec<R>`.
+    pub(crate) fn starmap<F: StarFn<Args, R>, Args: DeserializeOwned, R: Serialize>(_f: F) -> Code {
+        const { assert!(std::mem::size_of::<F>() == 0, "starmap takes a fn item or a closure without captures") };
+        Code { trampoline: code_offset(star_chunk::<F, Args, R> as Trampoline as usize), func: 0 }
+    }
+
+    /// Runs the task in this process (the worker side).
+    ///
+    /// # Safety
+    /// `self` must come from one of the constructors above, in this same binary.
+    pub(crate) unsafe fn run(self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Failure> {
+        // SAFETY: [1] the trampoline offset came from `code_offset` of a
+        // `Trampoline` in this binary (caller's contract), so the address is that
+        // function; [2] the function offset was paired with it by the same
+        // constructor, which is what the trampoline's own contract asks.
+        unsafe {
+            let tramp: Trampoline = std::mem::transmute::<usize, Trampoline>(code_address(self.trampoline));
+            tramp(code_address(self.func), input, out)
+        }
+    }
+}
+
+/// A function called with its arguments unpacked from a tuple, as in Python's
+/// `starmap`: implemented for fn items and closures without captures of one to
+/// six arguments.
+pub trait StarFn<Args, R>: Copy + Send + Sync + 'static {
+    /// Calls the function with the tuple's elements as arguments.
+    fn call(self, args: Args) -> R;
+}
+
+macro_rules! star_fn {
+    ($($a:ident),+) => {
+        impl<Func, $($a,)+ R> StarFn<($($a,)+), R> for Func
+        where
+            Func: Fn($($a),+) -> R + Copy + Send + Sync + 'static,
+        {
+            #[allow(non_snake_case)]
+            fn call(self, ($($a,)+): ($($a,)+)) -> R {
+                self($($a),+)
+            }
+        }
+    };
+}
+star_fn!(A1);
+star_fn!(A1, A2);
+star_fn!(A1, A2, A3);
+star_fn!(A1, A2, A3, A4);
+star_fn!(A1, A2, A3, A4, A5);
+star_fn!(A1, A2, A3, A4, A5, A6);
+
+thread_local! {
+    /// Where the last panic on this thread happened, recorded by the worker's
+    /// panic hook so the message sent back can name it.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces the panic hook of a worker process: record the location instead of
+/// printing, since the panic travels back to the parent as an error.
+pub(crate) fn install_worker_panic_hook() {
+    panic::set_hook(Box::new(|info| {
+        let loc = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        PANIC_LOCATION.with(|p| *p.borrow_mut() = loc);
+    }));
+}
+
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let msg = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    };
+    match PANIC_LOCATION.with(|p| p.borrow_mut().take()) {
+        Some(loc) => format!("{msg} (at {loc})"),
+        None => msg,
+    }
+}
+
+/// # Safety
+/// `func` must be the address of a `fn(A) -> R`.
+unsafe fn apply_one<A: DeserializeOwned, R: Serialize>(
+    func: usize,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Failure> {
+    // SAFETY: `func` is the address of a `fn(A) -> R` (contract), and fn pointers
+    // are address-sized.
+    let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(func) };
+    let arg: A = postcard::from_bytes(input).map_err(Failure::decode)?;
+    let r = panic::catch_unwind(AssertUnwindSafe(|| f(arg)))
+        .map_err(|p| Failure { message: panic_message(p), item: None })?;
+    *out = postcard::to_extend(&r, std::mem::take(out)).map_err(Failure::encode)?;
+    Ok(())
+}
+
+/// Runs `call` over a decoded chunk, reporting which item panicked.
+fn run_chunk<A: DeserializeOwned, R: Serialize>(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    call: impl Fn(A) -> R,
+) -> Result<(), Failure> {
+    let args: Vec<A> = postcard::from_bytes(input).map_err(Failure::decode)?;
+    let mut done = 0usize;
+    let results = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut results = Vec::with_capacity(args.len());
+        for a in args {
+            results.push(call(a));
+            done += 1;
+        }
+        results
+    }))
+    .map_err(|p| Failure { message: panic_message(p), item: Some(done) })?;
+    *out = postcard::to_extend(&results, std::mem::take(out)).map_err(Failure::encode)?;
+    Ok(())
+}
+
+/// # Safety
+/// `func` must be the address of a `fn(A) -> R`.
+unsafe fn map_chunk<A: DeserializeOwned, R: Serialize>(
+    func: usize,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Failure> {
+    // SAFETY: `func` is the address of a `fn(A) -> R` (contract).
+    let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(func) };
+    run_chunk(input, out, f)
+}
+
+/// # Safety
+/// Always safe to call; `unsafe` only to fit [`Trampoline`]. `F` must be
+/// zero-sized (checked at compile time by [`Code::starmap`]).
+unsafe fn star_chunk<F: StarFn<Args, R>, Args: DeserializeOwned, R: Serialize>(
+    _func: usize,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Failure> {
+    const { assert!(std::mem::size_of::<F>() == 0) };
+    // SAFETY: `F` is zero-sized, so there are no bytes to be invalid, and it is
+    // `Copy`, so making one more value of it is no different from copying the
+    // one the parent was given (a fn item or a closure without captures).
+    let f: F = unsafe { std::mem::zeroed() };
+    run_chunk(input, out, |args: Args| f.call(args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+
+    fn boom(x: u32) -> u32 {
+        if x == 3 {
+            panic!("three is right out");
+        }
+        x
+    }
+
+    fn run(code: Code, input: &[u8]) -> Result<Vec<u8>, Failure> {
+        let mut out = Vec::new();
+        // SAFETY: the code came from `Code`'s constructors in this binary.
+        unsafe { code.run(input, &mut out) }?;
+        Ok(out)
+    }
+
+    #[test]
+    fn offsets_round_trip() {
+        let a = double as fn(u64) -> u64 as usize;
+        assert_eq!(code_address(code_offset(a)), a);
+    }
+
+    #[test]
+    fn apply_round_trip() {
+        let out = run(Code::apply(double), &postcard::to_allocvec(&21u64).unwrap()).unwrap();
+        assert_eq!(postcard::from_bytes::<u64>(&out).unwrap(), 42);
+    }
+
+    #[test]
+    fn closure_without_captures_coerces() {
+        let out = run(Code::apply::<String, usize>(|s| s.len()), &postcard::to_allocvec("four").unwrap()).unwrap();
+        assert_eq!(postcard::from_bytes::<usize>(&out).unwrap(), 4);
+    }
+
+    #[test]
+    fn map_chunk_round_trip() {
+        let input = postcard::to_allocvec(&[1u64, 2, 3][..]).unwrap();
+        let out = run(Code::map(double), &input).unwrap();
+        assert_eq!(postcard::from_bytes::<Vec<u64>>(&out).unwrap(), vec![2, 4, 6]);
+    }
+
+    #[test]
+    fn starmap_chunk_round_trip() {
+        let input = postcard::to_allocvec(&[(1u64, 2u64), (3, 4)][..]).unwrap();
+        let out = run(Code::starmap(|a: u64, b: u64| a * b), &input).unwrap();
+        assert_eq!(postcard::from_bytes::<Vec<u64>>(&out).unwrap(), vec![2, 12]);
+        let input = postcard::to_allocvec(&[(1u8, 2u16, 3u32)][..]).unwrap();
+        let out = run(Code::starmap(|a: u8, b: u16, c: u32| a as u32 + b as u32 + c), &input).unwrap();
+        assert_eq!(postcard::from_bytes::<Vec<u32>>(&out).unwrap(), vec![6]);
+    }
+
+    #[test]
+    fn panic_names_the_item() {
+        let input = postcard::to_allocvec(&[1u32, 2, 3, 4][..]).unwrap();
+        let err = run(Code::map(boom), &input).unwrap_err();
+        assert_eq!(err.item, Some(2));
+        assert!(err.message.contains("three is right out"), "{}", err.message);
+    }
+
+    #[test]
+    fn bad_argument_is_a_failure_not_a_panic() {
+        let err = run(Code::apply(double), &[0xff]).unwrap_err();
+        assert!(err.message.contains("decode"), "{}", err.message);
+    }
+}

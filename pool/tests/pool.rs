@@ -1,0 +1,413 @@
+//! Pool behaviour across real (forked) worker processes.
+//!
+//! Every blocking call has a timeout, and each test runs under a watchdog that
+//! aborts the test binary instead of letting it hang.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mproc_pool::{Pool, PoolError};
+
+const T: Duration = Duration::from_secs(30);
+
+/// Aborts the process if the test is still running after `secs`.
+struct Watchdog(Option<mpsc::Sender<()>>);
+
+fn watchdog(secs: u64) -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
+            eprintln!("watchdog: test still running after {secs} s, aborting");
+            std::process::abort();
+        }
+    });
+    Watchdog(Some(tx))
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+}
+
+fn getpid() -> u32 {
+    std::process::id()
+}
+
+/// Sleeps `ms`, then reports (pid, start, end) in ns since the epoch.
+fn timed_sleep(ms: u64) -> (u32, u64, u64) {
+    let start = now_ns();
+    std::thread::sleep(Duration::from_millis(ms));
+    (getpid(), start, now_ns())
+}
+
+fn pid_of(_: ()) -> u32 {
+    getpid()
+}
+
+/// Checks the tutorial's waves: with `n` workers and `n + 1` tasks, the first `n`
+/// run at once in distinct workers, and the last starts only after one of them
+/// ended, in the worker that ran it.
+fn check_waves(n: usize, runs: &[(u32, u64, u64)]) {
+    let mut by_start = runs.to_vec();
+    by_start.sort_by_key(|r| r.1);
+    let (first, last) = by_start.split_at(n);
+    let last = last[0];
+    let first_pids: HashSet<u32> = first.iter().map(|r| r.0).collect();
+    assert_eq!(first_pids.len(), n, "first wave in {n} distinct workers: {runs:?}");
+    let latest_start = first.iter().map(|r| r.1).max().unwrap();
+    let earliest_end = first.iter().map(|r| r.2).min().unwrap();
+    assert!(latest_start < earliest_end, "first wave ran concurrently: {runs:?}");
+    let freed_by = first.iter().find(|r| r.0 == last.0).expect("last task ran in a first-wave worker");
+    assert!(last.1 >= freed_by.2, "last task started after its worker's first task ended: {runs:?}");
+}
+
+#[test]
+fn pool_of_three_runs_four_tasks_in_two_waves() {
+    let _w = watchdog(60);
+    let pool = Pool::new(3).unwrap();
+    let rs: Vec<_> = (0..4).map(|_| pool.apply_async(timed_sleep, 300).unwrap()).collect();
+    let runs: Vec<_> = rs.into_iter().map(|r| r.get_timeout(T).unwrap()).collect();
+    check_waves(3, &runs);
+}
+
+#[test]
+fn pool_of_four_runs_five_tasks_in_two_waves() {
+    let _w = watchdog(60);
+    let pool = Pool::new(4).unwrap();
+    let runs = pool.map_chunked(timed_sleep, [200; 5], 1).unwrap();
+    check_waves(4, &runs);
+}
+
+fn slow_square(x: u64) -> u64 {
+    // Later tasks finish first, so order comes from the pool, not from timing.
+    std::thread::sleep(Duration::from_millis(5 * (10 - x)));
+    x * x
+}
+
+#[test]
+fn apply_async_results_read_back_in_order() {
+    let _w = watchdog(60);
+    let pool = Pool::new(3).unwrap();
+    let rs: Vec<_> = (0..10).map(|x| pool.apply_async(slow_square, x).unwrap()).collect();
+    let got: Vec<u64> = rs.into_iter().map(|r| r.get_timeout(T).unwrap()).collect();
+    assert_eq!(got, (0..10).map(|x| x * x).collect::<Vec<_>>());
+}
+
+fn pid_after_sleep(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    getpid()
+}
+
+#[test]
+fn pool_of_two_uses_two_processes_for_ten_tasks_where_ten_guarded_processes_use_ten() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    let pids: HashSet<u32> = pool.map_chunked(pid_after_sleep, [10; 10], 1).unwrap().into_iter().collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(!pids.contains(&getpid()));
+
+    // Ten Processes guarded by Semaphore(2), by contrast, are ten processes
+    // (two at a time).
+    let sem = mproc_sync::Semaphore::new(2).unwrap();
+    let mut procs: Vec<_> = (0..10)
+        .map(|_| {
+            let sem = sem.clone();
+            mproc_process::Process::new(move || {
+                // SAFETY: alarm(2) only arms a timer: the watchdog of this child.
+                unsafe { libc::alarm(20) };
+                let Ok(_permit) = sem.permit_timeout(Duration::from_secs(10)) else {
+                    // SAFETY: _exit ends the child at once.
+                    unsafe { libc::_exit(3) }
+                };
+                std::thread::sleep(Duration::from_millis(10));
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for p in &mut procs {
+        p.start().unwrap();
+        seen.insert(p.pid().unwrap());
+    }
+    for p in &mut procs {
+        assert!(p.join_timeout(T).unwrap());
+        assert_eq!(p.exitcode(), Some(0), "each process got a permit");
+    }
+    assert_eq!(seen.len(), 10);
+}
+
+const KILL_ME: u32 = 13;
+
+fn double_or_die(x: u32) -> u32 {
+    if x == KILL_ME {
+        // SAFETY: kill(2) on our own pid has no memory-safety preconditions.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    x * 2
+}
+
+#[test]
+fn worker_killed_mid_task_gives_worker_lost_and_the_rest_complete() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    // Warm up on tiny tasks, so the pool pipelines many tasks per worker and the
+    // killed task shares its batch with finished ones (kept by the journal).
+    assert_eq!(pool.map_chunked(double_or_die, 0..KILL_ME, 1).unwrap().len(), KILL_ME as usize);
+    let rs: Vec<_> = (0..30).map(|x| pool.apply_async(double_or_die, x).unwrap()).collect();
+    let mut lost_pid = None;
+    for (x, r) in (0..30).zip(rs) {
+        match r.get_timeout(T) {
+            Ok(v) => assert_eq!(v, 2 * x),
+            Err(PoolError::WorkerLost { exit, items: None }) if x == KILL_ME => {
+                assert_eq!(exit.signal(), Some(libc::SIGKILL), "{exit}");
+                lost_pid = Some(exit.pid as u32);
+            }
+            Err(e) => panic!("task {x}: {e}"),
+        }
+    }
+    let lost_pid = lost_pid.expect("the marked task was lost");
+    // The pool replaced the worker and goes on.
+    let pids: HashSet<u32> = pool.map_chunked(pid_after_sleep, [20; 8], 1).unwrap().into_iter().collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(!pids.contains(&lost_pid));
+
+    // In a map, the error names the lost chunk's items.
+    let err = pool.map_chunked(double_or_die, 0..40, 5).unwrap_err();
+    let PoolError::WorkerLost { items, .. } = err else { panic!("{err}") };
+    assert_eq!(items, Some(10..15));
+    assert_eq!(pool.map(double_or_die, 20..25).unwrap(), vec![40, 42, 44, 46, 48]);
+}
+
+fn boom(x: u32) -> u32 {
+    if x == 3 {
+        panic!("boom on {x}");
+    }
+    x
+}
+
+#[test]
+fn panicking_task_gives_its_message_and_the_worker_survives() {
+    let _w = watchdog(60);
+    let pool = Pool::new(1).unwrap();
+    let before = pool.apply(pid_of, ()).unwrap();
+    let err = pool.apply_async(boom, 3).unwrap().get_timeout(T).unwrap_err();
+    let PoolError::TaskPanicked { message, item: None } = &err else { panic!("{err}") };
+    assert!(message.contains("boom on 3"), "{message}");
+    assert_eq!(pool.apply(pid_of, ()).unwrap(), before, "same worker after the panic");
+    let err = pool.map_chunked(boom, 0..8, 2).unwrap_err();
+    assert!(matches!(err, PoolError::TaskPanicked { item: Some(3), .. }), "{err}");
+}
+
+#[test]
+fn maxtasksperchild_recycles_workers() {
+    let _w = watchdog(60);
+    let pool = Pool::builder().processes(1).maxtasksperchild(2).build().unwrap();
+    let pids: Vec<u32> = (0..6).map(|_| pool.apply_async(pid_of, ()).unwrap().get_timeout(T).unwrap()).collect();
+    assert_eq!(pids[0], pids[1]);
+    assert_eq!(pids[2], pids[3]);
+    assert_eq!(pids[4], pids[5]);
+    assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 3, "{pids:?}");
+}
+
+static INITIALIZED: AtomicU64 = AtomicU64::new(0);
+
+fn init_worker() {
+    INITIALIZED.store(7777, Ordering::SeqCst);
+}
+
+fn read_initialized(_: ()) -> u64 {
+    INITIALIZED.load(Ordering::SeqCst)
+}
+
+#[test]
+fn initializer_state_is_visible_to_tasks() {
+    let _w = watchdog(60);
+    let pool = Pool::builder().processes(2).initializer(init_worker).build().unwrap();
+    let seen = pool.map_chunked(read_initialized, vec![(); 6], 1).unwrap();
+    assert_eq!(seen, vec![7777; 6]);
+    assert_eq!(INITIALIZED.load(Ordering::SeqCst), 0, "the initializer ran in the workers only");
+}
+
+fn ident(x: u64) -> u64 {
+    x
+}
+
+#[test]
+fn empty_map() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.map(ident, Vec::new()).unwrap(), Vec::<u64>::new());
+    let r = pool.map_async(ident, Vec::new(), None).unwrap();
+    assert!(r.ready());
+    assert_eq!(r.get_timeout(T).unwrap(), Vec::<u64>::new());
+    assert_eq!(pool.imap(ident, Vec::new()).unwrap().count(), 0);
+}
+
+fn jittered(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis((x * 7) % 5));
+    x
+}
+
+#[test]
+fn imap_unordered_yields_every_result_once() {
+    let _w = watchdog(60);
+    let pool = Pool::new(3).unwrap();
+    let mut it = pool.imap_unordered(jittered, 0..50).unwrap();
+    let mut got = Vec::new();
+    while let Some(r) = it.next_timeout(T) {
+        got.push(r.unwrap());
+    }
+    got.sort();
+    assert_eq!(got, (0..50).collect::<Vec<_>>());
+}
+
+#[test]
+fn imap_keeps_order_and_is_lazy() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let p = pulled.clone();
+    let endless = (0u64..).inspect(move |_| {
+        p.fetch_add(1, Ordering::SeqCst);
+    });
+    let mut it = pool.imap_chunked(ident, endless, 3).unwrap();
+    for want in 0..20 {
+        assert_eq!(it.next_timeout(T).unwrap().unwrap(), want);
+    }
+    // At most 4 × processes chunks beyond what was consumed.
+    assert!(pulled.load(Ordering::SeqCst) <= 21 + 4 * 2 * 3, "{}", pulled.load(Ordering::SeqCst));
+}
+
+#[test]
+fn use_after_close_is_an_error() {
+    let _w = watchdog(60);
+    let pool = Pool::new(1).unwrap();
+    assert_eq!(pool.join(), Err(PoolError::StillRunning));
+    let r = pool.apply_async(slow_square, 9).unwrap();
+    pool.close();
+    assert_eq!(pool.apply_async(ident, 1).unwrap_err(), PoolError::NotRunning("closed"));
+    assert_eq!(pool.map(ident, [1, 2]).unwrap_err(), PoolError::NotRunning("closed"));
+    assert_eq!(pool.map(ident, []).unwrap_err(), PoolError::NotRunning("closed"));
+    assert!(matches!(pool.imap(ident, [1]), Err(PoolError::NotRunning("closed"))));
+    assert_eq!(r.get_timeout(T), Ok(81), "work submitted before close finishes");
+    pool.join().unwrap();
+    pool.terminate();
+    assert_eq!(pool.apply_async(ident, 1).unwrap_err(), PoolError::NotRunning("terminated"));
+}
+
+#[test]
+fn terminate_cancels_outstanding_work() {
+    let _w = watchdog(60);
+    let pool = Pool::new(1).unwrap();
+    let running = pool.apply_async(timed_sleep, 20_000).unwrap();
+    let queued = pool.apply_async(ident, 5).unwrap();
+    pool.terminate();
+    assert_eq!(running.get_timeout(T).unwrap_err(), PoolError::Terminated);
+    assert_eq!(queued.get_timeout(T).unwrap_err(), PoolError::Terminated);
+}
+
+fn is_gone(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence. A zombie still exists.
+    unsafe { libc::kill(pid as i32, 0) == -1 }
+}
+
+#[test]
+fn dropping_a_running_pool_kills_and_reaps_its_workers() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    let pids: HashSet<u32> = pool.map_chunked(pid_after_sleep, [20; 6], 1).unwrap().into_iter().collect();
+    let busy = pool.apply_async(timed_sleep, 20_000).unwrap();
+    drop(pool);
+    assert_eq!(busy.get_timeout(T).unwrap_err(), PoolError::Terminated);
+    for pid in pids {
+        assert!(is_gone(pid), "worker {pid} still exists (alive or zombie)");
+    }
+}
+
+#[test]
+fn callbacks_see_the_result_or_the_error() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    let r =
+        pool.apply_async_with(slow_square, 4, move |v| tx.send(Ok(*v)).unwrap(), |e| panic!("unexpected {e}")).unwrap();
+    assert_eq!(rx.recv_timeout(T).unwrap(), Ok(16));
+    assert_eq!(r.get_timeout(T), Ok(16));
+    let r = pool
+        .apply_async_with(boom, 3, |_| panic!("unexpected success"), move |e| tx2.send(Err(e.to_string())).unwrap())
+        .unwrap();
+    assert!(rx.recv_timeout(T).unwrap().unwrap_err().contains("boom on 3"));
+    assert!(r.wait_timeout(T), "the callback runs before the result is ready, so wait");
+    assert_eq!(r.successful(), Ok(false));
+}
+
+#[test]
+fn starmap_unpacks_tuples() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.starmap(|a: u64, b: u64| a.pow(b as u32), [(2, 3), (3, 2), (10, 0)]).unwrap(), vec![8, 9, 1]);
+    let r = pool.starmap_async(|s: String, n: usize| s.repeat(n), [("ab".to_string(), 2)], Some(1)).unwrap();
+    assert_eq!(r.get_timeout(T).unwrap(), vec!["abab".to_string()]);
+}
+
+#[test]
+fn large_map_matches_sequential() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    let out = pool.map(slow_square_free, 0..100_000u64).unwrap();
+    assert!(out.iter().enumerate().all(|(i, v)| *v == (i as u64).wrapping_mul(3)));
+}
+
+fn slow_square_free(x: u64) -> u64 {
+    x.wrapping_mul(3)
+}
+
+#[test]
+fn imap_started_before_close_runs_to_the_end() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    let mut it = pool.imap(ident, 0..100u64).unwrap();
+    assert_eq!(it.next_timeout(T).unwrap().unwrap(), 0);
+    pool.close();
+    let mut got = vec![0];
+    while let Some(r) = it.next_timeout(T) {
+        got.push(r.unwrap());
+    }
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    drop(it);
+    pool.join().unwrap();
+}
+
+#[test]
+fn pool_and_results_cross_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Pool>();
+    fn assert_send<T: Send>() {}
+    assert_send::<mproc_pool::AsyncResult<String>>();
+}
+
+fn failing_init() {
+    panic!("no database today");
+}
+
+#[test]
+fn a_panicking_initializer_stops_the_pool_instead_of_respawning_forever() {
+    let _w = watchdog(60);
+    let pool = Pool::builder().processes(2).initializer(failing_init).build().unwrap();
+    let err = match pool.apply_async(ident, 1) {
+        Ok(r) => r.get_timeout(T).unwrap_err(),
+        Err(e) => e,
+    };
+    let PoolError::InitializerFailed { message, .. } = &err else { panic!("{err}") };
+    assert!(message.contains("no database today"), "{message}");
+    // Later submissions fail at once with the same cause.
+    assert!(matches!(pool.apply_async(ident, 2), Err(PoolError::InitializerFailed { .. })));
+    pool.join().unwrap();
+}
