@@ -1,0 +1,420 @@
+//! [`Connection`]: one end of a framed message channel over a stream socket.
+//!
+//! The wire format is CPython's `multiprocessing.connection` framing (see
+//! [`framing`](crate::framing)), so a `Connection` talks to a Python
+//! `Connection` byte for byte. Writes go out as one `send(2)` per message (header
+//! and payload together) for messages up to 64 KiB; reads go through a 64 KiB
+//! userspace buffer, so a burst of small messages costs one `read(2)`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use mproc_shm::{Exports, Share, ShmError};
+use rustix::event::{PollFd, PollFlags};
+use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IpcError, Result};
+use crate::framing::{encode_header, FrameReader, MAX_HEADER, SHORT_MAX};
+
+/// The default frame cap of connections made from outside sockets
+/// ([`Connection::from_unix`], [`Connection::from_tcp`], [`Listener`](crate::Listener),
+/// [`Client`](crate::Client)): 64 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 64 << 20;
+
+/// The default frame cap of [`Connection::pair`], whose two ends are trusted
+/// to be the same program: 1 GiB.
+pub const PAIR_MAX_FRAME: usize = 1 << 30;
+
+/// Messages up to this size are copied behind their header and sent with one
+/// system call; larger ones are sent as header, then payload (CPython's
+/// threshold is 16 KiB).
+const COALESCE: usize = 64 * 1024;
+
+/// The kind of socket under a [`Connection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SocketKind {
+    /// A Unix-domain stream socket (socketpair or a filesystem path).
+    Unix,
+    /// A TCP stream.
+    Tcp,
+}
+
+/// One end of a two-way message channel, backed today by a stream socket
+/// (Unix or TCP).
+///
+/// Messages are byte strings framed as in CPython's `multiprocessing.connection`;
+/// [`send`](Connection::send) and [`recv`](Connection::recv) carry any serde
+/// type, encoded with postcard. Message boundaries are kept: each `recv_bytes`
+/// returns exactly one `send_bytes`' bytes, including empty ones.
+///
+/// All operations take `&mut self`: a connection has one reader and one writer
+/// at a time, like Python's (which is not thread-safe either). Send it to
+/// another thread, or into a forked child, by moving it.
+///
+/// ```
+/// use mproc_ipc::Connection;
+///
+/// let (mut a, mut b) = Connection::pair()?;
+/// a.send(&("job", 7u32))?;
+/// let (name, n): (String, u32) = b.recv()?;
+/// assert_eq!((name.as_str(), n), ("job", 7));
+/// b.send_bytes(b"")?;
+/// assert_eq!(a.recv_bytes()?, b"");
+/// drop(b);
+/// assert!(a.recv_bytes().unwrap_err().is_eof());
+/// # Ok::<(), mproc_ipc::IpcError>(())
+/// ```
+#[doc(alias = "PipeConnection")]
+pub struct Connection {
+    /// `None` after [`close`](Connection::close).
+    fd: Option<OwnedFd>,
+    kind: SocketKind,
+    reader: FrameReader,
+    /// Reused for coalesced writes and postcard encoding.
+    wbuf: Vec<u8>,
+    max_frame: usize,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd.as_ref().map(|fd| fd.as_raw_fd()))
+            .field("kind", &self.kind)
+            .field("buffered", &self.reader.buffered())
+            .field("max_frame", &self.max_frame)
+            .finish()
+    }
+}
+
+/// Reads a socket through a borrowed fd (for the [`FrameReader`]).
+struct SocketSource<'a>(BorrowedFd<'a>);
+
+impl Read for SocketSource<'_> {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(rustix::io::read(self.0, buf)?)
+    }
+}
+
+impl Connection {
+    fn from_fd(fd: OwnedFd, kind: SocketKind, max_frame: usize) -> Connection {
+        Connection { fd: Some(fd), kind, reader: FrameReader::new(), wbuf: Vec::new(), max_frame }
+    }
+
+    /// `socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)`: two connected ends.
+    ///
+    /// The frame cap of both ends is [`PAIR_MAX_FRAME`]. For a forked child,
+    /// move one end into the child's closure; for a spawned child, export it
+    /// with [`Share`].
+    #[doc(alias = "socketpair")]
+    #[doc(alias = "Pipe")]
+    pub fn pair() -> Result<(Connection, Connection)> {
+        let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+            .map_err(|e| IpcError::os("socketpair", "AF_UNIX stream pair", e))?;
+        Ok((
+            Connection::from_fd(a, SocketKind::Unix, PAIR_MAX_FRAME),
+            Connection::from_fd(b, SocketKind::Unix, PAIR_MAX_FRAME),
+        ))
+    }
+
+    /// Wraps a connected Unix stream. Frame cap: [`DEFAULT_MAX_FRAME`].
+    pub fn from_unix(s: UnixStream) -> Connection {
+        Connection::from_fd(s.into(), SocketKind::Unix, DEFAULT_MAX_FRAME)
+    }
+
+    /// Wraps a connected TCP stream, with `TCP_NODELAY` set (each message is
+    /// written whole, so Nagle's algorithm would only add latency). Frame cap:
+    /// [`DEFAULT_MAX_FRAME`].
+    pub fn from_tcp(s: std::net::TcpStream) -> Connection {
+        // Failure leaves Nagle on: slower, never wrong.
+        let _ = s.set_nodelay(true);
+        Connection::from_fd(s.into(), SocketKind::Tcp, DEFAULT_MAX_FRAME)
+    }
+
+    /// The largest message this end accepts.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Sets the largest message this end accepts. A longer frame is refused
+    /// with [`IpcError::MessageTooLarge`] before any memory is allocated for it.
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max_frame = max;
+    }
+
+    /// Which kind of socket carries this connection.
+    pub fn kind(&self) -> SocketKind {
+        self.kind
+    }
+
+    /// True after [`close`](Connection::close).
+    pub fn is_closed(&self) -> bool {
+        self.fd.is_none()
+    }
+
+    /// Bytes already read from the socket and not yet returned as messages.
+    pub fn buffered(&self) -> usize {
+        self.reader.buffered()
+    }
+
+    /// Sends one message: the bytes of `buf`, framed. Zero-length messages are legal.
+    pub fn send_bytes(&mut self, buf: &[u8]) -> Result<()> {
+        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let mut header = [0u8; MAX_HEADER];
+        let hlen = encode_header(buf.len() as u64, &mut header);
+        if buf.len() <= COALESCE {
+            self.wbuf.clear();
+            self.wbuf.extend_from_slice(&header[..hlen]);
+            self.wbuf.extend_from_slice(buf);
+            send_all(fd, &self.wbuf)
+        } else {
+            send_all(fd, &header[..hlen])?;
+            send_all(fd, buf)
+        }
+    }
+
+    /// Sends `v` encoded with postcard, as one message.
+    pub fn send<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
+        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let mut buf = std::mem::take(&mut self.wbuf);
+        buf.clear();
+        buf.extend_from_slice(&[0u8; 4]);
+        let buf = postcard::to_extend(v, buf)
+            .map_err(|source| IpcError::Encode { type_name: std::any::type_name::<T>(), source })?;
+        let len = (buf.len() - 4) as u64;
+        let sent = if len <= SHORT_MAX {
+            let mut b = buf;
+            b[..4].copy_from_slice(&(len as i32).to_be_bytes());
+            let r = send_all(fd, &b);
+            self.wbuf = b;
+            r
+        } else {
+            let mut header = [0u8; MAX_HEADER];
+            let hlen = encode_header(len, &mut header);
+            let r = send_all(fd, &header[..hlen]).and_then(|()| send_all(fd, &buf[4..]));
+            self.wbuf = buf;
+            r
+        };
+        // Do not keep a huge encoding buffer alive after a one-off big message.
+        if self.wbuf.capacity() > 4 * COALESCE {
+            self.wbuf = Vec::new();
+        }
+        sent
+    }
+
+    /// Receives one message of at most [`max_frame`](Connection::max_frame)
+    /// bytes. [`IpcError::Eof`] when the peer closed and every message was read.
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        self.recv_bytes_max(self.max_frame)
+    }
+
+    /// Receives one message of at most `max` bytes (and at most the frame cap).
+    /// A longer one is an [`IpcError::MessageTooLarge`], after which the
+    /// connection cannot be read (Python's `recv_bytes(maxlength)` does the same).
+    pub fn recv_bytes_max(&mut self, max: usize) -> Result<Vec<u8>> {
+        let max = max.min(self.max_frame);
+        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        self.reader.read_vec(&mut SocketSource(fd), max)
+    }
+
+    /// Receives one message into `buf` and returns its length. If `buf` is too
+    /// short, the message is consumed and returned in [`IpcError::BufferTooShort`].
+    pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        self.reader.read_into(&mut SocketSource(fd), buf, self.max_frame)
+    }
+
+    /// Receives one message and decodes it with postcard as a `T`. Small
+    /// messages are decoded in place from the read buffer, without a copy.
+    pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        self.reader
+            .with_frame(&mut SocketSource(fd), self.max_frame, |bytes| {
+                postcard::from_bytes::<T>(bytes).map_err(|source| IpcError::Decode {
+                    type_name: std::any::type_name::<T>(),
+                    len: bytes.len(),
+                    source,
+                })
+            })
+            .and_then(|r| r)
+    }
+
+    /// Whether a message (or end of file) can be read without blocking, waiting
+    /// up to `timeout` (`None`: forever; `Some(Duration::ZERO)`: just look).
+    ///
+    /// Like Python's, `poll` reports the stream readable once any bytes (or end
+    /// of file) are there; a peer that wrote half a frame and stalled makes a
+    /// following `recv` block.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        if self.reader.buffered() > 0 || self.reader.at_eof() {
+            return Ok(true);
+        }
+        poll_readable(&[fd], timeout).map(|ready| !ready.is_empty())
+    }
+
+    /// Closes this end now. Later calls fail with [`IpcError::Closed`]; the
+    /// peer reads [`IpcError::Eof`] once it has read what was sent. Dropping
+    /// the connection does the same.
+    pub fn close(&mut self) {
+        self.fd = None;
+        self.reader = FrameReader::new();
+        self.wbuf = Vec::new();
+    }
+
+    /// True when a read would return without touching the socket: bytes are
+    /// buffered, or end of file was seen.
+    pub(crate) fn ready_now(&self) -> bool {
+        self.reader.buffered() > 0 || self.reader.at_eof()
+    }
+
+    pub(crate) fn borrowed_fd(&self) -> Result<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|fd| fd.as_fd()).ok_or(IpcError::Closed)
+    }
+}
+
+impl AsRawFd for Connection {
+    /// The socket's fd, or -1 after [`close`](Connection::close).
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
+    }
+}
+
+/// Sends all of `buf` with `MSG_NOSIGNAL` (a closed peer is an `EPIPE` error,
+/// never a `SIGPIPE`), retrying on `EINTR`.
+fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        match rustix::net::send(fd, buf, SendFlags::NOSIGNAL) {
+            Ok(n) => buf = &buf[n..],
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(IpcError::os("send", "connection", e)),
+        }
+    }
+    Ok(())
+}
+
+/// `poll(2)` for `POLLIN` on `fds`; returns the indices that are readable or
+/// hung up, waiting up to `timeout` for at least one. Restarts after `EINTR`
+/// with the time that is left.
+pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Result<Vec<usize>> {
+    let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
+    let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
+    loop {
+        let ts = match deadline {
+            None => None,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                Some(rustix::event::Timespec {
+                    tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
+                    tv_nsec: left.subsec_nanos() as _,
+                })
+            }
+        };
+        match rustix::event::poll(&mut pfds, ts.as_ref()) {
+            Ok(0) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(Vec::new());
+                }
+            }
+            Ok(_) => {
+                return Ok(pfds.iter().enumerate().filter(|(_, p)| !p.revents().is_empty()).map(|(i, _)| i).collect())
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(IpcError::os("poll", format!("{} connection(s)", fds.len()), e)),
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+/// The serialised identity of a [`Connection`] exported to a spawned child:
+/// the fd number the child inherits, and the socket's inode to verify it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConnectionToken {
+    fd: RawFd,
+    dev: u64,
+    ino: u64,
+    exporter: u32,
+    kind: SocketKind,
+    max_frame: u64,
+}
+
+/// Inherited fds already taken over by an import in this process: a second
+/// import of the same token gets a duplicate, never a second owner.
+fn imported() -> &'static Mutex<HashSet<RawFd>> {
+    static IMPORTED: OnceLock<Mutex<HashSet<RawFd>>> = OnceLock::new();
+    IMPORTED.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+impl Share for Connection {
+    type Token = ConnectionToken;
+
+    /// Exports the socket fd for a spawned child. Fails if this end is closed
+    /// or holds already-read bytes, which could not travel with the fd.
+    fn export(&self, exports: &mut Exports) -> mproc_shm::Result<ConnectionToken> {
+        let bad = |detail: String| ShmError::BadToken { what: "connection", detail };
+        let fd = self.fd.as_ref().ok_or_else(|| bad("the connection is closed".into()))?;
+        if self.reader.buffered() > 0 {
+            return Err(bad(format!(
+                "{} bytes were already read from the socket in this process and would be lost",
+                self.reader.buffered()
+            )));
+        }
+        let st = rustix::fs::fstat(fd).map_err(|e| bad(format!("fstat of fd {}: {e}", fd.as_raw_fd())))?;
+        exports.inherit(fd.as_fd());
+        Ok(ConnectionToken {
+            fd: fd.as_raw_fd(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            exporter: rustix::process::getpid().as_raw_nonzero().get() as u32,
+            kind: self.kind,
+            max_frame: self.max_frame as u64,
+        })
+    }
+
+    /// Takes over the inherited fd (so that dropping the connection in the
+    /// child closes it, and the peer sees end of file), after checking that it
+    /// is the same socket. In the exporting process itself, or on a second
+    /// import, the fd is duplicated instead.
+    fn import(token: ConnectionToken) -> mproc_shm::Result<Connection> {
+        let bad = |detail: String| ShmError::BadToken { what: "connection", detail };
+        let fd = token.fd;
+        // SAFETY: fstat on an fd number we may not own is sound: at worst it is
+        // closed (EBADF) or another file, both checked below; the borrow ends
+        // before any fd is created from it.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let st = rustix::fs::fstat(borrowed).map_err(|e| bad(format!("fd {fd} was not inherited: {e}")))?;
+        let is_socket = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket;
+        if !is_socket || st.st_dev != token.dev || st.st_ino != token.ino {
+            return Err(bad(format!(
+                "fd {fd} is inode {} on device {} (socket: {is_socket}); the token names socket inode {} on device {} \
+                 (stale token?)",
+                st.st_ino, st.st_dev, token.ino, token.dev
+            )));
+        }
+        let here = rustix::process::getpid().as_raw_nonzero().get() as u32;
+        let mut taken = imported().lock().unwrap_or_else(|p| p.into_inner());
+        let owned = if here != token.exporter && taken.insert(fd) {
+            // SAFETY: [1] the fd is open and is the exported socket (checked
+            // above); [2] it was inherited across exec for this import, and the
+            // `imported` set guarantees only this one OwnedFd is made from it.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)
+                .map_err(|e| ShmError::BadToken { what: "connection", detail: format!("F_SETFD on fd {fd}: {e}") })?;
+            owned
+        } else {
+            rustix::io::fcntl_dupfd_cloexec(borrowed, 0)
+                .map_err(|e| bad(format!("fcntl(F_DUPFD_CLOEXEC) of fd {fd}: {e}")))?
+        };
+        Ok(Connection::from_fd(owned, token.kind, token.max_frame.min(usize::MAX as u64) as usize))
+    }
+}
