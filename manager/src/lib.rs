@@ -30,6 +30,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-manager supports Linux only");
 
+mod auth;
 mod client;
 mod error;
 mod manager;
@@ -48,7 +49,7 @@ mod tests;
 
 pub use error::{ManagerError, Result};
 pub use manager::Manager;
-pub use net::{Address, ManagerBuilder};
+pub use net::{Address, ManagerBuilder, Server};
 pub use object::Served;
 pub use proxy::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy, LockGuard,

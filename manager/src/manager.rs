@@ -83,6 +83,11 @@ impl Manager {
         }
     }
 
+    /// The pid of the server process, if this handle started it.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().and_then(|s| s.pid())
+    }
+
     /// The server's counters: live objects, clients, connections, references.
     pub fn stats(&self) -> Result<ServerStats> {
         self.target.stats()

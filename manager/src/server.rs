@@ -82,11 +82,16 @@ impl ServerState {
         self.shutdown.load(Ordering::SeqCst)
     }
 
-    pub fn request_shutdown(&self) {
-        if !self.shutdown.swap(true, Ordering::SeqCst) {
-            if let Some(f) = lock(&self.on_shutdown).take() {
-                f();
-            }
+    fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    /// Runs the shutdown hook, once; called after the `Shutdown` reply went out, so the
+    /// server process does not exit before its client has the answer.
+    fn wake_after_shutdown(&self) {
+        let hook = lock(&self.on_shutdown).take();
+        if let Some(f) = hook {
+            f();
         }
     }
 
@@ -218,11 +223,20 @@ impl ServerState {
                 }
                 Err(_) => break,
             };
+            if self.is_shut_down() {
+                let _ = reply(t, &Err(ManagerError::Disconnected("the manager server shut down".into())));
+                break;
+            }
             let resp = {
-                let alive = || t.alive();
+                let alive = || t.alive() && !self.is_shut_down();
                 self.handle(client, &frame, &alive)
             };
-            if reply(t, &resp).is_err() || self.is_shut_down() {
+            let sent = reply(t, &resp);
+            if self.is_shut_down() {
+                self.wake_after_shutdown();
+                break;
+            }
+            if sent.is_err() {
                 break;
             }
         }
