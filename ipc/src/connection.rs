@@ -226,6 +226,21 @@ impl Connection {
 
     /// Receives one message into `buf` and returns its length. If `buf` is too
     /// short, the message is consumed and returned in [`IpcError::BufferTooShort`].
+    ///
+    /// ```
+    /// use mproc_ipc::{Connection, IpcError};
+    ///
+    /// let (mut a, mut b) = Connection::pair()?;
+    /// a.send_bytes(b"0123456789")?;
+    /// let mut buf = [0u8; 4];
+    /// match b.recv_bytes_into(&mut buf) {
+    ///     Err(IpcError::BufferTooShort { message, .. }) => assert_eq!(message, b"0123456789"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// a.send_bytes(b"ok")?;
+    /// assert_eq!(b.recv_bytes_into(&mut buf)?, 2);
+    /// # Ok::<(), IpcError>(())
+    /// ```
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
         self.reader.read_into(&mut SocketSource(fd), buf, self.max_frame)
@@ -252,6 +267,18 @@ impl Connection {
     /// Like Python's, `poll` reports the stream readable once any bytes (or end
     /// of file) are there; a peer that wrote half a frame and stalled makes a
     /// following `recv` block.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mproc_ipc::Connection;
+    ///
+    /// let (mut a, mut b) = Connection::pair()?;
+    /// assert!(!b.poll(Some(Duration::ZERO))?);
+    /// a.send(&42u32)?;
+    /// assert!(b.poll(Some(Duration::from_secs(5)))?);
+    /// assert_eq!(b.recv::<u32>()?, 42);
+    /// # Ok::<(), mproc_ipc::IpcError>(())
+    /// ```
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
         if self.reader.buffered() > 0 || self.reader.at_eof() {

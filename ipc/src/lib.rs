@@ -5,20 +5,50 @@
 //!   socket. The framing is CPython's `multiprocessing.connection` framing, byte
 //!   for byte, so a Rust process and a Python process can talk.
 //! - [`Listener`] / [`Client`]: accept and open connections on a Unix path or a
-//!   TCP address, with the mutual HMAC challenge of CPython ≥ 3.12 (and the
-//!   legacy HMAC-MD5 form of CPython ≤ 3.11 when the peer uses it).
+//!   TCP address ([`Address`]), with the mutual HMAC challenge of CPython ≥ 3.12
+//!   (and the legacy HMAC-MD5 form of CPython ≤ 3.11 when the peer uses it).
 //! - [`wait`]: `poll(2)` over several connections.
+//!
+//! | Python `multiprocessing.connection` | here |
+//! | --- | --- |
+//! | `Pipe()` (socket form) | [`Connection::pair`] |
+//! | `conn.send(obj)` / `conn.recv()` | [`Connection::send`] / [`Connection::recv`] (serde + postcard, not pickle) |
+//! | `send_bytes`, `recv_bytes(maxlength)`, `recv_bytes_into` | [`Connection::send_bytes`], [`Connection::recv_bytes_max`], [`Connection::recv_bytes_into`] |
+//! | `poll(timeout)`, `close()` | [`Connection::poll`], [`Connection::close`] |
+//! | `EOFError`, `BufferTooShort`, `AuthenticationError` | [`IpcError::Eof`], [`IpcError::BufferTooShort`], [`IpcError::Authentication`] |
+//! | `Listener(address, authkey=...)`, `accept()`, `address` | [`Listener::bind`], [`Listener::accept`], [`Listener::address`] |
+//! | `Client(address, authkey=...)` | [`Client::connect`] |
+//! | `wait(object_list, timeout)` | [`wait`] |
+//!
+//! A Rust server that a Python `multiprocessing.connection.Client(addr,
+//! authkey=b"secret")` can talk to:
+//!
+//! ```no_run
+//! use mproc_ipc::{Address, Listener};
+//!
+//! let listener = Listener::bind(Address::loopback(6000), Some(b"secret"))?;
+//! loop {
+//!     let mut conn = listener.accept()?;
+//!     while let Ok(msg) = conn.recv_bytes() {
+//!         conn.send_bytes(&msg)?; // echo
+//!     }
+//! }
+//! # Ok::<(), mproc_ipc::IpcError>(())
+//! ```
 //!
 //! Linux only.
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-ipc supports Linux only");
 
+pub mod auth;
 mod connection;
 mod error;
 pub mod framing;
+mod listener;
 mod wait;
 
 pub use connection::{Connection, ConnectionToken, SocketKind, DEFAULT_MAX_FRAME, PAIR_MAX_FRAME};
 pub use error::{IpcError, Result};
+pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use wait::wait;

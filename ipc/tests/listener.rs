@@ -1,0 +1,248 @@
+//! Listener/Client between Rust processes: the handshake with right and wrong
+//! keys both ways, Unix and TCP, socket file permissions and cleanup, and a
+//! client in a forked process.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::thread;
+use std::time::Duration;
+
+use common::{fork_child, reap};
+use mproc_ipc::{Address, Client, Connection, IpcError, Listener};
+
+fn talk(mut c: Connection) -> mproc_ipc::Result<Vec<u8>> {
+    c.send_bytes(b"ping")?;
+    c.recv_bytes()
+}
+
+fn handshake(
+    listener: Listener,
+    client_key: Option<&'static [u8]>,
+) -> (mproc_ipc::Result<Vec<u8>>, mproc_ipc::Result<()>) {
+    let addr = listener.address().clone();
+    let t = thread::spawn(move || Client::connect(&addr, client_key).and_then(talk));
+    let server = listener.accept().and_then(|mut c| {
+        assert_eq!(c.recv_bytes()?, b"ping");
+        c.send_bytes(b"pong")
+    });
+    (t.join().unwrap(), server)
+}
+
+#[test]
+fn tcp_right_key() {
+    let l = Listener::bind(Address::loopback(0), Some(b"k1")).unwrap();
+    let (client, server) = handshake(l, Some(b"k1"));
+    assert_eq!(client.unwrap(), b"pong");
+    server.unwrap();
+}
+
+#[test]
+fn unix_right_key() {
+    let l = Listener::bind_temp(Some(b"k1")).unwrap();
+    let (client, server) = handshake(l, Some(b"k1"));
+    assert_eq!(client.unwrap(), b"pong");
+    server.unwrap();
+}
+
+#[test]
+fn wrong_key_fails_on_both_sides() {
+    for l in
+        [Listener::bind(Address::loopback(0), Some(b"server")).unwrap(), Listener::bind_temp(Some(b"server")).unwrap()]
+    {
+        let (client, server) = handshake(l, Some(b"client"));
+        match client {
+            Err(IpcError::Authentication { reason }) => assert!(reason.contains("rejected"), "{reason}"),
+            other => panic!("client: expected Authentication, got {other:?}"),
+        }
+        match server {
+            Err(IpcError::Authentication { reason }) => assert!(reason.contains("wrong"), "{reason}"),
+            other => panic!("server: expected Authentication, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn client_rejects_listener_with_wrong_key_in_second_round() {
+    // A listener that accepts any answer but whose own challenge answer is
+    // wrong: the client's delivered challenge must catch it.
+    let l = Listener::bind(Address::loopback(0), None).unwrap();
+    let addr = l.address().clone();
+    let t = thread::spawn(move || Client::connect(&addr, Some(b"right")));
+    let mut c = l.accept().unwrap();
+    // Play the listener's part by hand: a challenge the client answers, then
+    // welcome whatever comes back, then answer its challenge with a wrong key.
+    mproc_ipc::auth::deliver_challenge(&mut c, b"right").unwrap();
+    let server_side = mproc_ipc::auth::answer_challenge(&mut c, b"WRONG");
+    assert!(matches!(server_side, Err(IpcError::Authentication { .. })), "{server_side:?}");
+    match t.join().unwrap() {
+        Err(IpcError::Authentication { reason }) => assert!(reason.contains("wrong"), "{reason}"),
+        other => panic!("expected Authentication, got {other:?}"),
+    }
+}
+
+#[test]
+fn no_authkey_means_no_handshake() {
+    let l = Listener::bind(Address::loopback(0), None).unwrap();
+    let (client, server) = handshake(l, None);
+    assert_eq!(client.unwrap(), b"pong");
+    server.unwrap();
+}
+
+#[test]
+fn client_without_key_against_keyed_listener_times_out_the_handshake() {
+    let mut l = Listener::bind(Address::loopback(0), Some(b"k")).unwrap();
+    l.set_handshake_timeout(Some(Duration::from_millis(200)));
+    let addr = l.address().clone();
+    // The client connects without a key and waits for a message that never
+    // comes; the listener's challenge goes unanswered until its timeout.
+    let t = thread::spawn(move || {
+        let mut c = Client::connect(&addr, None).unwrap();
+        // The first message the keyless client sees is the challenge itself.
+        let m = c.recv_bytes().unwrap();
+        assert!(m.starts_with(b"#CHALLENGE#{sha256}"), "{m:?}");
+        assert_eq!(m.len(), 11 + 8 + 40);
+        c
+    });
+    match l.accept() {
+        Err(IpcError::Authentication { reason }) => assert!(reason.contains("in time"), "{reason}"),
+        other => panic!("expected a handshake timeout, got {other:?}"),
+    }
+    drop(t.join().unwrap());
+}
+
+#[test]
+fn unix_socket_is_owner_only_and_removed_on_drop() {
+    let path = std::env::temp_dir().join(format!("mproc-test-listener-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let l = Listener::bind(path.clone(), None).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(matches!(Listener::bind(path.clone(), None), Err(IpcError::Os { op: "bind", .. })));
+    drop(l);
+    assert!(!path.exists());
+
+    let l = Listener::bind_temp(None).unwrap();
+    let Address::Unix(p) = l.address().clone() else { panic!("bind_temp must give a Unix path") };
+    let dir = p.parent().unwrap().to_owned();
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    drop(l);
+    assert!(!p.exists() && !dir.exists());
+}
+
+#[test]
+fn connect_to_nothing_is_an_os_error_naming_the_address() {
+    let l = Listener::bind(Address::loopback(0), None).unwrap();
+    let addr = l.address().clone();
+    drop(l);
+    match Client::connect(&addr, None) {
+        Err(e @ IpcError::Os { op: "connect", .. }) => assert!(e.to_string().contains(&addr.to_string())),
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}
+
+#[test]
+fn address_parsing() {
+    assert_eq!(Address::parse("7000").unwrap(), Address::loopback(7000));
+    assert_eq!(Address::parse("./sock").unwrap(), Address::Unix("./sock".into()));
+    assert_eq!(Address::parse("[::1]:9").unwrap(), Address::Tcp("[::1]:9".parse().unwrap()));
+    assert!(matches!(Address::parse("nonsense"), Err(IpcError::BadAddress { .. })));
+    assert_eq!(Address::loopback(5).to_string(), "127.0.0.1:5");
+}
+
+#[test]
+fn frame_cap_applies_to_accepted_connections() {
+    let mut l = Listener::bind(Address::loopback(0), Some(b"k")).unwrap();
+    l.set_max_frame(1000);
+    let addr = l.address().clone();
+    let t = thread::spawn(move || {
+        let mut c = Client::connect(&addr, Some(b"k")).unwrap();
+        c.send_bytes(&[0u8; 1000]).unwrap();
+        c.send_bytes(&[0u8; 1001]).unwrap();
+        c
+    });
+    let mut c = l.accept().unwrap();
+    assert_eq!(c.max_frame(), 1000);
+    assert_eq!(c.recv_bytes().unwrap().len(), 1000);
+    assert!(matches!(c.recv_bytes(), Err(IpcError::MessageTooLarge { len: 1001, max: 1000 })));
+    drop(t.join().unwrap());
+}
+
+#[test]
+fn client_in_forked_process() {
+    let l = Listener::bind_temp(Some(b"fork-key")).unwrap();
+    let addr = l.address().clone();
+    let pid = fork_child(move || {
+        let Ok(mut c) = Client::connect(&addr, Some(b"fork-key")) else { return 2 };
+        for i in 0..100u32 {
+            if c.send(&i).is_err() {
+                return 3;
+            }
+        }
+        match c.recv::<u32>() {
+            Ok(sum) if sum == (0..100).sum::<u32>() => 0,
+            _ => 4,
+        }
+    });
+    let mut c = l.accept().unwrap();
+    let mut sum = 0;
+    for i in 0..100u32 {
+        let v: u32 = c.recv().unwrap();
+        assert_eq!(v, i);
+        sum += v;
+    }
+    c.send(&sum).unwrap();
+    assert_eq!(reap(pid, Duration::from_secs(20)), 0);
+}
+
+#[test]
+fn accept_timeout_returns_none_without_a_peer() {
+    let l = Listener::bind(Address::loopback(0), Some(b"k")).unwrap();
+    assert!(l.accept_timeout(Some(Duration::from_millis(30))).unwrap().is_none());
+    let addr = l.address().clone();
+    let t = thread::spawn(move || Client::connect(&addr, Some(b"k")).and_then(talk));
+    let mut c = l.accept_timeout(Some(Duration::from_secs(20))).unwrap().expect("a peer connected");
+    assert_eq!(c.recv_bytes().unwrap(), b"ping");
+    c.send_bytes(b"pong").unwrap();
+    assert_eq!(t.join().unwrap().unwrap(), b"pong");
+}
+
+#[test]
+fn client_killed_mid_message_gives_truncation_not_a_hang() {
+    let l = Listener::bind_temp(Some(b"k")).unwrap();
+    let addr = l.address().clone();
+    let pid = fork_child(move || {
+        let Ok(c) = Client::connect(&addr, Some(b"k")) else { return 2 };
+        // Announce 1000 bytes, send 10, then wait to be killed.
+        let mut partial = 1000u32.to_be_bytes().to_vec();
+        partial.extend([9u8; 10]);
+        use std::os::fd::AsRawFd;
+        // SAFETY: writing from a valid buffer to our own open socket.
+        let n = unsafe { libc::write(c.as_raw_fd(), partial.as_ptr().cast(), partial.len()) };
+        if n != partial.len() as isize {
+            return 3;
+        }
+        // SAFETY: pause is async-signal-safe; the parent kills us.
+        unsafe { libc::pause() };
+        0
+    });
+    let mut c = l.accept().unwrap();
+    assert!(c.poll(Some(Duration::from_secs(20))).unwrap(), "the partial frame never arrived");
+    // SAFETY: kill on our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(reap(pid, Duration::from_secs(20)), 128 + libc::SIGKILL);
+    match c.recv_bytes() {
+        Err(IpcError::TruncatedMessage { expected: 1004, got: 14 }) => {}
+        other => panic!("expected TruncatedMessage, got {other:?}"),
+    }
+}
+
+#[test]
+fn abstract_unix_address() {
+    let name = format!("\0mproc-test-abstract-{}", std::process::id());
+    let l = Listener::bind(std::path::PathBuf::from(&name), Some(b"k")).unwrap();
+    assert!(l.address().to_string().starts_with("\\0mproc-test-abstract-"));
+    let (client, server) = handshake(l, Some(b"k"));
+    assert_eq!(client.unwrap(), b"pong");
+    server.unwrap();
+}
