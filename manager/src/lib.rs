@@ -30,7 +30,6 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-manager supports Linux only");
 
-mod auth;
 mod client;
 mod error;
 mod manager;

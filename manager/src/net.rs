@@ -1,42 +1,24 @@
 //! Sockets: connecting to a server, accepting clients, running a server in this process
 //! ([`Server::serve_forever`]) or in a forked child ([`ManagerBuilder::start`]).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mproc_ipc::{Connection, IpcError};
+use mproc_ipc::auth::{answer_challenge, deliver_challenge};
+pub use mproc_ipc::Address;
+use mproc_ipc::{Client, Connection, IpcError, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 use mproc_process::Process;
 use rustix::event::{PollFd, PollFlags};
 
-use crate::auth::{answer_challenge, deliver_challenge};
 use crate::client::{random_bytes, Conn, Endpoint, Target};
 use crate::error::{ManagerError, Result};
 use crate::registry::Registry;
 use crate::server::{ServerState, Transport, MAX_FRAME};
 use crate::Manager;
-
-/// Where a manager server listens.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Address {
-    /// A Unix socket path (local use).
-    Unix(PathBuf),
-    /// A TCP address (remote use). Bind `127.0.0.1` unless other machines must connect.
-    Tcp(SocketAddr),
-}
-
-impl std::fmt::Display for Address {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Address::Unix(p) => write!(f, "unix:{}", p.display()),
-            Address::Tcp(a) => write!(f, "tcp:{a}"),
-        }
-    }
-}
 
 fn io_err(what: &str, addr: &Address, e: impl std::fmt::Display) -> ManagerError {
     ManagerError::Io(format!("{what} {addr}: {e}"))
@@ -75,69 +57,41 @@ impl Transport for SocketConn {
 
 /// Connects and authenticates (client side: answer, then challenge).
 pub(crate) fn connect(address: &Address, authkey: &[u8]) -> Result<Conn> {
-    let mut conn = match address {
-        Address::Unix(path) => Connection::from_unix(UnixStream::connect(path).map_err(|e| no_server(address, e))?),
-        Address::Tcp(addr) => Connection::from_tcp(TcpStream::connect(addr).map_err(|e| no_server(address, e))?),
-    };
+    let mut conn = Client::connect(address, Some(authkey)).map_err(|e| match e {
+        IpcError::Authentication { .. } => ManagerError::AuthFailed(e.to_string()),
+        e => ManagerError::Disconnected(format!("cannot connect to the manager at {address}: {e}")),
+    })?;
     conn.set_max_frame(MAX_FRAME);
-    answer_challenge(&mut conn, authkey)?;
-    deliver_challenge(&mut conn, authkey)?;
     Ok(Box::new(SocketConn(conn)))
-}
-
-fn no_server(address: &Address, e: std::io::Error) -> ManagerError {
-    ManagerError::Disconnected(format!("cannot connect to the manager at {address}: {e}"))
-}
-
-enum RawListener {
-    Unix(UnixListener),
-    Tcp(TcpListener),
-}
-
-impl RawListener {
-    fn bind(address: &Address) -> Result<(RawListener, Address)> {
-        match address {
-            Address::Unix(path) => {
-                let l = UnixListener::bind(path).map_err(|e| io_err("bind", address, e))?;
-                // Only this user may connect (the authkey is the second line of defence).
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| io_err("chmod 0600", address, e))?;
-                Ok((RawListener::Unix(l), address.clone()))
-            }
-            Address::Tcp(addr) => {
-                let l = TcpListener::bind(addr).map_err(|e| io_err("bind", address, e))?;
-                let bound = l.local_addr().map_err(|e| io_err("local_addr", address, e))?;
-                Ok((RawListener::Tcp(l), Address::Tcp(bound)))
-            }
-        }
-    }
-
-    fn accept(&self) -> std::io::Result<Connection> {
-        match self {
-            RawListener::Unix(l) => l.accept().map(|(s, _)| Connection::from_unix(s)),
-            RawListener::Tcp(l) => l.accept().map(|(s, _)| Connection::from_tcp(s)),
-        }
-    }
 }
 
 /// Opens (and drops) a plain connection to wake an accept loop blocked on `address`.
 fn poke(address: &Address) {
-    match address {
-        Address::Unix(p) => drop(UnixStream::connect(p)),
-        Address::Tcp(a) => {
-            let mut a = *a;
-            if a.ip().is_unspecified() {
-                a.set_ip(Ipv4Addr::LOCALHOST.into());
-            }
-            drop(TcpStream::connect_timeout(&a, Duration::from_secs(1)));
+    let mut a = address.clone();
+    if let Address::Tcp(sa) = &mut a {
+        if sa.ip().is_unspecified() {
+            sa.set_ip(Ipv4Addr::LOCALHOST.into());
         }
     }
+    drop(Client::connect(&a, None));
+}
+
+/// Sets (or clears, with `None`) the receive and send timeouts of a connection's socket.
+fn set_timeouts(conn: &Connection, t: Option<Duration>) {
+    let fd = conn.as_raw_fd();
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: `fd` is the open socket `conn` owns; it outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let _ = rustix::net::sockopt::set_socket_timeout(fd, rustix::net::sockopt::Timeout::Recv, t);
+    let _ = rustix::net::sockopt::set_socket_timeout(fd, rustix::net::sockopt::Timeout::Send, t);
 }
 
 /// A bound manager server, ready to [`serve_forever`](Server::serve_forever).
 pub struct Server {
     state: Arc<ServerState>,
-    listener: RawListener,
+    listener: Listener,
     address: Address,
     authkey: Arc<[u8]>,
 }
@@ -166,6 +120,8 @@ impl Server {
         let address = self.address.clone();
         self.state.set_on_shutdown(Box::new(move || poke(&address)));
         loop {
+            // The listener has no key: the handshake runs on the connection's own
+            // thread, so a client that connects and stalls cannot stall `accept`.
             let conn = self.listener.accept();
             if self.state.is_shut_down() {
                 return Ok(());
@@ -174,10 +130,12 @@ impl Server {
             let (state, authkey) = (self.state.clone(), self.authkey.clone());
             let spawned = std::thread::Builder::new().name("mproc-manager-conn".into()).spawn(move || {
                 conn.set_max_frame(MAX_FRAME);
+                set_timeouts(&conn, Some(DEFAULT_HANDSHAKE_TIMEOUT));
                 // Server side: challenge first, then answer.
                 if deliver_challenge(&mut conn, &authkey).is_err() || answer_challenge(&mut conn, &authkey).is_err() {
                     return;
                 }
+                set_timeouts(&conn, None);
                 state.serve_connection(&mut SocketConn(conn));
             });
             // Out of threads: the connection is dropped (the client sees Disconnected).
@@ -239,8 +197,9 @@ impl ManagerBuilder {
     /// Binds the server in this process; run it with [`Server::serve_forever`].
     /// Without an address, binds TCP `127.0.0.1` on a free port.
     pub fn bind(self) -> Result<Server> {
-        let address = self.address.clone().unwrap_or(Address::Tcp((Ipv4Addr::LOCALHOST, 0).into()));
-        let (listener, address) = RawListener::bind(&address)?;
+        let address = self.address.clone().unwrap_or(Address::loopback(0));
+        let listener = Listener::bind(address.clone(), None).map_err(|e| io_err("bind", &address, e))?;
+        let address = listener.address().clone();
         let authkey = self.authkey_or_random();
         Ok(Server { state: ServerState::new(self.registry), listener, address, authkey })
     }
@@ -256,39 +215,80 @@ impl ManagerBuilder {
             Some(_) => None,
             None => Some(private_dir()?),
         };
+        let cleanup = |e: ManagerError| {
+            if let Some(d) = &dir {
+                remove_private_dir(d);
+            }
+            e
+        };
         let address = match (&self.address, &dir) {
             (Some(a), _) => a.clone(),
             (None, Some(d)) => Address::Unix(d.join("manager.sock")),
             (None, None) => unreachable!("a private dir is made when no address is given"),
         };
-        let registry = self.registry.clone();
         let authkey = self.authkey_or_random();
-        let bound = ManagerBuilder { registry, address: Some(address), authkey: Some(authkey.to_vec()) }.bind();
-        let server = match bound {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(d) = &dir {
-                    let _ = std::fs::remove_dir_all(d);
-                }
-                return Err(e);
-            }
-        };
-        let address = server.address.clone();
+        let builder =
+            ManagerBuilder { registry: self.registry, address: Some(address), authkey: Some(authkey.to_vec()) };
+        // The child binds (so the listener, and its unlink-on-drop, live only there) and
+        // reports the bound address, or why it could not bind, on this pair.
+        let (mut ready, mut report) = Connection::pair().map_err(|e| cleanup(ManagerError::Start(e.to_string())))?;
         let mut process = Process::builder()
             .name("mproc-manager")
             .daemon(true)
-            .target(move || {
-                let _ = server.serve_forever();
+            .target(move || match builder.bind() {
+                Ok(server) => {
+                    let _ = report.send(&Ok::<_, String>(WireAddress::from(server.address())));
+                    drop(report);
+                    let _ = server.serve_forever();
+                }
+                Err(e) => {
+                    let _ = report.send(&Err::<WireAddress, _>(e.to_string()));
+                }
             })
             .build();
-        if let Err(e) = process.start() {
-            if let Some(d) = &dir {
-                let _ = std::fs::remove_dir_all(d);
+        process.start().map_err(|e| cleanup(ManagerError::Start(e.to_string())))?;
+        let reported = match ready.poll(Some(START_TIMEOUT)) {
+            Ok(true) => ready.recv::<std::result::Result<WireAddress, String>>().map_err(|e| e.to_string()),
+            _ => Err(format!("the server did not report within {START_TIMEOUT:?}")),
+        };
+        let address = match reported {
+            Ok(Ok(a)) => a.into(),
+            Ok(Err(e)) | Err(e) => {
+                let _ = process.kill();
+                let _ = process.join();
+                return Err(cleanup(ManagerError::Start(e)));
             }
-            return Err(ManagerError::Start(e.to_string()));
-        }
+        };
         let target = Target::new(Endpoint::Socket { address, authkey });
         Ok(Manager { target, server: Some(ServerProcess { process: Mutex::new(process), dir }) })
+    }
+}
+
+/// How long `start` waits for the server process to bind.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An [`Address`] on the wire (child → parent at start).
+#[derive(serde::Serialize, serde::Deserialize)]
+enum WireAddress {
+    Unix(PathBuf),
+    Tcp(std::net::SocketAddr),
+}
+
+impl From<&Address> for WireAddress {
+    fn from(a: &Address) -> Self {
+        match a {
+            Address::Unix(p) => WireAddress::Unix(p.clone()),
+            Address::Tcp(s) => WireAddress::Tcp(*s),
+        }
+    }
+}
+
+impl From<WireAddress> for Address {
+    fn from(a: WireAddress) -> Self {
+        match a {
+            WireAddress::Unix(p) => Address::Unix(p),
+            WireAddress::Tcp(s) => Address::Tcp(s),
+        }
     }
 }
 
