@@ -97,6 +97,12 @@ impl Manager {
     /// (killing it after a grace period) and reaps it. Proxies fail with
     /// `Disconnected` afterwards.
     pub fn shutdown(&mut self) -> Result<()> {
+        if self.server.as_ref().is_some_and(|s| !s.is_owner()) {
+            // A forked child's copy of the starting handle: the server is not our child
+            // to reap; just ask it to stop.
+            std::mem::forget(self.server.take());
+            return self.send_shutdown();
+        }
         let sent = self.send_shutdown();
         self.target.closed.store(true, Ordering::SeqCst);
         self.target.forget_idle();
@@ -212,9 +218,15 @@ impl Manager {
 }
 
 impl Drop for Manager {
+    /// The handle that started the server shuts it down, in the process that started
+    /// it; a copy dropped in a forked child leaves the server running.
     fn drop(&mut self) {
-        if self.server.is_some() {
-            let _ = self.shutdown();
+        match &self.server {
+            Some(s) if s.is_owner() => {
+                let _ = self.shutdown();
+            }
+            Some(_) => std::mem::forget(self.server.take()),
+            None => {}
         }
     }
 }

@@ -260,7 +260,10 @@ impl ManagerBuilder {
             }
         };
         let target = Target::new(Endpoint::Socket { address, authkey });
-        Ok(Manager { target, server: Some(ServerProcess { process: Mutex::new(process), dir }) })
+        Ok(Manager {
+            target,
+            server: Some(ServerProcess { process: Mutex::new(process), dir, owner: crate::client::current_pid() }),
+        })
     }
 }
 
@@ -309,6 +312,9 @@ fn private_dir() -> Result<PathBuf> {
 pub(crate) struct ServerProcess {
     process: Mutex<Process>,
     dir: Option<PathBuf>,
+    /// The process that started the server: only it may join the server and remove
+    /// its directory (a forked child holding a copy of the handle must not).
+    owner: u32,
 }
 
 impl ServerProcess {
@@ -327,6 +333,11 @@ impl ServerProcess {
             remove_private_dir(d);
         }
         result
+    }
+
+    /// True in the process that started the server.
+    pub fn is_owner(&self) -> bool {
+        self.owner == crate::client::current_pid()
     }
 
     /// The server's pid.

@@ -276,3 +276,25 @@ fn serve_forever_in_process_over_tcp_loopback() {
     let after = c2.call(&CounterCall::Get);
     assert!(matches!(after, Err(ManagerError::Disconnected(_))), "{after:?}");
 }
+
+#[test]
+fn a_child_dropping_a_copy_of_the_starting_handle_leaves_the_server_running() {
+    let manager = Manager::start().unwrap();
+    let list = manager.list::<u8>().unwrap();
+    let copy = Manager::connect(manager.address().unwrap().clone(), manager.authkey()).unwrap();
+    drop(copy); // a connected handle never stops the server on drop
+                // The started handle itself, moved into a child and dropped there.
+    let manager = std::sync::Arc::new(manager);
+    let m2 = manager.clone();
+    let l2 = list.clone();
+    let mut child = spawn_child(move || {
+        let _ = l2.append(&1);
+        // SAFETY: this is the child's copy of the parent's memory: running the Manager's
+        // destructor here touches only the copy, and the child never uses it again
+        // (it leaves through _exit).
+        unsafe { std::ptr::drop_in_place(std::sync::Arc::as_ptr(&m2) as *mut Manager) };
+        0
+    });
+    assert_eq!(join_or_kill(&mut child, T), 0);
+    assert_eq!(list.snapshot().unwrap(), [1], "the server still serves");
+}
