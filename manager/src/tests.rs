@@ -395,8 +395,8 @@ impl Rng {
     }
 }
 
-/// Valid request frames touching every built-in, as seeds for mutation.
-fn seed_frames() -> Vec<Vec<u8>> {
+/// Valid method calls of every built-in, and valid request frames, as seeds for mutation.
+fn seed_frames() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     use crate::objects::{collections::*, queue::QueueCall, sync::*};
     let mut calls: Vec<Vec<u8>> = vec![
         to_bytes(&ListCall::Append(vec![1, 2])).unwrap(),
@@ -417,7 +417,8 @@ fn seed_frames() -> Vec<Vec<u8>> {
         to_bytes(&BarrierCall::Wait { timeout: None }).unwrap(),
     ];
     let mut frames: Vec<Vec<u8>> = calls
-        .drain(..)
+        .iter()
+        .cloned()
         .flat_map(|call| (1..=14).map(move |id| to_bytes(&Request::Call { id, call: call.clone() }).unwrap()))
         .collect();
     for t in crate::Registry::sync().typeids() {
@@ -427,72 +428,114 @@ fn seed_frames() -> Vec<Vec<u8>> {
     frames.push(to_bytes(&Request::IncRef { id: 1 }).unwrap());
     frames.push(to_bytes(&Request::DecRef { id: 2 }).unwrap());
     frames.push(to_bytes(&Request::Stats).unwrap());
-    frames
+    (calls, frames)
 }
 
-/// Feeds `n` random and mutated frames to the decoder and dispatcher of one server.
-/// The caller reads as "gone", so a frame that decodes to a blocking call returns at once.
-fn fuzz(n: u64, seed: u64) -> u64 {
+/// Applies 0 to `max` random edits to `bytes`.
+fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>, max: usize) {
+    for _ in 0..rng.below(max + 1) {
+        match rng.below(4) {
+            0 if !bytes.is_empty() => {
+                let at = rng.below(bytes.len());
+                bytes[at] = rng.next() as u8;
+            }
+            1 if !bytes.is_empty() => {
+                let at = rng.below(bytes.len());
+                bytes.truncate(at);
+            }
+            2 => {
+                let at = rng.below(bytes.len() + 1);
+                bytes.insert(at, rng.next() as u8);
+            }
+            _ => {
+                let at = rng.below(bytes.len() + 1);
+                bytes.insert(at, [0x80, 0xff, 0x7f, 0x00][rng.below(4)]);
+            }
+        }
+    }
+}
+
+/// What a fuzz run saw.
+#[derive(Debug, Default)]
+struct FuzzReport {
+    inputs: u64,
+    ok: u64,
+    bad_request: u64,
+    unknown_method: u64,
+    other_err: u64,
+}
+
+fn fresh_fuzz_state() -> Arc<ServerState> {
     let state = ServerState::new(Registry::sync());
-    let seeds = seed_frames();
-    let gone = || false;
-    // Create one of each built-in so calls find objects.
+    // One of each built-in, so that calls find objects.
     for t in crate::Registry::sync().typeids() {
         let init = if t == "Barrier" || t == "Semaphore" || t == "BoundedSemaphore" { vec![1] } else { vec![0] };
-        let _ = state.handle(7, &to_bytes(&Request::Create { typeid: t.into(), init }).unwrap(), &gone);
+        let _ = state.handle(7, &to_bytes(&Request::Create { typeid: t.into(), init }).unwrap(), &|| false);
     }
+    state
+}
+
+/// Feeds `n` random and mutated frames to the decoder and dispatcher of a server (a
+/// fresh one whenever the fuzz has made 10 000 objects). The caller reads as "gone", so
+/// a frame that decodes to a blocking call returns at once instead of waiting.
+fn fuzz(n: u64, seed: u64) -> FuzzReport {
+    let mut state = fresh_fuzz_state();
+    let (calls, seeds) = seed_frames();
+    let gone = || false;
     let mut rng = Rng(seed | 1);
     let mut frame = Vec::new();
+    let mut report = FuzzReport::default();
     for i in 0..n {
         frame.clear();
         match i % 4 {
+            // Random bytes.
             0 => {
                 let len = rng.below(64);
                 frame.extend((0..len).map(|_| rng.next() as u8));
             }
-            _ => {
+            // A mutated request frame.
+            1 => {
                 frame.extend_from_slice(&seeds[rng.below(seeds.len())]);
-                for _ in 0..=rng.below(4) {
-                    match rng.below(4) {
-                        0 if !frame.is_empty() => {
-                            let at = rng.below(frame.len());
-                            frame[at] = rng.next() as u8;
-                        }
-                        1 if !frame.is_empty() => {
-                            let at = rng.below(frame.len());
-                            frame.truncate(at);
-                        }
-                        2 => {
-                            let at = rng.below(frame.len() + 1);
-                            frame.insert(at, rng.next() as u8);
-                        }
-                        _ => {
-                            let at = rng.below(frame.len() + 1);
-                            frame.insert(at, [0x80, 0xff, 0x7f, 0x00][rng.below(4)]);
-                        }
-                    }
-                }
+                mutate(&mut rng, &mut frame, 4);
+            }
+            // A well-formed `Call` whose method call is mutated (or not), on any object.
+            _ => {
+                let mut call = calls[rng.below(calls.len())].clone();
+                mutate(&mut rng, &mut call, 2);
+                let id = 1 + rng.below(16) as u64;
+                frame.extend(to_bytes(&Request::Call { id, call }).unwrap());
             }
         }
         let resp = state.handle(7, &frame, &gone);
         // Every response must itself encode: the server can always answer.
         to_bytes(&resp).expect("response encodes");
+        report.inputs += 1;
+        match resp {
+            Ok(_) => report.ok += 1,
+            Err(ManagerError::BadRequest(_)) => report.bad_request += 1,
+            Err(ManagerError::UnknownMethod { .. }) => report.unknown_method += 1,
+            Err(_) => report.other_err += 1,
+        }
         if state.stats().objects > 10_000 {
-            break;
+            state = fresh_fuzz_state();
         }
     }
-    n
+    report
 }
 
 #[test]
 fn fuzz_request_decoder_small() {
-    assert_eq!(fuzz(20_000, 0x5eed), 20_000);
+    let r = fuzz(20_000, 0x5eed);
+    assert_eq!(r.inputs, 20_000);
+    // The mutation reaches past the decoder into the objects.
+    assert!(r.ok > 500 && r.unknown_method > 1_000, "{r:?}");
 }
 
 /// The long run: `cargo test -p mproc-manager --release -- --ignored fuzz_request_decoder_million`.
 #[test]
 #[ignore]
 fn fuzz_request_decoder_million() {
-    let n = fuzz(1_000_000, 0xdead_beef);
-    println!("fuzzed {n} request frames without a crash");
+    let r = fuzz(1_000_000, 0xdead_beef);
+    assert_eq!(r.inputs, 1_000_000);
+    println!("fuzzed {} request frames without a crash: {r:?}", r.inputs);
 }

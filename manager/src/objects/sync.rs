@@ -186,7 +186,9 @@ impl Object for SemaphoreObject {
                         return Err(ManagerError::SemaphoreOverRelease(bound));
                     }
                 }
-                *v += 1;
+                *v = v.checked_add(1).ok_or_else(|| {
+                    ManagerError::InvalidArgument(format!("semaphore value {} cannot grow further", *v))
+                })?;
                 self.changed.notify_all();
                 Ok(Vec::new())
             }
