@@ -25,7 +25,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 ///
 /// [`Manager::start`] runs a `SyncManager` server in a forked child process on a Unix
 /// socket (mode 0600, in a private directory) with a random authkey;
-/// [`ManagerBuilder`] chooses the registry, address and authkey;
+/// [`ManagerBuilder`](crate::ManagerBuilder) chooses the registry, address and authkey;
 /// [`Manager::connect`] reaches a server someone else runs. Dropping a handle that
 /// started its server shuts the server down and reaps it.
 ///

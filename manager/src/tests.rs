@@ -398,7 +398,7 @@ impl Rng {
 /// Valid method calls of every built-in, and valid request frames, as seeds for mutation.
 fn seed_frames() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     use crate::objects::{collections::*, queue::QueueCall, sync::*};
-    let mut calls: Vec<Vec<u8>> = vec![
+    let calls: Vec<Vec<u8>> = vec![
         to_bytes(&ListCall::Append(vec![1, 2])).unwrap(),
         to_bytes(&ListCall::Get(-1)).unwrap(),
         to_bytes(&ListCall::Snapshot).unwrap(),
