@@ -10,11 +10,13 @@
 //! reaped it), so signalling it under the mutex is safe.
 
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
+use rustix::pipe::PipeFlags;
 use rustix::process::{self as rp, Pid, PidfdFlags, Signal, WaitIdOptions, WaitOptions};
 
 use crate::current::registry;
@@ -38,11 +40,16 @@ pub(crate) struct Child {
     pub(crate) name: String,
     pub(crate) daemon: bool,
     status: Mutex<Status>,
+    /// A pidfd opened right after the start, while the pid was surely this
+    /// child's; `None` if the kernel refused one. Readable once the child ends.
+    pidfd: Option<OwnedFd>,
 }
 
 impl Child {
     pub(crate) fn new(pid: u32, name: String, daemon: bool) -> Arc<Child> {
-        let child = Arc::new(Child { pid, name, daemon, status: Mutex::new(Status::Running) });
+        // Not reaped yet, so the pid cannot have been reused.
+        let pidfd = Pid::from_raw(pid as i32).and_then(|p| rp::pidfd_open(p, PidfdFlags::empty()).ok());
+        let child = Arc::new(Child { pid, name, daemon, status: Mutex::new(Status::Running), pidfd });
         registry().add(child.clone());
         child
     }
@@ -109,11 +116,18 @@ impl Child {
         if st != Status::Running || timeout.is_zero() {
             return Ok(st);
         }
-        // The pid is still ours (not reaped), so the pidfd names this very child.
-        let pidfd = match rp::pidfd_open(self.rpid(), PidfdFlags::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::SRCH) => return Ok(self.try_reap()),
-            Err(e) => return Err(e.into()),
+        let opened;
+        let pidfd = match &self.pidfd {
+            Some(fd) => fd,
+            // The pid is still ours (not reaped), so a new pidfd names this very child.
+            None => match rp::pidfd_open(self.rpid(), PidfdFlags::empty()) {
+                Ok(fd) => {
+                    opened = fd;
+                    &opened
+                }
+                Err(Errno::SRCH) => return Ok(self.try_reap()),
+                Err(e) => return Err(e.into()),
+            },
         };
         let deadline = Instant::now() + timeout;
         loop {
@@ -131,6 +145,11 @@ impl Child {
         }
     }
 
+    /// The pidfd made at the start, if any.
+    pub(crate) fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|fd| fd.as_fd())
+    }
+
     /// Sends `sig` unless the child has been reaped already (then a no-op, as in
     /// Python: the pid may belong to someone else by now).
     pub(crate) fn signal(&self, sig: Signal) -> Result<(), ProcessError> {
@@ -144,16 +163,80 @@ impl Child {
         }
     }
 
-    /// Hands a still-running child to a reaper thread that waits for its end, so a
-    /// dropped handle never leaves a zombie and never blocks the dropping thread.
+    /// Hands a still-running child to this process's reaper thread, which waits for
+    /// its end and reaps it, so a dropped handle never leaves a zombie and never
+    /// blocks the dropping thread.
     pub(crate) fn detach(self: Arc<Self>) {
         if self.try_reap() != Status::Running {
             return;
         }
-        // If no thread can be made, the registry still holds the child and the next
+        // Without a reaper thread the registry still holds the child, and the next
         // `active_children` (or the exit of this process) collects it.
-        let _ = std::thread::Builder::new().name(format!("mproc-reap-{}", self.pid)).spawn(move || {
-            self.wait();
+        if let Some(reaper) = registry().reaper() {
+            reaper.watch(self);
+        }
+    }
+}
+
+/// One long-lived thread per process that reaps detached children.
+///
+/// A thread per dropped handle would be simpler, but every thread start and exit
+/// takes std's internal locks, and a fork that lands in the middle leaves them held
+/// in the child (see the `fork` module docs); one thread that lives as long as the
+/// process does not churn. It polls a wake-up pipe and one pidfd per detached child.
+pub(crate) struct Reaper {
+    tx: mpsc::Sender<Arc<Child>>,
+    wake: OwnedFd,
+}
+
+impl Reaper {
+    pub(crate) fn start() -> Option<Reaper> {
+        let (wake_r, wake_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).ok()?;
+        let (tx, rx) = mpsc::channel::<Arc<Child>>();
+        std::thread::Builder::new().name("mproc-reaper".into()).spawn(move || reap_loop(&wake_r, &rx)).ok()?;
+        Some(Reaper { tx, wake: wake_w })
+    }
+
+    fn watch(&self, child: Arc<Child>) {
+        if self.tx.send(child).is_ok() {
+            // A full pipe already holds a wake-up: losing this byte is fine.
+            let _ = rustix::io::write(&self.wake, &[1]);
+        }
+    }
+}
+
+fn reap_loop(wake: &OwnedFd, rx: &mpsc::Receiver<Arc<Child>>) {
+    let mut watched: Vec<(Arc<Child>, OwnedFd)> = Vec::new();
+    loop {
+        let readable: Vec<bool> = {
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(watched.len() + 1);
+            fds.push(PollFd::new(wake, PollFlags::IN));
+            fds.extend(watched.iter().map(|(_, fd)| PollFd::new(fd, PollFlags::IN)));
+            match poll(&mut fds, None) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+            fds.iter().skip(1).map(|fd| !fd.revents().is_empty()).collect()
+        };
+        let mut i = 0;
+        watched.retain(|(child, _)| {
+            let keep = !readable[i] || child.try_reap() == Status::Running;
+            i += 1;
+            keep
         });
+        let mut buf = [0u8; 64];
+        while matches!(rustix::io::read(wake, &mut buf), Ok(n) if n > 0) {}
+        while let Ok(child) = rx.try_recv() {
+            if child.try_reap() != Status::Running {
+                continue;
+            }
+            // Not reaped, so the pid is still this child's.
+            match rp::pidfd_open(child.rpid(), PidfdFlags::empty()) {
+                Ok(fd) => watched.push((child, fd)),
+                Err(_) => {
+                    child.try_reap();
+                }
+            }
+        }
     }
 }

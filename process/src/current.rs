@@ -8,9 +8,10 @@
 
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::thread::ThreadId;
 
-use crate::child::Child;
+use crate::child::{Child, Reaper};
 
 /// A description of a process: its name, pid and daemon flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +48,14 @@ pub(crate) struct Registry {
     me: ProcessInfo,
     parent: Option<ProcessInfo>,
     children: Mutex<Vec<Arc<Child>>>,
+    /// The thread that starts daemon children (see [`on_daemon_starter`]).
+    starter: OnceLock<Option<(mpsc::Sender<Task>, ThreadId)>>,
+    /// The thread that reaps detached children.
+    reaper: OnceLock<Option<Reaper>>,
 }
+
+/// Work for the daemon-starter thread.
+type Task = Box<dyn FnOnce() + Send>;
 
 static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(ptr::null_mut());
 
@@ -67,6 +75,8 @@ pub(crate) fn registry() -> &'static Registry {
         me: ProcessInfo::new("MainProcess".to_owned(), getpid(), false),
         parent: None,
         children: Mutex::new(Vec::new()),
+        starter: OnceLock::new(),
+        reaper: OnceLock::new(),
     }));
     match REGISTRY.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         // SAFETY: as above; `fresh` is now the installed, never-freed registry.
@@ -84,7 +94,13 @@ pub(crate) fn registry() -> &'static Registry {
 /// in a spawned child). The old registry, if any, is leaked on purpose: it is the
 /// parent's copy and its mutex may be held by a thread that does not exist here.
 pub(crate) fn install(me: ProcessInfo, parent: ProcessInfo) {
-    let fresh = Box::into_raw(Box::new(Registry { me, parent: Some(parent), children: Mutex::new(Vec::new()) }));
+    let fresh = Box::into_raw(Box::new(Registry {
+        me,
+        parent: Some(parent),
+        children: Mutex::new(Vec::new()),
+        starter: OnceLock::new(),
+        reaper: OnceLock::new(),
+    }));
     REGISTRY.store(fresh, Ordering::Release);
 }
 
@@ -97,8 +113,48 @@ impl Registry {
         self.children().push(child);
     }
 
+    /// This process's reaper thread, started on first use; `None` if no thread
+    /// could be made.
+    pub(crate) fn reaper(&self) -> Option<&Reaper> {
+        self.reaper.get_or_init(Reaper::start).as_ref()
+    }
+
     pub(crate) fn remove(&self, child: &Child) {
         self.children().retain(|c| !ptr::eq(&**c, child));
+    }
+}
+
+/// Runs `f` on this process's daemon-starter thread and returns its result.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child ends. So that
+/// a daemon child lives exactly as long as the parent *process* (Python's
+/// semantics), daemon children are forked by one thread that never ends: made on
+/// first use, parked on a channel. If that thread cannot be made, `f` runs on the
+/// calling thread (the daemon then dies with the calling thread).
+pub(crate) fn on_daemon_starter<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let starter = registry().starter.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Task>();
+        let thread = std::thread::Builder::new()
+            .name("mproc-daemon-starter".into())
+            .spawn(move || {
+                while let Ok(task) = rx.recv() {
+                    task();
+                }
+            })
+            .ok()?;
+        Some((tx, thread.thread().id()))
+    });
+    let Some((tx, id)) = starter else { return f() };
+    if std::thread::current().id() == *id {
+        return f();
+    }
+    let (rtx, rrx) = mpsc::sync_channel(1);
+    let task: Task = Box::new(move || {
+        let _ = rtx.send(f());
+    });
+    match tx.send(task) {
+        Ok(()) => rrx.recv().expect("the daemon-starter thread never ends"),
+        Err(mpsc::SendError(_)) => unreachable!("the daemon-starter thread never ends"),
     }
 }
 

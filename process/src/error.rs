@@ -61,22 +61,8 @@ pub enum ProcessError {
         /// What the child (or the parent) reported.
         detail: String,
     },
-    /// A spawn entry function that `entry!` did not register.
-    #[error("entry {entry:?} is not registered in this binary (use mproc_process::entry!)")]
-    NotRegistered {
-        /// The entry's name.
-        entry: String,
-    },
-    /// Exporting a shared handle for a spawn child failed.
-    #[error("exporting a shared handle for process {name:?} failed: {source}")]
-    Share {
-        /// The process's name.
-        name: String,
-        /// The error from `mproc-shm`.
-        #[source]
-        source: mproc_shm::ShmError,
-    },
-    /// Encoding the spawn arguments failed.
+    /// Encoding the spawn arguments failed, including the export of a
+    /// [`Shared`](crate::Shared) handle (the detail carries `mproc-shm`'s message).
     #[error("encoding the arguments of process {name:?} failed: {detail}")]
     Encode {
         /// The process's name.

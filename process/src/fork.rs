@@ -3,20 +3,25 @@
 //! # Forking a multi-threaded parent
 //! `fork` copies only the calling thread. A lock that another thread held at that
 //! moment stays locked forever in the child: std's stdout/stderr locks, the
-//! environment lock, any `Mutex` of the program. So the child, before it runs the
-//! target, takes no lock that another thread might hold: it installs a fresh
-//! process registry (see `current.rs`), reports panics by writing straight to fd 2
-//! instead of through `std::io::stderr()`, and ends with `_exit(2)` without running
+//! environment lock, the panic-hook lock, any `Mutex` of the program. So the
+//! child, before it runs the target, takes no lock that another thread might hold:
+//! it installs a fresh process registry (see `current.rs`), reports panics through
+//! a hook installed in the parent beforehand that writes straight to fd 2 instead
+//! of through `std::io::stderr()`, and ends with `_exit(2)` without running
 //! `atexit` handlers or destructors of the parent's statics. glibc makes `malloc`
 //! safe after `fork`. What the *target* does is up to it: under a threaded parent
 //! (every `cargo test` binary is one) it should avoid locks shared with other
-//! threads, or use the spawn start method, which starts a fresh process.
+//! threads, or use the spawn start method, which starts a fresh process. Note that
+//! `std::process::exit` is such a case (its clean-up takes a std-internal lock that
+//! thread start and exit also take): end a fork target with [`exit`] instead.
 //!
 //! Under `cargo test` the child inherits the test thread's output capture, so its
 //! `println!` lands in a buffer that nobody prints; panics still reach stderr.
 
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
 
 use crate::current::{self, getpid, ProcessInfo};
 use crate::ProcessError;
@@ -26,6 +31,7 @@ pub(crate) type Target = Box<dyn FnOnce() + Send + 'static>;
 
 /// Forks; the child runs `target` and never returns. Returns the child's pid.
 pub(crate) fn fork(name: &str, daemon: bool, target: Target) -> Result<u32, ProcessError> {
+    install_panic_hook();
     // Unflushed output would be written twice, once by each process.
     let _ = std::io::stdout().flush();
     let parent = current::current_process();
@@ -46,6 +52,7 @@ pub(crate) fn fork(name: &str, daemon: bool, target: Target) -> Result<u32, Proc
 }
 
 fn child(me: ProcessInfo, parent: ProcessInfo, target: Target) -> ! {
+    FORKED.store(true, Ordering::Relaxed);
     if me.daemon() {
         die_with_parent(parent.pid());
     }
@@ -73,11 +80,7 @@ pub(crate) fn die_with_parent(parent_pid: u32) {
 /// Runs a child's body and leaves the process: exit code 0 on return, 1 after a
 /// panic (message on stderr); `std::process::exit(n)` inside gives `n`.
 pub(crate) fn run_target(target: impl FnOnce()) -> ! {
-    panic::set_hook(Box::new(|info| {
-        let me = current::current_process();
-        let msg = format!("Process {} (pid {}): {info}\n", me.name(), me.pid());
-        write_stderr(msg.as_bytes());
-    }));
+    IN_CHILD.store(true, Ordering::Relaxed);
     let code = match panic::catch_unwind(AssertUnwindSafe(target)) {
         Ok(()) => 0,
         Err(payload) => {
@@ -87,6 +90,59 @@ pub(crate) fn run_target(target: impl FnOnce()) -> ! {
         }
     };
     exit_now(code)
+}
+
+/// True in a child started by mproc: its panics are reported by [`install_panic_hook`].
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// True in a child made by the fork start method.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Ends this process at once with exit code `code`, like Python's `os._exit`:
+/// no destructors, no `atexit` handlers, no std runtime clean-up.
+///
+/// Prefer it to `std::process::exit` inside a **fork** target: std's exit
+/// clean-up takes a std-internal lock that another thread of a multi-threaded
+/// parent may have held at the fork (for instance one that was starting or ending
+/// a thread), and the child would then hang instead of exiting. Outside a fork
+/// child it flushes stdout first; inside one, only complete lines (stdout is
+/// line-buffered) are sure to be out.
+///
+/// ```
+/// let mut p = mproc_process::Process::new(|| mproc_process::exit(4));
+/// p.start().unwrap();
+/// p.join().unwrap();
+/// assert_eq!(p.exitcode(), Some(4));
+/// ```
+pub fn exit(code: i32) -> ! {
+    if !FORKED.load(Ordering::Relaxed) {
+        let _ = std::io::stdout().flush();
+    }
+    exit_now(code)
+}
+
+/// Installs (once per process) the panic hook that reports a child's panic.
+///
+/// It is installed in the *parent*, before the first fork, and chains to the hook
+/// it replaces: in the parent it defers to that hook; in a child it writes
+/// `Process <name> (pid <pid>): panicked at …` straight to fd 2. Setting a hook in
+/// the child instead would take std's hook lock, which a panicking thread of the
+/// parent may have held at the fork — the child would hang before its target ran.
+/// (If the program replaces the hook after the first start, its hook reports the
+/// children's panics.)
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let prev = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_CHILD.load(Ordering::Relaxed) {
+                let me = current::current_process();
+                write_stderr(format!("Process {} (pid {}): {info}\n", me.name(), me.pid()).as_bytes());
+            } else {
+                prev(info);
+            }
+        }));
+    });
 }
 
 /// `_exit(2)`: ends the process at once, without destructors or `atexit`

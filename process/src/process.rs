@@ -1,14 +1,17 @@
 //! `Process`: a child process handle, its builder, and the `Run` trait.
 
 use std::fmt;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::process::Signal;
+use serde::Serialize;
 
 use crate::child::{Child, Status};
 use crate::fork::{self, Target};
+use crate::spawn::{Entry, SpawnJob};
 use crate::ProcessError;
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
@@ -36,6 +39,17 @@ pub trait Run: Send + 'static {
 pub(crate) enum Job {
     /// Fork start method: a closure.
     Fork(Target),
+    /// Spawn start method: a re-exec of this binary running a registered entry.
+    Spawn(SpawnJob),
+}
+
+impl Job {
+    fn start(self, name: &str, daemon: bool) -> Result<u32, ProcessError> {
+        match self {
+            Job::Fork(target) => fork::fork(name, daemon, target),
+            Job::Spawn(job) => crate::spawn::spawn(name, daemon, job),
+        }
+    }
 }
 
 /// A child process, like Python's `multiprocessing.Process`.
@@ -50,7 +64,8 @@ pub(crate) enum Job {
 ///
 /// # Exit codes
 /// [`exitcode`](Process::exitcode) is `None` while the child runs, then 0 after a
-/// normal return, `n` after `std::process::exit(n)`, 1 after a panic (the message
+/// normal return, `n` after [`exit(n)`](crate::exit) or `std::process::exit(n)`
+/// (see [`exit`](crate::exit) on why to prefer the first in fork targets), 1 after a panic (the message
 /// goes to stderr), and −N after signal N (−15 after [`terminate`](Process::terminate),
 /// −9 after [`kill`](Process::kill)).
 ///
@@ -119,10 +134,12 @@ impl Builder {
     /// A daemon child is killed (SIGKILL) when its parent dies, even when the parent
     /// is SIGKILLed. Default false.
     ///
-    /// Linux delivers this signal when the **thread** that started the child ends,
-    /// not only when the whole process does (`PR_SET_PDEATHSIG`): start daemon
-    /// children from a thread that outlives them, e.g. the main thread or the
-    /// thread that owns the pool or manager they serve.
+    /// Linux delivers this signal (`PR_SET_PDEATHSIG`) when the **thread** that
+    /// forked the child ends, so mproc forks daemon children from one long-lived
+    /// thread of the parent (made on the first daemon start): a daemon started
+    /// from a short-lived thread lives as long as the parent process, as in
+    /// Python. A daemon's fork target therefore runs in a copy of that thread.
+    /// Unlike Python, a daemon may start children of its own.
     pub fn daemon(mut self, daemon: bool) -> Builder {
         self.daemon = daemon;
         self
@@ -143,6 +160,18 @@ impl Builder {
         self.target(move || obj.run())
     }
 
+    /// Spawn start method: the child is a fresh exec of this binary that runs
+    /// `entry(args)`; see [`entry!`](crate::entry) and [`Shared`](crate::Shared).
+    /// The arguments are encoded (and their shared handles exported) by `start`.
+    pub fn spawn_entry<A: Serialize + Send + 'static>(self, entry: &Entry<A>, args: A) -> Builder {
+        self.job(Job::Spawn(SpawnJob::new(entry, args)))
+    }
+
+    pub(crate) fn job(mut self, job: Job) -> Builder {
+        self.job = Some(job);
+        self
+    }
+
     /// The process, not yet started.
     pub fn build(self) -> Process {
         let name = self.name.unwrap_or_else(|| format!("Process-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)));
@@ -154,7 +183,7 @@ impl Process {
     /// A process that runs `target` (fork start method); call [`start`](Process::start).
     ///
     /// ```
-    /// let mut p = mproc_process::Process::new(|| std::process::exit(3));
+    /// let mut p = mproc_process::Process::new(|| mproc_process::exit(3));
     /// p.start().unwrap();
     /// p.join().unwrap();
     /// assert_eq!(p.exitcode(), Some(3));
@@ -198,9 +227,14 @@ impl Process {
         if let Some(c) = &self.child {
             return Err(ProcessError::AlreadyStarted { name: self.name.clone(), pid: c.pid });
         }
-        let pid = match self.job.take() {
-            None => return Err(ProcessError::NoTarget { name: self.name.clone() }),
-            Some(Job::Fork(target)) => fork::fork(&self.name, self.daemon, target)?,
+        let Some(job) = self.job.take() else {
+            return Err(ProcessError::NoTarget { name: self.name.clone() });
+        };
+        let pid = if self.daemon {
+            let name = self.name.clone();
+            crate::current::on_daemon_starter(move || job.start(&name, true))?
+        } else {
+            job.start(&self.name, false)?
         };
         self.child = Some(Child::new(pid, self.name.clone(), self.daemon));
         Ok(())
@@ -234,7 +268,17 @@ impl Process {
         }
     }
 
+    /// A file descriptor that polls readable (`POLLIN`) once the child has ended,
+    /// like Python's `Process.sentinel`: a pidfd, opened at `start`, valid as long
+    /// as this handle lives, to wait on many children (and other fds) at once.
+    pub fn sentinel(&self) -> Result<BorrowedFd<'_>, ProcessError> {
+        let c = self.started()?;
+        c.pidfd()
+            .ok_or_else(|| ProcessError::os("pidfd_open", &self.name, std::io::Error::from_raw_os_error(libc::ENOSYS)))
+    }
+
     /// The child's pid once started.
+    #[doc(alias = "ident")]
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.pid)
     }

@@ -91,7 +91,18 @@ fn exitcode_of(p: &mut Process) -> i32 {
 
 #[test]
 fn exitcode_exit_1() {
-    assert_eq!(exitcode_of(&mut Process::new(|| std::process::exit(1))), 1);
+    assert_eq!(exitcode_of(&mut Process::new(|| mproc_process::exit(1))), 1);
+}
+
+/// `std::process::exit` works too (its clean-up lock makes `mproc_process::exit`
+/// the safer choice under a threaded parent; the watchdog bounds the test).
+#[test]
+fn exitcode_std_exit() {
+    let mut p = Process::new(|| {
+        watchdog();
+        std::process::exit(9)
+    });
+    assert_eq!(exitcode_of(&mut p), 9);
 }
 
 #[test]
@@ -212,7 +223,7 @@ fn names_and_identity() {
                 && me.pid() == std::process::id()
                 && parent.pid() == parent_pid
                 && parent_process().is_some();
-            std::process::exit(if ok { 0 } else { 2 });
+            mproc_process::exit(if ok { 0 } else { 2 });
         })
         .build();
     assert_eq!(p.name(), "worker-7");
@@ -258,4 +269,30 @@ fn cpu_count_is_positive_and_bounded() {
     let n = cpu_count();
     assert!(n >= 1);
     assert!(n <= std::thread::available_parallelism().map_or(usize::MAX, |x| x.get().max(n)));
+}
+
+#[test]
+fn sentinel_polls_readable_at_exit() {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut p = sleeper();
+    assert!(matches!(p.sentinel(), Err(ProcessError::NotStarted { .. })));
+    p.start().unwrap();
+    let ready = |p: &Process, ms: i64| {
+        let ts = Timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 };
+        let fd = p.sentinel().unwrap();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        poll(&mut fds, Some(&ts)).unwrap() == 1
+    };
+    assert!(!ready(&p, 0));
+    p.kill().unwrap();
+    assert!(ready(&p, common::DEADLINE.as_millis() as i64));
+    assert_eq!(finish(&mut p), -9);
+}
+
+#[test]
+fn handles_are_send() {
+    fn send<T: Send>() {}
+    send::<Process>();
+    send::<ProcessError>();
+    send::<mproc_process::ProcessInfo>();
 }

@@ -1,0 +1,2 @@
+//! Lock benchmarks (placeholder until written).
+fn main() {}

@@ -1,0 +1,343 @@
+//! `Lock`: a cross-process mutex on one shared futex word, with owner-death
+//! recovery.
+//!
+//! Algorithm: Drepper's futex mutex ("Futexes Are Tricky", mutex 2) with the
+//! holder's pid as the locked value. Fast path: one `compare_exchange` of
+//! `0 → pid`. Slow path: a brief spin, then set [`PARKED_BIT`] and `FUTEX_WAIT`;
+//! `unlock` swaps in 0 and issues `FUTEX_WAKE` only if `PARKED_BIT` was set.
+//!
+//! # Owner death
+//! A process SIGKILLed while it holds the lock cannot release it, and CPython's
+//! semaphore-based lock hangs every other process forever. Here the word names
+//! the holder, so waiters can tell. A waiter never sleeps longer than
+//! [`OWNER_POLL`] (50 ms) at a time; each time a sleep times out with the same
+//! holder in the word it asks whether that process is alive (`pidfd_open(2)`:
+//! `ESRCH` means gone, a readable pidfd means a zombie). If the holder is dead,
+//! the waiter takes the lock over with one `compare_exchange` of the dead word
+//! to its own pid — so exactly one waiter wins — and reports it:
+//! [`LockGuard::owner_died`] is true, [`Lock::acquire`] returns `true` (the lock
+//! is held either way; the data it protects may be half-updated). Recovery thus
+//! takes at most one poll interval plus a few system calls after the death.
+//!
+//! Limits: death is the death of the **process**; a thread that exits holding a
+//! lock leaves it held, as in Python (any thread of any process may release a
+//! `Lock`). Pids are compared, so (1) a holder's pid reused by a new process
+//! before a waiter polls makes the waiter believe the holder alive (it then waits
+//! for that process instead — it never takes a live holder's lock), and (2) all
+//! users must share one pid namespace. Uncontended use costs nothing extra; a
+//! waiter on a long-held lock wakes every 50 ms to poll.
+//!
+//! Fork: a child forked while a thread of the parent holds a lock sees the lock
+//! held by the parent (alive), as with any fork of a multi-threaded process.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::error::{Result, SyncError};
+use crate::ident::{self, PID_BITS};
+use crate::primitive::{self, AtomicU32, Ordering, WaitOutcome};
+use crate::shared::{self, kind, placed, Object, Place};
+
+/// The holder's pid (0: unlocked).
+pub const PID_MASK: u32 = (1 << PID_BITS) - 1;
+/// Some waiter may be asleep on the futex: `unlock` must wake one.
+pub const PARKED_BIT: u32 = 1 << PID_BITS;
+/// The longest a waiter sleeps before checking that the holder is alive.
+pub const OWNER_POLL: Duration = Duration::from_millis(50);
+const SPIN_LIMIT: u32 = if cfg!(loom) { 1 } else { 100 };
+
+/// How a lock was acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// Taken from a live holder or an unlocked state.
+    Clean,
+    /// The previous holder died holding it; the caller now holds it, and the data
+    /// it protects may be inconsistent.
+    OwnerDied,
+}
+
+/// The shared-memory body of a [`Lock`]: one futex word.
+///
+/// Public so that other crates can embed a lock in their own shared headers.
+#[repr(C)]
+pub struct RawLock {
+    /// The lock word:
+    ///
+    /// ```text
+    ///  bit 31   bit 30        bits 29..0
+    /// [  0  ] [PARKED_BIT] [ holder pid ]
+    /// ```
+    ///
+    /// | word               | meaning                                                |
+    /// |--------------------|--------------------------------------------------------|
+    /// | `0`                | unlocked, nobody asleep                                |
+    /// | `pid`              | held by process `pid`, nobody asleep                   |
+    /// | `pid \| PARKED_BIT` | held by `pid`; waiters may sleep: unlock wakes one     |
+    ///
+    /// `PARKED_BIT` without a pid never occurs: unlock stores 0.
+    state: AtomicU32,
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<RawLock>() == 4 && std::mem::align_of::<RawLock>() == 4);
+
+impl Default for RawLock {
+    fn default() -> Self {
+        RawLock::new()
+    }
+}
+
+impl RawLock {
+    /// An unlocked lock.
+    pub fn new() -> RawLock {
+        RawLock { state: AtomicU32::new(0) }
+    }
+
+    /// Takes the lock if it is free.
+    #[inline]
+    pub fn try_lock(&self) -> bool {
+        self.state.compare_exchange(0, ident::pid(), Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    /// Takes the lock, waiting until `deadline` (`None`: no limit). `None` when
+    /// the deadline passed first.
+    #[inline]
+    pub fn lock(&self, deadline: Option<Instant>) -> Option<Acquired> {
+        if self.try_lock() {
+            return Some(Acquired::Clean);
+        }
+        self.lock_slow(deadline)
+    }
+
+    #[cold]
+    fn lock_slow(&self, deadline: Option<Instant>) -> Option<Acquired> {
+        let me = ident::pid();
+        // Spin while the holder is running and nobody sleeps: short critical
+        // sections end without a system call.
+        let mut spins = 0;
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if s == 0 {
+                match self.state.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => return Some(Acquired::Clean),
+                    Err(_) => continue,
+                }
+            }
+            if s & PARKED_BIT != 0 || spins >= SPIN_LIMIT {
+                break;
+            }
+            spins += 1;
+            primitive::spin_loop();
+        }
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if s & PID_MASK == 0 {
+                // Free. Take it with PARKED_BIT set: others may still sleep, and
+                // we cannot tell, so our unlock must wake one.
+                match self.state.compare_exchange(s, me | PARKED_BIT, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => return Some(Acquired::Clean),
+                    Err(_) => continue,
+                }
+            }
+            if s & PARKED_BIT == 0
+                && self.state.compare_exchange(s, s | PARKED_BIT, Ordering::Relaxed, Ordering::Relaxed).is_err()
+            {
+                continue;
+            }
+            let parked = s | PARKED_BIT;
+            let left = shared::remaining(deadline);
+            if left == Some(Duration::ZERO) {
+                return None;
+            }
+            let nap = left.map_or(OWNER_POLL, |l| l.min(OWNER_POLL));
+            if primitive::wait(&self.state, parked, Some(nap)) == WaitOutcome::TimedOut {
+                let holder = parked & PID_MASK;
+                if self.state.load(Ordering::Relaxed) == parked
+                    && !ident::alive(holder)
+                    && self
+                        .state
+                        .compare_exchange(parked, me | PARKED_BIT, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    return Some(Acquired::OwnerDied);
+                }
+            }
+        }
+    }
+
+    /// Releases the lock; `false` if it was not held (nothing changes then).
+    #[inline]
+    pub fn unlock(&self) -> bool {
+        let prev = self.state.swap(0, Ordering::Release);
+        if prev & PARKED_BIT != 0 {
+            self.wake_one();
+        }
+        prev != 0
+    }
+
+    #[cold]
+    fn wake_one(&self) {
+        primitive::wake(&self.state, 1);
+    }
+
+    /// The pid of the holder, if held.
+    pub fn holder(&self) -> Option<u32> {
+        match self.state.load(Ordering::Relaxed) & PID_MASK {
+            0 => None,
+            pid => Some(pid),
+        }
+    }
+}
+
+impl Object for RawLock {
+    const KIND: u16 = kind::LOCK;
+    const NAME: &'static str = "Lock";
+    fn accepts(kind: u16, _aux: u64) -> bool {
+        // The lock of a `Synchronized<T>` sits first in its body.
+        kind == kind::LOCK || kind == kind::SYNCHRONIZED
+    }
+}
+
+/// A lock shared between processes: Python's `multiprocessing.Lock`.
+///
+/// Not reentrant; any thread of any process may release it (Python semantics).
+/// A handle is a cheap clone; move it into a forked child, or send it to a
+/// spawned one through [`Share`](mproc_shm::Share).
+///
+/// ```
+/// let lock = mproc_sync::Lock::new().unwrap();
+/// {
+///     let _g = lock.lock().unwrap();
+///     assert!(lock.try_lock().is_err());
+/// }
+/// assert!(lock.acquire(false, None).unwrap());
+/// lock.release().unwrap();
+/// assert!(lock.release().is_err()); // not held
+/// ```
+#[doc(alias = "multiprocessing.Lock")]
+#[derive(Clone)]
+pub struct Lock {
+    place: Place<RawLock>,
+}
+
+placed!(Lock, RawLock);
+
+impl Lock {
+    /// A new unlocked lock in the shared arena.
+    pub fn new() -> Result<Lock> {
+        Ok(Lock { place: Place::new(RawLock::new())? })
+    }
+
+    /// A new unlocked lock placed in `seg` at `offset` (see [`Lock::footprint`]).
+    pub fn new_in(seg: &mproc_shm::Segment, offset: usize) -> Result<Lock> {
+        Ok(Lock { place: Place::new_in(seg, offset, RawLock::new())? })
+    }
+
+    pub(crate) fn from_place(place: Place<RawLock>) -> Lock {
+        Lock { place }
+    }
+
+    /// The shared body.
+    #[inline]
+    pub fn raw(&self) -> &RawLock {
+        self.place.raw()
+    }
+
+    /// Takes the lock, waiting as long as it takes. If the holder died, the
+    /// guard says so ([`LockGuard::owner_died`]).
+    #[doc(alias = "acquire")]
+    #[inline]
+    pub fn lock(&self) -> Result<LockGuard<'_>> {
+        match self.raw().lock(None) {
+            Some(how) => Ok(LockGuard { lock: self, how }),
+            None => unreachable!("a lock without deadline cannot time out"),
+        }
+    }
+
+    /// Takes the lock if it is free, else [`SyncError::WouldBlock`].
+    #[inline]
+    pub fn try_lock(&self) -> Result<LockGuard<'_>> {
+        if self.raw().try_lock() {
+            Ok(LockGuard { lock: self, how: Acquired::Clean })
+        } else {
+            Err(SyncError::WouldBlock { what: "Lock" })
+        }
+    }
+
+    /// Takes the lock, waiting at most `timeout`, else [`SyncError::Timeout`].
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
+        match self.raw().lock(shared::deadline(timeout)) {
+            Some(how) => Ok(LockGuard { lock: self, how }),
+            None => Err(SyncError::Timeout { what: "Lock", after: timeout }),
+        }
+    }
+
+    /// Python's `acquire(block=True, timeout=None)`: `true` once the lock is held
+    /// (also when it was taken over from a dead holder), `false` on timeout or,
+    /// with `block == false`, when it is busy. The caller must [`release`](Lock::release).
+    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+        Ok(match (block, timeout) {
+            (false, _) => self.raw().try_lock(),
+            (true, None) => self.raw().lock(None).is_some(),
+            (true, Some(t)) => self.raw().lock(shared::deadline(t)).is_some(),
+        })
+    }
+
+    /// Python's `release()`: unlocks; [`SyncError::NotHeld`] if it was not locked.
+    pub fn release(&self) -> Result<()> {
+        if self.raw().unlock() {
+            Ok(())
+        } else {
+            Err(SyncError::NotHeld { what: "Lock" })
+        }
+    }
+
+    /// Whether some process holds the lock now.
+    pub fn is_locked(&self) -> bool {
+        self.raw().holder().is_some()
+    }
+
+    /// The holder's pid, if held.
+    pub fn holder(&self) -> Option<u32> {
+        self.raw().holder()
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock").field("holder", &self.holder()).finish()
+    }
+}
+
+/// Holds a [`Lock`]; unlocks on drop.
+#[must_use = "the lock is released as soon as the guard drops"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+    how: Acquired,
+}
+
+impl LockGuard<'_> {
+    /// True when the lock was taken over from a holder that died holding it: the
+    /// data it protects may be inconsistent.
+    pub fn owner_died(&self) -> bool {
+        self.how == Acquired::OwnerDied
+    }
+
+    /// How the lock was acquired.
+    pub fn acquired(&self) -> Acquired {
+        self.how
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.raw().unlock();
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").field("how", &self.how).finish()
+    }
+}

@@ -1,0 +1,145 @@
+//! `Barrier` across forked processes: lockstep passes, one index 0 per pass,
+//! timeouts, abort and reset giving `BrokenBarrier`, bad arguments.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{fork, reap_all_ok, until, Counter};
+use mproc_shm::Array;
+use mproc_sync::{Barrier, SyncError};
+
+#[test]
+fn zero_parties_is_a_typed_error() {
+    let e = Barrier::new(0).unwrap_err();
+    assert!(matches!(e, SyncError::InvalidArgument { ref value, .. } if value == "0"), "{e}");
+    assert!(Barrier::new(usize::MAX).is_err());
+}
+
+#[test]
+fn thousand_passes_in_lockstep() {
+    const P: usize = 3;
+    const PASSES: u64 = 1000;
+    let b = Barrier::new(P).unwrap();
+    // Each party writes its pass number before the barrier; after it, every
+    // party must see every other at the same pass (lockstep), and exactly one
+    // index 0 per pass is counted.
+    let passes: Array<u64> = Array::zeroed(P).unwrap();
+    let zeros = Counter::new();
+    let pids: Vec<_> = (0..P)
+        .map(|me| {
+            let (b, passes, zeros) = (b.clone(), passes.clone(), zeros.clone());
+            fork(60, move || {
+                for pass in 1..=PASSES {
+                    passes.set(me, pass).unwrap();
+                    match b.wait_timeout(Duration::from_secs(20)) {
+                        Ok(0) => {
+                            zeros.add(1);
+                        }
+                        Ok(_) => {}
+                        Err(_) => return 1,
+                    }
+                    if (0..P).any(|p| passes.get(p).unwrap() < pass) {
+                        return 2; // someone is behind: not in lockstep
+                    }
+                    // Second barrier: nobody races ahead to write pass + 1 while
+                    // another still checks pass.
+                    if b.wait_timeout(Duration::from_secs(20)).is_err() {
+                        return 3;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    reap_all_ok(&pids, Duration::from_secs(60));
+    // Zeros are counted at the first of the two barriers of each loop: one per pass.
+    assert_eq!(zeros.get(), PASSES);
+    assert!(!b.broken());
+}
+
+#[test]
+fn action_runs_once_per_pass() {
+    let runs = Counter::new();
+    let r = runs.clone();
+    let b = Barrier::new(2).unwrap().with_action(move || {
+        r.add(1);
+    });
+    let b2 = b.clone();
+    let child = fork(30, move || {
+        for _ in 0..10 {
+            if b2.wait_timeout(Duration::from_secs(10)).is_err() {
+                return 1;
+            }
+        }
+        0
+    });
+    for _ in 0..10 {
+        b.wait_timeout(Duration::from_secs(10)).unwrap();
+    }
+    reap_all_ok(&[child], Duration::from_secs(30));
+    assert_eq!(runs.get(), 10);
+}
+
+#[test]
+fn timeout_breaks_the_barrier_for_everyone() {
+    let b = Barrier::new(3).unwrap();
+    let broken = Counter::new();
+    let (b2, br) = (b.clone(), broken.clone());
+    let child = fork(30, move || match b2.wait_timeout(Duration::from_secs(20)) {
+        Err(SyncError::BrokenBarrier) => {
+            br.add(1);
+            0
+        }
+        _ => 1,
+    });
+    assert!(until(Duration::from_secs(10), || b.n_waiting() == 1));
+    // The third party never comes: our short timeout breaks the barrier.
+    assert!(matches!(b.wait_timeout(Duration::from_millis(20)), Err(SyncError::BrokenBarrier)));
+    reap_all_ok(&[child], Duration::from_secs(30));
+    assert_eq!(broken.get(), 1);
+    assert!(b.broken());
+    assert!(matches!(b.wait_timeout(Duration::from_secs(1)), Err(SyncError::BrokenBarrier)));
+    b.reset();
+    assert!(!b.broken());
+}
+
+#[test]
+fn abort_and_reset_wake_waiters_with_broken_barrier() {
+    for abort in [true, false] {
+        let b = Barrier::new(3).unwrap();
+        let broken = Counter::new();
+        let pids: Vec<_> = (0..2)
+            .map(|_| {
+                let (b, br) = (b.clone(), broken.clone());
+                fork(30, move || match b.wait_timeout(Duration::from_secs(20)) {
+                    Err(SyncError::BrokenBarrier) => {
+                        br.add(1);
+                        0
+                    }
+                    _ => 1,
+                })
+            })
+            .collect();
+        assert!(until(Duration::from_secs(10), || b.n_waiting() == 2));
+        if abort {
+            b.abort();
+        } else {
+            b.reset();
+        }
+        reap_all_ok(&pids, Duration::from_secs(30));
+        assert_eq!(broken.get(), 2);
+        assert_eq!(b.broken(), abort);
+    }
+}
+
+#[test]
+fn usable_again_after_reset() {
+    let b = Barrier::new(2).unwrap();
+    b.abort();
+    b.reset();
+    let b2 = b.clone();
+    let child = fork(30, move || if b2.wait_timeout(Duration::from_secs(10)).is_ok() { 0 } else { 1 });
+    b.wait_timeout(Duration::from_secs(10)).unwrap();
+    reap_all_ok(&[child], Duration::from_secs(30));
+}
