@@ -539,3 +539,136 @@ fn fuzz_request_decoder_million() {
     assert_eq!(r.inputs, 1_000_000);
     println!("fuzzed {} request frames without a crash: {r:?}", r.inputs);
 }
+
+mod models {
+    //! Proptest models: the server's `list` and `dict` against `Vec` and an ordered
+    //! association list, op by op (Python semantics for indices).
+
+    use proptest::prelude::*;
+
+    use crate::object::{CallCtx, Object};
+    use crate::objects::collections::{DictCall, DictObject, ListCall, ListObject};
+    use crate::wire::{from_bytes, to_bytes};
+    use crate::ManagerError;
+
+    #[derive(Debug, Clone)]
+    enum ListOp {
+        Append(u8),
+        Get(i64),
+        Set(i64, u8),
+        Insert(i64, u8),
+        Pop(Option<i64>),
+        Remove(u8),
+        Index(u8),
+    }
+
+    fn list_op() -> impl Strategy<Value = ListOp> {
+        let idx = -8i64..8;
+        prop_oneof![
+            any::<u8>().prop_map(|v| ListOp::Append(v % 6)),
+            idx.clone().prop_map(ListOp::Get),
+            (idx.clone(), any::<u8>()).prop_map(|(i, v)| ListOp::Set(i, v % 6)),
+            (idx.clone(), any::<u8>()).prop_map(|(i, v)| ListOp::Insert(i, v % 6)),
+            proptest::option::of(idx).prop_map(ListOp::Pop),
+            any::<u8>().prop_map(|v| ListOp::Remove(v % 6)),
+            any::<u8>().prop_map(|v| ListOp::Index(v % 6)),
+        ]
+    }
+
+    fn oob<T>(index: i64, len: usize) -> Result<T, ManagerError> {
+        Err(ManagerError::IndexOutOfRange { index, len: len as u64 })
+    }
+
+    fn resolve(i: i64, len: usize) -> Option<usize> {
+        let j = if i < 0 { i + len as i64 } else { i };
+        (0..len as i64).contains(&j).then_some(j as usize)
+    }
+
+    fn call<R: serde::de::DeserializeOwned>(obj: &dyn Object, c: &impl serde::Serialize) -> Result<R, ManagerError> {
+        let alive = || true;
+        let ctx = CallCtx { client: 1, alive: &alive };
+        let bytes = obj.call(&ctx, &to_bytes(c).unwrap())?;
+        // A unit result is an empty frame.
+        if bytes.is_empty() {
+            return from_bytes(&to_bytes(&()).unwrap());
+        }
+        from_bytes(&bytes)
+    }
+
+    proptest! {
+        #[test]
+        fn list_matches_a_vec(ops in proptest::collection::vec(list_op(), 0..64)) {
+            let obj = ListObject::new("list", false, Vec::new());
+            let mut model: Vec<u8> = Vec::new();
+            let enc = |v: u8| to_bytes(&v).unwrap();
+            for op in ops {
+                let len = model.len();
+                match op {
+                    ListOp::Append(v) => {
+                        model.push(v);
+                        prop_assert_eq!(call::<()>(&obj, &ListCall::Append(enc(v))), Ok(()));
+                    }
+                    ListOp::Get(i) => {
+                        let want = resolve(i, len).map(|j| model[j]).map_or_else(|| oob(i, len), Ok);
+                        prop_assert_eq!(call::<u8>(&obj, &ListCall::Get(i)), want);
+                    }
+                    ListOp::Set(i, v) => {
+                        let want = match resolve(i, len) { Some(j) => { model[j] = v; Ok(()) } None => oob(i, len) };
+                        prop_assert_eq!(call::<()>(&obj, &ListCall::Set(i, enc(v))), want);
+                    }
+                    ListOp::Insert(i, v) => {
+                        let at = if i < 0 { (i + len as i64).max(0) } else { i.min(len as i64) };
+                        model.insert(at as usize, v);
+                        prop_assert_eq!(call::<()>(&obj, &ListCall::Insert(i, enc(v))), Ok(()));
+                    }
+                    ListOp::Pop(i) => {
+                        let k = i.unwrap_or(-1);
+                        let want = match resolve(k, len) { Some(j) => Ok(model.remove(j)), None => oob(k, len) };
+                        prop_assert_eq!(call::<u8>(&obj, &ListCall::Pop(i)), want);
+                    }
+                    ListOp::Remove(v) => {
+                        let want = match model.iter().position(|x| *x == v) {
+                            Some(j) => { model.remove(j); Ok(()) }
+                            None => Err(ManagerError::ValueNotFound),
+                        };
+                        prop_assert_eq!(call::<()>(&obj, &ListCall::Remove(enc(v))), want);
+                    }
+                    ListOp::Index(v) => {
+                        let want = model.iter().position(|x| *x == v).map(|j| j as u64).ok_or(ManagerError::ValueNotFound);
+                        prop_assert_eq!(call::<u64>(&obj, &ListCall::Index(enc(v))), want);
+                    }
+                }
+                prop_assert_eq!(call::<u64>(&obj, &ListCall::Len), Ok(model.len() as u64));
+            }
+            prop_assert_eq!(call::<Vec<u8>>(&obj, &ListCall::Snapshot), Ok(model));
+        }
+
+        #[test]
+        fn dict_matches_an_ordered_map(ops in proptest::collection::vec((0u8..3, 0u8..8, any::<u16>()), 0..64)) {
+            let obj = DictObject::new("dict");
+            // (key, value) in insertion order: Python's dict.
+            let mut model: Vec<(u8, u16)> = Vec::new();
+            for (kind, k, v) in ops {
+                let (kb, vb) = (to_bytes(&k).unwrap(), to_bytes(&v).unwrap());
+                let pos = model.iter().position(|e| e.0 == k);
+                match kind {
+                    0 => {
+                        let old = match pos { Some(p) => Some(std::mem::replace(&mut model[p].1, v)), None => { model.push((k, v)); None } };
+                        prop_assert_eq!(call::<Option<u16>>(&obj, &DictCall::Insert(kb, vb)), Ok(old));
+                    }
+                    1 => {
+                        let want = match pos { Some(p) => Ok(model.remove(p).1), None => Err(ManagerError::KeyMissing(format!("(encoded) {:02x?}", [k]))) };
+                        prop_assert_eq!(call::<u16>(&obj, &DictCall::Remove(kb)), want);
+                    }
+                    _ => {
+                        prop_assert_eq!(call::<Option<u16>>(&obj, &DictCall::Get(kb.clone())), Ok(pos.map(|p| model[p].1)));
+                        prop_assert_eq!(call::<bool>(&obj, &DictCall::Contains(kb)), Ok(pos.is_some()));
+                    }
+                }
+            }
+            prop_assert_eq!(call::<Vec<(u8, u16)>>(&obj, &DictCall::Items), Ok(model.clone()));
+            prop_assert_eq!(call::<Vec<u8>>(&obj, &DictCall::Keys), Ok(model.iter().map(|e| e.0).collect::<Vec<_>>()));
+            prop_assert_eq!(call::<u64>(&obj, &DictCall::Len), Ok(model.len() as u64));
+        }
+    }
+}
