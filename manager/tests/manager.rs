@@ -298,3 +298,45 @@ fn a_child_dropping_a_copy_of_the_starting_handle_leaves_the_server_running() {
     assert_eq!(join_or_kill(&mut child, T), 0);
     assert_eq!(list.snapshot().unwrap(), [1], "the server still serves");
 }
+
+#[test]
+fn joinable_queue_event_and_condition_across_processes() {
+    let manager = Manager::start().unwrap();
+    let jobs = manager.joinable_queue::<u32>().unwrap();
+    let done = manager.event().unwrap();
+    let sums = manager.dict::<String, u64>().unwrap();
+    let cond = manager.condition().unwrap();
+    let ns = manager.namespace().unwrap();
+    ns.set("ready", &false).unwrap();
+    let (j, d, s, c, n) = (jobs.clone(), done.clone(), sums.clone(), cond.clone(), ns.clone());
+    let mut child = spawn_child(move || {
+        let run = || -> Result<(), ManagerError> {
+            let mut total = 0u64;
+            for _ in 0..5 {
+                total += u64::from(j.get_timeout(T)?);
+                j.task_done()?;
+            }
+            s.insert(&"child".to_string(), &total)?;
+            d.set()?;
+            let _g = c.lock()?;
+            n.set("ready", &true)?;
+            c.notify_all()
+        };
+        if run().is_ok() {
+            0
+        } else {
+            1
+        }
+    });
+    for i in 1..=5 {
+        jobs.put(&i).unwrap();
+    }
+    assert!(jobs.join_timeout(T).unwrap(), "every job was marked done by the child");
+    assert!(done.wait(Some(T)).unwrap());
+    {
+        let _g = cond.lock().unwrap();
+        assert!(cond.wait_for(|| ns.get::<bool>("ready").unwrap(), Some(T)).unwrap());
+    }
+    assert_eq!(sums.get(&"child".to_string()).unwrap(), Some(15));
+    assert_eq!(join_or_kill(&mut child, T), 0);
+}
