@@ -97,6 +97,14 @@ impl Target {
     }
 }
 
+impl Drop for Target {
+    /// The last proxy or handle of this server in this process is gone: close the idle
+    /// connections (the server then releases this process's references, if any remain).
+    fn drop(&mut self) {
+        self.forget_idle();
+    }
+}
+
 /// Sends `frame` and receives the response; transport failures become `Disconnected`.
 pub(crate) fn roundtrip(conn: &mut Conn, frame: &[u8]) -> Result<Response> {
     let sent = conn.send(frame).and_then(|()| conn.recv());

@@ -340,3 +340,26 @@ fn joinable_queue_event_and_condition_across_processes() {
     assert_eq!(sums.get(&"child".to_string()).unwrap(), Some(15));
     assert_eq!(join_or_kill(&mut child, T), 0);
 }
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn connecting_and_dropping_handles_does_not_leak_fds() {
+    let manager = Manager::start().unwrap();
+    let (addr, key) = (manager.address().unwrap().clone(), manager.authkey().to_vec());
+    let cycle = || {
+        let m = Manager::connect(addr.clone(), &key).unwrap();
+        let l = m.list::<u8>().unwrap();
+        l.append(&1).unwrap();
+    };
+    cycle();
+    let before = open_fds();
+    for _ in 0..50 {
+        cycle();
+    }
+    // Other tests run in parallel threads and open fds too; a leak here would be 50+.
+    assert!(open_fds() < before + 25, "fds {before} → {}", open_fds());
+    assert!(eventually(T, || manager.stats().unwrap().objects == 0), "{:?}", manager.stats());
+}
