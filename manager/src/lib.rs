@@ -25,6 +25,19 @@
 //! Objects are reference-counted per client process and released when its last
 //! connection closes — including when it dies.
 //!
+//! # Processes
+//! Proxies are `Clone + Send + Sync` and hold the server's address, authkey and object
+//! id, so a proxy moved into a forked child works there: the child opens its own
+//! connections on first use and takes its own reference. Connections are pooled per
+//! process (one per concurrently calling thread), so a blocking call (`queue.get`,
+//! `lock.acquire`, `event.wait`, `barrier.wait`) blocks only its thread; on the server
+//! it blocks only that connection's thread, and ends early if the client goes away.
+//!
+//! `Manager::start` forks. Fork from a multi-threaded parent copies only the calling
+//! thread: a lock another thread held at that moment stays locked in the child. The
+//! manager's own locks (the connection pool) are held only for a few instructions, but
+//! avoid forking while other threads make manager calls.
+//!
 //! Linux only.
 
 #[cfg(not(target_os = "linux"))]

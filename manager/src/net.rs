@@ -126,7 +126,11 @@ impl Server {
             if self.state.is_shut_down() {
                 return Ok(());
             }
-            let Ok(mut conn) = conn else { continue };
+            let Ok(mut conn) = conn else {
+                // Out of fds or similar: do not spin; the condition may pass.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
             let (state, authkey) = (self.state.clone(), self.authkey.clone());
             let spawned = std::thread::Builder::new().name("mproc-manager-conn".into()).spawn(move || {
                 conn.set_max_frame(MAX_FRAME);
