@@ -1,3 +1,72 @@
-//! A proxy server for shared objects, local and across machines.
+//! A proxy server for shared objects, local and across machines: Python's
+//! `multiprocessing.managers` in Rust.
 //!
-//! Not built yet: see the open issues.
+//! A manager server owns objects; clients hold typed proxies and call methods over
+//! sockets (a Unix socket locally, TCP for remote use) after the authkey handshake.
+//!
+//! - [`Manager`]: `Manager::start()` runs a `SyncManager` in a child process;
+//!   [`Manager::connect`] reaches a running server; [`ManagerBuilder`] picks the
+//!   registry, address and authkey, and [`Server::serve_forever`] runs a server in
+//!   this process (the seed's `task_master`).
+//! - Proxies for the `SyncManager` built-ins: [`ListProxy`], [`DictProxy`],
+//!   [`NamespaceProxy`], [`ValueProxy`], [`ArrayProxy`], [`QueueProxy`],
+//!   [`JoinableQueueProxy`], [`LockProxy`] (Lock and RLock), [`SemaphoreProxy`]
+//!   (Semaphore and BoundedSemaphore), [`ConditionProxy`], [`EventProxy`],
+//!   [`BarrierProxy`].
+//! - [`Registry`] and [`Served`]: register a user type under a typeid (`BaseManager`)
+//!   and call it through a typed [`Proxy`].
+//!
+//! # Wire and security
+//! Requests and responses are postcard-encoded enums ([`wire`]): data only, never
+//! code. Only registered typeids are created and only the variants of a type's method
+//! enum run; anything else gets a typed error reply. The frame cap ([`MAX_FRAME`]) is
+//! checked before a frame is allocated. Servers bind loopback unless told otherwise;
+//! the Unix socket of a started manager is mode 0600 in a private 0700 directory.
+//! Objects are reference-counted per client process and released when its last
+//! connection closes — including when it dies.
+//!
+//! # Processes
+//! Proxies are `Clone + Send + Sync` and hold the server's address, authkey and object
+//! id, so a proxy moved into a forked child works there: the child opens its own
+//! connections on first use and takes its own reference. Connections are pooled per
+//! process (one per concurrently calling thread), so a blocking call (`queue.get`,
+//! `lock.acquire`, `event.wait`, `barrier.wait`) blocks only its thread; on the server
+//! it blocks only that connection's thread, and ends early if the client goes away.
+//!
+//! `Manager::start` forks. Fork from a multi-threaded parent copies only the calling
+//! thread: a lock another thread held at that moment stays locked in the child. The
+//! manager's own locks (the connection pool) are held only for a few instructions, but
+//! avoid forking while other threads make manager calls.
+//!
+//! Linux only.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("mproc-manager supports Linux only");
+
+mod client;
+mod error;
+mod manager;
+#[cfg(test)]
+mod memory;
+mod net;
+mod object;
+mod objects;
+mod proxy;
+mod registry;
+mod server;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ManagerError, Result};
+pub use manager::Manager;
+pub use net::{Address, ManagerBuilder, Server};
+pub use object::Served;
+pub use proxy::{
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy, LockGuard,
+    LockProxy, NamespaceProxy, ObjectRef, Proxy, ProxyType, QueueProxy, SemaphoreProxy, ValueProxy,
+};
+pub use registry::{typeids, Registry};
+pub use server::MAX_FRAME;
+pub use wire::ServerStats;

@@ -1,0 +1,251 @@
+//! The client side of the wire: a per-process pool of connections to each server, and
+//! the reference-holding [`Handle`] every proxy wraps.
+//!
+//! Connections are pooled per process, not per thread: a call takes an idle connection
+//! (or opens one, sending `Hello` with this process's client id), uses it, and puts it
+//! back — so concurrent threads never share a connection and a blocking call blocks
+//! only its own thread. After a fork the child finds the pool stamped with its parent's
+//! pid and starts afresh: it never writes on its parent's sockets. The server counts
+//! references per client id (one per process) and releases them all when the process's
+//! last connection closes — which the kernel does for a process that dies.
+//!
+//! Fork hazard: like every lock, the pool's mutex may be held by another thread of the
+//! parent at the moment of a fork; fork from a thread that does not race manager calls.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{ManagerError, Result};
+use crate::object::lock;
+use crate::server::{Transport, MAX_FRAME};
+use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats};
+
+/// A boxed connection to a server.
+pub(crate) type Conn = Box<dyn Transport + Send>;
+
+/// How to reach a server.
+#[derive(Clone)]
+pub(crate) enum Endpoint {
+    /// A socket (Unix or TCP) with the authkey handshake.
+    Socket { address: crate::Address, authkey: Arc<[u8]> },
+    /// An in-process server (unit tests): each connection is a thread.
+    #[cfg(test)]
+    Memory(Arc<crate::server::ServerState>),
+}
+
+/// A server as seen by this process: its endpoint and idle connections.
+pub(crate) struct Target {
+    pub endpoint: Endpoint,
+    serial: u64,
+    /// Set once the server is known to be shut down: dropping proxies skips `DecRef`.
+    pub closed: AtomicBool,
+}
+
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+impl Target {
+    pub fn new(endpoint: Endpoint) -> Arc<Self> {
+        Arc::new(Target {
+            endpoint,
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Opens a fresh connection (outside the pool) and says `Hello`.
+    pub fn connect(&self) -> Result<Conn> {
+        let mut conn: Conn = match &self.endpoint {
+            Endpoint::Socket { address, authkey } => crate::net::connect(address, authkey)?,
+            #[cfg(test)]
+            Endpoint::Memory(state) => crate::memory::connect(state.clone()),
+        };
+        conn.send(&to_bytes(&Request::Hello { client: client_id() })?)?;
+        Ok(conn)
+    }
+
+    /// Sends one request and waits for its response, on a pooled connection.
+    pub fn call(&self, req: &Request) -> Result<Reply> {
+        let frame = to_bytes(req)?;
+        if frame.len() > MAX_FRAME {
+            // The server would refuse it and hang up; say so without sending.
+            return Err(ManagerError::FrameTooLarge { len: frame.len() as u64, max: MAX_FRAME as u64 });
+        }
+        let mut conn = match take_idle(self.serial) {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let resp = roundtrip(&mut conn, &frame)?;
+        // A refused frame makes the server hang up: do not reuse that connection.
+        if !matches!(resp, Err(ManagerError::FrameTooLarge { .. })) {
+            put_idle(self.serial, conn);
+        }
+        resp
+    }
+
+    pub fn stats(&self) -> Result<ServerStats> {
+        match self.call(&Request::Stats)? {
+            Reply::Stats(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Drops this process's idle connections to the server.
+    pub fn forget_idle(&self) {
+        let idle = pool().as_mut().and_then(|p| p.idle.remove(&self.serial));
+        drop(idle);
+    }
+}
+
+impl Drop for Target {
+    /// The last proxy or handle of this server in this process is gone: close the idle
+    /// connections (the server then releases this process's references, if any remain).
+    fn drop(&mut self) {
+        self.forget_idle();
+    }
+}
+
+/// Sends `frame` and receives the response; transport failures become `Disconnected`.
+pub(crate) fn roundtrip(conn: &mut Conn, frame: &[u8]) -> Result<Response> {
+    let sent = conn.send(frame).and_then(|()| conn.recv());
+    match sent {
+        Ok(bytes) => from_bytes::<Response>(&bytes),
+        Err(e @ ManagerError::FrameTooLarge { .. }) => Err(e),
+        Err(ManagerError::Disconnected(m)) => Err(ManagerError::Disconnected(m)),
+        Err(e) => Err(ManagerError::Disconnected(e.to_string())),
+    }
+}
+
+pub(crate) fn unexpected(reply: &Reply) -> ManagerError {
+    ManagerError::Decode(format!("unexpected reply {reply:?}"))
+}
+
+struct Pool {
+    pid: u32,
+    idle: HashMap<u64, Vec<Conn>>,
+}
+
+static POOL: Mutex<Option<Pool>> = Mutex::new(None);
+
+fn pool() -> std::sync::MutexGuard<'static, Option<Pool>> {
+    let mut g = lock(&POOL);
+    let me = current_pid();
+    if g.as_ref().is_some_and(|p| p.pid != me) {
+        // Inherited from the parent across fork: those sockets are the parent's.
+        // Leak them rather than run any drop logic on them in the child.
+        if let Some(old) = g.take() {
+            std::mem::forget(old.idle);
+        }
+    }
+    if g.is_none() {
+        *g = Some(Pool { pid: me, idle: HashMap::new() });
+    }
+    g
+}
+
+fn take_idle(serial: u64) -> Option<Conn> {
+    let mut g = pool();
+    g.as_mut()?.idle.get_mut(&serial)?.pop()
+}
+
+fn put_idle(serial: u64, conn: Conn) {
+    let mut g = pool();
+    if let Some(p) = g.as_mut() {
+        p.idle.entry(serial).or_default().push(conn);
+    }
+}
+
+pub(crate) fn current_pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// This process's client id: random, chosen once per pid.
+pub(crate) fn client_id() -> u64 {
+    static ID: Mutex<(u32, u64)> = Mutex::new((0, 0));
+    let mut g = lock(&ID);
+    let me = current_pid();
+    if g.0 != me {
+        *g = (me, random_u64());
+    }
+    g.1
+}
+
+pub(crate) fn random_bytes(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => panic!("getrandom failed: {e}"),
+        }
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    random_bytes(&mut b);
+    u64::from_ne_bytes(b)
+}
+
+/// One reference to a server object, held by this process. Every proxy wraps one.
+pub(crate) struct HandleInner {
+    pub target: Arc<Target>,
+    pub id: ObjectId,
+    pub typeid: String,
+    /// The process whose reference this is; a forked child takes its own on first use.
+    pid: AtomicU32,
+}
+
+/// A shared, cloneable [`HandleInner`].
+#[derive(Clone)]
+pub(crate) struct Handle(pub Arc<HandleInner>);
+
+impl Handle {
+    /// Creates an object of `typeid` on the server.
+    pub fn create(target: &Arc<Target>, typeid: &str, init: Vec<u8>) -> Result<Handle> {
+        match target.call(&Request::Create { typeid: typeid.to_string(), init })? {
+            Reply::Created { id, typeid } => Ok(Handle(Arc::new(HandleInner {
+                target: target.clone(),
+                id,
+                typeid,
+                pid: AtomicU32::new(current_pid()),
+            }))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Runs one encoded method call and returns the encoded result.
+    pub fn call_raw(&self, call: Vec<u8>) -> Result<Vec<u8>> {
+        let me = current_pid();
+        let h = &self.0;
+        if h.pid.load(Ordering::Relaxed) != me {
+            // First use in a forked child: take this process's own reference.
+            h.target.call(&Request::IncRef { id: h.id })?;
+            h.pid.store(me, Ordering::Relaxed);
+        }
+        match h.target.call(&Request::Call { id: h.id, call })? {
+            Reply::Value(v) => Ok(v),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Encodes `call`, runs it, decodes the result as `R`.
+    pub fn call<C: serde::Serialize, R: serde::de::DeserializeOwned>(&self, call: &C) -> Result<R> {
+        let bytes = self.call_raw(to_bytes(call)?)?;
+        from_bytes(&bytes)
+    }
+
+    /// Runs a call whose result is `()` (an empty frame).
+    pub fn call_unit<C: serde::Serialize>(&self, call: &C) -> Result<()> {
+        self.call_raw(to_bytes(call)?).map(drop)
+    }
+}
+
+impl Drop for HandleInner {
+    fn drop(&mut self) {
+        if self.pid.load(Ordering::Relaxed) == current_pid() && !self.target.closed.load(Ordering::Relaxed) {
+            // Best effort: if the server is gone there is nothing to release.
+            let _ = self.target.call(&Request::DecRef { id: self.id });
+        }
+    }
+}

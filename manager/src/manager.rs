@@ -1,0 +1,232 @@
+//! [`Manager`]: the client handle of a manager server — starts one in a child process,
+//! or connects to a running one — and creates objects on it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::client::{unexpected, Endpoint, Handle, Target};
+use crate::error::{ManagerError, Result};
+use crate::proxy::{
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy, LockProxy,
+    NamespaceProxy, ObjectRef, ProxyType, QueueProxy, SemaphoreProxy, ValueProxy,
+};
+use crate::registry::typeids;
+use crate::wire::{to_bytes, Reply, Request, ServerStats};
+use crate::Address;
+
+/// How long `shutdown` waits for a started server process to exit before killing it.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A handle on a manager server: Python's `SyncManager` / `BaseManager` client side.
+///
+/// [`Manager::start`] runs a `SyncManager` server in a forked child process on a Unix
+/// socket (mode 0600, in a private directory) with a random authkey;
+/// [`ManagerBuilder`](crate::ManagerBuilder) chooses the registry, address and authkey;
+/// [`Manager::connect`] reaches a server someone else runs. Dropping a handle that
+/// started its server shuts the server down and reaps it.
+///
+/// ```no_run
+/// let manager = mproc_manager::Manager::start().unwrap();
+/// let list = manager.list::<u32>().unwrap();
+/// list.append(&7).unwrap();
+/// assert_eq!(list.snapshot().unwrap(), vec![7]);
+/// ```
+pub struct Manager {
+    pub(crate) target: Arc<Target>,
+    pub(crate) server: Option<crate::net::ServerProcess>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Manager");
+        if let Some(address) = self.address() {
+            d.field("address", address);
+        }
+        d.field("owns_server", &self.server.is_some()).finish()
+    }
+}
+
+impl Manager {
+    /// Starts a `SyncManager` server in a child process (Python's `Manager()`).
+    #[doc(alias = "SyncManager")]
+    pub fn start() -> Result<Manager> {
+        crate::ManagerBuilder::new().start()
+    }
+
+    /// Connects to a running server (Python's `BaseManager(address, authkey).connect()`).
+    pub fn connect(address: Address, authkey: &[u8]) -> Result<Manager> {
+        let target = Target::new(Endpoint::Socket { address, authkey: authkey.into() });
+        // Fail now, not at the first call, if the server is not there or the key is wrong.
+        target.stats()?;
+        Ok(Manager { target, server: None })
+    }
+
+    /// The server's address, if it is reached by socket.
+    pub fn address(&self) -> Option<&Address> {
+        match &self.target.endpoint {
+            Endpoint::Socket { address, .. } => Some(address),
+            #[cfg(test)]
+            Endpoint::Memory(_) => None,
+        }
+    }
+
+    /// The authkey clients need.
+    pub fn authkey(&self) -> &[u8] {
+        match &self.target.endpoint {
+            Endpoint::Socket { authkey, .. } => authkey,
+            #[cfg(test)]
+            Endpoint::Memory(_) => &[],
+        }
+    }
+
+    /// The pid of the server process, if this handle started it.
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().and_then(|s| s.pid())
+    }
+
+    /// The server's counters: live objects, clients, connections, references.
+    pub fn stats(&self) -> Result<ServerStats> {
+        self.target.stats()
+    }
+
+    /// Stops the server. If this handle started it, waits for the process to exit
+    /// (killing it after a grace period) and reaps it. Proxies fail with
+    /// `Disconnected` afterwards.
+    pub fn shutdown(&mut self) -> Result<()> {
+        if self.server.as_ref().is_some_and(|s| !s.is_owner()) {
+            // A forked child's copy of the starting handle: the server is not our child
+            // to reap; just ask it to stop.
+            std::mem::forget(self.server.take());
+            return self.send_shutdown();
+        }
+        let sent = self.send_shutdown();
+        self.target.closed.store(true, Ordering::SeqCst);
+        self.target.forget_idle();
+        if let Some(server) = self.server.take() {
+            server.stop(SHUTDOWN_GRACE)?;
+        }
+        sent
+    }
+
+    fn send_shutdown(&self) -> Result<()> {
+        let mut conn = self.target.connect()?;
+        match crate::client::roundtrip(&mut conn, &to_bytes(&Request::Shutdown)?)?? {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Creates an object of a registered `typeid` (no constructor arguments) and returns
+    /// a proxy of the kind the caller names:
+    /// `manager.proxy::<QueueProxy<u64>>("get_task_queue")`.
+    pub fn proxy<P: ProxyType>(&self, typeid: &str) -> Result<P> {
+        self.create(typeid, to_bytes(&())?)
+    }
+
+    fn create<P: ProxyType>(&self, typeid: &str, init: Vec<u8>) -> Result<P> {
+        Ok(P::from_handle(ObjectRef(Handle::create(&self.target, typeid, init)?)))
+    }
+
+    /// A new empty shared `list`.
+    pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>> {
+        self.create(typeids::LIST, to_bytes(&Vec::<Vec<u8>>::new())?)
+    }
+
+    /// A new shared `list` holding `items`.
+    pub fn list_from<T: Serialize + DeserializeOwned>(&self, items: &[T]) -> Result<ListProxy<T>> {
+        let items = items.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
+        self.create(typeids::LIST, to_bytes(&items)?)
+    }
+
+    /// A new shared `dict`.
+    pub fn dict<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(&self) -> Result<DictProxy<K, V>> {
+        self.create(typeids::DICT, to_bytes(&())?)
+    }
+
+    /// A new `Namespace`.
+    pub fn namespace(&self) -> Result<NamespaceProxy> {
+        self.create(typeids::NAMESPACE, to_bytes(&())?)
+    }
+
+    /// A new shared `Value` holding `value`.
+    pub fn value<T: Serialize + DeserializeOwned>(&self, value: &T) -> Result<ValueProxy<T>> {
+        self.create(typeids::VALUE, to_bytes(value)?)
+    }
+
+    /// A new fixed-length shared `Array` holding `items`.
+    pub fn array<T: Serialize + DeserializeOwned>(&self, items: &[T]) -> Result<ArrayProxy<T>> {
+        let items = items.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
+        self.create(typeids::ARRAY, to_bytes(&items)?)
+    }
+
+    /// A new unbounded `Queue`.
+    pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
+        self.queue_bounded(0)
+    }
+
+    /// A new `Queue(maxsize)`; 0 is unbounded.
+    pub fn queue_bounded<T: Serialize + DeserializeOwned>(&self, maxsize: usize) -> Result<QueueProxy<T>> {
+        self.create(typeids::QUEUE, to_bytes(&(maxsize as u64))?)
+    }
+
+    /// A new unbounded `JoinableQueue`.
+    pub fn joinable_queue<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueueProxy<T>> {
+        self.create(typeids::JOINABLE_QUEUE, to_bytes(&0u64)?)
+    }
+
+    /// A new `Lock`.
+    pub fn lock(&self) -> Result<LockProxy> {
+        self.create(typeids::LOCK, to_bytes(&())?)
+    }
+
+    /// A new `RLock`.
+    pub fn rlock(&self) -> Result<LockProxy> {
+        self.create(typeids::RLOCK, to_bytes(&())?)
+    }
+
+    /// A new `Semaphore(value)`.
+    pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        self.create(typeids::SEMAPHORE, to_bytes(&value)?)
+    }
+
+    /// A new `BoundedSemaphore(value)`.
+    pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        self.create(typeids::BOUNDED_SEMAPHORE, to_bytes(&value)?)
+    }
+
+    /// A new `Condition`.
+    pub fn condition(&self) -> Result<ConditionProxy> {
+        self.create(typeids::CONDITION, to_bytes(&())?)
+    }
+
+    /// A new `Event`.
+    pub fn event(&self) -> Result<EventProxy> {
+        self.create(typeids::EVENT, to_bytes(&())?)
+    }
+
+    /// A new `Barrier(parties)`; 0 parties is `InvalidArgument`.
+    pub fn barrier(&self, parties: u64) -> Result<BarrierProxy> {
+        if parties == 0 {
+            return Err(ManagerError::InvalidArgument("a Barrier needs at least 1 party, got 0".into()));
+        }
+        self.create(typeids::BARRIER, to_bytes(&parties)?)
+    }
+}
+
+impl Drop for Manager {
+    /// The handle that started the server shuts it down, in the process that started
+    /// it; a copy dropped in a forked child leaves the server running.
+    fn drop(&mut self) {
+        match &self.server {
+            Some(s) if s.is_owner() => {
+                let _ = self.shutdown();
+            }
+            Some(_) => std::mem::forget(self.server.take()),
+            None => {}
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! `Lock`, `RLock`, `Semaphore`/`BoundedSemaphore`, `Condition`, `Event` and `Barrier`
+//! as server-side objects: std `Mutex` + `Condvar`, one blocked server thread per waiting
+//! client. Owners are named by `(client, thread)`: the client id from the connection's
+//! `Hello` and a thread id the proxy sends with each call.
+//!
+//! Unlike CPython's manager, a lock held by a client that disconnects or dies is
+//! released when the server notices (its connections close), so survivors do not hang.
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ManagerError, Result};
+use crate::object::{deadline, decode_call, lock, CallCtx, Object};
+use crate::wire::to_bytes;
+
+/// `(client, thread)`
+type Owner = (u64, u64);
+
+/// The methods of `Lock` and `RLock`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum LockCall {
+    /// → `bool` (false: not acquired within the timeout / non-blocking)
+    Acquire {
+        thread: u64,
+        block: bool,
+        timeout: Option<Duration>,
+    },
+    Release {
+        thread: u64,
+    },
+    /// → `bool`
+    Locked,
+}
+
+struct LockState {
+    owner: Option<Owner>,
+    count: u64,
+}
+
+/// A `Lock` (`reentrant == false`: any client may release) or an `RLock`.
+pub(crate) struct LockObject {
+    typeid: String,
+    reentrant: bool,
+    state: Mutex<LockState>,
+    freed: Condvar,
+}
+
+impl LockObject {
+    pub fn new(typeid: &str, reentrant: bool) -> Self {
+        LockObject {
+            typeid: typeid.to_string(),
+            reentrant,
+            state: Mutex::new(LockState { owner: None, count: 0 }),
+            freed: Condvar::new(),
+        }
+    }
+}
+
+/// Acquires `st` for `me`, waiting on `cv`; shared by `LockObject` and `ConditionObject`.
+fn acquire(
+    ctx: &CallCtx<'_>,
+    state: &Mutex<LockState>,
+    cv: &Condvar,
+    reentrant: bool,
+    me: Owner,
+    block: bool,
+    timeout: Option<Duration>,
+) -> Result<bool> {
+    let mut st = lock(state);
+    if reentrant && st.owner == Some(me) {
+        st.count += 1;
+        return Ok(true);
+    }
+    let until = deadline(block, timeout);
+    while st.owner.is_some() {
+        let (g, timed_out) = ctx.wait(cv, st, until)?;
+        st = g;
+        if timed_out && st.owner.is_some() {
+            return Ok(false);
+        }
+    }
+    st.owner = Some(me);
+    st.count = 1;
+    Ok(true)
+}
+
+fn release(state: &Mutex<LockState>, cv: &Condvar, reentrant: bool, me: Owner, what: &str) -> Result<()> {
+    let mut st = lock(state);
+    match st.owner {
+        None => Err(ManagerError::NotHeld(format!("release of an unlocked {what}"))),
+        Some(o) if reentrant && o != me => {
+            Err(ManagerError::NotHeld(format!("release of an {what} held by another thread or client")))
+        }
+        Some(_) => {
+            st.count -= 1;
+            if st.count == 0 || !reentrant {
+                st.owner = None;
+                st.count = 0;
+                cv.notify_all();
+            }
+            Ok(())
+        }
+    }
+}
+
+fn release_dead(state: &Mutex<LockState>, cv: &Condvar, client: u64) {
+    let mut st = lock(state);
+    if st.owner.is_some_and(|o| o.0 == client) {
+        st.owner = None;
+        st.count = 0;
+        cv.notify_all();
+    }
+}
+
+impl Object for LockObject {
+    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
+        match decode_call(&self.typeid, call)? {
+            LockCall::Acquire { thread, block, timeout } => {
+                let me = (ctx.client, thread);
+                to_bytes(&acquire(ctx, &self.state, &self.freed, self.reentrant, me, block, timeout)?)
+            }
+            LockCall::Release { thread } => {
+                release(&self.state, &self.freed, self.reentrant, (ctx.client, thread), &self.typeid)?;
+                Ok(Vec::new())
+            }
+            LockCall::Locked => to_bytes(&lock(&self.state).owner.is_some()),
+        }
+    }
+
+    fn client_gone(&self, client: u64) {
+        release_dead(&self.state, &self.freed, client);
+    }
+}
+
+/// The methods of `Semaphore` and `BoundedSemaphore`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum SemaphoreCall {
+    /// → `bool`
+    Acquire { block: bool, timeout: Option<Duration> },
+    /// → `SemaphoreOverRelease` for a bounded semaphore at its initial value
+    Release,
+    /// → `u64`
+    GetValue,
+}
+
+/// A counting semaphore; `bound` is `Some(initial)` for a `BoundedSemaphore`.
+pub(crate) struct SemaphoreObject {
+    typeid: String,
+    bound: Option<u64>,
+    value: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl SemaphoreObject {
+    pub fn new(typeid: &str, value: u64, bounded: bool) -> Self {
+        SemaphoreObject {
+            typeid: typeid.to_string(),
+            bound: bounded.then_some(value),
+            value: Mutex::new(value),
+            changed: Condvar::new(),
+        }
+    }
+}
+
+impl Object for SemaphoreObject {
+    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
+        let mut v = lock(&self.value);
+        match decode_call(&self.typeid, call)? {
+            SemaphoreCall::Acquire { block, timeout } => {
+                let until = deadline(block, timeout);
+                while *v == 0 {
+                    let (g, timed_out) = ctx.wait(&self.changed, v, until)?;
+                    v = g;
+                    if timed_out && *v == 0 {
+                        return to_bytes(&false);
+                    }
+                }
+                *v -= 1;
+                to_bytes(&true)
+            }
+            SemaphoreCall::Release => {
+                if let Some(bound) = self.bound {
+                    if *v >= bound {
+                        return Err(ManagerError::SemaphoreOverRelease(bound));
+                    }
+                }
+                *v = v.checked_add(1).ok_or_else(|| {
+                    ManagerError::InvalidArgument(format!("semaphore value {} cannot grow further", *v))
+                })?;
+                self.changed.notify_all();
+                Ok(Vec::new())
+            }
+            SemaphoreCall::GetValue => to_bytes(&*v),
+        }
+    }
+}
+
+/// The methods of a `Condition` (its lock is an RLock, as in Python).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ConditionCall {
+    /// → `bool`
+    Acquire {
+        thread: u64,
+        block: bool,
+        timeout: Option<Duration>,
+    },
+    Release {
+        thread: u64,
+    },
+    /// → `bool` (false: timed out). Releases the lock while waiting, then re-acquires it.
+    Wait {
+        thread: u64,
+        timeout: Option<Duration>,
+    },
+    Notify {
+        thread: u64,
+        n: u64,
+    },
+    NotifyAll {
+        thread: u64,
+    },
+}
+
+#[derive(Default)]
+struct Waiters {
+    next_ticket: u64,
+    /// Tickets of waiters not yet notified, oldest first.
+    waiting: std::collections::VecDeque<u64>,
+    /// Tickets notified but not yet collected by their waiter.
+    notified: std::collections::HashSet<u64>,
+}
+
+/// A `Condition` with its own re-entrant lock.
+pub(crate) struct ConditionObject {
+    typeid: String,
+    lock: Mutex<LockState>,
+    waiters: Mutex<Waiters>,
+    /// Signalled when the lock frees or a waiter is notified.
+    changed: Condvar,
+    /// Signalled on notify (paired with `waiters`).
+    wake: Condvar,
+}
+
+impl ConditionObject {
+    pub fn new(typeid: &str) -> Self {
+        ConditionObject {
+            typeid: typeid.to_string(),
+            lock: Mutex::new(LockState { owner: None, count: 0 }),
+            waiters: Mutex::new(Waiters::default()),
+            changed: Condvar::new(),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn check_owner(&self, me: Owner, what: &str) -> Result<()> {
+        if lock(&self.lock).owner != Some(me) {
+            return Err(ManagerError::NotHeld(format!("{what} on a Condition whose lock the caller does not hold")));
+        }
+        Ok(())
+    }
+
+    fn wait(&self, ctx: &CallCtx<'_>, me: Owner, timeout: Option<Duration>) -> Result<bool> {
+        self.check_owner(me, "wait")?;
+        // Register before releasing the lock, so a notify right after the release sees us.
+        let ticket = {
+            let mut w = lock(&self.waiters);
+            let t = w.next_ticket;
+            w.next_ticket += 1;
+            w.waiting.push_back(t);
+            t
+        };
+        let saved = {
+            let mut st = lock(&self.lock);
+            let saved = st.count;
+            st.owner = None;
+            st.count = 0;
+            self.changed.notify_all();
+            saved
+        };
+        let until = deadline(true, timeout);
+        let mut w = lock(&self.waiters);
+        let notified = loop {
+            if w.notified.remove(&ticket) {
+                break true;
+            }
+            match ctx.wait(&self.wake, w, until) {
+                Ok((g, timed_out)) => {
+                    w = g;
+                    if timed_out && !w.notified.contains(&ticket) {
+                        w.waiting.retain(|t| *t != ticket);
+                        break false;
+                    }
+                }
+                Err(e) => {
+                    let mut w = lock(&self.waiters);
+                    w.waiting.retain(|t| *t != ticket);
+                    w.notified.remove(&ticket);
+                    return Err(e);
+                }
+            }
+        };
+        drop(w);
+        acquire(ctx, &self.lock, &self.changed, true, me, true, None)?;
+        lock(&self.lock).count = saved;
+        Ok(notified)
+    }
+
+    fn notify(&self, me: Owner, n: u64) -> Result<()> {
+        self.check_owner(me, "notify")?;
+        let mut w = lock(&self.waiters);
+        for _ in 0..n {
+            match w.waiting.pop_front() {
+                Some(t) => {
+                    w.notified.insert(t);
+                }
+                None => break,
+            }
+        }
+        self.wake.notify_all();
+        Ok(())
+    }
+}
+
+impl Object for ConditionObject {
+    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
+        match decode_call(&self.typeid, call)? {
+            ConditionCall::Acquire { thread, block, timeout } => {
+                to_bytes(&acquire(ctx, &self.lock, &self.changed, true, (ctx.client, thread), block, timeout)?)
+            }
+            ConditionCall::Release { thread } => {
+                release(&self.lock, &self.changed, true, (ctx.client, thread), "Condition lock")?;
+                Ok(Vec::new())
+            }
+            ConditionCall::Wait { thread, timeout } => to_bytes(&self.wait(ctx, (ctx.client, thread), timeout)?),
+            ConditionCall::Notify { thread, n } => {
+                self.notify((ctx.client, thread), n)?;
+                Ok(Vec::new())
+            }
+            ConditionCall::NotifyAll { thread } => {
+                self.notify((ctx.client, thread), u64::MAX)?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn client_gone(&self, client: u64) {
+        release_dead(&self.lock, &self.changed, client);
+    }
+}
+
+/// The methods of an `Event`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum EventCall {
+    Set,
+    Clear,
+    /// → `bool`
+    IsSet,
+    /// → `bool` (the flag on return)
+    Wait {
+        timeout: Option<Duration>,
+    },
+}
+
+/// An `Event`: a flag with waiters.
+pub(crate) struct EventObject {
+    typeid: String,
+    flag: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl EventObject {
+    pub fn new(typeid: &str) -> Self {
+        EventObject { typeid: typeid.to_string(), flag: Mutex::new(false), changed: Condvar::new() }
+    }
+}
+
+impl Object for EventObject {
+    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
+        let mut flag = lock(&self.flag);
+        match decode_call(&self.typeid, call)? {
+            EventCall::Set => {
+                *flag = true;
+                self.changed.notify_all();
+                Ok(Vec::new())
+            }
+            EventCall::Clear => {
+                *flag = false;
+                Ok(Vec::new())
+            }
+            EventCall::IsSet => to_bytes(&*flag),
+            EventCall::Wait { timeout } => {
+                let until = deadline(true, timeout);
+                while !*flag {
+                    let (g, timed_out) = ctx.wait(&self.changed, flag, until)?;
+                    flag = g;
+                    if timed_out {
+                        break;
+                    }
+                }
+                to_bytes(&*flag)
+            }
+        }
+    }
+}
+
+/// The methods of a `Barrier`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum BarrierCall {
+    /// → `u64` arrival index (exactly one waiter gets 0), or `BrokenBarrier`
+    Wait {
+        timeout: Option<Duration>,
+    },
+    Abort,
+    Reset,
+    /// → `u64`
+    NWaiting,
+    /// → `bool`
+    Broken,
+    /// → `u64`
+    Parties,
+}
+
+struct BarrierState {
+    /// Waiters arrived in the current generation.
+    count: u64,
+    /// Bumped when a generation completes.
+    generation: u64,
+    /// Bumped by `reset`, which breaks the waiters of the generation it interrupts.
+    epoch: u64,
+    broken: bool,
+}
+
+/// A `Barrier(parties)`.
+pub(crate) struct BarrierObject {
+    typeid: String,
+    parties: u64,
+    state: Mutex<BarrierState>,
+    changed: Condvar,
+}
+
+impl BarrierObject {
+    pub fn new(typeid: &str, parties: u64) -> Self {
+        BarrierObject {
+            typeid: typeid.to_string(),
+            parties,
+            state: Mutex::new(BarrierState { count: 0, generation: 0, epoch: 0, broken: false }),
+            changed: Condvar::new(),
+        }
+    }
+}
+
+impl Object for BarrierObject {
+    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
+        let mut st = lock(&self.state);
+        match decode_call(&self.typeid, call)? {
+            BarrierCall::Wait { timeout } => {
+                if st.broken {
+                    return Err(ManagerError::BrokenBarrier);
+                }
+                let (generation, epoch, index) = (st.generation, st.epoch, st.count);
+                st.count += 1;
+                if st.count == self.parties {
+                    st.count = 0;
+                    st.generation += 1;
+                    self.changed.notify_all();
+                    return to_bytes(&index);
+                }
+                let until = deadline(true, timeout);
+                loop {
+                    let (g, timed_out) = match ctx.wait(&self.changed, st, until) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let mut st = lock(&self.state);
+                            st.broken = true;
+                            self.changed.notify_all();
+                            return Err(e);
+                        }
+                    };
+                    st = g;
+                    if st.generation != generation {
+                        return to_bytes(&index);
+                    }
+                    if st.broken || st.epoch != epoch {
+                        return Err(ManagerError::BrokenBarrier);
+                    }
+                    if timed_out {
+                        st.broken = true;
+                        self.changed.notify_all();
+                        return Err(ManagerError::BrokenBarrier);
+                    }
+                }
+            }
+            BarrierCall::Abort => {
+                st.broken = true;
+                self.changed.notify_all();
+                Ok(Vec::new())
+            }
+            BarrierCall::Reset => {
+                st.epoch += 1;
+                st.count = 0;
+                st.broken = false;
+                self.changed.notify_all();
+                Ok(Vec::new())
+            }
+            BarrierCall::NWaiting => to_bytes(&st.count),
+            BarrierCall::Broken => to_bytes(&st.broken),
+            BarrierCall::Parties => to_bytes(&self.parties),
+        }
+    }
+}
