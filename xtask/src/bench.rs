@@ -358,7 +358,7 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
         let path = out_dir.join(name);
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
     };
-    let md = report::markdown(&meta, &rows, &extra);
+    let md = report::markdown(&meta, &cases, &rows, &extra);
     write("report.md", &md)?;
     let json = serde_json::to_string_pretty(&report::json(&meta, &rows, &extra)).map_err(|e| e.to_string())?;
     write("report.json", &json)?;

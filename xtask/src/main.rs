@@ -84,18 +84,26 @@ fn run(what: &str, mut cmd: Command) -> Result {
     }
 }
 
-/// Every `<crate>/tests/loom_*.rs` as (package, test name).
+/// Every `<crate>/tests/loom_*.rs` as (package, test name), over every workspace member.
 fn loom_models() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (dir, pkg) in [("shm", "mproc-shm"), ("sync", "mproc-sync"), ("ipc", "mproc-ipc")] {
-        let Ok(entries) = std::fs::read_dir(root().join(dir).join("tests")) else { continue };
+    let Ok(entries) = std::fs::read_dir(root()) else { return out };
+    let mut dirs: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.join("Cargo.toml").is_file()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir.join("tests")) else { continue };
+        let Some(pkg) = std::fs::read_to_string(dir.join("Cargo.toml")).ok().and_then(|t| bench::package_name(&t))
+        else {
+            continue;
+        };
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.starts_with("loom_") && n.ends_with(".rs"))
             .map(|n| n.trim_end_matches(".rs").to_owned())
             .collect();
         names.sort();
-        out.extend(names.into_iter().map(|n| (pkg.to_owned(), n)));
+        out.extend(names.into_iter().map(|n| (pkg.clone(), n)));
     }
     out
 }

@@ -284,15 +284,17 @@ pub struct Row {
     pub met: Option<bool>,
 }
 
-/// Order of systems within a case: mproc, then peers (alphabetical), CPython, limits.
-fn system_rank(system: &str) -> (u8, String) {
+/// Order of systems within a case: mproc, the peers (in the case's order, then any others
+/// alphabetically), CPython, the limits.
+fn system_rank(case: &Case, system: &str) -> (u8, usize, String) {
     let rank = match system {
         "mproc" => 0,
         "CPython" => 2,
         s if s.starts_with("limit-") => 3,
         _ => 1,
     };
-    (rank, system.to_owned())
+    let pos = case.systems.iter().position(|s| *s == system).unwrap_or(usize::MAX);
+    (rank, pos, system.to_owned())
 }
 
 /// Builds the rows of every case in `cases` from criterion's results and CPython's.
@@ -352,7 +354,7 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
             },
         };
         case_rows.push(python_row);
-        case_rows.sort_by_key(|r| system_rank(&r.system));
+        case_rows.sort_by_key(|r| system_rank(case, &r.system));
         let cpython = case_rows.iter().find(|r| r.system == "CPython").and_then(|r| r.figure);
         let limit = case.limit.and_then(|l| case_rows.iter().find(|r| r.system == l)).and_then(|r| r.figure);
         for r in &mut case_rows {
@@ -452,6 +454,41 @@ pub fn table(rows: &[Row]) -> String {
     t
 }
 
+/// One line per case: mproc against CPython and against the limit, and the target.
+pub fn summary(cases: &[&Case], rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| case | unit | mproc | CPython | mproc vs CPython | limit | mproc vs limit | target | met |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
+    );
+    for case in cases {
+        let find = |system: &str| rows.iter().find(|r| r.case == case.id && r.system == system);
+        let fig = |r: Option<&Row>| r.and_then(|r| r.figure).map_or("—".to_owned(), fmt_num);
+        let mproc = find("mproc");
+        let limit = case.limit.map_or("—".to_owned(), |l| format!("{} ({l})", fig(find(l))));
+        let met = match mproc.and_then(|r| r.met) {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "n/a",
+        };
+        let dir = match case.better {
+            Better::Lower => "↓",
+            Better::Higher => "↑",
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} {dir} | {} | {} | {} | {limit} | {} | {} | {met} |",
+            case.id,
+            case.unit,
+            fig(mproc),
+            fig(find("CPython")),
+            fmt_ratio(mproc.and_then(|r| r.vs_cpython)),
+            fmt_ratio(mproc.and_then(|r| r.vs_limit)),
+            case.target_text,
+        );
+    }
+    t
+}
+
 /// Everything the report says besides the rows.
 pub struct Meta {
     /// `quick`, `default` or `full`.
@@ -465,7 +502,7 @@ pub struct Meta {
 }
 
 /// The Markdown report.
-pub fn markdown(meta: &Meta, rows: &[Row], extra: &[Row]) -> String {
+pub fn markdown(meta: &Meta, cases: &[&Case], rows: &[Row], extra: &[Row]) -> String {
     let mut md = String::from("# mproc side-by-side benchmark\n\n");
     let _ = writeln!(md, "Mode `{}`; criterion `{}`.", meta.mode, meta.criterion_args.join(" "));
     let _ = writeln!(md, "CPython: {}.", meta.python);
@@ -476,8 +513,10 @@ pub fn markdown(meta: &Meta, rows: &[Row], extra: &[Row]) -> String {
          interval of the median, relative); CPython figures come from `xtask/python/mp_bench.py` \
          (one run, or the median of several with `--full`; spread = half the min–max range). \
          ↓ lower is better, ↑ higher is better. Ratios are speed ratios: how many times faster \
-         than CPython or than the limit (> 1 = faster).\n\n",
+         than CPython or than the limit (> 1 = faster).\n\n## Summary\n\n",
     );
+    md.push_str(&summary(cases, rows));
+    md.push_str("\n## Every system\n\n");
     md.push_str(&table(rows));
     if !extra.is_empty() {
         md.push_str("\n## Other criterion groups\n\n");
@@ -589,6 +628,13 @@ mod tests {
         let rows =
             build_rows(&cases, &measured, &python(&[("pipe_rtt", 30.0), ("queue_bytes_tput", 700.0)]), "missing");
 
+        let s = summary(&cases, &rows);
+        assert!(
+            s.contains(
+                "| pipe_rtt | µs ↓ | 2.00 | 30.0 | 15.0× | 0.400 (limit-pingpong) | 0.200× | ≥ 10× CPython | yes |"
+            ),
+            "{s}"
+        );
         let pipe = row(&rows, "pipe_rtt", "mproc");
         assert_eq!(pipe.figure, Some(2.0));
         assert_eq!(pipe.vs_cpython, Some(15.0));
@@ -640,10 +686,17 @@ mod tests {
         }
         let md = markdown(
             &Meta { mode: "quick".into(), criterion_args: vec![], python: "x".into(), notes: vec![] },
+            &cases,
             &rows,
             &[],
         );
-        assert_eq!(md.lines().filter(|l| l.starts_with("| ") && l.contains("| mproc |")).count(), CASES.len());
+        assert_eq!(md.lines().filter(|l| l.split(" | ").nth(1) == Some("mproc")).count(), CASES.len());
+        let summary = summary(&cases, &rows);
+        assert_eq!(summary.lines().count(), 2 + CASES.len());
+        assert!(
+            summary.contains("| proc_spawn | ms ↓ | — | — | — | — (limit-posix-spawn) | — | ≤ 5 ms | n/a |"),
+            "{summary}"
+        );
     }
 
     #[test]
