@@ -268,6 +268,8 @@ pub struct Row {
     /// Spread: the figure's low and high bound (criterion's CI of the median, or the
     /// min–max of the CPython runs).
     pub range: Option<(f64, f64)>,
+    /// Criterion samples, or CPython runs, behind the figure (0 when not measured).
+    pub runs: usize,
     /// Unit of the figure.
     pub unit: String,
     /// Which way is better.
@@ -308,6 +310,7 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
             system: system.to_owned(),
             figure: None,
             range: None,
+            runs: 0,
             unit: case.unit.to_owned(),
             better: case.better,
             note,
@@ -324,6 +327,7 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
             );
             row.figure = Some(case.convert.of_ns(m.median_ns));
             row.range = Some((a.min(b), a.max(b)));
+            row.runs = m.samples;
             case_rows.push(row);
         }
         for system in case.systems {
@@ -345,6 +349,7 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
                     );
                     row.figure = Some(f.median);
                     row.range = (f.runs > 1).then_some((f.min, f.max));
+                    row.runs = f.runs;
                     row
                 }
                 None => blank(
@@ -381,6 +386,7 @@ pub fn extra_rows(measured: &[Measured]) -> Vec<Row> {
             system: m.function.clone(),
             figure: Some(m.median_ns),
             range: Some((m.lo_ns, m.hi_ns)),
+            runs: m.samples,
             unit: "ns/iter".to_owned(),
             better: Better::Lower,
             note: format!("criterion: median of {} samples", m.samples),
@@ -413,9 +419,18 @@ fn fmt_ratio(r: Option<f64>) -> String {
 }
 
 fn fmt_spread(r: &Row) -> String {
+    let n = if r.system == "CPython" {
+        if r.runs == 1 {
+            "1 run".to_owned()
+        } else {
+            format!("{} runs", r.runs)
+        }
+    } else {
+        format!("n={}", r.runs)
+    };
     match (r.figure, r.range) {
-        (Some(f), Some((lo, hi))) => format!("±{:.1} %", (hi - lo) / 2.0 / f * 100.0),
-        (Some(_), None) => "1 run".to_owned(),
+        (Some(f), Some((lo, hi))) => format!("±{:.1} %, {n}", (hi - lo) / 2.0 / f * 100.0),
+        (Some(_), None) => n,
         _ => "—".to_owned(),
     }
 }
@@ -510,7 +525,7 @@ pub fn markdown(meta: &Meta, cases: &[&Case], rows: &[Row], extra: &[Row]) -> St
     let _ = writeln!(md, "Machine: {cpus} CPUs available; all figures from this one run.\n");
     md.push_str(
         "Figures: mproc, peers and limits are criterion medians (spread = half the confidence \
-         interval of the median, relative); CPython figures come from `xtask/python/mp_bench.py` \
+         interval of the median, relative; n = criterion samples); CPython figures come from `xtask/python/mp_bench.py` \
          (one run, or the median of several with `--full`; spread = half the min–max range). \
          ↓ lower is better, ↑ higher is better. Ratios are speed ratios: how many times faster \
          than CPython or than the limit (> 1 = faster).\n\n## Summary\n\n",
@@ -540,6 +555,7 @@ fn row_json(r: &Row) -> Value {
         "better": match r.better { Better::Lower => "lower", Better::Higher => "higher" },
         "low": r.range.map(|x| x.0),
         "high": r.range.map(|x| x.1),
+        "runs": r.runs,
         "note": r.note,
         "ratio_vs_cpython": r.vs_cpython,
         "ratio_vs_limit": r.vs_limit,
@@ -670,7 +686,7 @@ mod tests {
         let t = table(&rows);
         assert!(
             t.contains(
-                "| lock_uncontended | mproc | 20.0 | ns ↓ | ±10.0 % | — | 0.250× | ≤ 2× the CAS pair | **no** |"
+                "| lock_uncontended | mproc | 20.0 | ns ↓ | ±10.0 %, n=10 | — | 0.250× | ≤ 2× the CAS pair | **no** |"
             ),
             "{t}"
         );
