@@ -256,6 +256,9 @@ pub struct FileFacts {
     pub test_code: String,
     /// Code of the non-test part (where types are defined).
     pub lib_code: String,
+    /// Whether this is a kill test: it sends SIGKILL itself, or calls a `kill…` helper of a
+    /// test module that does (set by [`mark_kill_tests`]).
+    pub kill: bool,
 }
 
 impl FileFacts {
@@ -277,7 +280,9 @@ impl FileFacts {
         if is_test_file {
             lib_code.clear();
         }
-        FileFacts { file: file.to_owned(), test_code, lib_code }
+        let mut f = FileFacts { file: file.to_owned(), test_code, lib_code, kill: false };
+        f.kill = f.sends_sigkill();
+        f
     }
 
     fn is_loom(&self) -> bool {
@@ -291,7 +296,19 @@ impl FileFacts {
             .any(|&i| self.test_code[i + "proptest".len()..].trim_start().starts_with('!'))
     }
 
-    fn is_kill(&self) -> bool {
+    /// The `mod name;` declarations of this file.
+    fn declared_mods(&self) -> Vec<String> {
+        lex::find_word(&self.test_code, "mod")
+            .into_iter()
+            .filter_map(|i| {
+                let rest = self.test_code[i + 3..].trim_start();
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                (!name.is_empty() && rest[name.len()..].trim_start().starts_with(';')).then_some(name)
+            })
+            .collect()
+    }
+
+    fn sends_sigkill(&self) -> bool {
         ["SIGKILL", "KILL", "Kill"].iter().any(|w| {
             lex::find_word(&self.test_code, w)
                 .iter()
@@ -310,6 +327,25 @@ impl FileFacts {
                 ["struct", "enum", "type", "trait"].iter().any(|k| before.ends_with(k))
             })
         })
+    }
+}
+
+/// Marks as kill tests the test files that declare a helper module (`mod common;`) which
+/// sends SIGKILL, and call something named `…kill…` (e.g. `common::kill_and_reap`).
+pub fn mark_kill_tests(files: &mut [FileFacts]) {
+    let senders: std::collections::HashSet<String> =
+        files.iter().filter(|f| f.sends_sigkill()).map(|f| f.file.clone()).collect();
+    for f in files.iter_mut().filter(|f| !f.kill) {
+        let Some(dir) = f.file.rsplit_once('/').map(|(d, _)| d.to_owned()) else { continue };
+        let helper_kills = f
+            .declared_mods()
+            .iter()
+            .any(|m| senders.contains(&format!("{dir}/{m}.rs")) || senders.contains(&format!("{dir}/{m}/mod.rs")));
+        let calls_kill = f
+            .test_code
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|w| w.to_ascii_lowercase().contains("kill"));
+        f.kill = helper_kills && calls_kill;
     }
 }
 
@@ -343,7 +379,7 @@ pub fn coverage(prim: &Primitive, files: &[FileFacts]) -> Coverage {
         if f.is_proptest() {
             c.proptest.push(f.file.clone());
         }
-        if f.is_kill() {
+        if f.kill {
             c.kill.push(f.file.clone());
         }
     }
@@ -386,8 +422,9 @@ impl Audit {
     pub fn of(sources: &[(String, String)]) -> Audit {
         let sites = sources.iter().flat_map(|(f, s)| scan_unsafe(f, s)).collect();
         // xtask's own tables name the primitives; they are not the primitives.
-        let facts: Vec<FileFacts> =
+        let mut facts: Vec<FileFacts> =
             sources.iter().filter(|(f, _)| !f.starts_with("xtask/")).map(|(f, s)| FileFacts::new(f, s)).collect();
+        mark_kill_tests(&mut facts);
         let coverage = PRIMITIVES.iter().map(|p| (p.name, coverage(p, &facts))).collect();
         Audit { sites, coverage }
     }
@@ -583,6 +620,22 @@ mod tests {
         let rlock = coverage(&PRIMITIVES[3], &files);
         assert_eq!(rlock.proptest, vec!["sync/src/lock.rs"]);
         assert!(!rlock.uncovered());
+    }
+
+    #[test]
+    fn kill_tests_through_a_helper_module() {
+        let mut files = facts(&[
+            ("shm/tests/common/mod.rs", "pub fn kill_and_reap(pid: i32) { libc::kill(pid, libc::SIGKILL); }\n"),
+            (
+                "shm/tests/ring_kill.rs",
+                "mod common;\nuse common::kill_and_reap;\nfn t() { SpscRing::new(); kill_and_reap(1); }\n",
+            ),
+            ("shm/tests/ring_smoke.rs", "mod common;\nfn t() { SpscRing::new(); }\n"),
+            ("shm/tests/other.rs", "mod helpers;\nfn t() { SpscRing::new(); kill_and_reap(1); }\n"),
+        ]);
+        mark_kill_tests(&mut files);
+        let c = coverage(&PRIMITIVES[0], &files);
+        assert_eq!(c.kill, vec!["shm/tests/ring_kill.rs"], "the smoke test kills nothing; `helpers` sends no SIGKILL");
     }
 
     #[test]
