@@ -60,6 +60,23 @@ pub fn chart(case: &Case, rows: &[Row]) -> String {
         escape(case.unit),
         escape(case.target_text)
     );
+    if log {
+        // Decade grid lines, labelled, so the log scale reads as one.
+        let floor = (min.log10() - 0.1).floor();
+        let bottom = h - 24.0;
+        let mut d = floor;
+        while d <= max.log10() {
+            let x = LABEL + length(10f64.powf(d));
+            let _ = writeln!(s, r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{bottom}" stroke="#ddd"/>"##, TOP - 4.0);
+            let _ = writeln!(
+                s,
+                r##"<text x="{x:.1}" y="{}" fill="#777" font-size="11" text-anchor="middle">{}</text>"##,
+                bottom + 14.0,
+                fmt_num(10f64.powf(d))
+            );
+            d += 1.0;
+        }
+    }
     if figures.is_empty() {
         let _ = writeln!(s, r#"<text x="10" y="{}">not measured</text>"#, TOP + 16.0);
     }
@@ -161,6 +178,7 @@ mod tests {
         assert!(svg.contains("log scale"), "31.6 µs vs 0.15 µs spans > 20×");
         assert!(svg.contains("&lt;missing&gt; &amp; co"));
         assert_eq!(svg.matches("<rect").count(), 3, "background + two bars");
+        assert_eq!(svg.matches("<line").count(), 3, "decades 0.1, 1 and 10 µs");
 
         let empty = build_rows(&[c], &[], &Python::Skipped("skipped".into()), "missing");
         let svg = chart(c, &empty);
@@ -179,5 +197,35 @@ mod tests {
         let svg = chart(c, &build_rows(&[c], &[], &py, "missing"));
         assert!(svg.contains("linear scale"));
         well_formed(&svg).unwrap();
+    }
+}
+#[cfg(test)]
+mod tmp_probe {
+    #[test]
+    fn dump() {
+        use crate::report::*;
+        let c = case("lock_uncontended").unwrap();
+        let ms = |f: &str, ns: f64| crate::criterion::Measured {
+            group: c.id.into(),
+            function: f.into(),
+            median_ns: ns,
+            lo_ns: ns * 0.9,
+            hi_ns: ns * 1.1,
+            confidence: 0.95,
+            samples: 10,
+            iterations: 10,
+        };
+        let py = Python::Ran {
+            version: "v".into(),
+            figures: [("lock_uncontended".to_owned(), PyFigure::of(&[131.0]))].into_iter().collect(),
+            failures: Default::default(),
+        };
+        let rows = build_rows(
+            &[c],
+            &[ms("mproc", 8.0), ms("std-mutex", 15.0), ms("limit-cas", 6.0)],
+            &py,
+            "not measured (bench missing)",
+        );
+        std::fs::write("/tmp/xb-lock.svg", super::chart(c, &rows)).unwrap();
     }
 }
