@@ -11,6 +11,13 @@
 //!    one SVG chart per case to `<target>/mproc-bench/`; the table also goes to stdout.
 //!
 //! Progress goes to stderr, the table to stdout.
+//!
+//! For bench authors: the mode's `--warm-up-time/--measurement-time/--sample-size` reach
+//! criterion on the command line, which overrides a `criterion_group! { config = … }` but
+//! *not* settings made on a `BenchmarkGroup` (`g.sample_size(…)` and the like win over the
+//! command line). Put timing in the `config`, or read `MPROC_BENCH_MODE` (`quick`,
+//! `default`, `full`), which xtask sets for every bench it runs; likewise shrink expensive
+//! setup (e.g. the ≥100k items of `pool_map`) when it is `quick`.
 
 use crate::criterion;
 use crate::report::{self, Case, Meta, PyFigure, Python, CASES};
@@ -315,7 +322,7 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
                 if let Some(case) = &opts.case {
                     cmd.arg(format!("^{case}/"));
                 }
-                cmd.env("CRITERION_HOME", &home).stdout(std::io::stderr());
+                cmd.env("CRITERION_HOME", &home).env("MPROC_BENCH_MODE", opts.mode.name()).stdout(std::io::stderr());
                 match run_with_timeout(cmd, opts.mode.bench_timeout()) {
                     Ok((status, _)) if status.success() => {}
                     Ok((status, _)) => {

@@ -9,7 +9,8 @@
 //!   (`$CARGO_TARGET_DIR` is honoured). Default ≤ 10 minutes on 2 cores; `--quick` is the
 //!   one-minute CI smoke run; `--full` measures long and repeats the CPython runs.
 //!   Benches follow one convention: criterion group = case id, function id = system
-//!   (`mproc`, a peer, `limit-*`), one iteration = one operation ([`report::CASES`]).
+//!   (`mproc`, a peer, `limit-*`), one iteration = one operation ([`report::CASES`]);
+//!   timing belongs in the `criterion_group!` config, not on the group (see [`bench`]).
 //! - `audit [--root DIR]`: every `unsafe` block/impl/fn with its SAFETY justification, and
 //!   the loom / proptest / kill-test coverage of each primitive; writes
 //!   `target/mproc-audit.md` and fails on a missing comment or an uncovered primitive.
