@@ -10,7 +10,7 @@
 //!   one-minute CI smoke run; `--full` measures long and repeats the CPython runs.
 //!   Benches follow one convention: criterion group = case id, function id = system
 //!   (`mproc`, a peer, `limit-*`), one iteration = one operation ([`report::CASES`]);
-//!   timing belongs in the `criterion_group!` config, not on the group (see [`bench`]).
+//!   timing belongs in the `criterion_group!` config, not on the group (see [`mod@bench`]).
 //! - `audit [--root DIR]`: every `unsafe` block/impl/fn with its SAFETY justification, and
 //!   the loom / proptest / kill-test coverage of each primitive; writes
 //!   `target/mproc-audit.md` and fails on a missing comment or an uncovered primitive.
