@@ -92,7 +92,7 @@ pub fn lines(src: &str) -> Vec<Line> {
                 } else if c == '\'' {
                     // A char literal ('a', '\n', '\u{1F600}') or a lifetime ('a, 'static).
                     if at(i + 1) == '\\' {
-                        let mut j = i + 2;
+                        let mut j = i + 3; // past the quote, the backslash and the escaped char
                         while j < chars.len() && chars[j] != '\'' && chars[j] != '\n' {
                             j += 1;
                         }
@@ -227,9 +227,10 @@ mod tests {
     #[test]
     fn char_literals_and_lifetimes() {
         // The quote char must not open a string; the lifetime must not open a char literal.
-        let l = lines("let q = '\"'; fn f<'a>(x: &'a u8) {} let e = '\\''; unsafe {}\n");
+        let l = lines("let q = '\"'; fn f<'a>(x: &'a u8) {} let e = '\\''; let b = '\\\\'; unsafe {}\n");
         assert_eq!(find_word(&l[0].code, "unsafe").len(), 1, "{:?}", l[0].code);
         assert!(l[0].code.contains("<'a>"));
+        assert!(l[0].code.contains("let e = ' '; let b = ' ';"), "{:?}", l[0].code);
     }
 
     #[test]
