@@ -303,38 +303,35 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
         notes.push("no criterion bench targets (`*/benches/*.rs`) in the tree yet".to_owned());
         eprintln!("==> no criterion benches in the tree yet");
     } else {
-        let mut build = crate::cargo();
-        build.args(["bench", "--no-run", "--benches"]);
+        // One build per package, with the same package selection as the runs below, so
+        // features resolve the same way and `cargo bench --bench` finds everything built.
         let mut pkgs: Vec<&String> = benches.iter().map(|(p, _)| p).collect();
         pkgs.dedup();
+        let mut unbuilt = Vec::new();
         for p in pkgs {
-            build.args(["-p", p]);
-        }
-        build.stdout(std::io::stderr());
-        if let Err(e) = crate::run("build the criterion benches", build) {
-            notes.push(format!("the benches did not build: {e}"));
-            failed.push("bench build".to_owned());
-        } else {
-            for (pkg, bench) in &benches {
-                eprintln!("==> criterion {pkg} --bench {bench}");
-                let mut cmd = crate::cargo();
-                cmd.args(["bench", "-p", pkg, "--bench", bench, "--"]).args(&criterion_args);
-                if let Some(case) = &opts.case {
-                    cmd.arg(format!("^{case}/"));
-                }
-                cmd.env("CRITERION_HOME", &home).env("MPROC_BENCH_MODE", opts.mode.name()).stdout(std::io::stderr());
-                match run_with_timeout(cmd, opts.mode.bench_timeout()) {
-                    Ok((status, _)) if status.success() => {}
-                    Ok((status, _)) => {
-                        notes.push(format!("`cargo bench -p {pkg} --bench {bench}` failed: {status}"));
-                        failed.push(format!("{pkg}/{bench}"));
-                    }
-                    Err(e) => {
-                        notes.push(format!("`cargo bench -p {pkg} --bench {bench}`: {e}"));
-                        failed.push(format!("{pkg}/{bench}"));
-                    }
-                }
+            let mut build = crate::cargo();
+            build.args(["bench", "--no-run", "--benches", "-p", p]).stdout(std::io::stderr());
+            if let Err(e) = crate::run(&format!("build the criterion benches of {p}"), build) {
+                notes.push(format!("the benches of {p} did not build: {e}"));
+                failed.push(format!("{p} (build)"));
+                unbuilt.push(p.clone());
             }
+        }
+        for (pkg, bench) in benches.iter().filter(|(p, _)| !unbuilt.contains(p)) {
+            eprintln!("==> criterion {pkg} --bench {bench}");
+            let mut cmd = crate::cargo();
+            cmd.args(["bench", "-p", pkg, "--bench", bench, "--"]).args(&criterion_args);
+            if let Some(case) = &opts.case {
+                cmd.arg(format!("^{case}/"));
+            }
+            cmd.env("CRITERION_HOME", &home).env("MPROC_BENCH_MODE", opts.mode.name()).stdout(std::io::stderr());
+            let problem = match run_with_timeout(cmd, opts.mode.bench_timeout()) {
+                Ok((status, _)) if status.success() => continue,
+                Ok((status, _)) => format!("failed: {status}"),
+                Err(e) => e,
+            };
+            notes.push(format!("`cargo bench -p {pkg} --bench {bench}` {problem}"));
+            failed.push(format!("{pkg}/{bench}"));
         }
     }
 
