@@ -284,7 +284,12 @@ pub struct Row {
     pub target: Option<String>,
     /// Whether the target is met (mproc rows with the figures it needs).
     pub met: Option<bool>,
+    /// mproc rows: the fastest cross-process Rust peer and mproc's speed ratio against it.
+    pub vs_best_peer: Option<(String, f64)>,
 }
+
+/// Peers that run in one process: bounds to look at, not rivals to beat.
+pub const IN_PROCESS: &[&str] = &["crossbeam", "rayon", "std-mutex", "std-mpsc"];
 
 /// Order of systems within a case: mproc, the peers (in the case's order, then any others
 /// alphabetically), CPython, the limits.
@@ -318,6 +323,7 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
             vs_limit: None,
             target: None,
             met: None,
+            vs_best_peer: None,
         };
         for m in measured.iter().filter(|m| m.group == case.id) {
             let (a, b) = (case.convert.of_ns(m.lo_ns), case.convert.of_ns(m.hi_ns));
@@ -367,9 +373,17 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
             r.vs_cpython = cpython.map(|c| speed_ratio(case.better, f, c));
             r.vs_limit = limit.map(|l| speed_ratio(case.better, f, l));
         }
+        let best_peer = case_rows
+            .iter()
+            .filter(|r| system_rank(case, &r.system).0 == 1 && !IN_PROCESS.contains(&r.system.as_str()))
+            .filter_map(|r| Some((r.system.clone(), r.figure?)))
+            .max_by(|a, b| speed_ratio(case.better, a.1, b.1).total_cmp(&1.0));
         for r in case_rows.iter_mut().filter(|r| r.system == "mproc") {
             r.target = Some(case.target_text.to_owned());
             r.met = target_met(case.target, r.figure, r.vs_cpython, r.vs_limit);
+            if let (Some(f), Some((peer, p))) = (r.figure, &best_peer) {
+                r.vs_best_peer = Some((peer.clone(), speed_ratio(case.better, f, *p)));
+            }
         }
         rows.extend(case_rows);
     }
@@ -394,6 +408,7 @@ pub fn extra_rows(measured: &[Measured]) -> Vec<Row> {
             vs_limit: None,
             target: None,
             met: None,
+            vs_best_peer: None,
         })
         .collect()
 }
@@ -472,8 +487,8 @@ pub fn table(rows: &[Row]) -> String {
 /// One line per case: mproc against CPython and against the limit, and the target.
 pub fn summary(cases: &[&Case], rows: &[Row]) -> String {
     let mut t = String::from(
-        "| case | unit | mproc | CPython | mproc vs CPython | limit | mproc vs limit | target | met |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
+        "| case | unit | mproc | CPython | mproc vs CPython | limit | mproc vs limit | mproc vs best Rust peer | target | met |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
     );
     for case in cases {
         let find = |system: &str| rows.iter().find(|r| r.case == case.id && r.system == system);
@@ -491,13 +506,16 @@ pub fn summary(cases: &[&Case], rows: &[Row]) -> String {
         };
         let _ = writeln!(
             t,
-            "| {} | {} {dir} | {} | {} | {} | {limit} | {} | {} | {met} |",
+            "| {} | {} {dir} | {} | {} | {} | {limit} | {} | {} | {} | {met} |",
             case.id,
             case.unit,
             fig(mproc),
             fig(find("CPython")),
             fmt_ratio(mproc.and_then(|r| r.vs_cpython)),
             fmt_ratio(mproc.and_then(|r| r.vs_limit)),
+            mproc
+                .and_then(|r| r.vs_best_peer.as_ref())
+                .map_or("—".to_owned(), |(peer, ratio)| format!("{} ({peer})", fmt_ratio(Some(*ratio)))),
             case.target_text,
         );
     }
@@ -528,7 +546,8 @@ pub fn markdown(meta: &Meta, cases: &[&Case], rows: &[Row], extra: &[Row]) -> St
          interval of the median, relative; n = criterion samples); CPython figures come from `xtask/python/mp_bench.py` \
          (one run, or the median of several with `--full`; spread = half the min–max range). \
          ↓ lower is better, ↑ higher is better. Ratios are speed ratios: how many times faster \
-         than CPython or than the limit (> 1 = faster).\n\n## Summary\n\n",
+         than CPython, the limit or the fastest cross-process Rust peer (> 1 = faster; crossbeam, rayon \
+         and std are in-process bounds, not rivals).\n\n## Summary\n\n",
     );
     md.push_str(&summary(cases, rows));
     md.push_str("\n## Every system\n\n");
@@ -561,6 +580,8 @@ fn row_json(r: &Row) -> Value {
         "ratio_vs_limit": r.vs_limit,
         "target": r.target,
         "met": r.met,
+        "best_peer": r.vs_best_peer.as_ref().map(|x| x.0.clone()),
+        "ratio_vs_best_peer": r.vs_best_peer.as_ref().map(|x| x.1),
     })
 }
 
@@ -636,6 +657,8 @@ mod tests {
         let measured = [
             m("pipe_rtt", "mproc", 2_000.0),
             m("pipe_rtt", "limit-pingpong", 400.0),
+            m("pipe_rtt", "ipc-channel", 8_000.0),
+            m("pipe_rtt", "socketpair", 4_000.0),
             m("queue_bytes_tput", "mproc", 1_000.0),
             m("queue_bytes_tput", "limit-memcpy", 800.0),
         ];
@@ -647,7 +670,7 @@ mod tests {
         let s = summary(&cases, &rows);
         assert!(
             s.contains(
-                "| pipe_rtt | µs ↓ | 2.00 | 30.0 | 15.0× | 0.400 (limit-pingpong) | 0.200× | ≥ 10× CPython | yes |"
+                "| pipe_rtt | µs ↓ | 2.00 | 30.0 | 15.0× | 0.400 (limit-pingpong) | 0.200× | 2.00× (socketpair) | ≥ 10× CPython | yes |"
             ),
             "{s}"
         );
@@ -657,8 +680,9 @@ mod tests {
         assert_eq!(pipe.vs_limit, Some(0.2));
         assert_eq!(pipe.met, Some(true));
         assert_eq!(pipe.range, Some((1.8, 2.2)));
+        assert_eq!(pipe.vs_best_peer, Some(("socketpair".to_owned(), 2.0)), "the faster of the two peers");
         // Expected peers without results are still listed.
-        assert_eq!(row(&rows, "pipe_rtt", "ipc-channel").note, "missing");
+        assert_eq!(row(&rows, "queue_bytes_tput", "ipc-channel").note, "missing");
         // Order: mproc, peers, CPython, limits.
         let order: Vec<&str> = rows.iter().filter(|r| r.case == "pipe_rtt").map(|r| r.system.as_str()).collect();
         assert_eq!(order, ["mproc", "ipc-channel", "socketpair", "CPython", "limit-pingpong"]);
@@ -678,10 +702,15 @@ mod tests {
     #[test]
     fn unmet_target_and_skipped_python() {
         let cases = [case("lock_uncontended").unwrap()];
-        let measured = [m("lock_uncontended", "mproc", 20.0), m("lock_uncontended", "limit-cas", 5.0)];
+        let measured = [
+            m("lock_uncontended", "mproc", 20.0),
+            m("lock_uncontended", "limit-cas", 5.0),
+            m("lock_uncontended", "std-mutex", 15.0),
+        ];
         let rows = build_rows(&cases, &measured, &Python::Skipped("skipped: python3 not found".into()), "missing");
         let lock = row(&rows, "lock_uncontended", "mproc");
         assert_eq!((lock.vs_limit, lock.met, lock.vs_cpython), (Some(0.25), Some(false), None));
+        assert_eq!(lock.vs_best_peer, None, "std-mutex is an in-process bound, not a rival");
         assert_eq!(row(&rows, "lock_uncontended", "CPython").note, "skipped: python3 not found");
         let t = table(&rows);
         assert!(
@@ -710,7 +739,7 @@ mod tests {
         let summary = summary(&cases, &rows);
         assert_eq!(summary.lines().count(), 2 + CASES.len());
         assert!(
-            summary.contains("| proc_spawn | ms ↓ | — | — | — | — (limit-posix-spawn) | — | ≤ 5 ms | n/a |"),
+            summary.contains("| proc_spawn | ms ↓ | — | — | — | — (limit-posix-spawn) | — | — | ≤ 5 ms | n/a |"),
             "{summary}"
         );
     }
