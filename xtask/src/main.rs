@@ -1,13 +1,35 @@
 //! `cargo xtask`: the project's own automation.
 //!
 //! Subcommands (the first argument):
+//! - `bench [--quick | --full] [--case NAME]`: the side-by-side comparison of DESIGN.md §4.
+//!   Runs CPython's `multiprocessing` through `xtask/python/mp_bench.py` (when `python3` is
+//!   present) and every criterion bench of the workspace, then prints a table of figures,
+//!   ratios against CPython and against the physical limit, and whether each target is met;
+//!   writes `target/mproc-bench/report.md`, `report.json` and one SVG chart per case
+//!   (`$CARGO_TARGET_DIR` is honoured). Default ≤ 10 minutes on 2 cores; `--quick` is the
+//!   one-minute CI smoke run; `--full` measures long and repeats the CPython runs.
+//!   Benches follow one convention: criterion group = case id, function id = system
+//!   (`mproc`, a peer, `limit-*`), one iteration = one operation ([`report::CASES`]);
+//!   timing belongs in the `criterion_group!` config, not on the group (see [`mod@bench`]).
+//! - `audit [--root DIR]`: every `unsafe` block/impl/fn with its SAFETY justification, and
+//!   the loom / proptest / kill-test coverage of each primitive; writes
+//!   `target/mproc-audit.md` and fails on a missing comment or an uncovered primitive.
 //! - `loom [--quick]`: runs every crate's loom models (`*/tests/loom_*.rs`) in
 //!   release mode with `--cfg loom`.
 //! - `ci`: the gates `.ci/run` calls after the README's test command: fmt,
-//!   clippy with warnings as errors, loom with quick settings, and the examples.
+//!   clippy with warnings as errors, loom with quick settings, the examples,
+//!   `bench --quick` and `audit`.
 //!
 //! Cargo is invoked through `$CARGO`, so the toolchain that runs xtask runs
-//! everything else.
+//! everything else. xtask depends on `serde_json` only (to read criterion's estimates and
+//! write the JSON report); the charts are plain SVG written by hand.
+
+mod audit;
+mod bench;
+mod criterion;
+mod lex;
+mod report;
+mod svg;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -22,10 +44,14 @@ fn main() -> ExitCode {
         None => ("help", &[][..]),
     };
     let result = match cmd {
+        "bench" => bench::parse_args(rest).and_then(|opts| bench::run(&root(), &opts)),
+        "audit" => audit_cmd(rest),
         "loom" => loom(rest.iter().any(|a| a == "--quick")),
         "ci" => ci(),
         _ => {
-            eprintln!("usage: cargo xtask <loom [--quick] | ci>");
+            eprintln!(
+                "usage: cargo xtask <bench [--quick | --full] [--case NAME] | audit [--root DIR] | loom [--quick] | ci>"
+            );
             return ExitCode::from(if cmd == "help" { 0 } else { 2 });
         }
     };
@@ -38,6 +64,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace root.
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
@@ -58,18 +85,26 @@ fn run(what: &str, mut cmd: Command) -> Result {
     }
 }
 
-/// Every `<crate>/tests/loom_*.rs` as (package, test name).
+/// Every `<crate>/tests/loom_*.rs` as (package, test name), over every workspace member.
 fn loom_models() -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (dir, pkg) in [("shm", "mproc-shm"), ("sync", "mproc-sync"), ("ipc", "mproc-ipc")] {
-        let Ok(entries) = std::fs::read_dir(root().join(dir).join("tests")) else { continue };
+    let Ok(entries) = std::fs::read_dir(root()) else { return out };
+    let mut dirs: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.join("Cargo.toml").is_file()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir.join("tests")) else { continue };
+        let Some(pkg) = std::fs::read_to_string(dir.join("Cargo.toml")).ok().and_then(|t| bench::package_name(&t))
+        else {
+            continue;
+        };
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.starts_with("loom_") && n.ends_with(".rs"))
             .map(|n| n.trim_end_matches(".rs").to_owned())
             .collect();
         names.sort();
-        out.extend(names.into_iter().map(|n| (pkg.to_owned(), n)));
+        out.extend(names.into_iter().map(|n| (pkg.clone(), n)));
     }
     out
 }
@@ -104,5 +139,18 @@ fn ci() -> Result {
     loom(true)?;
     let mut ex = cargo();
     ex.args(["build", "--workspace", "--examples"]);
-    run("cargo build --workspace --examples", ex)
+    run("cargo build --workspace --examples", ex)?;
+    eprintln!("==> cargo xtask bench --quick");
+    bench::run(&root(), &bench::Options { mode: bench::Mode::Quick, case: None })?;
+    eprintln!("==> cargo xtask audit");
+    audit::run(&root(), &bench::target_dir(&root()))
+}
+
+fn audit_cmd(args: &[String]) -> Result {
+    let root = match args {
+        [] => root(),
+        [flag, dir] if flag == "--root" => PathBuf::from(dir),
+        _ => return Err("usage: cargo xtask audit [--root DIR]".into()),
+    };
+    audit::run(&root, &bench::target_dir(&root))
 }

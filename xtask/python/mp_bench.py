@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""CPython `multiprocessing` figures for `cargo xtask bench`.
+
+The same ten cases as mproc's criterion groups (DESIGN.md section 4), measured with the
+standard library only. Each case prints one line, tab-separated:
+
+    name<TAB>figure<TAB>unit
+
+Lines starting with `#` are metadata (interpreter version, start method).
+
+Usage: python3 mp_bench.py [--quick] [case ...]
+  --quick   about a tenth of the operations per case (a smoke run for CI)
+  case      any of the names in CASES; all of them when none is given
+"""
+import multiprocessing as mp
+import platform
+import sys
+import time
+
+# Operations per case in a normal run; --quick divides by QUICK_DIV (never below MIN_OPS).
+OPS = {
+    "pipe_rtt": 20_000,
+    "queue_tput": 100_000,
+    "queue_bytes_tput": 20_000,
+    "lock_uncontended": 1_000_000,
+    "value_contended": 100_000,
+    "pool_map": 200_000,
+    "pool_apply_async": 20_000,
+    "proc_fork": 50,
+    "proc_spawn": 10,
+    "manager_call": 10_000,
+}
+QUICK_DIV = 10
+MIN_OPS = 5
+
+
+def _echo(conn, n):
+    for _ in range(n):
+        conn.send_bytes(conn.recv_bytes())
+
+
+def pipe_rtt(n):
+    """One 64-byte round trip through a Pipe to another process."""
+    here, there = mp.Pipe()
+    child = mp.Process(target=_echo, args=(there, n))
+    child.start()
+    payload = bytes(64)
+    start = time.perf_counter()
+    for _ in range(n):
+        here.send_bytes(payload)
+        here.recv_bytes()
+    elapsed = time.perf_counter() - start
+    child.join()
+    return elapsed / n * 1e6, "us/round-trip (64 B bytes)"
+
+
+def _drain(q, n):
+    for _ in range(n):
+        q.get()
+
+
+def queue_tput(n):
+    """Small items (ints) from this process to one consumer process."""
+    q = mp.Queue()
+    consumer = mp.Process(target=_drain, args=(q, n))
+    consumer.start()
+    start = time.perf_counter()
+    for i in range(n):
+        q.put(i)
+    consumer.join()
+    elapsed = time.perf_counter() - start
+    return n / elapsed, "msgs/s (int, 1 producer -> 1 consumer)"
+
+
+def queue_bytes_tput(n, size=4096):
+    """4 KiB byte strings from this process to one consumer process."""
+    q = mp.Queue(maxsize=1024)
+    consumer = mp.Process(target=_drain, args=(q, n))
+    consumer.start()
+    payload = b"\x5a" * size
+    start = time.perf_counter()
+    for _ in range(n):
+        q.put(payload)
+    consumer.join()
+    elapsed = time.perf_counter() - start
+    return n * size / elapsed / 1e6, "MB/s (4 KiB bytes messages)"
+
+
+def lock_uncontended(n):
+    """Acquire and release a multiprocessing.Lock nobody else touches."""
+    lock = mp.Lock()
+    start = time.perf_counter()
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+    return (time.perf_counter() - start) / n * 1e9, "ns/acquire+release"
+
+
+def _increment(value, n):
+    for _ in range(n):
+        with value.get_lock():
+            value.value += 1
+
+
+def value_contended(n):
+    """Two processes each add n to one shared Value under its lock."""
+    value = mp.Value("q", 0)
+    workers = [mp.Process(target=_increment, args=(value, n)) for _ in range(2)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    if value.value != 2 * n:
+        raise RuntimeError(f"lost increments: {value.value} != {2 * n}")
+    return elapsed / (2 * n) * 1e9, "ns/locked increment (2 processes)"
+
+
+def _identity(x):
+    return x
+
+
+def pool_map(n):
+    """Pool(2).map(identity) over n items with the default chunksize (pool start excluded)."""
+    with mp.Pool(2) as pool:
+        pool.map(_identity, range(1000))  # workers up and warm
+        start = time.perf_counter()
+        out = pool.map(_identity, range(n))
+        elapsed = time.perf_counter() - start
+    if out[-1] != n - 1:
+        raise RuntimeError("pool.map returned the wrong items")
+    return elapsed / n * 1e6, "us/item (Pool(2).map identity, default chunksize)"
+
+
+def pool_apply_async(n):
+    """Submit n apply_async calls to Pool(2), then get every result."""
+    with mp.Pool(2) as pool:
+        start = time.perf_counter()
+        pending = [pool.apply_async(_identity, (i,)) for i in range(n)]
+        for r in pending:
+            r.get()
+        elapsed = time.perf_counter() - start
+    return elapsed / n * 1e6, "us/task (apply_async + get)"
+
+
+def _nothing():
+    pass
+
+
+def _start_join(method, n):
+    ctx = mp.get_context(method)
+    start = time.perf_counter()
+    for _ in range(n):
+        p = ctx.Process(target=_nothing)
+        p.start()
+        p.join()
+    return (time.perf_counter() - start) / n * 1e3, f"ms/start+join ({method})"
+
+
+def proc_fork(n):
+    """Start and join a process that does nothing, fork start method."""
+    return _start_join("fork", n)
+
+
+def proc_spawn(n):
+    """Start and join a process that does nothing, spawn start method."""
+    return _start_join("spawn", n)
+
+
+def manager_call(n):
+    """One list.append through a Manager proxy (a round trip to the manager process)."""
+    with mp.Manager() as manager:
+        shared = manager.list()
+        start = time.perf_counter()
+        for i in range(n):
+            shared.append(i)
+        elapsed = time.perf_counter() - start
+    return elapsed / n * 1e6, "us/proxy call (list.append)"
+
+
+CASES = {
+    "pipe_rtt": pipe_rtt,
+    "queue_tput": queue_tput,
+    "queue_bytes_tput": queue_bytes_tput,
+    "lock_uncontended": lock_uncontended,
+    "value_contended": value_contended,
+    "pool_map": pool_map,
+    "pool_apply_async": pool_apply_async,
+    "proc_fork": proc_fork,
+    "proc_spawn": proc_spawn,
+    "manager_call": manager_call,
+}
+
+
+def main(argv):
+    quick = "--quick" in argv
+    names = [a for a in argv if a != "--quick"] or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        print(f"unknown case(s): {', '.join(unknown)}; known: {', '.join(CASES)}", file=sys.stderr)
+        return 2
+    print(f"#python\t{platform.python_implementation()} {platform.python_version()}", flush=True)
+    print(f"#start_method\t{mp.get_start_method()}", flush=True)
+    for name in names:
+        n = max(MIN_OPS, OPS[name] // QUICK_DIV) if quick else OPS[name]
+        figure, unit = CASES[name](n)
+        print(f"{name}\t{figure:.4f}\t{unit}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

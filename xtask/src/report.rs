@@ -1,0 +1,784 @@
+//! The side-by-side report: the cases of DESIGN.md §4, their units and targets, and the
+//! table, JSON and ratios built from criterion's and CPython's figures.
+//!
+//! Ratios are *speed* ratios: how many times faster a row is than the reference (> 1 means
+//! faster). For a time figure that is `reference / figure`, for a throughput
+//! `figure / reference`; so "≤ 2× the limit's time" is a ratio vs the limit of ≥ 0.5.
+
+use crate::criterion::Measured;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Which way a figure is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    /// A time: smaller is faster.
+    Lower,
+    /// A throughput: larger is faster.
+    Higher,
+}
+
+/// How criterion's nanoseconds per iteration become the case's figure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Convert {
+    /// `ns × factor` (a time in another unit).
+    Scale(f64),
+    /// Operations per second: `1e9 / ns`.
+    PerSecond,
+    /// MB/s (10⁶ bytes) for this many bytes per iteration: `bytes × 1e3 / ns`.
+    MegabytesPerSecond(f64),
+}
+
+impl Convert {
+    /// The figure for `ns` nanoseconds per iteration.
+    pub fn of_ns(self, ns: f64) -> f64 {
+        match self {
+            Convert::Scale(k) => ns * k,
+            Convert::PerSecond => 1e9 / ns,
+            Convert::MegabytesPerSecond(bytes) => bytes * 1e3 / ns,
+        }
+    }
+}
+
+/// What the mproc row of a case must reach.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Speed ratio vs CPython at least this.
+    VsCpython(f64),
+    /// Speed ratio vs the case's limit at least this.
+    VsLimit(f64),
+    /// Figure (a time, in the case's unit) at most this.
+    AtMost(f64),
+}
+
+/// One case of DESIGN.md §4.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    /// Case id = criterion group name = Python case name.
+    pub id: &'static str,
+    /// What one operation is.
+    pub title: &'static str,
+    /// Unit of the figure.
+    pub unit: &'static str,
+    /// Which way is better.
+    pub better: Better,
+    /// From ns per iteration to the figure.
+    pub convert: Convert,
+    /// The systems the benchmark convention names (function ids), mproc first.
+    pub systems: &'static [&'static str],
+    /// The function id of the physical limit, if the case has one.
+    pub limit: Option<&'static str>,
+    /// The target for mproc.
+    pub target: Target,
+    /// The target as DESIGN.md states it.
+    pub target_text: &'static str,
+}
+
+const US: Convert = Convert::Scale(1e-3);
+const NS: Convert = Convert::Scale(1.0);
+const MS: Convert = Convert::Scale(1e-6);
+
+/// The cases, in DESIGN.md's order.
+pub const CASES: &[Case] = &[
+    Case {
+        id: "pipe_rtt",
+        title: "Pipe round trip, 64 B, 2 processes",
+        unit: "µs",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc", "ipc-channel", "socketpair", "limit-pingpong"],
+        limit: Some("limit-pingpong"),
+        target: Target::VsCpython(10.0),
+        target_text: "≥ 10× CPython",
+    },
+    Case {
+        id: "queue_tput",
+        title: "Queue, 1 producer → 1 consumer process, 8 B items",
+        unit: "msgs/s",
+        better: Better::Higher,
+        convert: Convert::PerSecond,
+        systems: &["mproc", "ipc-channel", "socketpair", "crossbeam"],
+        limit: None,
+        target: Target::VsCpython(40.0),
+        target_text: "≥ 40× CPython",
+    },
+    Case {
+        id: "queue_bytes_tput",
+        title: "Queue, 1 → 1 processes, 4 KiB items",
+        unit: "MB/s",
+        better: Better::Higher,
+        convert: Convert::MegabytesPerSecond(4096.0),
+        systems: &["mproc", "ipc-channel", "socketpair", "limit-memcpy"],
+        limit: Some("limit-memcpy"),
+        target: Target::VsLimit(0.5),
+        target_text: "≥ 50 % of memcpy",
+    },
+    Case {
+        id: "lock_uncontended",
+        title: "Lock acquire + release, uncontended",
+        unit: "ns",
+        better: Better::Lower,
+        convert: NS,
+        systems: &["mproc", "std-mutex", "pthread-shared", "limit-cas"],
+        limit: Some("limit-cas"),
+        target: Target::VsLimit(0.5),
+        target_text: "≤ 2× the CAS pair",
+    },
+    Case {
+        id: "value_contended",
+        title: "Locked increment of a shared value, 2 processes",
+        unit: "ns",
+        better: Better::Lower,
+        convert: NS,
+        systems: &["mproc", "pthread-shared"],
+        limit: None,
+        target: Target::VsCpython(5.0),
+        target_text: "≥ 5× CPython",
+    },
+    Case {
+        id: "pool_map",
+        title: "Pool(2).map(identity), per item",
+        unit: "µs/item",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc", "rayon"],
+        limit: None,
+        target: Target::VsCpython(3.0),
+        target_text: "≥ 3× CPython",
+    },
+    Case {
+        id: "pool_apply_async",
+        title: "Pool apply_async + get, per task",
+        unit: "µs",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc"],
+        limit: None,
+        target: Target::VsCpython(10.0),
+        target_text: "≥ 10× CPython",
+    },
+    Case {
+        id: "proc_fork",
+        title: "Process start + join, fork",
+        unit: "ms",
+        better: Better::Lower,
+        convert: MS,
+        systems: &["mproc", "limit-fork-waitpid"],
+        limit: Some("limit-fork-waitpid"),
+        target: Target::VsLimit(0.5),
+        target_text: "≤ 2× fork + waitpid",
+    },
+    Case {
+        id: "proc_spawn",
+        title: "Process start + join, spawn",
+        unit: "ms",
+        better: Better::Lower,
+        convert: MS,
+        systems: &["mproc", "limit-posix-spawn"],
+        limit: Some("limit-posix-spawn"),
+        target: Target::AtMost(5.0),
+        target_text: "≤ 5 ms",
+    },
+    Case {
+        id: "manager_call",
+        title: "Manager proxy call (list.append)",
+        unit: "µs",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc", "socketpair"],
+        limit: None,
+        target: Target::VsCpython(2.0),
+        target_text: "≥ 2× CPython",
+    },
+];
+
+/// The case with this id.
+pub fn case(id: &str) -> Option<&'static Case> {
+    CASES.iter().find(|c| c.id == id)
+}
+
+/// How many times faster `figure` is than `reference` (> 1: faster).
+pub fn speed_ratio(better: Better, figure: f64, reference: f64) -> f64 {
+    match better {
+        Better::Lower => reference / figure,
+        Better::Higher => figure / reference,
+    }
+}
+
+/// Whether `target` is met, given the mproc figure and its two ratios; `None` when a
+/// figure it needs is missing.
+pub fn target_met(target: Target, figure: Option<f64>, vs_cpython: Option<f64>, vs_limit: Option<f64>) -> Option<bool> {
+    match target {
+        Target::VsCpython(k) => vs_cpython.map(|r| r >= k),
+        Target::VsLimit(k) => vs_limit.map(|r| r >= k),
+        Target::AtMost(x) => figure.map(|f| f <= x),
+    }
+}
+
+/// CPython's figure for one case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyFigure {
+    /// Median over the runs.
+    pub median: f64,
+    /// Smallest figure over the runs.
+    pub min: f64,
+    /// Largest figure over the runs.
+    pub max: f64,
+    /// Number of runs.
+    pub runs: usize,
+}
+
+impl PyFigure {
+    /// The median, min and max of `figures` (not empty).
+    pub fn of(figures: &[f64]) -> PyFigure {
+        let mut v = figures.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        PyFigure { median, min: v[0], max: v[n - 1], runs: n }
+    }
+}
+
+/// What the CPython side produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Python {
+    /// Not run, and why (e.g. `python3` absent).
+    Skipped(String),
+    /// Ran: interpreter description, figures per case, and failures per case.
+    Ran {
+        /// e.g. "CPython 3.11.7, start method fork".
+        version: String,
+        /// Case id → figure.
+        figures: BTreeMap<String, PyFigure>,
+        /// Case id → why it has no figure.
+        failures: BTreeMap<String, String>,
+    },
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Case id.
+    pub case: String,
+    /// System: `mproc`, a peer, a `limit-*`, or `CPython`.
+    pub system: String,
+    /// The figure in `unit`; `None` when not measured.
+    pub figure: Option<f64>,
+    /// Spread: the figure's low and high bound (criterion's CI of the median, or the
+    /// min–max of the CPython runs).
+    pub range: Option<(f64, f64)>,
+    /// Criterion samples, or CPython runs, behind the figure (0 when not measured).
+    pub runs: usize,
+    /// Unit of the figure.
+    pub unit: String,
+    /// Which way is better.
+    pub better: Better,
+    /// How the figure was obtained, or why it is missing.
+    pub note: String,
+    /// Speed ratio vs CPython.
+    pub vs_cpython: Option<f64>,
+    /// Speed ratio vs the case's limit.
+    pub vs_limit: Option<f64>,
+    /// The target (mproc rows only).
+    pub target: Option<String>,
+    /// Whether the target is met (mproc rows with the figures it needs).
+    pub met: Option<bool>,
+    /// mproc rows: the fastest cross-process Rust peer and mproc's speed ratio against it.
+    pub vs_best_peer: Option<(String, f64)>,
+}
+
+/// Peers that run in one process: bounds to look at, not rivals to beat.
+pub const IN_PROCESS: &[&str] = &["crossbeam", "rayon", "std-mutex", "std-mpsc"];
+
+/// Order of systems within a case: mproc, the peers (in the case's order, then any others
+/// alphabetically), CPython, the limits.
+fn system_rank(case: &Case, system: &str) -> (u8, usize, String) {
+    let rank = match system {
+        "mproc" => 0,
+        "CPython" => 2,
+        s if s.starts_with("limit-") => 3,
+        _ => 1,
+    };
+    let pos = case.systems.iter().position(|s| *s == system).unwrap_or(usize::MAX);
+    (rank, pos, system.to_owned())
+}
+
+/// Builds the rows of every case in `cases` from criterion's results and CPython's.
+/// `missing_note` explains an expected system criterion did not report.
+pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missing_note: &str) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for case in cases {
+        let mut case_rows: Vec<Row> = Vec::new();
+        let blank = |system: &str, note: String| Row {
+            case: case.id.to_owned(),
+            system: system.to_owned(),
+            figure: None,
+            range: None,
+            runs: 0,
+            unit: case.unit.to_owned(),
+            better: case.better,
+            note,
+            vs_cpython: None,
+            vs_limit: None,
+            target: None,
+            met: None,
+            vs_best_peer: None,
+        };
+        for m in measured.iter().filter(|m| m.group == case.id) {
+            let (a, b) = (case.convert.of_ns(m.lo_ns), case.convert.of_ns(m.hi_ns));
+            let mut row = blank(
+                &m.function,
+                format!("criterion: median of {} samples, {:.0} % CI", m.samples, m.confidence * 100.0),
+            );
+            row.figure = Some(case.convert.of_ns(m.median_ns));
+            row.range = Some((a.min(b), a.max(b)));
+            row.runs = m.samples;
+            case_rows.push(row);
+        }
+        for system in case.systems {
+            if !case_rows.iter().any(|r| r.system == *system) {
+                case_rows.push(blank(system, missing_note.to_owned()));
+            }
+        }
+        let python_row = match python {
+            Python::Skipped(why) => blank("CPython", why.clone()),
+            Python::Ran { figures, failures, .. } => match figures.get(case.id) {
+                Some(f) => {
+                    let mut row = blank(
+                        "CPython",
+                        if f.runs == 1 {
+                            "python3 mp_bench.py: 1 run".to_owned()
+                        } else {
+                            format!("median of {} runs", f.runs)
+                        },
+                    );
+                    row.figure = Some(f.median);
+                    row.range = (f.runs > 1).then_some((f.min, f.max));
+                    row.runs = f.runs;
+                    row
+                }
+                None => blank(
+                    "CPython",
+                    failures.get(case.id).cloned().unwrap_or_else(|| "not measured (not run)".to_owned()),
+                ),
+            },
+        };
+        case_rows.push(python_row);
+        case_rows.sort_by_key(|r| system_rank(case, &r.system));
+        let cpython = case_rows.iter().find(|r| r.system == "CPython").and_then(|r| r.figure);
+        let limit = case.limit.and_then(|l| case_rows.iter().find(|r| r.system == l)).and_then(|r| r.figure);
+        for r in &mut case_rows {
+            let Some(f) = r.figure else { continue };
+            r.vs_cpython = cpython.map(|c| speed_ratio(case.better, f, c));
+            r.vs_limit = limit.map(|l| speed_ratio(case.better, f, l));
+        }
+        let best_peer = case_rows
+            .iter()
+            .filter(|r| system_rank(case, &r.system).0 == 1 && !IN_PROCESS.contains(&r.system.as_str()))
+            .filter_map(|r| Some((r.system.clone(), r.figure?)))
+            .max_by(|a, b| speed_ratio(case.better, a.1, b.1).total_cmp(&1.0));
+        for r in case_rows.iter_mut().filter(|r| r.system == "mproc") {
+            r.target = Some(case.target_text.to_owned());
+            r.met = target_met(case.target, r.figure, r.vs_cpython, r.vs_limit);
+            if let (Some(f), Some((peer, p))) = (r.figure, &best_peer) {
+                r.vs_best_peer = Some((peer.clone(), speed_ratio(case.better, f, *p)));
+            }
+        }
+        rows.extend(case_rows);
+    }
+    rows
+}
+
+/// Rows for criterion groups that are not cases of §4 (e.g. `spsc_64`): ns per iteration.
+pub fn extra_rows(measured: &[Measured]) -> Vec<Row> {
+    measured
+        .iter()
+        .filter(|m| case(&m.group).is_none())
+        .map(|m| Row {
+            case: m.group.clone(),
+            system: m.function.clone(),
+            figure: Some(m.median_ns),
+            range: Some((m.lo_ns, m.hi_ns)),
+            runs: m.samples,
+            unit: "ns/iter".to_owned(),
+            better: Better::Lower,
+            note: format!("criterion: median of {} samples", m.samples),
+            vs_cpython: None,
+            vs_limit: None,
+            target: None,
+            met: None,
+            vs_best_peer: None,
+        })
+        .collect()
+}
+
+/// A figure with about three significant digits.
+pub fn fmt_num(x: f64) -> String {
+    let a = x.abs();
+    if a >= 100.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.2}")
+    } else if a >= 0.01 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
+fn fmt_ratio(r: Option<f64>) -> String {
+    r.map_or("—".to_owned(), |r| format!("{}×", fmt_num(r)))
+}
+
+fn fmt_spread(r: &Row) -> String {
+    let n = if r.system == "CPython" {
+        if r.runs == 1 {
+            "1 run".to_owned()
+        } else {
+            format!("{} runs", r.runs)
+        }
+    } else {
+        format!("n={}", r.runs)
+    };
+    match (r.figure, r.range) {
+        (Some(f), Some((lo, hi))) => format!("±{:.1} %, {n}", (hi - lo) / 2.0 / f * 100.0),
+        (Some(_), None) => n,
+        _ => "—".to_owned(),
+    }
+}
+
+/// The rows as a Markdown table.
+pub fn table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| case | system | figure | unit | spread | vs CPython | vs limit | target | met |\n\
+         | --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- |\n",
+    );
+    for r in rows {
+        let figure = r.figure.map_or_else(|| r.note.clone(), fmt_num);
+        let dir = match r.better {
+            Better::Lower => "↓",
+            Better::Higher => "↑",
+        };
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None if r.target.is_some() => "n/a",
+            None => "",
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {} {dir} | {} | {} | {} | {} | {met} |",
+            r.case,
+            r.system,
+            figure,
+            r.unit,
+            fmt_spread(r),
+            fmt_ratio(r.vs_cpython),
+            fmt_ratio(r.vs_limit),
+            r.target.as_deref().unwrap_or(""),
+        );
+    }
+    t
+}
+
+/// One line per case: mproc against CPython and against the limit, and the target.
+pub fn summary(cases: &[&Case], rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| case | unit | mproc | CPython | mproc vs CPython | limit | mproc vs limit | mproc vs best Rust peer | target | met |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
+    );
+    for case in cases {
+        let find = |system: &str| rows.iter().find(|r| r.case == case.id && r.system == system);
+        let fig = |r: Option<&Row>| r.and_then(|r| r.figure).map_or("—".to_owned(), fmt_num);
+        let mproc = find("mproc");
+        let limit = case.limit.map_or("—".to_owned(), |l| format!("{} ({l})", fig(find(l))));
+        let met = match mproc.and_then(|r| r.met) {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "n/a",
+        };
+        let dir = match case.better {
+            Better::Lower => "↓",
+            Better::Higher => "↑",
+        };
+        let _ = writeln!(
+            t,
+            "| {} | {} {dir} | {} | {} | {} | {limit} | {} | {} | {} | {met} |",
+            case.id,
+            case.unit,
+            fig(mproc),
+            fig(find("CPython")),
+            fmt_ratio(mproc.and_then(|r| r.vs_cpython)),
+            fmt_ratio(mproc.and_then(|r| r.vs_limit)),
+            mproc
+                .and_then(|r| r.vs_best_peer.as_ref())
+                .map_or("—".to_owned(), |(peer, ratio)| format!("{} ({peer})", fmt_ratio(Some(*ratio)))),
+            case.target_text,
+        );
+    }
+    t
+}
+
+/// Everything the report says besides the rows.
+pub struct Meta {
+    /// `quick`, `default` or `full`.
+    pub mode: String,
+    /// Criterion arguments used.
+    pub criterion_args: Vec<String>,
+    /// CPython description or why it was skipped.
+    pub python: String,
+    /// Free-form notes (failed benches, unreadable results).
+    pub notes: Vec<String>,
+}
+
+/// The Markdown report.
+pub fn markdown(meta: &Meta, cases: &[&Case], rows: &[Row], extra: &[Row]) -> String {
+    let mut md = String::from("# mproc side-by-side benchmark\n\n");
+    let _ = writeln!(md, "Mode `{}`; criterion `{}`.", meta.mode, meta.criterion_args.join(" "));
+    let _ = writeln!(md, "CPython: {}.", meta.python);
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = writeln!(md, "Machine: {cpus} CPUs available; all figures from this one run.\n");
+    md.push_str(
+        "Figures: mproc, peers and limits are criterion medians (spread = half the confidence \
+         interval of the median, relative; n = criterion samples); CPython figures come from `xtask/python/mp_bench.py` \
+         (one run, or the median of several with `--full`; spread = half the min–max range). \
+         ↓ lower is better, ↑ higher is better. Ratios are speed ratios: how many times faster \
+         than CPython, the limit or the fastest cross-process Rust peer (> 1 = faster; crossbeam, rayon \
+         and std are in-process bounds, not rivals).\n\n## Summary\n\n",
+    );
+    md.push_str(&summary(cases, rows));
+    md.push_str("\n## Every system\n\n");
+    md.push_str(&table(rows));
+    if !extra.is_empty() {
+        md.push_str("\n## Other criterion groups\n\n");
+        md.push_str(&table(extra));
+    }
+    if !meta.notes.is_empty() {
+        md.push_str("\n## Notes\n\n");
+        for n in &meta.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
+    md
+}
+
+fn row_json(r: &Row) -> Value {
+    json!({
+        "case": r.case,
+        "system": r.system,
+        "figure": r.figure,
+        "unit": r.unit,
+        "better": match r.better { Better::Lower => "lower", Better::Higher => "higher" },
+        "low": r.range.map(|x| x.0),
+        "high": r.range.map(|x| x.1),
+        "runs": r.runs,
+        "note": r.note,
+        "ratio_vs_cpython": r.vs_cpython,
+        "ratio_vs_limit": r.vs_limit,
+        "target": r.target,
+        "met": r.met,
+        "best_peer": r.vs_best_peer.as_ref().map(|x| x.0.clone()),
+        "ratio_vs_best_peer": r.vs_best_peer.as_ref().map(|x| x.1),
+    })
+}
+
+/// The machine-readable report.
+pub fn json(meta: &Meta, rows: &[Row], extra: &[Row]) -> Value {
+    json!({
+        "mode": meta.mode,
+        "criterion_args": meta.criterion_args,
+        "python": meta.python,
+        "ratio": "speed ratio: times faster than the reference (> 1 = faster)",
+        "rows": rows.iter().map(row_json).collect::<Vec<_>>(),
+        "extra_groups": extra.iter().map(row_json).collect::<Vec<_>>(),
+        "notes": meta.notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(group: &str, function: &str, ns: f64) -> Measured {
+        Measured {
+            group: group.into(),
+            function: function.into(),
+            median_ns: ns,
+            lo_ns: ns * 0.9,
+            hi_ns: ns * 1.1,
+            confidence: 0.95,
+            samples: 10,
+            iterations: 55,
+        }
+    }
+
+    fn python(pairs: &[(&str, f64)]) -> Python {
+        Python::Ran {
+            version: "CPython 3.11".into(),
+            figures: pairs.iter().map(|(c, f)| (c.to_string(), PyFigure::of(&[*f]))).collect(),
+            failures: BTreeMap::new(),
+        }
+    }
+
+    fn row<'a>(rows: &'a [Row], case: &str, system: &str) -> &'a Row {
+        rows.iter().find(|r| r.case == case && r.system == system).unwrap()
+    }
+
+    #[test]
+    fn unit_conversion() {
+        assert_eq!(US.of_ns(2500.0), 2.5);
+        assert_eq!(MS.of_ns(3_000_000.0), 3.0);
+        assert_eq!(Convert::PerSecond.of_ns(100.0), 1e7);
+        // 4096 B in 1000 ns = 4.096 GB/s = 4096 MB/s.
+        assert_eq!(Convert::MegabytesPerSecond(4096.0).of_ns(1000.0), 4096.0);
+    }
+
+    #[test]
+    fn ratios_point_the_right_way() {
+        assert_eq!(speed_ratio(Better::Lower, 2.0, 30.0), 15.0);
+        assert_eq!(speed_ratio(Better::Higher, 10e6, 250e3), 40.0);
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(target_met(Target::VsCpython(10.0), Some(1.0), Some(10.0), None), Some(true));
+        assert_eq!(target_met(Target::VsCpython(10.0), Some(1.0), Some(9.9), None), Some(false));
+        assert_eq!(target_met(Target::VsCpython(10.0), Some(1.0), None, Some(5.0)), None);
+        assert_eq!(target_met(Target::VsLimit(0.5), Some(1.0), None, Some(0.6)), Some(true));
+        assert_eq!(target_met(Target::AtMost(5.0), Some(5.5), None, None), Some(false));
+        assert_eq!(target_met(Target::AtMost(5.0), None, None, None), None);
+    }
+
+    #[test]
+    fn rows_combine_criterion_and_cpython() {
+        let measured = [
+            m("pipe_rtt", "mproc", 2_000.0),
+            m("pipe_rtt", "limit-pingpong", 400.0),
+            m("pipe_rtt", "ipc-channel", 8_000.0),
+            m("pipe_rtt", "socketpair", 4_000.0),
+            m("queue_bytes_tput", "mproc", 1_000.0),
+            m("queue_bytes_tput", "limit-memcpy", 800.0),
+        ];
+        let cases: Vec<&Case> =
+            ["pipe_rtt", "queue_bytes_tput", "proc_spawn"].iter().map(|c| case(c).unwrap()).collect();
+        let rows =
+            build_rows(&cases, &measured, &python(&[("pipe_rtt", 30.0), ("queue_bytes_tput", 700.0)]), "missing");
+
+        let s = summary(&cases, &rows);
+        assert!(
+            s.contains(
+                "| pipe_rtt | µs ↓ | 2.00 | 30.0 | 15.0× | 0.400 (limit-pingpong) | 0.200× | 2.00× (socketpair) | ≥ 10× CPython | yes |"
+            ),
+            "{s}"
+        );
+        let pipe = row(&rows, "pipe_rtt", "mproc");
+        assert_eq!(pipe.figure, Some(2.0));
+        assert_eq!(pipe.vs_cpython, Some(15.0));
+        assert_eq!(pipe.vs_limit, Some(0.2));
+        assert_eq!(pipe.met, Some(true));
+        assert_eq!(pipe.range, Some((1.8, 2.2)));
+        assert_eq!(pipe.vs_best_peer, Some(("socketpair".to_owned(), 2.0)), "the faster of the two peers");
+        // Expected peers without results are still listed.
+        assert_eq!(row(&rows, "queue_bytes_tput", "ipc-channel").note, "missing");
+        // Order: mproc, peers, CPython, limits.
+        let order: Vec<&str> = rows.iter().filter(|r| r.case == "pipe_rtt").map(|r| r.system.as_str()).collect();
+        assert_eq!(order, ["mproc", "ipc-channel", "socketpair", "CPython", "limit-pingpong"]);
+
+        let bytes = row(&rows, "queue_bytes_tput", "mproc");
+        assert_eq!(bytes.figure, Some(4096.0));
+        assert_eq!(bytes.vs_limit, Some(0.8));
+        assert_eq!(bytes.met, Some(true), "80 % of memcpy meets ≥ 50 %");
+        let (lo, hi) = bytes.range.unwrap();
+        assert!(lo < 4096.0 && hi > 4096.0, "bounds swap for a throughput");
+
+        let spawn = row(&rows, "proc_spawn", "mproc");
+        assert_eq!((spawn.figure, spawn.met, spawn.note.as_str()), (None, None, "missing"));
+        assert_eq!(row(&rows, "proc_spawn", "CPython").note, "not measured (not run)");
+    }
+
+    #[test]
+    fn unmet_target_and_skipped_python() {
+        let cases = [case("lock_uncontended").unwrap()];
+        let measured = [
+            m("lock_uncontended", "mproc", 20.0),
+            m("lock_uncontended", "limit-cas", 5.0),
+            m("lock_uncontended", "std-mutex", 15.0),
+        ];
+        let rows = build_rows(&cases, &measured, &Python::Skipped("skipped: python3 not found".into()), "missing");
+        let lock = row(&rows, "lock_uncontended", "mproc");
+        assert_eq!((lock.vs_limit, lock.met, lock.vs_cpython), (Some(0.25), Some(false), None));
+        assert_eq!(lock.vs_best_peer, None, "std-mutex is an in-process bound, not a rival");
+        assert_eq!(row(&rows, "lock_uncontended", "CPython").note, "skipped: python3 not found");
+        let t = table(&rows);
+        assert!(
+            t.contains(
+                "| lock_uncontended | mproc | 20.0 | ns ↓ | ±10.0 %, n=10 | — | 0.250× | ≤ 2× the CAS pair | **no** |"
+            ),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn every_case_appears_even_with_nothing_measured() {
+        let cases: Vec<&Case> = CASES.iter().collect();
+        let rows = build_rows(&cases, &[], &python(&[]), "not measured (bench missing)");
+        for c in CASES {
+            assert!(rows.iter().any(|r| r.case == c.id && r.system == "mproc" && r.target.is_some()));
+            assert!(rows.iter().any(|r| r.case == c.id && r.system == "CPython"));
+        }
+        let md = markdown(
+            &Meta { mode: "quick".into(), criterion_args: vec![], python: "x".into(), notes: vec![] },
+            &cases,
+            &rows,
+            &[],
+        );
+        assert_eq!(md.lines().filter(|l| l.split(" | ").nth(1) == Some("mproc")).count(), CASES.len());
+        let summary = summary(&cases, &rows);
+        assert_eq!(summary.lines().count(), 2 + CASES.len());
+        assert!(
+            summary.contains("| proc_spawn | ms ↓ | — | — | — | — (limit-posix-spawn) | — | — | ≤ 5 ms | n/a |"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn json_rows_carry_every_field() {
+        let cases = [case("pipe_rtt").unwrap()];
+        let rows = build_rows(&cases, &[m("pipe_rtt", "mproc", 3_000.0)], &python(&[("pipe_rtt", 30.0)]), "missing");
+        let meta = Meta {
+            mode: "quick".into(),
+            criterion_args: vec!["--sample-size".into(), "10".into()],
+            python: "p".into(),
+            notes: vec![],
+        };
+        let v: Value =
+            serde_json::from_str(&json(&meta, &rows, &extra_rows(&[m("spsc_64", "mproc", 7.0)])).to_string()).unwrap();
+        let r = &v["rows"][0];
+        for key in ["case", "system", "figure", "unit", "ratio_vs_cpython", "ratio_vs_limit", "target", "met"] {
+            assert!(r.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(r["figure"], 3.0);
+        assert_eq!(r["ratio_vs_cpython"], 10.0);
+        assert_eq!(r["met"], true);
+        assert_eq!(v["extra_groups"][0]["case"], "spsc_64");
+        assert!(v["rows"].as_array().unwrap().iter().any(|r| r["figure"].is_null()));
+    }
+
+    #[test]
+    fn python_median() {
+        let f = PyFigure::of(&[3.0, 1.0, 2.0, 10.0, 4.0]);
+        assert_eq!((f.median, f.min, f.max, f.runs), (3.0, 1.0, 10.0, 5));
+        assert_eq!(PyFigure::of(&[1.0, 2.0]).median, 1.5);
+    }
+
+    #[test]
+    fn numbers_format_to_about_three_digits() {
+        assert_eq!(fmt_num(258_000.4), "258000");
+        assert_eq!(fmt_num(31.64), "31.6");
+        assert_eq!(fmt_num(5.3), "5.30");
+        assert_eq!(fmt_num(0.135), "0.135");
+    }
+}
