@@ -1,3 +1,274 @@
-//! Python's multiprocessing, in Rust: the facade over the mproc crates.
+//! Python's `multiprocessing`, in Rust: the facade over the mproc crates.
 //!
-//! Not built yet: see the open issues.
+//! One dependency and one `use mproc::prelude::*;` give you what `import
+//! multiprocessing` gives a Python program: processes, pools, pipes, queues,
+//! cross-process locks, shared values and a manager server. Each piece lives in a
+//! small crate of its own, re-exported here as a module ([`shm`], [`sync`],
+//! [`ipc`], [`process`], [`pool`], [`manager`]) and, for the main types, flat at
+//! the crate root.
+//!
+//! ```
+//! use mproc::prelude::*;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! // A counter in shared memory behind its own lock: `Value('q', 0)`.
+//! let counter = Value::new(0_i64)?;
+//! let mut workers = Vec::new();
+//! for _ in 0..4 {
+//!     let counter = counter.clone();
+//!     // Fork start method: the closure runs in a copy of this process.
+//!     let mut p = Process::new(move || *counter.lock().unwrap() += 1);
+//!     p.start()?;
+//!     workers.push(p);
+//! }
+//! for p in &mut workers {
+//!     p.join()?;
+//!     assert_eq!(p.exitcode(), Some(0));
+//! }
+//! assert_eq!(counter.get()?, 4);
+//!
+//! // `Pool(2).map(square, range(1, 4))`
+//! let pool = Pool::new(2)?;
+//! assert_eq!(pool.map(square, 1..4)?, vec![1, 4, 9]);
+//! # Ok::<(), mproc::Error>(())
+//! ```
+//!
+//! # From Python to Rust
+//!
+//! | Python `multiprocessing` | mproc |
+//! | --- | --- |
+//! | `Process(target=f, name=.., daemon=..)` | [`Process::new`], [`Process::builder`] |
+//! | subclass `Process`, override `run` | implement [`Run`], [`Process::from_run`] |
+//! | `p.start()`, `p.join(timeout)`, `p.is_alive()`, `p.exitcode` | [`Process::start`], [`Process::join`] / [`Process::join_timeout`], [`Process::is_alive`], [`Process::exitcode`] |
+//! | `p.terminate()`, `p.kill()` | [`Process::terminate`], [`Process::kill`] |
+//! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
+//! | `os._exit(n)` | [`exit`] |
+//! | `Lock()`, `RLock()` | [`Lock`], [`RLock`] (`with lock:` is `let _g = lock.lock()?;`) |
+//! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore`], [`BoundedSemaphore`] |
+//! | `Condition()`, `Event()`, `Barrier(n)` | [`Condition`], [`Event`], [`Barrier`] |
+//! | `Value('q', 0)` (locked), `RawValue` | [`Value`] (= [`Synchronized`]), [`RawValue`] |
+//! | `Array('i', n)`, `RawArray` | [`Array`] (= [`RawArray`]; hold a [`Lock`] around compound updates) |
+//! | `Pipe()` | [`Connection::pair`] |
+//! | `connection.Listener`, `connection.Client`, `connection.wait` | [`Listener`], [`Client`], [`wait`] |
+//! | `Pool(n)`, `apply_async`, `map`, `imap_unordered`, `AsyncResult` | [`Pool`], [`Pool::apply_async`], [`Pool::map`], [`Pool::imap_unordered`], [`AsyncResult`] |
+//! | `Manager()` / `SyncManager` | [`Manager::start`] ([`SyncManager`]) |
+//! | `BaseManager(address, authkey)`, `register` | [`ManagerBuilder`] ([`BaseManager`]), [`Registry::register`] |
+//! | `EOFError`, `AuthenticationError`, `queue.Empty` … | variants of [`IpcError`], [`ManagerError`] …, all convertible into [`Error`] |
+//!
+//! Every tutorial example the project was built from has a runnable twin in
+//! `mproc/examples/` (`cargo run -p mproc --example NAME`).
+//!
+//! # Forking a multi-threaded program
+//! The fork start method copies only the calling thread: a lock another thread
+//! held at that moment (std's stdout lock, a `Mutex` of the program) stays locked
+//! in the child. See [`process`] for the details and for the spawn start method.
+//!
+//! Linux only: futex, memfd and pidfd are Linux calls.
+
+use std::fmt;
+
+/// Shared-memory segments, plain-data views and lock-free rings (crate `mproc-shm`).
+pub use mproc_shm as shm;
+
+/// Futex-based cross-process locks and friends (crate `mproc-sync`).
+pub use mproc_sync as sync;
+
+/// Connections, listeners and clients (crate `mproc-ipc`).
+pub use mproc_ipc as ipc;
+
+/// `Process`, start methods and who-am-I functions (crate `mproc-process`).
+pub use mproc_process as process;
+
+/// `Pool` and `AsyncResult` (crate `mproc-pool`).
+pub use mproc_pool as pool;
+
+/// The manager server and its proxies (crate `mproc-manager`).
+pub use mproc_manager as manager;
+
+pub use mproc_process::{
+    active_children, cpu_count, current_process, entry, exit, parent_process, Entry, Process, ProcessError,
+    ProcessInfo, Run, Shared,
+};
+
+/// Builds a [`Process`] (name, daemon flag, target): `Process::builder()`.
+pub use mproc_process::Builder as ProcessBuilder;
+
+pub use mproc_sync::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, Permit, RLock, RLockGuard, Semaphore, SyncError,
+    SyncGuard, Synchronized,
+};
+
+pub use mproc_shm::{Segment, Share, ShmError};
+
+pub use mproc_ipc::{wait, Address, Client, Connection, IpcError, Listener};
+
+pub use mproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, PoolError, StartMethod};
+
+pub use mproc_manager::{
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy, LockProxy, Manager,
+    ManagerBuilder, ManagerError, NamespaceProxy, Proxy, ProxyType, QueueProxy, Registry, SemaphoreProxy, Served,
+    Server, ValueProxy,
+};
+
+/// A plain-data value in shared memory behind its own lock: Python's
+/// `multiprocessing.Value(typecode, v)` (with the default `lock=True`).
+///
+/// Another name for [`Synchronized`]: `lock()` gives a guard that derefs to the
+/// value, `get`/`set` read and write under the lock, `get_lock()` is the lock.
+///
+/// ```
+/// let v = mproc::Value::new(0_i64)?;
+/// *v.lock()? += 2;
+/// assert_eq!(v.get()?, 2);
+/// # Ok::<(), mproc::Error>(())
+/// ```
+#[doc(alias = "multiprocessing.Value")]
+#[doc(alias = "Synchronized")]
+pub type Value<T> = mproc_sync::Synchronized<T>;
+
+/// A plain-data value in shared memory with no lock: Python's
+/// `multiprocessing.RawValue` (or `Value(..., lock=False)`).
+///
+/// ```
+/// let v = mproc::RawValue::new(1.5_f64)?;
+/// v.set(2.5);
+/// assert_eq!(v.get(), 2.5);
+/// # Ok::<(), mproc::Error>(())
+/// ```
+#[doc(alias = "multiprocessing.RawValue")]
+pub type RawValue<T> = mproc_shm::Value<T>;
+
+/// A fixed-length array of plain data in shared memory: Python's
+/// `multiprocessing.Array(typecode, n)`.
+///
+/// Each `get`/`set` copies one element; nothing locks. Where Python would use the
+/// array's `get_lock()` around a compound update, hold a [`Lock`] shared with
+/// the other processes. The same type as [`RawArray`].
+///
+/// ```
+/// let a = mproc::Array::from_slice(&[1_i32, 2, 3])?;
+/// a.set(0, -1)?;
+/// assert_eq!(a.to_vec(), vec![-1, 2, 3]);
+/// # Ok::<(), mproc::Error>(())
+/// ```
+#[doc(alias = "multiprocessing.Array")]
+pub type Array<T> = mproc_shm::Array<T>;
+
+/// A fixed-length array of plain data in shared memory with no lock: Python's
+/// `multiprocessing.RawArray`. The same type as [`Array`].
+#[doc(alias = "multiprocessing.RawArray")]
+pub type RawArray<T> = mproc_shm::Array<T>;
+
+/// The client handle of a `SyncManager` server: Python's
+/// `multiprocessing.Manager()` returns one. Another name for [`Manager`].
+#[doc(alias = "multiprocessing.managers.SyncManager")]
+pub type SyncManager = mproc_manager::Manager;
+
+/// A manager with the typeids you register: Python's
+/// `multiprocessing.managers.BaseManager`. Another name for [`ManagerBuilder`];
+/// give it a [`Registry`] (`Registry::new()` plus `register…` calls), an
+/// address and an authkey, then `start()` a server process or `bind()` one here.
+#[doc(alias = "multiprocessing.managers.BaseManager")]
+pub type BaseManager = mproc_manager::ManagerBuilder;
+
+/// The address a manager listens on: the same type as [`Address`].
+pub type ManagerAddress = mproc_manager::Address;
+
+/// Any error of the mproc crates, for code that uses several of them.
+///
+/// Each crate's error converts into it with `?`. Match on the variant to get
+/// the crate's own error back.
+///
+/// ```
+/// fn run() -> mproc::Result<()> {
+///     let pool = mproc::Pool::new(0)?; // a PoolError
+///     drop(pool);
+///     Ok(())
+/// }
+/// assert!(matches!(run(), Err(mproc::Error::Pool(mproc::PoolError::ZeroProcesses(0)))));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// From shared memory ([`shm`]).
+    Shm(ShmError),
+    /// From a lock, semaphore, condition, event or barrier ([`sync`]).
+    Sync(SyncError),
+    /// From a connection, listener or client ([`ipc`]).
+    Ipc(IpcError),
+    /// From starting, joining or signalling a process ([`process`]).
+    Process(ProcessError),
+    /// From a pool or an async result ([`pool`]).
+    Pool(PoolError),
+    /// From a manager or one of its proxies ([`manager`]).
+    Manager(ManagerError),
+    /// From the operating system, outside the mproc crates (files, commands).
+    Io(std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Shm(e) => e.fmt(f),
+            Error::Sync(e) => e.fmt(f),
+            Error::Ipc(e) => e.fmt(f),
+            Error::Process(e) => e.fmt(f),
+            Error::Pool(e) => e.fmt(f),
+            Error::Manager(e) => e.fmt(f),
+            Error::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Shm(e) => e.source(),
+            Error::Sync(e) => e.source(),
+            Error::Ipc(e) => e.source(),
+            Error::Process(e) => e.source(),
+            Error::Pool(e) => e.source(),
+            Error::Manager(e) => e.source(),
+            Error::Io(e) => e.source(),
+        }
+    }
+}
+
+macro_rules! from_error {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Error {
+                Error::$variant(e)
+            }
+        }
+    )*};
+}
+
+from_error!(
+    Shm(ShmError),
+    Sync(SyncError),
+    Ipc(IpcError),
+    Process(ProcessError),
+    Pool(PoolError),
+    Manager(ManagerError),
+    Io(std::io::Error),
+);
+
+/// `Result` with [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The names most programs need: `use mproc::prelude::*;`.
+///
+/// Types and functions only (no `Result` or `Error`, which would shadow std's):
+/// processes, the synchronisation primitives, shared values, connections, the
+/// pool and the manager.
+pub mod prelude {
+    pub use crate::{
+        active_children, cpu_count, current_process, parent_process, Array, AsyncResult, Barrier, BoundedSemaphore,
+        Condition, Connection, Event, Lock, Manager, Pool, Process, RLock, RawArray, RawValue, Run, Semaphore, Share,
+        Value,
+    };
+}
