@@ -6,7 +6,9 @@
 //! directions, which hangs whenever a pulse comes before the other side waits.
 //! This twin keeps its lines but gives each direction an event of its own:
 //! `breakfast` (vendor → customer) and `paid` (customer → vendor). The
-//! customer's `is_set()` prints show the flag before and after.
+//! customer's `is_set()` prints show the flag before and after. The vendor is
+//! started once the customer has arrived (a third event, `arrived`), so the
+//! customer's first line always finds the flag clear, as in the tutorial.
 //! Run: `cargo run -p mproc --example event_breakfast`.
 
 use mproc::prelude::*;
@@ -24,8 +26,9 @@ fn xiao_fan(breakfast: &Event, paid: &Event) {
     println!("vendor: thank you, come again");
 }
 
-fn gu_ke(breakfast: &Event, paid: &Event) {
+fn gu_ke(breakfast: &Event, paid: &Event, arrived: &Event) {
     println!("customer: ready to buy breakfast: {}", breakfast.is_set());
+    arrived.set();
     breakfast.wait(None); // blocks until the vendor sets it
     println!("customer: got breakfast: {}", breakfast.is_set());
     println!("customer: enjoying it: {}", breakfast.is_set());
@@ -38,15 +41,17 @@ fn gu_ke(breakfast: &Event, paid: &Event) {
 fn main() -> mproc::Result<()> {
     let breakfast = Event::new()?;
     let paid = Event::new()?;
+    let arrived = Event::new()?;
     let mut xf = Process::new({
         let (b, p) = (breakfast.clone(), paid.clone());
         move || xiao_fan(&b, &p)
     });
     let mut gk = Process::new({
-        let (b, p) = (breakfast.clone(), paid.clone());
-        move || gu_ke(&b, &p)
+        let (b, p, a) = (breakfast.clone(), paid.clone(), arrived.clone());
+        move || gu_ke(&b, &p, &a)
     });
     gk.start()?;
+    arrived.wait(None);
     xf.start()?;
     gk.join()?;
     xf.join()?;
