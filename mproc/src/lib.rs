@@ -272,3 +272,8 @@ pub mod prelude {
         Value,
     };
 }
+
+/// The README's code blocks, run as doc tests so the quick start stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
