@@ -9,7 +9,7 @@
 //! The binaries live next to this test (`target/<profile>/examples/`). `cargo
 //! test` builds them with the package's other targets, but `cargo test --test
 //! examples` does not; so the first test to need one runs `cargo build
-//! --examples` once (a no-op when they are up to date), and no stale binary is
+//! --workspace --examples` once (a no-op when they are up to date), and no stale binary is
 //! ever checked.
 
 use std::collections::{BTreeSet, HashSet};
@@ -53,7 +53,9 @@ fn build_examples() {
         let target_dir = profile_dir.parent().expect("target directory");
         let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "mproc", "--examples", "--target-dir"]).arg(target_dir);
+        // `--workspace`, as `cargo test --workspace` and CI's `cargo build
+        // --workspace --examples` select: the same features, so nothing is rebuilt.
+        cmd.args(["build", "--quiet", "--workspace", "--examples", "--target-dir"]).arg(target_dir);
         match profile {
             "debug" => {}
             "release" => {
