@@ -17,7 +17,7 @@
 //! `get_result_queue` as it meant to.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use mproc::{BaseManager, ManagerAddress, QueueProxy, Registry};
 
@@ -62,6 +62,14 @@ fn main() -> mproc::Result<()> {
     for _ in 0..10 {
         let r = result.get_timeout(Duration::from_secs(10))?;
         println!("Result: {r}");
+    }
+    // Python shuts the server down at once; a worker whose last `put` is
+    // still being answered then sees its connection drop. Give connected
+    // workers up to 5 s to finish and hang up first (this master is a client
+    // too, hence the 1).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while manager.stats()?.clients > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
     manager.shutdown()?;
     println!("master exit.");

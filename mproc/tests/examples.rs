@@ -324,11 +324,22 @@ examples! {
         let n = out.after_prefix("Starting: non_daemon ");
         out.assert_in_order(&[&format!("Starting: daemon {}", daemon[0]), &format!("Starting: non_daemon {}", n[0]), &format!("Exiting: non_daemon {}", n[0])]);
         assert_eq!(out.count_prefix("Exiting: daemon"), 0, "the daemon must not finish its 100 s nap; {}", out.context());
-        // The daemon died with the example (it closed the example's stdout,
-        // which `finish` waited for); at most a zombie awaits its new parent.
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", daemon[0])).unwrap_or_default();
-        let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()).unwrap_or("gone");
-        assert!(matches!(state, "gone" | "Z" | "X"), "the daemon {} is still alive (state {state})", daemon[0]);
+        // The daemon dies with the example. Its stdout closes as it dies, a
+        // moment before it is gone: poll its state until then (at most a zombie
+        // awaiting its new parent; a reused pid runs another program).
+        let pid = &daemon[0];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()).unwrap_or("gone");
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let same_program = String::from_utf8_lossy(&cmdline).contains("daemon");
+            if matches!(state, "gone" | "Z" | "X") || !same_program {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the daemon {pid} outlived the example (state {state})");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     };
     terminate => |out| {
         // The child may or may not print "process begin.." before the signal.
