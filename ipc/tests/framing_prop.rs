@@ -31,20 +31,28 @@ static ARMED: AtomicBool = AtomicBool::new(false);
 // SAFETY: delegates every call to the system allocator unchanged; it only
 // records sizes.
 unsafe impl GlobalAlloc for Counting {
+    /// # Safety
+    /// `GlobalAlloc::alloc`'s contract, passed on to `System` unchanged.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         record(layout.size());
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
+    /// # Safety
+    /// `GlobalAlloc::alloc_zeroed`'s contract, passed on to `System` unchanged.
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         record(layout.size());
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc_zeroed(layout) }
     }
+    /// # Safety
+    /// `GlobalAlloc::dealloc`'s contract, passed on to `System` unchanged.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: same contract as our caller's.
         unsafe { System.dealloc(ptr, layout) }
     }
+    /// # Safety
+    /// `GlobalAlloc::realloc`'s contract, passed on to `System` unchanged.
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         record(new_size);
         // SAFETY: same contract as our caller's.
