@@ -8,11 +8,15 @@
 //! after each record) and `room` (rung by its consumer after each release).
 //!
 //! # Waiting
-//! A reader that finds its ring empty spins for [`SPIN`], then sleeps on the
+//! A reader that finds its ring empty spins for a while, then sleeps on the
 //! `data` bell (`FUTEX_WAIT`) for at most [`SLEEP_SLICE`] at a time; a writer
 //! that finds the ring full does the same on the `room` bell. The wake-up
 //! protocol is in [`crate::doorbell`]; it costs the other side one atomic add
-//! per message and a system call only when someone sleeps.
+//! per message and a system call only when someone sleeps. The spin is
+//! adaptive, as in adaptive mutexes: it starts at [`SPIN`], doubles (up to
+//! [`MAX_SPIN`]) each time the news came while spinning and halves (down to
+//! [`MIN_SPIN`]) each time the waiter had to sleep, so a ping-pong on idle cores
+//! stays in user space while a loaded machine does not burn its time slices.
 //!
 //! # The doorbell socket
 //! Beside the rings each pipe keeps a `socketpair`, one end per connection.
@@ -40,7 +44,8 @@ use std::io;
 use std::mem::{align_of, size_of};
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::time::{Duration, Instant};
 
 use mproc_shm::ring::{Consumer, Producer, RingError};
@@ -56,8 +61,13 @@ use crate::error::{IpcError, Result};
 /// up to 64 KiB − 8 bytes travel as one record.
 pub const DEFAULT_PIPE_CAPACITY: usize = 128 << 10;
 
-/// How long a reader (or a writer facing a full ring) spins before it sleeps.
+/// How long a reader (or a writer facing a full ring) first spins before it
+/// sleeps; the spin then adapts between [`MIN_SPIN`] and [`MAX_SPIN`].
 pub const SPIN: Duration = Duration::from_micros(20);
+/// The shortest adaptive spin.
+pub const MIN_SPIN: Duration = Duration::from_micros(1);
+/// The longest adaptive spin.
+pub const MAX_SPIN: Duration = Duration::from_micros(100);
 
 /// The longest single futex sleep; after it the sleeper looks at the doorbell
 /// socket, so the death of a peer that rang nothing is seen within about this.
@@ -237,9 +247,17 @@ pub(crate) struct RingEnd {
     tx: Option<(Producer, usize)>,
     /// Records of this length or more start a chunked message.
     chunk: usize,
+    live: Live,
+}
+
+/// What an end learns while it waits.
+#[derive(Debug)]
+struct Live {
     /// End of file was read from the doorbell socket: every copy of the peer's
     /// end is closed.
     peer_gone: AtomicBool,
+    /// The current spin budget, in nanoseconds.
+    spin_ns: AtomicU32,
 }
 
 impl std::fmt::Debug for RingEnd {
@@ -283,7 +301,8 @@ impl RingEnd {
         // Both rings have the same capacity, hence the same largest record.
         let chunk =
             rx.as_ref().map(|(c, _)| c.ring()).or(tx.as_ref().map(|(p, _)| p.ring())).map_or(0, |r| r.max_message());
-        Ok(RingEnd { shared, end, rx, tx, chunk, peer_gone: AtomicBool::new(false) })
+        let live = Live { peer_gone: AtomicBool::new(false), spin_ns: AtomicU32::new(SPIN.as_nanos() as u32) };
+        Ok(RingEnd { shared, end, rx, tx, chunk, live })
     }
 
     pub(crate) fn readable(&self) -> bool {
@@ -299,7 +318,7 @@ impl RingEnd {
     }
 
     fn peer_gone(&self) -> bool {
-        self.peer_gone.load(std::sync::atomic::Ordering::Relaxed)
+        self.live.peer_gone.load(Relaxed)
     }
 
     /// A message is waiting, or end of file was seen (a read would not block).
@@ -346,7 +365,7 @@ impl RingEnd {
                     let ring = tx.ring();
                     let used = ring.len_bytes();
                     // Room appears when the consumer moves `head`: the used bytes drop.
-                    match wait_for(self.shared.bell(i, ROOM), fd, &self.peer_gone, || ring.len_bytes() < used, None)? {
+                    match self.live.wait_for(self.shared.bell(i, ROOM), fd, || ring.len_bytes() < used, None)? {
                         Wait::Ready => {}
                         Wait::Hup | Wait::Timeout => return Err(broken_pipe()),
                     }
@@ -366,7 +385,7 @@ impl RingEnd {
     fn wait_rx(&self, fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Wait> {
         let (rx, i) = self.rx.as_ref().ok_or(IpcError::WrongDirection { op: "receive", end: "send" })?;
         let ring = rx.ring();
-        wait_for(self.shared.bell(*i, DATA), fd, &self.peer_gone, || !ring.is_empty(), deadline)
+        self.live.wait_for(self.shared.bell(*i, DATA), fd, || !ring.is_empty(), deadline)
     }
 
     /// Receives one message of at most `max` bytes and hands it to `f`: in
@@ -455,7 +474,7 @@ impl RingEnd {
             self.shared.bell(*i, DATA).disarm_poll();
         }
         if polled && drain(fd)? {
-            self.peer_gone.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.live.peer_gone.store(true, Relaxed);
         }
         Ok(self.ready_now())
     }
@@ -518,64 +537,76 @@ impl Payload<'_> {
     }
 }
 
-/// Waits until `ready()`, the peer is gone (`Hup`) or `deadline` passes:
-/// spins for [`SPIN`], then sleeps on `bell` in slices of at most
-/// [`SLEEP_SLICE`], looking at the doorbell socket after each slice that
-/// brought no news.
-fn wait_for(
-    bell: &Bell,
-    fd: BorrowedFd<'_>,
-    peer_gone: &AtomicBool,
-    mut ready: impl FnMut() -> bool,
-    deadline: Option<Instant>,
-) -> Result<Wait> {
-    if ready() {
-        return Ok(Wait::Ready);
+impl Live {
+    /// Waits until `ready()`, the peer is gone (`Hup`) or `deadline` passes:
+    /// spins for the adaptive budget, then sleeps on `bell` in slices of at
+    /// most [`SLEEP_SLICE`], looking at the doorbell socket after each slice
+    /// that brought no news.
+    fn wait_for(
+        &self,
+        bell: &Bell,
+        fd: BorrowedFd<'_>,
+        mut ready: impl FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<Wait> {
+        if ready() {
+            return Ok(Wait::Ready);
+        }
+        if self.peer_gone.load(Relaxed) {
+            return Ok(Wait::Hup);
+        }
+        let budget = self.spin_ns.load(Relaxed);
+        let start = Instant::now();
+        let spin_end = start + Duration::from_nanos(budget.into());
+        let spin_end = deadline.map_or(spin_end, |d| d.min(spin_end));
+        loop {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+                if ready() {
+                    let grown = budget.saturating_mul(2).min(MAX_SPIN.as_nanos() as u32);
+                    self.spin_ns.store(grown, Relaxed);
+                    return Ok(Wait::Ready);
+                }
+            }
+            if Instant::now() >= spin_end {
+                break;
+            }
+        }
+        if deadline.is_none_or(|d| spin_end < d) {
+            self.spin_ns.store((budget / 2).max(MIN_SPIN.as_nanos() as u32), Relaxed);
+        }
+        loop {
+            let slice = match deadline {
+                None => SLEEP_SLICE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        if ready() {
+                            return Ok(Wait::Ready);
+                        }
+                        return Ok(self.hup(fd, &mut ready)?.unwrap_or(Wait::Timeout));
+                    }
+                    left.min(SLEEP_SLICE)
+                }
+            };
+            if bell.wait_once(&mut ready, Some(slice)) {
+                return Ok(Wait::Ready);
+            }
+            if let Some(w) = self.hup(fd, &mut ready)? {
+                return Ok(w);
+            }
+        }
     }
-    let hup = |ready: &mut dyn FnMut() -> bool| -> Result<Option<Wait>> {
-        if peer_gone.load(std::sync::atomic::Ordering::Relaxed) || drain(fd)? {
-            peer_gone.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    /// Looks at the doorbell socket: `Some` once the peer is gone (`Ready` if
+    /// its last messages are still there).
+    fn hup(&self, fd: BorrowedFd<'_>, ready: &mut dyn FnMut() -> bool) -> Result<Option<Wait>> {
+        if self.peer_gone.load(Relaxed) || drain(fd)? {
+            self.peer_gone.store(true, Relaxed);
             // The peer's last messages were published before its socket closed.
             return Ok(Some(if ready() { Wait::Ready } else { Wait::Hup }));
         }
         Ok(None)
-    };
-    if peer_gone.load(std::sync::atomic::Ordering::Relaxed) {
-        return Ok(Wait::Hup);
-    }
-    let start = Instant::now();
-    let spin_end = deadline.map_or(start + SPIN, |d| d.min(start + SPIN));
-    loop {
-        for _ in 0..32 {
-            std::hint::spin_loop();
-            if ready() {
-                return Ok(Wait::Ready);
-            }
-        }
-        if Instant::now() >= spin_end {
-            break;
-        }
-    }
-    loop {
-        let slice = match deadline {
-            None => SLEEP_SLICE,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    if ready() {
-                        return Ok(Wait::Ready);
-                    }
-                    return Ok(hup(&mut ready)?.unwrap_or(Wait::Timeout));
-                }
-                left.min(SLEEP_SLICE)
-            }
-        };
-        if bell.wait_once(&mut ready, Some(slice)) {
-            return Ok(Wait::Ready);
-        }
-        if let Some(w) = hup(&mut ready)? {
-            return Ok(w);
-        }
     }
 }
 
