@@ -352,6 +352,8 @@ impl RingEnd {
         let (tx, i) = self.tx.as_mut().expect("checked by the caller");
         let i = *i;
         let mut fill = Some(fill);
+        // Bytes in use, taken after a failed reserve and before retrying it.
+        let mut used = None;
         loop {
             match tx.reserve(len) {
                 Ok(mut grant) => {
@@ -361,15 +363,19 @@ impl RingEnd {
                     grant.commit();
                     break;
                 }
-                Err(RingError::Full { .. }) => {
-                    let ring = tx.ring();
-                    let used = ring.len_bytes();
-                    // Room appears when the consumer moves `head`: the used bytes drop.
-                    match self.live.wait_for(self.shared.bell(i, ROOM), fd, || ring.len_bytes() < used, None)? {
-                        Wait::Ready => {}
-                        Wait::Hup | Wait::Timeout => return Err(broken_pipe()),
+                Err(RingError::Full { .. }) => match used.take() {
+                    // Snapshot, then retry: room freed before the snapshot is
+                    // seen by the retry, room freed after it by the wait below.
+                    None => used = Some(tx.ring().len_bytes()),
+                    Some(used) => {
+                        let ring = tx.ring();
+                        // Room appears when the consumer moves `head`: fewer bytes in use.
+                        match self.live.wait_for(self.shared.bell(i, ROOM), fd, || ring.len_bytes() < used, None)? {
+                            Wait::Ready => {}
+                            Wait::Hup | Wait::Timeout => return Err(broken_pipe()),
+                        }
                     }
-                }
+                },
                 Err(e) => return Err(ring_error(e)),
             }
         }
