@@ -108,11 +108,22 @@ const _: () = assert!(size_of::<Control>() <= CONTROL && CONTROL % SpscRing::ALI
 /// operation is an [`IpcError::WrongDirection`] error.
 ///
 /// The connections have the whole [`Connection`] API, and [`wait`](crate::wait)
-/// accepts them beside socket connections. Each direction is a ring of
-/// [`DEFAULT_PIPE_CAPACITY`] bytes; larger messages are sent in chunks (see the
-/// module notes in the source), so any size up to the frame cap
-/// ([`PAIR_MAX_FRAME`](crate::PAIR_MAX_FRAME)) works. A message in flight costs two copies (into and
-/// out of the ring) and no system call while the reader is awake.
+/// accepts them beside socket connections. A message costs two copies (into
+/// and out of the ring) and no system call while the reader is awake; a reader
+/// that found nothing spins briefly, then sleeps on a futex.
+///
+/// **Sizes.** Each direction is a ring of [`DEFAULT_PIPE_CAPACITY`] bytes
+/// (see [`pipe_with_capacity`]). A message shorter than half the ring less 8
+/// bytes (64 KiB − 8 by default) is one ring record; a longer one is sent **in
+/// chunks, transparently**: the writer blocks while the ring is full, as on a
+/// socket, and the reader reassembles the message, so any size up to the frame
+/// cap ([`PAIR_MAX_FRAME`](crate::PAIR_MAX_FRAME)) works. Zero-length messages
+/// are legal and boundaries are never merged.
+///
+/// **End of file.** `recv` returns [`IpcError::Eof`] once every copy of the
+/// peer's end is closed (or its process died, even by `SIGKILL`) and the
+/// messages it sent have been read. A send to a closed peer fails with a
+/// broken-pipe [`IpcError::Os`] error at the latest when the ring is full.
 ///
 /// Move an end into a forked child, or export it to a spawned one with
 /// [`Share`]. As with Python's `Pipe` under fork, the child inherits the
