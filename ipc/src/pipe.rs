@@ -17,6 +17,8 @@
 //! [`MAX_SPIN`]) each time the news came while spinning and halves (down to
 //! [`MIN_SPIN`]) each time the waiter had to sleep, so a ping-pong on idle cores
 //! stays in user space while a loaded machine does not burn its time slices.
+//! Between the spin and the sleep the waiter yields its CPU twice, in case the
+//! peer is runnable on the same one.
 //!
 //! # The doorbell socket
 //! Beside the rings each pipe keeps a `socketpair`, one end per connection.
@@ -64,6 +66,9 @@ pub const DEFAULT_PIPE_CAPACITY: usize = 128 << 10;
 /// How long a reader (or a writer facing a full ring) first spins before it
 /// sleeps; the spin then adapts between [`MIN_SPIN`] and [`MAX_SPIN`].
 pub const SPIN: Duration = Duration::from_micros(20);
+/// How many times a waiter yields its CPU after spinning, before it sleeps.
+const YIELDS: usize = 2;
+
 /// The shortest adaptive spin.
 pub const MIN_SPIN: Duration = Duration::from_micros(1);
 /// The longest adaptive spin.
@@ -591,6 +596,14 @@ impl Live {
         }
         if deadline.is_none_or(|d| spin_end < d) {
             self.spin_ns.store((budget / 2).max(MIN_SPIN.as_nanos() as u32), Relaxed);
+            // The peer may be runnable on this very CPU: let it run before
+            // paying for a futex sleep and wake-up.
+            for _ in 0..YIELDS {
+                std::thread::yield_now();
+                if ready() {
+                    return Ok(Wait::Ready);
+                }
+            }
         }
         loop {
             let slice = match deadline {
