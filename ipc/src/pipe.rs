@@ -16,7 +16,9 @@
 //! adaptive, as in adaptive mutexes: it starts at [`SPIN`], doubles (up to
 //! [`MAX_SPIN`]) each time the news came while spinning and halves (down to
 //! [`MIN_SPIN`]) each time the waiter had to sleep, so a ping-pong on idle cores
-//! stays in user space while a loaded machine does not burn its time slices.
+//! stays in user space while a loaded machine does not burn its time slices;
+//! every 64th wait spins at least [`SPIN`] again, so that two ends that fell
+//! back to sleeping under load return to spinning when the load is gone.
 //! Between the spin and the sleep the waiter yields its CPU twice, in case the
 //! peer is runnable on the same one.
 //!
@@ -68,6 +70,8 @@ pub const DEFAULT_PIPE_CAPACITY: usize = 128 << 10;
 pub const SPIN: Duration = Duration::from_micros(20);
 /// How many times a waiter yields its CPU after spinning, before it sleeps.
 const YIELDS: usize = 2;
+/// Every this many waits, the spin lasts at least [`SPIN`].
+const PROBE: u32 = 64;
 
 /// The shortest adaptive spin.
 pub const MIN_SPIN: Duration = Duration::from_micros(1);
@@ -274,6 +278,8 @@ struct Live {
     peer_gone: AtomicBool,
     /// The current spin budget, in nanoseconds.
     spin_ns: AtomicU32,
+    /// Waits so far (for the periodic long spin).
+    waits: AtomicU32,
 }
 
 impl std::fmt::Debug for RingEnd {
@@ -317,7 +323,11 @@ impl RingEnd {
         // Both rings have the same capacity, hence the same largest record.
         let chunk =
             rx.as_ref().map(|(c, _)| c.ring()).or(tx.as_ref().map(|(p, _)| p.ring())).map_or(0, |r| r.max_message());
-        let live = Live { peer_gone: AtomicBool::new(false), spin_ns: AtomicU32::new(SPIN.as_nanos() as u32) };
+        let live = Live {
+            peer_gone: AtomicBool::new(false),
+            spin_ns: AtomicU32::new(SPIN.as_nanos() as u32),
+            waits: AtomicU32::new(0),
+        };
         Ok(RingEnd { shared, end, rx, tx, chunk, live })
     }
 
@@ -577,7 +587,14 @@ impl Live {
         if self.peer_gone.load(Relaxed) {
             return Ok(Wait::Hup);
         }
-        let budget = self.spin_ns.load(Relaxed);
+        // Every PROBE-th wait spins at least SPIN: two ends that fell back to
+        // futex sleeps under load find their way back to spinning once the
+        // machine is idle again (a short spin never sees a sleeping peer answer).
+        let probe = self.waits.fetch_add(1, Relaxed) % PROBE == 0;
+        let mut budget = self.spin_ns.load(Relaxed);
+        if probe {
+            budget = budget.max(SPIN.as_nanos() as u32);
+        }
         let start = Instant::now();
         let spin_end = start + Duration::from_nanos(budget.into());
         let spin_end = deadline.map_or(spin_end, |d| d.min(spin_end));
