@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{IpcError, Result};
 use crate::framing::{encode_header, FrameReader, MAX_HEADER, SHORT_MAX};
+use crate::pipe::{RingEnd, RingToken};
 
 /// The default frame cap of connections made from outside sockets
 /// ([`Connection::from_unix`], [`Connection::from_tcp`], [`Listener`](crate::Listener),
@@ -46,13 +47,19 @@ pub enum SocketKind {
     Tcp,
 }
 
-/// One end of a two-way message channel, backed today by a stream socket
-/// (Unix or TCP).
+/// One end of a message channel: a stream socket (Unix or TCP), or a pair of
+/// shared-memory rings made by [`pipe`](crate::pipe).
 ///
 /// Messages are byte strings framed as in CPython's `multiprocessing.connection`;
 /// [`send`](Connection::send) and [`recv`](Connection::recv) carry any serde
 /// type, encoded with postcard. Message boundaries are kept: each `recv_bytes`
 /// returns exactly one `send_bytes`' bytes, including empty ones.
+///
+/// The API is the same for both transports. A ring connection made by
+/// [`pipe`](crate::pipe) moves messages through shared memory and keeps a
+/// socket beside its rings only to learn that the peer is gone and to wake
+/// [`wait`](crate::wait); [`kind`](Connection::kind) is then
+/// [`SocketKind::Unix`] and [`is_shared_memory`](Connection::is_shared_memory) is true.
 ///
 /// All operations take `&mut self`: a connection has one reader and one writer
 /// at a time, like Python's (which is not thread-safe either). Send it to
@@ -73,13 +80,24 @@ pub enum SocketKind {
 /// ```
 #[doc(alias = "PipeConnection")]
 pub struct Connection {
-    /// `None` after [`close`](Connection::close).
+    /// `None` after [`close`](Connection::close). For a ring connection, the
+    /// doorbell socket. Declared before `transport`, so that dropping a
+    /// connection closes the socket before the ring end rings the peer's bells.
     fd: Option<OwnedFd>,
     kind: SocketKind,
     reader: FrameReader,
     /// Reused for coalesced writes and postcard encoding.
     wbuf: Vec<u8>,
     max_frame: usize,
+    transport: Transport,
+}
+
+/// What carries a connection's messages.
+enum Transport {
+    /// The socket `fd` itself, with CPython's framing.
+    Socket,
+    /// Shared-memory rings; `fd` is the doorbell socket.
+    Ring(Box<RingEnd>),
 }
 
 impl fmt::Debug for Connection {
@@ -89,6 +107,7 @@ impl fmt::Debug for Connection {
             .field("kind", &self.kind)
             .field("buffered", &self.reader.buffered())
             .field("max_frame", &self.max_frame)
+            .field("ring", &self.ring())
             .finish()
     }
 }
@@ -105,7 +124,28 @@ impl Read for SocketSource<'_> {
 
 impl Connection {
     fn from_fd(fd: OwnedFd, kind: SocketKind, max_frame: usize) -> Connection {
-        Connection { fd: Some(fd), kind, reader: FrameReader::new(), wbuf: Vec::new(), max_frame }
+        Connection {
+            fd: Some(fd),
+            kind,
+            reader: FrameReader::new(),
+            wbuf: Vec::new(),
+            max_frame,
+            transport: Transport::Socket,
+        }
+    }
+
+    /// A ring connection: `fd` is its doorbell socket.
+    pub(crate) fn from_ring(fd: OwnedFd, ring: RingEnd) -> Connection {
+        let mut c = Connection::from_fd(fd, SocketKind::Unix, PAIR_MAX_FRAME);
+        c.transport = Transport::Ring(Box::new(ring));
+        c
+    }
+
+    fn ring(&self) -> Option<&RingEnd> {
+        match &self.transport {
+            Transport::Ring(r) => Some(r),
+            Transport::Socket => None,
+        }
     }
 
     /// `socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC)`: two connected ends.
@@ -149,9 +189,34 @@ impl Connection {
         self.max_frame = max;
     }
 
-    /// Which kind of socket carries this connection.
+    /// Which kind of socket carries this connection (for a ring connection,
+    /// the kind of its doorbell socket: [`SocketKind::Unix`]).
     pub fn kind(&self) -> SocketKind {
         self.kind
+    }
+
+    /// True for a connection made by [`pipe`](crate::pipe), whose messages
+    /// travel through shared-memory rings.
+    pub fn is_shared_memory(&self) -> bool {
+        self.ring().is_some()
+    }
+
+    /// Whether this end can receive: false for the sending end of a one-way
+    /// [`pipe`](crate::pipe) (Python's `readable`), and after `close`.
+    pub fn readable(&self) -> bool {
+        !self.is_closed() && self.ring().is_none_or(|r| r.readable())
+    }
+
+    /// Whether this end can send: false for the receiving end of a one-way
+    /// [`pipe`](crate::pipe) (Python's `writable`), and after `close`.
+    pub fn writable(&self) -> bool {
+        !self.is_closed() && self.ring().is_none_or(|r| r.writable())
+    }
+
+    /// The ring capacity of each direction of a [`pipe`](crate::pipe)
+    /// connection; `None` for a socket connection.
+    pub fn ring_capacity(&self) -> Option<usize> {
+        self.ring().map(|r| r.capacity())
     }
 
     /// True after [`close`](Connection::close).
@@ -159,7 +224,8 @@ impl Connection {
         self.fd.is_none()
     }
 
-    /// Bytes already read from the socket and not yet returned as messages.
+    /// Bytes already read from the socket and not yet returned as messages
+    /// (always 0 for a ring connection, whose messages stay in the ring).
     pub fn buffered(&self) -> usize {
         self.reader.buffered()
     }
@@ -167,6 +233,9 @@ impl Connection {
     /// Sends one message: the bytes of `buf`, framed. Zero-length messages are legal.
     pub fn send_bytes(&mut self, buf: &[u8]) -> Result<()> {
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        if let Transport::Ring(r) = &mut self.transport {
+            return r.send_bytes(fd, buf);
+        }
         let mut header = [0u8; MAX_HEADER];
         let hlen = encode_header(buf.len() as u64, &mut header);
         if buf.len() <= COALESCE {
@@ -183,6 +252,15 @@ impl Connection {
     /// Sends `v` encoded with postcard, as one message.
     pub fn send<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        if let Transport::Ring(r) = &mut self.transport {
+            let mut buf = std::mem::take(&mut self.wbuf);
+            buf.clear();
+            let buf = postcard::to_extend(v, buf)
+                .map_err(|source| IpcError::Encode { type_name: std::any::type_name::<T>(), source })?;
+            let sent = r.send_bytes(fd, &buf);
+            self.wbuf = if buf.capacity() > 4 * COALESCE { Vec::new() } else { buf };
+            return sent;
+        }
         let mut buf = std::mem::take(&mut self.wbuf);
         buf.clear();
         buf.extend_from_slice(&[0u8; 4]);
@@ -216,11 +294,16 @@ impl Connection {
     }
 
     /// Receives one message of at most `max` bytes (and at most the frame cap).
-    /// A longer one is an [`IpcError::MessageTooLarge`], after which the
-    /// connection cannot be read (Python's `recv_bytes(maxlength)` does the same).
+    /// A longer one is an [`IpcError::MessageTooLarge`], after which a socket
+    /// connection cannot be read (Python's `recv_bytes(maxlength)` does the
+    /// same); on a ring connection the message stays queued instead, and a
+    /// later call with a larger `max` receives it.
     pub fn recv_bytes_max(&mut self, max: usize) -> Result<Vec<u8>> {
         let max = max.min(self.max_frame);
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        if let Transport::Ring(r) = &mut self.transport {
+            return r.with_message(fd, max, |m| m.into_vec());
+        }
         self.reader.read_vec(&mut SocketSource(fd), max)
     }
 
@@ -243,6 +326,19 @@ impl Connection {
     /// ```
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        if let Transport::Ring(r) = &mut self.transport {
+            return r
+                .with_message(fd, self.max_frame, |msg| {
+                    let bytes = msg.as_slice();
+                    if bytes.len() <= buf.len() {
+                        buf[..bytes.len()].copy_from_slice(bytes);
+                        Ok(bytes.len())
+                    } else {
+                        Err(IpcError::BufferTooShort { capacity: buf.len(), message: msg.into_vec() })
+                    }
+                })
+                .and_then(|r| r);
+        }
         self.reader.read_into(&mut SocketSource(fd), buf, self.max_frame)
     }
 
@@ -250,6 +346,18 @@ impl Connection {
     /// messages are decoded in place from the read buffer, without a copy.
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        if let Transport::Ring(r) = &mut self.transport {
+            return r
+                .with_message(fd, self.max_frame, |msg| {
+                    let bytes = msg.as_slice();
+                    postcard::from_bytes::<T>(bytes).map_err(|source| IpcError::Decode {
+                        type_name: std::any::type_name::<T>(),
+                        len: bytes.len(),
+                        source,
+                    })
+                })
+                .and_then(|r| r);
+        }
         self.reader
             .with_frame(&mut SocketSource(fd), self.max_frame, |bytes| {
                 postcard::from_bytes::<T>(bytes).map_err(|source| IpcError::Decode {
@@ -281,6 +389,9 @@ impl Connection {
     /// ```
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        if let Transport::Ring(r) = &self.transport {
+            return r.poll(fd, timeout);
+        }
         if self.reader.buffered() > 0 || self.reader.at_eof() {
             return Ok(true);
         }
@@ -291,15 +402,26 @@ impl Connection {
     /// peer reads [`IpcError::Eof`] once it has read what was sent. Dropping
     /// the connection does the same.
     pub fn close(&mut self) {
+        // The socket first: the ring end's drop then wakes the peer, which
+        // finds the socket closed.
         self.fd = None;
+        self.transport = Transport::Socket;
         self.reader = FrameReader::new();
         self.wbuf = Vec::new();
     }
 
     /// True when a read would return without touching the socket: bytes are
-    /// buffered, or end of file was seen.
+    /// buffered, a message waits in the ring, or end of file was seen.
     pub(crate) fn ready_now(&self) -> bool {
-        self.reader.buffered() > 0 || self.reader.at_eof()
+        match &self.transport {
+            Transport::Ring(r) => r.ready_now(),
+            Transport::Socket => self.reader.buffered() > 0 || self.reader.at_eof(),
+        }
+    }
+
+    /// The ring end of a ring connection (for `wait`).
+    pub(crate) fn ring_end(&self) -> Option<&RingEnd> {
+        self.ring()
     }
 
     pub(crate) fn borrowed_fd(&self) -> Result<BorrowedFd<'_>> {
@@ -373,6 +495,8 @@ pub struct ConnectionToken {
     exporter: u32,
     kind: SocketKind,
     max_frame: u64,
+    /// The shared-memory part of a [`pipe`](crate::pipe) connection.
+    ring: Option<RingToken>,
 }
 
 /// Inherited fds already taken over by an import in this process: a second
@@ -398,6 +522,7 @@ impl Share for Connection {
         }
         let st = rustix::fs::fstat(fd).map_err(|e| bad(format!("fstat of fd {}: {e}", fd.as_raw_fd())))?;
         exports.inherit(fd.as_fd());
+        let ring = self.ring().map(|r| r.export(exports)).transpose()?;
         Ok(ConnectionToken {
             fd: fd.as_raw_fd(),
             dev: st.st_dev,
@@ -405,16 +530,23 @@ impl Share for Connection {
             exporter: rustix::process::getpid().as_raw_nonzero().get() as u32,
             kind: self.kind,
             max_frame: self.max_frame as u64,
+            ring,
         })
     }
 
     /// Takes over the inherited fd (so that dropping the connection in the
     /// child closes it, and the peer sees end of file), after checking that it
     /// is the same socket. In the exporting process itself, or on a second
-    /// import, the fd is duplicated instead.
+    /// import, the fd is duplicated instead. A ring connection's token also
+    /// names its segment, which must hold a pipe (checked by magic and version).
     fn import(token: ConnectionToken) -> mproc_shm::Result<Connection> {
         let bad = |detail: String| ShmError::BadToken { what: "connection", detail };
         let fd = token.fd;
+        // Attach the rings first: a bad segment leaves the socket fd untouched.
+        let ring = token.ring.map(RingEnd::import).transpose()?;
+        if ring.is_some() && token.kind != SocketKind::Unix {
+            return Err(bad(format!("a pipe connection over a {:?} socket", token.kind)));
+        }
         // SAFETY: fstat on an fd number we may not own is sound: at worst it is
         // closed (EBADF) or another file, both checked below; the borrow ends
         // before any fd is created from it.
@@ -442,6 +574,10 @@ impl Share for Connection {
             rustix::io::fcntl_dupfd_cloexec(borrowed, 0)
                 .map_err(|e| bad(format!("fcntl(F_DUPFD_CLOEXEC) of fd {fd}: {e}")))?
         };
-        Ok(Connection::from_fd(owned, token.kind, token.max_frame.min(usize::MAX as u64) as usize))
+        let mut conn = Connection::from_fd(owned, token.kind, token.max_frame.min(usize::MAX as u64) as usize);
+        if let Some(ring) = ring {
+            conn.transport = Transport::Ring(Box::new(ring));
+        }
+        Ok(conn)
     }
 }

@@ -60,6 +60,19 @@ pub enum IpcError {
     /// The connection was closed by this process ([`Connection::close`](crate::Connection::close)).
     #[error("the connection is closed")]
     Closed,
+    /// The operation is not possible on this end of a one-way
+    /// [`pipe`](crate::pipe): sending on the receiving end, or receiving on
+    /// the sending end. Python raises `OSError` here.
+    #[error("cannot {op} on the {end}-only end of a one-way pipe")]
+    WrongDirection {
+        /// What was attempted: `send` or `receive`.
+        op: &'static str,
+        /// What this end can do: `receive` or `send`.
+        end: &'static str,
+    },
+    /// Shared memory for a [`pipe`](crate::pipe) could not be set up.
+    #[error(transparent)]
+    Shm(#[from] mproc_shm::ShmError),
     /// A value could not be encoded with postcard.
     #[error("cannot encode {type_name}: {source}")]
     Encode {

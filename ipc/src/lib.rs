@@ -4,6 +4,9 @@
 //! - [`Connection`]: one end of a framed, two-way message channel over a stream
 //!   socket. The framing is CPython's `multiprocessing.connection` framing, byte
 //!   for byte, so a Rust process and a Python process can talk.
+//! - [`pipe`]: a [`Connection`] pair between related processes whose messages
+//!   travel through shared-memory rings (one per direction) with futex
+//!   wake-ups: no system call per message while the reader is awake.
 //! - [`Listener`] / [`Client`]: accept and open connections on a Unix path or a
 //!   TCP address ([`Address`]), with the mutual HMAC challenge of CPython ≥ 3.12
 //!   (and the legacy HMAC-MD5 form of CPython ≤ 3.11 when the peer uses it).
@@ -11,7 +14,8 @@
 //!
 //! | Python `multiprocessing.connection` | here |
 //! | --- | --- |
-//! | `Pipe()` (socket form) | [`Connection::pair`] |
+//! | `Pipe(duplex=True)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socketpair) |
+//! | `conn.readable`, `conn.writable` | [`Connection::readable`], [`Connection::writable`] |
 //! | `conn.send(obj)` / `conn.recv()` | [`Connection::send`] / [`Connection::recv`] (serde + postcard, not pickle) |
 //! | `send_bytes`, `recv_bytes(maxlength)`, `recv_bytes_into` | [`Connection::send_bytes`], [`Connection::recv_bytes_max`], [`Connection::recv_bytes_into`] |
 //! | `poll(timeout)`, `close()` | [`Connection::poll`], [`Connection::close`] |
@@ -43,12 +47,16 @@ compile_error!("mproc-ipc supports Linux only");
 
 pub mod auth;
 mod connection;
+#[doc(hidden)]
+pub mod doorbell;
 mod error;
 pub mod framing;
 mod listener;
+mod pipe;
 mod wait;
 
 pub use connection::{Connection, ConnectionToken, SocketKind, DEFAULT_MAX_FRAME, PAIR_MAX_FRAME};
 pub use error::{IpcError, Result};
 pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use pipe::{pipe, pipe_with_capacity, DEFAULT_PIPE_CAPACITY};
 pub use wait::wait;

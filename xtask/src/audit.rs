@@ -48,7 +48,8 @@ pub const PRIMITIVES: &[Primitive] = &[
     p("Queue", &["Queue"], &["Queue"]),
     p("JoinableQueue", &["JoinableQueue"], &["JoinableQueue"]),
     p("SimpleQueue", &["SimpleQueue"], &["SimpleQueue"]),
-    p("Connection/Pipe", &["Connection"], &["Connection", "Pipe", "pipe"]),
+    // `pipe`'s loom model drives its wake-up protocol, `doorbell::Bell`, over a ring directly.
+    p("Connection/Pipe", &["Connection"], &["Connection", "Pipe", "pipe", "Bell"]),
     p("Pool", &["Pool"], &["Pool"]),
     p("Manager", &["Manager", "SyncManager", "BaseManager"], &["Manager", "SyncManager", "BaseManager"]),
 ];

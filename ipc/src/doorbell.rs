@@ -1,0 +1,157 @@
+//! The wake-up protocol of shared-memory pipes: one futex word per condition.
+//!
+//! A [`Bell`] is a 32-bit word in shared memory that one side *rings* after it
+//! published something (a message, or room in the ring) and the other side
+//! *sleeps on* when it found nothing. The word holds two flags and a counter:
+//!
+//! - [`SLEEP_FUTEX`]: the waiter is about to sleep (or sleeps) in `FUTEX_WAIT`
+//!   on this word;
+//! - [`SLEEP_POLL`]: the waiter is about to sleep (or sleeps) in `poll(2)` on
+//!   its doorbell socket (`wait` over several connections), and needs a byte
+//!   written there;
+//! - bits 2..32: a counter that [`Bell::ring`] advances on every publish.
+//!
+//! The ringer publishes first (the ring's `Release` store of its index), then
+//! [`ring`](Bell::ring)s: one `fetch_add` of the counter (`AcqRel`). The waiter
+//! [`arm`](Bell::arm_futex)s: one `fetch_or` of its flag (`AcqRel`), then looks
+//! at the ring again, and only then sleeps with `FUTEX_WAIT` on the armed value.
+//! Both are read-modify-writes of the same word, so they are ordered in its
+//! modification order:
+//!
+//! - the ring comes first: the arm reads from it, synchronises with it, and the
+//!   waiter's second look at the ring sees the message — it does not sleep;
+//! - the arm comes first: the ring reads the flag, clears the flags and wakes
+//!   the waiter (`FUTEX_WAKE`, or a doorbell byte); and since the counter moved,
+//!   a `FUTEX_WAIT` issued after the wake finds the word changed and returns.
+//!
+//! Either way no wake-up is lost, with no `SeqCst` fence on the fast path: the
+//! ringer pays one uncontended `lock xadd` per message and makes a system call
+//! only when the flag is set. `ipc/tests/loom_pipe.rs` model-checks this.
+//!
+//! The waiter never relies on a wake-up alone for end of file: a peer killed
+//! mid-way rings nothing, so sleeps are capped and the waiter then looks at its
+//! doorbell socket for `POLLHUP` (see `pipe.rs`).
+
+use std::time::Duration;
+
+use mproc_sync::futex::{self, WaitOutcome};
+use mproc_sync::primitive::{AtomicU32, Ordering};
+
+/// Flag: the waiter sleeps (or is about to) in `FUTEX_WAIT` on the word.
+pub const SLEEP_FUTEX: u32 = 1;
+/// Flag: the waiter sleeps (or is about to) in `poll(2)` on its doorbell socket.
+pub const SLEEP_POLL: u32 = 2;
+/// Both flags.
+const FLAGS: u32 = SLEEP_FUTEX | SLEEP_POLL;
+/// One step of the counter.
+const STEP: u32 = 4;
+
+/// What a [`Bell::ring`] found: who was waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rang {
+    /// A futex sleeper was announced; `FUTEX_WAKE` has been issued.
+    pub futex: bool,
+    /// A `poll(2)` sleeper was announced: the caller must write a doorbell byte.
+    pub poll: bool,
+}
+
+/// A wake-up word in shared memory (see the module doc).
+#[repr(transparent)]
+pub struct Bell {
+    word: AtomicU32,
+}
+
+impl Default for Bell {
+    fn default() -> Self {
+        Bell::new()
+    }
+}
+
+impl std::fmt::Debug for Bell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Bell").field(&self.word.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Bell {
+    /// A bell with no waiter.
+    pub fn new() -> Bell {
+        Bell { word: AtomicU32::new(0) }
+    }
+
+    /// Call after publishing: advances the counter and, if a waiter announced
+    /// itself, clears the flags and wakes it. One atomic `fetch_add` when nobody
+    /// waits.
+    #[inline]
+    pub fn ring(&self) -> Rang {
+        let old = self.word.fetch_add(STEP, Ordering::AcqRel);
+        if old & FLAGS == 0 {
+            return Rang::default();
+        }
+        self.ring_slow()
+    }
+
+    #[cold]
+    fn ring_slow(&self) -> Rang {
+        let old = self.word.fetch_and(!FLAGS, Ordering::AcqRel);
+        let rang = Rang { futex: old & SLEEP_FUTEX != 0, poll: old & SLEEP_POLL != 0 };
+        if rang.futex {
+            futex::wake(&self.word, 1);
+        }
+        rang
+    }
+
+    /// Announces a futex sleep; returns the value to pass to [`sleep`](Bell::sleep).
+    /// The caller must look at its condition again after this and before sleeping.
+    #[inline]
+    pub fn arm_futex(&self) -> u32 {
+        self.word.fetch_or(SLEEP_FUTEX, Ordering::AcqRel) | SLEEP_FUTEX
+    }
+
+    /// Withdraws a futex announcement (after waking, or when the condition held).
+    #[inline]
+    pub fn disarm_futex(&self) {
+        self.word.fetch_and(!SLEEP_FUTEX, Ordering::AcqRel);
+    }
+
+    /// Sleeps while the word still holds `armed` (from [`arm_futex`](Bell::arm_futex)),
+    /// at most `timeout`. Returns at once if the bell rang since.
+    #[inline]
+    pub fn sleep(&self, armed: u32, timeout: Option<Duration>) -> WaitOutcome {
+        futex::wait(&self.word, armed, timeout)
+    }
+
+    /// Announces a `poll(2)` sleep: the next [`ring`](Bell::ring) reports
+    /// [`Rang::poll`], and its caller writes a doorbell byte. Look at the
+    /// condition again after this and before polling.
+    #[inline]
+    pub fn arm_poll(&self) {
+        self.word.fetch_or(SLEEP_POLL, Ordering::AcqRel);
+    }
+
+    /// Withdraws a `poll(2)` announcement.
+    #[inline]
+    pub fn disarm_poll(&self) {
+        self.word.fetch_and(!SLEEP_POLL, Ordering::AcqRel);
+    }
+
+    /// Waits once for `ready`: arms, looks at `ready` again, sleeps at most
+    /// `timeout` unless it holds, disarms. Returns whether `ready` held when
+    /// last looked at (a `false` may be a timeout, a spurious wake-up or a
+    /// wake-up without news, such as the peer closing: the caller decides).
+    pub fn wait_once(&self, mut ready: impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
+        let armed = self.arm_futex();
+        if ready() {
+            self.disarm_futex();
+            return true;
+        }
+        self.sleep(armed, timeout);
+        self.disarm_futex();
+        ready()
+    }
+
+    /// The raw word (for tests and debugging).
+    pub fn load(&self) -> u32 {
+        self.word.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,704 @@
+//! [`pipe`]: a [`Connection`] pair over shared-memory rings.
+//!
+//! # Layout
+//! One memfd segment per pipe: a control page, then one [`SpscRing`] per
+//! direction (one for a one-way pipe). Ring 0 carries messages *to* the first
+//! end, ring 1 (duplex only) to the second. The control page holds, per ring,
+//! two [`Bell`]s on their own cache lines: `data` (rung by the ring's producer
+//! after each record) and `room` (rung by its consumer after each release).
+//!
+//! # Waiting
+//! A reader that finds its ring empty spins for a while, then sleeps on the
+//! `data` bell (`FUTEX_WAIT`) for at most [`SLEEP_SLICE`] at a time; a writer
+//! that finds the ring full does the same on the `room` bell. The wake-up
+//! protocol is in [`crate::doorbell`]; it costs the other side one atomic add
+//! per message and a system call only when someone sleeps. The spin is
+//! adaptive, as in adaptive mutexes: it starts at [`SPIN`], doubles (up to
+//! [`MAX_SPIN`]) each time the news came while spinning and halves (down to
+//! [`MIN_SPIN`]) each time the waiter had to sleep, so a ping-pong on idle cores
+//! stays in user space while a loaded machine does not burn its time slices;
+//! every 64th wait spins at least [`SPIN`] again, so that two ends that fell
+//! back to sleeping under load return to spinning when the load is gone.
+//! Between the spin and the sleep the waiter yields its CPU twice, in case the
+//! peer is runnable on the same one.
+//!
+//! # The doorbell socket
+//! Beside the rings each pipe keeps a `socketpair`, one end per connection.
+//! It carries no messages, only liveness and wake-ups for `poll(2)`:
+//! - when every copy of the peer's end is closed — or its process died, even by
+//!   `SIGKILL` — the kernel closes its socket, and this end reads end of file.
+//!   A sleeper looks at the socket each time it wakes without news (at least
+//!   every [`SLEEP_SLICE`]), so `recv` returns [`IpcError::Eof`] once the ring is
+//!   drained, and never hangs on a dead peer. Closing an end rings both bells,
+//!   so a live peer notices at once.
+//! - [`wait`](crate::wait) over several connections sleeps in `poll(2)`: it
+//!   announces that on the `data` bell, and the producer then writes one byte to
+//!   the socket.
+//!
+//! # Messages larger than a ring record
+//! A ring holds records of up to `capacity / 2 - 8` bytes (`M`). A message of
+//! fewer than `M` bytes is one record. A longer one is sent **in chunks**,
+//! transparently: a first record of exactly `M` bytes holding the total length
+//! (8 bytes, little-endian) and the first `M - 8` bytes of the message, then
+//! records of up to `M` bytes until the total is reached. The writer blocks
+//! while the ring is full, as on a socket, so a message may be far larger than
+//! the ring; the reader reassembles it before returning it.
+
+use std::io;
+use std::mem::{align_of, size_of};
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::time::{Duration, Instant};
+
+use mproc_shm::ring::{Consumer, Producer, RingError};
+use mproc_shm::{Segment, SegmentToken, Share, ShmError, SpscRing};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+use serde::{Deserialize, Serialize};
+
+use crate::connection::Connection;
+use crate::doorbell::Bell;
+use crate::error::{IpcError, Result};
+
+/// The ring capacity of each direction of a [`pipe`]: 128 KiB, so messages of
+/// up to 64 KiB − 8 bytes travel as one record.
+pub const DEFAULT_PIPE_CAPACITY: usize = 128 << 10;
+
+/// How long a reader (or a writer facing a full ring) first spins before it
+/// sleeps; the spin then adapts between [`MIN_SPIN`] and [`MAX_SPIN`].
+pub const SPIN: Duration = Duration::from_micros(20);
+/// How many times a waiter yields its CPU after spinning, before it sleeps.
+const YIELDS: usize = 2;
+/// Every this many waits, the spin lasts at least [`SPIN`].
+const PROBE: u32 = 64;
+
+/// The shortest adaptive spin.
+pub const MIN_SPIN: Duration = Duration::from_micros(1);
+/// The longest adaptive spin.
+pub const MAX_SPIN: Duration = Duration::from_micros(100);
+
+/// The longest single futex sleep; after it the sleeper looks at the doorbell
+/// socket, so the death of a peer that rang nothing is seen within about this.
+pub const SLEEP_SLICE: Duration = Duration::from_millis(20);
+
+const MAGIC: u32 = u32::from_le_bytes(*b"MPPI");
+const VERSION: u32 = 1;
+/// Bytes before the first ring: the control block, padded to a page.
+const CONTROL: usize = 4096;
+const DATA: usize = 0;
+const ROOM: usize = 1;
+
+/// A bell on a cache line of its own.
+#[repr(C, align(64))]
+struct Line(Bell);
+
+/// The control block at offset 0 of a pipe's segment.
+#[repr(C)]
+struct Control {
+    magic: u32,
+    version: u32,
+    /// Capacity of each ring.
+    capacity: u64,
+    /// 1 (one-way) or 2 (duplex).
+    rings: u32,
+    _pad: u32,
+    /// `bells[ring][DATA | ROOM]`.
+    bells: [[Line; 2]; 2],
+}
+#[cfg(not(loom))]
+const _: () = assert!(size_of::<Control>() <= CONTROL && CONTROL % SpscRing::ALIGN == 0);
+
+/// Creates a pipe: two connected [`Connection`]s whose messages travel through
+/// shared memory, Python's `multiprocessing.Pipe(duplex)`.
+///
+/// With `duplex = true` both ends send and receive. With `duplex = false` the
+/// first end only receives and the second only sends (as in Python); the wrong
+/// operation is an [`IpcError::WrongDirection`] error.
+///
+/// The connections have the whole [`Connection`] API, and [`wait`](crate::wait)
+/// accepts them beside socket connections. A message costs two copies (into
+/// and out of the ring) and no system call while the reader is awake; a reader
+/// that found nothing spins briefly, then sleeps on a futex.
+///
+/// **Sizes.** Each direction is a ring of [`DEFAULT_PIPE_CAPACITY`] bytes
+/// (see [`pipe_with_capacity`]). A message shorter than half the ring less 8
+/// bytes (64 KiB − 8 by default) is one ring record; a longer one is sent **in
+/// chunks, transparently**: the writer blocks while the ring is full, as on a
+/// socket, and the reader reassembles the message, so any size up to the frame
+/// cap ([`PAIR_MAX_FRAME`](crate::PAIR_MAX_FRAME)) works. Zero-length messages
+/// are legal and boundaries are never merged.
+///
+/// **End of file.** `recv` returns [`IpcError::Eof`] once every copy of the
+/// peer's end is closed (or its process died, even by `SIGKILL`) and the
+/// messages it sent have been read. A send to a closed peer fails with a
+/// broken-pipe [`IpcError::Os`] error at the latest when the ring is full.
+///
+/// Move an end into a forked child, or export it to a spawned one with
+/// [`Share`]. As with Python's `Pipe` under fork, the child inherits the
+/// parent's end too: close it there ([`std::os::fd::AsRawFd`] gives the fd of
+/// its doorbell socket) so that end of file is seen when the parent closes.
+///
+/// ```
+/// let (mut rx, mut tx) = mproc_ipc::pipe(false)?;
+/// for v in [1u32, 2, 3] {
+///     tx.send(&v)?;
+/// }
+/// tx.close();
+/// let got: Vec<u32> = (0..3).map(|_| rx.recv().unwrap()).collect();
+/// assert_eq!(got, [1, 2, 3]);
+/// assert!(rx.recv::<u32>().unwrap_err().is_eof());
+/// # Ok::<(), mproc_ipc::IpcError>(())
+/// ```
+#[doc(alias = "Pipe")]
+pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
+    pipe_with_capacity(duplex, DEFAULT_PIPE_CAPACITY)
+}
+
+/// [`pipe`] with rings of at least `capacity` bytes per direction (rounded up
+/// to a power of two, at least 64). Messages of fewer than `capacity / 2 - 8`
+/// bytes travel as one record; longer ones in chunks. Zero is an error.
+pub fn pipe_with_capacity(duplex: bool, capacity: usize) -> Result<(Connection, Connection)> {
+    let shared = PipeShared::create(duplex, capacity)?;
+    let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
+        .map_err(|e| IpcError::os("socketpair", "pipe doorbell", e))?;
+    Ok((Connection::from_ring(a, RingEnd::new(shared.clone(), 0)?), Connection::from_ring(b, RingEnd::new(shared, 1)?)))
+}
+
+/// The segment of a pipe and its control block.
+#[derive(Clone)]
+struct PipeShared {
+    seg: Segment,
+    ctl: NonNull<Control>,
+    capacity: usize,
+    rings: usize,
+}
+
+// SAFETY: `ctl` points into `seg`'s mapping, kept alive by `seg`; the control
+// block is reached only through its atomics and immutable fields.
+unsafe impl Send for PipeShared {}
+// SAFETY: as for Send.
+unsafe impl Sync for PipeShared {}
+
+/// Bytes each ring takes, rounded up to keep the next one aligned.
+fn ring_stride(capacity: usize) -> Result<usize> {
+    Ok(SpscRing::footprint(capacity)?.next_multiple_of(SpscRing::ALIGN))
+}
+
+fn ring_offset(i: usize, capacity: usize) -> Result<usize> {
+    Ok(CONTROL + i * ring_stride(capacity)?)
+}
+
+impl PipeShared {
+    fn create(duplex: bool, capacity: usize) -> Result<PipeShared> {
+        let rings = if duplex { 2 } else { 1 };
+        let seg = Segment::anonymous(CONTROL + rings * ring_stride(capacity)?)?;
+        let mut cap = 0;
+        for i in 0..rings {
+            cap = SpscRing::new_in(&seg, ring_offset(i, capacity)?, capacity)?.capacity();
+        }
+        let ctl = seg.check_range("pipe control", 0, size_of::<Control>(), align_of::<Control>())?.cast::<Control>();
+        // SAFETY: [1] the range is in bounds and aligned (checked above); [2] the
+        // segment was just created and nobody else can see it yet. The bells
+        // are zero, as the fresh memfd already is.
+        unsafe {
+            let c = ctl.as_ptr();
+            std::ptr::addr_of_mut!((*c).magic).write(MAGIC);
+            std::ptr::addr_of_mut!((*c).version).write(VERSION);
+            std::ptr::addr_of_mut!((*c).capacity).write(cap as u64);
+            std::ptr::addr_of_mut!((*c).rings).write(rings as u32);
+        }
+        Ok(PipeShared { seg, ctl, capacity: cap, rings })
+    }
+
+    fn attach(seg: Segment) -> Result<PipeShared> {
+        let ctl = seg.check_range("pipe control", 0, size_of::<Control>(), align_of::<Control>())?.cast::<Control>();
+        // SAFETY: in bounds and aligned; the fields are plain integers written
+        // once before the pipe was shared, any bit pattern is valid.
+        let (magic, version, capacity, rings) = unsafe {
+            let c = ctl.as_ptr();
+            (
+                std::ptr::addr_of!((*c).magic).read_volatile(),
+                std::ptr::addr_of!((*c).version).read_volatile(),
+                std::ptr::addr_of!((*c).capacity).read_volatile(),
+                std::ptr::addr_of!((*c).rings).read_volatile(),
+            )
+        };
+        let bad = |detail: String| ShmError::BadToken { what: "pipe connection", detail };
+        if magic != MAGIC || version != VERSION {
+            return Err(bad(format!(
+                "segment {seg} holds magic {magic:#x} version {version}, not a pipe (magic {MAGIC:#x} version {VERSION})"
+            ))
+            .into());
+        }
+        if !(1..=2).contains(&rings) || !capacity.is_power_of_two() {
+            return Err(bad(format!("pipe control names {rings} rings of {capacity} bytes")).into());
+        }
+        Ok(PipeShared { seg, ctl, capacity: capacity as usize, rings: rings as usize })
+    }
+
+    fn ring(&self, i: usize) -> Result<SpscRing> {
+        let ring = SpscRing::attach(&self.seg, ring_offset(i, self.capacity)?)?;
+        if ring.capacity() != self.capacity {
+            return Err(ShmError::BadToken {
+                what: "pipe connection",
+                detail: format!("ring {i} has capacity {}, the pipe says {}", ring.capacity(), self.capacity),
+            }
+            .into());
+        }
+        Ok(ring)
+    }
+
+    fn bell(&self, ring: usize, which: usize) -> &Bell {
+        // SAFETY: `ctl` is valid for as long as `self.seg` is mapped (see the
+        // Send impl); `ring < 2` and `which < 2` index the fixed arrays.
+        unsafe { &(*self.ctl.as_ptr()).bells[ring][which].0 }
+    }
+}
+
+/// The shared-memory side of one end of a [`pipe`].
+pub(crate) struct RingEnd {
+    shared: PipeShared,
+    /// 0: the first end returned by `pipe`, 1: the second.
+    end: u8,
+    /// The ring this end reads, and its index.
+    rx: Option<(Consumer, usize)>,
+    /// The ring this end writes, and its index.
+    tx: Option<(Producer, usize)>,
+    /// Records of this length or more start a chunked message.
+    chunk: usize,
+    live: Live,
+}
+
+/// What an end learns while it waits.
+#[derive(Debug)]
+struct Live {
+    /// End of file was read from the doorbell socket: every copy of the peer's
+    /// end is closed.
+    peer_gone: AtomicBool,
+    /// The current spin budget, in nanoseconds.
+    spin_ns: AtomicU32,
+    /// Waits so far (for the periodic long spin).
+    waits: AtomicU32,
+}
+
+impl std::fmt::Debug for RingEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingEnd")
+            .field("segment", &format_args!("{}", self.shared.seg))
+            .field("end", &self.end)
+            .field("capacity", &self.shared.capacity)
+            .field("readable", &self.rx.is_some())
+            .field("writable", &self.tx.is_some())
+            .finish()
+    }
+}
+
+/// What a wait for a ring ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Ready,
+    Hup,
+    Timeout,
+}
+
+/// The spawn form of a ring connection's shared part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RingToken {
+    seg: SegmentToken,
+    end: u8,
+}
+
+impl RingEnd {
+    fn new(shared: PipeShared, end: u8) -> Result<RingEnd> {
+        // Ring 0 carries messages to end 0; ring 1 (duplex) to end 1.
+        let (rx, tx) = match (end, shared.rings) {
+            (0, 1) => (Some(0), None),
+            (1, 1) => (None, Some(0)),
+            (0, _) => (Some(0), Some(1)),
+            _ => (Some(1), Some(0)),
+        };
+        let rx = rx.map(|i| shared.ring(i).map(|r| (r.consumer(), i))).transpose()?;
+        let tx = tx.map(|i| shared.ring(i).map(|r| (r.producer(), i))).transpose()?;
+        // Both rings have the same capacity, hence the same largest record.
+        let chunk =
+            rx.as_ref().map(|(c, _)| c.ring()).or(tx.as_ref().map(|(p, _)| p.ring())).map_or(0, |r| r.max_message());
+        let live = Live {
+            peer_gone: AtomicBool::new(false),
+            spin_ns: AtomicU32::new(SPIN.as_nanos() as u32),
+            waits: AtomicU32::new(0),
+        };
+        Ok(RingEnd { shared, end, rx, tx, chunk, live })
+    }
+
+    pub(crate) fn readable(&self) -> bool {
+        self.rx.is_some()
+    }
+
+    pub(crate) fn writable(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    fn peer_gone(&self) -> bool {
+        self.live.peer_gone.load(Relaxed)
+    }
+
+    /// A message is waiting, or end of file was seen (a read would not block).
+    pub(crate) fn ready_now(&self) -> bool {
+        self.rx.as_ref().is_some_and(|(c, _)| !c.ring().is_empty()) || self.peer_gone()
+    }
+
+    // ---- sending ----------------------------------------------------------
+
+    pub(crate) fn send_bytes(&mut self, fd: BorrowedFd<'_>, buf: &[u8]) -> Result<()> {
+        if self.tx.is_none() {
+            return Err(IpcError::WrongDirection { op: "send", end: "receive" });
+        }
+        let m = self.chunk;
+        if buf.len() < m {
+            return self.push(fd, buf.len(), |dst| dst.copy_from_slice(buf));
+        }
+        let (first, rest) = buf.split_at(m - 8);
+        self.push(fd, m, |dst| {
+            dst[..8].copy_from_slice(&(buf.len() as u64).to_le_bytes());
+            dst[8..].copy_from_slice(first);
+        })?;
+        for chunk in rest.chunks(m) {
+            self.push(fd, chunk.len(), |dst| dst.copy_from_slice(chunk))?;
+        }
+        Ok(())
+    }
+
+    /// Pushes one record of `len` bytes written by `fill`, waiting for room.
+    fn push(&mut self, fd: BorrowedFd<'_>, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<()> {
+        let (tx, i) = self.tx.as_mut().expect("checked by the caller");
+        let i = *i;
+        let mut fill = Some(fill);
+        // Bytes in use, taken after a failed reserve and before retrying it.
+        let mut used = None;
+        loop {
+            match tx.reserve(len) {
+                Ok(mut grant) => {
+                    if let Some(fill) = fill.take() {
+                        fill(&mut grant);
+                    }
+                    grant.commit();
+                    break;
+                }
+                Err(RingError::Full { .. }) => match used.take() {
+                    // Snapshot, then retry: room freed before the snapshot is
+                    // seen by the retry, room freed after it by the wait below.
+                    None => used = Some(tx.ring().len_bytes()),
+                    Some(used) => {
+                        let ring = tx.ring();
+                        // Room appears when the consumer moves `head`: fewer bytes in use.
+                        match self.live.wait_for(self.shared.bell(i, ROOM), fd, || ring.len_bytes() < used, None)? {
+                            Wait::Ready => {}
+                            Wait::Hup | Wait::Timeout => return Err(broken_pipe()),
+                        }
+                    }
+                },
+                Err(e) => return Err(ring_error(e)),
+            }
+        }
+        if self.shared.bell(i, DATA).ring().poll {
+            doorbell(fd)?;
+        }
+        Ok(())
+    }
+
+    // ---- receiving --------------------------------------------------------
+
+    /// Waits for the next message (or end of file) up to `deadline`.
+    fn wait_rx(&self, fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Wait> {
+        let (rx, i) = self.rx.as_ref().ok_or(IpcError::WrongDirection { op: "receive", end: "send" })?;
+        let ring = rx.ring();
+        self.live.wait_for(self.shared.bell(*i, DATA), fd, || !ring.is_empty(), deadline)
+    }
+
+    /// Receives one message of at most `max` bytes and hands it to `f`: in
+    /// place for a one-record message, reassembled for a chunked one. A longer
+    /// message stays in the ring and is a [`IpcError::MessageTooLarge`].
+    pub(crate) fn with_message<R>(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        max: usize,
+        f: impl FnOnce(Payload<'_>) -> R,
+    ) -> Result<R> {
+        match self.wait_rx(fd, None)? {
+            Wait::Ready => {}
+            Wait::Hup | Wait::Timeout => return Err(IpcError::Eof),
+        }
+        let m = self.chunk;
+        let (rx, i) = self.rx.as_mut().expect("checked by wait_rx");
+        let i = *i;
+        let grant = rx.peek().map_err(ring_error)?.ok_or_else(|| unreadable("the ring emptied under its reader"))?;
+        if grant.len() < m {
+            if grant.len() > max {
+                return Err(IpcError::MessageTooLarge { len: grant.len() as u64, max });
+            }
+            let r = f(Payload::Slice(&grant));
+            grant.release();
+            self.shared.bell(i, ROOM).ring();
+            return Ok(r);
+        }
+        // A chunked message: the first record holds the total length.
+        let total = u64::from_le_bytes(grant[..8].try_into().expect("8 bytes"));
+        if total > max as u64 {
+            return Err(IpcError::MessageTooLarge { len: total, max });
+        }
+        if total < m as u64 {
+            return Err(unreadable(&format!("chunked message of {total} bytes, below the chunk size {m}")));
+        }
+        let total = total as usize;
+        let mut msg = Vec::with_capacity(total);
+        msg.extend_from_slice(&grant[8..]);
+        grant.release();
+        self.shared.bell(i, ROOM).ring();
+        while msg.len() < total {
+            match self.wait_rx(fd, None)? {
+                Wait::Ready => {}
+                Wait::Hup | Wait::Timeout => {
+                    return Err(IpcError::TruncatedMessage { expected: total as u64 + 8, got: msg.len() as u64 + 8 })
+                }
+            }
+            let (rx, _) = self.rx.as_mut().expect("checked by wait_rx");
+            let grant =
+                rx.peek().map_err(ring_error)?.ok_or_else(|| unreadable("the ring emptied under its reader"))?;
+            if grant.len() > total - msg.len() {
+                return Err(unreadable(&format!(
+                    "chunk of {} bytes but only {} bytes of a {total}-byte message remain",
+                    grant.len(),
+                    total - msg.len()
+                )));
+            }
+            msg.extend_from_slice(&grant);
+            grant.release();
+            self.shared.bell(i, ROOM).ring();
+        }
+        Ok(f(Payload::Vec(msg)))
+    }
+
+    /// Whether a message or end of file is there, waiting up to `timeout`.
+    pub(crate) fn poll(&self, fd: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
+        Ok(self.wait_rx(fd, deadline)? != Wait::Timeout)
+    }
+
+    // ---- `wait` over several connections ----------------------------------
+
+    /// Announces a `poll(2)` sleep on the doorbell socket.
+    pub(crate) fn arm_poll(&self) {
+        if let Some((_, i)) = &self.rx {
+            self.shared.bell(*i, DATA).arm_poll();
+        }
+    }
+
+    /// Withdraws the announcement; after `poll(2)` reported the socket
+    /// readable (`polled`), drains it and notes end of file. Returns whether a
+    /// read would not block now.
+    pub(crate) fn disarm_poll(&self, fd: BorrowedFd<'_>, polled: bool) -> Result<bool> {
+        if let Some((_, i)) = &self.rx {
+            self.shared.bell(*i, DATA).disarm_poll();
+        }
+        if polled && drain(fd)? {
+            self.live.peer_gone.store(true, Relaxed);
+        }
+        Ok(self.ready_now())
+    }
+
+    // ---- sharing ----------------------------------------------------------
+
+    pub(crate) fn export(&self, exports: &mut mproc_shm::Exports) -> mproc_shm::Result<RingToken> {
+        Ok(RingToken { seg: self.shared.seg.export(exports)?, end: self.end })
+    }
+
+    pub(crate) fn import(token: RingToken) -> mproc_shm::Result<RingEnd> {
+        let bad = |detail: String| ShmError::BadToken { what: "pipe connection", detail };
+        if token.end > 1 {
+            return Err(bad(format!("end {} (expected 0 or 1)", token.end)));
+        }
+        let seg = Segment::import(token.seg)?;
+        let to_shm = |e: IpcError| match e {
+            IpcError::Shm(e) => e,
+            other => bad(other.to_string()),
+        };
+        let shared = PipeShared::attach(seg).map_err(to_shm)?;
+        RingEnd::new(shared, token.end).map_err(to_shm)
+    }
+}
+
+impl Drop for RingEnd {
+    /// Rings both bells the peer may sleep on, so that it looks at the doorbell
+    /// socket (closed before this runs: see `Connection`'s field order) and
+    /// sees end of file at once, or goes back to sleep if another copy of this
+    /// end lives on.
+    fn drop(&mut self) {
+        if let Some((_, i)) = &self.tx {
+            self.shared.bell(*i, DATA).ring();
+        }
+        if let Some((_, i)) = &self.rx {
+            self.shared.bell(*i, ROOM).ring();
+        }
+    }
+}
+
+/// A received message: in the ring, or reassembled from chunks.
+pub(crate) enum Payload<'a> {
+    Slice(&'a [u8]),
+    Vec(Vec<u8>),
+}
+
+impl Payload<'_> {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Slice(s) => s,
+            Payload::Vec(v) => v,
+        }
+    }
+
+    pub(crate) fn into_vec(self) -> Vec<u8> {
+        match self {
+            Payload::Slice(s) => s.to_vec(),
+            Payload::Vec(v) => v,
+        }
+    }
+}
+
+impl Live {
+    /// Waits until `ready()`, the peer is gone (`Hup`) or `deadline` passes:
+    /// spins for the adaptive budget, then sleeps on `bell` in slices of at
+    /// most [`SLEEP_SLICE`], looking at the doorbell socket after each slice
+    /// that brought no news.
+    fn wait_for(
+        &self,
+        bell: &Bell,
+        fd: BorrowedFd<'_>,
+        mut ready: impl FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<Wait> {
+        if ready() {
+            return Ok(Wait::Ready);
+        }
+        if self.peer_gone.load(Relaxed) {
+            return Ok(Wait::Hup);
+        }
+        // Every PROBE-th wait spins at least SPIN: two ends that fell back to
+        // futex sleeps under load find their way back to spinning once the
+        // machine is idle again (a short spin never sees a sleeping peer answer).
+        let probe = self.waits.fetch_add(1, Relaxed) % PROBE == 0;
+        let mut budget = self.spin_ns.load(Relaxed);
+        if probe {
+            budget = budget.max(SPIN.as_nanos() as u32);
+        }
+        let start = Instant::now();
+        let spin_end = start + Duration::from_nanos(budget.into());
+        let spin_end = deadline.map_or(spin_end, |d| d.min(spin_end));
+        loop {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+                if ready() {
+                    let grown = budget.saturating_mul(2).min(MAX_SPIN.as_nanos() as u32);
+                    self.spin_ns.store(grown, Relaxed);
+                    return Ok(Wait::Ready);
+                }
+            }
+            if Instant::now() >= spin_end {
+                break;
+            }
+        }
+        if deadline.is_none_or(|d| spin_end < d) {
+            self.spin_ns.store((budget / 2).max(MIN_SPIN.as_nanos() as u32), Relaxed);
+            // The peer may be runnable on this very CPU: let it run before
+            // paying for a futex sleep and wake-up.
+            for _ in 0..YIELDS {
+                std::thread::yield_now();
+                if ready() {
+                    return Ok(Wait::Ready);
+                }
+            }
+        }
+        loop {
+            let slice = match deadline {
+                None => SLEEP_SLICE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        if ready() {
+                            return Ok(Wait::Ready);
+                        }
+                        return Ok(self.hup(fd, &mut ready)?.unwrap_or(Wait::Timeout));
+                    }
+                    left.min(SLEEP_SLICE)
+                }
+            };
+            if bell.wait_once(&mut ready, Some(slice)) {
+                return Ok(Wait::Ready);
+            }
+            if let Some(w) = self.hup(fd, &mut ready)? {
+                return Ok(w);
+            }
+        }
+    }
+
+    /// Looks at the doorbell socket: `Some` once the peer is gone (`Ready` if
+    /// its last messages are still there).
+    fn hup(&self, fd: BorrowedFd<'_>, ready: &mut dyn FnMut() -> bool) -> Result<Option<Wait>> {
+        if self.peer_gone.load(Relaxed) || drain(fd)? {
+            self.peer_gone.store(true, Relaxed);
+            // The peer's last messages were published before its socket closed.
+            return Ok(Some(if ready() { Wait::Ready } else { Wait::Hup }));
+        }
+        Ok(None)
+    }
+}
+
+/// Reads and discards whatever doorbell bytes are queued on `fd`, without
+/// blocking; true when the peer's end is closed (end of file or reset).
+fn drain(fd: BorrowedFd<'_>) -> Result<bool> {
+    let mut buf = [0u8; 64];
+    loop {
+        match rustix::net::recv(fd, &mut buf, RecvFlags::DONTWAIT) {
+            Ok((0, _)) => return Ok(true),
+            Ok(_) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(false),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::CONNRESET) => return Ok(true),
+            Err(e) => return Err(IpcError::os("recv", "pipe doorbell", e)),
+        }
+    }
+}
+
+/// Writes one doorbell byte for a reader sleeping in `poll(2)`.
+fn doorbell(fd: BorrowedFd<'_>) -> Result<()> {
+    loop {
+        match rustix::net::send(fd, &[1], SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            // A full socket buffer already holds bytes that will wake the reader.
+            Err(rustix::io::Errno::AGAIN) => return Ok(()),
+            Err(rustix::io::Errno::PIPE) | Err(rustix::io::Errno::CONNRESET) => return Err(broken_pipe()),
+            Err(e) => return Err(IpcError::os("send", "pipe doorbell", e)),
+        }
+    }
+}
+
+fn broken_pipe() -> IpcError {
+    IpcError::os("send", "pipe (the reading end is closed)", io::Error::from(io::ErrorKind::BrokenPipe))
+}
+
+fn ring_error(e: RingError) -> IpcError {
+    unreadable(&e.to_string())
+}
+
+fn unreadable(reason: &str) -> IpcError {
+    IpcError::Unreadable { reason: format!("shared-memory ring: {reason}") }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
+}
