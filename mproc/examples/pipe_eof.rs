@@ -4,11 +4,12 @@
 //!
 //! Run: `cargo run -p mproc --example pipe_eof`.
 
-use mproc::{Connection, IpcError};
+use mproc::IpcError;
 
 fn main() -> mproc::Result<()> {
-    // Python's `multiprocessing.Pipe()`: two ends of a duplex connection.
-    let mut pipe = Connection::pair()?;
+    // Python's `multiprocessing.Pipe()`: two ends of a duplex connection
+    // (here over shared-memory rings; `Connection::pair()` is a socket pair).
+    let mut pipe = mproc::pipe(true)?;
     pipe.0.send(&1_i32)?;
     println!("{}", pipe.1.recv::<i32>()?);
     pipe.0.close();

@@ -31,7 +31,7 @@ fn proc2(mut pipe: Connection) {
 }
 
 fn main() -> mproc::Result<()> {
-    let (a, b) = Connection::pair()?;
+    let (a, b) = pipe(true)?; // Python's `multiprocessing.Pipe()`
     println!("({a:?}, {b:?})");
     // Each end moves into its process; the parent keeps no copy, so the
     // reader sees end-of-file once the writer closes.

@@ -51,7 +51,7 @@
 //! | `Condition()`, `Event()`, `Barrier(n)` | [`Condition`], [`Event`], [`Barrier`] |
 //! | `Value('q', 0)` (locked), `RawValue` | [`Value`] (= [`Synchronized`]), [`RawValue`] |
 //! | `Array('i', n)`, `RawArray` | [`Array`] (= [`RawArray`]; hold a [`Lock`] around compound updates) |
-//! | `Pipe()` | [`Connection::pair`] |
+//! | `Pipe(duplex)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socket pair) |
 //! | `connection.Listener`, `connection.Client`, `connection.wait` | [`Listener`], [`Client`], [`wait`] |
 //! | `Pool(n)`, `apply_async`, `map`, `imap_unordered`, `AsyncResult` | [`Pool`], [`Pool::apply_async`], [`Pool::map`], [`Pool::imap_unordered`], [`AsyncResult`] |
 //! | `Manager()` / `SyncManager` | [`Manager::start`] ([`SyncManager`]) |
@@ -103,7 +103,7 @@ pub use mproc_sync::{
 
 pub use mproc_shm::{Segment, Share, ShmError};
 
-pub use mproc_ipc::{wait, Address, Client, Connection, IpcError, Listener};
+pub use mproc_ipc::{pipe, pipe_with_capacity, wait, Address, Client, Connection, IpcError, Listener};
 
 pub use mproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, PoolError, StartMethod};
 
@@ -263,13 +263,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The names most programs need: `use mproc::prelude::*;`.
 ///
 /// Types and functions only (no `Result` or `Error`, which would shadow std's):
-/// processes, the synchronisation primitives, shared values, connections, the
-/// pool and the manager.
+/// processes, the synchronisation primitives, shared values, pipes and
+/// connections, the pool and the manager.
 pub mod prelude {
     pub use crate::{
-        active_children, cpu_count, current_process, parent_process, Array, AsyncResult, Barrier, BoundedSemaphore,
-        Condition, Connection, Event, Lock, Manager, Pool, Process, RLock, RawArray, RawValue, Run, Semaphore, Share,
-        Value,
+        active_children, cpu_count, current_process, parent_process, pipe, Array, AsyncResult, Barrier,
+        BoundedSemaphore, Condition, Connection, Event, Lock, Manager, Pool, Process, RLock, RawArray, RawValue, Run,
+        Semaphore, Share, Value,
     };
 }
 
