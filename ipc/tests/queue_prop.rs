@@ -1,0 +1,76 @@
+//! proptest: a `Queue` (one process) against a sequential model, a bounded
+//! `VecDeque`, under random try_put / try_get / qsize / close sequences.
+
+use std::collections::VecDeque;
+
+use mproc_ipc::{Queue, QueueError};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    TryPut(Vec<u8>),
+    TryGet,
+    Qsize,
+    Close,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => proptest::collection::vec(any::<u8>(), 0..40).prop_map(Op::TryPut),
+        6 => Just(Op::TryGet),
+        2 => Just(Op::Qsize),
+        1 => Just(Op::Close),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn queue_matches_a_bounded_vecdeque(maxsize in 1usize..9, ops in proptest::collection::vec(op(), 1..120)) {
+        let q = Queue::<Vec<u8>>::builder().maxsize(maxsize).max_item_bytes(32).build::<Vec<u8>>().unwrap();
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut closed = false;
+        for op in ops {
+            match op {
+                Op::TryPut(item) => {
+                    let encoded = item.len() + 1; // a one-byte length prefix below 128
+                    let r = q.try_put(item.clone());
+                    if closed {
+                        let e = r.unwrap_err();
+                        prop_assert!(matches!(e.error(), QueueError::Closed), "{e}");
+                        prop_assert_eq!(e.into_item(), item);
+                    } else if encoded > 32 {
+                        let e = r.unwrap_err();
+                        let ok = matches!(e.error(), QueueError::TooLarge { size, limit: 32 } if *size == encoded);
+                        prop_assert!(ok, "{}", e);
+                        prop_assert_eq!(e.into_item(), item);
+                    } else if model.len() == maxsize {
+                        let e = r.unwrap_err();
+                        let ok = matches!(e.error(), QueueError::Full { maxsize: m } if *m == maxsize);
+                        prop_assert!(ok, "{}", e);
+                        prop_assert_eq!(e.into_item(), item);
+                    } else {
+                        prop_assert!(r.is_ok());
+                        model.push_back(item);
+                    }
+                }
+                Op::TryGet => match (q.try_get(), closed, if closed { None } else { model.pop_front() }) {
+                    (Err(QueueError::Closed), true, _) => {}
+                    (Ok(got), false, Some(want)) => prop_assert_eq!(got, want),
+                    (Err(QueueError::Empty), false, None) => {}
+                    (got, _, want) => prop_assert!(false, "try_get gave {:?}, the model {:?} (closed {})", got, want, closed),
+                },
+                Op::Qsize => {
+                    prop_assert_eq!(q.qsize(), model.len());
+                    prop_assert_eq!(q.empty(), model.is_empty());
+                    prop_assert_eq!(q.full(), model.len() == maxsize);
+                }
+                Op::Close => {
+                    q.close();
+                    closed = true;
+                }
+            }
+        }
+    }
+}
