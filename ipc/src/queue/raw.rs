@@ -3,37 +3,42 @@
 //! memory.
 //!
 //! The ring (Vyukov's bounded MPMC queue made crash-safe, `shm/src/ring/mpmc.rs`)
-//! never blocks; this file adds the waiting. Each direction has a **sequence
-//! word** and a **waiter count**, on cache lines of their own:
+//! never blocks; this file adds the waiting, on three futex words, each alone
+//! on its cache line:
 //!
-//! | word                | bumped by          | slept on by           |
-//! |---------------------|--------------------|-----------------------|
-//! | `not_empty`         | every put          | a get finding no item |
-//! | `not_full`          | every get          | a put finding no room |
-//! | `unfinished`        | put (+1), task_done (−1) | `join`          |
+//! | word         | changed by                                  | slept on by           |
+//! |--------------|---------------------------------------------|-----------------------|
+//! | `not_empty`  | every put (sequence += 1)                   | a get finding no item |
+//! | `not_full`   | every get (sequence += 1)                   | a put finding no room |
+//! | `unfinished` | put (count += 1), `task_done` (count −= 1)  | `join`                |
 //!
-//! The protocol, for a get (a put mirrors it on `not_full`):
+//! Each word is `value << 1 | WAITERS`: bit 0 says someone may be asleep on it.
+//! The protocol, for a get (a put mirrors it on `not_full`; `join` is the same
+//! with "the count is zero" as its condition):
 //!
 //! ```text
-//! getter                                 putter
-//! s = not_empty.load()                   ring.push(item)
-//! not_empty_waiters += 1                 not_empty += 1
-//! if ring.pop() succeeds: done           if not_empty_waiters > 0: wake(not_empty, 1)
-//! futex_wait(not_empty, s, ≤ 25 ms)
-//! not_empty_waiters -= 1; retry
+//! getter                                   putter
+//! w = not_empty.fetch_or(WAITERS)          ring.push(item)
+//! if ring.pop() succeeds: done             old = not_empty.fetch_add(2)
+//! futex_wait(not_empty, w | WAITERS,       if old & WAITERS:
+//!            at most 25 ms); retry             not_empty.fetch_and(!WAITERS)
+//!                                              futex_wake_all(not_empty)
 //! ```
 //!
-//! All four steps on each side are `SeqCst`. If the putter reads zero waiters,
-//! its bump precedes the getter's registration, so either the getter's `s`
-//! already includes the bump (and its pop, ordered after it, sees the item) or
-//! the futex finds the word changed and returns at once. If the putter reads a
-//! waiter, its wake comes after the bump, which the futex's own check sees.
-//! Either way no wake-up is lost (`ipc/tests/loom_queue.rs` checks this).
+//! Both sides announce themselves with a read-modify-write of the **same**
+//! word, so the two are ordered: if the putter's `fetch_add` comes first, the
+//! getter's `fetch_or` reads from it (acquire), so its pop sees the item; if
+//! the getter's comes first, the putter sees `WAITERS` and wakes it — and a
+//! getter that reaches `futex_wait` after that finds the word changed and
+//! returns at once. No store-load (Dekker) reasoning is involved, so the
+//! argument holds under loom's memory model as under the hardware's
+//! (`ipc/tests/loom_queue.rs` checks it). The fast path is one uncontended
+//! `fetch_add` per put and per get on a line the producer (resp. consumer)
+//! keeps in its cache.
 //!
 //! Sleeps are capped at [`WAIT_CAP`]: a peer killed between its push and its
 //! wake, or woken and killed before it took the item, costs the others at most
-//! that long, never a hang. A waiter killed while registered leaves its count
-//! raised, which only costs later puts a needless `FUTEX_WAKE`.
+//! that long, never a hang.
 //!
 //! `maxsize` is the bound in items. The ring has `maxsize` slots rounded up to a
 //! power of two; when that rounding adds slots, a put first checks the ring's
@@ -58,6 +63,29 @@ const VERSION: u32 = 1;
 
 /// The longest a blocked put, get or join sleeps before looking again.
 pub const WAIT_CAP: Duration = Duration::from_millis(25);
+
+/// Bit 0 of each futex word: someone may sleep on it.
+const WAITERS: u32 = 1;
+/// One step of the value in bits 31..1.
+const ONE: u32 = 2;
+
+/// Announces a change of `word` (sequence or count already moved by the
+/// caller's `fetch_add`/CAS, which returned `old`): wakes the sleepers if
+/// `old` had [`WAITERS`].
+#[inline]
+fn wake_if_waiters(word: &AtomicU32, old: u32) {
+    if old & WAITERS != 0 {
+        wake_slow(word);
+    }
+}
+
+#[cold]
+fn wake_slow(word: &AtomicU32) {
+    // Clearing the bit changes the word too, so a sleeper that has not gone to
+    // sleep yet finds it changed; each sleeper re-sets the bit before sleeping.
+    word.fetch_and(!WAITERS, SeqCst);
+    sys::wake_all(word);
+}
 
 /// Attempts before a blocked call goes to sleep.
 const SPIN: u32 = if cfg!(loom) { 0 } else { 64 };
@@ -101,18 +129,13 @@ struct Control {
     type_hash: u64,
     /// Bytes from the control block to the ring's header.
     ring_offset: u64,
-    /// Bumped by every put; getters sleep on it.
+    /// `sequence << 1 | WAITERS`: the sequence counts puts; getters sleep on it.
     not_empty: Line,
-    /// Getters registered to sleep on `not_empty`.
-    not_empty_waiters: Line,
-    /// Bumped by every get; putters sleep on it.
+    /// `sequence << 1 | WAITERS`: the sequence counts gets; putters sleep on it.
     not_full: Line,
-    /// Putters registered to sleep on `not_full`.
-    not_full_waiters: Line,
-    /// Tasks put and not yet marked done (`JoinableQueue`); joiners sleep on it.
+    /// `count << 1 | WAITERS`: tasks put and not yet marked done
+    /// (`JoinableQueue`); joiners sleep on it.
     unfinished: Line,
-    /// Joiners registered to sleep on `unfinished`.
-    join_waiters: Line,
 }
 
 impl Control {
@@ -127,11 +150,8 @@ impl Control {
             type_hash,
             ring_offset: ring_offset as u64,
             not_empty: line(),
-            not_empty_waiters: line(),
             not_full: line(),
-            not_full_waiters: line(),
             unfinished: line(),
-            join_waiters: line(),
         }
     }
 }
@@ -382,7 +402,7 @@ impl RawQueue {
 
     /// Tasks put and not yet done (a snapshot).
     pub(crate) fn unfinished(&self) -> u32 {
-        self.ctrl().unfinished.0.load(SeqCst)
+        self.ctrl().unfinished.0.load(SeqCst) >> 1
     }
 
     /// One attempt to push `msg`: `Ok(false)` when there is no room now.
@@ -393,11 +413,8 @@ impl RawQueue {
         }
         match self.ring.try_push(msg) {
             Ok(()) => {
-                let c = self.ctrl();
-                c.not_empty.0.fetch_add(1, SeqCst);
-                if c.not_empty_waiters.0.load(SeqCst) > 0 {
-                    sys::wake(&c.not_empty.0, 1);
-                }
+                let word = &self.ctrl().not_empty.0;
+                wake_if_waiters(word, word.fetch_add(ONE, SeqCst));
                 Ok(true)
             }
             Err(RingError::Full { .. }) => Ok(false),
@@ -412,11 +429,8 @@ impl RawQueue {
         if !self.ring.try_pop_into(buf)? {
             return Ok(false);
         }
-        let c = self.ctrl();
-        c.not_full.0.fetch_add(1, SeqCst);
-        if c.not_full_waiters.0.load(SeqCst) > 0 {
-            sys::wake(&c.not_full.0, 1);
-        }
+        let word = &self.ctrl().not_full.0;
+        wake_if_waiters(word, word.fetch_add(ONE, SeqCst));
         Ok(true)
     }
 
@@ -431,10 +445,10 @@ impl RawQueue {
         if joinable {
             // Counted before the item is visible, so a fast consumer's task_done
             // never finds the count short.
-            self.ctrl().unfinished.0.fetch_add(1, SeqCst);
+            self.ctrl().unfinished.0.fetch_add(ONE, SeqCst);
         }
         let c = self.ctrl();
-        let r = self.wait_for(&c.not_full.0, &c.not_full_waiters.0, deadline, closed, || self.try_push(msg));
+        let r = self.wait_for(&c.not_full.0, deadline, closed, || self.try_push(msg));
         match r {
             Ok(true) => Ok(()),
             Ok(false) => {
@@ -458,20 +472,19 @@ impl RawQueue {
     /// none came.
     pub(crate) fn get(&self, buf: &mut Vec<u8>, deadline: Until, closed: &dyn Fn() -> bool) -> Result<(), QueueError> {
         let c = self.ctrl();
-        match self.wait_for(&c.not_empty.0, &c.not_empty_waiters.0, deadline, closed, || self.try_pop(buf))? {
+        match self.wait_for(&c.not_empty.0, deadline, closed, || self.try_pop(buf))? {
             true => Ok(()),
             false => Err(QueueError::Empty),
         }
     }
 
     /// Runs `attempt` until it returns `Ok(true)`: at once, then spinning, then
-    /// sleeping on `seq` (registered in `waiters`) in slices of at most
-    /// [`WAIT_CAP`]. `Ok(false)` once `deadline` has passed.
+    /// sleeping on `word` in slices of at most [`WAIT_CAP`]. `Ok(false)` once
+    /// `deadline` has passed.
     #[inline]
     fn wait_for(
         &self,
-        seq: &AtomicU32,
-        waiters: &AtomicU32,
+        word: &AtomicU32,
         deadline: Until,
         closed: &dyn Fn() -> bool,
         mut attempt: impl FnMut() -> Result<bool, QueueError>,
@@ -479,14 +492,13 @@ impl RawQueue {
         if attempt()? {
             return Ok(true);
         }
-        self.wait_slow(seq, waiters, deadline, closed, &mut attempt)
+        self.wait_slow(word, deadline, closed, &mut attempt)
     }
 
     #[cold]
     fn wait_slow(
         &self,
-        seq: &AtomicU32,
-        waiters: &AtomicU32,
+        word: &AtomicU32,
         deadline: Until,
         closed: &dyn Fn() -> bool,
         attempt: &mut dyn FnMut() -> Result<bool, QueueError>,
@@ -504,67 +516,54 @@ impl RawQueue {
             if closed() {
                 return Err(QueueError::Closed);
             }
-            let seen = seq.load(SeqCst);
-            waiters.fetch_add(1, SeqCst);
-            let r = attempt();
-            if !matches!(r, Ok(false)) {
-                waiters.fetch_sub(1, SeqCst);
-                return r;
-            }
-            let left = deadline.left();
-            if left == Some(Duration::ZERO) {
-                waiters.fetch_sub(1, SeqCst);
-                return Ok(false);
-            }
-            sys::wait(seq, seen, Some(left.map_or(WAIT_CAP, |l| l.min(WAIT_CAP))));
-            waiters.fetch_sub(1, SeqCst);
+            // Announce the sleeper with a read-modify-write (see the module doc).
+            let seen = word.fetch_or(WAITERS, SeqCst) | WAITERS;
             if attempt()? {
                 return Ok(true);
             }
+            let left = deadline.left();
+            if left == Some(Duration::ZERO) {
+                return Ok(false);
+            }
+            sys::wait(word, seen, Some(left.map_or(WAIT_CAP, |l| l.min(WAIT_CAP))));
         }
     }
 
     /// Marks one task done; wakes the joiners when none is left.
     pub(crate) fn task_done(&self) -> Result<(), QueueError> {
-        let c = self.ctrl();
-        let mut n = c.unfinished.0.load(SeqCst);
+        let word = &self.ctrl().unfinished.0;
+        let mut w = word.load(SeqCst);
         loop {
-            if n == 0 {
+            if w >> 1 == 0 {
                 return Err(QueueError::TaskDoneTooOften);
             }
-            match c.unfinished.0.compare_exchange_weak(n, n - 1, SeqCst, SeqCst) {
+            match word.compare_exchange_weak(w, w - ONE, SeqCst, SeqCst) {
                 Ok(_) => break,
-                Err(now) => n = now,
+                Err(now) => w = now,
             }
         }
-        if n == 1 && c.join_waiters.0.load(SeqCst) > 0 {
-            sys::wake_all(&c.unfinished.0);
+        if w >> 1 == 1 {
+            wake_if_waiters(word, w);
         }
         Ok(())
     }
 
     /// Waits until no task is unfinished, at most until `deadline`; true if so.
     pub(crate) fn join(&self, deadline: Until) -> bool {
-        let c = self.ctrl();
-        let word = &c.unfinished.0;
+        let word = &self.ctrl().unfinished.0;
+        if word.load(SeqCst) >> 1 == 0 {
+            return true;
+        }
         loop {
-            let n = word.load(SeqCst);
-            if n == 0 {
-                return true;
-            }
-            c.join_waiters.0.fetch_add(1, SeqCst);
-            let n = word.load(SeqCst);
-            if n == 0 {
-                c.join_waiters.0.fetch_sub(1, SeqCst);
+            let seen = word.fetch_or(WAITERS, SeqCst) | WAITERS;
+            if seen >> 1 == 0 {
                 return true;
             }
             let left = deadline.left();
             if left == Some(Duration::ZERO) {
-                c.join_waiters.0.fetch_sub(1, SeqCst);
                 return false;
             }
-            sys::wait(word, n, Some(left.map_or(WAIT_CAP, |l| l.min(WAIT_CAP))));
-            c.join_waiters.0.fetch_sub(1, SeqCst);
+            sys::wait(word, seen, Some(left.map_or(WAIT_CAP, |l| l.min(WAIT_CAP))));
         }
     }
 }
