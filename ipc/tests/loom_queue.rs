@@ -1,6 +1,7 @@
 //! loom models of the queues' blocking protocol (`ipc/src/queue/raw.rs`): a
 //! `Queue` get asleep on an empty queue is woken by a put, a put asleep on a
-//! full queue by a get, and a `JoinableQueue` join by the last `task_done`.
+//! full queue by a get, a `JoinableQueue` join by the last `task_done`, and a
+//! `SimpleQueue` get by a put.
 //!
 //! The queues live on the heap (`build_heap`): loom's atomics cannot live in
 //! shared memory. The futex is loom's model of it (`sync/src/futex/model.rs`),
@@ -9,7 +10,7 @@
 #![cfg(loom)]
 
 use loom::thread;
-use mproc_ipc::{JoinableQueue, Queue, QueueBuilder};
+use mproc_ipc::{JoinableQueue, Queue, QueueBuilder, SimpleQueue};
 
 fn quick() -> bool {
     std::env::var_os("MPROC_LOOM_QUICK").is_some()
@@ -50,10 +51,14 @@ fn get_wakes_a_sleeping_put() {
 
 #[test]
 fn two_getters_each_get_one_of_two_puts() {
+    // Three threads: the full run only, and with fewer preemptions than the
+    // others (the state space grows fast).
     if quick() {
         return;
     }
-    loom::model(|| {
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(1);
+    model.check(|| {
         let q = queue(2);
         let getters: Vec<_> = (0..2)
             .map(|_| {
@@ -84,5 +89,18 @@ fn join_wakes_after_the_last_task_done() {
         q.join();
         assert_eq!(q.unfinished_tasks(), 0);
         worker.join().unwrap();
+    });
+}
+
+#[test]
+fn simple_queue_put_wakes_a_sleeping_get() {
+    loom::model(|| {
+        let q: SimpleQueue<u32> = QueueBuilder::new().maxsize(1).max_item_bytes(8).build_simple_heap().unwrap();
+        let getter = {
+            let q = q.clone();
+            thread::spawn(move || q.get().unwrap())
+        };
+        q.put(3).unwrap();
+        assert_eq!(getter.join().unwrap(), 3);
     });
 }

@@ -1,9 +1,13 @@
-//! proptest: a `Queue` (one process) against a sequential model, a bounded
-//! `VecDeque`, under random try_put / try_get / qsize / close sequences.
+//! proptest: the queues (one process) against sequential models: a `Queue`
+//! against a bounded `VecDeque` under random try_put / try_get / qsize / close
+//! sequences; a `JoinableQueue` against a `VecDeque` plus a count of
+//! unfinished tasks; a `SimpleQueue` against a `VecDeque`.
 
 use std::collections::VecDeque;
 
-use mproc_ipc::{Queue, QueueError};
+use std::time::Duration;
+
+use mproc_ipc::{JoinableQueue, Queue, QueueBuilder, QueueError, SimpleQueue};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -71,6 +75,70 @@ proptest! {
                     closed = true;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn joinable_queue_counts_tasks_like_the_model(
+        maxsize in 1usize..6,
+        ops in proptest::collection::vec(0u8..4, 1..80),
+    ) {
+        let q = JoinableQueue::<u32>::with_maxsize(maxsize).unwrap();
+        let mut items: VecDeque<u32> = VecDeque::new();
+        let mut unfinished = 0usize;
+        for (i, op) in ops.into_iter().enumerate() {
+            match op {
+                0 => {
+                    let r = q.try_put(i as u32);
+                    if items.len() == maxsize {
+                        prop_assert!(r.unwrap_err().is_full());
+                    } else {
+                        prop_assert!(r.is_ok());
+                        items.push_back(i as u32);
+                        unfinished += 1;
+                    }
+                }
+                1 => match (q.try_get(), items.pop_front()) {
+                    (Ok(got), Some(want)) => prop_assert_eq!(got, want),
+                    (Err(QueueError::Empty), None) => {}
+                    (got, want) => prop_assert!(false, "try_get gave {:?}, the model {:?}", got, want),
+                },
+                2 => {
+                    // Done only for tasks taken out; the model allows any count up to `unfinished`.
+                    let r = q.task_done();
+                    if unfinished == 0 {
+                        prop_assert!(matches!(r, Err(QueueError::TaskDoneTooOften)));
+                    } else {
+                        prop_assert!(r.is_ok());
+                        unfinished -= 1;
+                    }
+                }
+                _ => {
+                    prop_assert_eq!(q.join_timeout(Duration::ZERO), unfinished == 0);
+                    prop_assert_eq!(q.unfinished_tasks(), unfinished);
+                    prop_assert_eq!(q.qsize(), items.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn simple_queue_is_a_fifo(ops in proptest::collection::vec(proptest::option::of(any::<i64>()), 1..100)) {
+        let q: SimpleQueue<i64> = QueueBuilder::new().maxsize(128).build_simple().unwrap();
+        let mut model: VecDeque<i64> = VecDeque::new();
+        for op in ops {
+            match op {
+                Some(v) => {
+                    q.put(v).unwrap();
+                    model.push_back(v);
+                }
+                None => match (q.try_get(), model.pop_front()) {
+                    (Ok(got), Some(want)) => prop_assert_eq!(got, want),
+                    (Err(QueueError::Empty), None) => {}
+                    (got, want) => prop_assert!(false, "try_get gave {:?}, the model {:?}", got, want),
+                },
+            }
+            prop_assert_eq!(q.empty(), model.is_empty());
         }
     }
 }

@@ -43,9 +43,10 @@ pub const PRIMITIVES: &[Primitive] = &[
     p("Condition", &["Condition"], &["Condition"]),
     p("Event", &["Event"], &["Event"]),
     p("Barrier", &["Barrier"], &["Barrier"]),
-    p("Queue", &["Queue"], &["Queue"]),
-    p("JoinableQueue", &["JoinableQueue"], &["JoinableQueue"]),
-    p("SimpleQueue", &["SimpleQueue"], &["SimpleQueue"]),
+    // The queues' models also reach them through the builder (`build_heap` in loom).
+    p("Queue", &["Queue"], &["Queue", "build_heap"]),
+    p("JoinableQueue", &["JoinableQueue"], &["JoinableQueue", "build_joinable", "build_joinable_heap"]),
+    p("SimpleQueue", &["SimpleQueue"], &["SimpleQueue", "build_simple", "build_simple_heap"]),
     p("Connection/Pipe", &["Connection"], &["Connection", "Pipe", "pipe"]),
     p("Pool", &["Pool"], &["Pool"]),
     p("Manager", &["Manager", "SyncManager", "BaseManager"], &["Manager", "SyncManager", "BaseManager"]),

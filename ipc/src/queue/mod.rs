@@ -139,6 +139,14 @@ impl QueueBuilder {
         let raw = RawQueue::new_heap(Kind::Joinable, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item)?;
         Ok(JoinableQueue::from_typed(Typed::new(raw)))
     }
+
+    /// A [`SimpleQueue`] on the heap for loom models.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn build_simple_heap<T: Serialize + DeserializeOwned>(&self) -> Result<SimpleQueue<T>, QueueError> {
+        let raw = RawQueue::new_heap(Kind::Simple, self.maxsize.unwrap_or(SIMPLE_MAXSIZE), self.max_item)?;
+        Ok(SimpleQueue::from_typed(Typed::new(raw)))
+    }
 }
 
 /// Runs `f` with this thread's scratch buffer (a fresh one if it is in use).
