@@ -52,6 +52,8 @@
 //! | `Value('q', 0)` (locked), `RawValue` | [`Value`] (= [`Synchronized`]), [`RawValue`] |
 //! | `Array('i', n)`, `RawArray` | [`Array`] (= [`RawArray`]; hold a [`Lock`] around compound updates) |
 //! | `Pipe(duplex)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socket pair) |
+//! | `Queue(maxsize)`, `put`, `get`, `put_nowait`, `get_nowait`, `qsize`, `empty`, `full` | [`Queue`], [`Queue::put`], [`Queue::get`], [`Queue::try_put`], [`Queue::try_get`], [`Queue::qsize`], [`Queue::empty`], [`Queue::full`] |
+//! | `JoinableQueue`, `task_done`, `join`; `SimpleQueue` | [`JoinableQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`]; [`SimpleQueue`] |
 //! | `connection.Listener`, `connection.Client`, `connection.wait` | [`Listener`], [`Client`], [`wait`] |
 //! | `Pool(n)`, `apply_async`, `map`, `imap_unordered`, `AsyncResult` | [`Pool`], [`Pool::apply_async`], [`Pool::map`], [`Pool::imap_unordered`], [`AsyncResult`] |
 //! | `Manager()` / `SyncManager` | [`Manager::start`] ([`SyncManager`]) |
@@ -103,7 +105,10 @@ pub use mproc_sync::{
 
 pub use mproc_shm::{Segment, Share, ShmError};
 
-pub use mproc_ipc::{pipe, pipe_with_capacity, wait, Address, Client, Connection, IpcError, Listener};
+pub use mproc_ipc::{
+    pipe, pipe_with_capacity, wait, Address, Client, Connection, IpcError, JoinableQueue, Listener, PutError, Queue,
+    QueueBuilder, QueueError, SimpleQueue,
+};
 
 pub use mproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, PoolError, StartMethod};
 
@@ -199,6 +204,9 @@ pub enum Error {
     Sync(SyncError),
     /// From a connection, listener or client ([`ipc`]).
     Ipc(IpcError),
+    /// From a queue ([`ipc`]); a failed `put` gives its item back in
+    /// [`PutError`], which converts into this variant without it.
+    Queue(QueueError),
     /// From starting, joining or signalling a process ([`process`]).
     Process(ProcessError),
     /// From a pool or an async result ([`pool`]).
@@ -215,6 +223,7 @@ impl fmt::Display for Error {
             Error::Shm(e) => e.fmt(f),
             Error::Sync(e) => e.fmt(f),
             Error::Ipc(e) => e.fmt(f),
+            Error::Queue(e) => e.fmt(f),
             Error::Process(e) => e.fmt(f),
             Error::Pool(e) => e.fmt(f),
             Error::Manager(e) => e.fmt(f),
@@ -229,6 +238,7 @@ impl std::error::Error for Error {
             Error::Shm(e) => e.source(),
             Error::Sync(e) => e.source(),
             Error::Ipc(e) => e.source(),
+            Error::Queue(e) => e.source(),
             Error::Process(e) => e.source(),
             Error::Pool(e) => e.source(),
             Error::Manager(e) => e.source(),
@@ -251,11 +261,19 @@ from_error!(
     Shm(ShmError),
     Sync(SyncError),
     Ipc(IpcError),
+    Queue(QueueError),
     Process(ProcessError),
     Pool(PoolError),
     Manager(ManagerError),
     Io(std::io::Error),
 );
+
+impl<T> From<PutError<T>> for Error {
+    /// Drops the item the failed `put` gave back, keeping the reason.
+    fn from(e: PutError<T>) -> Error {
+        Error::Queue(e.into())
+    }
+}
 
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -263,13 +281,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The names most programs need: `use mproc::prelude::*;`.
 ///
 /// Types and functions only (no `Result` or `Error`, which would shadow std's):
-/// processes, the synchronisation primitives, shared values, pipes and
+/// processes, the synchronisation primitives, shared values, pipes, queues and
 /// connections, the pool and the manager.
 pub mod prelude {
     pub use crate::{
         active_children, cpu_count, current_process, parent_process, pipe, Array, AsyncResult, Barrier,
-        BoundedSemaphore, Condition, Connection, Event, Lock, Manager, Pool, Process, RLock, RawArray, RawValue, Run,
-        Semaphore, Share, Value,
+        BoundedSemaphore, Condition, Connection, Event, JoinableQueue, Lock, Manager, Pool, Process, Queue, RLock,
+        RawArray, RawValue, Run, Semaphore, Share, SimpleQueue, Value,
     };
 }
 

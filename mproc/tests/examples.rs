@@ -448,6 +448,46 @@ examples! {
         }
         assert_eq!(out.lines().len(), 7, "{}", out.context());
     };
+    queue_writer_reader => |out| {
+        out.assert_in_order(&["Send 0", "Send 1", "Send 2"]);
+        out.assert_in_order(&["Receiver msg: 0", "Receiver msg: 1", "Receiver msg: 2"]);
+        for i in 0..3 {
+            assert!(out.pos(&format!("Send {i}")) < out.pos(&format!("Receiver msg: {i}")), "{}", out.context());
+        }
+        assert_eq!(out.lines().len(), 7, "{}", out.context());
+        assert_eq!(*out.lines().last().unwrap(), "1", "seed 004's item went through; {}", out.context());
+    };
+    queue_abc => |out| {
+        assert_eq!(out.count_prefix("Process to write: "), 1);
+        assert_eq!(out.count_prefix("Process to read: "), 1);
+        out.assert_in_order(&["Put A to queue...", "Put B to queue...", "Put C to queue..."]);
+        out.assert_in_order(&["Get A from queue.", "Get B from queue.", "Get C from queue."]);
+        for x in ["A", "B", "C"] {
+            assert!(out.pos(&format!("Put {x} to queue...")) < out.pos(&format!("Get {x} from queue.")));
+        }
+        assert_eq!(out.lines().len(), 8, "{}", out.context());
+    };
+    logging_queue => |out| {
+        assert!(out.lines()[0].starts_with("201 processes, the first Process"), "{}", out.context());
+        let info = out.lines().iter().filter(|l| l.ends_with(" multiprocess-log INFO ok")).count();
+        let error = out.lines().iter().filter(|l| l.ends_with(" multiprocess-log ERROR division by zero")).count();
+        assert_eq!((info, error), (100, 100), "every record was logged once; {}", out.context());
+        assert!(out.lines().iter().any(|l| l.ends_with(" has 200 lines")), "the log file too; {}", out.context());
+    };
+    joinable_queue => |out| {
+        for i in 0..10 {
+            let task = format!("{i} * {i}");
+            assert_eq!(out.count(&format!("{task} next_task")), 1, "{}", out.context());
+            assert_eq!(out.count(&task), 1, "{}", out.context());
+            assert!(out.pos(&format!("{task} next_task")) < out.pos(&task));
+        }
+        assert_eq!((out.count("None next_task"), out.count("None: Exiting")), (4, 4), "{}", out.context());
+        let l = out.lines();
+        assert_eq!(l.len(), 38, "{}", out.context());
+        let results: BTreeSet<&str> = l[28..].iter().copied().collect();
+        let want: Vec<String> = (0..10).map(|i| format!("{i} * {i} = {}", i * i)).collect();
+        assert_eq!(results, want.iter().map(String::as_str).collect(), "the results come after tasks.join(); {}", out.context());
+    };
     condition => |out| {
         let l = out.lines();
         assert_eq!(l.len(), 15, "{}", out.context());
