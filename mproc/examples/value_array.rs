@@ -1,6 +1,6 @@
 //! Twin of seed 002 "Value可以保存数值，Array可以保存数组": a
 //! [`Value`](mproc::Value) (shared, with its own lock) and an
-//! [`Array`](mproc::Array) (shared plain data) changed by a child and read by
+//! [`Array`](mproc::Array) (shared, with its own lock) changed by a child and read by
 //! the parent — the tutorial describes `Value(typecode, v)` and
 //! `Array(typecode, size_or_initializer)` without code; this is the example of
 //! Python's documentation, plus a locked counter shared by four processes.
@@ -12,8 +12,9 @@ use mproc::prelude::*;
 
 fn f(n: &Value<f64>, a: &Array<i32>) {
     n.set(std::f64::consts::PI).expect("set"); // the tutorial writes 3.1415927
-    for i in 0..a.len() {
-        a.set(i, -a.get(i).expect("get")).expect("set");
+                                               // `for i in range(len(a)): a[i] = -a[i]`, under the array's lock.
+    for x in a.lock().expect("lock").iter_mut() {
+        *x = -*x;
     }
 }
 
@@ -27,7 +28,7 @@ fn main() -> mproc::Result<()> {
     p.start()?;
     p.join()?;
     println!("{}", num.get()?);
-    println!("{:?}", arr.to_vec());
+    println!("{:?}", arr.to_vec()?);
 
     // `counter.value += 1` under `with counter.get_lock():`, from four processes.
     let counter = Value::new(0_i64)?;

@@ -50,7 +50,7 @@
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore`], [`BoundedSemaphore`] |
 //! | `Condition()`, `Event()`, `Barrier(n)` | [`Condition`], [`Event`], [`Barrier`] |
 //! | `Value('q', 0)` (locked), `RawValue` | [`Value`] (= [`Synchronized`]), [`RawValue`] |
-//! | `Array('i', n)`, `RawArray` | [`Array`] (= [`RawArray`]; hold a [`Lock`] around compound updates) |
+//! | `Array('i', n)` (locked), `get_lock()`, `RawArray` | [`Array`] (= [`SynchronizedArray`]), [`Array::get_lock`], [`RawArray`] |
 //! | `Pipe(duplex)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socket pair) |
 //! | `Queue(maxsize)`, `put`, `get`, `put_nowait`, `get_nowait`, `qsize`, `empty`, `full` | [`Queue`], [`Queue::put`], [`Queue::get`], [`Queue::try_put`], [`Queue::try_get`], [`Queue::qsize`], [`Queue::empty`], [`Queue::full`] |
 //! | `JoinableQueue`, `task_done`, `join`; `SimpleQueue` | [`JoinableQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`]; [`SimpleQueue`] |
@@ -99,8 +99,8 @@ pub use mproc_process::{
 pub use mproc_process::Builder as ProcessBuilder;
 
 pub use mproc_sync::{
-    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, Permit, RLock, RLockGuard, Semaphore, SyncError,
-    SyncGuard, Synchronized,
+    ArrayGuard, Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, Permit, RLock, RLockGuard, Semaphore,
+    SyncError, SyncGuard, Synchronized, SynchronizedArray,
 };
 
 pub use mproc_shm::{Segment, Share, ShmError};
@@ -146,24 +146,25 @@ pub type Value<T> = mproc_sync::Synchronized<T>;
 #[doc(alias = "multiprocessing.RawValue")]
 pub type RawValue<T> = mproc_shm::Value<T>;
 
-/// A fixed-length array of plain data in shared memory: Python's
-/// `multiprocessing.Array(typecode, n)`.
+/// A fixed-length array of plain data in shared memory behind its own lock:
+/// Python's `multiprocessing.Array(typecode, n)` (with `lock=True`, the default).
 ///
-/// Each `get`/`set` copies one element; nothing locks. Where Python would use the
-/// array's `get_lock()` around a compound update, hold a [`Lock`] shared with
-/// the other processes. The same type as [`RawArray`].
+/// `get`/`set` lock for one element; `lock()` gives a guard that dereferences to
+/// the whole slice, for a compound update (Python's `with arr.get_lock():`).
+/// The same type as [`SynchronizedArray`]; [`RawArray`] has no lock.
 ///
 /// ```
 /// let a = mproc::Array::from_slice(&[1_i32, 2, 3])?;
 /// a.set(0, -1)?;
-/// assert_eq!(a.to_vec(), vec![-1, 2, 3]);
+/// a.lock()?.iter_mut().for_each(|x| *x *= 10);
+/// assert_eq!(a.to_vec()?, vec![-10, 20, 30]);
 /// # Ok::<(), mproc::Error>(())
 /// ```
 #[doc(alias = "multiprocessing.Array")]
-pub type Array<T> = mproc_shm::Array<T>;
+pub type Array<T> = mproc_sync::SynchronizedArray<T>;
 
 /// A fixed-length array of plain data in shared memory with no lock: Python's
-/// `multiprocessing.RawArray`. The same type as [`Array`].
+/// `multiprocessing.RawArray`. Each `get`/`set` copies one element; nothing locks.
 #[doc(alias = "multiprocessing.RawArray")]
 pub type RawArray<T> = mproc_shm::Array<T>;
 

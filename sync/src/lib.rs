@@ -32,6 +32,7 @@ mod rlock;
 mod semaphore;
 mod shared;
 mod synchronized;
+mod synchronized_array;
 
 pub use barrier::{Barrier, RawBarrier};
 pub use condition::{CondLock, Condition, RawCondition};
@@ -42,3 +43,4 @@ pub use rlock::{RLock, RLockGuard, RawRLock};
 pub use semaphore::{BoundedSemaphore, Permit, RawSemaphore, Semaphore};
 pub use shared::PlaceToken;
 pub use synchronized::{SyncCell, SyncGuard, Synchronized};
+pub use synchronized_array::{ArrayGuard, SynchronizedArray, SynchronizedArrayToken};

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::{fork, reap_all_ok};
 use mproc_shm::{Exports, Segment, Share};
-use mproc_sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Synchronized};
+use mproc_sync::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Synchronized, SynchronizedArray,
+};
 
 #[test]
 fn n_processes_m_locked_increments_exact() {
@@ -85,4 +87,56 @@ fn spawn_tokens_round_trip() {
     let v = Synchronized::new(9_u16).unwrap();
     assert_eq!(round_trip(&v).get().unwrap(), 9);
     assert!(round_trip(&v.get_lock()).try_lock().is_ok());
+}
+
+#[test]
+fn array_n_processes_m_locked_increments_exact() {
+    // Python: with arr.get_lock(): for i in range(len(arr)): arr[i] += 1
+    const N: usize = 4;
+    const M: u64 = 2_000;
+    let a = SynchronizedArray::<u64>::zeroed(8).unwrap();
+    let pids: Vec<_> = (0..N)
+        .map(|_| {
+            let a = a.clone();
+            fork(60, move || {
+                for _ in 0..M {
+                    // Each element is read and written separately: a lost update
+                    // would show if the guard did not exclude the other processes.
+                    let mut g = a.lock().unwrap();
+                    for x in g.iter_mut() {
+                        let v = *x;
+                        std::hint::black_box(());
+                        *x = v + 1;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    reap_all_ok(&pids, Duration::from_secs(60));
+    assert_eq!(a.to_vec().unwrap(), vec![N as u64 * M; 8]);
+}
+
+#[test]
+fn array_get_set_errors_and_lock() {
+    let a = SynchronizedArray::from_slice(&[1_i32, 2, 3]).unwrap();
+    assert_eq!(a.len(), 3);
+    a.set(1, 20).unwrap();
+    assert_eq!(a.get(1).unwrap(), 20);
+    let e = a.get(3).unwrap_err().to_string();
+    assert!(e.contains('3'), "{e}");
+    assert!(a.set(5, 0).is_err());
+    assert!(a.copy_from_slice(&[1, 2]).unwrap_err().to_string().contains('2'));
+    a.copy_from_slice(&[7, 8, 9]).unwrap();
+    let l = a.get_lock();
+    let held = l.lock().unwrap();
+    assert!(a.try_lock().is_err());
+    assert!(a.lock_timeout(Duration::from_millis(10)).is_err());
+    drop(held);
+    assert_eq!(&*a.lock().unwrap(), &[7, 8, 9]);
+    let b = round_trip(&a);
+    b.set(0, -1).unwrap();
+    assert_eq!(a.to_vec().unwrap(), vec![-1, 8, 9]);
+    let _g = b.lock().unwrap();
+    assert!(a.try_lock().is_err(), "the imported handle shares the lock");
 }
