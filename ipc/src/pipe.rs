@@ -591,10 +591,8 @@ impl Live {
         // futex sleeps under load find their way back to spinning once the
         // machine is idle again (a short spin never sees a sleeping peer answer).
         let probe = self.waits.fetch_add(1, Relaxed) % PROBE == 0;
-        let mut budget = self.spin_ns.load(Relaxed);
-        if probe {
-            budget = budget.max(SPIN.as_nanos() as u32);
-        }
+        let stored = self.spin_ns.load(Relaxed);
+        let budget = if probe { stored.max(SPIN.as_nanos() as u32) } else { stored };
         let start = Instant::now();
         let spin_end = start + Duration::from_nanos(budget.into());
         let spin_end = deadline.map_or(spin_end, |d| d.min(spin_end));
@@ -612,7 +610,7 @@ impl Live {
             }
         }
         if deadline.is_none_or(|d| spin_end < d) {
-            self.spin_ns.store((budget / 2).max(MIN_SPIN.as_nanos() as u32), Relaxed);
+            self.spin_ns.store((stored / 2).max(MIN_SPIN.as_nanos() as u32), Relaxed);
             // The peer may be runnable on this very CPU: let it run before
             // paying for a futex sleep and wake-up.
             for _ in 0..YIELDS {
