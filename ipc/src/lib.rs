@@ -23,6 +23,13 @@
 //! | `Listener(address, authkey=...)`, `accept()`, `address` | [`Listener::bind`], [`Listener::accept`], [`Listener::address`] |
 //! | `Client(address, authkey=...)` | [`Client::connect`] |
 //! | `wait(object_list, timeout)` | [`wait`] |
+//! | `multiprocessing.Queue(maxsize)` | [`Queue::with_maxsize`], [`QueueBuilder`] |
+//! | `put(obj, block, timeout)`, `put_nowait` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::try_put`] ([`PutError`] gives the item back) |
+//! | `get(block, timeout)`, `get_nowait` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::try_get`] |
+//! | `qsize()`, `empty()`, `full()`, `close()` | [`Queue::qsize`], [`Queue::empty`], [`Queue::full`], [`Queue::close`] |
+//! | `queue.Full`, `queue.Empty` | [`QueueError::Full`], [`QueueError::Empty`] |
+//! | `JoinableQueue`: `task_done()`, `join()` | [`JoinableQueue::task_done`], [`JoinableQueue::join`] |
+//! | `SimpleQueue`: `get`, `put`, `empty`, `close` | [`SimpleQueue`] |
 //!
 //! A Rust server that a Python `multiprocessing.connection.Client(addr,
 //! authkey=b"secret")` can talk to:
@@ -53,10 +60,12 @@ mod error;
 pub mod framing;
 mod listener;
 mod pipe;
+pub mod queue;
 mod wait;
 
 pub use connection::{Connection, ConnectionToken, SocketKind, DEFAULT_MAX_FRAME, PAIR_MAX_FRAME};
 pub use error::{IpcError, Result};
 pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use pipe::{pipe, pipe_with_capacity, DEFAULT_PIPE_CAPACITY};
+pub use queue::{JoinableQueue, PutError, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use wait::wait;

@@ -45,9 +45,10 @@ pub const PRIMITIVES: &[Primitive] = &[
     p("Condition", &["Condition", "RawCondition"], &["Condition", "RawCondition"]),
     p("Event", &["Event", "RawEvent"], &["Event", "RawEvent"]),
     p("Barrier", &["Barrier", "RawBarrier"], &["Barrier", "RawBarrier"]),
-    p("Queue", &["Queue"], &["Queue"]),
-    p("JoinableQueue", &["JoinableQueue"], &["JoinableQueue"]),
-    p("SimpleQueue", &["SimpleQueue"], &["SimpleQueue"]),
+    // The queues' models also reach them through the builder (`build_heap` in loom).
+    p("Queue", &["Queue"], &["Queue", "build_heap"]),
+    p("JoinableQueue", &["JoinableQueue"], &["JoinableQueue", "build_joinable", "build_joinable_heap"]),
+    p("SimpleQueue", &["SimpleQueue"], &["SimpleQueue", "build_simple", "build_simple_heap"]),
     // `pipe`'s loom model drives its wake-up protocol, `doorbell::Bell`, over a ring directly.
     p("Connection/Pipe", &["Connection"], &["Connection", "Pipe", "pipe", "Bell"]),
     p("Pool", &["Pool"], &["Pool"]),

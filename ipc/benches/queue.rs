@@ -1,0 +1,218 @@
+//! `queue_tput`: 8 B items from a producer process to a consumer process, ns
+//! per item: mproc's `Queue<u64>` (`mproc`), an `ipc-channel` channel
+//! (`ipc-channel`), a raw Unix `socketpair` with one `write(2)` per item and a
+//! buffered reader (`socketpair`), and, as the in-process reference,
+//! `crossbeam-channel` between two threads (`crossbeam`).
+//!
+//! `queue_bytes_tput`: the same with 4 KiB items (`serde_bytes::ByteBuf`, which
+//! postcard encodes as one length and a copy), against `memcpy` of 4 KiB into a
+//! rotating destination the size of the queue's ring (`limit-memcpy`).
+//!
+//! The producer is a forked child told over a command queue how many items to
+//! send; the time runs from the command to the last item received.
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
+use std::hint::black_box;
+use std::io::{BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ipc_channel::ipc;
+use mproc_ipc::{Queue, QueueBuilder};
+use serde_bytes::ByteBuf;
+
+const BIG: usize = 4096;
+/// The 4 KiB queue's bound: a ring of about 256 KiB.
+const BIG_SLOTS: usize = 64;
+
+/// Forks a child that runs `f` and `_exit`s.
+fn fork(f: impl FnOnce()) -> libc::pid_t {
+    // SAFETY: the bench is single-threaded here; the child only runs `f` (queue
+    // or socket work) and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: alarm is async-signal-safe: a watchdog for a lost parent.
+        unsafe { libc::alarm(600) };
+        f();
+        // SAFETY: as above.
+        unsafe { libc::_exit(0) };
+    }
+    pid
+}
+
+fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: our own child, which exits once told to.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+}
+
+/// mproc: `cmd` carries the count (0: exit), `data` the items.
+fn mproc_case<T, F>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, data: Queue<T>, make: F)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+    F: Fn(u64) -> T,
+{
+    let cmd = Queue::<u64>::with_maxsize(4).unwrap();
+    let pid = {
+        let (cmd, data) = (cmd.clone(), data.clone());
+        fork(move || {
+            while let Ok(n) = cmd.get() {
+                if n == 0 {
+                    return;
+                }
+                for i in 0..n {
+                    if data.put(make(i)).is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    g.bench_function("mproc", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            cmd.put(iters).unwrap();
+            for _ in 0..iters {
+                black_box(data.get().unwrap());
+            }
+            t.elapsed()
+        })
+    });
+    cmd.put(0).unwrap();
+    reap(pid);
+}
+
+fn ipc_channel_case<T, F>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, make: F)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+    F: Fn(u64) -> T,
+{
+    let (cmd_tx, cmd_rx) = ipc::channel::<u64>().unwrap();
+    let (data_tx, data_rx) = ipc::channel::<T>().unwrap();
+    let pid = fork(move || {
+        while let Ok(n) = cmd_rx.recv() {
+            if n == 0 {
+                return;
+            }
+            for i in 0..n {
+                if data_tx.send(make(i)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    g.bench_function("ipc-channel", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            cmd_tx.send(iters).unwrap();
+            for _ in 0..iters {
+                black_box(data_rx.recv().unwrap());
+            }
+            t.elapsed()
+        })
+    });
+    cmd_tx.send(0).unwrap();
+    reap(pid);
+}
+
+/// A raw socketpair: the producer writes each item with its own `write(2)`
+/// (as a queue's put must make it visible at once); the consumer reads through
+/// a buffer.
+fn socketpair_case(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, size: usize) {
+    let (here, mut there) = UnixStream::pair().unwrap();
+    let here_fd = here.as_raw_fd();
+    let pid = fork(move || {
+        // SAFETY: closing the parent's end, inherited by fork, in the child.
+        unsafe { libc::close(here_fd) };
+        let mut n = [0u8; 8];
+        let item = vec![7u8; size];
+        while there.read_exact(&mut n).is_ok() {
+            for _ in 0..u64::from_le_bytes(n) {
+                if there.write_all(&item).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut writer = here.try_clone().unwrap();
+    let mut reader = BufReader::with_capacity(64 << 10, here);
+    g.bench_function("socketpair", |b| {
+        let mut buf = vec![0u8; size];
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            writer.write_all(&iters.to_le_bytes()).unwrap();
+            for _ in 0..iters {
+                reader.read_exact(&mut buf).unwrap();
+                black_box(&buf);
+            }
+            t.elapsed()
+        })
+    });
+    drop(writer);
+    drop(reader);
+    reap(pid);
+}
+
+fn queue_tput(c: &mut Criterion) {
+    let mut g = c.benchmark_group("queue_tput");
+    mproc_case(&mut g, Queue::<u64>::new().unwrap(), |i| i);
+    ipc_channel_case::<u64, _>(&mut g, |i| i);
+    socketpair_case(&mut g, 8);
+
+    // The in-process reference: two threads.
+    let (cmd_tx, cmd_rx) = crossbeam_channel::bounded::<u64>(4);
+    let (data_tx, data_rx) = crossbeam_channel::bounded::<u64>(4096);
+    let producer = std::thread::spawn(move || {
+        while let Ok(n) = cmd_rx.recv() {
+            for i in 0..n {
+                data_tx.send(i).unwrap();
+            }
+        }
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| {
+            let t = Instant::now();
+            cmd_tx.send(iters).unwrap();
+            for _ in 0..iters {
+                black_box(data_rx.recv().unwrap());
+            }
+            t.elapsed()
+        })
+    });
+    drop(cmd_tx);
+    producer.join().unwrap();
+    g.finish();
+}
+
+/// `iters` copies of 4 KiB into a rotating destination of the ring's size.
+fn memcpy(iters: u64, ring_bytes: usize) -> Duration {
+    let src = vec![7u8; BIG];
+    let mut dst = vec![0u8; ring_bytes.max(BIG)];
+    let slots = dst.len() / BIG;
+    let start = Instant::now();
+    for i in 0..iters as usize {
+        let at = (i % slots) * BIG;
+        dst[at..at + BIG].copy_from_slice(black_box(&src));
+    }
+    black_box(&dst);
+    start.elapsed()
+}
+
+fn queue_bytes_tput(c: &mut Criterion) {
+    let mut g = c.benchmark_group("queue_bytes_tput");
+    let big = || ByteBuf::from(vec![7u8; BIG]);
+    // 4 KiB plus postcard's length prefix.
+    let q = QueueBuilder::new().maxsize(BIG_SLOTS).max_item_bytes(BIG + 8).build::<ByteBuf>().unwrap();
+    mproc_case(&mut g, q, move |_| big());
+    ipc_channel_case::<ByteBuf, _>(&mut g, move |_| big());
+    socketpair_case(&mut g, BIG);
+    let ring_bytes = BIG_SLOTS * (BIG + 64);
+    g.bench_function("limit-memcpy", |b| b.iter_custom(|iters| memcpy(iters, ring_bytes)));
+    g.finish();
+}
+
+criterion_group!(benches, queue_tput, queue_bytes_tput);
+criterion_main!(benches);

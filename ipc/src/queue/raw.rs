@@ -1,0 +1,569 @@
+//! `RawQueue`: the untyped core of every queue — an [`MpmcRing`] of encoded
+//! items plus a control block of futex words, both in one piece of shared
+//! memory.
+//!
+//! The ring (Vyukov's bounded MPMC queue made crash-safe, `shm/src/ring/mpmc.rs`)
+//! never blocks; this file adds the waiting, on three futex words, each alone
+//! on its cache line:
+//!
+//! | word         | changed by                                  | slept on by           |
+//! |--------------|---------------------------------------------|-----------------------|
+//! | `not_empty`  | every put (sequence += 1)                   | a get finding no item |
+//! | `not_full`   | every get (sequence += 1)                   | a put finding no room |
+//! | `unfinished` | put (count += 1), `task_done` (count −= 1)  | `join`                |
+//!
+//! Each word is `value << 1 | WAITERS`: bit 0 says someone may be asleep on it.
+//! The protocol, for a get (a put mirrors it on `not_full`; `join` is the same
+//! with "the count is zero" as its condition):
+//!
+//! ```text
+//! getter                                   putter
+//! w = not_empty.fetch_or(WAITERS)          ring.push(item)
+//! if ring.pop() succeeds: done             old = not_empty.fetch_add(2)
+//! futex_wait(not_empty, w | WAITERS,       if old & WAITERS:
+//!            at most 25 ms); retry             not_empty.fetch_and(!WAITERS)
+//!                                              futex_wake_all(not_empty)
+//! ```
+//!
+//! Both sides announce themselves with a read-modify-write of the **same**
+//! word, so the two are ordered: if the putter's `fetch_add` comes first, the
+//! getter's `fetch_or` reads from it (acquire), so its pop sees the item; if
+//! the getter's comes first, the putter sees `WAITERS` and wakes it — and a
+//! getter that reaches `futex_wait` after that finds the word changed and
+//! returns at once. No store-load (Dekker) reasoning is involved, so the
+//! argument holds under loom's memory model as under the hardware's
+//! (`ipc/tests/loom_queue.rs` checks it). The fast path is one uncontended
+//! `fetch_add` per put and per get on a line the producer (resp. consumer)
+//! keeps in its cache.
+//!
+//! Sleeps are capped at [`WAIT_CAP`]: a peer killed between its push and its
+//! wake, or woken and killed before it took the item, costs the others at most
+//! that long, never a hang.
+//!
+//! `maxsize` is the bound in items. The ring has `maxsize` slots rounded up to a
+//! power of two; when that rounding adds slots, a put first checks the ring's
+//! length against `maxsize`, so with several producers racing the queue may
+//! briefly hold up to one item per racing producer more than `maxsize` (never
+//! more than the ring's slots). With a power-of-two `maxsize` (the default) the
+//! bound is exact.
+
+use std::mem::{align_of, size_of};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mproc_shm::{arena, Block, Exports, MpmcRing, RingError, Segment, SegmentToken, Share, ShmError};
+use mproc_sync::primitive::{self as sys, AtomicU32, Ordering::SeqCst};
+use serde::{Deserialize, Serialize};
+
+use super::QueueError;
+
+const MAGIC: u32 = u32::from_le_bytes(*b"MPQU");
+const VERSION: u32 = 1;
+
+/// The longest a blocked put, get or join sleeps before looking again.
+pub const WAIT_CAP: Duration = Duration::from_millis(25);
+
+/// Bit 0 of each futex word: someone may sleep on it.
+const WAITERS: u32 = 1;
+/// One step of the value in bits 31..1.
+const ONE: u32 = 2;
+
+/// Announces a change of `word` (sequence or count already moved by the
+/// caller's `fetch_add`/CAS, which returned `old`): wakes the sleepers if
+/// `old` had [`WAITERS`].
+#[inline]
+fn wake_if_waiters(word: &AtomicU32, old: u32) {
+    if old & WAITERS != 0 {
+        wake_slow(word);
+    }
+}
+
+#[cold]
+fn wake_slow(word: &AtomicU32) {
+    // Clearing the bit changes the word too, so a sleeper that has not gone to
+    // sleep yet finds it changed; each sleeper re-sets the bit before sleeping.
+    word.fetch_and(!WAITERS, SeqCst);
+    sys::wake_all(word);
+}
+
+/// Attempts before a blocked call goes to sleep.
+const SPIN: u32 = if cfg!(loom) { 0 } else { 64 };
+
+/// Which queue type a control block belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(u32)]
+pub(crate) enum Kind {
+    Queue = 1,
+    Joinable = 2,
+    Simple = 3,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Queue => "Queue",
+            Kind::Joinable => "JoinableQueue",
+            Kind::Simple => "SimpleQueue",
+        }
+    }
+}
+
+/// One futex word alone on its cache line.
+#[repr(C, align(64))]
+struct Line(AtomicU32);
+
+/// The control block, at the start of the queue's memory; the ring follows it
+/// at `ring_offset`.
+#[repr(C, align(64))]
+struct Control {
+    magic: u32,
+    version: u32,
+    /// [`Kind`] as a number.
+    kind: u32,
+    /// The largest encoded item, in bytes.
+    max_item: u32,
+    /// The bound, in items.
+    maxsize: u64,
+    /// FNV-1a of the item type's name: a handle of another type refuses to attach.
+    type_hash: u64,
+    /// Bytes from the control block to the ring's header.
+    ring_offset: u64,
+    /// `sequence << 1 | WAITERS`: the sequence counts puts; getters sleep on it.
+    not_empty: Line,
+    /// `sequence << 1 | WAITERS`: the sequence counts gets; putters sleep on it.
+    not_full: Line,
+    /// `count << 1 | WAITERS`: tasks put and not yet marked done
+    /// (`JoinableQueue`); joiners sleep on it.
+    unfinished: Line,
+}
+
+impl Control {
+    fn new(kind: Kind, maxsize: usize, max_item: usize, type_hash: u64, ring_offset: usize) -> Control {
+        let line = || Line(AtomicU32::new(0));
+        Control {
+            magic: MAGIC,
+            version: VERSION,
+            kind: kind as u32,
+            max_item: max_item as u32,
+            maxsize: maxsize as u64,
+            type_hash,
+            ring_offset: ring_offset as u64,
+            not_empty: line(),
+            not_full: line(),
+            unfinished: line(),
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a stable hash of a type name.
+pub(crate) fn type_hash(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Where the control block lives.
+enum Backing {
+    /// Shared memory: the arena block (in the creating process) or the segment.
+    Shared { seg: Segment, offset: usize, _block: Option<Block> },
+    /// The heap, for loom models.
+    #[cfg(loom)]
+    Heap(#[allow(dead_code)] Box<Control>),
+}
+
+/// How long a blocking call may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// One attempt, no waiting (the `try_` forms).
+    Now,
+    /// Until this instant.
+    Deadline(Instant),
+    /// No limit.
+    Forever,
+}
+
+impl Until {
+    /// `timeout` from now (no limit when too far to represent).
+    pub(crate) fn after(timeout: Duration) -> Until {
+        Instant::now().checked_add(timeout).map_or(Until::Forever, Until::Deadline)
+    }
+
+    /// What is left: `None` for no limit, zero once past.
+    fn left(self) -> Option<Duration> {
+        match self {
+            Until::Now => Some(Duration::ZERO),
+            Until::Deadline(d) => Some(d.saturating_duration_since(Instant::now())),
+            Until::Forever => None,
+        }
+    }
+}
+
+/// The spawn form of a queue: its kind, item type and memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueToken {
+    pub(crate) kind: Kind,
+    pub(crate) type_name: String,
+    pub(crate) seg: SegmentToken,
+    pub(crate) offset: u64,
+}
+
+/// The untyped queue: encoded items in, encoded items out.
+#[derive(Clone)]
+pub(crate) struct RawQueue {
+    ctrl: NonNull<Control>,
+    ring: MpmcRing,
+    backing: Arc<Backing>,
+    kind: Kind,
+    maxsize: usize,
+    max_item: usize,
+    /// Whether the ring has more slots than `maxsize` (then puts check the length).
+    check_len: bool,
+}
+
+// SAFETY: the control block is only reached through atomics (its plain fields
+// are written once before any handle exists) and stays mapped while `backing`
+// lives; the ring is Send and Sync itself.
+unsafe impl Send for RawQueue {}
+// SAFETY: as for Send: every method takes `&self` and touches shared state only
+// through atomics and the lock-free ring.
+unsafe impl Sync for RawQueue {}
+
+/// The checked builder values.
+pub(crate) fn check_sizes(maxsize: usize, max_item: usize) -> Result<(), QueueError> {
+    use mproc_shm::ring::mpmc::{MAX_MESSAGE, MAX_SLOTS};
+    if maxsize == 0 || maxsize > MAX_SLOTS {
+        return Err(QueueError::BadSize { what: "maxsize", value: maxsize, min: 1, max: MAX_SLOTS });
+    }
+    if max_item == 0 || max_item > MAX_MESSAGE.min(u32::MAX as usize) {
+        return Err(QueueError::BadSize { what: "max_item_bytes", value: max_item, min: 1, max: MAX_MESSAGE });
+    }
+    Ok(())
+}
+
+fn ring_offset() -> usize {
+    size_of::<Control>().next_multiple_of(MpmcRing::ALIGN)
+}
+
+fn align() -> usize {
+    align_of::<Control>().max(MpmcRing::ALIGN)
+}
+
+impl RawQueue {
+    /// A new queue in shared memory (the arena, or a segment of its own when large).
+    pub(crate) fn new(kind: Kind, maxsize: usize, max_item: usize, type_name: &str) -> Result<RawQueue, QueueError> {
+        check_sizes(maxsize, max_item)?;
+        let ring_bytes = MpmcRing::footprint(maxsize, max_item).map_err(|e| match e {
+            ShmError::TooLarge { size, limit, .. } => {
+                QueueError::BadSize { what: "maxsize x max_item_bytes (bytes)", value: size, min: 1, max: limit }
+            }
+            e => QueueError::Shm(e),
+        })?;
+        let block = arena::alloc(ring_offset() + ring_bytes, align())?;
+        let (seg, offset) = (block.segment().clone(), block.offset());
+        let base = seg.check_range(kind.name(), offset, ring_offset() + ring_bytes, align())?;
+        let ring = MpmcRing::new_in(&seg, offset + ring_offset(), maxsize, max_item)?;
+        let ctrl = base.cast::<Control>();
+        // SAFETY: [1] the range was checked to lie in the segment, aligned for
+        // Control; [2] the block is ours alone until a handle exists.
+        unsafe { ctrl.as_ptr().write(Control::new(kind, maxsize, max_item, type_hash(type_name), ring_offset())) };
+        Ok(Self::from_parts(ctrl, ring, Backing::Shared { seg, offset, _block: Some(block) }, kind, maxsize, max_item))
+    }
+
+    /// A queue on the heap for loom models.
+    #[cfg(loom)]
+    pub(crate) fn new_heap(kind: Kind, maxsize: usize, max_item: usize) -> Result<RawQueue, QueueError> {
+        check_sizes(maxsize, max_item)?;
+        let ring = MpmcRing::new_heap(maxsize, max_item)?;
+        let mut ctrl = Box::new(Control::new(kind, maxsize, max_item, 0, 0));
+        let ptr = NonNull::from(&mut *ctrl);
+        Ok(Self::from_parts(ptr, ring, Backing::Heap(ctrl), kind, maxsize, max_item))
+    }
+
+    fn from_parts(
+        ctrl: NonNull<Control>,
+        ring: MpmcRing,
+        backing: Backing,
+        kind: Kind,
+        maxsize: usize,
+        max_item: usize,
+    ) -> RawQueue {
+        let check_len = ring.capacity() > maxsize;
+        RawQueue { ctrl, ring, backing: Arc::new(backing), kind, maxsize, max_item, check_len }
+    }
+
+    /// Attaches to a queue another process created at `offset` of `seg`,
+    /// checking its kind and item type.
+    pub(crate) fn attach(seg: &Segment, offset: usize, kind: Kind, type_name: &str) -> Result<RawQueue, ShmError> {
+        let what = kind.name();
+        let base = seg.check_range(what, offset, size_of::<Control>(), align())?;
+        let c = base.cast::<Control>().as_ptr();
+        // SAFETY: the range is in bounds and aligned; these fields are plain
+        // integers (any bit pattern is valid), written once before any handle.
+        let (magic, version, k, max_item, maxsize, hash, ring_off) = unsafe {
+            (
+                std::ptr::addr_of!((*c).magic).read_volatile(),
+                std::ptr::addr_of!((*c).version).read_volatile(),
+                std::ptr::addr_of!((*c).kind).read_volatile(),
+                std::ptr::addr_of!((*c).max_item).read_volatile() as usize,
+                std::ptr::addr_of!((*c).maxsize).read_volatile() as usize,
+                std::ptr::addr_of!((*c).type_hash).read_volatile(),
+                std::ptr::addr_of!((*c).ring_offset).read_volatile(),
+            )
+        };
+        let mismatch = |detail: String| ShmError::LayoutMismatch { what, offset, segment: seg.to_string(), detail };
+        if magic != MAGIC {
+            return Err(mismatch(format!("magic {magic:#010x}, expected {MAGIC:#010x}: not an mproc queue")));
+        }
+        if version != VERSION {
+            return Err(mismatch(format!("version {version}, expected {VERSION}")));
+        }
+        if k != kind as u32 {
+            return Err(mismatch(format!("queue kind {k}, expected {} ({what})", kind as u32)));
+        }
+        if hash != type_hash(type_name) {
+            return Err(mismatch(format!("the queue holds another item type than {type_name}")));
+        }
+        if ring_off != ring_offset() as u64 || check_sizes(maxsize, max_item).is_err() {
+            return Err(mismatch(format!(
+                "ring at +{ring_off}, maxsize {maxsize}, max item {max_item}: not a valid queue layout"
+            )));
+        }
+        let ring = MpmcRing::attach(seg, offset + ring_offset())?;
+        if ring.max_message() != max_item || ring.capacity() < maxsize {
+            return Err(mismatch(format!(
+                "ring of {} slots x {} bytes cannot hold {maxsize} items of {max_item} bytes",
+                ring.capacity(),
+                ring.max_message()
+            )));
+        }
+        Ok(Self::from_parts(
+            base.cast(),
+            ring,
+            Backing::Shared { seg: seg.clone(), offset, _block: None },
+            kind,
+            maxsize,
+            max_item,
+        ))
+    }
+
+    pub(crate) fn export(&self, exports: &mut Exports, type_name: &str) -> Result<QueueToken, ShmError> {
+        match &*self.backing {
+            Backing::Shared { seg, offset, .. } => Ok(QueueToken {
+                kind: self.kind,
+                type_name: type_name.to_owned(),
+                seg: seg.export(exports)?,
+                offset: *offset as u64,
+            }),
+            #[cfg(loom)]
+            Backing::Heap(_) => Err(ShmError::BadToken {
+                what: self.kind.name(),
+                detail: "a heap queue (loom) cannot be exported".into(),
+            }),
+        }
+    }
+
+    pub(crate) fn import(token: QueueToken, kind: Kind, type_name: &str) -> Result<RawQueue, ShmError> {
+        let what = kind.name();
+        if token.kind != kind {
+            return Err(ShmError::BadToken {
+                what,
+                detail: format!("the token is for a {}, not a {what}", token.kind.name()),
+            });
+        }
+        if token.type_name != type_name {
+            return Err(ShmError::BadToken {
+                what,
+                detail: format!("the token is for items of type {}, not {type_name}", token.type_name),
+            });
+        }
+        let offset = usize::try_from(token.offset)
+            .map_err(|_| ShmError::BadToken { what, detail: format!("offset {} overflows", token.offset) })?;
+        Self::attach(&Segment::import(token.seg)?, offset, kind, type_name)
+    }
+
+    #[inline]
+    fn ctrl(&self) -> &Control {
+        // SAFETY: the control block lives as long as `backing`; its mutable
+        // fields are atomics.
+        unsafe { self.ctrl.as_ref() }
+    }
+
+    pub(crate) fn maxsize(&self) -> usize {
+        self.maxsize
+    }
+
+    pub(crate) fn max_item(&self) -> usize {
+        self.max_item
+    }
+
+    /// Items in the queue (a snapshot).
+    pub(crate) fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Tasks put and not yet done (a snapshot).
+    pub(crate) fn unfinished(&self) -> u32 {
+        self.ctrl().unfinished.0.load(SeqCst) >> 1
+    }
+
+    /// One attempt to push `msg`: `Ok(false)` when there is no room now.
+    #[inline]
+    fn try_push(&self, msg: &[u8]) -> Result<bool, QueueError> {
+        if self.check_len && self.ring.len() >= self.maxsize {
+            return Ok(false);
+        }
+        match self.ring.try_push(msg) {
+            Ok(()) => {
+                let word = &self.ctrl().not_empty.0;
+                wake_if_waiters(word, word.fetch_add(ONE, SeqCst));
+                Ok(true)
+            }
+            Err(RingError::Full { .. }) => Ok(false),
+            Err(RingError::TooLarge { len, max }) => Err(QueueError::TooLarge { size: len, limit: max }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One attempt to pop into `buf`: `Ok(false)` when no item is ready.
+    #[inline]
+    fn try_pop(&self, buf: &mut Vec<u8>) -> Result<bool, QueueError> {
+        if !self.ring.try_pop_into(buf)? {
+            return Ok(false);
+        }
+        let word = &self.ctrl().not_full.0;
+        wake_if_waiters(word, word.fetch_add(ONE, SeqCst));
+        Ok(true)
+    }
+
+    /// Puts the encoded item `msg`, waiting for room until `deadline`
+    /// . Fails with
+    /// `Full`, `Closed` (checked with `closed` while waiting) or `TooLarge`.
+    pub(crate) fn put(&self, msg: &[u8], deadline: Until, closed: &dyn Fn() -> bool) -> Result<(), QueueError> {
+        if msg.len() > self.max_item {
+            return Err(QueueError::TooLarge { size: msg.len(), limit: self.max_item });
+        }
+        let joinable = self.kind == Kind::Joinable;
+        if joinable {
+            // Counted before the item is visible, so a fast consumer's task_done
+            // never finds the count short.
+            self.ctrl().unfinished.0.fetch_add(ONE, SeqCst);
+        }
+        let c = self.ctrl();
+        let r = self.wait_for(&c.not_full.0, deadline, closed, || self.try_push(msg));
+        match r {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.undo_unfinished(joinable);
+                Err(QueueError::Full { maxsize: self.maxsize })
+            }
+            Err(e) => {
+                self.undo_unfinished(joinable);
+                Err(e)
+            }
+        }
+    }
+
+    fn undo_unfinished(&self, joinable: bool) {
+        if joinable {
+            let _ = self.task_done();
+        }
+    }
+
+    /// Takes the oldest item into `buf`, waiting until `deadline`; `Empty` when
+    /// none came.
+    pub(crate) fn get(&self, buf: &mut Vec<u8>, deadline: Until, closed: &dyn Fn() -> bool) -> Result<(), QueueError> {
+        let c = self.ctrl();
+        match self.wait_for(&c.not_empty.0, deadline, closed, || self.try_pop(buf))? {
+            true => Ok(()),
+            false => Err(QueueError::Empty),
+        }
+    }
+
+    /// Runs `attempt` until it returns `Ok(true)`: at once, then spinning, then
+    /// sleeping on `word` in slices of at most [`WAIT_CAP`]. `Ok(false)` once
+    /// `deadline` has passed.
+    #[inline]
+    fn wait_for(
+        &self,
+        word: &AtomicU32,
+        deadline: Until,
+        closed: &dyn Fn() -> bool,
+        mut attempt: impl FnMut() -> Result<bool, QueueError>,
+    ) -> Result<bool, QueueError> {
+        if attempt()? {
+            return Ok(true);
+        }
+        self.wait_slow(word, deadline, closed, &mut attempt)
+    }
+
+    #[cold]
+    fn wait_slow(
+        &self,
+        word: &AtomicU32,
+        deadline: Until,
+        closed: &dyn Fn() -> bool,
+        attempt: &mut dyn FnMut() -> Result<bool, QueueError>,
+    ) -> Result<bool, QueueError> {
+        if deadline.left() == Some(Duration::ZERO) {
+            return Ok(false);
+        }
+        for _ in 0..SPIN {
+            sys::spin_loop();
+            if attempt()? {
+                return Ok(true);
+            }
+        }
+        loop {
+            if closed() {
+                return Err(QueueError::Closed);
+            }
+            // Announce the sleeper with a read-modify-write (see the module doc).
+            let seen = word.fetch_or(WAITERS, SeqCst) | WAITERS;
+            if attempt()? {
+                return Ok(true);
+            }
+            let left = deadline.left();
+            if left == Some(Duration::ZERO) {
+                return Ok(false);
+            }
+            sys::wait(word, seen, Some(left.map_or(WAIT_CAP, |l| l.min(WAIT_CAP))));
+        }
+    }
+
+    /// Marks one task done; wakes the joiners when none is left.
+    pub(crate) fn task_done(&self) -> Result<(), QueueError> {
+        let word = &self.ctrl().unfinished.0;
+        let mut w = word.load(SeqCst);
+        loop {
+            if w >> 1 == 0 {
+                return Err(QueueError::TaskDoneTooOften);
+            }
+            match word.compare_exchange_weak(w, w - ONE, SeqCst, SeqCst) {
+                Ok(_) => break,
+                Err(now) => w = now,
+            }
+        }
+        if w >> 1 == 1 {
+            wake_if_waiters(word, w);
+        }
+        Ok(())
+    }
+
+    /// Waits until no task is unfinished, at most until `deadline`; true if so.
+    pub(crate) fn join(&self, deadline: Until) -> bool {
+        let word = &self.ctrl().unfinished.0;
+        if word.load(SeqCst) >> 1 == 0 {
+            return true;
+        }
+        loop {
+            let seen = word.fetch_or(WAITERS, SeqCst) | WAITERS;
+            if seen >> 1 == 0 {
+                return true;
+            }
+            let left = deadline.left();
+            if left == Some(Duration::ZERO) {
+                return false;
+            }
+            sys::wait(word, seen, Some(left.map_or(WAIT_CAP, |l| l.min(WAIT_CAP))));
+        }
+    }
+}
