@@ -17,7 +17,7 @@
 //! [`MAX_SPIN`]) each time the news came while spinning and halves (down to
 //! [`MIN_SPIN`]) each time the waiter had to sleep, so a ping-pong on idle cores
 //! stays in user space while a loaded machine does not burn its time slices;
-//! every 64th wait spins [`MAX_SPIN`] again, so that two ends that fell
+//! every 512th wait spins [`MAX_SPIN`] again, so that two ends that fell
 //! back to sleeping under load return to spinning when the load is gone.
 //! Between the spin and the sleep the waiter yields its CPU twice, in case the
 //! peer is runnable on the same one.
@@ -71,7 +71,7 @@ pub const SPIN: Duration = Duration::from_micros(20);
 /// How many times a waiter yields its CPU after spinning, before it sleeps.
 const YIELDS: usize = 2;
 /// Every this many waits, the spin lasts [`MAX_SPIN`].
-const PROBE: u32 = 64;
+const PROBE: u32 = 512;
 
 /// The shortest adaptive spin.
 pub const MIN_SPIN: Duration = Duration::from_micros(1);
