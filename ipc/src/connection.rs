@@ -431,6 +431,12 @@ impl Connection {
 
 impl AsRawFd for Connection {
     /// The socket's fd, or -1 after [`close`](Connection::close).
+    ///
+    /// For a [`pipe`](crate::pipe) connection this is the doorbell socket: it
+    /// turns readable when the peer is gone, but not when a message arrives
+    /// (messages travel through shared memory). Wait for messages with
+    /// [`poll`](Connection::poll) or [`wait`](crate::wait), not with an outside
+    /// `poll(2)` on this fd.
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
     }

@@ -17,7 +17,7 @@
 //! [`MAX_SPIN`]) each time the news came while spinning and halves (down to
 //! [`MIN_SPIN`]) each time the waiter had to sleep, so a ping-pong on idle cores
 //! stays in user space while a loaded machine does not burn its time slices;
-//! every 64th wait spins at least [`SPIN`] again, so that two ends that fell
+//! every 512th wait spins [`MAX_SPIN`] again, so that two ends that fell
 //! back to sleeping under load return to spinning when the load is gone.
 //! Between the spin and the sleep the waiter yields its CPU twice, in case the
 //! peer is runnable on the same one.
@@ -70,8 +70,8 @@ pub const DEFAULT_PIPE_CAPACITY: usize = 128 << 10;
 pub const SPIN: Duration = Duration::from_micros(20);
 /// How many times a waiter yields its CPU after spinning, before it sleeps.
 const YIELDS: usize = 2;
-/// Every this many waits, the spin lasts at least [`SPIN`].
-const PROBE: u32 = 64;
+/// Every this many waits, the spin lasts [`MAX_SPIN`].
+const PROBE: u32 = 512;
 
 /// The shortest adaptive spin.
 pub const MIN_SPIN: Duration = Duration::from_micros(1);
@@ -587,14 +587,13 @@ impl Live {
         if self.peer_gone.load(Relaxed) {
             return Ok(Wait::Hup);
         }
-        // Every PROBE-th wait spins at least SPIN: two ends that fell back to
-        // futex sleeps under load find their way back to spinning once the
-        // machine is idle again (a short spin never sees a sleeping peer answer).
+        // Every PROBE-th wait spins at least MAX_SPIN: two ends that fell back
+        // to futex sleeps under load find their way back to spinning once the
+        // machine is idle again (a short spin never sees a sleeping peer answer:
+        // waking it takes microseconds, tens of them in a virtual machine).
         let probe = self.waits.fetch_add(1, Relaxed) % PROBE == 0;
-        let mut budget = self.spin_ns.load(Relaxed);
-        if probe {
-            budget = budget.max(SPIN.as_nanos() as u32);
-        }
+        let stored = self.spin_ns.load(Relaxed);
+        let budget = if probe { MAX_SPIN.as_nanos() as u32 } else { stored };
         let start = Instant::now();
         let spin_end = start + Duration::from_nanos(budget.into());
         let spin_end = deadline.map_or(spin_end, |d| d.min(spin_end));
@@ -612,7 +611,7 @@ impl Live {
             }
         }
         if deadline.is_none_or(|d| spin_end < d) {
-            self.spin_ns.store((budget / 2).max(MIN_SPIN.as_nanos() as u32), Relaxed);
+            self.spin_ns.store((stored / 2).max(MIN_SPIN.as_nanos() as u32), Relaxed);
             // The peer may be runnable on this very CPU: let it run before
             // paying for a futex sleep and wake-up.
             for _ in 0..YIELDS {

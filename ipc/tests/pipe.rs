@@ -152,6 +152,27 @@ fn reader_sleeping_when_the_peer_is_killed_wakes_with_eof() {
 }
 
 #[test]
+fn wait_reports_a_killed_peer_as_ready_with_eof() {
+    // The parent sleeps in `wait` (poll(2) on the doorbell socket) when the
+    // child, holding the other end, is killed.
+    let (mut here, there) = pipe(true).unwrap();
+    let (other, _keep) = Connection::pair().unwrap();
+    let here_fd = here.as_raw_fd();
+    let child = fork_child(move || {
+        close_fd(here_fd);
+        let mut there = there;
+        let _ = there.recv_bytes();
+        // SAFETY: the child kills itself with SIGKILL: nothing runs after it.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        1
+    });
+    here.send_bytes(b"die").unwrap();
+    assert_eq!(wait(&[&other, &here], Some(LIMIT)).unwrap(), vec![1], "no end of file within {LIMIT:?}");
+    assert!(here.recv_bytes().unwrap_err().is_eof());
+    assert_eq!(reap(child, LIMIT), 128 + libc::SIGKILL);
+}
+
+#[test]
 fn writer_facing_a_killed_reader_gets_broken_pipe_not_a_hang() {
     let (rx, mut tx) = pipe_with_capacity(false, 256).unwrap();
     let tx_fd = tx.as_raw_fd();
