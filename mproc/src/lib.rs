@@ -70,7 +70,6 @@
 //!
 //! Linux only: futex, memfd and pidfd are Linux calls.
 
-use std::fmt;
 
 /// Shared-memory segments, plain-data views and lock-free rings (crate `mproc-shm`).
 pub use mproc_shm as shm;
@@ -196,78 +195,35 @@ pub type ManagerAddress = mproc_manager::Address;
 /// }
 /// assert!(matches!(run(), Err(mproc::Error::Pool(mproc::PoolError::ZeroProcesses(0)))));
 /// ```
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// From shared memory ([`shm`]).
-    Shm(ShmError),
+    #[error(transparent)]
+    Shm(#[from] ShmError),
     /// From a lock, semaphore, condition, event or barrier ([`sync`]).
-    Sync(SyncError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
     /// From a connection, listener or client ([`ipc`]).
-    Ipc(IpcError),
+    #[error(transparent)]
+    Ipc(#[from] IpcError),
     /// From a queue ([`ipc`]); a failed `put` gives its item back in
     /// [`PutError`], which converts into this variant without it.
-    Queue(QueueError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     /// From starting, joining or signalling a process ([`process`]).
-    Process(ProcessError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
     /// From a pool or an async result ([`pool`]).
-    Pool(PoolError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
     /// From a manager or one of its proxies ([`manager`]).
-    Manager(ManagerError),
+    #[error(transparent)]
+    Manager(#[from] ManagerError),
     /// From the operating system, outside the mproc crates (files, commands).
-    Io(std::io::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Shm(e) => e.fmt(f),
-            Error::Sync(e) => e.fmt(f),
-            Error::Ipc(e) => e.fmt(f),
-            Error::Queue(e) => e.fmt(f),
-            Error::Process(e) => e.fmt(f),
-            Error::Pool(e) => e.fmt(f),
-            Error::Manager(e) => e.fmt(f),
-            Error::Io(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Shm(e) => e.source(),
-            Error::Sync(e) => e.source(),
-            Error::Ipc(e) => e.source(),
-            Error::Queue(e) => e.source(),
-            Error::Process(e) => e.source(),
-            Error::Pool(e) => e.source(),
-            Error::Manager(e) => e.source(),
-            Error::Io(e) => e.source(),
-        }
-    }
-}
-
-macro_rules! from_error {
-    ($($variant:ident($ty:ty)),* $(,)?) => {$(
-        impl From<$ty> for Error {
-            fn from(e: $ty) -> Error {
-                Error::$variant(e)
-            }
-        }
-    )*};
-}
-
-from_error!(
-    Shm(ShmError),
-    Sync(SyncError),
-    Ipc(IpcError),
-    Queue(QueueError),
-    Process(ProcessError),
-    Pool(PoolError),
-    Manager(ManagerError),
-    Io(std::io::Error),
-);
 
 impl<T> From<PutError<T>> for Error {
     /// Drops the item the failed `put` gave back, keeping the reason.
