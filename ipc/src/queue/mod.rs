@@ -16,7 +16,8 @@
 //! at most `max_item_bytes` once encoded (default [`DEFAULT_MAX_ITEM`]); memory is
 //! reserved up front for `maxsize` slots of `max_item_bytes`. A larger item is
 //! refused with [`QueueError::TooLarge`] naming both sizes: items are never split
-//! into chunks.
+//! into chunks. For byte payloads prefer `serde_bytes::ByteBuf` to `Vec<u8>`:
+//! serde encodes a `Vec<u8>` byte by byte, a `ByteBuf` as one copy.
 //!
 //! Handles are cheap clones. Move one into a forked child's closure, or send it
 //! to a spawned child with [`mproc_shm::Share`]; the token names the queue's kind
