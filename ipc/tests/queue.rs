@@ -244,6 +244,63 @@ fn many_producers_and_consumers_deliver_each_item_once() {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+struct LogRecord {
+    pid: u32,
+    n: u32,
+    message: String,
+}
+
+/// The logging tutorial: 200 processes send a record each through one queue
+/// to one writer process, which writes them to a file; none is lost.
+#[test]
+fn log_records_from_200_processes_reach_one_writer() {
+    const PROCS: u32 = 200;
+    let q = Queue::<Option<LogRecord>>::new().unwrap();
+    let path = std::env::temp_dir().join(format!("mproc-queue-log-{}.txt", std::process::id()));
+    let writer = {
+        let (q, path) = (q.clone(), path.clone());
+        fork_child(move || {
+            let mut out = String::new();
+            loop {
+                match q.get_timeout(LONG) {
+                    Ok(Some(r)) => out.push_str(&format!("{} {} {}\n", r.n, r.pid, r.message)),
+                    Ok(None) => break,
+                    Err(_) => return 1,
+                }
+            }
+            if std::fs::write(&path, out).is_err() {
+                return 2;
+            }
+            0
+        })
+    };
+    let loggers: Vec<_> = (0..PROCS)
+        .map(|n| {
+            let q = q.clone();
+            fork_child(move || {
+                let record = LogRecord { pid: std::process::id(), n, message: format!("hello from logger {n}") };
+                if q.put(Some(record)).is_ok() {
+                    0
+                } else {
+                    1
+                }
+            })
+        })
+        .collect();
+    for l in loggers {
+        assert_eq!(reap(l, REAP), 0, "a logger failed");
+    }
+    q.put(None).unwrap();
+    assert_eq!(reap(writer, REAP), 0, "the writer failed");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let mut ns: Vec<u32> = text.lines().map(|l| l.split(' ').next().unwrap().parse().unwrap()).collect();
+    ns.sort();
+    assert_eq!(ns, (0..PROCS).collect::<Vec<_>>(), "records lost or repeated");
+    assert!(text.lines().all(|l| l.contains("hello from logger")));
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 struct Task {
     a: u64,
     b: u64,

@@ -16,7 +16,8 @@
 //! at most `max_item_bytes` once encoded (default [`DEFAULT_MAX_ITEM`]); memory is
 //! reserved up front for `maxsize` slots of `max_item_bytes`. A larger item is
 //! refused with [`QueueError::TooLarge`] naming both sizes: items are never split
-//! into chunks.
+//! into chunks. For byte payloads prefer `serde_bytes::ByteBuf` to `Vec<u8>`:
+//! serde encodes a `Vec<u8>` byte by byte, a `ByteBuf` as one copy.
 //!
 //! Handles are cheap clones. Move one into a forked child's closure, or send it
 //! to a spawned child with [`mproc_shm::Share`]; the token names the queue's kind
@@ -208,18 +209,23 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
         }
         let limit = self.raw.max_item();
         let r = with_scratch(|buf| {
-            if buf.len() < limit {
-                buf.resize(limit, 0);
-            }
-            let len = match postcard::to_slice(&item, &mut buf[..limit]) {
+            // The scratch grows to the largest item put, never to `limit` up front
+            // (which may be a gigabyte).
+            let len = match postcard::to_slice(&item, &mut buf[..]) {
                 Ok(used) => used.len(),
                 Err(postcard::Error::SerializeBufferFull) => {
                     let size = postcard::serialize_with_flavor::<T, postcard::ser_flavors::Size, usize>(
                         &item,
                         postcard::ser_flavors::Size::default(),
                     )
-                    .unwrap_or(usize::MAX);
-                    return Err(QueueError::TooLarge { size, limit });
+                    .map_err(|source| QueueError::Encode { type_name: std::any::type_name::<T>(), source })?;
+                    if size > limit {
+                        return Err(QueueError::TooLarge { size, limit });
+                    }
+                    buf.resize(size.max(64), 0);
+                    postcard::to_slice(&item, &mut buf[..])
+                        .map_err(|source| QueueError::Encode { type_name: std::any::type_name::<T>(), source })?
+                        .len()
                 }
                 Err(source) => return Err(QueueError::Encode { type_name: std::any::type_name::<T>(), source }),
             };

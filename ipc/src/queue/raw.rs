@@ -87,8 +87,11 @@ fn wake_slow(word: &AtomicU32) {
     sys::wake_all(word);
 }
 
-/// Attempts before a blocked call goes to sleep.
-const SPIN: u32 = if cfg!(loom) { 0 } else { 64 };
+/// Attempts before a blocked call goes to sleep. Few on purpose: a side that
+/// sleeps lets the other run a batch undisturbed (a consumer draining a full
+/// queue, a producer filling an empty one), which beats both spinning on the
+/// same few slots; `queue_bytes_tput` ran 2.5× slower with a 20 µs spin.
+const SPIN: u32 = if cfg!(loom) { 0 } else { 16 };
 
 /// Which queue type a control block belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
