@@ -8,42 +8,13 @@
 //!   two processes bump in turn (one cache-line transfer each way).
 #![allow(missing_docs)] // the criterion group macro generates an undocumented fn
 
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-const MSG: usize = 64;
-
-/// Forks a child that runs `echo` and `_exit`s; closes `close_in_child` there
-/// (the parent's end, which the child inherited) unless it is negative.
-fn fork_echo(close_in_child: i32, echo: impl FnOnce()) -> libc::pid_t {
-    // SAFETY: the child only echoes and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // SAFETY: async-signal-safe calls in the child; the fd is ours to close.
-        unsafe {
-            libc::alarm(300);
-            if close_in_child >= 0 {
-                libc::close(close_in_child);
-            }
-        }
-        echo();
-        // SAFETY: as above.
-        unsafe { libc::_exit(0) };
-    }
-    pid
-}
-
-fn reap(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: our own child, which exits once told to (or on end of file).
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-}
+mod common;
+use common::{connection_rtt, fork_child, reap, socketpair_rtt, MSG};
 
 /// A counter at the start of a `MAP_SHARED | MAP_ANONYMOUS` page, inherited by
 /// forked children. The page is never unmapped.
@@ -69,35 +40,14 @@ fn pipe_rtt(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipe_rtt");
 
     // mproc: the ring pipe.
-    let (mut here, mut there) = mproc_ipc::pipe(true).unwrap();
-    let pid = fork_echo(here.as_raw_fd(), move || {
-        let mut buf = [0u8; MSG];
-        while let Ok(n) = there.recv_bytes_into(&mut buf) {
-            if there.send_bytes(&buf[..n]).is_err() {
-                break;
-            }
-        }
-    });
-    g.bench_function("mproc", |b| {
-        let msg = [7u8; MSG];
-        let mut buf = [0u8; MSG];
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                here.send_bytes(&msg).unwrap();
-                here.recv_bytes_into(&mut buf).unwrap();
-            }
-            t.elapsed()
-        })
-    });
-    drop(here);
-    reap(pid);
+    let (here, there) = mproc_ipc::pipe(true).unwrap();
+    connection_rtt(&mut g, "mproc", here, there);
 
     // ipc-channel: one bytes channel each way; an empty message ends the echo
     // (the child inherits the parent's ends, so closing them would not).
     let (to_child, child_rx) = ipc_channel::ipc::bytes_channel().unwrap();
     let (child_tx, from_child) = ipc_channel::ipc::bytes_channel().unwrap();
-    let pid = fork_echo(-1, move || {
+    let pid = fork_child(None, move || {
         while let Ok(m) = child_rx.recv() {
             if m.is_empty() || child_tx.send(&m).is_err() {
                 break;
@@ -120,34 +70,12 @@ fn pipe_rtt(c: &mut Criterion) {
     reap(pid);
 
     // socketpair: raw bytes, no framing.
-    let (mut here, mut there) = UnixStream::pair().unwrap();
-    let pid = fork_echo(here.as_raw_fd(), move || {
-        let mut buf = [0u8; MSG];
-        while there.read_exact(&mut buf).is_ok() {
-            if there.write_all(&buf).is_err() {
-                break;
-            }
-        }
-    });
-    g.bench_function("socketpair", |b| {
-        let msg = [7u8; MSG];
-        let mut buf = [0u8; MSG];
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            for _ in 0..iters {
-                here.write_all(&msg).unwrap();
-                here.read_exact(&mut buf).unwrap();
-            }
-            t.elapsed()
-        })
-    });
-    drop(here);
-    reap(pid);
+    socketpair_rtt(&mut g);
 
     // limit-pingpong: the parent writes odd values, the child answers with the
     // next even one; u64::MAX ends it.
     let word = shared_word();
-    let pid = fork_echo(-1, move || {
+    let pid = fork_child(None, move || {
         let mut spins = 0u32;
         loop {
             let v = word.load(Ordering::Acquire);

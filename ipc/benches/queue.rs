@@ -23,31 +23,12 @@ use ipc_channel::ipc;
 use mproc_ipc::{Queue, QueueBuilder};
 use serde_bytes::ByteBuf;
 
+mod common;
+use common::reap;
+
 const BIG: usize = 4096;
 /// The 4 KiB queue's bound: a ring of about 256 KiB.
 const BIG_SLOTS: usize = 64;
-
-/// Forks a child that runs `f` and `_exit`s.
-fn fork(f: impl FnOnce()) -> libc::pid_t {
-    // SAFETY: the bench is single-threaded here; the child only runs `f` (queue
-    // or socket work) and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // SAFETY: alarm is async-signal-safe: a watchdog for a lost parent.
-        unsafe { libc::alarm(600) };
-        f();
-        // SAFETY: as above.
-        unsafe { libc::_exit(0) };
-    }
-    pid
-}
-
-fn reap(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: our own child, which exits once told to.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-}
 
 /// mproc: `cmd` carries the count (0: exit), `data` the items.
 fn mproc_case<T, F>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, data: Queue<T>, make: F)
@@ -58,7 +39,7 @@ where
     let cmd = Queue::<u64>::with_maxsize(4).unwrap();
     let pid = {
         let (cmd, data) = (cmd.clone(), data.clone());
-        fork(move || {
+        common::fork_child(None, move || {
             while let Ok(n) = cmd.get() {
                 if n == 0 {
                     return;
@@ -92,7 +73,7 @@ where
 {
     let (cmd_tx, cmd_rx) = ipc::channel::<u64>().unwrap();
     let (data_tx, data_rx) = ipc::channel::<T>().unwrap();
-    let pid = fork(move || {
+    let pid = common::fork_child(None, move || {
         while let Ok(n) = cmd_rx.recv() {
             if n == 0 {
                 return;
@@ -124,7 +105,7 @@ where
 fn socketpair_case(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, size: usize) {
     let (here, mut there) = UnixStream::pair().unwrap();
     let here_fd = here.as_raw_fd();
-    let pid = fork(move || {
+    let pid = common::fork_child(None, move || {
         // SAFETY: closing the parent's end, inherited by fork, in the child.
         unsafe { libc::close(here_fd) };
         let mut n = [0u8; 8];

@@ -70,7 +70,6 @@
 //!
 //! Linux only: futex, memfd and pidfd are Linux calls.
 
-
 /// Shared-memory segments, plain-data views and lock-free rings (crate `mproc-shm`).
 pub use mproc_shm as shm;
 
