@@ -7,8 +7,12 @@
 //! so a child created by `fork(2)` (libc's, which runs the handlers) sees its own
 //! ids. A child made by a raw `clone(2)` that bypasses the handlers would inherit
 //! stale ids; mproc never does that.
-
-use std::sync::Once;
+//!
+//! The handler is registered without a `Once`: a fork while another thread is
+//! inside `call_once` would leave the child a `Once` that never completes, and
+//! its first lock operation would hang. A three-state word is used instead, and
+//! the pid is cached only once the handler is in place; a child forked
+//! mid-registration never caches and asks the kernel each time (slower, right).
 
 #[cfg(not(loom))]
 use std::cell::Cell;
@@ -18,7 +22,8 @@ use std::sync::atomic::Ordering;
 pub(crate) const PID_BITS: u32 = 30;
 
 static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-static ATFORK: Once = Once::new();
+/// 0: the atfork handler is not registered; 1: a thread is registering it; 2: it is.
+static ATFORK: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 #[cfg(not(loom))]
 thread_local! {
@@ -31,17 +36,27 @@ extern "C" fn after_fork_in_child() {
     TID.with(|t| t.set(0));
 }
 
-#[cold]
-fn init_pid() -> u32 {
-    ATFORK.call_once(|| {
+/// True once the atfork handler is registered (registering it if nobody has).
+/// Never waits: see the module docs.
+fn atfork_registered() -> bool {
+    if ATFORK.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         // SAFETY: registers a plain `extern "C"` function with no captured state;
         // pthread_atfork only stores the pointer.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
         debug_assert_eq!(rc, 0, "pthread_atfork failed");
-    });
+        ATFORK.store(2, Ordering::Release);
+    }
+    ATFORK.load(Ordering::Acquire) == 2
+}
+
+#[cold]
+fn init_pid() -> u32 {
+    let registered = atfork_registered();
     let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
     debug_assert!(pid < 1 << PID_BITS, "pid {pid} does not fit in {PID_BITS} bits");
-    PID.store(pid, Ordering::Relaxed);
+    if registered {
+        PID.store(pid, Ordering::Relaxed);
+    }
     pid
 }
 
@@ -61,9 +76,10 @@ pub(crate) fn pid() -> u32 {
 pub(crate) fn tid() -> u32 {
     TID.with(|t| match t.get() {
         0 => {
-            pid(); // registers the atfork handler
             let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-            t.set(tid);
+            if atfork_registered() {
+                t.set(tid);
+            }
             tid
         }
         v => v,

@@ -125,10 +125,14 @@ unsafe impl Sync for Region {}
 /// This process's id, cached; a `pthread_atfork` child handler resets the cache,
 /// so a forked child records its own pid in a ring's state words.
 pub(crate) fn current_pid() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Once;
+    use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
     static PID: AtomicU32 = AtomicU32::new(0);
-    static HOOK: Once = Once::new();
+    // 0: the atfork handler is not registered; 1: being registered; 2: registered.
+    // Not a `Once`: a fork while another thread is inside `call_once` would leave
+    // the child a `Once` that never completes, and its first ring operation would
+    // hang. The pid is cached only once the handler is in place; a child forked
+    // mid-registration asks the kernel each time instead.
+    static HOOK: AtomicU8 = AtomicU8::new(0);
     extern "C" fn reset() {
         PID.store(0, Ordering::Relaxed);
     }
@@ -136,13 +140,16 @@ pub(crate) fn current_pid() -> u32 {
     if p != 0 {
         return p;
     }
-    HOOK.call_once(|| {
+    if HOOK.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
         // SAFETY: registering a handler that only stores to an atomic is
         // async-signal-safe, as a fork child handler must be.
         unsafe { libc::pthread_atfork(None, None, Some(reset)) };
-    });
+        HOOK.store(2, Ordering::Release);
+    }
     let p = rustix::process::getpid().as_raw_nonzero().get() as u32;
-    PID.store(p, Ordering::Relaxed);
+    if HOOK.load(Ordering::Acquire) == 2 {
+        PID.store(p, Ordering::Relaxed);
+    }
     p
 }
 
