@@ -27,8 +27,8 @@ mod common;
 use common::reap;
 
 const BIG: usize = 4096;
-/// The 4 KiB queue's bound: a ring of about 256 KiB.
-const BIG_SLOTS: usize = 64;
+/// The 4 KiB queue's bound: a ring of about 1 MiB, as the SPSC ring bench uses.
+const BIG_SLOTS: usize = 256;
 
 /// mproc: `cmd` carries the count (0: exit), `data` the items.
 fn mproc_case<T, F>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, data: Queue<T>, make: F)
