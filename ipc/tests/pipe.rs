@@ -7,8 +7,6 @@
 mod common;
 
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{fork_child, reap};
@@ -464,20 +462,11 @@ fn bad_capacity_is_a_typed_error() {
 
 const ENV: &str = "MPROC_IPC_PIPE_TOKEN";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
-
 /// Runs only as the spawned child: imports the ring connection and echoes
 /// each message reversed until end of file.
 #[test]
 fn pipe_share_child_entry() {
-    let Ok(token) = std::env::var(ENV) else { return };
-    let token: ConnectionToken = postcard::from_bytes(&unhex(&token)).unwrap();
+    let Some(token) = common::token_from_env::<ConnectionToken>(ENV) else { return };
     let mut c = Connection::import(token).expect("import in the child");
     assert!(c.is_shared_memory());
     loop {
@@ -500,24 +489,7 @@ fn ring_connection_crosses_exec_by_token() {
     // The doorbell socket and the pipe's memfd.
     assert_eq!(exports.fds().len(), 2);
     assert!(exports.fds().contains(&child_end.as_raw_fd()));
-    let fds = exports.fds().to_vec();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "pipe_share_child_entry", "--test-threads=1", "--quiet"])
-        .env(ENV, hex(&postcard::to_allocvec(&token).unwrap()))
-        .stdout(Stdio::null());
-    // SAFETY: only fcntl, which is async-signal-safe, runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+    let mut child = common::spawn_entry("pipe_share_child_entry", ENV, &token, &exports);
     drop(child_end);
     let big: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
     for m in [&b"abc"[..], b"", b"hello", &big] {

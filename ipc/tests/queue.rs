@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{fork_child, reap};
@@ -478,21 +476,12 @@ fn token_of_another_kind_is_refused() {
 
 const ENV: &str = "MPROC_IPC_QUEUE_TOKEN";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
-
 /// Runs only as the spawned child: imports the two queues, answers each
 /// request with "pong:" + it until it gets `None`.
 #[test]
 fn queue_spawn_child_entry() {
-    let Ok(tokens) = std::env::var(ENV) else { return };
     type Tokens = (<Queue<Option<String>> as Share>::Token, <JoinableQueue<String> as Share>::Token);
-    let (req, rep): Tokens = postcard::from_bytes(&unhex(&tokens)).unwrap();
+    let Some((req, rep)) = common::token_from_env::<Tokens>(ENV) else { return };
     let req = Queue::<Option<String>>::import(req).expect("import the request queue");
     let rep = JoinableQueue::<String>::import(rep).expect("import the reply queue");
     while let Some(s) = req.get_timeout(LONG).expect("a request") {
@@ -506,25 +495,8 @@ fn queues_cross_exec_by_token() {
     let rep = JoinableQueue::<String>::new().unwrap();
     let mut exports = Exports::new();
     let tokens = (req.export(&mut exports).unwrap(), rep.export(&mut exports).unwrap());
-    let fds = exports.fds().to_vec();
-    assert!(!fds.is_empty());
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "queue_spawn_child_entry", "--test-threads=1", "--quiet"])
-        .env(ENV, hex(&postcard::to_allocvec(&tokens).unwrap()))
-        .stdout(Stdio::null());
-    // SAFETY: only fcntl, which is async-signal-safe, runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+    assert!(!exports.fds().is_empty());
+    let mut child = common::spawn_entry("queue_spawn_child_entry", ENV, &tokens, &exports);
     for s in ["a", "bb", ""] {
         req.put(Some(s.to_string())).unwrap();
     }

@@ -4,9 +4,9 @@
 //! The child is this test binary run again with `--exact share_child_entry`
 //! and the token in an environment variable, the fd kept open across exec.
 
+mod common;
+
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mproc_ipc::{Connection, ConnectionToken, IpcError};
@@ -14,20 +14,11 @@ use mproc_shm::{Exports, Share, ShmError};
 
 const ENV: &str = "MPROC_IPC_TEST_TOKEN";
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-}
-
 /// Runs only as the spawned child: imports the connection, echoes each
 /// message reversed until EOF, then drops it (the parent must see EOF).
 #[test]
 fn share_child_entry() {
-    let Ok(token) = std::env::var(ENV) else { return };
-    let token: ConnectionToken = postcard::from_bytes(&unhex(&token)).unwrap();
+    let Some(token) = common::token_from_env::<ConnectionToken>(ENV) else { return };
     let mut c = Connection::import(token.clone()).expect("import in the child");
     // A second import of the same token duplicates instead of double-owning.
     let mut second = Connection::import(token).expect("second import");
@@ -51,22 +42,7 @@ fn connection_crosses_exec_by_token() {
     let mut exports = Exports::new();
     let token = child_end.export(&mut exports).unwrap();
     assert_eq!(exports.fds(), &[child_end.as_raw_fd()]);
-    let fd = child_end.as_raw_fd();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "share_child_entry", "--test-threads=1", "--quiet"])
-        .env(ENV, hex(&postcard::to_allocvec(&token).unwrap()))
-        .stdout(Stdio::null());
-    // SAFETY: only fcntl, which is async-signal-safe, runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+    let mut child = common::spawn_entry("share_child_entry", ENV, &token, &exports);
     drop(child_end);
     assert_eq!(parent.recv_bytes().unwrap(), b"second");
     for m in [&b"abc"[..], b"", b"hello"] {

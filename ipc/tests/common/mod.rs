@@ -44,3 +44,40 @@ pub fn reap(pid: libc::pid_t, timeout: Duration) -> i32 {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Re-runs this test binary as a child that runs only the test `entry`, with `token`
+/// (postcard, hex) in the environment variable `env` and the fds of `exports` kept
+/// open across `exec`: the spawn path of `Share`, without the process crate.
+pub fn spawn_entry<T: serde::Serialize>(
+    entry: &str,
+    env: &str,
+    token: &T,
+    exports: &mproc_shm::Exports,
+) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let hex: String = postcard::to_allocvec(token).unwrap().iter().map(|b| format!("{b:02x}")).collect();
+    let fds = exports.fds().to_vec();
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", entry, "--test-threads=1", "--quiet"]).env(env, hex).stdout(std::process::Stdio::null());
+    // SAFETY: only fcntl, which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+/// In a child made by [`spawn_entry`]: the token it was given; `None` when this
+/// process is the ordinary test run (the entry test then does nothing).
+pub fn token_from_env<T: serde::de::DeserializeOwned>(env: &str) -> Option<T> {
+    let hex = std::env::var(env).ok()?;
+    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    Some(postcard::from_bytes(&bytes).unwrap())
+}
