@@ -147,6 +147,40 @@ fn builder_rejects_bad_sizes() {
     assert!(matches!(JoinableQueue::<u8>::with_maxsize(0), Err(QueueError::BadSize { .. })));
 }
 
+/// `put_ref` encodes from a borrowed item, which the putter keeps: a child puts
+/// the same buffer 100 times (on a queue of 8, so it waits for room), the parent
+/// gets 100 equal copies. Its errors are `put`'s.
+#[test]
+fn put_ref_sends_a_kept_item_across_processes() {
+    let q = QueueBuilder::new().maxsize(8).max_item_bytes(4100).build::<Vec<u8>>().unwrap();
+    let child = {
+        let q = q.clone();
+        fork_child(move || {
+            let item: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
+            for _ in 0..100 {
+                if q.put_ref(&item).is_err() {
+                    return 1;
+                }
+            }
+            // Still ours, unchanged.
+            if item.len() == 4000 {
+                0
+            } else {
+                2
+            }
+        })
+    };
+    let want: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
+    for i in 0..100 {
+        assert_eq!(q.get_timeout(LONG).unwrap(), want, "item {i}");
+    }
+    assert_eq!(reap(child, REAP), 0);
+    assert!(matches!(q.put_ref(&vec![0; 5000]), Err(QueueError::TooLarge { size: 5002, limit: 4100 })));
+    q.close();
+    assert!(matches!(q.put_ref(&vec![1]), Err(QueueError::Closed)));
+    assert!(q.empty());
+}
+
 /// The tutorial: a writer process puts 'A', 'B', 'C'; a reader process gets them.
 #[test]
 fn writer_and_reader_processes() {

@@ -48,6 +48,38 @@ fn two_producers_one_consumer() {
     });
 }
 
+/// A producer whose in-place writer fails races one that succeeds: the
+/// consumer gets the good message once and never the given-up one, and both
+/// slots come back for the next lap.
+#[test]
+fn failed_writer_is_passed_over() {
+    loom::model(|| {
+        let ring = Arc::new(MpmcRing::new_heap(2, 8).unwrap());
+        let failing = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                ring.try_push_with(0, |slot| {
+                    slot.fill(9);
+                    Err::<usize, ()>(())
+                })
+            })
+        };
+        let good = {
+            let ring = ring.clone();
+            thread::spawn(move || push(&ring, &[1; 4]))
+        };
+        assert_eq!(pop(&ring), vec![1; 4]);
+        assert_eq!(failing.join().unwrap(), Ok(Err(())));
+        good.join().unwrap();
+        // The given-up position, if still ahead, is passed over here.
+        assert_eq!(ring.try_pop().unwrap(), None);
+        assert!(ring.is_empty());
+        push(&ring, &[2; 2]);
+        push(&ring, &[3; 2]);
+        assert_eq!((pop(&ring), pop(&ring)), (vec![2; 2], vec![3; 2]));
+    });
+}
+
 /// One slot, so each message is a new lap of it: the producer must wait for the
 /// consumer to free the slot, and the lap numbers must keep them in step.
 #[test]

@@ -41,6 +41,72 @@ fn errors_name_the_sizes() {
 }
 
 #[test]
+fn in_place_push_and_pop() {
+    let ring = MpmcRing::new(2, 8).unwrap();
+    let r = ring.try_push_with(3, |slot| {
+        assert_eq!(slot.len(), 8);
+        slot[..3].copy_from_slice(b"abc");
+        Ok::<usize, ()>(3)
+    });
+    assert_eq!(r, Ok(Ok(())));
+    assert_eq!(ring.try_pop_with(|m| m.to_vec()).unwrap().as_deref(), Some(&b"abc"[..]));
+    assert_eq!(ring.try_pop_with(|m| m.len()).unwrap(), None);
+    // The writer never runs on a full ring.
+    ring.try_push(b"1").unwrap();
+    ring.try_push(b"2").unwrap();
+    let r = ring.try_push_with(5, |_| -> Result<usize, ()> { panic!("ran on a full ring") });
+    assert_eq!(r, Err(RingError::Full { len: 5, free: 0 }));
+}
+
+#[test]
+fn a_failed_or_panicking_writer_delivers_nothing() {
+    let ring = MpmcRing::new(8, 8).unwrap();
+    ring.try_push(b"before").unwrap();
+    assert_eq!(
+        ring.try_push_with(0, |slot| {
+            slot.fill(9);
+            Err("no")
+        }),
+        Ok(Err("no"))
+    );
+    assert_eq!(ring.try_push_with(0, |_| Ok::<usize, ()>(9)), Err(RingError::TooLarge { len: 9, max: 8 }));
+    let unwound = std::panic::catch_unwind(|| {
+        let _ = ring.try_push_with(0, |slot| -> Result<usize, ()> {
+            slot.fill(7);
+            panic!("writer panics");
+        });
+    });
+    assert!(unwound.is_err());
+    ring.try_push(b"after").unwrap();
+    // The given-up positions hold their places until a consumer passes them.
+    assert_eq!(ring.len(), 5);
+    assert_eq!(ring.try_pop().unwrap().as_deref(), Some(&b"before"[..]));
+    assert_eq!(ring.try_pop().unwrap().as_deref(), Some(&b"after"[..]));
+    assert_eq!(ring.try_pop().unwrap(), None);
+    assert!(ring.is_empty());
+    // And the slots are reused on the next lap.
+    for i in 0..8u8 {
+        ring.try_push(&[i]).unwrap();
+    }
+    for i in 0..8u8 {
+        assert_eq!(ring.try_pop().unwrap(), Some(vec![i]));
+    }
+}
+
+#[test]
+fn a_panicking_reader_consumes_the_message() {
+    let ring = MpmcRing::new(2, 8).unwrap();
+    ring.try_push(b"one").unwrap();
+    ring.try_push(b"two").unwrap();
+    let unwound = std::panic::catch_unwind(|| ring.try_pop_with(|_| panic!("reader panics")));
+    assert!(unwound.is_err());
+    assert_eq!(ring.try_pop().unwrap().as_deref(), Some(&b"two"[..]));
+    ring.try_push(b"3").unwrap();
+    ring.try_push(b"4").unwrap();
+    assert_eq!(ring.len(), 2);
+}
+
+#[test]
 fn wraps_many_laps_in_fifo_order() {
     let ring = MpmcRing::new(4, 16).unwrap();
     let (mut next_in, mut next_out) = (0u64, 0u64);

@@ -110,36 +110,73 @@ proptest! {
     fn mpmc_matches_model(slots_log in 0u32..4, max in 1usize..40, ops in ops()) {
         let ring = MpmcRing::new(1 << slots_log, max).unwrap();
         let slots = ring.capacity();
-        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        // The model: published messages, and `None` for a position a failed
+        // `try_push_with` gave up, which counts until a consumer passes it.
+        let mut model: VecDeque<Option<Vec<u8>>> = VecDeque::new();
         let mut buf = Vec::new();
         for op in ops {
-            let (push, len, byte, how) = match op {
-                Op::Push { len, byte } => (true, len, byte, 0),
-                Op::Abandon { len } => (true, len, 0, 0),
-                Op::Pop { how } => (false, 0, 0, how),
-                Op::Peek => (false, 0, 0, 1),
-            };
-            if push {
-                let msg = vec![byte; len % (max + 1)];
-                match ring.try_push(&msg) {
-                    Ok(()) => {
-                        prop_assert!(model.len() < slots);
-                        model.push_back(msg);
+            // Peek is a pop here: the MPMC ring has no peek.
+            let op = if let Op::Peek = op { Op::Pop { how: 1 } } else { op };
+            match op {
+                Op::Push { len, byte } => {
+                    let msg = vec![byte; len % (max + 1)];
+                    // Odd bytes go through the in-place writer.
+                    let r = if byte % 2 == 0 {
+                        ring.try_push(&msg)
+                    } else {
+                        ring.try_push_with(msg.len(), |slot| {
+                            assert_eq!(slot.len(), max);
+                            slot[..msg.len()].copy_from_slice(&msg);
+                            Ok::<usize, ()>(msg.len())
+                        })
+                        .map(|written| written.expect("the writer succeeds"))
+                    };
+                    match r {
+                        Ok(()) => {
+                            prop_assert!(model.len() < slots);
+                            model.push_back(Some(msg));
+                        }
+                        Err(RingError::Full { len, free }) => {
+                            prop_assert_eq!(model.len(), slots);
+                            prop_assert_eq!((len, free), (msg.len(), 0));
+                        }
+                        Err(e) => prop_assert!(false, "unexpected {}", e),
                     }
-                    Err(RingError::Full { free, .. }) => {
-                        prop_assert_eq!(model.len(), slots);
-                        prop_assert_eq!(free, 0);
-                    }
-                    Err(e) => prop_assert!(false, "unexpected {}", e),
+                    prop_assert_eq!(ring.try_push(&vec![0; max + 1]), Err(RingError::TooLarge { len: max + 1, max }));
                 }
-                prop_assert_eq!(ring.try_push(&vec![0; max + 1]), Err(RingError::TooLarge { len: max + 1, max }));
-            } else {
-                let got = if how % 2 == 0 {
-                    ring.try_pop().unwrap()
-                } else {
-                    ring.try_pop_into(&mut buf).unwrap().then(|| buf.clone())
-                };
-                prop_assert_eq!(got, model.pop_front());
+                Op::Abandon { len } => {
+                    // A writer that fails, or claims more than the slot holds.
+                    let mut ran = false;
+                    let r = ring.try_push_with(0, |_| {
+                        ran = true;
+                        if len % 2 == 0 { Err(len) } else { Ok(max + 1 + len % 7) }
+                    });
+                    match r {
+                        Ok(Err(e)) => prop_assert_eq!(e, len),
+                        Err(RingError::TooLarge { max: m, .. }) => prop_assert!(len % 2 == 1 && m == max),
+                        Err(RingError::Full { .. }) => prop_assert!(!ran && model.len() == slots),
+                        other => prop_assert!(false, "unexpected {:?}", other),
+                    }
+                    if ran {
+                        model.push_back(None);
+                    }
+                }
+                Op::Pop { how } => {
+                    let got = match how % 3 {
+                        0 => ring.try_pop().unwrap(),
+                        1 => ring.try_pop_into(&mut buf).unwrap().then(|| buf.clone()),
+                        _ => ring.try_pop_with(<[u8]>::to_vec).unwrap(),
+                    };
+                    let want = loop {
+                        match model.pop_front() {
+                            Some(None) => continue,
+                            Some(Some(msg)) => break Some(msg),
+                            None => break None,
+                        }
+                    };
+                    prop_assert_eq!(got, want);
+                }
+                Op::Peek => unreachable!("mapped to a pop above"),
             }
             prop_assert_eq!(ring.len(), model.len());
             prop_assert_eq!(ring.is_empty(), model.is_empty());

@@ -150,30 +150,6 @@ impl QueueBuilder {
     }
 }
 
-/// Runs `f` with this thread's scratch buffer (a fresh one if it is in use).
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    #[cfg(not(loom))]
-    {
-        use std::cell::RefCell;
-        thread_local!(static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
-        let mut f = Some(f);
-        let r = SCRATCH.try_with(|s| match s.try_borrow_mut() {
-            Ok(mut buf) => Some((f.take().expect("called once"))(&mut buf)),
-            Err(_) => None,
-        });
-        match (r, f) {
-            (Ok(Some(r)), _) => r,
-            (_, Some(f)) => f(&mut Vec::new()),
-            (_, None) => unreachable!("the closure ran but returned nothing"),
-        }
-    }
-    #[cfg(loom)]
-    {
-        // loom's threads share one OS thread: no thread-local scratch.
-        f(&mut Vec::new())
-    }
-}
-
 /// The typed layer shared by the three queues: encoding, decoding and the
 /// per-handle `closed` flag.
 struct Typed<T> {
@@ -202,51 +178,48 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
         self.closed.store(true, Ordering::Relaxed);
     }
 
+    /// Encodes `item` straight into a free slot: one copy, no staging buffer.
     #[inline]
     fn put(&self, item: T, until: Until) -> Result<(), PutError<T>> {
-        if self.is_closed() {
-            return Err(PutError::new(QueueError::Closed, item));
-        }
-        let limit = self.raw.max_item();
-        let r = with_scratch(|buf| {
-            // The scratch grows to the largest item put, never to `limit` up front
-            // (which may be a gigabyte).
-            let len = match postcard::to_slice(&item, &mut buf[..]) {
-                Ok(used) => used.len(),
-                Err(postcard::Error::SerializeBufferFull) => {
-                    let size = postcard::serialize_with_flavor::<T, postcard::ser_flavors::Size, usize>(
-                        &item,
-                        postcard::ser_flavors::Size::default(),
-                    )
-                    .map_err(|source| QueueError::Encode { type_name: std::any::type_name::<T>(), source })?;
-                    if size > limit {
-                        return Err(QueueError::TooLarge { size, limit });
-                    }
-                    buf.resize(size.max(64), 0);
-                    postcard::to_slice(&item, &mut buf[..])
-                        .map_err(|source| QueueError::Encode { type_name: std::any::type_name::<T>(), source })?
-                        .len()
-                }
-                Err(source) => return Err(QueueError::Encode { type_name: std::any::type_name::<T>(), source }),
-            };
-            self.raw.put(&buf[..len], until, &|| self.is_closed())
-        });
-        r.map_err(|e| PutError::new(e, item))
+        self.put_ref(&item, until).map_err(|e| PutError::new(e, item))
     }
 
+    #[inline]
+    fn put_ref(&self, item: &T, until: Until) -> Result<(), QueueError> {
+        if self.is_closed() {
+            return Err(QueueError::Closed);
+        }
+        let encode_error = |source| QueueError::Encode { type_name: std::any::type_name::<T>(), source };
+        // Sized first (a pass that writes nothing), so that an item that cannot
+        // fit is refused before it claims a slot: a claimed slot that is then
+        // given up would hold a place in the queue until consumers pass it.
+        let size = postcard::serialize_with_flavor::<T, postcard::ser_flavors::Size, usize>(
+            item,
+            postcard::ser_flavors::Size::default(),
+        )
+        .map_err(encode_error)?;
+        let encode = |slot: &mut [u8]| match postcard::to_slice(item, slot) {
+            Ok(used) => Ok(used.len()),
+            // Only a `Serialize` that writes differently on a second pass gets here.
+            Err(source) => Err(encode_error(source)),
+        };
+        self.raw.put(encode, size, until, &|| self.is_closed())
+    }
+
+    /// Decodes the oldest item in place, from its slot.
     #[inline]
     fn get(&self, until: Until) -> Result<T, QueueError> {
         if self.is_closed() {
             return Err(QueueError::Closed);
         }
-        with_scratch(|buf| {
-            self.raw.get(buf, until, &|| self.is_closed())?;
-            postcard::from_bytes(buf).map_err(|source| QueueError::Decode {
+        let decode = |msg: &[u8]| {
+            postcard::from_bytes(msg).map_err(|source| QueueError::Decode {
                 type_name: std::any::type_name::<T>(),
-                len: buf.len(),
+                len: msg.len(),
                 source,
             })
-        })
+        };
+        self.raw.get(decode, until, &|| self.is_closed())
     }
 
     fn export(&self, exports: &mut mproc_shm::Exports) -> mproc_shm::Result<QueueToken> {
@@ -320,6 +293,13 @@ macro_rules! bounded_methods {
         /// [`QueueError::Encode`], giving the item back.
         pub fn put(&self, item: T) -> Result<(), PutError<T>> {
             self.q.put(item, crate::queue::Until::Forever)
+        }
+
+        /// Puts a copy of `item` (encoded from the reference: the caller keeps
+        /// it, as Python's `put` leaves the object to its caller), waiting for
+        /// room as long as it takes. Fails as [`put`](Self::put) does.
+        pub fn put_ref(&self, item: &T) -> Result<(), QueueError> {
+            self.q.put_ref(item, crate::queue::Until::Forever)
         }
 
         /// Puts `item`, waiting at most `timeout` for room; [`QueueError::Full`]

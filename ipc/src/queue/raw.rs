@@ -410,41 +410,58 @@ impl RawQueue {
         self.ctrl().unfinished.0.load(SeqCst) >> 1
     }
 
-    /// One attempt to push `msg`: `Ok(false)` when there is no room now.
+    /// One attempt to push the `len`-byte item `encode` writes into a claimed
+    /// slot (see [`MpmcRing::try_push_with`]): `Ok(None)` when there is no room now.
     #[inline]
-    fn try_push(&self, msg: &[u8]) -> Result<bool, QueueError> {
+    fn try_push(
+        &self,
+        len: usize,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, QueueError>,
+    ) -> Result<Option<()>, QueueError> {
         if self.check_len && self.ring.len() >= self.maxsize {
-            return Ok(false);
+            return Ok(None);
         }
-        match self.ring.try_push(msg) {
-            Ok(()) => {
+        match self.ring.try_push_with(len, encode) {
+            Ok(Ok(())) => {
                 let word = &self.ctrl().not_empty.0;
                 wake_if_waiters(word, word.fetch_add(ONE, SeqCst));
-                Ok(true)
+                Ok(Some(()))
             }
-            Err(RingError::Full { .. }) => Ok(false),
+            Ok(Err(e)) => Err(e),
+            Err(RingError::Full { .. }) => Ok(None),
             Err(RingError::TooLarge { len, max }) => Err(QueueError::TooLarge { size: len, limit: max }),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// One attempt to pop into `buf`: `Ok(false)` when no item is ready.
+    /// One attempt to pop the oldest item and `decode` it in place: `Ok(None)`
+    /// when no item is ready. A decoding error consumes the item.
     #[inline]
-    fn try_pop(&self, buf: &mut Vec<u8>) -> Result<bool, QueueError> {
-        if !self.ring.try_pop_into(buf)? {
-            return Ok(false);
-        }
+    fn try_pop<R>(&self, decode: impl FnOnce(&[u8]) -> Result<R, QueueError>) -> Result<Option<R>, QueueError> {
+        let Some(item) = self.ring.try_pop_with(decode)? else {
+            return Ok(None);
+        };
         let word = &self.ctrl().not_full.0;
         wake_if_waiters(word, word.fetch_add(ONE, SeqCst));
-        Ok(true)
+        item.map(Some)
     }
 
-    /// Puts the encoded item `msg`, waiting for room until `deadline`
-    /// . Fails with
-    /// `Full`, `Closed` (checked with `closed` while waiting) or `TooLarge`.
-    pub(crate) fn put(&self, msg: &[u8], deadline: Until, closed: &dyn Fn() -> bool) -> Result<(), QueueError> {
-        if msg.len() > self.max_item {
-            return Err(QueueError::TooLarge { size: msg.len(), limit: self.max_item });
+    /// Puts the item `encode` writes straight into its slot (it gets
+    /// [`max_item`](RawQueue::max_item) bytes and returns the length it used;
+    /// `len` is that length, known beforehand), waiting for room until
+    /// `deadline`. Fails with `Full`, `Closed` (checked with `closed` while
+    /// waiting), `TooLarge`, or `encode`'s error — which gives the claimed slot
+    /// up, leaving a skipped place in the queue until consumers pass it, so the
+    /// caller checks everything it can before.
+    pub(crate) fn put(
+        &self,
+        encode: impl Fn(&mut [u8]) -> Result<usize, QueueError>,
+        len: usize,
+        deadline: Until,
+        closed: &dyn Fn() -> bool,
+    ) -> Result<(), QueueError> {
+        if len > self.max_item {
+            return Err(QueueError::TooLarge { size: len, limit: self.max_item });
         }
         let joinable = self.kind == Kind::Joinable;
         if joinable {
@@ -452,11 +469,13 @@ impl RawQueue {
             // never finds the count short.
             self.ctrl().unfinished.0.fetch_add(ONE, SeqCst);
         }
-        let c = self.ctrl();
-        let r = self.wait_for(&c.not_full.0, deadline, closed, || self.try_push(msg));
+        let r = match self.try_push(len, &encode) {
+            Ok(None) => self.wait_slow(&self.ctrl().not_full.0, deadline, closed, &mut || self.try_push(len, &encode)),
+            r => r,
+        };
         match r {
-            Ok(true) => Ok(()),
-            Ok(false) => {
+            Ok(Some(())) => Ok(()),
+            Ok(None) => {
                 self.undo_unfinished(joinable);
                 Err(QueueError::Full { maxsize: self.maxsize })
             }
@@ -473,48 +492,39 @@ impl RawQueue {
         }
     }
 
-    /// Takes the oldest item into `buf`, waiting until `deadline`; `Empty` when
-    /// none came.
-    pub(crate) fn get(&self, buf: &mut Vec<u8>, deadline: Until, closed: &dyn Fn() -> bool) -> Result<(), QueueError> {
-        let c = self.ctrl();
-        match self.wait_for(&c.not_empty.0, deadline, closed, || self.try_pop(buf))? {
-            true => Ok(()),
-            false => Err(QueueError::Empty),
-        }
-    }
-
-    /// Runs `attempt` until it returns `Ok(true)`: at once, then spinning, then
-    /// sleeping on `word` in slices of at most [`WAIT_CAP`]. `Ok(false)` once
-    /// `deadline` has passed.
-    #[inline]
-    fn wait_for(
+    /// Takes the oldest item and `decode`s it in place, waiting until
+    /// `deadline`; `Empty` when none came.
+    pub(crate) fn get<R>(
         &self,
-        word: &AtomicU32,
+        decode: impl Fn(&[u8]) -> Result<R, QueueError>,
         deadline: Until,
         closed: &dyn Fn() -> bool,
-        mut attempt: impl FnMut() -> Result<bool, QueueError>,
-    ) -> Result<bool, QueueError> {
-        if attempt()? {
-            return Ok(true);
-        }
-        self.wait_slow(word, deadline, closed, &mut attempt)
+    ) -> Result<R, QueueError> {
+        let got = match self.try_pop(&decode)? {
+            Some(item) => Some(item),
+            None => self.wait_slow(&self.ctrl().not_empty.0, deadline, closed, &mut || self.try_pop(&decode))?,
+        };
+        got.ok_or(QueueError::Empty)
     }
 
+    /// Runs `attempt` until it returns `Ok(Some(_))`: spinning, then sleeping on
+    /// `word` in slices of at most [`WAIT_CAP`]. `Ok(None)` once `deadline` has
+    /// passed.
     #[cold]
-    fn wait_slow(
+    fn wait_slow<R>(
         &self,
         word: &AtomicU32,
         deadline: Until,
         closed: &dyn Fn() -> bool,
-        attempt: &mut dyn FnMut() -> Result<bool, QueueError>,
-    ) -> Result<bool, QueueError> {
+        attempt: &mut dyn FnMut() -> Result<Option<R>, QueueError>,
+    ) -> Result<Option<R>, QueueError> {
         if deadline.left() == Some(Duration::ZERO) {
-            return Ok(false);
+            return Ok(None);
         }
         for _ in 0..SPIN {
             sys::spin_loop();
-            if attempt()? {
-                return Ok(true);
+            if let Some(r) = attempt()? {
+                return Ok(Some(r));
             }
         }
         loop {
@@ -523,12 +533,12 @@ impl RawQueue {
             }
             // Announce the sleeper with a read-modify-write (see the module doc).
             let seen = word.fetch_or(WAITERS, SeqCst) | WAITERS;
-            if attempt()? {
-                return Ok(true);
+            if let Some(r) = attempt()? {
+                return Ok(Some(r));
             }
             let left = deadline.left();
             if left == Some(Duration::ZERO) {
-                return Ok(false);
+                return Ok(None);
             }
             sys::wait(word, seen, Some(left.map_or(WAIT_CAP, |l| l.min(WAIT_CAP))));
         }

@@ -44,5 +44,11 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
         self.q.put(item, Until::Forever)
     }
 
+    /// Puts a copy of `item` (encoded from the reference: the caller keeps it),
+    /// waiting for room if the queue is full. Fails as [`put`](Self::put) does.
+    pub fn put_ref(&self, item: &T) -> Result<(), QueueError> {
+        self.q.put_ref(item, Until::Forever)
+    }
+
     common_methods!();
 }

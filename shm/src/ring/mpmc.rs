@@ -76,7 +76,9 @@ pub const MAX_BYTES: usize = 1 << 36;
 // | FULL(L)      | the lap-L message is complete and readable     | READING(L, pid)       |
 // | READING(L,p) | consumer p is copying the lap-L message out    | EMPTY(L+1); the same if p died (reclaim) |
 //
-// Zeroed memory is EMPTY(0) in every slot: an empty ring.
+// Zeroed memory is EMPTY(0) in every slot: an empty ring. A producer whose
+// in-place writer fails publishes FULL(L) with the length word SKIPPED; the
+// consumer that claims it frees the slot and moves on to the next position.
 const LAP_SHIFT: u32 = 32;
 const STATE_SHIFT: u32 = 30;
 const STATE_MASK: u64 = 0b11 << STATE_SHIFT;
@@ -128,6 +130,9 @@ const _: () = assert!(size_of::<Header>() % 64 == 0 && align_of::<Header>() >= 6
 const DATA_OFFSET: usize = size_of::<Header>();
 /// Bytes in front of a slot's payload: the state word and the length.
 const SLOT_HDR: usize = 16;
+/// The length word of a position whose producer gave it up (its writer failed):
+/// consumers pass over it.
+const SKIPPED: u64 = u64::MAX;
 
 /// A bounded multi-producer multi-consumer ring of byte messages in shared memory.
 ///
@@ -402,10 +407,40 @@ impl MpmcRing {
 
     /// Copies `msg` into a free slot. [`RingError::Full`] when every slot is taken
     /// now, [`RingError::TooLarge`] when `msg` exceeds [`MpmcRing::max_message`].
+    #[inline]
     pub fn try_push(&self, msg: &[u8]) -> Result<(), RingError> {
         if msg.len() > self.max_message {
             return Err(RingError::TooLarge { len: msg.len(), max: self.max_message });
         }
+        let copied = self.try_push_with(msg.len(), |payload| {
+            payload[..msg.len()].copy_from_slice(msg);
+            Ok::<usize, std::convert::Infallible>(msg.len())
+        })?;
+        match copied {
+            Ok(()) => Ok(()),
+            Err(never) => match never {},
+        }
+    }
+
+    /// Writes a message straight into a free slot, without a staging copy:
+    /// `write` gets the slot's whole payload ([`MpmcRing::max_message`] bytes,
+    /// holding stale data) and returns the length of the message it wrote there.
+    ///
+    /// `len_hint` is only for the [`RingError::Full`] report (the length of the
+    /// message about to be written, if known). `write` runs only once a slot is
+    /// claimed, so it never runs when the ring is full. If `write` fails or
+    /// panics, or returns a length over `max_message`, nothing is delivered: the
+    /// position is given up, keeping its place (and counting in
+    /// [`len`](MpmcRing::len)) until a consumer passes over it. A failure comes
+    /// back as the inner `Err`, an impossible length as [`RingError::TooLarge`].
+    ///
+    /// While `write` runs, consumers wait for this slot: keep it short.
+    #[inline]
+    pub fn try_push_with<E>(
+        &self,
+        len_hint: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<Result<(), E>, RingError> {
         let tail = &self.hdr().tail;
         loop {
             let pos = tail.load(Ordering::Relaxed);
@@ -425,16 +460,24 @@ impl MpmcRing {
                 let _ = tail.compare_exchange(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed);
                 let (len_ptr, payload) = self.slot(index);
                 self.region.shadow_write(index..index + 1);
+                // Until published, an unwinding `write` gives the slot up.
+                let claim = Claim { ring: self, lap, index, producer: true };
                 // SAFETY: [1] the slot is ours: our CAS moved it to WRITING(lap, me),
                 // and nobody touches a WRITING slot's bytes but its claimer (a
                 // consumer that skips it only rewrites the state word, and only
-                // once we are dead); [2] msg.len() <= max_message fits the payload.
-                unsafe {
-                    len_ptr.write(msg.len() as u64);
-                    std::ptr::copy_nonoverlapping(msg.as_ptr(), payload, msg.len());
-                }
+                // once we are dead); [2] the payload is max_message initialised
+                // bytes (zeroed at creation, rewritten only by claimers).
+                let written = write(unsafe { std::slice::from_raw_parts_mut(payload, self.max_message) });
+                let len = match written {
+                    Ok(len) if len <= self.max_message => len,
+                    Ok(len) => return Err(RingError::TooLarge { len, max: self.max_message }),
+                    Err(e) => return Ok(Err(e)),
+                };
+                std::mem::forget(claim);
+                // SAFETY: the slot is still ours (see above).
+                unsafe { len_ptr.write(len as u64) };
                 state.store(encode(lap, FULL, 0), Ordering::Release);
-                return Ok(());
+                return Ok(Ok(()));
             }
             if ahead >= 0 {
                 // Position `pos` is claimed already (or long done): help move the ticket.
@@ -448,7 +491,7 @@ impl MpmcRing {
                 continue;
             }
             if tail.load(Ordering::Relaxed) == pos && state.load(Ordering::Acquire) == word {
-                return Err(RingError::Full { len: msg.len(), free: self.capacity() - self.len() });
+                return Err(RingError::Full { len: len_hint, free: self.capacity() - self.len() });
             }
         }
     }
@@ -456,13 +499,27 @@ impl MpmcRing {
     /// Takes the oldest complete message out as a new `Vec`; `Ok(None)` when none
     /// is ready (the ring is empty, or its oldest message is still being written).
     pub fn try_pop(&self) -> Result<Option<Vec<u8>>, RingError> {
-        let mut buf = Vec::new();
-        Ok(self.try_pop_into(&mut buf)?.then_some(buf))
+        self.try_pop_with(<[u8]>::to_vec)
     }
 
     /// Takes the oldest complete message into `buf` (replacing its contents);
     /// `Ok(false)` when none is ready.
+    #[inline]
     pub fn try_pop_into(&self, buf: &mut Vec<u8>) -> Result<bool, RingError> {
+        let popped = self.try_pop_with(|msg| {
+            buf.clear();
+            buf.extend_from_slice(msg);
+        })?;
+        Ok(popped.is_some())
+    }
+
+    /// Takes the oldest complete message and hands it to `read` in place, without
+    /// a copy; `Ok(None)` when none is ready. The slot is free again once `read`
+    /// returns — or unwinds, which consumes the message all the same.
+    ///
+    /// While `read` runs, producers of this slot's next lap wait: keep it short.
+    #[inline]
+    pub fn try_pop_with<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, RingError> {
         let head = &self.hdr().head;
         loop {
             let pos = head.load(Ordering::Relaxed);
@@ -482,22 +539,27 @@ impl MpmcRing {
                 let _ = head.compare_exchange(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed);
                 let (len_ptr, payload) = self.slot(index);
                 self.region.shadow_read(index..index + 1);
+                // Frees the slot for the next lap when `read` is done or unwinds.
+                let claim = Claim { ring: self, lap, index, producer: false };
                 // SAFETY: the slot is ours (READING(lap, me)); its producer finished
                 // writing before publishing FULL, which our Acquire CAS observed.
                 let len = unsafe { len_ptr.read() };
-                let result = if len > self.max_message as u64 {
-                    Err(RingError::Corrupt {
+                if len == SKIPPED {
+                    // A producer gave this position up: pass over it.
+                    drop(claim);
+                    continue;
+                }
+                if len > self.max_message as u64 {
+                    return Err(RingError::Corrupt {
                         position: pos,
                         detail: format!("length {len} in a slot of {} bytes", self.max_message),
-                    })
-                } else {
-                    buf.clear();
-                    // SAFETY: as above; len <= max_message was just checked.
-                    buf.extend_from_slice(unsafe { std::slice::from_raw_parts(payload, len as usize) });
-                    Ok(true)
-                };
-                state.store(encode(lap.wrapping_add(1), EMPTY, 0), Ordering::Release);
-                return result;
+                    });
+                }
+                // SAFETY: as above; len <= max_message was just checked, and no
+                // process writes the slot until `claim` frees it.
+                let r = read(unsafe { std::slice::from_raw_parts(payload, len as usize) });
+                drop(claim);
+                return Ok(Some(r));
             }
             if (ahead == 0 && st == READING) || ahead > 0 {
                 // Claimed by another consumer (or long done): help move the ticket.
@@ -523,11 +585,11 @@ impl MpmcRing {
                 if state.load(Ordering::Acquire) != word {
                     continue;
                 }
-                return Ok(false);
+                return Ok(None);
             }
             // EMPTY on our lap, or the previous lap: nothing produced here yet.
             if head.load(Ordering::Relaxed) == pos && state.load(Ordering::Acquire) == word {
-                return Ok(false);
+                return Ok(None);
             }
         }
     }
@@ -543,6 +605,35 @@ impl MpmcRing {
             spin_loop();
         }
         state.load(Ordering::Acquire) == word && !process_alive(holder)
+    }
+}
+
+/// A slot this process claimed (WRITING or READING), given back when dropped.
+///
+/// A consumer's claim frees the slot for its next lap. A producer's claim
+/// dropped before its message was published (the writer failed or unwound)
+/// publishes a [`SKIPPED`] record instead: the position keeps its place (and
+/// counts in `len`) until a consumer passes over it, as for any message.
+struct Claim<'a> {
+    ring: &'a MpmcRing,
+    lap: u32,
+    index: usize,
+    producer: bool,
+}
+
+impl Drop for Claim<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let state = self.ring.state(self.index);
+        debug_assert_eq!(decode(state.load(Ordering::Relaxed)).0, self.lap);
+        if self.producer {
+            let (len_ptr, _) = self.ring.slot(self.index);
+            // SAFETY: the slot is still ours (WRITING(lap, me)).
+            unsafe { len_ptr.write(SKIPPED) };
+            state.store(encode(self.lap, FULL, 0), Ordering::Release);
+        } else {
+            state.store(encode(self.lap.wrapping_add(1), EMPTY, 0), Ordering::Release);
+        }
     }
 }
 
