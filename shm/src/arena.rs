@@ -18,10 +18,18 @@
 //! memory itself can never dangle — each holder keeps the segment mapped — but a
 //! block the creator freed may be reused for another object.
 //!
-//! The arena's lock is a process-local mutex: a child forked while another
-//! thread of the parent was allocating must not allocate before it execs.
+//! # Fork
+//! The arena's lock is a word holding the pid of the process whose thread
+//! holds it. A child forked while another thread of the parent was inside the
+//! arena inherits the word held, but that thread does not exist in the child:
+//! the child sees a holder pid that is not its own and takes the lock over, and
+//! since the state belongs to another pid it starts an arena of its own,
+//! leaking (never dropping) the inherited state, which may be half-updated. So
+//! a fork never leaves a child unable to allocate, unlike a plain mutex.
 
-use std::sync::{Arc, Mutex};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +63,75 @@ struct State {
     in_use: usize,
 }
 
-static STATE: Mutex<Option<State>> = Mutex::new(None);
+/// The arena's state behind its lock (see "Fork" above).
+struct Arena {
+    /// The pid of the process one of whose threads holds the lock; 0: free.
+    holder: AtomicU32,
+    state: UnsafeCell<Option<State>>,
+}
+
+// SAFETY: `state` is only reached through an `ArenaGuard`, which exists only
+// while `holder` is ours (taken with Acquire, released with Release).
+unsafe impl Sync for Arena {}
+
+static ARENA: Arena = Arena { holder: AtomicU32::new(0), state: UnsafeCell::new(None) };
+
+/// Holds the arena lock; dereferences to this process's state (`None` until
+/// the first allocation, and after a fork until the child's first one).
+struct ArenaGuard {
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl ArenaGuard {
+    fn lock(me: u32) -> ArenaGuard {
+        let mut spins = 0u32;
+        loop {
+            match ARENA.holder.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return ArenaGuard { _not_send: std::marker::PhantomData },
+                Err(holder) if holder != 0 && holder != me => {
+                    // Held in another process: we are a child forked while a
+                    // parent thread held it, and no thread of ours does.
+                    if ARENA.holder.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                        // SAFETY: we hold the lock now. The inherited state may be
+                        // half-updated: forget it rather than drop it.
+                        std::mem::forget(unsafe { (*ARENA.state.get()).take() });
+                        return ArenaGuard { _not_send: std::marker::PhantomData };
+                    }
+                }
+                Err(_) => {
+                    // Another thread allocates: a few µs at most.
+                    spins += 1;
+                    if spins < 64 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for ArenaGuard {
+    type Target = Option<State>;
+    fn deref(&self) -> &Option<State> {
+        // SAFETY: the guard holds the lock.
+        unsafe { &*ARENA.state.get() }
+    }
+}
+
+impl std::ops::DerefMut for ArenaGuard {
+    fn deref_mut(&mut self) -> &mut Option<State> {
+        // SAFETY: the guard holds the lock, and is the only guard.
+        unsafe { &mut *ARENA.state.get() }
+    }
+}
+
+impl Drop for ArenaGuard {
+    fn drop(&mut self) {
+        ARENA.holder.store(0, Ordering::Release);
+    }
+}
 
 fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
@@ -86,7 +162,7 @@ pub fn alloc(size: usize, align: usize) -> Result<Block> {
     }
     let class = (class_size / CACHE_LINE).trailing_zeros() as usize;
     let me = pid();
-    let mut guard = STATE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut guard = ArenaGuard::lock(me);
     if guard.as_ref().is_none_or(|s| s.pid != me) {
         *guard =
             Some(State { pid: me, segments: Vec::new(), bump: ARENA_SEGMENT, free: Default::default(), in_use: 0 });
@@ -117,11 +193,19 @@ pub fn alloc(size: usize, align: usize) -> Result<Block> {
 /// Bytes handed out by this process's arena and not yet freed, and the number
 /// of arena segments it has mapped.
 pub fn usage() -> (usize, usize) {
-    let guard = STATE.lock().unwrap_or_else(|p| p.into_inner());
+    let me = pid();
+    let guard = ArenaGuard::lock(me);
     match guard.as_ref() {
-        Some(s) if s.pid == pid() => (s.in_use, s.segments.len()),
+        Some(s) if s.pid == me => (s.in_use, s.segments.len()),
         _ => (0, 0),
     }
+}
+
+/// Holds the arena lock until dropped, on this thread: for tests that fork
+/// while another thread is inside the arena. Not part of the API.
+#[doc(hidden)]
+pub fn lock_for_tests() -> impl Drop {
+    ArenaGuard::lock(pid())
 }
 
 impl Block {
@@ -165,7 +249,7 @@ impl Drop for Block {
         if owner != pid() {
             return; // inherited by fork: the allocating process frees it
         }
-        let mut guard = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = ArenaGuard::lock(owner);
         if let Some(st) = guard.as_mut().filter(|s| s.pid == owner) {
             st.free[class as usize].push((idx, self.offset));
             st.in_use -= self.len;
