@@ -195,6 +195,12 @@ impl<K, V> std::fmt::Debug for DictProxy<K, V> {
         f.debug_tuple("DictProxy").field(&self.h).finish()
     }
 }
+impl<K, V> DictProxy<K, V> {
+    /// The reference this proxy holds.
+    pub fn object(&self) -> &ObjectRef {
+        &self.h
+    }
+}
 
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
     /// The value under `key`, if any.
