@@ -129,7 +129,31 @@ fn loom(quick: bool) -> Result {
     Ok(())
 }
 
+/// What the test suite must not leave behind (DESIGN.md §5): `/dev/shm`
+/// entries of the project and manager socket directories. `.ci/run` runs this
+/// right after `cargo test --workspace`, on a machine where nothing else of
+/// mproc runs.
+fn leaks() -> Result {
+    eprintln!("==> leak check: /dev/shm/mproc*, $TMPDIR/mproc-manager-*");
+    let tmp = std::env::temp_dir();
+    let mut left = Vec::new();
+    for (dir, prefix) in [(PathBuf::from("/dev/shm"), "mproc"), (tmp, "mproc-manager-")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                left.push(e.path().display().to_string());
+            }
+        }
+    }
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("left behind by the tests: {}", left.join(", ")))
+    }
+}
+
 fn ci() -> Result {
+    leaks()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run("cargo fmt --all --check", fmt)?;
