@@ -129,17 +129,20 @@ impl Child {
                 Err(e) => return Err(e.into()),
             },
         };
-        let deadline = Instant::now() + timeout;
+        // A timeout too long for an Instant (Duration::MAX) is no limit.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ts = Timespec { tv_sec: left.as_secs() as _, tv_nsec: left.subsec_nanos() as _ };
+            let ts = deadline.map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                Timespec { tv_sec: left.as_secs().min(i64::MAX as u64) as _, tv_nsec: left.subsec_nanos() as _ }
+            });
             let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-            match poll(&mut fds, Some(&ts)) {
+            match poll(&mut fds, ts.as_ref()) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
             let st = self.try_reap();
-            if st != Status::Running || Instant::now() >= deadline {
+            if st != Status::Running || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(st);
             }
         }

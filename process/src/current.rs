@@ -149,12 +149,33 @@ pub(crate) fn on_daemon_starter<R: Send + 'static>(f: impl FnOnce() -> R + Send 
         return f();
     }
     let (rtx, rrx) = mpsc::sync_channel(1);
+    // A panic in `f` (a user `Serialize`, say) is caught on the starter thread,
+    // which must outlive it, and resumed on the caller's.
     let task: Task = Box::new(move || {
-        let _ = rtx.send(f());
+        let _ = rtx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
     });
-    match tx.send(task) {
-        Ok(()) => rrx.recv().expect("the daemon-starter thread never ends"),
-        Err(mpsc::SendError(_)) => unreachable!("the daemon-starter thread never ends"),
+    match tx.send(task).map(|()| rrx.recv()) {
+        Ok(Ok(Ok(r))) => r,
+        Ok(Ok(Err(panic))) => std::panic::resume_unwind(panic),
+        Ok(Err(mpsc::RecvError)) | Err(mpsc::SendError(_)) => unreachable!("the daemon-starter thread never ends"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_daemon_starter;
+
+    #[test]
+    fn a_panic_on_the_daemon_starter_reaches_the_caller_and_spares_the_thread() {
+        let caught = std::panic::catch_unwind(|| on_daemon_starter(|| -> u32 { panic!("in the job") }));
+        let msg = caught.unwrap_err().downcast::<&str>().map(|m| *m);
+        assert_eq!(msg.ok(), Some("in the job"));
+        // The starter thread still runs jobs.
+        assert_eq!(on_daemon_starter(|| 5), 5);
+        assert_eq!(
+            on_daemon_starter(|| std::thread::current().name().map(str::to_owned)).as_deref(),
+            Some("mproc-daemon-starter")
+        );
     }
 }
 

@@ -179,6 +179,16 @@ fn join_timeout_times_out_while_running() {
     assert_eq!(p.exitcode(), Some(-9));
 }
 
+/// A timeout too long for an `Instant` is no limit, not a panic.
+#[test]
+fn join_timeout_of_duration_max_waits_without_a_limit() {
+    let mut p = sleeper();
+    p.start().unwrap();
+    p.kill().unwrap();
+    assert!(p.join_timeout(Duration::MAX).unwrap());
+    assert_eq!(p.exitcode(), Some(-9));
+}
+
 #[test]
 fn typed_errors() {
     let mut p = Process::new(watchdog);
