@@ -161,24 +161,6 @@ pub(crate) fn on_daemon_starter<R: Send + 'static>(f: impl FnOnce() -> R + Send 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::on_daemon_starter;
-
-    #[test]
-    fn a_panic_on_the_daemon_starter_reaches_the_caller_and_spares_the_thread() {
-        let caught = std::panic::catch_unwind(|| on_daemon_starter(|| -> u32 { panic!("in the job") }));
-        let msg = caught.unwrap_err().downcast::<&str>().map(|m| *m);
-        assert_eq!(msg.ok(), Some("in the job"));
-        // The starter thread still runs jobs.
-        assert_eq!(on_daemon_starter(|| 5), 5);
-        assert_eq!(
-            on_daemon_starter(|| std::thread::current().name().map(str::to_owned)).as_deref(),
-            Some("mproc-daemon-starter")
-        );
-    }
-}
-
 /// The process this code runs in.
 ///
 /// `MainProcess` with the real pid for a program not started by mproc; in a child
@@ -216,5 +198,23 @@ pub fn cpu_count() -> usize {
     match rustix::thread::sched_getaffinity(None) {
         Ok(set) if set.count() > 0 => set.count() as usize,
         _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_daemon_starter;
+
+    #[test]
+    fn a_panic_on_the_daemon_starter_reaches_the_caller_and_spares_the_thread() {
+        let caught = std::panic::catch_unwind(|| on_daemon_starter(|| -> u32 { panic!("in the job") }));
+        let msg = caught.unwrap_err().downcast::<&str>().map(|m| *m);
+        assert_eq!(msg.ok(), Some("in the job"));
+        // The starter thread still runs jobs.
+        assert_eq!(on_daemon_starter(|| 5), 5);
+        assert_eq!(
+            on_daemon_starter(|| std::thread::current().name().map(str::to_owned)).as_deref(),
+            Some("mproc-daemon-starter")
+        );
     }
 }
