@@ -68,4 +68,4 @@ pub use error::{IpcError, Result};
 pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use pipe::{pipe, pipe_with_capacity, DEFAULT_PIPE_CAPACITY};
 pub use queue::{JoinableQueue, PutError, Queue, QueueBuilder, QueueError, SimpleQueue};
-pub use wait::wait;
+pub use wait::{wait, wait_any, Waitable};

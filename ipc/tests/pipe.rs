@@ -383,6 +383,46 @@ fn wait_mixes_ring_and_socket_connections() {
     assert_eq!(reap(child, LIMIT), 0);
 }
 
+/// `wait_any` mixes a ring connection with a child's sentinel (a pidfd, as
+/// `Process::sentinel` gives): the message comes first, then the child's exit.
+#[test]
+fn wait_any_mixes_a_connection_and_a_process_sentinel() {
+    use mproc_ipc::{wait_any, Waitable};
+    use std::os::fd::AsFd;
+    let (mut here, there) = pipe(true).unwrap();
+    let (mut go_here, go_there) = Connection::pair().unwrap();
+    let (h, g) = (here.as_raw_fd(), go_here.as_raw_fd());
+    let child = fork_child(move || {
+        close_fd(h);
+        close_fd(g);
+        let (mut there, mut go) = (there, go_there);
+        there.send_bytes(b"hello").unwrap();
+        // Exits when told to.
+        match go.recv::<u8>() {
+            Ok(_) => 0,
+            Err(_) => 2,
+        }
+    });
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_raw(child).unwrap(),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .unwrap();
+    let ready_of = |here: &Connection| wait_any(&[Waitable::from(here), Waitable::Fd(pidfd.as_fd())], Some(LIMIT));
+    assert_eq!(ready_of(&here).unwrap(), vec![0], "the message, the child still runs");
+    assert_eq!(here.recv_bytes().unwrap(), b"hello");
+    go_here.send(&1u8).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    let mut ready = Vec::new();
+    // The child's end of the pipe closes as it exits: both become ready.
+    while ready != [0, 1] && Instant::now() < deadline {
+        ready = ready_of(&here).unwrap();
+    }
+    assert_eq!(ready, [0, 1]);
+    assert!(here.recv_bytes().unwrap_err().is_eof());
+    assert_eq!(reap(child, LIMIT), 0);
+}
+
 #[test]
 fn wait_reports_a_message_already_in_the_ring() {
     let (mut a, b) = pipe(true).unwrap();

@@ -54,7 +54,7 @@
 //! | `Pipe(duplex)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socket pair) |
 //! | `Queue(maxsize)`, `put`, `get`, `put_nowait`, `get_nowait`, `qsize`, `empty`, `full` | [`Queue`], [`Queue::put`], [`Queue::get`], [`Queue::try_put`], [`Queue::try_get`], [`Queue::qsize`], [`Queue::empty`], [`Queue::full`] |
 //! | `JoinableQueue`, `task_done`, `join`; `SimpleQueue` | [`JoinableQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`]; [`SimpleQueue`] |
-//! | `connection.Listener`, `connection.Client`, `connection.wait` | [`Listener`], [`Client`], [`wait`] |
+//! | `connection.Listener`, `connection.Client`, `connection.wait` | [`Listener`], [`Client`], [`wait`] (connections), [`wait_any`] (with `Process::sentinel`s and sockets) |
 //! | `Pool(n)`, `apply_async`, `map`, `imap_unordered`, `AsyncResult` | [`Pool`], [`Pool::apply_async`], [`Pool::map`], [`Pool::imap_unordered`], [`AsyncResult`] |
 //! | `Manager()` / `SyncManager` | [`Manager::start`] ([`SyncManager`]) |
 //! | `BaseManager(address, authkey)`, `register` | [`ManagerBuilder`] ([`BaseManager`]), [`Registry::register`] |
@@ -104,8 +104,8 @@ pub use mproc_sync::{
 pub use mproc_shm::{Segment, Share, ShmError};
 
 pub use mproc_ipc::{
-    pipe, pipe_with_capacity, wait, Address, Client, Connection, IpcError, JoinableQueue, Listener, PutError, Queue,
-    QueueBuilder, QueueError, SimpleQueue,
+    pipe, pipe_with_capacity, wait, wait_any, Address, Client, Connection, IpcError, JoinableQueue, Listener, PutError,
+    Queue, QueueBuilder, QueueError, SimpleQueue, Waitable,
 };
 
 pub use mproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, PoolError, StartMethod};
