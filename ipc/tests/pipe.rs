@@ -170,6 +170,34 @@ fn wait_reports_a_killed_peer_as_ready_with_eof() {
     assert_eq!(reap(child, LIMIT), 128 + libc::SIGKILL);
 }
 
+/// A writer SIGKILLed in the middle of a chunked message (longer than the ring)
+/// leaves the reader a `TruncatedMessage` naming both sizes, not a hang, not a
+/// short message passed off as whole.
+#[test]
+fn writer_killed_mid_chunked_message_gives_truncated_message() {
+    let (mut rx, tx) = pipe_with_capacity(false, 256).unwrap();
+    let rx_fd = rx.as_raw_fd();
+    let child = fork_child(move || {
+        close_fd(rx_fd);
+        let mut tx = tx;
+        // 4 KiB through a 256-byte ring: blocks for room after the first chunks.
+        let _ = tx.send_bytes(&[7u8; 4096]);
+        2
+    });
+    // The first chunk is in the ring: the writer is mid-message.
+    assert_eq!(wait(&[&rx], Some(LIMIT)).unwrap(), vec![0]);
+    // SAFETY: killing our own child.
+    assert_eq!(unsafe { libc::kill(child, libc::SIGKILL) }, 0);
+    assert_eq!(reap(child, LIMIT), 128 + libc::SIGKILL);
+    match rx.recv_bytes() {
+        Err(IpcError::TruncatedMessage { expected, got }) => {
+            assert_eq!(expected, 4096 + 8);
+            assert!(got < expected, "got {got} of {expected}");
+        }
+        other => panic!("expected TruncatedMessage, got {other:?}"),
+    }
+}
+
 #[test]
 fn writer_facing_a_killed_reader_gets_broken_pipe_not_a_hang() {
     let (rx, mut tx) = pipe_with_capacity(false, 256).unwrap();
