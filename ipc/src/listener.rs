@@ -377,8 +377,28 @@ impl Client {
     /// assert!(matches!(t.join().unwrap(), Err(IpcError::Authentication { .. })));
     /// # Ok::<(), IpcError>(())
     /// ```
+    ///
+    /// A peer that accepts and then stays silent cannot hang this call (as it
+    /// hangs CPython's `Client`): connecting and the handshake each wait at most
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`], as the listener's side does; see
+    /// [`Client::connect_timeout`] to choose.
     pub fn connect(address: impl Into<Address>, authkey: Option<&[u8]>) -> Result<Connection> {
+        Client::connect_timeout(address, authkey, DEFAULT_HANDSHAKE_TIMEOUT)
+    }
+
+    /// [`Client::connect`] with at most `timeout` for the TCP connect and at most
+    /// `timeout` for each read and write of the handshake. A listener that does
+    /// not answer in time is an [`IpcError::Authentication`] naming the timeout;
+    /// the returned connection has no timeout.
+    pub fn connect_timeout(
+        address: impl Into<Address>,
+        authkey: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Connection> {
         let address = address.into();
+        let what = || address.to_string();
+        // Zero is "no timeout" to setsockopt: the shortest real one instead.
+        let timeout = timeout.max(Duration::from_micros(1));
         let mut conn = match &address {
             Address::Unix(path) => {
                 let stream = match abstract_name(path) {
@@ -386,16 +406,22 @@ impl Client {
                         .and_then(|sa| UnixStream::connect_addr(&sa)),
                     None => UnixStream::connect(path),
                 };
-                Connection::from_unix(stream.map_err(|e| IpcError::os("connect", address.to_string(), e))?)
+                let s = stream.map_err(|e| IpcError::os("connect", what(), e))?;
+                set_timeouts_unix(&s, Some(timeout)).map_err(|e| IpcError::os("setsockopt", what(), e))?;
+                Connection::from_unix(s)
             }
-            Address::Tcp(addr) => Connection::from_tcp(
-                TcpStream::connect(addr).map_err(|e| IpcError::os("connect", address.to_string(), e))?,
-            ),
+            Address::Tcp(addr) => {
+                let s = TcpStream::connect_timeout(addr, timeout).map_err(|e| IpcError::os("connect", what(), e))?;
+                s.set_read_timeout(Some(timeout)).map_err(|e| IpcError::os("setsockopt", what(), e))?;
+                s.set_write_timeout(Some(timeout)).map_err(|e| IpcError::os("setsockopt", what(), e))?;
+                Connection::from_tcp(s)
+            }
         };
         if let Some(key) = authkey {
             answer_challenge(&mut conn, key)?;
             deliver_challenge(&mut conn, key)?;
         }
+        clear_timeouts(&conn).map_err(|e| IpcError::os("setsockopt", what(), e))?;
         Ok(conn)
     }
 }

@@ -111,6 +111,28 @@ fn client_without_key_against_keyed_listener_times_out_the_handshake() {
     drop(t.join().unwrap());
 }
 
+/// A "listener" that accepts and never speaks cannot hang a client: the
+/// handshake gives up after the client's timeout with an error saying so.
+#[test]
+fn client_facing_a_silent_listener_times_out_the_handshake() {
+    let path = std::env::temp_dir().join(format!("mproc-silent-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let silent = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    for addr in [Address::Unix(path.clone()), Address::Tcp(tcp.local_addr().unwrap())] {
+        // Watchdog: the connect runs on a thread the test waits for with a limit.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shown = addr.to_string();
+        thread::spawn(move || tx.send(Client::connect_timeout(addr, Some(b"k"), Duration::from_millis(100))));
+        match rx.recv_timeout(Duration::from_secs(20)).expect("the client gave up") {
+            Err(IpcError::Authentication { reason }) => assert!(reason.contains("in time"), "{shown}: {reason}"),
+            other => panic!("{shown}: expected a handshake timeout, got {other:?}"),
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+    drop((silent, tcp));
+}
+
 #[test]
 fn unix_socket_is_owner_only_and_removed_on_drop() {
     let path = std::env::temp_dir().join(format!("mproc-test-listener-{}", std::process::id()));
