@@ -6,9 +6,10 @@
 //! and payload together) for messages up to 64 KiB; reads go through a 64 KiB
 //! userspace buffer, so a burst of small messages costs one `read(2)`.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, OnceLock};
@@ -16,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use mproc_shm::{Exports, Share, ShmError};
 use rustix::event::{PollFd, PollFlags};
-use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +41,9 @@ pub const PAIR_MAX_FRAME: usize = 1 << 30;
 /// system call; larger ones are sent as header, then payload (CPython's
 /// threshold is 16 KiB).
 const COALESCE: usize = 64 * 1024;
+
+/// The most descriptors one [`Connection::send_handle`] message carries.
+pub const MAX_HANDLE_FDS: usize = 32;
 
 /// The kind of socket under a [`Connection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +97,11 @@ pub struct Connection {
     wbuf: Vec<u8>,
     max_frame: usize,
     transport: Transport,
+    /// Descriptors that arrived (`SCM_RIGHTS`) with bytes read so far, in
+    /// order, for [`Connection::recv_handle`]; closed if never claimed.
+    received: VecDeque<OwnedFd>,
+    /// Some arrived descriptors were dropped by the kernel (no room).
+    fds_lost: bool,
 }
 
 /// What carries a connection's messages.
@@ -112,13 +124,34 @@ impl fmt::Debug for Connection {
     }
 }
 
-/// Reads a socket through a borrowed fd (for the [`FrameReader`]).
-struct SocketSource<'a>(BorrowedFd<'a>);
+/// Reads a socket through a borrowed fd (for the [`FrameReader`]). On a Unix
+/// socket every read is a `recvmsg(2)` that keeps the descriptors arriving
+/// with the bytes: a plain `read(2)` of bytes that carry `SCM_RIGHTS` would
+/// close them.
+struct SocketSource<'a> {
+    fd: BorrowedFd<'a>,
+    /// `None` on TCP.
+    received: Option<(&'a mut VecDeque<OwnedFd>, &'a mut bool)>,
+}
 
 impl Read for SocketSource<'_> {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(rustix::io::read(self.0, buf)?)
+        let Some((received, lost)) = &mut self.received else {
+            return Ok(rustix::io::read(self.fd, buf)?);
+        };
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_HANDLE_FDS))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let got = rustix::net::recvmsg(self.fd, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
+        if got.flags.contains(ReturnFlags::CTRUNC) {
+            **lost = true;
+        }
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(fds) = msg {
+                received.extend(fds);
+            }
+        }
+        Ok(got.bytes)
     }
 }
 
@@ -131,7 +164,16 @@ impl Connection {
             wbuf: Vec::new(),
             max_frame,
             transport: Transport::Socket,
+            received: VecDeque::new(),
+            fds_lost: false,
         }
+    }
+
+    /// The reader of this socket connection's bytes (and descriptors).
+    fn source(&mut self) -> Result<(&mut FrameReader, SocketSource<'_>)> {
+        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let received = (self.kind == SocketKind::Unix).then_some((&mut self.received, &mut self.fds_lost));
+        Ok((&mut self.reader, SocketSource { fd, received }))
     }
 
     /// A ring connection: `fd` is its doorbell socket.
@@ -304,7 +346,8 @@ impl Connection {
         if let Transport::Ring(r) = &mut self.transport {
             return r.with_message(fd, max, |m| m.into_vec());
         }
-        self.reader.read_vec(&mut SocketSource(fd), max)
+        let (reader, mut src) = self.source()?;
+        reader.read_vec(&mut src, max)
     }
 
     /// Receives one message into `buf` and returns its length. If `buf` is too
@@ -339,7 +382,9 @@ impl Connection {
                 })
                 .and_then(|r| r);
         }
-        self.reader.read_into(&mut SocketSource(fd), buf, self.max_frame)
+        let max = self.max_frame;
+        let (reader, mut src) = self.source()?;
+        reader.read_into(&mut src, buf, max)
     }
 
     /// Receives one message and decodes it with postcard as a `T`. Small
@@ -358,8 +403,10 @@ impl Connection {
                 })
                 .and_then(|r| r);
         }
-        self.reader
-            .with_frame(&mut SocketSource(fd), self.max_frame, |bytes| {
+        let max = self.max_frame;
+        let (reader, mut src) = self.source()?;
+        reader
+            .with_frame(&mut src, max, |bytes| {
                 postcard::from_bytes::<T>(bytes).map_err(|source| IpcError::Decode {
                     type_name: std::any::type_name::<T>(),
                     len: bytes.len(),
@@ -367,6 +414,101 @@ impl Connection {
                 })
             })
             .and_then(|r| r)
+    }
+
+    /// Sends a handle — a [`Segment`](mproc_shm::Segment), `Queue`, `Lock`,
+    /// `Value`, another `Connection`, anything [`Share`] — to the process at
+    /// the other end, which need not be related to this one: its token goes as
+    /// one message and its descriptors with it by `SCM_RIGHTS`. The receiver
+    /// calls [`recv_handle`](Connection::recv_handle). Only a connection on a
+    /// Unix socket carries descriptors ([`IpcError::HandlesUnsupported`]
+    /// otherwise); at most [`MAX_HANDLE_FDS`] per handle.
+    ///
+    /// ```
+    /// use mproc_ipc::Connection;
+    /// use mproc_shm::Value;
+    ///
+    /// let (mut a, mut b) = Connection::pair()?;
+    /// let v = Value::<u64>::new(7)?;
+    /// a.send_handle(&v)?;
+    /// let w: Value<u64> = b.recv_handle()?;
+    /// w.set(8);
+    /// assert_eq!(v.get(), 8);
+    /// # Ok::<(), mproc_ipc::IpcError>(())
+    /// ```
+    #[doc(alias = "reduction.send_handle")]
+    pub fn send_handle<H: Share>(&mut self, handle: &H) -> Result<()> {
+        let transport = match (&self.transport, self.kind) {
+            (Transport::Ring(_), _) => "shared-memory pipe",
+            (Transport::Socket, SocketKind::Tcp) => "TCP",
+            (Transport::Socket, SocketKind::Unix) => "",
+        };
+        if !transport.is_empty() {
+            return Err(IpcError::HandlesUnsupported { transport });
+        }
+        let mut exports = Exports::new();
+        let token = handle.export(&mut exports)?;
+        let fds = exports.fds().to_vec();
+        if fds.len() > MAX_HANDLE_FDS {
+            return Err(IpcError::TooManyDescriptors { count: fds.len(), max: MAX_HANDLE_FDS });
+        }
+        let token = postcard::to_allocvec(&token)
+            .map_err(|source| IpcError::Encode { type_name: std::any::type_name::<H::Token>(), source })?;
+        let msg = postcard::to_allocvec(&HandleMsg { fds: fds.clone(), token })
+            .map_err(|source| IpcError::Encode { type_name: "handle message", source })?;
+        let mut header = [0u8; MAX_HEADER];
+        let hlen = encode_header(msg.len() as u64, &mut header);
+        let frame = [&header[..hlen], &msg[..]].concat();
+        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        // SAFETY: the numbers were recorded by `export` from fds that `handle`
+        // (borrowed for this whole call) keeps open.
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|&n| unsafe { BorrowedFd::borrow_raw(n) }).collect();
+        let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(borrowed.len()))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
+            return Err(IpcError::TooManyDescriptors { count: fds.len(), max: MAX_HANDLE_FDS });
+        }
+        // The descriptors ride with the first byte; the rest follows plainly.
+        let sent = loop {
+            match rustix::net::sendmsg(fd, &[IoSlice::new(&frame)], &mut control, SendFlags::NOSIGNAL) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(IpcError::os("sendmsg", "handle", e)),
+            }
+        };
+        send_all(fd, &frame[sent..])
+    }
+
+    /// Receives a handle sent with [`send_handle`](Connection::send_handle),
+    /// as a `H`: the descriptors that came with it stand in for the sender's
+    /// numbers while the token is imported (see
+    /// [`import_with_fds`](mproc_shm::import_with_fds)).
+    ///
+    /// Descriptors are matched to handle messages in the order they arrive, so
+    /// receive a handle message only with `recv_handle`: one read as plain
+    /// bytes leaves its descriptors queued (until the connection is dropped),
+    /// and a later handle could then be given them — which the import's
+    /// checks (inode, device) refuse with a typed error.
+    #[doc(alias = "reduction.recv_handle")]
+    pub fn recv_handle<H: Share>(&mut self) -> Result<H> {
+        if !matches!(self.transport, Transport::Socket) || self.kind != SocketKind::Unix {
+            let transport = if self.kind == SocketKind::Tcp { "TCP" } else { "shared-memory pipe" };
+            return Err(IpcError::HandlesUnsupported { transport });
+        }
+        let msg: HandleMsg = self.recv()?;
+        if msg.fds.len() > self.received.len() {
+            let got = self.received.len();
+            self.received.clear();
+            return Err(IpcError::MissingDescriptors { expected: msg.fds.len(), got });
+        }
+        let fds: Vec<(RawFd, OwnedFd)> =
+            msg.fds.iter().map(|&n| (n, self.received.pop_front().expect("counted above"))).collect();
+        let token: H::Token = postcard::from_bytes(&msg.token).map_err(|source| IpcError::Decode {
+            type_name: std::any::type_name::<H::Token>(),
+            len: msg.token.len(),
+            source,
+        })?;
+        Ok(mproc_shm::import_with_fds(token, fds)?)
     }
 
     /// Whether a message (or end of file) can be read without blocking, waiting
@@ -440,6 +582,14 @@ impl AsRawFd for Connection {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
     }
+}
+
+/// A [`Connection::send_handle`] message: the sender's numbers of the
+/// descriptors sent with it (in order), and the handle's encoded token.
+#[derive(Serialize, Deserialize)]
+struct HandleMsg {
+    fds: Vec<RawFd>,
+    token: Vec<u8>,
 }
 
 /// Sends all of `buf` with `MSG_NOSIGNAL` (a closed peer is an `EPIPE` error,
@@ -553,10 +703,12 @@ impl Share for Connection {
         if ring.is_some() && token.kind != SocketKind::Unix {
             return Err(bad(format!("a pipe connection over a {:?} socket", token.kind)));
         }
+        // Received under another number (SCM_RIGHTS): ours to take over.
+        let received = mproc_shm::take_received_fd(fd);
         // SAFETY: fstat on an fd number we may not own is sound: at worst it is
         // closed (EBADF) or another file, both checked below; the borrow ends
         // before any fd is created from it.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let borrowed = received.as_ref().map_or_else(|| unsafe { BorrowedFd::borrow_raw(fd) }, |f| f.as_fd());
         let st = rustix::fs::fstat(borrowed).map_err(|e| bad(format!("fd {fd} was not inherited: {e}")))?;
         let is_socket = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket;
         if !is_socket || st.st_dev != token.dev || st.st_ino != token.ino {
@@ -568,7 +720,9 @@ impl Share for Connection {
         }
         let here = rustix::process::getpid().as_raw_nonzero().get() as u32;
         let mut taken = imported().lock().unwrap_or_else(|p| p.into_inner());
-        let owned = if here != token.exporter && taken.insert(fd) {
+        let owned = if let Some(owned) = received {
+            owned
+        } else if here != token.exporter && taken.insert(fd) {
             // SAFETY: [1] the fd is open and is the exported socket (checked
             // above); [2] it was inherited across exec for this import, and the
             // `imported` set guarantees only this one OwnedFd is made from it.

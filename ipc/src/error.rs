@@ -70,6 +70,31 @@ pub enum IpcError {
         /// What this end can do: `receive` or `send`.
         end: &'static str,
     },
+    /// Handles (file descriptors) travel only over a connection on a Unix
+    /// socket ([`Connection::pair`](crate::Connection::pair), a Unix
+    /// [`Listener`](crate::Listener)), not over TCP or a shared-memory pipe.
+    #[error("cannot pass a handle over a {transport} connection: only Unix-socket connections carry descriptors")]
+    HandlesUnsupported {
+        /// What the connection runs on: `TCP` or `shared-memory pipe`.
+        transport: &'static str,
+    },
+    /// A handle needs more descriptors than one message carries.
+    #[error("a handle of {count} descriptors is more than the {max} one message carries")]
+    TooManyDescriptors {
+        /// Descriptors the handle needs.
+        count: usize,
+        /// The most a message carries.
+        max: usize,
+    },
+    /// A handle message arrived without the descriptors it names (they were
+    /// dropped on the way, or the message was not sent by `send_handle`).
+    #[error("a handle message names {expected} descriptors but {got} arrived with it")]
+    MissingDescriptors {
+        /// Descriptors the message names.
+        expected: usize,
+        /// Descriptors that arrived.
+        got: usize,
+    },
     /// Shared memory for a [`pipe`](crate::pipe) could not be set up.
     #[error(transparent)]
     Shm(#[from] mproc_shm::ShmError),

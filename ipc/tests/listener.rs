@@ -123,7 +123,9 @@ fn client_facing_a_silent_listener_times_out_the_handshake() {
         // Watchdog: the connect runs on a thread the test waits for with a limit.
         let (tx, rx) = std::sync::mpsc::channel();
         let shown = addr.to_string();
-        thread::spawn(move || tx.send(Client::connect_timeout(addr, Some(b"k"), Duration::from_millis(100))));
+        thread::spawn(move || {
+            let _ = tx.send(Client::connect_timeout(addr, Some(b"k"), Duration::from_millis(100)));
+        });
         match rx.recv_timeout(Duration::from_secs(20)).expect("the client gave up") {
             Err(IpcError::Authentication { reason }) => assert!(reason.contains("in time"), "{shown}: {reason}"),
             other => panic!("{shown}: expected a handshake timeout, got {other:?}"),

@@ -31,7 +31,7 @@ pub use arena::Block;
 pub use error::{Result, ShmError};
 pub use ring::{MpmcRing, RingError, SpscRing};
 pub use segment::{Segment, SegmentToken};
-pub use share::{Exports, Share};
+pub use share::{import_with_fds, received_fd, take_received_fd, Exports, Share};
 pub use view::{Array, Value};
 
 /// The size of a cache line on the platforms mproc supports; shared objects are

@@ -312,6 +312,8 @@ impl Share for Segment {
                 if let Some(seg) = map.get(&ino) {
                     return Ok(seg.clone());
                 }
+                // Inherited at `fd`, or received under another number (SCM_RIGHTS).
+                let fd = crate::share::received_fd(fd);
                 let bad = |detail: String| ShmError::BadToken { what: "segment", detail };
                 // SAFETY: fstat and dup on an fd number we do not own are sound: at worst
                 // it is closed (EBADF) or another file, and both are checked below; the
