@@ -27,12 +27,11 @@
 //! leaking (never dropping) the inherited state, which may be half-updated. So
 //! a fork never leaves a child unable to allocate, unlike a plain mutex.
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pidlock::{PidGuard, PidLock};
 use crate::{Exports, Result, Segment, SegmentToken, Share, ShmError, CACHE_LINE};
 
 /// Size of each arena segment.
@@ -63,74 +62,19 @@ struct State {
     in_use: usize,
 }
 
-/// The arena's state behind its lock (see "Fork" above).
-struct Arena {
-    /// The pid of the process one of whose threads holds the lock; 0: free.
-    holder: AtomicU32,
-    state: UnsafeCell<Option<State>>,
-}
+/// The arena's state behind its lock (see "Fork" above): `None` until the
+/// first allocation, and after a fork until the child's first one.
+static ARENA: PidLock<Option<State>> = PidLock::new(None);
 
-// SAFETY: `state` is only reached through an `ArenaGuard`, which exists only
-// while `holder` is ours (taken with Acquire, released with Release).
-unsafe impl Sync for Arena {}
-
-static ARENA: Arena = Arena { holder: AtomicU32::new(0), state: UnsafeCell::new(None) };
-
-/// Holds the arena lock; dereferences to this process's state (`None` until
-/// the first allocation, and after a fork until the child's first one).
-struct ArenaGuard {
-    _not_send: std::marker::PhantomData<*const ()>,
-}
-
-impl ArenaGuard {
-    fn lock(me: u32) -> ArenaGuard {
-        let mut spins = 0u32;
-        loop {
-            match ARENA.holder.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return ArenaGuard { _not_send: std::marker::PhantomData },
-                Err(holder) if holder != 0 && holder != me => {
-                    // Held in another process: we are a child forked while a
-                    // parent thread held it, and no thread of ours does.
-                    if ARENA.holder.compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                        // SAFETY: we hold the lock now. The inherited state may be
-                        // half-updated: forget it rather than drop it.
-                        std::mem::forget(unsafe { (*ARENA.state.get()).take() });
-                        return ArenaGuard { _not_send: std::marker::PhantomData };
-                    }
-                }
-                Err(_) => {
-                    // Another thread allocates: a few µs at most.
-                    spins += 1;
-                    if spins < 64 {
-                        std::hint::spin_loop();
-                    } else {
-                        std::thread::yield_now();
-                    }
-                }
-            }
-        }
+/// Takes the arena lock as process `me`.
+fn lock(me: u32) -> PidGuard<'static, Option<State>> {
+    let (mut guard, taken_over) = ARENA.lock(me);
+    if taken_over {
+        // A parent thread was inside the arena at fork: its state may be
+        // half-updated. Forget it rather than drop it.
+        std::mem::forget(guard.take());
     }
-}
-
-impl std::ops::Deref for ArenaGuard {
-    type Target = Option<State>;
-    fn deref(&self) -> &Option<State> {
-        // SAFETY: the guard holds the lock.
-        unsafe { &*ARENA.state.get() }
-    }
-}
-
-impl std::ops::DerefMut for ArenaGuard {
-    fn deref_mut(&mut self) -> &mut Option<State> {
-        // SAFETY: the guard holds the lock, and is the only guard.
-        unsafe { &mut *ARENA.state.get() }
-    }
-}
-
-impl Drop for ArenaGuard {
-    fn drop(&mut self) {
-        ARENA.holder.store(0, Ordering::Release);
-    }
+    guard
 }
 
 fn pid() -> u32 {
@@ -162,7 +106,7 @@ pub fn alloc(size: usize, align: usize) -> Result<Block> {
     }
     let class = (class_size / CACHE_LINE).trailing_zeros() as usize;
     let me = pid();
-    let mut guard = ArenaGuard::lock(me);
+    let mut guard = lock(me);
     if guard.as_ref().is_none_or(|s| s.pid != me) {
         *guard =
             Some(State { pid: me, segments: Vec::new(), bump: ARENA_SEGMENT, free: Default::default(), in_use: 0 });
@@ -194,7 +138,7 @@ pub fn alloc(size: usize, align: usize) -> Result<Block> {
 /// of arena segments it has mapped.
 pub fn usage() -> (usize, usize) {
     let me = pid();
-    let guard = ArenaGuard::lock(me);
+    let guard = lock(me);
     match guard.as_ref() {
         Some(s) if s.pid == me => (s.in_use, s.segments.len()),
         _ => (0, 0),
@@ -205,7 +149,7 @@ pub fn usage() -> (usize, usize) {
 /// while another thread is inside the arena. Not part of the API.
 #[doc(hidden)]
 pub fn lock_for_tests() -> impl Drop {
-    ArenaGuard::lock(pid())
+    lock(pid())
 }
 
 impl Block {
@@ -249,7 +193,7 @@ impl Drop for Block {
         if owner != pid() {
             return; // inherited by fork: the allocating process frees it
         }
-        let mut guard = ArenaGuard::lock(owner);
+        let mut guard = lock(owner);
         if let Some(st) = guard.as_mut().filter(|s| s.pid == owner) {
             st.free[class as usize].push((idx, self.offset));
             st.in_use -= self.len;

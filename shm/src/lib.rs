@@ -21,10 +21,12 @@ compile_error!("mproc-shm supports Linux only: it relies on memfd_create, futex 
 
 pub mod arena;
 mod error;
+mod pidlock;
 pub mod primitive;
 pub mod ring;
 mod segment;
 mod share;
+mod tracker;
 mod view;
 
 pub use arena::Block;

@@ -65,14 +65,23 @@ unsafe impl Sync for Inner {}
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Backing::Memfd { .. } = self.backing {
-            // SAFETY: `ptr`/`len` are exactly the mapping made in `map_fd`, and this is
-            // the last reference to it (Inner is only reachable through the Arc).
-            let r = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
-            debug_assert!(r.is_ok(), "munmap failed: {r:?}");
+        match &mut self.backing {
+            Backing::Memfd { .. } => {
+                // SAFETY: `ptr`/`len` are exactly the mapping made in `map_fd`, and this is
+                // the last reference to it (Inner is only reachable through the Arc).
+                let r = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+                debug_assert!(r.is_ok(), "munmap failed: {r:?}");
+            }
+            Backing::Named { _shmem: shmem, name } => {
+                // The owner unlinks the name, then tells the tracker (in this
+                // order, so no moment exists where a death would leak it).
+                if shmem.is_owner() {
+                    shmem.set_owner(false);
+                    let _ = Segment::unlink(name);
+                }
+            }
         }
-        // The memfd closes with `fd`; a named `Shmem` unmaps (and, when owner,
-        // unlinks) in its own Drop.
+        // The memfd closes with `fd`; a named `Shmem` unmaps in its own Drop.
     }
 }
 
@@ -125,6 +134,8 @@ impl Segment {
             shared_memory::ShmemError::MappingIdExists => ShmError::Exists { name: name.to_owned() },
             e => ShmError::os("shm_open", format!("named segment {name:?} of {len} bytes"), std::io::Error::other(e)),
         })?;
+        // Unlinked by the tracker if this process dies before it unlinks.
+        crate::tracker::register(name);
         Ok(Self::from_shmem(shmem, name))
     }
 
@@ -159,7 +170,9 @@ impl Segment {
             } else {
                 ShmError::os("shm_unlink", format!("named segment {name:?}"), e)
             }
-        })
+        })?;
+        crate::tracker::unregister(name);
+        Ok(())
     }
 
     /// The base address of the mapping in this process. Other processes map the

@@ -1,0 +1,59 @@
+//! The resource tracker: a named segment whose creator is SIGKILLed is unlinked
+//! once the creator's process tree is gone; one dropped normally is unlinked at
+//! once. One test function, in a test binary of its own, so that this process
+//! starts no tracker before the forked creator starts its own.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{fork_child, wait_child, Exit};
+use mproc_shm::Segment;
+
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
+
+#[test]
+fn named_segments_do_not_outlive_a_killed_creator() {
+    let name = format!("mproc-test-tracker-{}", std::process::id());
+    let path = Path::new("/dev/shm").join(&name);
+    let _ = Segment::unlink(&name);
+    // The child creates the segment (starting its own tracker) and dies by
+    // SIGKILL without unlinking it.
+    let child = {
+        let name = name.clone();
+        fork_child(10, move || {
+            let seg = Segment::create(&name, 4096).expect("create");
+            std::mem::forget(seg);
+            // SAFETY: the child kills itself: nothing runs after it.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            1
+        })
+    };
+    assert_eq!(wait_child(child, Duration::from_secs(20)), Exit::Signal(libc::SIGKILL));
+    assert!(
+        eventually(Duration::from_secs(10), || !path.exists()),
+        "{} still exists after its creator was killed",
+        path.display()
+    );
+
+    // Dropped normally: unlinked at once, and the tracker forgets it.
+    let seg = Segment::create(&name, 4096).unwrap();
+    assert!(path.exists());
+    drop(seg);
+    assert!(!path.exists());
+    // Unlinked explicitly, then dropped: no error, nothing left.
+    let seg = Segment::create(&name, 4096).unwrap();
+    Segment::unlink(&name).unwrap();
+    drop(seg);
+    assert!(!path.exists());
+}
