@@ -26,7 +26,7 @@ pub mod primitive;
 pub mod ring;
 mod segment;
 mod share;
-mod tracker;
+pub mod tracker;
 mod view;
 
 pub use arena::Block;

@@ -1,6 +1,7 @@
 //! The resource tracker: unlinks the named segments of processes that died
 //! without unlinking them (SIGKILL, `abort`), as CPython's `resource_tracker`
-//! does, so `/dev/shm` does not fill with orphans.
+//! does, so `/dev/shm` does not fill with orphans; it also removes directories
+//! registered with [`track_dir`] (a manager's socket directory).
 //!
 //! The first [`Segment::create`](crate::Segment::create) in a process forks a
 //! small tracker process and keeps the write end of a pipe to it. Creating a
@@ -34,26 +35,52 @@ static TRACKER: PidLock<Option<Option<OwnedFd>>> = PidLock::new(None);
 
 /// Reports that this process created the named segment `name`.
 pub(crate) fn register(name: &str) {
-    send(b'R', name);
+    send(b'R', name.as_bytes());
 }
 
 /// Reports that the named segment `name` was unlinked.
 pub(crate) fn unregister(name: &str) {
-    send(b'U', name);
+    send(b'U', name.as_bytes());
 }
 
-fn send(op: u8, name: &str) {
-    // A name is at most 250 bytes (checked by `check_name`): one line < PIPE_BUF.
-    let mut line = Vec::with_capacity(name.len() + 3);
+/// The longest directory path the tracker takes (a line stays under `PIPE_BUF`).
+const MAX_PATH: usize = 1024;
+
+/// Asks the tracker to remove the directory `dir` — the files directly in it,
+/// then the directory — if this process tree dies before
+/// [`untrack_dir`] is called: for a private directory holding a socket, such
+/// as a manager's. A path longer than 1024 bytes or containing a newline is not
+/// tracked.
+pub fn track_dir(dir: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let p = dir.as_os_str().as_bytes();
+    if p.len() <= MAX_PATH && !p.contains(&b'\n') {
+        send(b'D', p);
+    }
+}
+
+/// Withdraws [`track_dir`]: the caller removed `dir` itself.
+pub fn untrack_dir(dir: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let p = dir.as_os_str().as_bytes();
+    if p.len() <= MAX_PATH && !p.contains(&b'\n') {
+        send(b'E', p);
+    }
+}
+
+fn send(op: u8, what: &[u8]) {
+    // A name is at most 250 bytes (checked by `check_name`), a path at most
+    // MAX_PATH: one line < PIPE_BUF, written atomically.
+    let mut line = Vec::with_capacity(what.len() + 3);
     line.extend_from_slice(&[op, b' ']);
-    line.extend_from_slice(name.as_bytes());
+    line.extend_from_slice(what);
     line.push(b'\n');
     let me = rustix::process::getpid().as_raw_nonzero().get() as u32;
     // Taken over from a parent thread that was mid-start: whatever it left is
     // either a working pipe (shared with the parent, as after any fork) or
     // nothing, and then this process starts its own tracker.
     let (mut t, _) = TRACKER.lock(me);
-    if t.is_none() && op == b'R' {
+    if t.is_none() && matches!(op, b'R' | b'D') {
         *t = Some(start());
     }
     if let Some(Some(fd)) = t.as_ref() {
@@ -89,6 +116,7 @@ fn tracker_main(read: i32) -> ! {
         close_all_but(read);
     }
     let mut names: Vec<Vec<u8>> = Vec::new();
+    let mut dirs: Vec<Vec<u8>> = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -107,14 +135,15 @@ fn tracker_main(read: i32) -> ! {
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let (op, name) = (line[0], &line[2.min(line.len() - 1)..line.len() - 1]);
-            match op {
-                b'R' => names.push(name.to_vec()),
-                b'U' => {
-                    if let Some(i) = names.iter().position(|n| n == name) {
-                        names.swap_remove(i);
-                    }
-                }
-                _ => {}
+            let list = match op {
+                b'R' | b'U' => &mut names,
+                b'D' | b'E' => &mut dirs,
+                _ => continue,
+            };
+            if matches!(op, b'R' | b'D') {
+                list.push(name.to_vec());
+            } else if let Some(i) = list.iter().position(|n| n == name) {
+                list.swap_remove(i);
             }
         }
     }
@@ -126,6 +155,16 @@ fn tracker_main(read: i32) -> ! {
         // SAFETY: `path` is NUL-terminated; shm_unlink of a name that is gone
         // (unlinked by another process) fails harmlessly.
         unsafe { libc::shm_unlink(path.as_ptr().cast()) };
+    }
+    for dir in dirs {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = std::path::Path::new(std::ffi::OsStr::from_bytes(&dir));
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
     }
     // SAFETY: leaving the forked child without running the parent's destructors.
     unsafe { libc::_exit(0) }

@@ -1,6 +1,6 @@
-//! The resource tracker: a named segment whose creator is SIGKILLed is unlinked
-//! once the creator's process tree is gone; one dropped normally is unlinked at
-//! once. One test function, in a test binary of its own, so that this process
+//! The resource tracker: a named segment (or a tracked directory) whose creator
+//! is SIGKILLed is removed once the creator's process tree is gone; a segment
+//! dropped normally is unlinked at once. One test function, in a test binary of its own, so that this process
 //! starts no tracker before the forked creator starts its own.
 
 mod common;
@@ -44,6 +44,27 @@ fn named_segments_do_not_outlive_a_killed_creator() {
         eventually(Duration::from_secs(10), || !path.exists()),
         "{} still exists after its creator was killed",
         path.display()
+    );
+
+    // A tracked directory with a socket in it, its creator killed: removed.
+    let dir = std::env::temp_dir().join(format!("mproc-test-tracked-{}", std::process::id()));
+    let child = {
+        let dir = dir.clone();
+        fork_child(10, move || {
+            std::fs::create_dir(&dir).expect("mkdir");
+            let l = std::os::unix::net::UnixListener::bind(dir.join("s.sock")).expect("bind");
+            mproc_shm::tracker::track_dir(&dir);
+            std::mem::forget(l);
+            // SAFETY: the child kills itself: nothing runs after it.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            1
+        })
+    };
+    assert_eq!(wait_child(child, Duration::from_secs(20)), Exit::Signal(libc::SIGKILL));
+    assert!(
+        eventually(Duration::from_secs(10), || !dir.exists()),
+        "{} still exists after its creator was killed",
+        dir.display()
     );
 
     // Dropped normally: unlinked at once, and the tracker forgets it.
