@@ -87,6 +87,10 @@ pub enum PoolError {
     /// `get_timeout` / `next_timeout` gave up.
     #[error("no result within {0:?}")]
     Timeout(Duration),
+    /// An [`AsyncResult`](crate::AsyncResult)'s result was asked for again after
+    /// `get_timeout` had returned it (a result is moved out once).
+    #[error("the result was already taken by an earlier get_timeout")]
+    ResultTaken,
     /// `successful` was asked before the result was ready.
     #[error("the result is not ready yet")]
     NotReady,

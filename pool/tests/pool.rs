@@ -4,6 +4,10 @@
 //! aborts the test binary instead of letting it hang.
 
 use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -232,6 +236,37 @@ fn initializer_state_is_visible_to_tasks() {
     let seen = pool.map_chunked(read_initialized, vec![(); 6], 1).unwrap();
     assert_eq!(seen, vec![7777; 6]);
     assert_eq!(INITIALIZED.load(Ordering::SeqCst), 0, "the initializer ran in the workers only");
+}
+
+/// Blocks until a byte arrives on the socket `fd`, inherited from the test
+/// (at most `T`), and returns it.
+fn byte_from(fd: i32) -> u8 {
+    // SAFETY: `fd` is the test's socket, inherited by this forked worker; the
+    // ManuallyDrop leaves it open for the test's other tasks.
+    let s = ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(fd) });
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut b = [0u8];
+    (&*s).read_exact(&mut b).unwrap();
+    b[0]
+}
+
+#[test]
+fn get_timeout_that_times_out_can_be_retried() {
+    let _w = watchdog(60);
+    let (mut gate, gate_rx) = UnixStream::pair().unwrap();
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply_async(byte_from, gate_rx.as_raw_fd()).unwrap();
+    let short = Duration::from_millis(20);
+    // The task cannot finish before the byte is written.
+    assert_eq!(r.get_timeout(short), Err(PoolError::Timeout(short)));
+    assert!(!r.ready());
+    gate.write_all(&[42]).unwrap();
+    assert_eq!(r.get_timeout(T), Ok(42), "the handle survived the timeout");
+    assert!(r.ready());
+    assert_eq!(r.successful(), Ok(true));
+    assert_eq!(r.get_timeout(T), Err(PoolError::ResultTaken), "the value is moved out once");
+    pool.close();
+    pool.join().unwrap();
 }
 
 fn ident(x: u64) -> u64 {
