@@ -45,9 +45,6 @@ pub enum PoolError {
     /// `chunksize` was zero.
     #[error("chunksize must be at least 1, got {0}")]
     ZeroChunksize(usize),
-    /// The start method is not supported by the pool yet.
-    #[error("start method {0:?} is not supported by Pool yet (only fork is)")]
-    UnsupportedStartMethod(crate::StartMethod),
     /// A task was submitted to a pool after `close` or `terminate`.
     #[error("cannot submit to a pool that is {0}")]
     NotRunning(&'static str),
