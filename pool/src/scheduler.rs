@@ -254,6 +254,9 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
     let journal = Segment::anonymous(JOURNAL_LEN).map_err(|e| spawn_err(&e))?;
     let journal_fd = journal.fd().map_or(-1, |fd| fd.as_raw_fd());
     let builder = Process::builder().name(format!("PoolWorker-{id}")).daemon(true);
+    // Why the initializer's argument did not encode, if it did not (the spawn's
+    // encoder reports only that serde failed).
+    let mut init_error: Option<Arc<Mutex<Option<String>>>> = None;
     let mut process = match config.start_method {
         StartMethod::Fork => {
             let mut close = close;
@@ -269,20 +272,27 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
             builder.target(move || forked_worker(child)).build()
         }
         StartMethod::Spawn => {
+            init_error = Some(Arc::new(Mutex::new(None)));
             let args = SpawnArgs {
                 rx: Handle(ChildEnd(c_rx.clone())),
                 tx: Handle(ChildEnd(c_tx.clone())),
                 journal: Handle(journal.clone()),
                 init: config.initializer.as_ref().map(|i| SpawnInit {
                     code: (i.code.trampoline, i.code.func),
-                    arg: InitArg::Encode(i.encode.clone()),
+                    arg: InitArg::Encode { encode: i.encode.clone(), error: init_error.clone().unwrap_or_default() },
                 }),
                 maxtasks: config.maxtasks,
             };
             builder.spawn_entry(&SPAWNED_WORKER, args).build()
         }
     };
-    process.start().map_err(|e| spawn_err(&e))?;
+    if let Err(e) = process.start() {
+        let why = init_error.and_then(|m| m.lock().unwrap_or_else(|p| p.into_inner()).take());
+        return Err(match why {
+            Some(why) => PoolError::Spawn(format!("{e} ({why})")),
+            None => spawn_err(&e),
+        });
+    }
     // The child has its copies; ours must go, or its death would not show as EOF.
     drop((c_rx, c_tx));
     let pid = process.pid().unwrap_or(0);
@@ -653,14 +663,25 @@ struct SpawnInit {
 /// request is encoded (so `Shared` handles in it are exported with the rest),
 /// bytes on the worker's side, decoded by the initializer's trampoline.
 enum InitArg {
-    Encode(Arc<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>),
+    Encode {
+        encode: Arc<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>,
+        /// Where a failure's message goes (the spawn's encoder keeps only that
+        /// serde failed).
+        error: Arc<Mutex<Option<String>>>,
+    },
     Bytes(Vec<u8>),
 }
 
 impl Serialize for InitArg {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            InitArg::Encode(encode) => encode().map_err(serde::ser::Error::custom)?.serialize(s),
+            InitArg::Encode { encode, error } => match encode() {
+                Ok(bytes) => bytes.serialize(s),
+                Err(e) => {
+                    *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                    Err(serde::ser::Error::custom(e))
+                }
+            },
             InitArg::Bytes(b) => b.serialize(s),
         }
     }
@@ -683,7 +704,7 @@ fn spawned_worker(args: SpawnArgs) {
     let init = args.init.map(|SpawnInit { code: (trampoline, func), arg }| {
         let bytes = match arg {
             InitArg::Bytes(b) => b,
-            InitArg::Encode(_) => Vec::new(), // only ever made in the parent
+            InitArg::Encode { .. } => Vec::new(), // only ever made in the parent
         };
         Box::new(move || {
             // SAFETY: the offsets were made by `Code::init*` in the parent, which

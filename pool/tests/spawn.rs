@@ -214,3 +214,28 @@ fn dropping_a_spawn_pool_kills_and_reaps_its_workers() {
         assert!(is_gone(pid), "worker {pid} still exists (alive or zombie)");
     }
 }
+
+/// An argument that cannot be encoded: fine for a forked worker, which gets a
+/// clone, but a spawned worker needs its bytes.
+#[derive(Clone, serde::Deserialize)]
+struct Unencodable(u8);
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(format!("unencodable {}", self.0)))
+    }
+}
+
+fn take_unencodable(_: Unencodable) {}
+
+#[test]
+fn an_initializer_argument_that_cannot_be_encoded_fails_the_build() {
+    let _w = watchdog(60);
+    let err = spawn_builder(1).initializer_with(take_unencodable, Unencodable(9)).build().unwrap_err();
+    let PoolError::Spawn(message) = &err else { panic!("{err}") };
+    // (postcard keeps no custom serde message, so the pool names the culprit.)
+    assert!(message.contains("initializer's argument"), "{message}");
+    // A forked worker gets a clone instead, and starts.
+    let pool = Pool::builder().processes(1).initializer_with(take_unencodable, Unencodable(9)).build().unwrap();
+    assert_eq!(pool.apply(ident, 5).unwrap(), 5);
+}
