@@ -38,9 +38,10 @@ pub enum StartMethod {
     /// [`initializer`](PoolBuilder::initializer_with). It runs before `main`, so
     /// `main`'s own set-up does not run in it (see
     /// [`mproc_process`] on spawn). Slower to start than a fork (an exec and a
-    /// check that the executable is the parent's); a binary replaced on disk
-    /// since the pool started makes further worker starts fail with
-    /// [`PoolError::Spawn`].
+    /// check that the executable is the parent's). A worker that cannot start —
+    /// the binary was replaced on disk, say — fails [`PoolBuilder::build`] with
+    /// [`PoolError::Spawn`]; a later replacement worker (after a worker died, or
+    /// `maxtasksperchild`) that cannot start is retried while the work waits.
     Spawn,
 }
 

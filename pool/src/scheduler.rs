@@ -254,9 +254,9 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
     let journal = Segment::anonymous(JOURNAL_LEN).map_err(|e| spawn_err(&e))?;
     let journal_fd = journal.fd().map_or(-1, |fd| fd.as_raw_fd());
     let builder = Process::builder().name(format!("PoolWorker-{id}")).daemon(true);
-    // Why the initializer's argument did not encode, if it did not (the spawn's
-    // encoder reports only that serde failed).
-    let mut init_error: Option<Arc<Mutex<Option<String>>>> = None;
+    // Why the initializer's argument did not encode for a spawned worker, if it
+    // did not (the process crate's error says only that serde failed).
+    let init_error: Arc<Mutex<Option<String>>> = Arc::default();
     let mut process = match config.start_method {
         StartMethod::Fork => {
             let mut close = close;
@@ -272,14 +272,13 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
             builder.target(move || forked_worker(child)).build()
         }
         StartMethod::Spawn => {
-            init_error = Some(Arc::new(Mutex::new(None)));
             let args = SpawnArgs {
                 rx: Handle(ChildEnd(c_rx.clone())),
                 tx: Handle(ChildEnd(c_tx.clone())),
                 journal: Handle(journal.clone()),
                 init: config.initializer.as_ref().map(|i| SpawnInit {
                     code: (i.code.trampoline, i.code.func),
-                    arg: InitArg::Encode { encode: i.encode.clone(), error: init_error.clone().unwrap_or_default() },
+                    arg: InitArg::Encode { encode: i.encode.clone(), error: init_error.clone() },
                 }),
                 maxtasks: config.maxtasks,
             };
@@ -287,7 +286,7 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
         }
     };
     if let Err(e) = process.start() {
-        let why = init_error.and_then(|m| m.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let why = init_error.lock().unwrap_or_else(|p| p.into_inner()).take();
         return Err(match why {
             Some(why) => PoolError::Spawn(format!("{e} ({why})")),
             None => spawn_err(&e),
