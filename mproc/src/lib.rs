@@ -56,6 +56,7 @@
 //! | `JoinableQueue`, `task_done`, `join`; `SimpleQueue` | [`JoinableQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`]; [`SimpleQueue`] |
 //! | `connection.Listener`, `connection.Client`, `connection.wait` | [`Listener`], [`Client`], [`wait`] (connections), [`wait_any`] (with `Process::sentinel`s and sockets) |
 //! | `Pool(n)`, `apply_async`, `map`, `imap_unordered`, `AsyncResult` | [`Pool`], [`Pool::apply_async`], [`Pool::map`], [`Pool::imap_unordered`], [`AsyncResult`] |
+//! | `Pool(initializer=f, initargs=a)`, `get_context("spawn").Pool()` | [`PoolBuilder::initializer_with`] (handles inside as [`Shared`]), [`PoolBuilder::start_method`] ([`StartMethod::Spawn`]) |
 //! | `Manager()` / `SyncManager` | [`Manager::start`] ([`SyncManager`]) |
 //! | `BaseManager(address, authkey)`, `register` | [`ManagerBuilder`] ([`BaseManager`]), [`Registry::register`] |
 //! | `EOFError`, `AuthenticationError`, `queue.Empty` … | variants of [`IpcError`], [`ManagerError`] …, all convertible into [`Error`] |

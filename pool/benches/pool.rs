@@ -1,5 +1,7 @@
 //! Pool throughput: `pool_map` (one item of `Pool(2).map(identity)`) and
-//! `pool_apply_async` (one `apply_async` + `get`, many submitted then all read).
+//! `pool_apply_async` (one `apply_async` + `get`, many submitted then all read);
+//! and `pool_start`: a `Pool(2)` built, one task run, closed and joined, with
+//! fork workers and with spawn workers (an exec of this bench binary each).
 //!
 //! One criterion iteration is one item / one task: each measurement runs whole
 //! maps of `MAP_ITEMS` items (or batches of `APPLY_BATCH` tasks) and scales the
@@ -9,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mproc_pool::Pool;
+use mproc_pool::{Pool, StartMethod};
 use rayon::prelude::*;
 
 const MAP_ITEMS: u64 = 100_000;
@@ -70,5 +72,21 @@ fn pool_apply_async(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, pool_map, pool_apply_async);
+fn pool_start(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pool_start");
+    g.sample_size(10);
+    for (name, method) in [("fork", StartMethod::Fork), ("spawn", StartMethod::Spawn)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let pool = Pool::builder().processes(2).start_method(method).build().expect("pool");
+                assert_eq!(pool.apply(identity, 7).expect("apply"), 7);
+                pool.close();
+                pool.join().expect("join");
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, pool_map, pool_apply_async, pool_start);
 criterion_main!(benches);

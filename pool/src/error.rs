@@ -45,9 +45,6 @@ pub enum PoolError {
     /// `chunksize` was zero.
     #[error("chunksize must be at least 1, got {0}")]
     ZeroChunksize(usize),
-    /// The start method is not supported by the pool yet.
-    #[error("start method {0:?} is not supported by Pool yet (only fork is)")]
-    UnsupportedStartMethod(crate::StartMethod),
     /// A task was submitted to a pool after `close` or `terminate`.
     #[error("cannot submit to a pool that is {0}")]
     NotRunning(&'static str),
@@ -87,6 +84,10 @@ pub enum PoolError {
     /// `get_timeout` / `next_timeout` gave up.
     #[error("no result within {0:?}")]
     Timeout(Duration),
+    /// An [`AsyncResult`](crate::AsyncResult)'s result was asked for again after
+    /// `get_timeout` had returned it (a result is moved out once).
+    #[error("the result was already taken by an earlier get_timeout")]
+    ResultTaken,
     /// `successful` was asked before the result was ready.
     #[error("the result is not ready yet")]
     NotReady,

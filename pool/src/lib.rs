@@ -25,15 +25,22 @@
 //! A task is a `fn` item or a closure without captures; its argument and result
 //! are serde types, encoded with postcard. The function reaches the worker as a
 //! code address (relative to a symbol of this crate), which is valid in forked
-//! workers — the only start method the pool supports so far — and in a re-exec
-//! of the same binary.
+//! workers and in spawned ones, a re-exec of the same binary
+//! ([`StartMethod`], set by [`PoolBuilder::start_method`]).
+//!
+//! # Initializer and its argument
+//! [`PoolBuilder::initializer_with`] is Python's `initializer` with
+//! `initargs`: each worker runs `init(arg)` before its first task. Shared
+//! handles (a queue, a lock, a shared value) go in the argument wrapped in
+//! [`mproc_process::Shared`], which works with both start methods.
 //!
 //! # Forking a multi-threaded process
-//! Workers are forked from the pool's collector thread while other threads run
+//! With [`StartMethod::Fork`] (the default), workers are forked while other threads run
 //! (the pool's own, and the program's). A worker touches only its own sockets and
 //! the tasks, so the pool itself is safe; but a task or initializer that takes a
 //! lock another thread of the parent held at fork time (stdout's, a program
-//! `Mutex`) deadlocks. Keep tasks free of such locks, as with any fork.
+//! `Mutex`) deadlocks. Keep tasks free of such locks, as with any fork, or use
+//! [`StartMethod::Spawn`].
 //!
 //! Linux only.
 

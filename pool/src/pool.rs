@@ -11,19 +11,37 @@ use crate::imap::{Imap, ImapUnordered};
 use crate::job::{ApplyJob, Callbacks, Delivery, MapJob};
 use crate::result::{AsyncResult, Slot};
 use crate::scheduler::{self, Config, Phase, Shared, Unit};
-use crate::task::{Code, StarFn};
+use crate::task::{Code, Initializer, StarFn};
 use crate::PoolError;
 
 /// How worker processes are started.
+///
+/// Tasks are the same either way: a task's function travels as a code offset
+/// within this binary, valid in a copy of this process and in a fresh exec of
+/// the same executable alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum StartMethod {
-    /// `fork(2)`: each worker is a copy of this process (the default, and the only
-    /// one the pool supports so far).
+    /// `fork(2)`: each worker is a copy of this process (the default). Fast to
+    /// start; a worker sees the program's statics as they were at the fork. See
+    /// the crate docs on forking a multi-threaded process.
     #[default]
     Fork,
-    /// A fresh exec of this binary. Not supported by the pool yet:
-    /// [`PoolBuilder::build`] returns [`PoolError::UnsupportedStartMethod`].
+    /// A fresh exec of this binary (`/proc/self/exe`), through the `process`
+    /// crate's spawn start method. The pool registers its worker entry itself
+    /// ([`mproc_process::entry!`] in this crate), so every binary linking the
+    /// pool can start spawn workers with no registration of its own.
+    ///
+    /// A spawned worker starts from a clean state: no lock of the parent's
+    /// threads can be held in it, and it sees the program's statics as they are
+    /// before `main` — set anything a task needs in an
+    /// [`initializer`](PoolBuilder::initializer_with). It runs before `main`, so
+    /// `main`'s own set-up does not run in it (see
+    /// [`mproc_process`] on spawn). Slower to start than a fork (an exec and a
+    /// check that the executable is the parent's). A worker that cannot start —
+    /// the binary was replaced on disk, say — fails [`PoolBuilder::build`] with
+    /// [`PoolError::Spawn`]; a later replacement worker (after a worker died, or
+    /// `maxtasksperchild`) that cannot start is retried while the work waits.
     Spawn,
 }
 
@@ -31,7 +49,7 @@ pub enum StartMethod {
 #[derive(Debug, Clone, Default)]
 pub struct PoolBuilder {
     processes: Option<usize>,
-    initializer: Option<fn()>,
+    initializer: Option<Initializer>,
     maxtasks: Option<usize>,
     start_method: StartMethod,
 }
@@ -50,7 +68,48 @@ impl PoolBuilder {
     /// [`PoolError::InitializerFailed`]) instead of respawning workers forever as
     /// CPython does.
     pub fn initializer(mut self, init: fn()) -> PoolBuilder {
-        self.initializer = Some(init);
+        self.initializer = Some(Initializer::plain(init));
+        self
+    }
+
+    /// An initializer with an argument: Python's `initializer` with `initargs`.
+    /// Each worker runs `init(arg.clone())` once when it starts, before any
+    /// task; a panic stops the pool as for [`initializer`](Self::initializer).
+    /// Replaces an earlier initializer.
+    ///
+    /// The argument is any serde type (a tuple for several). A shared handle —
+    /// a queue, a lock, a shared value, a connection — goes inside as
+    /// [`mproc_process::Shared`], as for [`Process`](mproc_process::Process)
+    /// spawn arguments: a forked worker gets a clone of it, a spawned worker
+    /// imports it from the inherited fds. A handle not wrapped so would fail to
+    /// encode for a spawned worker.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mproc_ipc::Queue;
+    /// use mproc_pool::Pool;
+    /// use mproc_process::Shared;
+    ///
+    /// fn hello((q, greeting): (Shared<Queue<(u32, String)>>, String)) {
+    ///     q.put((std::process::id(), greeting)).unwrap();
+    /// }
+    ///
+    /// let q = Queue::new()?;
+    /// let pool = Pool::builder().processes(2).initializer_with(hello, (Shared(q.clone()), "hi".into())).build()?;
+    /// for _ in 0..2 {
+    ///     let (pid, greeting) = q.get_timeout(Duration::from_secs(30))?;
+    ///     assert_eq!(greeting, "hi");
+    ///     assert_ne!(pid, std::process::id());
+    /// }
+    /// # drop(pool);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "initargs")]
+    pub fn initializer_with<A>(mut self, init: fn(A), arg: A) -> PoolBuilder
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + 'static,
+    {
+        self.initializer = Some(Initializer::with(init, arg));
         self
     }
 
@@ -62,16 +121,17 @@ impl PoolBuilder {
         self
     }
 
-    /// How workers are started; only [`StartMethod::Fork`] is supported so far.
+    /// How workers are started: [`StartMethod::Fork`] (the default) or
+    /// [`StartMethod::Spawn`].
     pub fn start_method(mut self, method: StartMethod) -> PoolBuilder {
         self.start_method = method;
         self
     }
 
-    /// Starts the workers.
+    /// Starts the workers; [`PoolError::Spawn`] if one cannot be started.
     ///
-    /// Workers are forked from a thread of the pool: see the crate docs on forking
-    /// a multi-threaded process.
+    /// Fork workers are forked from a thread of the pool: see the crate docs on
+    /// forking a multi-threaded process.
     pub fn build(self) -> Result<Pool, PoolError> {
         let processes = match self.processes {
             Some(0) => return Err(PoolError::ZeroProcesses(0)),
@@ -81,11 +141,12 @@ impl PoolBuilder {
         if self.maxtasks == Some(0) {
             return Err(PoolError::ZeroMaxTasks(0));
         }
-        if self.start_method != StartMethod::Fork {
-            return Err(PoolError::UnsupportedStartMethod(self.start_method));
-        }
-        let shared =
-            Shared::new(Config { processes, initializer: self.initializer, maxtasks: self.maxtasks.map(|n| n as u64) });
+        let shared = Shared::new(Config {
+            processes,
+            initializer: self.initializer,
+            maxtasks: self.maxtasks.map(|n| n as u64),
+            start_method: self.start_method,
+        });
         let (tx, rx) = mpsc::sync_channel(1);
         let s = shared.clone();
         let collector = std::thread::Builder::new()
@@ -530,9 +591,5 @@ mod tests {
     fn bad_sizes_are_typed_errors() {
         assert_eq!(Pool::new(0).unwrap_err(), PoolError::ZeroProcesses(0));
         assert_eq!(Pool::builder().processes(1).maxtasksperchild(0).build().unwrap_err(), PoolError::ZeroMaxTasks(0));
-        assert_eq!(
-            Pool::builder().processes(1).start_method(StartMethod::Spawn).build().unwrap_err(),
-            PoolError::UnsupportedStartMethod(StartMethod::Spawn)
-        );
     }
 }

@@ -7,9 +7,40 @@ use std::time::{Duration, Instant};
 
 use crate::PoolError;
 
+/// What a [`Slot`] holds.
+pub(crate) enum Cell<T> {
+    /// Not delivered yet.
+    Empty,
+    /// Delivered and not taken.
+    Filled(Result<T, PoolError>),
+    /// Delivered, then moved out by `get_timeout`; whether it was a success.
+    Taken { ok: bool },
+}
+
+impl<T> Cell<T> {
+    fn is_empty(&self) -> bool {
+        matches!(self, Cell::Empty)
+    }
+
+    /// Moves a delivered result out, leaving `Taken`; `None` while empty.
+    fn take(&mut self) -> Option<Result<T, PoolError>> {
+        match std::mem::replace(self, Cell::Empty) {
+            Cell::Empty => None,
+            Cell::Filled(r) => {
+                *self = Cell::Taken { ok: r.is_ok() };
+                Some(r)
+            }
+            Cell::Taken { ok } => {
+                *self = Cell::Taken { ok };
+                Some(Err(PoolError::ResultTaken))
+            }
+        }
+    }
+}
+
 /// A one-shot cell the collector fills and a caller waits on.
 pub(crate) struct Slot<T> {
-    value: Mutex<Option<Result<T, PoolError>>>,
+    value: Mutex<Cell<T>>,
     /// Threads blocked on `ready` (a notify costs a futex call, so it is made
     /// only when someone waits).
     waiters: std::sync::atomic::AtomicUsize,
@@ -18,25 +49,25 @@ pub(crate) struct Slot<T> {
 
 impl<T> Slot<T> {
     pub(crate) fn new() -> Arc<Slot<T>> {
-        Arc::new(Slot { value: Mutex::new(None), waiters: Default::default(), ready: Condvar::new() })
+        Arc::new(Slot { value: Mutex::new(Cell::Empty), waiters: Default::default(), ready: Condvar::new() })
     }
 
     #[cfg(test)]
     pub(crate) fn ready_with(value: Result<T, PoolError>) -> Arc<Slot<T>> {
-        Arc::new(Slot { value: Mutex::new(Some(value)), waiters: Default::default(), ready: Condvar::new() })
+        Arc::new(Slot { value: Mutex::new(Cell::Filled(value)), waiters: Default::default(), ready: Condvar::new() })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Result<T, PoolError>>> {
+    fn lock(&self) -> MutexGuard<'_, Cell<T>> {
         self.value.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Fills the slot unless it is filled already; true if this call filled it.
     pub(crate) fn set(&self, value: Result<T, PoolError>) -> bool {
         let mut v = self.lock();
-        if v.is_some() {
+        if !v.is_empty() {
             return false;
         }
-        *v = Some(value);
+        *v = Cell::Filled(value);
         // `waiters` only changes under the lock we hold, so Relaxed suffices.
         if self.waiters.load(Ordering::Relaxed) > 0 {
             self.ready.notify_all();
@@ -45,14 +76,14 @@ impl<T> Slot<T> {
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        self.lock().is_some()
+        !self.lock().is_empty()
     }
 
     /// Waits until filled or until `deadline`; the guard, filled or not.
-    fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, Option<Result<T, PoolError>>> {
+    fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, Cell<T>> {
         let mut v = self.lock();
         self.waiters.fetch_add(1, Ordering::Relaxed);
-        while v.is_none() {
+        while v.is_empty() {
             match deadline {
                 None => v = self.ready.wait(v).unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
@@ -96,15 +127,47 @@ impl<T> AsyncResult<T> {
     }
 
     /// Waits for the result and returns it (Python's `get()` without a timeout).
+    ///
+    /// [`PoolError::ResultTaken`] if an earlier [`get_timeout`](Self::get_timeout)
+    /// returned it already.
     pub fn get(self) -> Result<T, PoolError> {
-        self.slot.wait_until(None).take().expect("slot filled")
+        self.slot.wait_until(None).take().unwrap_or(Err(PoolError::ResultTaken))
     }
 
-    /// Waits at most `timeout` for the result; [`PoolError::Timeout`] if it is not
-    /// ready by then. To wait again after a timeout, use [`wait_timeout`](Self::wait_timeout)
-    /// and then [`get`](Self::get).
+    /// Waits at most `timeout` for the result (Python's `get(timeout)`).
+    ///
+    /// If it is not ready by then, the error is [`PoolError::Timeout`] and the
+    /// handle is untouched: call `get_timeout` (or [`get`](Self::get)) again
+    /// later. Once ready, the result — the value or the task's error — is moved
+    /// out to this call; a later `get` or `get_timeout` on the same handle is
+    /// [`PoolError::ResultTaken`] (a value is not `Clone` in general, so it is
+    /// returned once), while [`ready`](Self::ready) and
+    /// [`successful`](Self::successful) keep answering.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mproc_pool::{Pool, PoolError};
+    ///
+    /// fn slow(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = Pool::new(1)?;
+    /// let r = pool.apply_async(slow, 50)?;
+    /// let value = loop {
+    ///     match r.get_timeout(Duration::from_millis(10)) {
+    ///         Err(PoolError::Timeout(_)) => continue, // not yet: the handle survives
+    ///         other => break other?,
+    ///     }
+    /// };
+    /// assert_eq!(value, 50);
+    /// assert_eq!(r.get_timeout(Duration::ZERO), Err(PoolError::ResultTaken));
+    /// assert_eq!(r.successful(), Ok(true));
+    /// # Ok::<(), PoolError>(())
+    /// ```
     #[doc(alias = "get")]
-    pub fn get_timeout(self, timeout: Duration) -> Result<T, PoolError> {
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, PoolError> {
         match self.slot.wait_until(far_future(timeout)).take() {
             Some(r) => r,
             None => Err(PoolError::Timeout(timeout)),
@@ -119,7 +182,7 @@ impl<T> AsyncResult<T> {
     /// Waits at most `timeout`; true if the result is ready.
     #[doc(alias = "wait")]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.slot.wait_until(far_future(timeout)).is_some()
+        !self.slot.wait_until(far_future(timeout)).is_empty()
     }
 
     /// Whether the result is ready (the call finished, failed, or was cancelled).
@@ -128,11 +191,13 @@ impl<T> AsyncResult<T> {
     }
 
     /// Whether the call completed without error; [`PoolError::NotReady`] before
-    /// it is [`ready`](Self::ready).
+    /// it is [`ready`](Self::ready). Still answers after
+    /// [`get_timeout`](Self::get_timeout) took the result.
     pub fn successful(&self) -> Result<bool, PoolError> {
         match &*self.slot.lock() {
-            None => Err(PoolError::NotReady),
-            Some(r) => Ok(r.is_ok()),
+            Cell::Empty => Err(PoolError::NotReady),
+            Cell::Filled(r) => Ok(r.is_ok()),
+            Cell::Taken { ok } => Ok(*ok),
         }
     }
 }
@@ -159,6 +224,29 @@ mod tests {
     fn get_timeout_times_out() {
         let r = AsyncResult::new(Slot::<u32>::new());
         assert_eq!(r.get_timeout(Duration::from_millis(5)), Err(PoolError::Timeout(Duration::from_millis(5))));
+    }
+
+    #[test]
+    fn get_timeout_can_be_retried_after_a_timeout() {
+        let slot = Slot::<String>::new();
+        let r = AsyncResult::new(slot.clone());
+        let t = Duration::from_millis(1);
+        assert_eq!(r.get_timeout(t), Err(PoolError::Timeout(t)));
+        assert_eq!(r.get_timeout(t), Err(PoolError::Timeout(t)), "a second timeout, still not consumed");
+        slot.set(Ok("late".into()));
+        assert_eq!(r.get_timeout(t), Ok("late".to_string()));
+        assert_eq!(r.get_timeout(t), Err(PoolError::ResultTaken));
+        assert!(r.ready());
+        assert_eq!(r.successful(), Ok(true));
+        assert_eq!(r.get(), Err(PoolError::ResultTaken));
+    }
+
+    #[test]
+    fn a_taken_failure_stays_unsuccessful() {
+        let r = AsyncResult::new(Slot::<u32>::ready_with(Err(PoolError::Terminated)));
+        assert_eq!(r.get_timeout(Duration::ZERO), Err(PoolError::Terminated));
+        assert_eq!(r.successful(), Ok(false));
+        assert_eq!(r.get_timeout(Duration::ZERO), Err(PoolError::ResultTaken));
     }
 
     #[test]

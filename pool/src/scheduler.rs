@@ -31,11 +31,15 @@
 //! So a task that kills its worker takes only itself down, while results still
 //! travel many to a write.
 //!
-//! # Fork and threads
-//! Workers are forked by the collector thread (so `PR_SET_PDEATHSIG`, which is
-//! tied to the forking thread, fires only when the pool itself is gone). The
-//! child closes every parent-side socket it inherited, then touches nothing but
-//! its own sockets and the task functions — no lock another thread could hold.
+//! # Fork, spawn and threads
+//! The collector starts every worker, without holding the pool's lock, as a
+//! daemon process (killed by `PR_SET_PDEATHSIG` if the pool's process dies).
+//! A forked worker closes every parent-side socket it inherited, then touches
+//! nothing but its own sockets and the task functions — no lock another thread
+//! could hold. A spawned worker is an exec of this binary running
+//! [`SPAWNED_WORKER`], this crate's spawn entry: its two channel ends and its
+//! journal arrive as shared handles (inherited fds), its initializer as code
+//! offsets and encoded argument. From there both run the same [`worker_main`].
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -46,14 +50,15 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use mproc_ipc::{Connection, PAIR_MAX_FRAME};
-use mproc_process::Process;
-use mproc_shm::Segment;
+use mproc_ipc::{Connection, ConnectionToken, PAIR_MAX_FRAME};
+use mproc_process::{Entry, Process, Shared as Handle};
+use mproc_shm::{Exports, Segment, Share};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::job::{Delivery, Job};
-use crate::task::{self, Code};
+use crate::task::{self, Code, ForkInit, Initializer};
 use crate::wire::{self, Outcome, ResultsWriter};
-use crate::{PoolError, WorkerExit};
+use crate::{PoolError, StartMethod, WorkerExit};
 
 /// How much work, in time, the scheduler tries to keep queued at each worker.
 pub(crate) const TARGET_QUEUED: Duration = Duration::from_millis(2);
@@ -76,8 +81,9 @@ const COLLECT_TICK: Duration = Duration::from_millis(200);
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) processes: usize,
-    pub(crate) initializer: Option<fn()>,
+    pub(crate) initializer: Option<Initializer>,
     pub(crate) maxtasks: Option<u64>,
+    pub(crate) start_method: StartMethod,
 }
 
 /// The pool's life cycle.
@@ -216,47 +222,6 @@ impl State {
         Some((w.tx.clone(), msg))
     }
 
-    /// Forks a worker; the parent end of its results socket, for the collector.
-    fn spawn_worker(&mut self, config: &Config) -> Result<(u64, Connection), PoolError> {
-        let spawn_err = |e: &dyn std::fmt::Display| PoolError::Spawn(e.to_string());
-        let (p_tx, c_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
-        let (c_tx, p_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
-        let journal = Segment::anonymous(JOURNAL_LEN).map_err(|e| spawn_err(&e))?;
-        let journal_fd = journal.fd().map_or(-1, |fd| fd.as_raw_fd());
-        let mut close: Vec<RawFd> = self.workers.iter().flat_map(|w| w.fds).collect();
-        close.extend([p_tx.as_raw_fd(), p_rx.as_raw_fd(), journal_fd]);
-        let child = WorkerArgs {
-            rx: c_rx.as_raw_fd(),
-            tx: c_tx.as_raw_fd(),
-            journal: journal.as_ptr() as usize,
-            close,
-            initializer: config.initializer,
-            maxtasks: config.maxtasks,
-        };
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut process =
-            Process::builder().name(format!("PoolWorker-{id}")).daemon(true).target(move || worker_main(child)).build();
-        process.start().map_err(|e| spawn_err(&e))?;
-        // The child has its copies; ours must go, or its death would not show as EOF.
-        drop((c_rx, c_tx));
-        let pid = process.pid().unwrap_or(0);
-        self.workers.push(Worker {
-            id,
-            pid,
-            fds: [p_tx.as_raw_fd(), p_rx.as_raw_fd(), journal_fd],
-            tx: Arc::new(Mutex::new(p_tx)),
-            in_flight: VecDeque::new(),
-            in_flight_bytes: 0,
-            sent: 0,
-            budget: config.maxtasks,
-            journal,
-            process,
-            stopped: false,
-        });
-        Ok((id, p_rx))
-    }
-
     /// Sets the phase to terminated and SIGKILLs every worker; the pending units,
     /// to be cancelled by the caller outside the lock.
     pub(crate) fn terminate(&mut self) -> Vec<Unit> {
@@ -267,6 +232,118 @@ impl State {
             let _ = w.process.kill();
         }
         self.pending.drain(..).collect()
+    }
+}
+
+/// Starts a worker (forked or spawned, as configured) and adds it to the pool;
+/// the parent end of its results socket, for the collector. Called by the
+/// collector only, without the pool's lock: a spawn takes an exec.
+fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
+    let config = &shared.config;
+    let (id, close) = {
+        let mut st = shared.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        // Only this thread adds or removes workers, so the list stays right.
+        (id, st.workers.iter().flat_map(|w| w.fds).collect::<Vec<RawFd>>())
+    };
+    let spawn_err = |e: &dyn std::fmt::Display| PoolError::Spawn(e.to_string());
+    let (p_tx, c_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
+    let (c_tx, p_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
+    let (c_rx, c_tx) = (Arc::new(c_rx), Arc::new(c_tx));
+    let journal = Segment::anonymous(JOURNAL_LEN).map_err(|e| spawn_err(&e))?;
+    let journal_fd = journal.fd().map_or(-1, |fd| fd.as_raw_fd());
+    let builder = Process::builder().name(format!("PoolWorker-{id}")).daemon(true);
+    // Why the initializer's argument did not encode for a spawned worker, if it
+    // did not (the process crate's error says only that serde failed).
+    let init_error: Arc<Mutex<Option<String>>> = Arc::default();
+    let mut process = match config.start_method {
+        StartMethod::Fork => {
+            let mut close = close;
+            close.extend([p_tx.as_raw_fd(), p_rx.as_raw_fd(), journal_fd]);
+            let child = WorkerArgs {
+                rx: c_rx.as_raw_fd(),
+                tx: c_tx.as_raw_fd(),
+                journal: journal.as_ptr() as usize,
+                close,
+                initializer: config.initializer.as_ref().map(|i| (i.for_fork)()),
+                maxtasks: config.maxtasks,
+            };
+            builder.target(move || forked_worker(child)).build()
+        }
+        StartMethod::Spawn => {
+            let args = SpawnArgs {
+                rx: Handle(ChildEnd(c_rx.clone())),
+                tx: Handle(ChildEnd(c_tx.clone())),
+                journal: Handle(journal.clone()),
+                init: config.initializer.as_ref().map(|i| SpawnInit {
+                    code: (i.code.trampoline, i.code.func),
+                    arg: InitArg::Encode { encode: i.encode.clone(), error: init_error.clone() },
+                }),
+                maxtasks: config.maxtasks,
+            };
+            builder.spawn_entry(&SPAWNED_WORKER, args).build()
+        }
+    };
+    if let Err(e) = process.start() {
+        let why = init_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        return Err(match why {
+            Some(why) => PoolError::Spawn(format!("{e} ({why})")),
+            None => spawn_err(&e),
+        });
+    }
+    // The child has its copies; ours must go, or its death would not show as EOF.
+    drop((c_rx, c_tx));
+    let pid = process.pid().unwrap_or(0);
+    let mut worker = Worker {
+        id,
+        pid,
+        fds: [p_tx.as_raw_fd(), p_rx.as_raw_fd(), journal_fd],
+        tx: Arc::new(Mutex::new(p_tx)),
+        in_flight: VecDeque::new(),
+        in_flight_bytes: 0,
+        sent: 0,
+        budget: config.maxtasks,
+        journal,
+        process,
+        stopped: false,
+    };
+    let mut st = shared.lock();
+    // The pool may have been shut down while the worker started: it is added
+    // anyway, so that the collector reaps it, but told to go.
+    if st.phase == Phase::Terminated {
+        let _ = worker.process.kill();
+    } else if !st.wants_workers() {
+        worker.stopped = true;
+        let _ = worker.tx.lock().unwrap_or_else(|p| p.into_inner()).send_bytes(&[]);
+    }
+    st.workers.push(worker);
+    Ok((id, p_rx))
+}
+
+/// A worker's end of a channel, as a spawned worker's argument. The parent
+/// keeps a reference of its own until the worker has started: the process crate
+/// drops the arguments once they are encoded, before the exec, and the exported
+/// fd must still be open then.
+struct ChildEnd(Arc<Connection>);
+
+impl Share for ChildEnd {
+    type Token = ConnectionToken;
+
+    fn export(&self, exports: &mut Exports) -> mproc_shm::Result<ConnectionToken> {
+        self.0.export(exports)
+    }
+
+    fn import(token: ConnectionToken) -> mproc_shm::Result<ChildEnd> {
+        Connection::import(token).map(|c| ChildEnd(Arc::new(c)))
+    }
+}
+
+impl ChildEnd {
+    /// The connection; `None` if something else still holds it (never in a
+    /// worker, where the import made the only reference).
+    fn into_connection(self) -> Option<Connection> {
+        Arc::into_inner(self.0)
     }
 }
 
@@ -367,31 +444,35 @@ pub(crate) fn dispatch(shared: Arc<Shared>) {
 /// every worker is reaped.
 pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolError>>) {
     let mut links: Vec<(u64, Connection)> = Vec::new();
-    {
-        let mut st = shared.lock();
-        for _ in 0..shared.config.processes {
-            match st.spawn_worker(&shared.config) {
-                Ok(l) => links.push(l),
-                Err(e) => {
-                    let _ = started.send(Err(e));
-                    st.terminate();
-                    break;
-                }
+    for _ in 0..shared.config.processes {
+        match start_worker(&shared) {
+            Ok(l) => links.push(l),
+            Err(e) => {
+                let _ = started.send(Err(e));
+                shared.lock().terminate();
+                break;
             }
-        }
-        if st.phase == Phase::Running {
-            let _ = started.send(Ok(()));
         }
     }
+    if shared.lock().phase == Phase::Running {
+        let _ = started.send(Ok(()));
+    }
     loop {
+        loop {
+            let need = {
+                let st = shared.lock();
+                st.wants_workers() && st.workers.len() < shared.config.processes
+            };
+            if !need {
+                break;
+            }
+            match start_worker(&shared) {
+                Ok(l) => links.push(l),
+                Err(_) => break, // retried on the next tick
+            }
+        }
         {
             let mut st = shared.lock();
-            while st.wants_workers() && st.workers.len() < shared.config.processes {
-                match st.spawn_worker(&shared.config) {
-                    Ok(l) => links.push(l),
-                    Err(_) => break, // retried on the next tick
-                }
-            }
             if st.workers.is_empty() && !st.wants_workers() {
                 let orphans: Vec<Unit> = st.pending.drain(..).collect();
                 drop(st);
@@ -545,7 +626,7 @@ fn reap(p: &mut Process) -> Option<i32> {
     p.exitcode()
 }
 
-/// What a worker needs, as plain values that survive `fork`.
+/// What a forked worker needs, as plain values that survive `fork`.
 struct WorkerArgs {
     rx: RawFd,
     tx: RawFd,
@@ -553,8 +634,88 @@ struct WorkerArgs {
     journal: usize,
     /// Inherited fds the worker must close.
     close: Vec<RawFd>,
-    initializer: Option<fn()>,
+    initializer: Option<ForkInit>,
     maxtasks: Option<u64>,
+}
+
+/// What a spawned worker is started with: its channel ends and journal travel
+/// as shared handles (inherited fds), the initializer as code offsets and the
+/// encoded argument.
+#[derive(Serialize, Deserialize)]
+struct SpawnArgs {
+    rx: Handle<ChildEnd>,
+    tx: Handle<ChildEnd>,
+    journal: Handle<Segment>,
+    init: Option<SpawnInit>,
+    maxtasks: Option<u64>,
+}
+
+/// A spawned worker's initializer: `(trampoline, function)` offsets and the
+/// argument.
+#[derive(Serialize, Deserialize)]
+struct SpawnInit {
+    code: (i64, i64),
+    arg: InitArg,
+}
+
+/// An initializer's argument: encoded on the parent's side while the spawn
+/// request is encoded (so `Shared` handles in it are exported with the rest),
+/// bytes on the worker's side, decoded by the initializer's trampoline.
+enum InitArg {
+    Encode {
+        encode: Arc<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>,
+        /// Where a failure's message goes (the spawn's encoder keeps only that
+        /// serde failed).
+        error: Arc<Mutex<Option<String>>>,
+    },
+    Bytes(Vec<u8>),
+}
+
+impl Serialize for InitArg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            InitArg::Encode { encode, error } => match encode() {
+                Ok(bytes) => bytes.serialize(s),
+                Err(e) => {
+                    *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                    Err(serde::ser::Error::custom(e))
+                }
+            },
+            InitArg::Bytes(b) => b.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for InitArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<u8>::deserialize(d).map(InitArg::Bytes)
+    }
+}
+
+/// The pool's spawn entry: registered in every binary that links this crate, so
+/// a program needs no registration of its own for spawn pools.
+static SPAWNED_WORKER: Entry<SpawnArgs> = mproc_process::entry!(spawned_worker);
+
+/// The body of a spawned worker (a fresh exec of the pool's binary).
+fn spawned_worker(args: SpawnArgs) {
+    // Kept for the worker's life: the journal's mapping.
+    let journal = args.journal.into_inner();
+    let init = args.init.map(|SpawnInit { code: (trampoline, func), arg }| {
+        let bytes = match arg {
+            InitArg::Bytes(b) => b,
+            InitArg::Encode { .. } => Vec::new(), // only ever made in the parent
+        };
+        Box::new(move || {
+            // SAFETY: the offsets were made by `Code::init*` in the parent, which
+            // runs this same binary (the process crate checked its identity before
+            // this entry ran).
+            unsafe { Code { trampoline, func }.run(&bytes, &mut Vec::new()) }.map_err(|f| f.message)
+        }) as Box<dyn FnOnce() -> Result<(), String>>
+    });
+    let (Some(rx), Some(tx)) = (args.rx.into_inner().into_connection(), args.tx.into_inner().into_connection()) else {
+        return;
+    };
+    worker_main(rx, tx, Journal(journal.as_ptr()), init, args.maxtasks);
 }
 
 /// Rebuilds a worker's end of a socketpair from its inherited fd number.
@@ -568,8 +729,8 @@ unsafe fn connection_from_raw(fd: RawFd) -> Connection {
     c
 }
 
-/// The body of a worker process.
-fn worker_main(args: WorkerArgs) {
+/// The body of a forked worker.
+fn forked_worker(args: WorkerArgs) {
     for fd in &args.close {
         // SAFETY: these fds are the parent's ends of other channels, which no
         // object of this (forked) process will use or close again.
@@ -578,12 +739,25 @@ fn worker_main(args: WorkerArgs) {
     // SAFETY: the two fds are this worker's ends, inherited open; the parent's
     // `Connection`s for them are never dropped here (that stack frame never
     // returns in the child), so these are their only owners.
-    let (mut rx, mut tx) = unsafe { (connection_from_raw(args.rx), connection_from_raw(args.tx)) };
+    let (rx, tx) = unsafe { (connection_from_raw(args.rx), connection_from_raw(args.tx)) };
     let journal = Journal(args.journal as *mut u8);
+    let init = args.initializer.map(|i| i as Box<dyn FnOnce() -> Result<(), String>>);
+    worker_main(rx, tx, journal, init, args.maxtasks);
+}
+
+/// The body of a worker process, forked or spawned: run the initializer, then
+/// answer task messages until told to stop (or the pool is gone).
+fn worker_main(
+    mut rx: Connection,
+    mut tx: Connection,
+    journal: Journal,
+    init: Option<Box<dyn FnOnce() -> Result<(), String>>>,
+    maxtasks: Option<u64>,
+) {
     task::install_worker_panic_hook();
-    if let Some(init) = args.initializer {
-        if let Err(p) = std::panic::catch_unwind(init) {
-            journal.note_init_failure(&task::panic_message(p));
+    if let Some(init) = init {
+        if let Err(message) = init() {
+            journal.note_init_failure(&message);
             // SAFETY: _exit ends this worker at once, as the process crate would.
             unsafe { libc::_exit(1) };
         }
@@ -612,7 +786,8 @@ fn worker_main(args: WorkerArgs) {
             journal.word(STARTED).store(started, Ordering::Release);
             let at = out.len();
             // SAFETY: the code offsets were made by `Code`'s constructors in the
-            // parent, which is this same binary (forked).
+            // parent, which is this same binary (forked, or re-exec'd after the
+            // process crate checked the executable's identity).
             out.push(|buf| unsafe { code.run(&msg[payload], buf) });
             // A finished result is in the journal or on its way before the next
             // unit starts: a unit that kills its worker takes only itself down.
@@ -626,7 +801,7 @@ fn worker_main(args: WorkerArgs) {
         if !flush(&mut out, &mut journaled, since, started) {
             return;
         }
-        if args.maxtasks.is_some_and(|m| started >= m) {
+        if maxtasks.is_some_and(|m| started >= m) {
             return;
         }
     }

@@ -6,8 +6,11 @@
 //! each sent as an offset from [`anchor`], a function of this crate. In a forked
 //! worker every address is the same as in the parent; the offsets keep the
 //! format valid for a re-exec of the same binary too, whose image may be loaded
-//! at another base (ASLR shifts the whole image by one amount). The pool only
-//! forks today (see [`StartMethod`](crate::StartMethod)).
+//! at another base (ASLR shifts the whole image by one amount), as the
+//! [`StartMethod::Spawn`](crate::StartMethod::Spawn) workers are (the process
+//! crate checks that the child runs the parent's very executable). An
+//! initializer travels the same way, its argument encoded by
+//! [`Initializer`] when a spawned worker is started.
 //!
 //! The trampoline decodes the argument (postcard), calls the function under
 //! `catch_unwind`, and encodes the result; a panic becomes a [`Failure`] carrying
@@ -15,6 +18,7 @@
 
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -82,6 +86,16 @@ impl Code {
     pub(crate) fn starmap<F: StarFn<Args, R>, Args: DeserializeOwned, R: Serialize>(_f: F) -> Code {
         const { assert!(std::mem::size_of::<F>() == 0, "starmap takes a fn item or a closure without captures") };
         Code { trampoline: code_offset(star_chunk::<F, Args, R> as Trampoline as usize), func: 0 }
+    }
+
+    /// An initializer `f(arg)` with one encoded `A` in, nothing out.
+    pub(crate) fn init_with<A: DeserializeOwned>(f: fn(A)) -> Code {
+        Code { trampoline: code_offset(init_one::<A> as Trampoline as usize), func: code_offset(f as usize) }
+    }
+
+    /// An initializer `f()`; its input is ignored.
+    pub(crate) fn init(f: fn()) -> Code {
+        Code { trampoline: code_offset(init_plain as Trampoline as usize), func: code_offset(f as usize) }
     }
 
     /// Runs the task in this process (the worker side).
@@ -172,6 +186,78 @@ unsafe fn apply_one<A: DeserializeOwned, R: Serialize>(
         .map_err(|p| Failure { message: panic_message(p), item: None })?;
     *out = postcard::to_extend(&r, std::mem::take(out)).map_err(Failure::encode)?;
     Ok(())
+}
+
+/// # Safety
+/// `func` must be the address of a `fn(A)`.
+unsafe fn init_one<A: DeserializeOwned>(func: usize, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Failure> {
+    // SAFETY: `func` is the address of a `fn(A)` (contract).
+    let f = unsafe { std::mem::transmute::<usize, fn(A)>(func) };
+    let arg: A = postcard::from_bytes(input).map_err(Failure::decode)?;
+    panic::catch_unwind(AssertUnwindSafe(|| f(arg))).map_err(|p| Failure { message: panic_message(p), item: None })
+}
+
+/// # Safety
+/// `func` must be the address of a `fn()`.
+unsafe fn init_plain(func: usize, _input: &[u8], _out: &mut Vec<u8>) -> Result<(), Failure> {
+    // SAFETY: `func` is the address of a `fn()` (contract).
+    let f = unsafe { std::mem::transmute::<usize, fn()>(func) };
+    panic::catch_unwind(f).map_err(|p| Failure { message: panic_message(p), item: None })
+}
+
+/// A pool's initializer, Python's `initializer` and `initargs`, ready for
+/// either start method.
+#[derive(Clone)]
+pub(crate) struct Initializer {
+    /// Makes, in the parent, the call one forked worker runs: the argument is
+    /// cloned for it (so shared handles travel as they do into any fork).
+    pub(crate) for_fork: Arc<dyn Fn() -> ForkInit + Send + Sync>,
+    /// What a spawned worker runs: `code` over the bytes of `encode`.
+    pub(crate) code: Code,
+    /// Encodes the argument for a spawned worker. Called while the process crate
+    /// encodes the spawn request, so that `Shared` handles inside are exported.
+    pub(crate) encode: Arc<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>,
+}
+
+/// An initializer call for a forked worker; the panic message if it panicked.
+pub(crate) type ForkInit = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
+impl Initializer {
+    /// `f()`.
+    pub(crate) fn plain(f: fn()) -> Initializer {
+        Initializer {
+            for_fork: Arc::new(move || Box::new(move || panic::catch_unwind(f).map_err(panic_message)) as ForkInit),
+            code: Code::init(f),
+            encode: Arc::new(|| Ok(Vec::new())),
+        }
+    }
+
+    /// `f(arg.clone())`.
+    pub(crate) fn with<A>(f: fn(A), arg: A) -> Initializer
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + 'static,
+    {
+        // The lock is taken only in the parent, to clone or encode the argument.
+        let arg = Arc::new(Mutex::new(arg));
+        let for_enc = arg.clone();
+        Initializer {
+            for_fork: Arc::new(move || {
+                let a = arg.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                Box::new(move || panic::catch_unwind(AssertUnwindSafe(|| f(a))).map_err(panic_message)) as ForkInit
+            }),
+            code: Code::init_with(f),
+            encode: Arc::new(move || {
+                let a = for_enc.lock().unwrap_or_else(|p| p.into_inner());
+                postcard::to_allocvec(&*a).map_err(|e| format!("cannot encode the initializer's argument: {e}"))
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Initializer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Initializer").field("code", &self.code).finish_non_exhaustive()
+    }
 }
 
 /// Runs `call` over a decoded chunk, reporting which item panicked.
@@ -286,6 +372,27 @@ mod tests {
         let err = run(Code::map(boom), &input).unwrap_err();
         assert_eq!(err.item, Some(2));
         assert!(err.message.contains("three is right out"), "{}", err.message);
+    }
+
+    fn strict_init(s: String) {
+        assert_eq!(s, "go", "wrong argument");
+    }
+
+    fn plain_init() {
+        panic!("plain init ran");
+    }
+
+    #[test]
+    fn init_code_runs_with_its_argument() {
+        let code = Code::init_with(strict_init);
+        assert_eq!(run(code, &postcard::to_allocvec("go").unwrap()), Ok(Vec::new()));
+        let err = run(code, &postcard::to_allocvec("stop").unwrap()).unwrap_err();
+        assert!(err.message.contains("wrong argument"), "{}", err.message);
+        let err = run(Code::init(plain_init), &[]).unwrap_err();
+        assert!(err.message.contains("plain init ran"), "{}", err.message);
+        let init = Initializer::with(strict_init, "go".to_string());
+        assert_eq!((init.for_fork)()(), Ok(()));
+        assert_eq!(run(init.code, &(init.encode)().unwrap()), Ok(Vec::new()));
     }
 
     #[test]

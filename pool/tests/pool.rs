@@ -4,33 +4,20 @@
 //! aborts the test binary instead of letting it hang.
 
 use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::{is_gone, watchdog, T};
+use mproc_ipc::Queue;
 use mproc_pool::{Pool, PoolError};
+use mproc_process::Shared;
 
-const T: Duration = Duration::from_secs(30);
-
-/// Aborts the process if the test is still running after `secs`.
-struct Watchdog(Option<mpsc::Sender<()>>);
-
-fn watchdog(secs: u64) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_secs(secs)) {
-            eprintln!("watchdog: test still running after {secs} s, aborting");
-            std::process::abort();
-        }
-    });
-    Watchdog(Some(tx))
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.0.take());
-    }
-}
+mod common;
 
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
@@ -234,6 +221,72 @@ fn initializer_state_is_visible_to_tasks() {
     assert_eq!(INITIALIZED.load(Ordering::SeqCst), 0, "the initializer ran in the workers only");
 }
 
+/// Blocks until a byte arrives on the socket `fd`, inherited from the test
+/// (at most `T`), and returns it.
+fn byte_from(fd: i32) -> u8 {
+    // SAFETY: `fd` is the test's socket, inherited by this forked worker; the
+    // ManuallyDrop leaves it open for the test's other tasks.
+    let s = ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(fd) });
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut b = [0u8];
+    (&*s).read_exact(&mut b).unwrap();
+    b[0]
+}
+
+#[test]
+fn get_timeout_that_times_out_can_be_retried() {
+    let _w = watchdog(60);
+    let (mut gate, gate_rx) = UnixStream::pair().unwrap();
+    let pool = Pool::new(1).unwrap();
+    let r = pool.apply_async(byte_from, gate_rx.as_raw_fd()).unwrap();
+    let short = Duration::from_millis(20);
+    // The task cannot finish before the byte is written.
+    assert_eq!(r.get_timeout(short), Err(PoolError::Timeout(short)));
+    assert!(!r.ready());
+    gate.write_all(&[42]).unwrap();
+    assert_eq!(r.get_timeout(T), Ok(42), "the handle survived the timeout");
+    assert!(r.ready());
+    assert_eq!(r.successful(), Ok(true));
+    assert_eq!(r.get_timeout(T), Err(PoolError::ResultTaken), "the value is moved out once");
+    pool.close();
+    pool.join().unwrap();
+}
+
+static INIT_TAG: AtomicU64 = AtomicU64::new(0);
+
+/// Records the argument in a static the tasks read, and reports this worker's
+/// pid and the argument through the queue it was given.
+fn record_init((q, tag): (Shared<Queue<(u32, u64)>>, u64)) {
+    INIT_TAG.store(tag, Ordering::SeqCst);
+    q.put((getpid(), tag)).unwrap();
+}
+
+fn read_tag(_: ()) -> (u32, u64) {
+    (getpid(), INIT_TAG.load(Ordering::SeqCst))
+}
+
+#[test]
+fn initializer_with_gives_every_worker_its_argument() {
+    let _w = watchdog(60);
+    let q = Queue::new().unwrap();
+    let pool = Pool::builder().processes(3).initializer_with(record_init, (Shared(q.clone()), 4242)).build().unwrap();
+    let mut init_pids = HashSet::new();
+    for _ in 0..3 {
+        let (pid, tag) = q.get_timeout(T).unwrap();
+        assert_eq!(tag, 4242);
+        init_pids.insert(pid);
+    }
+    assert_eq!(init_pids.len(), 3, "each worker ran the initializer once: {init_pids:?}");
+    assert!(!init_pids.contains(&getpid()));
+    for (pid, tag) in pool.map_chunked(read_tag, vec![(); 12], 1).unwrap() {
+        assert_eq!(tag, 4242, "worker {pid}'s tasks see its initializer's argument");
+        assert!(init_pids.contains(&pid), "task ran in worker {pid}, which did not report its initializer");
+    }
+    assert_eq!(INIT_TAG.load(Ordering::SeqCst), 0, "the initializer ran in the workers only");
+    pool.close();
+    pool.join().unwrap();
+}
+
 fn ident(x: u64) -> u64 {
     x
 }
@@ -310,11 +363,6 @@ fn terminate_cancels_outstanding_work() {
     pool.terminate();
     assert_eq!(running.get_timeout(T).unwrap_err(), PoolError::Terminated);
     assert_eq!(queued.get_timeout(T).unwrap_err(), PoolError::Terminated);
-}
-
-fn is_gone(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence. A zombie still exists.
-    unsafe { libc::kill(pid as i32, 0) == -1 }
 }
 
 #[test]
