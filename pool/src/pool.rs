@@ -41,7 +41,10 @@ pub enum StartMethod {
     /// check that the executable is the parent's). A worker that cannot start —
     /// the binary was replaced on disk, say — fails [`PoolBuilder::build`] with
     /// [`PoolError::Spawn`]; a later replacement worker (after a worker died, or
-    /// `maxtasksperchild`) that cannot start is retried while the work waits.
+    /// `maxtasksperchild`) that cannot start is retried, and once the pool has no
+    /// worker left and several starts in a row failed, the pool stops:
+    /// outstanding and later calls fail with that [`PoolError::Spawn`] rather
+    /// than wait for a worker forever.
     Spawn,
 }
 
