@@ -204,6 +204,23 @@ impl PoolBuilder {
 /// # Ok::<(), mproc_pool::PoolError>(())
 /// ```
 ///
+/// # Start methods
+/// Workers are forked by default. With [`StartMethod::Spawn`] each worker is a
+/// fresh exec of this binary instead. Nothing needs registering for that: the
+/// pool's worker entry is part of this crate, so it is linked into every binary
+/// that uses the pool (tasks and initializers travel as code offsets, as with
+/// fork).
+///
+/// ```
+/// use mproc_pool::{Pool, StartMethod};
+///
+/// fn cube(x: i64) -> i64 { x * x * x }
+///
+/// let pool = Pool::builder().processes(2).start_method(StartMethod::Spawn).build()?;
+/// assert_eq!(pool.map(cube, [1, 2, 3])?, vec![1, 8, 27]);
+/// # Ok::<(), mproc_pool::PoolError>(())
+/// ```
+///
 /// # Failures
 /// A task that panics gives [`PoolError::TaskPanicked`] with the message; the
 /// worker survives. A worker that dies while running a task (SIGKILL, the OOM
