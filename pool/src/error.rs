@@ -97,7 +97,9 @@ pub enum PoolError {
     /// A result (or argument, in the worker) could not be deserialized.
     #[error("cannot decode a task's data: {0}")]
     Decode(String),
-    /// A worker process could not be started, or its channel could not be created.
+    /// A worker process could not be started, or its channel could not be
+    /// created. Also the error of every outstanding and later call of a pool
+    /// that stopped because, with no worker left, starts kept failing.
     #[error("cannot start a worker process: {0}")]
     Spawn(String),
 }

@@ -41,7 +41,10 @@ pub enum StartMethod {
     /// check that the executable is the parent's). A worker that cannot start —
     /// the binary was replaced on disk, say — fails [`PoolBuilder::build`] with
     /// [`PoolError::Spawn`]; a later replacement worker (after a worker died, or
-    /// `maxtasksperchild`) that cannot start is retried while the work waits.
+    /// `maxtasksperchild`) that cannot start is retried, and once the pool has no
+    /// worker left and several starts in a row failed, the pool stops:
+    /// outstanding and later calls fail with that [`PoolError::Spawn`] rather
+    /// than wait for a worker forever.
     Spawn,
 }
 
@@ -198,6 +201,23 @@ impl PoolBuilder {
 /// assert_eq!(r.get_timeout(Duration::from_secs(10))?, 49);
 /// pool.close();
 /// pool.join()?;
+/// # Ok::<(), mproc_pool::PoolError>(())
+/// ```
+///
+/// # Start methods
+/// Workers are forked by default. With [`StartMethod::Spawn`] each worker is a
+/// fresh exec of this binary instead. Nothing needs registering for that: the
+/// pool's worker entry is part of this crate, so it is linked into every binary
+/// that uses the pool (tasks and initializers travel as code offsets, as with
+/// fork).
+///
+/// ```
+/// use mproc_pool::{Pool, StartMethod};
+///
+/// fn cube(x: i64) -> i64 { x * x * x }
+///
+/// let pool = Pool::builder().processes(2).start_method(StartMethod::Spawn).build()?;
+/// assert_eq!(pool.map(cube, [1, 2, 3])?, vec![1, 8, 27]);
 /// # Ok::<(), mproc_pool::PoolError>(())
 /// ```
 ///

@@ -76,6 +76,11 @@ const REAP_GRACE: Duration = Duration::from_secs(2);
 /// The collector wakes at least this often to notice `terminate` and to retry a
 /// failed worker start.
 const COLLECT_TICK: Duration = Duration::from_millis(200);
+/// After this many worker starts in a row failed, a pool left with no worker
+/// stops (outstanding work fails with the start's error) instead of waiting for
+/// a worker forever: the failure is not a passing one (for a spawn pool, most
+/// likely its binary was replaced on disk).
+const MAX_FAILED_STARTS: u32 = 5;
 
 /// Fixed settings of a pool.
 #[derive(Debug, Clone)]
@@ -457,6 +462,7 @@ pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolEr
     if shared.lock().phase == Phase::Running {
         let _ = started.send(Ok(()));
     }
+    let mut failed_starts = 0u32;
     loop {
         loop {
             let need = {
@@ -467,8 +473,17 @@ pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolEr
                 break;
             }
             match start_worker(&shared) {
-                Ok(l) => links.push(l),
-                Err(_) => break, // retried on the next tick
+                Ok(l) => {
+                    links.push(l);
+                    failed_starts = 0;
+                }
+                Err(e) => {
+                    failed_starts += 1;
+                    if failed_starts >= MAX_FAILED_STARTS {
+                        stop_without_workers(&shared, e);
+                    }
+                    break; // retried on the next tick
+                }
             }
         }
         {
@@ -506,6 +521,22 @@ pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolEr
             drop(link);
             on_death(&shared, id);
         }
+    }
+}
+
+/// Worker starts keep failing with `error`: if no worker is left, stop the pool
+/// and fail its outstanding work (and later calls) with that error.
+fn stop_without_workers(shared: &Shared, error: PoolError) {
+    let mut st = shared.lock();
+    if !st.workers.is_empty() || st.phase == Phase::Terminated {
+        return; // the live workers go on with the work
+    }
+    st.cancel_error = error.clone();
+    let cancelled = st.terminate();
+    drop(st);
+    shared.notify();
+    for unit in cancelled {
+        unit.deliver(Delivery::Cancelled(error.clone()));
     }
 }
 
