@@ -232,9 +232,14 @@ impl<'de, T: Share> Deserialize<'de> for Shared<T> {
 }
 
 /// What a spawn child runs: the entry and a deferred encoder of its arguments.
+///
+/// The encoder keeps the arguments: they live as long as the job, which
+/// [`spawn`] holds until the child has imported them, so a handle whose only
+/// owner is the arguments (a `Shared(connection)` moved in) keeps its fds open
+/// until the child has inherited them.
 pub(crate) struct SpawnJob {
     entry: &'static EntryDef,
-    encode: Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>,
+    encode: Box<dyn Fn() -> Result<Vec<u8>, String> + Send>,
     /// Test hook: send an identity that cannot be this binary's.
     forge_exe: bool,
 }
@@ -251,7 +256,7 @@ impl SpawnJob {
     /// A job naming an arbitrary entry with raw argument bytes: for tests of the
     /// child's checks.
     fn raw(entry: &'static EntryDef, bytes: Vec<u8>, forge_exe: bool) -> SpawnJob {
-        SpawnJob { entry, encode: Box::new(move || Ok(bytes)), forge_exe }
+        SpawnJob { entry, encode: Box::new(move || Ok(bytes.clone())), forge_exe }
     }
 }
 

@@ -102,6 +102,24 @@ fn spawn_child_uses_lock_value_and_segments() {
     assert_eq!(unsafe { *named.as_ptr() }, 0x5a);
 }
 
+fn sole_owner(seg: Shared<Segment>) {
+    watchdog();
+    if seg.len() != 8192 {
+        mproc_process::exit(3);
+    }
+}
+static SOLE_OWNER: Entry<Shared<Segment>> = entry!(sole_owner);
+
+/// A handle whose only owner is the arguments (moved in, no clone kept) stays
+/// open until the child has inherited its fd.
+#[test]
+fn arguments_that_solely_own_a_handle_live_until_the_child_has_it() {
+    let seg = Segment::anonymous(8192).unwrap();
+    let mut p = Process::builder().name("sole-owner").spawn_entry(&SOLE_OWNER, Shared(seg)).build();
+    p.start().unwrap();
+    assert_eq!(finish(&mut p), 0);
+}
+
 fn identity(expect: (String, u32, bool)) {
     watchdog();
     let me = current_process();
