@@ -98,7 +98,8 @@ pub mod private {
 
     /// The decoder `entry!` generates for `f`.
     pub fn decode<A: DeserializeOwned + 'static>(bytes: &[u8], f: fn(A)) -> Result<Call, String> {
-        let args: A = postcard::from_bytes(bytes).map_err(|e| format!("the arguments did not decode: {e}"))?;
+        let args: A =
+            postcard::from_bytes(bytes).map_err(|e| with_share_error(format!("the arguments did not decode: {e}")))?;
         Ok(Box::new(move || f(args)))
     }
 }
@@ -212,12 +213,38 @@ impl<T> DerefMut for Shared<T> {
     }
 }
 
+thread_local! {
+    /// Why the last `Shared` export or import on this thread failed: postcard
+    /// keeps only "Serde Serialization Error", so the spawn code adds this.
+    static SHARE_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records `why` for [`take_share_error`] and returns it as a serde error.
+fn share_error<E: serde::ser::Error>(what: &str, why: String) -> E {
+    let msg = format!("{what} {why}");
+    let _ = SHARE_ERROR.try_with(|e| *e.borrow_mut() = Some(msg.clone()));
+    E::custom(msg)
+}
+
+/// The reason the last `Shared` export or import failed on this thread, if any.
+fn take_share_error() -> Option<String> {
+    SHARE_ERROR.try_with(|e| e.borrow_mut().take()).ok().flatten()
+}
+
+/// `detail`, with the reason a `Shared` handle failed to cross if there was one.
+fn with_share_error(detail: String) -> String {
+    match take_share_error() {
+        Some(why) => format!("{detail} ({why})"),
+        None => detail,
+    }
+}
+
 impl<T: Share> Serialize for Shared<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::Error;
+        let what = std::any::type_name::<T>();
         let token = EXPORTS.with(|cell| match cell.borrow_mut().as_mut() {
-            Some(exports) => self.0.export(exports).map_err(S::Error::custom),
-            None => Err(S::Error::custom("mproc_process::Shared is serialised only by Process::start (spawn)")),
+            Some(exports) => self.0.export(exports).map_err(|e| share_error(what, format!("cannot be exported: {e}"))),
+            None => Err(share_error(what, "is serialised only by Process::start (spawn)".into())),
         })?;
         token.serialize(s)
     }
@@ -227,7 +254,12 @@ impl<'de, T: Share> Deserialize<'de> for Shared<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let token = T::Token::deserialize(d)?;
-        T::import(token).map(Shared).map_err(D::Error::custom)
+        let what = std::any::type_name::<T>();
+        T::import(token).map(Shared).map_err(|e| {
+            let msg = format!("{what} cannot be imported: {e}");
+            let _ = SHARE_ERROR.try_with(|s| *s.borrow_mut() = Some(msg.clone()));
+            D::Error::custom(msg)
+        })
     }
 }
 
@@ -325,7 +357,8 @@ pub(crate) fn spawn(name: &str, daemon: bool, job: SpawnJob) -> Result<u32, Proc
     let prev = EXPORTS.with(|c| c.replace(Some(Exports::new())));
     let encoded = (job.encode)();
     let exports = EXPORTS.with(|c| c.replace(prev)).unwrap_or_default();
-    let args = encoded.map_err(|detail| ProcessError::Encode { name: name.to_owned(), detail })?;
+    let args =
+        encoded.map_err(|detail| ProcessError::Encode { name: name.to_owned(), detail: with_share_error(detail) })?;
     let parent = current::current_process();
     let request = SpawnRequest {
         protocol: PROTOCOL,

@@ -177,3 +177,40 @@ fn shared_outside_spawn_is_an_encode_error() {
     let v = Shared(Value::<u64>::new(0).unwrap());
     assert!(postcard::to_allocvec(&v).is_err());
 }
+
+/// A handle that refuses to cross: on export, or (in the child) on import.
+struct Refuses {
+    on_export: bool,
+}
+
+impl mproc_shm::Share for Refuses {
+    type Token = ();
+    fn export(&self, _: &mut mproc_shm::Exports) -> mproc_shm::Result<()> {
+        match self.on_export {
+            true => Err(mproc_shm::ShmError::BadToken { what: "Refuses", detail: "no export today".into() }),
+            false => Ok(()),
+        }
+    }
+    fn import(_: ()) -> mproc_shm::Result<Refuses> {
+        Err(mproc_shm::ShmError::BadToken { what: "Refuses", detail: "no import today".into() })
+    }
+}
+
+fn takes_refuses(_: Shared<Refuses>) {}
+static TAKES_REFUSES: Entry<Shared<Refuses>> = entry!(takes_refuses);
+
+/// Why a handle failed to cross reaches the caller (postcard alone keeps only
+/// "Serde Serialization Error").
+#[test]
+fn a_handle_that_fails_to_cross_names_its_reason() {
+    let mut p = Process::builder().spawn_entry(&TAKES_REFUSES, Shared(Refuses { on_export: true })).build();
+    match p.start() {
+        Err(ProcessError::Encode { detail, .. }) => assert!(detail.contains("no export today"), "{detail}"),
+        other => panic!("expected an encode error, got {other:?}"),
+    }
+    let mut p = Process::builder().spawn_entry(&TAKES_REFUSES, Shared(Refuses { on_export: false })).build();
+    match p.start() {
+        Err(ProcessError::Spawn { detail, .. }) => assert!(detail.contains("no import today"), "{detail}"),
+        other => panic!("expected a spawn error, got {other:?}"),
+    }
+}
