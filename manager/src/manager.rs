@@ -62,6 +62,7 @@ impl Manager {
         let target = Target::new(Endpoint::Socket { address, authkey: authkey.into() });
         // Fail now, not at the first call, if the server is not there or the key is wrong.
         target.stats()?;
+        crate::client::remember(&target);
         Ok(Manager { target, server: None })
     }
 

@@ -264,6 +264,7 @@ impl ManagerBuilder {
             }
         };
         let target = Target::new(Endpoint::Socket { address, authkey });
+        crate::client::remember(&target);
         Ok(Manager {
             target,
             server: Some(ServerProcess { process: Mutex::new(process), dir, owner: crate::client::current_pid() }),
@@ -275,8 +276,8 @@ impl ManagerBuilder {
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An [`Address`] on the wire (child → parent at start).
-#[derive(serde::Serialize, serde::Deserialize)]
-enum WireAddress {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) enum WireAddress {
     Unix(PathBuf),
     Tcp(std::net::SocketAddr),
 }
