@@ -98,6 +98,17 @@ impl Target {
         }
     }
 
+    /// True if `other` reaches the same server.
+    pub fn same_server(&self, other: &Target) -> bool {
+        match (&self.endpoint, &other.endpoint) {
+            (Endpoint::Socket { address: a, .. }, Endpoint::Socket { address: b, .. }) => a == b,
+            #[cfg(test)]
+            (Endpoint::Memory(a), Endpoint::Memory(b)) => Arc::ptr_eq(a, b),
+            #[cfg(test)]
+            _ => false,
+        }
+    }
+
     /// Drops this process's idle connections to the server.
     pub fn forget_idle(&self) {
         let idle = pool().as_mut().and_then(|p| p.idle.remove(&self.serial));

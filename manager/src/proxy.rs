@@ -478,7 +478,8 @@ impl SemaphoreProxy {
     }
 }
 
-/// A proxy to a `Condition` (with its own RLock).
+/// A proxy to a `Condition`, over its own RLock ([`Manager::condition`](crate::Manager::condition))
+/// or a lock of the server ([`Manager::condition_with`](crate::Manager::condition_with)).
 pub struct ConditionProxy {
     h: ObjectRef,
     _t: PhantomData<()>,
@@ -562,8 +563,8 @@ pub struct BarrierProxy {
 proxy_common!(BarrierProxy);
 
 impl BarrierProxy {
-    /// Waits for all parties; returns the arrival index (exactly one gets 0), or
-    /// `BrokenBarrier`.
+    /// Waits for all parties (at most the barrier's own timeout, if it was made with
+    /// one); returns the arrival index (exactly one gets 0), or `BrokenBarrier`.
     pub fn wait(&self) -> Result<u64> {
         self.h.0.call(&BarrierCall::Wait { timeout: None })
     }
