@@ -68,7 +68,7 @@ impl Target {
             #[cfg(test)]
             Endpoint::Memory(state) => crate::memory::connect(state.clone()),
         };
-        conn.send(&to_bytes(&Request::Hello { client: client_id() })?)?;
+        conn.send(&to_bytes(&Request::Hello { client: client_id()? })?)?;
         Ok(conn)
     }
 
@@ -277,31 +277,39 @@ pub(crate) fn current_pid() -> u32 {
 }
 
 /// This process's client id: random, chosen once per pid.
-pub(crate) fn client_id() -> u64 {
+pub(crate) fn client_id() -> Result<u64> {
     fork_handlers();
     let mut g = lock(&ID);
     let me = current_pid();
     if g.0 != me {
-        *g = (me, random_u64());
+        let mut b = [0u8; 8];
+        random_bytes(&mut b, "the client id")?;
+        *g = (me, u64::from_ne_bytes(b));
     }
-    g.1
+    Ok(g.1)
 }
 
-pub(crate) fn random_bytes(buf: &mut [u8]) {
+#[cfg(test)]
+thread_local! {
+    /// Test hook: makes `random_bytes` fail on this thread, as `getrandom` might.
+    pub(crate) static FAIL_RANDOM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Fills `buf` from the kernel's CSPRNG; `Io` naming `what` it was for if that fails.
+pub(crate) fn random_bytes(buf: &mut [u8], what: &str) -> Result<()> {
+    #[cfg(test)]
+    if FAIL_RANDOM.with(|f| f.get()) {
+        return Err(ManagerError::Io(format!("getrandom for {what} failed: {}", rustix::io::Errno::NOSYS)));
+    }
     let mut filled = 0;
     while filled < buf.len() {
         match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
             Ok(n) => filled += n,
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => panic!("getrandom failed: {e}"),
+            Err(e) => return Err(ManagerError::Io(format!("getrandom for {what} failed: {e}"))),
         }
     }
-}
-
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    random_bytes(&mut b);
-    u64::from_ne_bytes(b)
+    Ok(())
 }
 
 /// One reference to a server object, held by this process. Every proxy wraps one.

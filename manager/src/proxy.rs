@@ -505,8 +505,9 @@ impl ConditionProxy {
         self.h.0.call(&ConditionCall::Wait { thread: tid(), timeout })
     }
     /// Waits until `pred()` holds, re-checking after each notify; false on timeout.
+    /// A timeout too large to add to the clock waits without limit.
     pub fn wait_for(&self, mut pred: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
-        let end = timeout.map(|t| std::time::Instant::now() + t);
+        let end = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         while !pred() {
             let left = match end {
                 Some(e) => match e.checked_duration_since(std::time::Instant::now()) {

@@ -307,6 +307,40 @@ fn joinable_queue_bounded_refuses_past_maxsize() {
     assert!(m.joinable_queue::<u8>().unwrap().try_put(&1).is_ok());
 }
 
+#[test]
+fn condition_wait_for_with_a_huge_timeout_waits_without_limit() {
+    let (m, _) = mem_manager(Registry::sync());
+    let c = m.condition().unwrap();
+    let flag = m.value(&false).unwrap();
+    let g = c.lock().unwrap();
+    assert!(c.wait_for(|| true, Some(Duration::MAX)).unwrap(), "no overflow panic; the predicate holds");
+    // The notifier needs the lock, which this thread holds until `wait` releases it.
+    let (c2, f2) = (c.clone(), flag.clone());
+    let notifier = std::thread::spawn(move || {
+        let _g = c2.lock().unwrap();
+        f2.set(&true).unwrap();
+        c2.notify_all().unwrap();
+    });
+    assert!(c.wait_for(|| flag.get().unwrap(), Some(Duration::MAX)).unwrap());
+    drop(g);
+    notifier.join().unwrap();
+}
+
+#[test]
+fn a_getrandom_failure_is_an_error_not_a_panic() {
+    crate::client::FAIL_RANDOM.with(|f| f.set(true));
+    let bound = crate::ManagerBuilder::new().bind();
+    let started = crate::ManagerBuilder::new().start();
+    let keyed = crate::ManagerBuilder::new().authkey(b"k").bind();
+    crate::client::FAIL_RANDOM.with(|f| f.set(false));
+    assert!(
+        matches!(&bound, Err(ManagerError::Io(m)) if m.contains("getrandom for the manager's authkey")),
+        "{bound:?}"
+    );
+    assert!(matches!(&started, Err(ManagerError::Io(m)) if m.contains("getrandom")), "{started:?}");
+    assert!(keyed.is_ok(), "a given authkey needs no randomness: {keyed:?}");
+}
+
 #[derive(Default)]
 struct Counter(std::sync::Mutex<i64>);
 
