@@ -9,12 +9,16 @@
 //! references per client id (one per process) and releases them all when the process's
 //! last connection closes — which the kernel does for a process that dies.
 //!
-//! Fork hazard: like every lock, the pool's mutex may be held by another thread of the
-//! parent at the moment of a fork; fork from a thread that does not race manager calls.
+//! Fork safety: the process-wide tables here (idle connections, known servers, client
+//! id) sit behind mutexes that a `pthread_atfork` handler takes before every `fork(2)`
+//! and releases after it in parent and child, so a child forked while another thread
+//! makes manager calls finds them unlocked and consistent (not held by a thread that
+//! does not exist in the child).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::error::{ManagerError, Result};
 use crate::object::lock;
@@ -35,6 +39,10 @@ pub(crate) enum Endpoint {
 }
 
 /// A server as seen by this process: its endpoint and idle connections.
+///
+/// Targets reached by socket are also listed in this process's table of known
+/// servers ([`remember`]), so a proxy decoded here reuses the target (and its pooled
+/// connections) instead of opening a second set, and finds the authkey to use.
 pub(crate) struct Target {
     pub endpoint: Endpoint,
     serial: u64,
@@ -60,7 +68,7 @@ impl Target {
             #[cfg(test)]
             Endpoint::Memory(state) => crate::memory::connect(state.clone()),
         };
-        conn.send(&to_bytes(&Request::Hello { client: client_id() })?)?;
+        conn.send(&to_bytes(&Request::Hello { client: client_id()? })?)?;
         Ok(conn)
     }
 
@@ -87,6 +95,17 @@ impl Target {
         match self.call(&Request::Stats)? {
             Reply::Stats(s) => Ok(s),
             other => Err(unexpected(&other)),
+        }
+    }
+
+    /// True if `other` reaches the same server.
+    pub fn same_server(&self, other: &Target) -> bool {
+        match (&self.endpoint, &other.endpoint) {
+            (Endpoint::Socket { address: a, .. }, Endpoint::Socket { address: b, .. }) => a == b,
+            #[cfg(test)]
+            (Endpoint::Memory(a), Endpoint::Memory(b)) => Arc::ptr_eq(a, b),
+            #[cfg(test)]
+            _ => false,
         }
     }
 
@@ -127,7 +146,51 @@ struct Pool {
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
 
-fn pool() -> std::sync::MutexGuard<'static, Option<Pool>> {
+/// The client id and the pid it was chosen in.
+static ID: Mutex<(u32, u64)> = Mutex::new((0, 0));
+
+/// The three process-wide locks, held by the forking thread from the `prepare` to the
+/// `parent`/`child` fork handler, in the one order every path takes them (a path that
+/// holds `KNOWN` may take `POOL` when it drops a target; `ID` is never nested).
+struct ForkGuards {
+    _id: MutexGuard<'static, (u32, u64)>,
+    _known: MutexGuard<'static, Option<HashMap<crate::Address, Known>>>,
+    _pool: MutexGuard<'static, Option<Pool>>,
+}
+
+thread_local! {
+    static FORK_GUARDS: RefCell<Option<ForkGuards>> = const { RefCell::new(None) };
+}
+
+extern "C" fn before_fork() {
+    let guards = ForkGuards { _id: lock(&ID), _known: lock(&KNOWN), _pool: lock(&POOL) };
+    let _ = FORK_GUARDS.try_with(|g| *g.borrow_mut() = Some(guards));
+}
+
+extern "C" fn after_fork() {
+    let _ = FORK_GUARDS.try_with(|g| g.borrow_mut().take());
+}
+
+/// Registers the fork handlers once, before this process first takes one of the locks.
+/// Not a `Once`: a fork while another thread is inside `call_once` would leave the
+/// child a `Once` that never completes.
+fn fork_handlers() {
+    // 0: not registered; 1: a thread is registering them; 2: registered.
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    if STATE.load(Ordering::Acquire) == 2 {
+        return;
+    }
+    if STATE.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        // SAFETY: the handlers only lock and unlock this module's static mutexes (short
+        // critical sections that never fork) and touch a thread-local of the forking
+        // thread, which exists in the child too.
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+        STATE.store(2, Ordering::Release);
+    }
+}
+
+fn pool() -> MutexGuard<'static, Option<Pool>> {
+    fork_handlers();
     let mut g = lock(&POOL);
     let me = current_pid();
     if g.as_ref().is_some_and(|p| p.pid != me) {
@@ -155,36 +218,98 @@ fn put_idle(serial: u64, conn: Conn) {
     }
 }
 
+/// What this process knows of a server it reached by socket: the authkey, and the
+/// target its proxies share while any is alive.
+struct Known {
+    authkey: Arc<[u8]>,
+    target: Weak<Target>,
+}
+
+/// This process's known servers, by address. A forked child inherits the table (its
+/// memory), so it can decode proxies of every manager its parent knew at the fork;
+/// a spawned child fills it from the `Share` tokens it imports.
+static KNOWN: Mutex<Option<HashMap<crate::Address, Known>>> = Mutex::new(None);
+
+/// Lists a socket target (and its authkey) as this process's way to reach its address;
+/// the newest registration for an address wins.
+pub(crate) fn remember(target: &Arc<Target>) {
+    #[allow(irrefutable_let_patterns)] // `Endpoint::Memory` exists in unit tests only
+    if let Endpoint::Socket { address, authkey } = &target.endpoint {
+        fork_handlers();
+        let mut g = lock(&KNOWN);
+        g.get_or_insert_with(HashMap::new)
+            .insert(address.clone(), Known { authkey: authkey.clone(), target: Arc::downgrade(target) });
+    }
+}
+
+/// The target for `address`: the live one this process already uses if its authkey
+/// matches, else a new one with `authkey` (from a spawn token) or, without one, with
+/// the authkey this process already knows for the address. A process that knows no
+/// authkey for it gets `AuthFailed` naming the address.
+pub(crate) fn target_for(address: &crate::Address, authkey: Option<&[u8]>) -> Result<Arc<Target>> {
+    fork_handlers();
+    let mut g = lock(&KNOWN);
+    let known = g.get_or_insert_with(HashMap::new);
+    let known_key = known.get(address).filter(|k| authkey.is_none_or(|given| *given == *k.authkey));
+    if let Some(t) = known_key.and_then(|k| k.target.upgrade()).filter(|t| !t.closed.load(Ordering::Relaxed)) {
+        return Ok(t);
+    }
+    let key: Arc<[u8]> = match (known_key, authkey) {
+        (_, Some(given)) => given.into(),
+        (Some(k), None) => k.authkey.clone(),
+        (None, None) => {
+            return Err(ManagerError::AuthFailed(format!(
+                "process {} knows no authkey for the manager at {address}: a proxy's encoding does not \
+                 carry the authkey, so decode it in a process that started or connected to that manager \
+                 (Manager::start, Manager::connect) or was forked after it did, or send it to a spawned \
+                 child as mproc_process::Shared, whose token carries the authkey",
+                current_pid()
+            )))
+        }
+    };
+    let target = Target::new(Endpoint::Socket { address: address.clone(), authkey: key.clone() });
+    known.insert(address.clone(), Known { authkey: key, target: Arc::downgrade(&target) });
+    Ok(target)
+}
+
 pub(crate) fn current_pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
 /// This process's client id: random, chosen once per pid.
-pub(crate) fn client_id() -> u64 {
-    static ID: Mutex<(u32, u64)> = Mutex::new((0, 0));
+pub(crate) fn client_id() -> Result<u64> {
+    fork_handlers();
     let mut g = lock(&ID);
     let me = current_pid();
     if g.0 != me {
-        *g = (me, random_u64());
+        let mut b = [0u8; 8];
+        random_bytes(&mut b, "the client id")?;
+        *g = (me, u64::from_ne_bytes(b));
     }
-    g.1
+    Ok(g.1)
 }
 
-pub(crate) fn random_bytes(buf: &mut [u8]) {
+#[cfg(test)]
+thread_local! {
+    /// Test hook: makes `random_bytes` fail on this thread, as `getrandom` might.
+    pub(crate) static FAIL_RANDOM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Fills `buf` from the kernel's CSPRNG; `Io` naming `what` it was for if that fails.
+pub(crate) fn random_bytes(buf: &mut [u8], what: &str) -> Result<()> {
+    #[cfg(test)]
+    if FAIL_RANDOM.with(|f| f.get()) {
+        return Err(ManagerError::Io(format!("getrandom for {what} failed: {}", rustix::io::Errno::NOSYS)));
+    }
     let mut filled = 0;
     while filled < buf.len() {
         match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
             Ok(n) => filled += n,
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => panic!("getrandom failed: {e}"),
+            Err(e) => return Err(ManagerError::Io(format!("getrandom for {what} failed: {e}"))),
         }
     }
-}
-
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    random_bytes(&mut b);
-    u64::from_ne_bytes(b)
+    Ok(())
 }
 
 /// One reference to a server object, held by this process. Every proxy wraps one.
@@ -210,6 +335,15 @@ impl Handle {
                 typeid,
                 pid: AtomicU32::new(current_pid()),
             }))),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A reference of this process to object `id` of `target`, which some other handle
+    /// made: sends `IncRef`, so the server keeps the object while this handle lives.
+    pub fn import(target: Arc<Target>, id: ObjectId, typeid: String) -> Result<Handle> {
+        match target.call(&Request::IncRef { id })? {
+            Reply::Done => Ok(Handle(Arc::new(HandleInner { target, id, typeid, pid: AtomicU32::new(current_pid()) }))),
             other => Err(unexpected(&other)),
         }
     }

@@ -33,10 +33,18 @@
 //! `lock.acquire`, `event.wait`, `barrier.wait`) blocks only its thread; on the server
 //! it blocks only that connection's thread, and ends early if the client goes away.
 //!
+//! Other ways across: every proxy is serde `Serialize + Deserialize` (a pool task's
+//! argument, a queue item) and implements shm's `Share` (spawn arguments, as
+//! `mproc_process::Shared<ListProxy<T>>`). The receiver connects and takes its own
+//! reference. The serde form carries no authkey: the receiving process must know it
+//! (it started or connected to the manager, or was forked after its parent did); a
+//! spawn token carries it. See [`ProxyToken`] and the `share` module source for why.
+//!
 //! `Manager::start` forks. Fork from a multi-threaded parent copies only the calling
 //! thread: a lock another thread held at that moment stays locked in the child. The
-//! manager's own locks (the connection pool) are held only for a few instructions, but
-//! avoid forking while other threads make manager calls.
+//! manager client's own process-wide locks are taken by a `pthread_atfork` handler
+//! around every fork, so they are never inherited locked; other code's locks are
+//! the caller's business.
 //!
 //! Linux only.
 
@@ -54,6 +62,7 @@ mod objects;
 mod proxy;
 mod registry;
 mod server;
+mod share;
 pub mod wire;
 
 #[cfg(test)]
@@ -69,4 +78,5 @@ pub use proxy::{
 };
 pub use registry::{typeids, Registry};
 pub use server::MAX_FRAME;
+pub use share::ProxyToken;
 pub use wire::ServerStats;

@@ -62,6 +62,7 @@ impl Manager {
         let target = Target::new(Endpoint::Socket { address, authkey: authkey.into() });
         // Fail now, not at the first call, if the server is not there or the key is wrong.
         target.stats()?;
+        crate::client::remember(&target);
         Ok(Manager { target, server: None })
     }
 
@@ -175,7 +176,15 @@ impl Manager {
 
     /// A new unbounded `JoinableQueue`.
     pub fn joinable_queue<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueueProxy<T>> {
-        self.create(typeids::JOINABLE_QUEUE, to_bytes(&0u64)?)
+        self.joinable_queue_bounded(0)
+    }
+
+    /// A new `JoinableQueue(maxsize)`; 0 is unbounded.
+    pub fn joinable_queue_bounded<T: Serialize + DeserializeOwned>(
+        &self,
+        maxsize: usize,
+    ) -> Result<JoinableQueueProxy<T>> {
+        self.create(typeids::JOINABLE_QUEUE, to_bytes(&(maxsize as u64))?)
     }
 
     /// A new `Lock`.
@@ -198,9 +207,23 @@ impl Manager {
         self.create(typeids::BOUNDED_SEMAPHORE, to_bytes(&value)?)
     }
 
-    /// A new `Condition`.
+    /// A new `Condition` with its own `RLock`.
     pub fn condition(&self) -> Result<ConditionProxy> {
         self.create(typeids::CONDITION, to_bytes(&())?)
+    }
+
+    /// A new `Condition(lock)` over a `Lock` or `RLock` of this server: acquiring
+    /// either proxy acquires the same lock, and `wait` releases it.
+    /// `InvalidArgument` if `lock` belongs to another server.
+    pub fn condition_with(&self, lock: &LockProxy) -> Result<ConditionProxy> {
+        let h = &lock.object().0 .0;
+        if !h.target.same_server(&self.target) {
+            return Err(ManagerError::InvalidArgument(format!(
+                "the lock {:?} (object {}) belongs to another manager server",
+                h.typeid, h.id
+            )));
+        }
+        self.create(typeids::CONDITION, to_bytes(&Some(h.id))?)
     }
 
     /// A new `Event`.
@@ -214,6 +237,16 @@ impl Manager {
             return Err(ManagerError::InvalidArgument("a Barrier needs at least 1 party, got 0".into()));
         }
         self.create(typeids::BARRIER, to_bytes(&parties)?)
+    }
+
+    /// A new `Barrier(parties, timeout=timeout)`: a [`wait`](BarrierProxy::wait) that
+    /// names no timeout waits at most `timeout`, then breaks the barrier
+    /// (`BrokenBarrier`); 0 parties is `InvalidArgument`.
+    pub fn barrier_with_timeout(&self, parties: u64, timeout: Duration) -> Result<BarrierProxy> {
+        if parties == 0 {
+            return Err(ManagerError::InvalidArgument("a Barrier needs at least 1 party, got 0".into()));
+        }
+        self.create(typeids::BARRIER, to_bytes(&(parties, Some(timeout)))?)
     }
 }
 

@@ -187,13 +187,14 @@ impl ManagerBuilder {
         self
     }
 
-    fn authkey_or_random(&self) -> Arc<[u8]> {
+    /// The authkey given, or 32 random bytes; `Io` if the kernel's CSPRNG fails.
+    fn authkey_or_random(&self) -> Result<Arc<[u8]>> {
         match &self.authkey {
-            Some(k) => k.as_slice().into(),
+            Some(k) => Ok(k.as_slice().into()),
             None => {
                 let mut k = [0u8; 32];
-                random_bytes(&mut k);
-                k.as_slice().into()
+                random_bytes(&mut k, "the manager's authkey")?;
+                Ok(k.as_slice().into())
             }
         }
     }
@@ -201,10 +202,10 @@ impl ManagerBuilder {
     /// Binds the server in this process; run it with [`Server::serve_forever`].
     /// Without an address, binds TCP `127.0.0.1` on a free port.
     pub fn bind(self) -> Result<Server> {
+        let authkey = self.authkey_or_random()?;
         let address = self.address.clone().unwrap_or(Address::loopback(0));
         let listener = Listener::bind(address.clone(), None).map_err(|e| io_err("bind", &address, e))?;
         let address = listener.address().clone();
-        let authkey = self.authkey_or_random();
         Ok(Server { state: ServerState::new(self.registry), listener, address, authkey })
     }
 
@@ -212,9 +213,13 @@ impl ManagerBuilder {
     /// `shutdown` (or drop) stops and reaps it. Without an address, listens on a Unix
     /// socket (mode 0600) in a fresh private directory (mode 0700).
     ///
-    /// The child is a daemon: it is killed if the thread that started it ends (see
-    /// `mproc_process::Builder::daemon`), so start managers from a long-lived thread.
+    /// The child is a daemon (`mproc_process::Builder::daemon`): the kernel kills it
+    /// when this process dies, even by SIGKILL. Daemons are forked from this process's
+    /// long-lived daemon-starter thread (not the calling thread), so a manager started
+    /// from a short-lived thread lives as long as this process, or until `shutdown` /
+    /// drop of the returned handle.
     pub fn start(self) -> Result<Manager> {
+        let authkey = self.authkey_or_random()?;
         let dir = match &self.address {
             Some(_) => None,
             None => Some(private_dir()?),
@@ -230,7 +235,6 @@ impl ManagerBuilder {
             (None, Some(d)) => Address::Unix(d.join("manager.sock")),
             (None, None) => unreachable!("a private dir is made when no address is given"),
         };
-        let authkey = self.authkey_or_random();
         let builder =
             ManagerBuilder { registry: self.registry, address: Some(address), authkey: Some(authkey.to_vec()) };
         // The child binds (so the listener, and its unlink-on-drop, live only there) and
@@ -264,6 +268,7 @@ impl ManagerBuilder {
             }
         };
         let target = Target::new(Endpoint::Socket { address, authkey });
+        crate::client::remember(&target);
         Ok(Manager {
             target,
             server: Some(ServerProcess { process: Mutex::new(process), dir, owner: crate::client::current_pid() }),
@@ -275,8 +280,8 @@ impl ManagerBuilder {
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An [`Address`] on the wire (child → parent at start).
-#[derive(serde::Serialize, serde::Deserialize)]
-enum WireAddress {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) enum WireAddress {
     Unix(PathBuf),
     Tcp(std::net::SocketAddr),
 }
@@ -302,7 +307,7 @@ impl From<WireAddress> for Address {
 /// Makes `$TMPDIR/mproc-manager-<random>` with mode 0700.
 fn private_dir() -> Result<PathBuf> {
     let mut r = [0u8; 8];
-    random_bytes(&mut r);
+    random_bytes(&mut r, "the manager's socket directory name")?;
     let name = format!("mproc-manager-{:016x}", u64::from_ne_bytes(r));
     let dir = std::env::temp_dir().join(name);
     std::fs::DirBuilder::new()

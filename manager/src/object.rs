@@ -110,6 +110,10 @@ pub(crate) trait Object: Send + Sync {
     fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>>;
     /// Called when a client goes away, so objects it held state in (locks) can let go.
     fn client_gone(&self, _client: u64) {}
+    /// The lock state of a `Lock`/`RLock`, which a `Condition` made over it shares.
+    fn lock_core(&self) -> Option<std::sync::Arc<crate::objects::sync::LockCore>> {
+        None
+    }
 }
 
 /// Decodes a method call of an object of `typeid`; a failure means "no such method".

@@ -478,7 +478,8 @@ impl SemaphoreProxy {
     }
 }
 
-/// A proxy to a `Condition` (with its own RLock).
+/// A proxy to a `Condition`, over its own RLock ([`Manager::condition`](crate::Manager::condition))
+/// or a lock of the server ([`Manager::condition_with`](crate::Manager::condition_with)).
 pub struct ConditionProxy {
     h: ObjectRef,
     _t: PhantomData<()>,
@@ -504,8 +505,9 @@ impl ConditionProxy {
         self.h.0.call(&ConditionCall::Wait { thread: tid(), timeout })
     }
     /// Waits until `pred()` holds, re-checking after each notify; false on timeout.
+    /// A timeout too large to add to the clock waits without limit.
     pub fn wait_for(&self, mut pred: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
-        let end = timeout.map(|t| std::time::Instant::now() + t);
+        let end = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         while !pred() {
             let left = match end {
                 Some(e) => match e.checked_duration_since(std::time::Instant::now()) {
@@ -562,8 +564,8 @@ pub struct BarrierProxy {
 proxy_common!(BarrierProxy);
 
 impl BarrierProxy {
-    /// Waits for all parties; returns the arrival index (exactly one gets 0), or
-    /// `BrokenBarrier`.
+    /// Waits for all parties (at most the barrier's own timeout, if it was made with
+    /// one); returns the arrival index (exactly one gets 0), or `BrokenBarrier`.
     pub fn wait(&self) -> Result<u64> {
         self.h.0.call(&BarrierCall::Wait { timeout: None })
     }

@@ -9,9 +9,12 @@ use crate::object::{Object, Served, ServedObject};
 use crate::objects::collections::{DictObject, ListObject, NamespaceObject, ValueObject};
 use crate::objects::queue::QueueObject;
 use crate::objects::sync::{BarrierObject, ConditionObject, EventObject, LockObject, SemaphoreObject};
-use crate::wire::from_bytes;
+use crate::wire::{from_bytes, ObjectId};
 
-type Factory = Arc<dyn Fn(&str, &[u8]) -> Result<Arc<dyn Object>> + Send + Sync>;
+/// Finds a live object of the server by id (a `Condition` made over a `Lock` object).
+pub(crate) type Lookup<'a> = dyn Fn(ObjectId) -> Option<Arc<dyn Object>> + 'a;
+
+type Factory = Arc<dyn Fn(&str, &[u8], &Lookup<'_>) -> Result<Arc<dyn Object>> + Send + Sync>;
 
 /// The typeids a manager serves and the factories that make their objects.
 ///
@@ -95,20 +98,37 @@ impl Registry {
         });
         r.raw(SEMAPHORE, |t, b| Ok(Arc::new(SemaphoreObject::new(t, init(t, b)?, false))));
         r.raw(BOUNDED_SEMAPHORE, |t, b| Ok(Arc::new(SemaphoreObject::new(t, init(t, b)?, true))));
-        r.raw(CONDITION, |t, b| {
-            init::<()>(t, b)?;
-            Ok(Arc::new(ConditionObject::new(t)))
+        // No arguments: its own RLock; else `Option<ObjectId>` naming a Lock/RLock object.
+        r.raw_with_lookup(CONDITION, |t, b, lookup| {
+            let lock = if b.is_empty() { None } else { init::<Option<ObjectId>>(t, b)? };
+            let core = match lock {
+                None => None,
+                Some(id) => {
+                    let obj = lookup(id).ok_or(ManagerError::NoSuchObject(id))?;
+                    let core = obj.lock_core().ok_or_else(|| {
+                        ManagerError::InvalidArgument(format!(
+                            "object {id} is not a Lock or RLock: a Condition needs one"
+                        ))
+                    })?;
+                    Some(core)
+                }
+            };
+            Ok(Arc::new(ConditionObject::new(t, core)))
         });
         r.raw(EVENT, |t, b| {
             init::<()>(t, b)?;
             Ok(Arc::new(EventObject::new(t)))
         });
+        // `parties`, or `(parties, Option<timeout>)`.
         r.raw(BARRIER, |t, b| {
-            let parties: u64 = init(t, b)?;
+            let (parties, timeout) = match init::<u64>(t, b) {
+                Ok(parties) => (parties, None),
+                Err(_) => init::<(u64, Option<std::time::Duration>)>(t, b)?,
+            };
             if parties == 0 {
                 return Err(ManagerError::InvalidArgument("a Barrier needs at least 1 party, got 0".into()));
             }
-            Ok(Arc::new(BarrierObject::new(t, parties)))
+            Ok(Arc::new(BarrierObject::new(t, parties, timeout)))
         });
         r
     }
@@ -117,6 +137,14 @@ impl Registry {
         &mut self,
         typeid: &str,
         f: impl Fn(&str, &[u8]) -> Result<Arc<dyn Object>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.raw_with_lookup(typeid, move |t, b, _| f(t, b))
+    }
+
+    fn raw_with_lookup(
+        &mut self,
+        typeid: &str,
+        f: impl Fn(&str, &[u8], &Lookup<'_>) -> Result<Arc<dyn Object>> + Send + Sync + 'static,
     ) -> &mut Self {
         self.factories.insert(typeid.to_string(), Arc::new(f));
         self
@@ -157,9 +185,9 @@ impl Registry {
         v
     }
 
-    pub(crate) fn create(&self, typeid: &str, init: &[u8]) -> Result<Arc<dyn Object>> {
+    pub(crate) fn create(&self, typeid: &str, init: &[u8], lookup: &Lookup<'_>) -> Result<Arc<dyn Object>> {
         let f = self.factories.get(typeid).ok_or_else(|| ManagerError::UnknownTypeid(typeid.to_string()))?;
-        f(typeid, init)
+        f(typeid, init, lookup)
     }
 }
 

@@ -135,7 +135,8 @@ impl ServerState {
         match req {
             Request::Hello { .. } => Err(ManagerError::BadRequest("Hello sent twice on one connection".into())),
             Request::Create { typeid, init } => {
-                let obj = self.registry.create(&typeid, &init)?;
+                let lookup = |id| lock(&self.table).objects.get(&id).map(|e| e.obj.clone());
+                let obj = self.registry.create(&typeid, &init, &lookup)?;
                 let mut t = lock(&self.table);
                 let id = t.next_id;
                 t.next_id += 1;

@@ -229,6 +229,119 @@ fn barrier_parties_and_breaking() {
     assert_eq!(b.parties().unwrap(), 3);
 }
 
+#[test]
+fn barrier_with_timeout_breaks_a_wait_that_names_none() {
+    let (m, _) = mem_manager(Registry::sync());
+    assert!(matches!(m.barrier_with_timeout(0, Duration::from_secs(1)), Err(ManagerError::InvalidArgument(_))));
+    // A party short: the barrier's own timeout ends the plain `wait` and breaks it.
+    let lonely = m.barrier_with_timeout(2, Duration::from_millis(30)).unwrap();
+    assert_eq!(lonely.wait(), Err(ManagerError::BrokenBarrier));
+    assert!(lonely.broken().unwrap());
+    // All parties within the timeout: the plain `wait` passes.
+    // A timeout too large for the clock is no limit (and no panic on the server).
+    let b = m.barrier_with_timeout(2, Duration::MAX).unwrap();
+    let b2 = b.clone();
+    let other = std::thread::spawn(move || b2.wait());
+    let mut idx = vec![b.wait().unwrap(), other.join().unwrap().unwrap()];
+    idx.sort();
+    assert_eq!(idx, [0, 1]);
+    assert_eq!(b.parties().unwrap(), 2);
+}
+
+#[test]
+fn condition_with_a_lock_shares_that_lock() {
+    let (m, _) = mem_manager(Registry::sync());
+    let lock = m.lock().unwrap();
+    let c = m.condition_with(&lock).unwrap();
+    let flag = m.value(&false).unwrap();
+    {
+        let _g = c.lock().unwrap();
+        assert!(lock.locked().unwrap(), "the condition's lock is the Lock");
+        let l2 = lock.clone();
+        assert!(!std::thread::spawn(move || l2.acquire(false, None).unwrap()).join().unwrap());
+    }
+    assert!(!lock.locked().unwrap());
+    let entered = m.value(&false).unwrap();
+    let (c2, f2, e2) = (c.clone(), flag.clone(), entered.clone());
+    let waiter = std::thread::spawn(move || {
+        let _g = c2.lock().unwrap();
+        // The predicate runs with the lock held; the first call marks the waiter as
+        // about to wait, still holding the lock.
+        c2.wait_for(|| e2.set(&true).is_ok() && f2.get().unwrap(), Some(Duration::from_secs(10))).unwrap()
+    });
+    assert!(eventually(|| entered.get().unwrap()));
+    // The lock frees only when the waiter's `wait` releases it; taking it through the
+    // Lock's proxy makes this thread the condition's owner, allowed to notify.
+    let g = lock.lock_timeout(Duration::from_secs(10)).unwrap().expect("wait releases the shared lock");
+    flag.set(&true).unwrap();
+    c.notify_all().unwrap();
+    drop(g);
+    assert!(waiter.join().unwrap());
+    assert!(!lock.locked().unwrap());
+    // An RLock works too, and stays re-entrant through the condition.
+    let rlock = m.rlock().unwrap();
+    let rc = m.condition_with(&rlock).unwrap();
+    assert!(rc.acquire(true, None).unwrap() && rlock.acquire(false, None).unwrap());
+    rc.release().unwrap();
+    assert!(rlock.locked().unwrap());
+    rlock.release().unwrap();
+    assert!(!rlock.locked().unwrap());
+    // Not a lock; a lock of another server.
+    let not_a_lock = m.proxy::<crate::LockProxy>(crate::typeids::EVENT).unwrap();
+    assert!(matches!(m.condition_with(&not_a_lock), Err(ManagerError::InvalidArgument(_))));
+    let (other, _) = mem_manager(Registry::sync());
+    assert!(matches!(other.condition_with(&lock), Err(ManagerError::InvalidArgument(_))));
+}
+
+#[test]
+fn joinable_queue_bounded_refuses_past_maxsize() {
+    let (m, _) = mem_manager(Registry::sync());
+    let q = m.joinable_queue_bounded::<u8>(1).unwrap();
+    q.put(&1).unwrap();
+    assert!(q.full().unwrap());
+    assert_eq!(q.try_put(&2), Err(ManagerError::QueueFull));
+    assert_eq!(q.put_timeout(&2, Duration::from_millis(10)), Err(ManagerError::QueueFull));
+    assert_eq!(q.get().unwrap(), 1);
+    assert!(!q.join_timeout(Duration::from_millis(10)).unwrap(), "one item not done");
+    q.task_done().unwrap();
+    assert!(q.join_timeout(Duration::from_secs(5)).unwrap());
+    assert!(m.joinable_queue::<u8>().unwrap().try_put(&1).is_ok());
+}
+
+#[test]
+fn condition_wait_for_with_a_huge_timeout_waits_without_limit() {
+    let (m, _) = mem_manager(Registry::sync());
+    let c = m.condition().unwrap();
+    let flag = m.value(&false).unwrap();
+    let g = c.lock().unwrap();
+    assert!(c.wait_for(|| true, Some(Duration::MAX)).unwrap(), "no overflow panic; the predicate holds");
+    // The notifier needs the lock, which this thread holds until `wait` releases it.
+    let (c2, f2) = (c.clone(), flag.clone());
+    let notifier = std::thread::spawn(move || {
+        let _g = c2.lock().unwrap();
+        f2.set(&true).unwrap();
+        c2.notify_all().unwrap();
+    });
+    assert!(c.wait_for(|| flag.get().unwrap(), Some(Duration::MAX)).unwrap());
+    drop(g);
+    notifier.join().unwrap();
+}
+
+#[test]
+fn a_getrandom_failure_is_an_error_not_a_panic() {
+    crate::client::FAIL_RANDOM.with(|f| f.set(true));
+    let bound = crate::ManagerBuilder::new().bind();
+    let started = crate::ManagerBuilder::new().start();
+    let keyed = crate::ManagerBuilder::new().authkey(b"k").bind();
+    crate::client::FAIL_RANDOM.with(|f| f.set(false));
+    assert!(
+        matches!(&bound, Err(ManagerError::Io(m)) if m.contains("getrandom for the manager's authkey")),
+        "{bound:?}"
+    );
+    assert!(matches!(&started, Err(ManagerError::Io(m)) if m.contains("getrandom")), "{started:?}");
+    assert!(keyed.is_ok(), "a given authkey needs no randomness: {keyed:?}");
+}
+
 #[derive(Default)]
 struct Counter(std::sync::Mutex<i64>);
 

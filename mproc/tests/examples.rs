@@ -435,6 +435,18 @@ examples! {
         items.sort_unstable();
         assert_eq!(items, [0, 1, 2], "every child's item reached the shared list; {}", out.context());
     };
+    manager_pool => |out| {
+        let workers = out.after_prefix("written by ");
+        assert_eq!(workers.len(), 1, "{}", out.context());
+        out.assert_exactly(&[
+            "all tasks ok: true",
+            "[(0, 0), (1, 1), (2, 4), (3, 9), (4, 16), (5, 25)]",
+            &format!("written by {}", workers[0]),
+        ]);
+        let (n, rest) = workers[0].split_once(' ').unwrap();
+        assert!((1..=2).contains(&number(n)), "at most the pool's 2 workers; {}", out.context());
+        assert!(rest.ends_with("not the parent: true"), "{}", out.context());
+    };
     pipe_eof => |out| {
         assert_eq!(out.lines()[0], "1");
         assert!(out.lines()[1].starts_with("EOFError: "), "{}", out.context());

@@ -39,22 +39,45 @@ struct LockState {
     count: u64,
 }
 
-/// A `Lock` (`reentrant == false`: any client may release) or an `RLock`.
-pub(crate) struct LockObject {
-    typeid: String,
+/// The state of a `Lock` or `RLock` and the condvar its waiters sleep on: owned by a
+/// [`LockObject`] and shared with every `Condition` made over that lock.
+pub(crate) struct LockCore {
     reentrant: bool,
     state: Mutex<LockState>,
     freed: Condvar,
 }
 
-impl LockObject {
-    pub fn new(typeid: &str, reentrant: bool) -> Self {
-        LockObject {
-            typeid: typeid.to_string(),
+impl LockCore {
+    fn new(reentrant: bool) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(LockCore {
             reentrant,
             state: Mutex::new(LockState { owner: None, count: 0 }),
             freed: Condvar::new(),
-        }
+        })
+    }
+
+    fn acquire(&self, ctx: &CallCtx<'_>, me: Owner, block: bool, timeout: Option<Duration>) -> Result<bool> {
+        acquire(ctx, &self.state, &self.freed, self.reentrant, me, block, timeout)
+    }
+
+    fn release(&self, me: Owner, what: &str) -> Result<()> {
+        release(&self.state, &self.freed, self.reentrant, me, what)
+    }
+
+    fn release_dead(&self, client: u64) {
+        release_dead(&self.state, &self.freed, client)
+    }
+}
+
+/// A `Lock` (`reentrant == false`: any client may release) or an `RLock`.
+pub(crate) struct LockObject {
+    typeid: String,
+    core: std::sync::Arc<LockCore>,
+}
+
+impl LockObject {
+    pub fn new(typeid: &str, reentrant: bool) -> Self {
+        LockObject { typeid: typeid.to_string(), core: LockCore::new(reentrant) }
     }
 }
 
@@ -118,19 +141,22 @@ impl Object for LockObject {
     fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         match decode_call(&self.typeid, call)? {
             LockCall::Acquire { thread, block, timeout } => {
-                let me = (ctx.client, thread);
-                to_bytes(&acquire(ctx, &self.state, &self.freed, self.reentrant, me, block, timeout)?)
+                to_bytes(&self.core.acquire(ctx, (ctx.client, thread), block, timeout)?)
             }
             LockCall::Release { thread } => {
-                release(&self.state, &self.freed, self.reentrant, (ctx.client, thread), &self.typeid)?;
+                self.core.release((ctx.client, thread), &self.typeid)?;
                 Ok(Vec::new())
             }
-            LockCall::Locked => to_bytes(&lock(&self.state).owner.is_some()),
+            LockCall::Locked => to_bytes(&lock(&self.core.state).owner.is_some()),
         }
     }
 
     fn client_gone(&self, client: u64) {
-        release_dead(&self.state, &self.freed, client);
+        self.core.release_dead(client);
+    }
+
+    fn lock_core(&self) -> Option<std::sync::Arc<LockCore>> {
+        Some(self.core.clone())
     }
 }
 
@@ -197,7 +223,8 @@ impl Object for SemaphoreObject {
     }
 }
 
-/// The methods of a `Condition` (its lock is an RLock, as in Python).
+/// The methods of a `Condition` (its lock is its own RLock, or a `Lock`/`RLock` object
+/// of the same server it was made with, as in Python).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ConditionCall {
     /// → `bool`
@@ -232,30 +259,29 @@ struct Waiters {
     notified: std::collections::HashSet<u64>,
 }
 
-/// A `Condition` with its own re-entrant lock.
+/// A `Condition` over its own re-entrant lock or over a `Lock`/`RLock` object's.
 pub(crate) struct ConditionObject {
     typeid: String,
-    lock: Mutex<LockState>,
+    /// The lock: shared with the `Lock`/`RLock` object it was made with, if any.
+    lock: std::sync::Arc<LockCore>,
     waiters: Mutex<Waiters>,
-    /// Signalled when the lock frees or a waiter is notified.
-    changed: Condvar,
     /// Signalled on notify (paired with `waiters`).
     wake: Condvar,
 }
 
 impl ConditionObject {
-    pub fn new(typeid: &str) -> Self {
+    /// A condition over `lock` (a `Lock`/`RLock` object's core), or its own RLock.
+    pub fn new(typeid: &str, lock: Option<std::sync::Arc<LockCore>>) -> Self {
         ConditionObject {
             typeid: typeid.to_string(),
-            lock: Mutex::new(LockState { owner: None, count: 0 }),
+            lock: lock.unwrap_or_else(|| LockCore::new(true)),
             waiters: Mutex::new(Waiters::default()),
-            changed: Condvar::new(),
             wake: Condvar::new(),
         }
     }
 
     fn check_owner(&self, me: Owner, what: &str) -> Result<()> {
-        if lock(&self.lock).owner != Some(me) {
+        if lock(&self.lock.state).owner != Some(me) {
             return Err(ManagerError::NotHeld(format!("{what} on a Condition whose lock the caller does not hold")));
         }
         Ok(())
@@ -272,11 +298,11 @@ impl ConditionObject {
             t
         };
         let saved = {
-            let mut st = lock(&self.lock);
+            let mut st = lock(&self.lock.state);
             let saved = st.count;
             st.owner = None;
             st.count = 0;
-            self.changed.notify_all();
+            self.lock.freed.notify_all();
             saved
         };
         let until = deadline(true, timeout);
@@ -302,8 +328,8 @@ impl ConditionObject {
             }
         };
         drop(w);
-        acquire(ctx, &self.lock, &self.changed, true, me, true, None)?;
-        lock(&self.lock).count = saved;
+        self.lock.acquire(ctx, me, true, None)?;
+        lock(&self.lock.state).count = saved;
         Ok(notified)
     }
 
@@ -327,10 +353,10 @@ impl Object for ConditionObject {
     fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         match decode_call(&self.typeid, call)? {
             ConditionCall::Acquire { thread, block, timeout } => {
-                to_bytes(&acquire(ctx, &self.lock, &self.changed, true, (ctx.client, thread), block, timeout)?)
+                to_bytes(&self.lock.acquire(ctx, (ctx.client, thread), block, timeout)?)
             }
             ConditionCall::Release { thread } => {
-                release(&self.lock, &self.changed, true, (ctx.client, thread), "Condition lock")?;
+                self.lock.release((ctx.client, thread), "Condition lock")?;
                 Ok(Vec::new())
             }
             ConditionCall::Wait { thread, timeout } => to_bytes(&self.wait(ctx, (ctx.client, thread), timeout)?),
@@ -346,7 +372,7 @@ impl Object for ConditionObject {
     }
 
     fn client_gone(&self, client: u64) {
-        release_dead(&self.lock, &self.changed, client);
+        self.lock.release_dead(client);
     }
 }
 
@@ -408,7 +434,8 @@ impl Object for EventObject {
 /// The methods of a `Barrier`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum BarrierCall {
-    /// → `u64` arrival index (exactly one waiter gets 0), or `BrokenBarrier`
+    /// → `u64` arrival index (exactly one waiter gets 0), or `BrokenBarrier`;
+    /// `timeout: None` waits for the barrier's own timeout, if it has one
     Wait {
         timeout: Option<Duration>,
     },
@@ -432,19 +459,22 @@ struct BarrierState {
     broken: bool,
 }
 
-/// A `Barrier(parties)`.
+/// A `Barrier(parties, timeout=...)`.
 pub(crate) struct BarrierObject {
     typeid: String,
     parties: u64,
+    /// The timeout of a `wait` that names none (Python's `Barrier(timeout=...)`).
+    timeout: Option<Duration>,
     state: Mutex<BarrierState>,
     changed: Condvar,
 }
 
 impl BarrierObject {
-    pub fn new(typeid: &str, parties: u64) -> Self {
+    pub fn new(typeid: &str, parties: u64, timeout: Option<Duration>) -> Self {
         BarrierObject {
             typeid: typeid.to_string(),
             parties,
+            timeout,
             state: Mutex::new(BarrierState { count: 0, generation: 0, epoch: 0, broken: false }),
             changed: Condvar::new(),
         }
@@ -467,7 +497,7 @@ impl Object for BarrierObject {
                     self.changed.notify_all();
                     return to_bytes(&index);
                 }
-                let until = deadline(true, timeout);
+                let until = deadline(true, timeout.or(self.timeout));
                 loop {
                     let (g, timed_out) = match ctx.wait(&self.changed, st, until) {
                         Ok(r) => r,
