@@ -304,7 +304,8 @@ impl From<WireAddress> for Address {
     }
 }
 
-/// Makes `$TMPDIR/mproc-manager-<random>` with mode 0700.
+/// Makes `$TMPDIR/mproc-manager-<random>` with mode 0700, tracked by shm's
+/// resource tracker.
 fn private_dir() -> Result<PathBuf> {
     let mut r = [0u8; 8];
     random_bytes(&mut r, "the manager's socket directory name")?;
@@ -314,6 +315,9 @@ fn private_dir() -> Result<PathBuf> {
         .mode(0o700)
         .create(&dir)
         .map_err(|e| ManagerError::Io(format!("mkdir {}: {e}", dir.display())))?;
+    // Removed by shm's resource tracker if this process dies without removing
+    // it (SIGKILL; the daemon server dies with it).
+    mproc_shm::tracker::track_dir(&dir);
     Ok(dir)
 }
 
@@ -357,4 +361,5 @@ impl ServerProcess {
 
 fn remove_private_dir(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
+    mproc_shm::tracker::untrack_dir(dir);
 }
