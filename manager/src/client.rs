@@ -257,15 +257,10 @@ pub(crate) fn target_for(address: &crate::Address, authkey: Option<&[u8]>) -> Re
     let key: Arc<[u8]> = match (known_key, authkey) {
         (_, Some(given)) => given.into(),
         (Some(k), None) => k.authkey.clone(),
-        (None, None) => {
-            return Err(ManagerError::AuthFailed(format!(
-                "process {} knows no authkey for the manager at {address}: a proxy's encoding does not \
-                 carry the authkey, so decode it in a process that started or connected to that manager \
-                 (Manager::start, Manager::connect) or was forked after it did, or send it to a spawned \
-                 child as mproc_process::Shared, whose token carries the authkey",
-                current_pid()
-            )))
-        }
+        // Not known here: this process's authkey, which managers started
+        // without one use and every process of the tree shares (a wrong key
+        // fails the handshake with AuthFailed).
+        (None, None) => mproc_process::authkey().into(),
     };
     let target = Target::new(Endpoint::Socket { address: address.clone(), authkey: key.clone() });
     known.insert(address.clone(), Known { authkey: key, target: Arc::downgrade(&target) });

@@ -188,15 +188,14 @@ impl ManagerBuilder {
     }
 
     /// The authkey given, or 32 random bytes; `Io` if the kernel's CSPRNG fails.
+    /// The authkey given, else this process's (`mproc_process::authkey()`,
+    /// Python's `current_process().authkey`), which every process of the tree
+    /// shares: so any of them can connect and decode this manager's proxies.
     fn authkey_or_random(&self) -> Result<Arc<[u8]>> {
-        match &self.authkey {
-            Some(k) => Ok(k.as_slice().into()),
-            None => {
-                let mut k = [0u8; 32];
-                random_bytes(&mut k, "the manager's authkey")?;
-                Ok(k.as_slice().into())
-            }
-        }
+        Ok(match &self.authkey {
+            Some(k) => k.as_slice().into(),
+            None => mproc_process::authkey().into(),
+        })
     }
 
     /// Binds the server in this process; run it with [`Server::serve_forever`].

@@ -334,10 +334,10 @@ fn a_getrandom_failure_is_an_error_not_a_panic() {
     let started = crate::ManagerBuilder::new().start();
     let keyed = crate::ManagerBuilder::new().authkey(b"k").bind();
     crate::client::FAIL_RANDOM.with(|f| f.set(false));
-    assert!(
-        matches!(&bound, Err(ManagerError::Io(m)) if m.contains("getrandom for the manager's authkey")),
-        "{bound:?}"
-    );
+    // The default authkey is the process's (made once, outside this hook):
+    // binding needs no randomness of its own; a started manager's socket
+    // directory name does.
+    assert!(bound.is_ok(), "{bound:?}");
     assert!(matches!(&started, Err(ManagerError::Io(m)) if m.contains("getrandom")), "{started:?}");
     assert!(keyed.is_ok(), "a given authkey needs no randomness: {keyed:?}");
 }

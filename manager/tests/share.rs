@@ -125,32 +125,45 @@ fn a_proxy_inside_a_queue_item_keeps_its_object_alive_in_the_receiver() {
     assert!(eventually(T, || manager.stats().unwrap() == empty), "{:?} vs {empty:?}", manager.stats());
 }
 
+/// A process of the tree decodes a proxy of a manager started with the default
+/// authkey (the tree's `mproc_process::authkey()`, as CPython's
+/// `current_process().authkey`) even when it was forked before the manager
+/// started; a manager with an explicit authkey is reachable only once the
+/// process learns that key (`Manager::connect`).
 #[test]
-fn a_process_that_knows_no_authkey_cannot_decode_a_proxy_until_it_connects() {
-    let keys = mproc_ipc::Queue::<(Vec<u8>, String, Vec<u8>)>::new().unwrap();
+fn proxies_decode_with_the_tree_authkey_and_explicit_keys_must_be_learned() {
+    let keys = mproc_ipc::Queue::<(Vec<u8>, Vec<u8>, String, Vec<u8>)>::new().unwrap();
     let k = keys.clone();
-    // Forked before the manager starts: the child inherits no authkey for it.
+    // Forked before either manager starts.
     let mut child = spawn_child(move || {
-        let Ok((encoded, path, key)) = k.get_timeout(T) else { return 1 };
-        if postcard::from_bytes::<ListProxy<u32>>(&encoded).is_ok() {
-            return 2;
+        let Ok((default_list, explicit_list, path, key)) = k.get_timeout(T) else { return 1 };
+        match postcard::from_bytes::<ListProxy<u32>>(&default_list).map(|l| l.snapshot()) {
+            Ok(Ok(v)) if v == [4] => {}
+            _ => return 2,
         }
-        let Ok(_m) = Manager::connect(mproc_manager::Address::Unix(path.into()), &key) else { return 3 };
-        match postcard::from_bytes::<ListProxy<u32>>(&encoded).map(|l| l.snapshot()) {
+        if postcard::from_bytes::<ListProxy<u32>>(&explicit_list).is_ok() {
+            return 3;
+        }
+        let Ok(_m) = Manager::connect(mproc_manager::Address::Unix(path.into()), &key) else { return 4 };
+        match postcard::from_bytes::<ListProxy<u32>>(&explicit_list).map(|l| l.snapshot()) {
             Ok(Ok(v)) if v == [5] => 0,
-            _ => 4,
+            _ => 5,
         }
     });
-    let manager = Manager::start().unwrap();
-    let list = manager.list_from(&[5u32]).unwrap();
+    let default = Manager::start().unwrap();
+    assert_eq!(default.authkey(), mproc_process::authkey(), "the default authkey is the tree's");
+    let default_list = default.list_from(&[4u32]).unwrap();
+    let explicit = mproc_manager::ManagerBuilder::new().authkey(b"not the tree's key").start().unwrap();
+    let list = explicit.list_from(&[5u32]).unwrap();
     let encoded = postcard::to_allocvec(&list).unwrap();
-    let Some(mproc_manager::Address::Unix(path)) = manager.address().cloned() else { panic!("Unix socket") };
+    let Some(mproc_manager::Address::Unix(path)) = explicit.address().cloned() else { panic!("Unix socket") };
     let path = path.to_str().unwrap().to_string();
     assert!(
-        !encoded.windows(manager.authkey().len()).any(|w| w == manager.authkey()),
+        !encoded.windows(explicit.authkey().len()).any(|w| w == explicit.authkey()),
         "the serde form never carries the authkey"
     );
-    keys.put((encoded, path, manager.authkey().to_vec())).map_err(|e| e.to_string()).unwrap();
+    let default_encoded = postcard::to_allocvec(&default_list).unwrap();
+    keys.put((default_encoded, encoded, path, explicit.authkey().to_vec())).map_err(|e| e.to_string()).unwrap();
     assert_eq!(join_or_kill(&mut child, T), 0);
 }
 

@@ -46,6 +46,7 @@
 //! | `p.terminate()`, `p.kill()` | [`Process::terminate`], [`Process::kill`] |
 //! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `os._exit(n)` | [`exit`] |
+//! | `current_process().authkey` (get, set) | [`authkey`], [`set_authkey`] (a manager's default key) |
 //! | `Lock()`, `RLock()` | [`Lock`], [`RLock`] (`with lock:` is `let _g = lock.lock()?;`) |
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore`], [`BoundedSemaphore`] |
 //! | `Condition()`, `Event()`, `Barrier(n)` | [`Condition`], [`Event`], [`Barrier`] |
@@ -92,8 +93,8 @@ pub use mproc_pool as pool;
 pub use mproc_manager as manager;
 
 pub use mproc_process::{
-    active_children, cpu_count, current_process, entry, exit, parent_process, Entry, Process, ProcessError,
-    ProcessInfo, Run, Shared,
+    active_children, authkey, cpu_count, current_process, entry, exit, parent_process, set_authkey, Entry, Process,
+    ProcessError, ProcessInfo, Run, Shared,
 };
 
 /// Builds a [`Process`] (name, daemon flag, target): `Process::builder()`.

@@ -63,6 +63,70 @@ pub(crate) fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
+/// This process's authkey (a leaked, never-freed box), or null until first use.
+/// An atomic pointer, not a lock: a forked child must never wait on a lock a
+/// parent thread held at the fork.
+static AUTHKEY: AtomicPtr<Vec<u8>> = AtomicPtr::new(ptr::null_mut());
+
+/// This process's authentication key, Python's `current_process().authkey`:
+/// 32 random bytes made on first use in a process not started by mproc,
+/// inherited by every child (forked: the memory; spawned: in the spawn
+/// request). Managers started without an explicit authkey use it, so any
+/// process of the tree can talk to them and decode their proxies.
+pub fn authkey() -> &'static [u8] {
+    let p = AUTHKEY.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: a non-null pointer in AUTHKEY came from `Box::into_raw` and is
+        // never freed.
+        return unsafe { &*p };
+    }
+    let fresh = Box::into_raw(Box::new(random_key()));
+    match AUTHKEY.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: as above; `fresh` is now installed and never freed.
+        Ok(_) => unsafe { &*fresh },
+        Err(winner) => {
+            // SAFETY: `fresh` was never shared; freed once here.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: `winner` is installed and never freed.
+            unsafe { &*winner }
+        }
+    }
+}
+
+/// Sets this process's authkey (Python's `current_process().authkey = key`);
+/// children started afterwards inherit it. The previous key is leaked (it may
+/// still be borrowed).
+pub fn set_authkey(key: &[u8]) {
+    AUTHKEY.store(Box::into_raw(Box::new(key.to_vec())), Ordering::Release);
+}
+
+fn random_key() -> Vec<u8> {
+    let mut k = vec![0u8; 32];
+    let mut filled = 0;
+    while filled < k.len() {
+        match rustix::rand::getrandom(&mut k[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => break,
+        }
+    }
+    if filled < k.len() {
+        // No getrandom (a very old kernel or a seccomp filter): /dev/urandom.
+        use std::io::Read;
+        let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut k)).is_ok();
+        if !ok {
+            // Last resort, never a panic: std's per-process random hash keys.
+            use std::hash::{BuildHasher, Hasher};
+            for chunk in k.chunks_mut(8) {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u32(getpid());
+                chunk.copy_from_slice(&h.finish().to_ne_bytes()[..chunk.len()]);
+            }
+        }
+    }
+    k
+}
+
 /// This process's registry, made on first use for a process not started by mproc.
 pub(crate) fn registry() -> &'static Registry {
     let p = REGISTRY.load(Ordering::Acquire);

@@ -56,7 +56,7 @@ mod fork;
 mod process;
 mod spawn;
 
-pub use current::{active_children, cpu_count, current_process, parent_process, ProcessInfo};
+pub use current::{active_children, authkey, cpu_count, current_process, parent_process, set_authkey, ProcessInfo};
 pub use error::ProcessError;
 pub use fork::exit;
 pub use process::{Builder, Process, Run};

@@ -230,6 +230,9 @@ impl Process {
         let Some(job) = self.job.take() else {
             return Err(ProcessError::NoTarget { name: self.name.clone() });
         };
+        // Made before the first child exists, so that every process of the tree
+        // shares it (a forked child inherits it as memory).
+        let _ = crate::current::authkey();
         let pid = if self.daemon {
             let name = self.name.clone();
             crate::current::on_daemon_starter(move || job.start(&name, true))?

@@ -67,7 +67,7 @@ pub const EXIT_SPAWN_FAILED: i32 = 121;
 const ENV: &str = "MPROC_SPAWN";
 
 /// The version of the parent–child protocol; a mismatch is refused.
-const PROTOCOL: u32 = 1;
+const PROTOCOL: u32 = 2;
 
 /// How long `start` waits for a spawned child to report that its entry is running.
 pub const SPAWN_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -346,6 +346,8 @@ struct SpawnRequest {
     daemon: bool,
     parent_pid: u32,
     parent_name: String,
+    /// The parent's authkey, which the child takes as its own.
+    authkey: Vec<u8>,
     inherited: Vec<RawFd>,
     args: Vec<u8>,
 }
@@ -371,6 +373,7 @@ pub(crate) fn spawn(name: &str, daemon: bool, job: SpawnJob) -> Result<u32, Proc
         daemon,
         parent_pid: parent.pid(),
         parent_name: parent.name().to_owned(),
+        authkey: current::authkey().to_vec(),
         inherited: exports.fds().to_vec(),
         args,
     };
@@ -560,6 +563,7 @@ fn setup_from(memfd: RawFd) -> Result<Call, String> {
         ProcessInfo::new(req.name, getpid(), req.daemon),
         ProcessInfo::new(req.parent_name, req.parent_pid, false),
     );
+    current::set_authkey(&req.authkey);
     let call = (entry.decode)(&req.args)?;
     for fd in req.inherited {
         // Imported handles hold their own (close-on-exec) duplicates or took the fd

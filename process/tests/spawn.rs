@@ -102,6 +102,33 @@ fn spawn_child_uses_lock_value_and_segments() {
     assert_eq!(unsafe { *named.as_ptr() }, 0x5a);
 }
 
+fn same_authkey(parent: Vec<u8>) {
+    watchdog();
+    if mproc_process::authkey() != parent.as_slice() {
+        mproc_process::exit(3);
+    }
+}
+static SAME_AUTHKEY: Entry<Vec<u8>> = entry!(same_authkey);
+
+/// A spawned child takes its parent's authkey (Python's
+/// `current_process().authkey`), as does a forked one.
+#[test]
+fn children_inherit_the_authkey() {
+    let key = mproc_process::authkey().to_vec();
+    assert_eq!(key.len(), 32);
+    let mut p = Process::builder().spawn_entry(&SAME_AUTHKEY, key.clone()).build();
+    p.start().unwrap();
+    assert_eq!(finish(&mut p), 0);
+    let k = key.clone();
+    let mut p = Process::new(move || {
+        if mproc_process::authkey() != k.as_slice() {
+            mproc_process::exit(3);
+        }
+    });
+    p.start().unwrap();
+    assert_eq!(finish(&mut p), 0);
+}
+
 fn sole_owner(seg: Shared<Segment>) {
     watchdog();
     if seg.len() != 8192 {
