@@ -13,9 +13,11 @@
 //! CPython never pickles an authkey except while spawning a child: the receiver uses
 //! its own `current_process().authkey`, inherited from its parent. mproc does the same:
 //! - the **serde** encoding carries no authkey: the receiver takes the key its process
-//!   already knows for that address: it started or connected to the manager
-//!   (`Manager::start`, `Manager::connect`), was forked after its parent did (the table
-//!   of known servers is inherited memory), or imported a spawn token for it. Otherwise
+//!   already knows for that address (it started or connected to the manager, was
+//!   forked after its parent did — the table of known servers is inherited memory —
+//!   or imported a spawn token for it), else the process tree's key
+//!   (`mproc_process::authkey()`, CPython's `current_process().authkey`), which is
+//!   every manager's default. A manager with another key refuses the handshake:
 //!   decoding fails with [`ManagerError::AuthFailed`] naming the address. So an
 //!   encoded proxy is safe to log or to send where the manager must not be reachable.
 //! - the **`Share`** token (spawn only: it travels in the spawn request, which only the
@@ -59,8 +61,9 @@ struct ProxyWire {
 /// proxy uses the authkey its own process knows for the address: it started or
 /// connected to the manager (`Manager::start`, `Manager::connect`), was forked after
 /// its parent did (the table of known servers is inherited memory), or imported a
-/// spawn token for it; otherwise decoding fails (`AuthFailed` naming the address, which
-/// postcard reports as a custom serde error). An encoded proxy is therefore safe to log or to
+/// spawn token for it; else the process tree's authkey (every manager's default). A
+/// manager with another key refuses: decoding fails (`AuthFailed` naming the address,
+/// which postcard reports as a custom serde error). An encoded proxy is therefore safe to log or to
 /// send where the manager must not be reachable. The spawn token travels only in the
 /// spawn request, which only the child inherits, and teaches the child the authkey.
 ///
