@@ -29,7 +29,10 @@ pub enum QueueError {
     /// The item's encoding is larger than the queue's largest item: it can
     /// never be put (the queue does not split items into chunks; build one with
     /// a larger [`QueueBuilder::max_item_bytes`](crate::QueueBuilder::max_item_bytes)).
-    #[error("item of {size} bytes (encoded) is larger than the queue's limit of {limit} bytes per item")]
+    #[error(
+        "item of {size} bytes (encoded) is larger than the queue's limit of {limit} bytes per item \
+         (build the queue with QueueBuilder::max_item_bytes for larger items)"
+    )]
     TooLarge {
         /// The item's encoded size.
         size: usize,
