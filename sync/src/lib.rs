@@ -35,7 +35,7 @@ mod synchronized;
 mod synchronized_array;
 
 pub use barrier::{Barrier, RawBarrier};
-pub use condition::{CondLock, Condition, RawCondition};
+pub use condition::{CondLock, Condition, RawCondition, Wakeup, WAITER_SLOTS};
 pub use error::{Result, SyncError};
 pub use event::{Event, RawEvent};
 pub use lock::{Acquired, Lock, LockGuard, RawLock};
