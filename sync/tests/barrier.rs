@@ -143,3 +143,31 @@ fn usable_again_after_reset() {
     b.wait_timeout(Duration::from_secs(10)).unwrap();
     reap_all_ok(&[child], Duration::from_secs(30));
 }
+
+#[test]
+fn party_killed_in_wait_breaks_the_barrier_for_the_others() {
+    // As barrier.rs documents: the pass stays one short, so the survivor waits
+    // for its timeout and then gets BrokenBarrier (never a hang).
+    let b = Barrier::new(3).unwrap();
+    let b1 = b.clone();
+    let victim = fork(30, move || {
+        let _ = b1.wait();
+        0
+    });
+    assert!(until(Duration::from_secs(10), || b.n_waiting() == 1 && common::in_futex(victim)));
+    let (b2, broke) = (b.clone(), Counter::new());
+    let br = broke.clone();
+    let survivor = fork(30, move || match b2.wait_timeout(Duration::from_millis(500)) {
+        Err(SyncError::BrokenBarrier) => {
+            br.add(1);
+            0
+        }
+        _ => 1,
+    });
+    assert!(until(Duration::from_secs(10), || b.n_waiting() == 2 && common::in_futex(survivor)));
+    common::kill_and_reap(victim);
+    reap_all_ok(&[survivor], Duration::from_secs(20));
+    assert_eq!(broke.get(), 1);
+    assert!(b.broken());
+    assert!(matches!(b.wait_timeout(Duration::from_secs(5)), Err(SyncError::BrokenBarrier)));
+}
