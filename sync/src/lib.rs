@@ -34,7 +34,7 @@ mod shared;
 mod synchronized;
 mod synchronized_array;
 
-pub use barrier::{Barrier, RawBarrier};
+pub use barrier::{Barrier, RawBarrier, PARTY_SLOTS};
 pub use condition::{CondLock, Condition, RawCondition, Wakeup, WAITER_SLOTS};
 pub use error::{Result, SyncError};
 pub use event::{Event, RawEvent};
