@@ -15,9 +15,24 @@
 //! unlocks, and sleeps while `seq` is unchanged; `notify_all` bumps `seq` and
 //! wakes every sleeper.
 //!
-//! A party that dies inside `wait` leaves its pass one short: the others then
-//! wait for their timeout (set one). If it dies holding the internal lock, the
-//! next process to take the lock over breaks the barrier.
+//! # Party death
+//! A party SIGKILLed inside `wait` would leave its pass one short forever (and a
+//! later `reset` waiting for it to leave). So each party inside `wait` writes its
+//! pid in a slot of a small table ([`PARTY_SLOTS`]), and a sleeping party wakes
+//! at least every [`OWNER_POLL`] (50 ms) to check, under the lock, that the pids
+//! there are alive (the liveness test of `lock.rs`). A dead party's slot is
+//! freed and it stops being counted; if its pass was still filling, the barrier
+//! breaks, so the others get [`SyncError::BrokenBarrier`] within a poll
+//! interval, with or without a timeout. `reset` also drops dead parties first,
+//! so a reset after a death completes. If a party dies holding the internal
+//! lock, the next process to take the lock over breaks the barrier (and, when
+//! every party is tracked, recounts the parties inside from the table).
+//!
+//! Limits: parties past the first [`PARTY_SLOTS`] concurrent ones are not
+//! tracked (with more parties than slots, a death among them is seen only by a
+//! timeout, as in the first version); a dead party's pid reused by a new process
+//! before the check looks alive, as for `Lock`. Waiting parties poll every 50
+//! ms, like waiters on a long-held `Lock`.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -25,7 +40,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Result, SyncError};
-use crate::lock::{Acquired, RawLock};
+use crate::ident;
+use crate::lock::{Acquired, RawLock, OWNER_POLL};
 use crate::primitive::{self, AtomicU32, AtomicU64, Ordering, WaitOutcome};
 use crate::shared::{self, kind, placed, Object, Place};
 
@@ -39,6 +55,11 @@ pub const RESETTING: u32 = 2;
 pub const BROKEN: u32 = 3;
 
 const NO_TIMEOUT: u64 = u64::MAX;
+
+/// Parties inside `wait` whose pid is recorded for death detection.
+pub const PARTY_SLOTS: usize = if cfg!(loom) { 2 } else { 32 };
+/// The header check value: layout number 2 (party slots) and the slot count.
+const LAYOUT: u64 = (2 << 32) | PARTY_SLOTS as u64;
 
 /// The shared-memory body of a [`Barrier`].
 #[repr(C)]
@@ -56,10 +77,13 @@ pub struct RawBarrier {
     _pad: u32,
     /// The default timeout in nanoseconds, `u64::MAX` for none (fixed).
     timeout_ns: AtomicU64,
+    /// The pids of parties inside `wait` (0: free); changed under `lock`.
+    pids: [AtomicU32; PARTY_SLOTS],
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<RawBarrier>() == 32 && std::mem::align_of::<RawBarrier>() == 8);
+const _: () =
+    assert!(std::mem::size_of::<RawBarrier>() == 32 + 4 * PARTY_SLOTS && std::mem::align_of::<RawBarrier>() == 8);
 
 /// The barrier's lock, held: unlocks on drop.
 struct Held<'a>(&'a RawBarrier);
@@ -87,16 +111,59 @@ impl RawBarrier {
             parties,
             _pad: 0,
             timeout_ns: AtomicU64::new(timeout_ns),
+            pids: std::array::from_fn(|_| AtomicU32::new(0)),
         })
     }
 
     fn hold(&self) -> Held<'_> {
         if self.lock.lock(None) == Some(Acquired::OwnerDied) {
             // A process died mid-update: nobody can trust this pass any more.
+            self.drop_dead();
+            if self.parties as usize <= PARTY_SLOTS {
+                // Every party inside is in the table: recount from it, in case
+                // the dead one was between counting itself and taking a slot.
+                let inside = self.pids.iter().filter(|p| p.load(Ordering::Relaxed) != 0).count();
+                self.count.store(inside as u32, Ordering::Relaxed);
+            }
             self.state.store(BROKEN, Ordering::Relaxed);
             self.notify_all();
         }
         Held(self)
+    }
+
+    /// Records this party's pid; under the lock. `None` if the table is full.
+    fn claim(&self) -> Option<&AtomicU32> {
+        let me = ident::pid();
+        self.pids.iter().find(|p| p.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed).is_ok())
+    }
+
+    /// Frees the slots of dead parties and stops counting them; under the lock.
+    /// A pass still filling breaks; a drained or reset pass left only by the
+    /// dead reopens.
+    fn drop_dead(&self) {
+        let mut dead = 0;
+        for p in &self.pids {
+            let pid = p.load(Ordering::Relaxed);
+            if pid != 0
+                && !ident::alive(pid)
+                && p.compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                dead += 1;
+            }
+        }
+        if dead == 0 {
+            return;
+        }
+        let left = self.count.load(Ordering::Relaxed).saturating_sub(dead);
+        self.count.store(left, Ordering::Relaxed);
+        match self.state() {
+            FILLING => self.break_(),
+            DRAINING | RESETTING if left == 0 => {
+                self.state.store(FILLING, Ordering::Relaxed);
+                self.notify_all();
+            }
+            _ => {}
+        }
     }
 
     fn state(&self) -> u32 {
@@ -113,11 +180,20 @@ impl RawBarrier {
     fn wait_notified(&self, held: Held<'_>, deadline: Option<Instant>) -> (Held<'_>, bool) {
         let seq = self.seq.load(Ordering::Relaxed);
         drop(held);
-        let timed_out = match shared::remaining(deadline) {
-            Some(Duration::ZERO) => true,
-            left => primitive::wait(&self.seq, seq, left) == WaitOutcome::TimedOut,
+        let (timed_out, napped) = match shared::remaining(deadline) {
+            Some(Duration::ZERO) => (true, false),
+            left => {
+                // Nap at most OWNER_POLL, to check on the other parties.
+                let nap = left.map_or(OWNER_POLL, |l| l.min(OWNER_POLL));
+                let napped = primitive::wait(&self.seq, seq, Some(nap)) == WaitOutcome::TimedOut;
+                (napped && shared::remaining(deadline) == Some(Duration::ZERO), napped)
+            }
         };
-        (self.hold(), timed_out)
+        let held = self.hold();
+        if napped {
+            self.drop_dead();
+        }
+        (held, timed_out)
     }
 
     fn break_(&self) {
@@ -146,6 +222,7 @@ impl RawBarrier {
             return Err(SyncError::BrokenBarrier);
         }
         let index = self.count.fetch_add(1, Ordering::Relaxed);
+        let slot = self.claim();
         let result = if index + 1 == self.parties {
             // Release: the last to arrive runs the action and opens the barrier.
             match action.map(|a| catch_unwind(AssertUnwindSafe(a))) {
@@ -178,6 +255,9 @@ impl RawBarrier {
             }
         };
         // Exit: the last to leave a drained or reset pass reopens the barrier.
+        if let Some(slot) = slot {
+            slot.store(0, Ordering::Relaxed);
+        }
         if self.count.fetch_sub(1, Ordering::Relaxed) == 1 && matches!(self.state(), DRAINING | RESETTING) {
             self.state.store(FILLING, Ordering::Relaxed);
             self.notify_all();
@@ -196,6 +276,7 @@ impl RawBarrier {
     /// Returns the barrier to its initial state; current waiters get `BrokenBarrier`.
     pub fn reset(&self) {
         let _held = self.hold();
+        self.drop_dead();
         if self.count.load(Ordering::Relaxed) > 0 {
             if matches!(self.state(), FILLING | BROKEN) {
                 self.state.store(RESETTING, Ordering::Relaxed);
@@ -230,6 +311,9 @@ impl RawBarrier {
 impl Object for RawBarrier {
     const KIND: u16 = kind::BARRIER;
     const NAME: &'static str = "Barrier";
+    fn aux() -> u64 {
+        LAYOUT
+    }
 }
 
 /// The action a barrier runs when a pass completes.

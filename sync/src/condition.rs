@@ -1,21 +1,63 @@
 //! `Condition`: a condition variable shared between processes, over an
 //! [`RLock`] (the default, as in Python) or a [`Lock`].
 //!
-//! Two words next to the lock. `waiters` counts the processes waiting and not
-//! yet notified; it changes only under the lock. `signals` (the futex word)
-//! counts notifications granted and not yet consumed. `wait` registers in
-//! `waiters` under the lock, releases the lock, and sleeps until it can take a
-//! unit of `signals`; `notify(n)` moves `min(n, waiters)` from `waiters` to
-//! `signals` and wakes that many. So `notify(n)` releases exactly
-//! `min(n, waiting)` waiters, as CPython does, not "at least one".
+//! # Algorithm
+//! The body is a small table of waiter slots next to the lock (the lock itself
+//! lives apart). Every slot is one futex word:
 //!
-//! A waiter that times out takes the lock back and then settles its account:
-//! if a signal is there (it was notified while giving up) it consumes it and
-//! reports `true`; otherwise it removes itself from `waiters`. Invariant: the
-//! number of processes inside `wait` equals `waiters + signals`.
+//! | slot word           | meaning                                            |
+//! |---------------------|----------------------------------------------------|
+//! | `0`                 | free                                               |
+//! | `pid`               | a thread of process `pid` waits, not yet notified  |
+//! | `pid \| NOTIFIED`    | it was notified and has not yet taken the lock back |
 //!
-//! A unit of `signals` may be taken by any waiter, including one that started
-//! waiting after the `notify` (no FIFO order is promised, as in CPython).
+//! `wait` claims a free slot under the lock (writing its pid), releases the lock
+//! and sleeps on its own slot word until `NOTIFIED` appears or the deadline
+//! passes; then it takes the lock back, reads whether it was notified, and frees
+//! the slot. `notify(n)` (under the lock) walks the slots round-robin from where
+//! the last notify stopped, sets `NOTIFIED` on up to `n` waiting slots and wakes
+//! exactly those sleepers. Every slot write happens under the lock, so
+//! `notify(n)` releases exactly `min(n, waiting)` waiters, as CPython does, and
+//! only waiters that were already waiting when `notify` ran (a later `wait` cannot
+//! take an earlier notification). Round-robin means no waiter is starved by
+//! others that wait again and again; no FIFO order is promised.
+//!
+//! # Waiter death
+//! A process SIGKILLed inside `wait` cannot free its slot. `notify` checks that
+//! the process of each slot it is about to notify is alive (the liveness test of
+//! `lock.rs`: `pidfd_open(2)`, a zombie counts as dead) and frees the slots of
+//! dead processes instead of notifying them, so a dead waiter neither absorbs a
+//! notification nor leaves a phantom one for the next `wait`.
+//! [`waiting`](Condition::waiting) counts live waiters only. Limits: a notification
+//! delivered to a waiter that then dies before taking the lock back is spent (as
+//! if it had returned); a dead waiter's pid reused by a new process before the
+//! next `notify` looks alive (that slot then absorbs one notification and is
+//! freed only once that process dies), as for `Lock`.
+//!
+//! More than [`WAITER_SLOTS`] concurrent waiters still work: the extra ones
+//! register in an overflow count (`waiters`) and sleep on a shared word
+//! (`signals`) that `notify` feeds after the slots, the scheme of the first
+//! version (invariant there: overflow waiters inside `wait` = `waiters +
+//! signals`). Overflow waiters are not checked for death.
+//!
+//! # Owner death of the lock
+//! Taking the lock back at the end of `wait` can find it held by a process that
+//! died: the waiter takes it over, as [`Lock::lock`] does. [`Condition::wait`]
+//! returns normally then (keeping Python's `-> bool`); [`Condition::wait_outcome`]
+//! reports it ([`Wakeup::owner_died`]), as
+//! [`LockGuard::owner_died`](crate::LockGuard::owner_died) does for `lock()`.
+//!
+//! # Ownership over a `Lock`
+//! A [`Lock`] records the holding process, not the thread (any thread may release
+//! it, as in Python), so over a `Lock` "the caller holds the lock" means "its
+//! process does": another thread of the holding process may `wait` or `notify`.
+//! CPython's `Condition(Lock())` cannot tell threads apart either (its
+//! `_is_owned` tries a non-blocking acquire, so a lock held by *anyone* counts).
+//! The default [`RLock`] checks the thread.
+//!
+//! The layout is checked on attach: the header's check value holds a layout
+//! number (2: slots) and [`WAITER_SLOTS`], so a process built with another
+//! layout gets a layout-mismatch error, not a corrupt table.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -23,23 +65,39 @@ use std::time::{Duration, Instant};
 use mproc_shm::{Exports, Share};
 
 use crate::error::{Result, SyncError};
-use crate::ident;
-use crate::lock::{Acquired, Lock, RawLock};
-use crate::primitive::{self, AtomicU32, Ordering, WaitOutcome};
+use crate::ident::{self, PID_BITS};
+use crate::lock::{Acquired, Lock, RawLock, PID_MASK};
+use crate::primitive::{self, AtomicU32, Ordering};
 use crate::rlock::{RLock, RawRLock};
 use crate::shared::{self, kind, Object, Place, PlaceToken};
+
+/// Waiter slots in a condition's body; more concurrent waiters than this use
+/// the overflow count, without death detection (see the module doc).
+pub const WAITER_SLOTS: usize = if cfg!(loom) { 1 } else { 64 };
+/// Set in a slot word once its waiter is notified.
+const NOTIFIED: u32 = 1 << PID_BITS;
+/// The header check value: layout number 2 (slots) and the slot count.
+const LAYOUT: u64 = (2 << 32) | WAITER_SLOTS as u64;
 
 /// The shared-memory body of a [`Condition`] (its lock lives apart).
 #[repr(C)]
 pub struct RawCondition {
-    /// Processes waiting and not yet notified; changed only under the lock.
+    /// Overflow waiters not yet notified; changed only under the lock.
     waiters: AtomicU32,
-    /// Notifications granted and not yet consumed; the futex word waiters sleep on.
+    /// Overflow notifications granted and not yet consumed; the futex word
+    /// overflow waiters sleep on.
     signals: AtomicU32,
+    /// Slots in use (waiting or notified); changed only under the lock.
+    occupied: AtomicU32,
+    /// Where the next `notify` starts its walk; changed only under the lock.
+    next: AtomicU32,
+    /// One futex word per waiter: 0, `pid` or `pid | NOTIFIED` (module doc).
+    slots: [AtomicU32; WAITER_SLOTS],
 }
 
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<RawCondition>() == 8 && std::mem::align_of::<RawCondition>() == 4);
+const _: () =
+    assert!(std::mem::size_of::<RawCondition>() == 16 + 4 * WAITER_SLOTS && std::mem::align_of::<RawCondition>() == 4);
 
 impl Default for RawCondition {
     fn default() -> Self {
@@ -47,10 +105,43 @@ impl Default for RawCondition {
     }
 }
 
+/// How a [`Condition::wait_outcome`] ended: notified or not, and how the lock
+/// was taken back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wakeup {
+    notified: bool,
+    how: Acquired,
+}
+
+impl Wakeup {
+    /// True if notified (Python's `wait` result); false on timeout. For
+    /// `wait_for_outcome`, the last value of the predicate.
+    pub fn notified(&self) -> bool {
+        self.notified
+    }
+
+    /// True when taking the lock back found its holder dead: the caller holds
+    /// the lock now, but the data it protects may be inconsistent.
+    pub fn owner_died(&self) -> bool {
+        self.how == Acquired::OwnerDied
+    }
+
+    /// How the lock was taken back (the worst case over a `wait_for_outcome`).
+    pub fn acquired(&self) -> Acquired {
+        self.how
+    }
+}
+
 impl RawCondition {
     /// A condition with nobody waiting.
     pub fn new() -> RawCondition {
-        RawCondition { waiters: AtomicU32::new(0), signals: AtomicU32::new(0) }
+        RawCondition {
+            waiters: AtomicU32::new(0),
+            signals: AtomicU32::new(0),
+            occupied: AtomicU32::new(0),
+            next: AtomicU32::new(0),
+            slots: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
     }
 
     fn take_signal(&self) -> bool {
@@ -64,14 +155,75 @@ impl RawCondition {
         false
     }
 
+    /// Claims a free slot for process `me`; under the lock.
+    fn claim(&self, me: u32) -> Option<&AtomicU32> {
+        // Read-modify-writes, though the lock serialises callers: over a `Lock`,
+        // two threads of the holding process both pass the ownership check (see
+        // the module doc), and the table must stay consistent even then.
+        let slot =
+            self.slots.iter().find(|s| s.compare_exchange(0, me, Ordering::Relaxed, Ordering::Relaxed).is_ok())?;
+        self.occupied.fetch_add(1, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// Frees `slot` if it still reads `v`; under the lock.
+    fn free(&self, slot: &AtomicU32, v: u32) {
+        if slot.compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.occupied.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Waits for a notification: the caller holds `lock`; it is released while
     /// waiting and held again on return. `true` if notified, `false` on timeout.
     pub fn wait<L: CondLock + ?Sized>(&self, lock: &L, deadline: Option<Instant>) -> Result<bool> {
+        self.wait_outcome(lock, deadline).map(|w| w.notified)
+    }
+
+    /// As [`wait`](RawCondition::wait), also telling how the lock was taken back.
+    pub fn wait_outcome<L: CondLock + ?Sized>(&self, lock: &L, deadline: Option<Instant>) -> Result<Wakeup> {
         if !lock.is_owned() {
             return Err(lock.not_owned("Condition.wait"));
         }
+        let me = ident::pid();
+        let Some(slot) = self.claim(me) else { return self.wait_overflow(lock, deadline) };
+        let saved = match lock.release_save() {
+            Ok(saved) => saved,
+            Err(e) => {
+                self.free(slot, me);
+                return Err(e);
+            }
+        };
+        loop {
+            let v = slot.load(Ordering::Acquire);
+            if v & NOTIFIED != 0 {
+                break;
+            }
+            let left = shared::remaining(deadline);
+            if left == Some(Duration::ZERO) {
+                break;
+            }
+            // Returns at once if `notify` already changed the word.
+            primitive::wait(slot, v, left);
+        }
+        let how = lock.acquire_restore(saved);
+        // Under the lock again: a notify that came while we gave up still counts.
+        let v = slot.load(Ordering::Relaxed);
+        self.free(slot, v);
+        let notified = v & NOTIFIED != 0;
+        Ok(Wakeup { notified, how })
+    }
+
+    /// The wait of a waiter that found every slot taken: the counting scheme.
+    #[cold]
+    fn wait_overflow<L: CondLock + ?Sized>(&self, lock: &L, deadline: Option<Instant>) -> Result<Wakeup> {
         self.waiters.fetch_add(1, Ordering::Relaxed);
-        let saved = lock.release_save()?;
+        let saved = match lock.release_save() {
+            Ok(saved) => saved,
+            Err(e) => {
+                self.waiters.fetch_sub(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         let mut notified = false;
         loop {
             if self.take_signal() {
@@ -82,12 +234,9 @@ impl RawCondition {
             if left == Some(Duration::ZERO) {
                 break;
             }
-            if primitive::wait(&self.signals, 0, left) == WaitOutcome::TimedOut {
-                notified = self.take_signal();
-                break;
-            }
+            primitive::wait(&self.signals, 0, left);
         }
-        lock.acquire_restore(saved);
+        let how = lock.acquire_restore(saved);
         if !notified {
             // Under the lock again: settle the account (see the module doc).
             if self.take_signal() {
@@ -96,33 +245,70 @@ impl RawCondition {
                 self.waiters.fetch_sub(1, Ordering::Relaxed);
             }
         }
-        Ok(notified)
+        Ok(Wakeup { notified, how })
     }
 
-    /// Wakes `min(n, waiting)` waiters; the caller holds `lock`.
+    /// Wakes `min(n, waiting)` live waiters; the caller holds `lock`. Frees the
+    /// slots of dead waiters it meets on the way.
     pub fn notify<L: CondLock + ?Sized>(&self, lock: &L, n: u32) -> Result<u32> {
         if !lock.is_owned() {
             return Err(lock.not_owned("Condition.notify"));
         }
-        let w = self.waiters.load(Ordering::Relaxed);
-        let k = n.min(w);
-        if k > 0 {
-            self.waiters.store(w - k, Ordering::Relaxed);
-            self.signals.fetch_add(k, Ordering::Release);
-            primitive::wake(&self.signals, k);
+        let mut k = 0;
+        if n > 0 && self.occupied.load(Ordering::Relaxed) > 0 {
+            let start = self.next.load(Ordering::Relaxed) as usize % WAITER_SLOTS;
+            for j in 0..WAITER_SLOTS {
+                if k == n {
+                    break;
+                }
+                let i = (start + j) % WAITER_SLOTS;
+                let slot = &self.slots[i];
+                let v = slot.load(Ordering::Relaxed);
+                if v == 0 {
+                    continue;
+                }
+                if !ident::alive(v & PID_MASK) {
+                    self.free(slot, v);
+                    continue;
+                }
+                if v & NOTIFIED == 0
+                    && slot.compare_exchange(v, v | NOTIFIED, Ordering::Release, Ordering::Relaxed).is_ok()
+                {
+                    primitive::wake(slot, 1);
+                    k += 1;
+                    self.next.store(((i + 1) % WAITER_SLOTS) as u32, Ordering::Relaxed);
+                }
+            }
         }
-        Ok(k)
+        let w = self.waiters.load(Ordering::Relaxed);
+        let extra = (n - k).min(w);
+        if extra > 0 {
+            self.waiters.store(w - extra, Ordering::Relaxed);
+            self.signals.fetch_add(extra, Ordering::Release);
+            primitive::wake(&self.signals, extra);
+        }
+        Ok(k + extra)
     }
 
-    /// Processes waiting and not yet notified.
+    /// Live waiters not yet notified (each slot's process is checked; overflow
+    /// waiters are counted as they are).
     pub fn waiting(&self) -> u32 {
-        self.waiters.load(Ordering::Relaxed)
+        let slotted = self
+            .slots
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|&v| v != 0 && v & NOTIFIED == 0 && ident::alive(v & PID_MASK))
+            .count() as u32;
+        slotted + self.waiters.load(Ordering::Relaxed)
     }
 }
 
 impl Object for RawCondition {
     const KIND: u16 = kind::CONDITION;
     const NAME: &'static str = "Condition";
+    fn aux() -> u64 {
+        LAYOUT
+    }
 }
 
 mod sealed {
@@ -138,8 +324,10 @@ mod sealed {
 pub trait CondLock: sealed::Sealed {
     /// What `release_save` remembers (the `RLock` depth).
     type Saved;
-    /// Whether the caller holds the lock (its thread, for `RLock`; its process,
-    /// for `Lock`, which has no thread owner).
+    /// Whether the caller holds the lock: its thread, for `RLock`; its process,
+    /// for `Lock`, which records no owning thread (so another thread of the
+    /// holding process passes too; CPython's check for a `Lock` is weaker still:
+    /// see the module doc).
     fn is_owned(&self) -> bool;
     /// Releases the lock entirely.
     fn release_save(&self) -> Result<Self::Saved>;
@@ -335,24 +523,44 @@ impl<L: CondLock> Condition<L> {
     /// Waits until notified or `timeout` passes (`None`: no limit); the caller
     /// holds the lock, which is released while waiting and held again on return.
     /// `true` if notified.
+    ///
+    /// If the lock's holder died while this waiter was away, the lock is taken
+    /// over and `wait` returns as usual; [`wait_outcome`](Condition::wait_outcome)
+    /// says so.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
         self.raw().wait(&self.lock, timeout.and_then(shared::deadline))
     }
 
-    /// Waits until `pred()` holds (checked under the lock), at most `timeout`;
-    /// returns the last value of `pred()`.
-    pub fn wait_for(&self, mut pred: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
+    /// As [`wait`](Condition::wait), and also tells whether taking the lock back
+    /// found its holder dead ([`Wakeup::owner_died`]; the lock is held either way).
+    pub fn wait_outcome(&self, timeout: Option<Duration>) -> Result<Wakeup> {
+        self.raw().wait_outcome(&self.lock, timeout.and_then(shared::deadline))
+    }
+
+    /// As [`wait_for`](Condition::wait_for): [`Wakeup::notified`] is the last
+    /// value of `pred()`, [`Wakeup::owner_died`] whether any of the waits took
+    /// the lock over from a dead holder.
+    pub fn wait_for_outcome(&self, mut pred: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<Wakeup> {
         let deadline = timeout.and_then(shared::deadline);
+        let mut how = Acquired::Clean;
         loop {
             if pred() {
-                return Ok(true);
+                return Ok(Wakeup { notified: true, how });
             }
             let left = shared::remaining(deadline);
             if left == Some(Duration::ZERO) {
-                return Ok(false);
+                return Ok(Wakeup { notified: false, how });
             }
-            self.raw().wait(&self.lock, deadline)?;
+            if self.raw().wait_outcome(&self.lock, deadline)?.owner_died() {
+                how = Acquired::OwnerDied;
+            }
         }
+    }
+
+    /// Waits until `pred()` holds (checked under the lock), at most `timeout`;
+    /// returns the last value of `pred()`.
+    pub fn wait_for(&self, pred: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
+        self.wait_for_outcome(pred, timeout).map(|w| w.notified)
     }
 
     /// Wakes `min(n, waiting)` waiters; returns how many. The caller holds the lock.
@@ -365,7 +573,7 @@ impl<L: CondLock> Condition<L> {
         self.raw().notify(&self.lock, u32::MAX)
     }
 
-    /// Processes waiting and not yet notified.
+    /// Waiters (threads of live processes) waiting and not yet notified.
     pub fn waiting(&self) -> u32 {
         self.raw().waiting()
     }

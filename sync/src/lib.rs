@@ -34,8 +34,8 @@ mod shared;
 mod synchronized;
 mod synchronized_array;
 
-pub use barrier::{Barrier, RawBarrier};
-pub use condition::{CondLock, Condition, RawCondition};
+pub use barrier::{Barrier, RawBarrier, PARTY_SLOTS};
+pub use condition::{CondLock, Condition, RawCondition, Wakeup, WAITER_SLOTS};
 pub use error::{Result, SyncError};
 pub use event::{Event, RawEvent};
 pub use lock::{Acquired, Lock, LockGuard, RawLock};

@@ -143,3 +143,81 @@ fn usable_again_after_reset() {
     b.wait_timeout(Duration::from_secs(10)).unwrap();
     reap_all_ok(&[child], Duration::from_secs(30));
 }
+
+#[test]
+fn party_killed_in_wait_breaks_the_barrier_for_the_others() {
+    // The survivor waits without a timeout: it must still get BrokenBarrier
+    // (the dead party is found by the survivor's periodic check), not hang.
+    let b = Barrier::new(3).unwrap();
+    let b1 = b.clone();
+    let victim = fork(30, move || {
+        let _ = b1.wait();
+        0
+    });
+    assert!(until(Duration::from_secs(10), || b.n_waiting() == 1 && common::in_futex(victim)));
+    let (b2, broke_at) = (b.clone(), Counter::new());
+    let at = broke_at.clone();
+    let survivor = fork(30, move || match b2.wait() {
+        Err(SyncError::BrokenBarrier) => {
+            at.add(common::monotonic_ns());
+            0
+        }
+        _ => 1,
+    });
+    assert!(until(Duration::from_secs(10), || b.n_waiting() == 2 && common::in_futex(survivor)));
+    let killed_at = common::monotonic_ns();
+    common::kill_and_reap(victim);
+    reap_all_ok(&[survivor], Duration::from_secs(20));
+    eprintln!("Barrier broken {:?} after a party's SIGKILL", Duration::from_nanos(broke_at.get() - killed_at));
+    assert!(b.broken());
+    assert!(matches!(b.wait_timeout(Duration::from_secs(5)), Err(SyncError::BrokenBarrier)));
+    // The dead party is no longer counted: reset completes and a full pass of
+    // the live parties goes through.
+    b.reset();
+    assert!(!b.broken());
+    assert_eq!(b.n_waiting(), 0);
+    pass_of_three(&b);
+}
+
+/// Three live processes (the parent and two children) pass `b` once.
+fn pass_of_three(b: &Barrier) {
+    let zeros = Counter::new();
+    let pids: Vec<_> = (0..2)
+        .map(|_| {
+            let (b, z) = (b.clone(), zeros.clone());
+            fork(30, move || match b.wait_timeout(Duration::from_secs(20)) {
+                Ok(i) => {
+                    z.add((i == 0) as u64);
+                    0
+                }
+                Err(_) => 1,
+            })
+        })
+        .collect();
+    let i = b.wait_timeout(Duration::from_secs(20)).unwrap();
+    zeros.add((i == 0) as u64);
+    reap_all_ok(&pids, Duration::from_secs(30));
+    assert_eq!(zeros.get(), 1);
+}
+
+#[test]
+fn reset_after_a_party_died_in_wait_completes() {
+    // The barrier is broken while a dead party is still counted in it (the
+    // first version then stayed RESETTING forever, waiting for the dead party to
+    // leave, and every later wait hung); reset must drop the dead party.
+    let b = Barrier::new(3).unwrap();
+    let b1 = b.clone();
+    let victim = fork(30, move || {
+        let _ = b1.wait();
+        0
+    });
+    assert!(until(Duration::from_secs(10), || b.n_waiting() == 1 && common::in_futex(victim)));
+    common::kill_and_reap(victim);
+    b.abort();
+    assert!(b.broken());
+    b.reset();
+    assert!(!b.broken());
+    assert_eq!(b.n_waiting(), 0, "the dead party is still counted");
+    pass_of_three(&b);
+    assert!(!b.broken());
+}

@@ -296,3 +296,39 @@ fn owner_death_with_several_waiters_exactly_one_takes_over() {
     assert_eq!(done.get(), 3);
     assert_eq!(died.get(), 1, "exactly one waiter takes the lock over");
 }
+
+#[test]
+fn waiter_already_asleep_when_the_holder_dies_takes_over() {
+    // Unlike the tests above, the waiter is asleep in the futex (seen in
+    // /proc/PID/syscall) before the holder is killed: recovery must come from
+    // its periodic owner check, not from a fresh acquire.
+    let lock = Lock::new().unwrap();
+    let (holding, got_at) = (Counter::new(), Counter::new());
+    let (l, h) = (lock.clone(), holding.clone());
+    let holder = fork(30, move || {
+        std::mem::forget(l.lock().unwrap());
+        h.add(1);
+        loop {
+            std::thread::park();
+        }
+    });
+    assert!(until(Duration::from_secs(10), || holding.get() == 1), "the holder never took the lock");
+    let (l, g) = (lock.clone(), got_at.clone());
+    let waiter = fork(30, move || {
+        let guard = l.lock_timeout(Duration::from_secs(10)).unwrap();
+        g.add(common::monotonic_ns());
+        if guard.owner_died() {
+            0
+        } else {
+            1
+        }
+    });
+    assert!(until(Duration::from_secs(10), || common::in_futex(waiter)), "the waiter never slept in lock()");
+    let killed_at = common::monotonic_ns();
+    common::kill_and_reap(holder);
+    reap_all_ok(&[waiter], Duration::from_secs(20));
+    let took = Duration::from_nanos(got_at.get().saturating_sub(killed_at));
+    eprintln!("Lock takeover by a sleeping waiter: {took:?} after the SIGKILL (DESIGN: within 200 ms)");
+    assert!(took < Duration::from_secs(5), "takeover took {took:?}");
+    assert!(!lock.is_locked());
+}

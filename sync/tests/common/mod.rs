@@ -101,3 +101,29 @@ pub fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Whether process `pid` (single-threaded) is inside a `futex(2)` call now:
+/// `/proc/PID/syscall` names the system call a blocked task is in, which tells
+/// "asleep in the futex" from "about to call it" without sleeping in the test.
+pub fn in_futex(pid: libc::pid_t) -> bool {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/syscall: {e}"));
+    text.split_whitespace().next().and_then(|n| n.parse::<libc::c_long>().ok()) == Some(libc::SYS_futex)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process, so times
+/// taken in a child and in the parent can be subtracted.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// SIGKILLs our child `pid` and reaps it, asserting it died of the signal.
+pub fn kill_and_reap(pid: libc::pid_t) {
+    // SAFETY: our own unreaped child: the pid cannot have been reused.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    assert_eq!(reap(pid, Instant::now() + Duration::from_secs(10)), -libc::SIGKILL);
+}
