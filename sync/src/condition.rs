@@ -20,7 +20,9 @@
 //! `notify(n)` releases exactly `min(n, waiting)` waiters, as CPython does, and
 //! only waiters that were already waiting when `notify` ran (a later `wait` cannot
 //! take an earlier notification). Round-robin means no waiter is starved by
-//! others that wait again and again; no FIFO order is promised.
+//! others that wait again and again; no FIFO order is promised. Cost: `notify`
+//! makes one liveness check (three system calls) per waiter of another process
+//! it notifies, on top of the `FUTEX_WAKE`; with nobody waiting it reads one word.
 //!
 //! # Waiter death
 //! A process SIGKILLed inside `wait` cannot free its slot. `notify` checks that
@@ -53,7 +55,10 @@
 //! process does": another thread of the holding process may `wait` or `notify`.
 //! CPython's `Condition(Lock())` cannot tell threads apart either (its
 //! `_is_owned` tries a non-blocking acquire, so a lock held by *anyone* counts).
-//! The default [`RLock`] checks the thread.
+//! The default [`RLock`] checks the thread. (A per-thread check over a `Lock`
+//! would need the holder's tid in the lock word's neighbourhood, a change to
+//! `RawLock`.) The slot table is updated with read-modify-writes, so even two
+//! threads of the holding process racing there keep it consistent.
 //!
 //! The layout is checked on attach: the header's check value holds a layout
 //! number (2: slots) and [`WAITER_SLOTS`], so a process built with another

@@ -295,3 +295,22 @@ fn more_waiters_than_slots_all_wake_exactly() {
     assert_eq!(woken(), n);
     assert_eq!(c.waiting(), 0);
 }
+
+#[test]
+fn over_a_lock_ownership_is_per_process() {
+    // Documented: a Lock records no thread, so another thread of the holding
+    // process passes the ownership check (CPython's check is weaker still);
+    // another process does not.
+    let c = Condition::with_lock(Lock::new().unwrap()).unwrap();
+    let g = c.lock().unwrap();
+    let c1 = c.clone();
+    let from_thread = std::thread::spawn(move || c1.notify(1).map_err(|e| e.to_string())).join().unwrap();
+    assert_eq!(from_thread, Ok(0));
+    let c2 = c.clone();
+    let child = fork(30, move || match c2.notify(1) {
+        Err(SyncError::NotOwner { .. }) => 0,
+        _ => 1,
+    });
+    reap_all_ok(&[child], Duration::from_secs(20));
+    drop(g);
+}
