@@ -102,7 +102,7 @@ pub use mproc_process::Builder as ProcessBuilder;
 
 pub use mproc_sync::{
     ArrayGuard, Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, Permit, RLock, RLockGuard, Semaphore,
-    SyncError, SyncGuard, Synchronized, SynchronizedArray,
+    SyncError, SyncGuard, Synchronized, SynchronizedArray, Wakeup,
 };
 
 pub use mproc_shm::{Segment, Share, ShmError};
