@@ -19,14 +19,28 @@
 //! spinning on the word keeps pulling its cache line away from the holder, and
 //! as soon as it sees the word free it takes the lock, so the line changes
 //! cores on every increment. A waiter that sleeps instead lets the holder run
-//! its next critical sections on a line that stays in its cache, until the
-//! sleeper is woken. On the 2-core bench machine the old policy (spin up to
-//! 100 `pause`s, then sleep) took ~95 ns per increment against ~50–60 ns for a
-//! `PTHREAD_PROCESS_SHARED` glibc mutex; spinning 4, 16 and 64 times cost more
-//! the longer the spin; not spinning runs at or below the glibc mutex. The price
-//! is latency when a lock is held briefly and rarely contended: the waiter
-//! sleeps (a system call, and a wake-up by the holder) where it could have
-//! waited a few hundred nanoseconds.
+//! its next critical sections on a line that stays in its cache. On the 2-vCPU
+//! bench machine (a `pause` there takes ~30 ns) the old policy, up to 100
+//! `pause`s of spinning before sleeping, took ~90–100 ns per increment against
+//! ~50–60 ns for a `PTHREAD_PROCESS_SHARED` glibc mutex; in one run of a sweep
+//! over a copy of the lock (slower overall, called through function pointers),
+//! spinning 0, 4, 16 and 64 times took 65, 70, 93 and 94 ns. Without spinning
+//! the lock runs level with the glibc mutex (~45–50 ns each; the figures are
+//! noisy, and fall to the uncontended ~24 ns whenever another load leaves the
+//! two processes one CPU to take turns on).
+//!
+//! What both still pay is a futex call every ~10 increments (about 1 M per
+//! 10 M increments, of which only ~150 actually sleep): the waiter's
+//! `FUTEX_WAIT` finds the word already changed, because the holder released
+//! and re-took the lock meanwhile, and the holder's `FUTEX_WAKE` finds nobody
+//! asleep. Sparse probing (look at the word after 1, 2, 4 … 64 `pause`s, ~30
+//! µs in all, before each sleep) avoids both the ping-pong and these calls and
+//! measured ~35 ns (that copy) against glibc's ~58 ns in one quiet run, but not
+//! reproducibly on the shared machine, and spinning wastes a CPU whose holder
+//! has been preempted; it is not used. The price of not spinning is latency
+//! when a lock is held briefly and rarely contended: the waiter sleeps (a
+//! system call, and a wake-up by the holder) where it could have waited a few
+//! hundred nanoseconds.
 //!
 //! # Owner death
 //! A process SIGKILLed while it holds the lock cannot release it, and CPython's
