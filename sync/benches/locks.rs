@@ -11,15 +11,24 @@ use mproc_shm::Segment;
 use mproc_sync::{Event, Lock, Synchronized};
 
 /// A `PTHREAD_PROCESS_SHARED` mutex and a counter in a shared segment.
+///
+/// Laid out as C's `struct { pthread_mutex_t m; uint64_t v; }`: the counter
+/// right after the mutex, in its cache line, as `Synchronized<u64>` keeps its
+/// value right after its lock word — so both sides of `value_contended` move
+/// the same number of cache lines per hand-over.
 struct PthreadShared {
     seg: Segment,
 }
+
+/// Where the counter sits: just past the mutex (40 bytes on x86-64 glibc).
+const PTHREAD_COUNTER: usize = std::mem::size_of::<libc::pthread_mutex_t>().next_multiple_of(8);
+const _: () = assert!(PTHREAD_COUNTER + 8 <= 64, "mutex and counter share one cache line");
 
 impl PthreadShared {
     fn new() -> PthreadShared {
         let seg = Segment::anonymous(4096).unwrap();
         // SAFETY: the segment is 4096 zeroed bytes, page aligned: room for a
-        // pthread_mutex_t at 0 and a u64 at 128; nobody else uses them yet.
+        // pthread_mutex_t at 0 and a u64 right after it; nobody else uses them yet.
         unsafe {
             let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
             libc::pthread_mutexattr_init(&mut attr);
@@ -35,8 +44,8 @@ impl PthreadShared {
     }
 
     fn counter(&self) -> *mut u64 {
-        // SAFETY: offset 128 is inside the 4096-byte segment.
-        unsafe { self.seg.as_ptr().add(128).cast() }
+        // SAFETY: PTHREAD_COUNTER + 8 is inside the 4096-byte segment, 8-aligned.
+        unsafe { self.seg.as_ptr().add(PTHREAD_COUNTER).cast() }
     }
 
     #[inline]
@@ -122,9 +131,13 @@ fn lock_uncontended(c: &mut Criterion) {
 fn value_contended(c: &mut Criterion) {
     let mut g = c.benchmark_group("value_contended");
     // One iteration = one locked increment; the two processes do half each.
+    // Each side gets a fresh page with its lock word and counter in the first
+    // cache line (the `Synchronized` at offset 0: header, lock word at 24, value
+    // at 32), so neither shares a line with anything else.
     g.bench_function("mproc", |b| {
         b.iter_custom(|iters| {
-            let v = Synchronized::new(0_u64).unwrap();
+            let seg = Segment::anonymous(4096).unwrap();
+            let v = Synchronized::new_in(&seg, 0, 0_u64).unwrap();
             let half = iters.div_ceil(2);
             let t = in_two_processes(half, |n| {
                 for _ in 0..n {
