@@ -134,6 +134,36 @@ impl RawLock {
         self.state.compare_exchange(0, ident::pid(), Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
+    /// Takes the lock if it is free, or if its holder has died (then
+    /// [`Acquired::OwnerDied`]); `None` if a live process holds it. Unlike
+    /// [`try_lock`](RawLock::try_lock), a failed attempt costs a liveness check
+    /// of the holder (a few system calls).
+    #[inline]
+    pub fn try_acquire(&self) -> Option<Acquired> {
+        if self.try_lock() {
+            return Some(Acquired::Clean);
+        }
+        self.take_from_dead()
+    }
+
+    /// Takes the lock over if its holder is dead: the compare-exchange of the
+    /// dead holder's word lets exactly one taker win; `PARKED_BIT` is kept, as
+    /// sleepers may remain.
+    #[cold]
+    fn take_from_dead(&self) -> Option<Acquired> {
+        let s = self.state.load(Ordering::Relaxed);
+        let holder = s & PID_MASK;
+        if holder == 0 {
+            // Freed meanwhile: one more plain attempt.
+            return self.try_lock().then_some(Acquired::Clean);
+        }
+        if ident::alive(holder) {
+            return None;
+        }
+        let me = ident::pid() | (s & PARKED_BIT);
+        self.state.compare_exchange(s, me, Ordering::Acquire, Ordering::Relaxed).is_ok().then_some(Acquired::OwnerDied)
+    }
+
     /// Takes the lock, waiting until `deadline` (`None`: no limit). `None` when
     /// the deadline passed first.
     #[inline]
@@ -172,7 +202,8 @@ impl RawLock {
             let parked = s | PARKED_BIT;
             let left = shared::remaining(deadline);
             if left == Some(Duration::ZERO) {
-                return None;
+                // Out of time (or a zero timeout): a dead holder still gives way.
+                return self.take_from_dead();
             }
             let nap = left.map_or(OWNER_POLL, |l| l.min(OWNER_POLL));
             take = me | PARKED_BIT;
@@ -278,13 +309,13 @@ impl Lock {
         }
     }
 
-    /// Takes the lock if it is free, else [`SyncError::WouldBlock`].
+    /// Takes the lock if it is free, or if its holder died (the guard says so:
+    /// [`LockGuard::owner_died`]); else [`SyncError::WouldBlock`].
     #[inline]
     pub fn try_lock(&self) -> Result<LockGuard<'_>> {
-        if self.raw().try_lock() {
-            Ok(LockGuard { lock: self, how: Acquired::Clean })
-        } else {
-            Err(SyncError::WouldBlock { what: "Lock" })
+        match self.raw().try_acquire() {
+            Some(how) => Ok(LockGuard { lock: self, how }),
+            None => Err(SyncError::WouldBlock { what: "Lock" }),
         }
     }
 
@@ -301,7 +332,7 @@ impl Lock {
     /// with `block == false`, when it is busy. The caller must [`release`](Lock::release).
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         Ok(match (block, timeout) {
-            (false, _) => self.raw().try_lock(),
+            (false, _) => self.raw().try_acquire().is_some(),
             (true, None) => self.raw().lock(None).is_some(),
             (true, Some(t)) => self.raw().lock(shared::deadline(t)).is_some(),
         })

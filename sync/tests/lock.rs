@@ -230,6 +230,37 @@ fn lock_owner_death_recovers() {
     assert!(!lock.is_locked());
 }
 
+/// Non-blocking attempts also see through a dead holder: `try_lock`, Python's
+/// `acquire(False)` and a zero timeout take the lock over (the kill lands
+/// asynchronously, so each is polled until the holder is gone).
+/// One non-blocking attempt: `Some(owner_died)` if it took the lock.
+type Attempt = dyn Fn(&Lock) -> Option<bool>;
+
+#[test]
+fn try_lock_acquire_false_and_zero_timeout_take_over_from_a_dead_owner() {
+    let lock = Lock::new().unwrap();
+    let tries: [&Attempt; 3] = [
+        &|l| l.try_lock().ok().map(|g| g.owner_died()),
+        &|l| l.acquire(false, None).unwrap().then(|| l.release().is_ok()),
+        &|l| l.lock_timeout(Duration::ZERO).ok().map(|g| g.owner_died()),
+    ];
+    for (i, attempt) in tries.into_iter().enumerate() {
+        let l = lock.clone();
+        owner_death(
+            move || std::mem::forget(l.lock().unwrap()),
+            || {
+                let mut got = None;
+                until(Duration::from_secs(10), || {
+                    got = attempt(&lock);
+                    got.is_some()
+                });
+                got == Some(true)
+            },
+        );
+        assert!(!lock.is_locked(), "attempt {i} left the lock held");
+    }
+}
+
 #[test]
 fn lock_owner_death_python_acquire_returns_true() {
     let lock = Lock::new().unwrap();
