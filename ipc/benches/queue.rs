@@ -71,20 +71,21 @@ where
     reap(pid);
 }
 
-fn ipc_channel_case<T, F>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, make: F)
-where
-    T: serde::Serialize + serde::de::DeserializeOwned,
-    F: Fn(u64) -> T,
-{
+/// ipc-channel: `cmd` carries the count (0: exit); the child calls `send(i)`
+/// per item (false: stop), the parent `recv()` per item.
+fn ipc_channel_case(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    mut send: impl FnMut(u64) -> bool,
+    mut recv: impl FnMut(),
+) {
     let (cmd_tx, cmd_rx) = ipc::channel::<u64>().unwrap();
-    let (data_tx, data_rx) = ipc::channel::<T>().unwrap();
     let pid = common::fork_child(None, move || {
         while let Ok(n) = cmd_rx.recv() {
             if n == 0 {
                 return;
             }
             for i in 0..n {
-                if data_tx.send(make(i)).is_err() {
+                if !send(i) {
                     return;
                 }
             }
@@ -95,7 +96,7 @@ where
             let t = Instant::now();
             cmd_tx.send(iters).unwrap();
             for _ in 0..iters {
-                black_box(data_rx.recv().unwrap());
+                recv();
             }
             t.elapsed()
         })
@@ -145,7 +146,14 @@ fn socketpair_case(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement:
 fn queue_tput(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue_tput");
     mproc_case(&mut g, Queue::<u64>::new().unwrap(), |q, i| q.put(i).is_ok());
-    ipc_channel_case::<u64, _>(&mut g, |i| i);
+    let (data_tx, data_rx) = ipc::channel::<u64>().unwrap();
+    ipc_channel_case(
+        &mut g,
+        move |i| data_tx.send(i).is_ok(),
+        move || {
+            black_box(data_rx.recv().unwrap());
+        },
+    );
     socketpair_case(&mut g, 8);
 
     // The in-process reference: two threads.
@@ -187,44 +195,22 @@ fn memcpy(iters: u64, ring_bytes: usize) -> Duration {
     start.elapsed()
 }
 
-/// ipc-channel's bytes channel: one `send(&[u8])` of the kept buffer per item.
-fn ipc_channel_bytes_case(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, size: usize) {
-    let (cmd_tx, cmd_rx) = ipc::channel::<u64>().unwrap();
-    let (data_tx, data_rx) = ipc::bytes_channel().unwrap();
-    let pid = common::fork_child(None, move || {
-        let item = vec![7u8; size];
-        while let Ok(n) = cmd_rx.recv() {
-            if n == 0 {
-                return;
-            }
-            for _ in 0..n {
-                if data_tx.send(&item).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    g.bench_function("ipc-channel", |b| {
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            cmd_tx.send(iters).unwrap();
-            for _ in 0..iters {
-                black_box(data_rx.recv().unwrap());
-            }
-            t.elapsed()
-        })
-    });
-    cmd_tx.send(0).unwrap();
-    reap(pid);
-}
-
 fn queue_bytes_tput(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue_bytes_tput");
     let item = ByteBuf::from(vec![7u8; BIG]);
     // 4 KiB plus postcard's length prefix.
     let q = QueueBuilder::new().maxsize(BIG_SLOTS).max_item_bytes(BIG + 8).build::<ByteBuf>().unwrap();
     mproc_case(&mut g, q, move |q, _| q.put_ref(&item).is_ok());
-    ipc_channel_bytes_case(&mut g, BIG);
+    // Its bytes channel: one `send(&[u8])` of a kept buffer per item.
+    let (data_tx, data_rx) = ipc::bytes_channel().unwrap();
+    let kept = vec![7u8; BIG];
+    ipc_channel_case(
+        &mut g,
+        move |_| data_tx.send(&kept).is_ok(),
+        move || {
+            black_box(data_rx.recv().unwrap());
+        },
+    );
     socketpair_case(&mut g, BIG);
     let ring_bytes = BIG_SLOTS * (BIG + 64);
     g.bench_function("limit-memcpy", |b| b.iter_custom(|iters| memcpy(iters, ring_bytes)));

@@ -191,9 +191,9 @@ fn rlock_n_processes_m_increments_exact() {
     assert_eq!(value.get(), N as u64 * M);
 }
 
-/// A child takes the lock, says so, and waits to be SIGKILLed; the parent then
-/// must get the lock with `owner_died` set. Returns the recovery time.
-fn owner_death(take: impl FnOnce() + Send + 'static, acquire: impl FnOnce() -> bool) -> Duration {
+/// Forks a child that runs `take` (which takes a lock), says so, and waits to
+/// be SIGKILLed; returns once it holds the lock.
+fn fork_holder(take: impl FnOnce() + Send + 'static) -> libc::pid_t {
     let holding = Counter::new();
     let h = holding.clone();
     let pid = fork(30, move || {
@@ -204,6 +204,13 @@ fn owner_death(take: impl FnOnce() + Send + 'static, acquire: impl FnOnce() -> b
         }
     });
     assert!(until(Duration::from_secs(10), || holding.get() == 1), "the child never took the lock");
+    pid
+}
+
+/// A child takes the lock and is SIGKILLed; the parent then must get the lock
+/// with `owner_died` set. Returns the recovery time.
+fn owner_death(take: impl FnOnce() + Send + 'static, acquire: impl FnOnce() -> bool) -> Duration {
+    let pid = fork_holder(take);
     // SAFETY: our own unreaped child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let killed = Instant::now();
@@ -295,18 +302,10 @@ fn rlock_owner_death_recovers() {
 #[test]
 fn owner_death_with_several_waiters_exactly_one_takes_over() {
     let lock = Lock::new().unwrap();
-    let holding = Counter::new();
     let died = Counter::new();
     let done = Counter::new();
-    let (l, h) = (lock.clone(), holding.clone());
-    let holder = fork(30, move || {
-        std::mem::forget(l.lock().unwrap());
-        h.add(1);
-        loop {
-            std::thread::park();
-        }
-    });
-    assert!(until(Duration::from_secs(10), || holding.get() == 1));
+    let l = lock.clone();
+    let holder = fork_holder(move || std::mem::forget(l.lock().unwrap()));
     let waiters: Vec<_> = (0..3)
         .map(|_| {
             let (l, died, done) = (lock.clone(), died.clone(), done.clone());
@@ -334,16 +333,9 @@ fn waiter_already_asleep_when_the_holder_dies_takes_over() {
     // /proc/PID/syscall) before the holder is killed: recovery must come from
     // its periodic owner check, not from a fresh acquire.
     let lock = Lock::new().unwrap();
-    let (holding, got_at) = (Counter::new(), Counter::new());
-    let (l, h) = (lock.clone(), holding.clone());
-    let holder = fork(30, move || {
-        std::mem::forget(l.lock().unwrap());
-        h.add(1);
-        loop {
-            std::thread::park();
-        }
-    });
-    assert!(until(Duration::from_secs(10), || holding.get() == 1), "the holder never took the lock");
+    let got_at = Counter::new();
+    let l = lock.clone();
+    let holder = fork_holder(move || std::mem::forget(l.lock().unwrap()));
     let (l, g) = (lock.clone(), got_at.clone());
     let waiter = fork(30, move || {
         let guard = l.lock_timeout(Duration::from_secs(10)).unwrap();

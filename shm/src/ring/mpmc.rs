@@ -462,12 +462,13 @@ impl MpmcRing {
                 self.region.shadow_write(index..index + 1);
                 // Until published, an unwinding `write` gives the slot up.
                 let claim = Claim { ring: self, lap, index, producer: true };
-                // SAFETY: [1] the slot is ours: our CAS moved it to WRITING(lap, me),
-                // and nobody touches a WRITING slot's bytes but its claimer (a
-                // consumer that skips it only rewrites the state word, and only
-                // once we are dead); [2] the payload is max_message initialised
-                // bytes (zeroed at creation, rewritten only by claimers).
-                let written = write(unsafe { std::slice::from_raw_parts_mut(payload, self.max_message) });
+                // The slot is ours: our CAS moved it to WRITING(lap, me), and nobody
+                // touches a WRITING slot's bytes but its claimer (a consumer that
+                // skips it rewrites only the state word, and only once we are dead).
+                // SAFETY: the slot is ours (above); its payload is max_message
+                // initialised bytes (zeroed at creation, rewritten only by claimers).
+                let slot = unsafe { std::slice::from_raw_parts_mut(payload, self.max_message) };
+                let written = write(slot);
                 let len = match written {
                     Ok(len) if len <= self.max_message => len,
                     Ok(len) => return Err(RingError::TooLarge { len, max: self.max_message }),
