@@ -2,6 +2,12 @@
 //! ranks, at most [`DEPTH`] per rank so a worker finds its next task already queued, and
 //! routes each result to the call that waits for it.
 //!
+//! Sends to a worker block until the worker receives (past MPI's eager limit). That never
+//! deadlocks: a worker waits on nothing but its own result send, which it starts before
+//! and finishes after its next receive (`worker.rs`), so a blocked send of rank 0 always
+//! meets a receive. A large task queued behind a long one does hold the dispatcher until
+//! the worker takes it.
+//!
 //! Waiting: with every worker full it blocks in a matched probe for the next result;
 //! with nothing in flight it blocks on the submission channel; in between (free workers,
 //! results outstanding) it polls both, backing off from a yield to [`MAX_NAP`], since MPI

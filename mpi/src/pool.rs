@@ -299,6 +299,9 @@ fn decode_one<R: DeserializeOwned>((_, reply): Reply) -> Result<R, PoolError> {
     postcard::from_bytes(&msg[range]).map_err(|e| PoolError::Decode(e.to_string()))
 }
 
+/// A chunk's outcome: the result message and where the encoded results lie in it.
+type Outcome = Result<(Vec<u8>, Range<usize>), PoolError>;
+
 /// The results of [`MpiPool::imap`] (in order) or [`MpiPool::imap_unordered`] (as they
 /// finish), and of `map`'s chunks: an iterator of each item's result.
 pub struct MpiImap<R> {
@@ -308,7 +311,7 @@ pub struct MpiImap<R> {
     received: usize,
     ordered: bool,
     next: usize,
-    held: BTreeMap<usize, Result<(Vec<u8>, Range<usize>), PoolError>>,
+    held: BTreeMap<usize, Outcome>,
     ready: std::vec::IntoIter<R>,
     _r: PhantomData<fn() -> R>,
 }
@@ -324,7 +327,7 @@ impl<R> std::fmt::Debug for MpiImap<R> {
 
 impl<R: DeserializeOwned> MpiImap<R> {
     /// The next chunk's outcome: in order (`ordered`) or as it arrives.
-    fn next_chunk(&mut self) -> Option<(usize, Result<(Vec<u8>, Range<usize>), PoolError>)> {
+    fn next_chunk(&mut self) -> Option<(usize, Outcome)> {
         loop {
             if self.ordered {
                 if let Some(r) = self.held.remove(&self.next) {

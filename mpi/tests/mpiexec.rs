@@ -97,6 +97,19 @@ fn map_of_10000_items_is_right() {
 }
 
 #[test]
+fn messages_past_the_eager_limit_do_not_deadlock() {
+    // 200,000 items in chunks of 25,000: every task and result message is far past
+    // MPICH's eager limit, so a blocking result send would deadlock with rank 0.
+    let Some(mpiexec) = mpiexec() else { return };
+    let mut cmd = Command::new(mpiexec);
+    cmd.args(["-n", "3"]).arg(example()).args(["bench", "200000"]);
+    let (out, _) = run(cmd);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}\nstdout: {stdout}\nstderr: {}", out.status, text(&out.stderr));
+    assert!(stdout.contains("ns_per_item "), "{stdout}");
+}
+
+#[test]
 fn imap_unordered_and_imap() {
     passes("imap_unordered", "imap_unordered ok: 1000 results; imap ok: 100 in order");
 }

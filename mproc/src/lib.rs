@@ -86,6 +86,9 @@ pub use mproc_ipc as ipc;
 /// `Process`, start methods and who-am-I functions (crate `mproc-process`).
 pub use mproc_process as process;
 
+/// The Pool on the ranks of an MPI job, past one machine (`mproc-mpi`; feature `mpi`).
+#[cfg(feature = "mpi")]
+pub use mproc_mpi as mpi;
 /// `Pool` and `AsyncResult` (crate `mproc-pool`).
 pub use mproc_pool as pool;
 

@@ -29,6 +29,7 @@ OPS = {
     "proc_fork": 50,
     "proc_spawn": 10,
     "manager_call": 10_000,
+    "mpi_pool_map": 100_000,
 }
 QUICK_DIV = 10
 MIN_OPS = 5
@@ -133,6 +134,11 @@ def pool_map(n):
     return elapsed / n * 1e6, "us/item (Pool(2).map identity, default chunksize)"
 
 
+def mpi_pool_map(n):
+    """The MPI pool case's CPython row: Pool(2).map(identity) over n items, as pool_map."""
+    return pool_map(n)
+
+
 def pool_apply_async(n):
     """Submit n apply_async calls to Pool(2), then get every result."""
     with mp.Pool(2) as pool:
@@ -190,6 +196,7 @@ CASES = {
     "proc_fork": proc_fork,
     "proc_spawn": proc_spawn,
     "manager_call": manager_call,
+    "mpi_pool_map": mpi_pool_map,
 }
 
 
