@@ -41,6 +41,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+mod blocks;
 mod bounded;
 mod error;
 mod joinable;
@@ -50,7 +51,7 @@ mod simple;
 pub use bounded::Queue;
 pub use error::{PutError, QueueError};
 pub use joinable::JoinableQueue;
-pub use raw::{QueueToken, WAIT_CAP};
+pub use raw::{QueueToken, MAX_ITEM_CAP, WAIT_CAP};
 pub use simple::SimpleQueue;
 
 use raw::{Kind, RawQueue, Until};
@@ -59,10 +60,14 @@ use raw::{Kind, RawQueue, Until};
 pub const DEFAULT_MAXSIZE: usize = 4096;
 /// The default bound of a [`SimpleQueue`], in items (it has no `full`/`Full`:
 /// a put into a full one waits).
-pub const SIMPLE_MAXSIZE: usize = 16384;
-/// The default largest item, in encoded bytes: with the slot's 16-byte header,
-/// one slot is 1 KiB.
-pub const DEFAULT_MAX_ITEM: usize = 1008;
+pub const SIMPLE_MAXSIZE: usize = 4096;
+/// The default cap on one item, in encoded bytes: the frame cap of a
+/// [`Connection`](crate::Connection) ([`DEFAULT_MAX_FRAME`](crate::DEFAULT_MAX_FRAME), 64 MiB).
+pub const DEFAULT_MAX_ITEM: usize = crate::connection::DEFAULT_MAX_FRAME;
+/// The default largest item kept in a ring slot, in encoded bytes: with the
+/// slot's 16-byte header, one slot is one 64-byte cache line, and the 4096
+/// slots of a default queue are 256 KiB.
+pub const DEFAULT_SLOT_BYTES: usize = 48;
 
 /// Builds a queue with chosen sizes.
 ///
@@ -78,6 +83,7 @@ pub const DEFAULT_MAX_ITEM: usize = 1008;
 pub struct QueueBuilder {
     maxsize: Option<usize>,
     max_item: usize,
+    slot_bytes: usize,
 }
 
 impl Default for QueueBuilder {
@@ -88,9 +94,10 @@ impl Default for QueueBuilder {
 
 impl QueueBuilder {
     /// Default sizes: [`DEFAULT_MAXSIZE`] items ([`SIMPLE_MAXSIZE`] for a
-    /// `SimpleQueue`) of up to [`DEFAULT_MAX_ITEM`] bytes.
+    /// `SimpleQueue`) of up to [`DEFAULT_MAX_ITEM`] bytes, those of up to
+    /// [`DEFAULT_SLOT_BYTES`] kept in ring slots.
     pub fn new() -> QueueBuilder {
-        QueueBuilder { maxsize: None, max_item: DEFAULT_MAX_ITEM }
+        QueueBuilder { maxsize: None, max_item: DEFAULT_MAX_ITEM, slot_bytes: DEFAULT_SLOT_BYTES }
     }
 
     /// The bound in items, `1..=`[`mproc_shm::ring::mpmc::MAX_SLOTS`]. Python's
@@ -100,14 +107,28 @@ impl QueueBuilder {
         self
     }
 
-    /// The largest encoded item, in bytes, `1..=`[`mproc_shm::ring::mpmc::MAX_MESSAGE`].
+    /// A cap on one encoded item, in bytes, `1..=`[`MAX_ITEM_CAP`] (default
+    /// [`DEFAULT_MAX_ITEM`]): a larger item is refused with
+    /// [`QueueError::TooLarge`]. Only a cap: no memory is reserved for it.
     pub fn max_item_bytes(mut self, bytes: usize) -> QueueBuilder {
         self.max_item = bytes;
         self
     }
 
+    /// The largest encoded item kept in a ring slot, in bytes,
+    /// `1..=`[`mproc_shm::ring::mpmc::MAX_MESSAGE`] (default
+    /// [`DEFAULT_SLOT_BYTES`]); larger items go to blocks (see the module doc).
+    /// The ring's slots take `maxsize` × this (plus 16, rounded up to 64)
+    /// bytes of address space, resident once used: raise it for a stream of
+    /// medium items (e.g. 4 KiB) that should each take one copy in and out.
+    pub fn slot_bytes(mut self, bytes: usize) -> QueueBuilder {
+        self.slot_bytes = bytes;
+        self
+    }
+
     fn raw<T>(&self, kind: Kind, default_max: usize) -> Result<RawQueue, QueueError> {
-        RawQueue::new(kind, self.maxsize.unwrap_or(default_max), self.max_item, std::any::type_name::<T>())
+        let maxsize = self.maxsize.unwrap_or(default_max);
+        RawQueue::new(kind, maxsize, self.max_item, self.slot_bytes, std::any::type_name::<T>())
     }
 
     /// Builds a [`Queue`].
@@ -206,6 +227,21 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
         self.raw.put(encode, size, until, &|| self.is_closed())
     }
 
+    /// Hands the oldest item's encoded bytes to `f` in place (its slot or its
+    /// block), then frees them.
+    fn get_bytes<R>(&self, until: Until, f: impl FnOnce(&[u8]) -> R) -> Result<R, QueueError> {
+        if self.is_closed() {
+            return Err(QueueError::Closed);
+        }
+        let f = std::cell::Cell::new(Some(f));
+        // `try_pop` calls the decoder only for the item it returns: once.
+        let read = |msg: &[u8]| Ok(f.take().map(|f| f(msg)));
+        match self.raw.get(read, until, &|| self.is_closed())? {
+            Some(r) => Ok(r),
+            None => unreachable!("the reader runs once per item taken"),
+        }
+    }
+
     /// Decodes the oldest item in place, from its slot.
     #[inline]
     fn get(&self, until: Until) -> Result<T, QueueError> {
@@ -278,9 +314,22 @@ macro_rules! common_methods {
             self.q.raw.maxsize()
         }
 
-        /// The largest encoded item, in bytes.
+        /// The cap on one encoded item, in bytes.
         pub fn max_item_bytes(&self) -> usize {
             self.q.raw.max_item()
+        }
+
+        /// The largest encoded item kept in a ring slot; larger ones go to blocks.
+        pub fn slot_bytes(&self) -> usize {
+            self.q.raw.slot_bytes()
+        }
+
+        /// Bytes of shared memory the queue holds now, as its memfd reports them
+        /// (`fstat`): the control page, the ring slots used so far, and the
+        /// blocks of large items queued or kept warm for reuse. A fresh default
+        /// queue holds one page.
+        pub fn shared_memory_bytes(&self) -> usize {
+            self.q.raw.shared_bytes()
         }
     };
 }
