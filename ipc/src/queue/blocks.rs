@@ -6,7 +6,8 @@
 //! unless it joins the small set of recently used blocks kept resident
 //! ([`HOT_BYTES`]) so that a stream of large items reuses warm pages instead
 //! of faulting in and zeroing fresh ones for every item. A getter that waits a
-//! whole [`WAIT_CAP`](super::WAIT_CAP) on an empty queue releases that set too.
+//! whole [`WAIT_CAP`](super::WAIT_CAP) on an empty queue releases that set too,
+//! and takes back any orphan (below).
 //!
 //! Class `c` holds blocks of `64 << c` bytes; each class has `T` blocks (the
 //! ring's slots plus [`SPARE`]), so `maxsize` items of any one size always fit.
@@ -317,6 +318,7 @@ impl Blocks {
                 _ => false,
             };
             if orphan && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
+                self.header().high[class as usize].fetch_max(i as u32 + 1, SeqCst);
                 return self.held(class, i).map(Some);
             }
         }
@@ -396,26 +398,32 @@ impl Blocks {
         Ok(r)
     }
 
-    /// Releases the hot set: punches every FREE+HOT block out of the file.
+    /// Gives idle memory back: punches every FREE+HOT block out of the file,
+    /// and takes back (and punches) the orphans of dead processes.
     #[cold]
-    pub(crate) fn release_hot(&self) {
+    pub(crate) fn release_idle(&self, ring: &MpmcRing) {
         let h = self.header();
-        if h.hot_bytes.load(SeqCst) == 0 {
-            return;
-        }
         let me = current_pid() as u64;
         for class in 0..self.geo.classes as u32 {
-            if block_size(class) < PAGE {
-                continue;
-            }
             let high = (h.high[class as usize].load(SeqCst) as usize).min(self.geo.per_class);
             for i in 0..high {
                 let state = self.state(class, i);
-                if state.load(SeqCst) == FREE_HOT && state.compare_exchange(FREE_HOT, HELD | me, SeqCst, SeqCst).is_ok()
-                {
-                    self.punch(class, i);
+                let w = state.load(SeqCst);
+                let take = match w >> KIND_SHIFT {
+                    0 => w == FREE_HOT,
+                    1 => (w & LOW) != me && !process_alive((w & LOW) as u32),
+                    2 => ring.position_done(w & LOW),
+                    _ => false,
+                };
+                if take && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
+                    if block_size(class) >= PAGE {
+                        self.punch(class, i);
+                    }
                     state.store(FREE_COLD, SeqCst);
-                    h.hot_bytes.fetch_sub(block_size(class) as u64, SeqCst);
+                    if w == FREE_HOT {
+                        h.hot_bytes.fetch_sub(block_size(class) as u64, SeqCst);
+                    }
+                    h.hint[class as usize].fetch_min(i as u32, SeqCst);
                 }
             }
         }

@@ -60,7 +60,7 @@ use raw::{Kind, RawQueue, Until};
 pub const DEFAULT_MAXSIZE: usize = 4096;
 /// The default bound of a [`SimpleQueue`], in items (it has no `full`/`Full`:
 /// a put into a full one waits).
-pub const SIMPLE_MAXSIZE: usize = 4096;
+pub const SIMPLE_MAXSIZE: usize = 16384;
 /// The default cap on one item, in encoded bytes: the frame cap of a
 /// [`Connection`](crate::Connection) ([`DEFAULT_MAX_FRAME`](crate::DEFAULT_MAX_FRAME), 64 MiB).
 pub const DEFAULT_MAX_ITEM: usize = crate::connection::DEFAULT_MAX_FRAME;

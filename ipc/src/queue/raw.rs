@@ -63,7 +63,7 @@ const MAGIC: u32 = u32::from_le_bytes(*b"MPQU");
 const VERSION: u32 = 2;
 
 /// The largest queue file (sparse: only what holds items is memory).
-const MAX_FILE: usize = 1 << 40;
+const MAX_FILE: usize = 1 << 44;
 
 /// The largest item cap a queue takes: 1 GiB, as a `Connection::pair` frame.
 pub const MAX_ITEM_CAP: usize = 1 << 30;
@@ -624,7 +624,7 @@ impl RawQueue {
             None => {
                 let idle = || {
                     if let Some(b) = &self.blocks {
-                        b.release_hot()
+                        b.release_idle(&self.ring)
                     }
                 };
                 self.wait_slow(&self.ctrl().not_empty.0, deadline, closed, Some(&idle), &mut || self.try_pop(&decode))?
