@@ -207,7 +207,11 @@ fn a_thousand_empty_queues_cost_little() {
     for q in &queues[..10] {
         assert!(q.shared_memory_bytes() <= 256 << 10, "an empty queue holds {} bytes", q.shared_memory_bytes());
     }
-    eprintln!("1000 empty queues: +{} KiB RSS, {} B of shared memory each", added >> 10, queues[0].shared_memory_bytes());
+    eprintln!(
+        "1000 empty queues: +{} KiB RSS, {} B of shared memory each",
+        added >> 10,
+        queues[0].shared_memory_bytes()
+    );
 }
 
 /// After 1,000 items of 1 MiB in and out, the queue's memfd is back near its

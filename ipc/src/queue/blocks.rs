@@ -201,10 +201,8 @@ impl Blocks {
     /// The store of the queue whose head segment is `seg`, its header at
     /// `header` (inside `seg`). Checks that the file is long enough.
     pub(crate) fn new(seg: Segment, header: NonNull<StoreHeader>, geo: Geometry) -> Result<Blocks, ShmError> {
-        let fd = seg.fd().ok_or(ShmError::BadToken {
-            what: "queue",
-            detail: "a queue's memory must be a memfd".into(),
-        })?;
+        let fd =
+            seg.fd().ok_or(ShmError::BadToken { what: "queue", detail: "a queue's memory must be a memfd".into() })?;
         let size = rustix::fs::fstat(fd).map_err(|e| os_error("fstat", "queue memfd", e))?.st_size as usize;
         if size < geo.file_len || seg.len() < geo.data {
             return Err(ShmError::LayoutMismatch {
@@ -371,12 +369,7 @@ impl Blocks {
 
     /// Reads the block a flagged slot at position `pos` refers to (`reference`,
     /// the slot's bytes) in place, then frees it. The caller holds the slot.
-    pub(crate) fn read<R>(
-        &self,
-        pos: u64,
-        reference: &[u8],
-        f: impl FnOnce(&[u8]) -> R,
-    ) -> Result<R, QueueError> {
+    pub(crate) fn read<R>(&self, pos: u64, reference: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R, QueueError> {
         let corrupt = |detail: String| QueueError::Ring(mproc_shm::RingError::Corrupt { position: pos, detail });
         let Ok(r) = <[u8; REF_LEN]>::try_from(reference) else {
             return Err(corrupt(format!("a block reference of {} bytes", reference.len())));

@@ -9,15 +9,64 @@
 //! torn item: at most its own in-flight item is lost.
 //!
 //! - `raw.rs`: the untyped core (control block, ring, waiting).
+//! - `blocks.rs`: the block store for items larger than a slot.
 //! - `bounded.rs`: [`Queue`]; `joinable.rs`: [`JoinableQueue`]; `simple.rs`: [`SimpleQueue`].
 //! - `error.rs`: [`QueueError`], [`PutError`].
 //!
-//! Sizes: a queue holds at most `maxsize` items (default [`DEFAULT_MAXSIZE`]), each
-//! at most `max_item_bytes` once encoded (default [`DEFAULT_MAX_ITEM`]); memory is
-//! reserved up front for `maxsize` slots of `max_item_bytes`. A larger item is
-//! refused with [`QueueError::TooLarge`] naming both sizes: items are never split
-//! into chunks. For byte payloads prefer `serde_bytes::ByteBuf` to `Vec<u8>`:
-//! serde encodes a `Vec<u8>` byte by byte, a `ByteBuf` as one copy.
+//! # Sizes and memory
+//! A queue holds at most `maxsize` items (default [`DEFAULT_MAXSIZE`]), each of
+//! any size up to a cap (default [`DEFAULT_MAX_ITEM`], 64 MiB, the frame cap of a
+//! `Connection`; [`QueueBuilder::max_item_bytes`] sets it, up to
+//! [`MAX_ITEM_CAP`]). Only an item over the cap is refused, with
+//! [`QueueError::TooLarge`] naming both sizes. For byte payloads prefer
+//! `serde_bytes::ByteBuf` to `Vec<u8>`: serde encodes a `Vec<u8>` byte by byte,
+//! a `ByteBuf` as one copy.
+//!
+//! Each queue is one memfd (one fd) of its own, laid out as:
+//!
+//! - a control page (futex words, the block store's counters);
+//! - the ring: one 64-byte slot per item place (`maxsize` rounded up to a power
+//!   of two). An item of up to [`DEFAULT_SLOT_BYTES`] (48) encoded bytes is
+//!   encoded straight into its slot and decoded straight out of it: the
+//!   small-item path, one copy each way, as fast as before large items existed;
+//! - a store of blocks (`blocks.rs`) for larger items: power-of-two size classes
+//!   from 64 B up to the cap, `maxsize` + 64 blocks per class, in the sparse
+//!   part of the file that each process maps in chunks as it first needs them.
+//!   A large item is encoded into a block before its slot is claimed, so
+//!   copying it never holds up the items behind it; the slot then carries a
+//!   16-byte reference, and the consumer decodes in place from the block.
+//!
+//! Cost model. The file is sparse, so a page costs memory only once written:
+//! a new default queue holds one page (4 KiB; measured with
+//! [`Queue::shared_memory_bytes`]), and 1,000 of them add about 4 MiB of RSS and
+//! 1,000 fds. The ring's slots become resident as the ring turns, 256 KiB at
+//! most for the default 4096 slots (1 MiB for a default [`SimpleQueue`]'s
+//! 16384). Blocks are resident while they hold an item. A freed block of a
+//! page or more is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`)
+//! unless the queue's warm set — up to 32 MiB of recently freed blocks, reused
+//! lowest-index first — has room for it; a getter that has waited a whole
+//! [`WAIT_CAP`] on an empty queue releases the warm set too. So a queue that
+//! held 1 GiB and was drained is back to its ring and at most 32 MiB at once,
+//! and to its ring alone once idle. Blocks under a page share pages and stay
+//! (`maxsize` × 2 KiB per class at most). Address space: each chunk mapping
+//! covers 64 blocks of a class (up to 4 GiB of address space, no memory, for
+//! the 64 MiB class).
+//!
+//! Why blocks in the queue's own memfd, from measurements and trials:
+//!
+//! - A segment per large item (memfd or `/dev/shm` name) would fault in and
+//!   zero fresh pages on every put and map them anew on every get; passing a
+//!   memfd needs a socket beside the queue (another fd) or `pidfd_getfd`
+//!   (ptrace rights). Blocks reused warm avoid the faults, and living in the
+//!   queue's own file they need no names, no tracker and no extra fd: the
+//!   kernel frees everything when the last process holding the queue goes.
+//! - A byte stream under the queue's locks (CPython's pipe with a feeder
+//!   thread) bounds memory but makes a put of an item larger than the stream
+//!   wait for a consumer, and serialises producers; here a put returns once its
+//!   item is in the queue, as a put of a small item does.
+//! - With 1 MiB items the warm path moves an item with one copy in and one out
+//!   plus the consumer's allocation, close to the cross-process copy limit the
+//!   `queue_large_*` benches show beside it.
 //!
 //! Handles are cheap clones. Move one into a forked child's closure, or send it
 //! to a spawned child with [`mproc_shm::Share`]; the token names the queue's kind

@@ -266,12 +266,8 @@ pub(crate) fn check_sizes(maxsize: usize, max_item: usize, slot_bytes: usize) ->
 /// size, and where the blocks go.
 fn layout(maxsize: usize, max_item: usize, slot_bytes: usize) -> Result<(usize, usize, Geometry), QueueError> {
     let slot = slot_bytes.min(max_item);
-    let too_large = |size| QueueError::BadSize {
-        what: "maxsize x max_item_bytes (bytes)",
-        value: size,
-        min: 1,
-        max: MAX_FILE,
-    };
+    let too_large =
+        |size| QueueError::BadSize { what: "maxsize x max_item_bytes (bytes)", value: size, min: 1, max: MAX_FILE };
     let ring_bytes = MpmcRing::footprint(maxsize, slot).map_err(|e| match e {
         ShmError::TooLarge { size, .. } => too_large(size),
         e => QueueError::Shm(e),
@@ -317,7 +313,15 @@ impl RawQueue {
         // Control; [2] the memfd is ours alone until a handle exists.
         unsafe { ctrl.as_ptr().write(Control::new(kind, maxsize, max_item, type_hash(type_name), ring_offset())) };
         let blocks = Self::blocks(&seg, ctrl, geo)?;
-        Ok(Self::from_parts(ctrl, ring, Backing::Shared { seg, offset: 0, _block: None }, kind, maxsize, max_item, blocks))
+        Ok(Self::from_parts(
+            ctrl,
+            ring,
+            Backing::Shared { seg, offset: 0, _block: None },
+            kind,
+            maxsize,
+            max_item,
+            blocks,
+        ))
     }
 
     fn blocks(seg: &Segment, ctrl: NonNull<Control>, geo: Geometry) -> Result<Option<Arc<Blocks>>, ShmError> {
@@ -637,10 +641,9 @@ impl RawQueue {
     /// the control block, the slots used so far, and blocks in use or kept warm.
     pub(crate) fn shared_bytes(&self) -> usize {
         match &*self.backing {
-            Backing::Shared { seg, .. } => seg
-                .fd()
-                .and_then(|fd| rustix::fs::fstat(fd).ok())
-                .map_or(0, |st| st.st_blocks as usize * 512),
+            Backing::Shared { seg, .. } => {
+                seg.fd().and_then(|fd| rustix::fs::fstat(fd).ok()).map_or(0, |st| st.st_blocks as usize * 512)
+            }
             #[cfg(loom)]
             Backing::Heap(_) => 0,
         }
