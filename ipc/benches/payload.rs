@@ -1,9 +1,9 @@
 //! `payload_*`: byte and numeric items from a producer process to a consumer
 //! process through a `Queue` (`maxsize` 64, the producer `put_ref`s one item
 //! it keeps, as CPython's benchmark puts one object again and again), in MB/s
-//! of payload, against the cross-process copy limit (`limit-xcopy`: the same
-//! two processes, an SPSC ring of 64 slots in shared memory, one `memcpy` in
-//! and one out; `common/xcopy.rs`).
+//! of payload, against the cross-process copy limit (`limit-xcopy`: two
+//! processes, an SPSC ring in shared memory, one `memcpy` in and one out;
+//! `common/xcopy.rs`).
 //!
 //! - `payload_bytes_{4k,64k,1m}`: `mproc` is `Queue<Bytes>`; `vec-u8` is
 //!   `Queue<Vec<u8>>`, which serde encodes byte by byte (shown as it is).
@@ -18,23 +18,25 @@ use std::time::Instant;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
-use mproc_ipc::{Bytes, PodVec, Queue, QueueBuilder};
+use mproc_ipc::{Bytes, PodVec, Queue};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 mod common;
-use common::xcopy::{xcopy_limit_bytes_per_iter, XCOPY_SLOTS};
+use common::xcopy::xcopy_limit_bytes_per_iter;
+
+/// The queue's bound, as in CPython's run.
+const MAXSIZE: usize = 64;
 
 const SIZES: [(&str, usize); 3] = [("4k", 4 << 10), ("64k", 64 << 10), ("1m", 1 << 20)];
 
 /// Benches `id`: a forked producer `put_ref`s `item` as often as the parent
 /// asks (over a command queue); the parent gets each, owning it.
-fn queue_case<T>(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, size: usize, item: T)
+fn queue_case<T>(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, item: T)
 where
     T: Serialize + DeserializeOwned,
 {
-    // Room for the item's header (a length, and PodVec's element size and kind).
-    let data: Queue<T> = QueueBuilder::new().maxsize(XCOPY_SLOTS).max_item_bytes(size + 16).build().unwrap();
+    let data: Queue<T> = Queue::with_maxsize(MAXSIZE).unwrap();
     let cmd = Queue::<u64>::with_maxsize(4).unwrap();
     let pid = {
         let (cmd, data) = (cmd.clone(), data.clone());
@@ -68,13 +70,13 @@ where
 fn payload(c: &mut Criterion) {
     for (name, size) in SIZES {
         let mut g = c.benchmark_group(format!("payload_bytes_{name}"));
-        queue_case(&mut g, "mproc", size, Bytes::from(vec![7u8; size]));
-        queue_case(&mut g, "vec-u8", size, vec![7u8; size]);
+        queue_case(&mut g, "mproc", Bytes::from(vec![7u8; size]));
+        queue_case(&mut g, "vec-u8", vec![7u8; size]);
         g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| xcopy_limit_bytes_per_iter(size, iters)));
         g.finish();
 
         let mut g = c.benchmark_group(format!("payload_f64_{name}"));
-        queue_case(&mut g, "mproc", size, PodVec::from(vec![0.5f64; size / 8]));
+        queue_case(&mut g, "mproc", PodVec::from(vec![0.5f64; size / 8]));
         g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| xcopy_limit_bytes_per_iter(size, iters)));
         g.finish();
     }

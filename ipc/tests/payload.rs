@@ -12,7 +12,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use common::{fork_child, reap};
-use mproc_ipc::{pipe, Bytes, Connection, IpcError, PayloadError, PodVec, QueueBuilder};
+use mproc_ipc::{pipe, Bytes, Connection, IpcError, PayloadError, PodVec, Queue, QueueBuilder};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -43,16 +43,14 @@ fn u32s(size: usize) -> PodVec<u32> {
     (0..count(size, 4)).map(|i| (i as u32).wrapping_mul(2_654_435_761)).collect()
 }
 
-/// The largest encoded item: 16 MiB of payload plus its header.
-const MAX_ITEM: usize = (16 << 20) + 64;
-
 /// A child puts `make(size)` for every size into a queue; the parent gets and
 /// compares them.
 fn through_queue<T>(make: fn(usize) -> T)
 where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
 {
-    let q = QueueBuilder::new().maxsize(2).max_item_bytes(MAX_ITEM).build::<T>().unwrap();
+    // The default item cap (64 MiB) takes every size.
+    let q = Queue::<T>::with_maxsize(2).unwrap();
     let child = fork_child(|| {
         for size in SIZES {
             q.put(make(size)).unwrap();
@@ -83,8 +81,8 @@ fn queue_u32s_round_trip() {
 
 #[test]
 fn joinable_and_simple_queues_carry_payloads() {
-    let jq = QueueBuilder::new().maxsize(2).max_item_bytes(MAX_ITEM).build_joinable::<PodVec<f64>>().unwrap();
-    let sq = QueueBuilder::new().maxsize(2).max_item_bytes(MAX_ITEM).build_simple::<Bytes>().unwrap();
+    let jq = QueueBuilder::new().maxsize(2).build_joinable::<PodVec<f64>>().unwrap();
+    let sq = QueueBuilder::new().maxsize(2).build_simple::<Bytes>().unwrap();
     let child = fork_child(|| {
         for size in SIZES {
             jq.put(f64s(size)).unwrap();

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CPython `multiprocessing` figures for `cargo xtask bench`.
 
-The same ten cases as mproc's criterion groups (BENCHMARKS.md), measured with the
+The same cases as mproc's criterion groups (BENCHMARKS.md), measured with the
 standard library only. Each case prints one line, tab-separated:
 
     name<TAB>figure<TAB>unit
@@ -22,6 +22,8 @@ OPS = {
     "pipe_rtt": 20_000,
     "queue_tput": 100_000,
     "queue_bytes_tput": 20_000,
+    "queue_large_1m": 500,
+    "queue_large_16m": 40,
     "lock_uncontended": 1_000_000,
     "value_contended": 100_000,
     "pool_map": 200_000,
@@ -84,6 +86,29 @@ def queue_bytes_tput(n, size=4096):
     consumer.join()
     elapsed = time.perf_counter() - start
     return n * size / elapsed / 1e6, "MB/s (4 KiB bytes messages)"
+
+
+def queue_large_1m(n, size=1 << 20):
+    """1 MiB byte strings from this process to one consumer process."""
+    return _queue_large(n, size, "MB/s (1 MiB bytes messages)")
+
+
+def queue_large_16m(n, size=16 << 20):
+    """16 MiB byte strings from this process to one consumer process."""
+    return _queue_large(n, size, "MB/s (16 MiB bytes messages)")
+
+
+def _queue_large(n, size, unit):
+    q = mp.Queue()
+    consumer = mp.Process(target=_drain, args=(q, n))
+    consumer.start()
+    payload = b"\x5a" * size
+    start = time.perf_counter()
+    for _ in range(n):
+        q.put(payload)
+    consumer.join()
+    elapsed = time.perf_counter() - start
+    return n * size / elapsed / 1e6, unit
 
 
 def lock_uncontended(n):
@@ -183,6 +208,8 @@ CASES = {
     "pipe_rtt": pipe_rtt,
     "queue_tput": queue_tput,
     "queue_bytes_tput": queue_bytes_tput,
+    "queue_large_1m": queue_large_1m,
+    "queue_large_16m": queue_large_16m,
     "lock_uncontended": lock_uncontended,
     "value_contended": value_contended,
     "pool_map": pool_map,

@@ -1,27 +1,41 @@
-//! The cross-process copy limit: what any shared-memory queue between two
-//! processes must at least do per item. A forked producer copies the item into
-//! the next slot of a single-producer single-consumer ring in shared memory
-//! (64 slots, the queue benches' bound), the consumer copies it out into its
-//! own buffer; head and tail are the only shared words. Waiting spins, then
-//! yields (no futex: nothing here sleeps).
+//! The cross-process copy limit: what moving items from one process to another
+//! through shared memory costs at least. A producer process `memcpy`s each item
+//! into a slot of an SPSC ring in a shared mapping and publishes it; a consumer
+//! process `memcpy`s it out into a buffer of its own and frees the slot. No
+//! encoding, no allocation, no waiting other than spinning: any queue that
+//! copies an item in and out of shared memory pays at least this.
 
-use std::hint::{black_box, spin_loop};
+use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Slots in the ring: the `maxsize` of the queue benches it bounds.
-pub const XCOPY_SLOTS: usize = 64;
+/// Slots in the ring: enough for the producer to run ahead by a few items.
+const SLOTS: usize = 4;
+/// Items moved before the clock starts, so that every page is mapped and warm.
+const WARM: u64 = SLOTS as u64 * 2;
 
-/// Head and tail on their own cache lines, then the slots.
-const HEADER: usize = 256;
+/// The ring's control words, each on its own cache line, at the start of the mapping.
+#[repr(C, align(128))]
+struct Line(AtomicU64);
 
-/// Time for `iters` items of `item` bytes from a forked producer process to
-/// this one through an SPSC ring in shared memory: one `memcpy` in, one out.
-/// Starting and reaping the producer are not timed.
+#[repr(C)]
+struct Control {
+    /// Items published by the producer.
+    tail: Line,
+    /// Items consumed by the consumer.
+    head: Line,
+    /// Set by the consumer once it runs; the parent's clock starts after it.
+    ready: Line,
+}
+
+/// The time to move `iters` items of `item` bytes from a producer process
+/// (this one) to a consumer process (forked for the call) through an SPSC ring
+/// in shared memory, `memcpy` in and `memcpy` out; warm-up items excluded.
 pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
     let item = item.max(1);
-    let len = HEADER + XCOPY_SLOTS * item;
-    // SAFETY: a fresh anonymous shared mapping; checked for failure below.
+    let data_off = std::mem::size_of::<Control>();
+    let len = data_off + SLOTS * item;
+    // SAFETY: a fresh shared anonymous mapping, unmapped below; it aliases nothing.
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -34,71 +48,58 @@ pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
     };
     assert!(base != libc::MAP_FAILED, "mmap of {len} bytes failed");
     let base = base.cast::<u8>();
-    // Touch every page now, so that page faults are not timed (both processes
-    // share these pages).
-    // SAFETY: the mapping is `len` bytes, writable, and not yet shared.
-    unsafe { std::ptr::write_bytes(base, 0, len) };
-    // SAFETY: [1] the mapping is page-aligned and zeroed, so these are valid
-    // AtomicU64 words at 0, 128 and 192, each on its own cache line; [2] it stays mapped until the munmap at
-    // the end, after the producer has been reaped.
-    let (head, tail, go) = unsafe {
-        (&*base.cast::<AtomicU64>(), &*base.add(128).cast::<AtomicU64>(), &*base.add(192).cast::<AtomicU64>())
-    };
-    // SAFETY: the slots lie inside the mapping, after the header.
-    let slot = |i: u64| unsafe { base.add(HEADER + (i as usize % XCOPY_SLOTS) * item) };
-    let wait = |spins: &mut u32| {
-        *spins += 1;
-        if *spins < 1000 {
-            spin_loop()
-        } else {
-            std::thread::yield_now()
-        }
-    };
-
-    let pid = super::fork_child(None, || {
-        let src = vec![7u8; item];
-        while go.load(Ordering::Acquire) == 0 {
-            wait(&mut 0);
-        }
-        let mut cached_tail = 0;
-        for h in 0..iters {
-            let mut spins = 0;
-            while h - cached_tail == XCOPY_SLOTS as u64 {
-                cached_tail = tail.load(Ordering::Acquire);
-                if h - cached_tail == XCOPY_SLOTS as u64 {
-                    wait(&mut spins);
-                }
+    // SAFETY: the mapping starts with a zeroed Control (zero atomics), aligned to a page.
+    let ctl = unsafe { &*base.cast::<Control>() };
+    // SAFETY: slot `i` lies inside the mapping.
+    let slot = |i: u64| unsafe { base.add(data_off + (i as usize % SLOTS) * item) };
+    let total = iters + WARM;
+    // SAFETY: the child only copies and spins, then leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let mut out = vec![0u8; item];
+        ctl.ready.0.store(1, Ordering::Release);
+        for i in 0..total {
+            while ctl.tail.0.load(Ordering::Acquire) <= i {
+                std::hint::spin_loop();
             }
-            // SAFETY: slot `h` is free (the consumer's tail passed it) and
-            // only this process writes it until it publishes `h + 1`.
-            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), slot(h), item) };
-            head.store(h + 1, Ordering::Release);
+            // SAFETY: the slot of item `i` is published (tail > i) and not reused
+            // until head passes i; `out` holds `item` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(slot(i), out.as_mut_ptr(), item) };
+            black_box(&out);
+            ctl.head.0.store(i + 1, Ordering::Release);
         }
-    });
-
-    // Filled, not just allocated: a large zeroed allocation is mapped lazily.
-    let mut dst = vec![1u8; item];
-    let start = Instant::now();
-    go.store(1, Ordering::Release);
-    let mut cached_head = 0;
-    for t in 0..iters {
-        let mut spins = 0;
-        while cached_head == t {
-            cached_head = head.load(Ordering::Acquire);
-            if cached_head == t {
-                wait(&mut spins);
+        // SAFETY: leaving the forked child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let src = vec![0x5au8; item];
+    while ctl.ready.0.load(Ordering::Acquire) == 0 {
+        std::hint::spin_loop();
+    }
+    let mut start = Instant::now();
+    for i in 0..total {
+        if i == WARM {
+            while ctl.head.0.load(Ordering::Acquire) < WARM {
+                std::hint::spin_loop();
             }
+            start = Instant::now();
         }
-        // SAFETY: slot `t` was published by the producer (head > t) and is
-        // not rewritten until this process moves the tail past it.
-        unsafe { std::ptr::copy_nonoverlapping(slot(t), dst.as_mut_ptr(), item) };
-        black_box(&mut dst);
-        tail.store(t + 1, Ordering::Release);
+        while i - ctl.head.0.load(Ordering::Acquire) >= SLOTS as u64 {
+            std::hint::spin_loop();
+        }
+        // SAFETY: the slot is free (head > i - SLOTS) and ours until published.
+        unsafe { std::ptr::copy_nonoverlapping(black_box(src.as_ptr()), slot(i), item) };
+        ctl.tail.0.store(i + 1, Ordering::Release);
+    }
+    while ctl.head.0.load(Ordering::Acquire) < total {
+        std::hint::spin_loop();
     }
     let elapsed = start.elapsed();
-    super::reap(pid);
-    // SAFETY: our mapping of `len` bytes; the producer is gone and no
-    // reference into it outlives this call.
-    unsafe { libc::munmap(base.cast(), len) };
+    let mut status = 0;
+    // SAFETY: our own child, which has finished its loop; then our own mapping.
+    unsafe {
+        libc::waitpid(pid, &mut status, 0);
+        libc::munmap(base.cast(), len);
+    }
     elapsed
 }

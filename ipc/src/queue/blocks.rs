@@ -1,0 +1,468 @@
+//! `Blocks`: where a queue keeps the items too large for a ring slot — size
+//! classes of blocks in the queue's own memfd, past the part every handle maps.
+//!
+//! The file is sparse: a block costs memory only once written, and a block
+//! given back is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`),
+//! unless it joins the small set of recently used blocks kept resident
+//! ([`HOT_BYTES`]) so that a stream of large items reuses warm pages instead
+//! of faulting in and zeroing fresh ones for every item. A getter that waits a
+//! whole [`WAIT_CAP`](super::WAIT_CAP) on an empty queue releases that set too,
+//! and takes back any orphan (below).
+//!
+//! Class `c` holds blocks of `64 << c` bytes; each class has `T` blocks (the
+//! ring's slots plus [`SPARE`]), so `maxsize` items of any one size always fit.
+//! A block's life is its state word (u64), in a table per class:
+//!
+//! | bits 63-62 | state  | bits 61-0                                           |
+//! |------------|--------|-----------------------------------------------------|
+//! | 0          | FREE   | bit 0: HOT, the block's pages are resident (counted in `hot_bytes`) |
+//! | 1          | HELD   | the holder's pid: a producer writing, or a releaser punching |
+//! | 2          | QUEUED | the ring position whose slot refers to the block    |
+//!
+//! ```text
+//! FREE ──producer CAS──▶ HELD(pid) ──write item, claim slot p, store──▶ QUEUED(p)
+//!   ▲                        │ (encode fails, timeout: give back)          │
+//!   └────────────────────────┴──────── consumer reads in place, frees ◀────┘
+//! ```
+//!
+//! The producer fills its block before it claims a slot, so a large item never
+//! holds up the items behind it while it is copied; it stores `QUEUED(p)` while
+//! it holds slot `p` (WRITING), before publishing the slot. The consumer frees
+//! the block before it frees the slot. Hence a block is referenced exactly
+//! while its state says so, and a SIGKILL leaves one of two recognisable
+//! orphans, which a producer finding its class exhausted takes over:
+//!
+//! - `HELD(pid)` with `pid` dead: a producer (or releaser) died before its item
+//!   was published; nothing refers to the block.
+//! - `QUEUED(p)` with position `p` done ([`MpmcRing::position_done`]): the
+//!   slot moved on without freeing the block (the consumer died reading it,
+//!   or the producer died after `QUEUED(p)` and its slot was skipped).
+//!
+//! A consumer never sees a half-written block: the slot becomes readable only
+//! when its producer publishes it, after the block is written. Whatever is
+//! lost, the memfd itself goes when the last process holding the queue does.
+
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
+
+use mproc_shm::ring::{current_pid, process_alive};
+use mproc_shm::{MpmcRing, Segment, ShmError};
+use mproc_sync::primitive::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use rustix::fs::FallocateFlags;
+use rustix::mm::{MapFlags, ProtFlags};
+
+use super::QueueError;
+
+/// The smallest block: one cache line.
+const MIN_SHIFT: u32 = 6;
+/// The most classes: blocks of 64 B up to 1 GiB.
+pub(crate) const MAX_CLASSES: usize = 25;
+/// Blocks per class beyond the ring's slots: producers filling blocks while
+/// the queue is full.
+pub(crate) const SPARE: usize = 64;
+/// Bytes of freed blocks kept resident for reuse, at most, per queue.
+pub(crate) const HOT_BYTES: u64 = 32 << 20;
+const PAGE: usize = 4096;
+/// Blocks mapped together in one `mmap`.
+const CHUNK_BLOCKS: usize = 64;
+/// The size of a slot's reference to a block.
+pub(crate) const REF_LEN: usize = 16;
+
+const KIND_SHIFT: u32 = 62;
+const FREE_COLD: u64 = 0;
+const FREE_HOT: u64 = 1;
+const HELD: u64 = 1 << KIND_SHIFT;
+const QUEUED: u64 = 2 << KIND_SHIFT;
+const LOW: u64 = (1 << KIND_SHIFT) - 1;
+
+/// The block store's shared words, in the queue's control block.
+#[repr(C, align(64))]
+pub(crate) struct StoreHeader {
+    /// Bytes of FREE+HOT blocks (page classes only).
+    hot_bytes: AtomicU64,
+    /// Per class: the lowest index that may be free (a hint: allocation scans
+    /// from it, so recently freed low blocks, warm in cache, are reused first).
+    hint: [AtomicU32; MAX_CLASSES],
+    /// Per class: one past the highest index ever allocated.
+    high: [AtomicU32; MAX_CLASSES],
+}
+
+impl StoreHeader {
+    pub(crate) fn new() -> StoreHeader {
+        StoreHeader {
+            hot_bytes: AtomicU64::new(0),
+            hint: std::array::from_fn(|_| AtomicU32::new(0)),
+            high: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+}
+
+/// The classes an item of up to `max_item` bytes needs.
+pub(crate) fn classes_for(max_item: usize) -> usize {
+    class_of(max_item) as usize + 1
+}
+
+/// The smallest class whose blocks hold `len` bytes.
+fn class_of(len: usize) -> u32 {
+    len.max(1).next_power_of_two().trailing_zeros().saturating_sub(MIN_SHIFT)
+}
+
+fn block_size(class: u32) -> usize {
+    1 << (class + MIN_SHIFT)
+}
+
+/// Where things lie in the queue's file, from the fixed sizes alone (the
+/// creator and every attacher compute the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Blocks per class.
+    pub(crate) per_class: usize,
+    pub(crate) classes: usize,
+    /// Offset of the state tables.
+    pub(crate) tables: usize,
+    /// Offset of class 0's blocks: the end of what every handle maps.
+    pub(crate) data: usize,
+    /// The file's length.
+    pub(crate) file_len: usize,
+}
+
+impl Geometry {
+    /// `ring_end`: the first byte past the ring; `slots`: the ring's slots.
+    pub(crate) fn new(ring_end: usize, slots: usize, classes: usize) -> Option<Geometry> {
+        let per_class = slots + SPARE;
+        let tables = ring_end.next_multiple_of(PAGE);
+        let data = (tables + classes * per_class * 8).next_multiple_of(PAGE);
+        let mut file_len = data;
+        for c in 0..classes as u32 {
+            file_len = file_len.checked_add(region_len(per_class, c)?)?;
+        }
+        Some(Geometry { per_class, classes, tables, data, file_len })
+    }
+
+    fn region(&self, class: u32) -> usize {
+        // Cannot overflow: `new` summed all of them.
+        self.data + (0..class).filter_map(|c| region_len(self.per_class, c)).sum::<usize>()
+    }
+}
+
+/// Bytes of class `class`'s blocks, whole pages (`None` on overflow).
+fn region_len(per_class: usize, class: u32) -> Option<usize> {
+    per_class.checked_mul(block_size(class))?.checked_next_multiple_of(PAGE)
+}
+
+/// A mapping of some blocks of one class in this process.
+struct Chunk {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a shared mapping with no thread affinity; its bytes are reached only
+// under the block protocol (module doc).
+unsafe impl Send for Chunk {}
+// SAFETY: as for Send.
+unsafe impl Sync for Chunk {}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `Blocks::chunk`, unmapped once, when
+        // the last handle (and every borrowed block) is gone.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// One process's view of a queue's block store.
+pub(crate) struct Blocks {
+    seg: Segment,
+    header: NonNull<StoreHeader>,
+    geo: Geometry,
+    chunks: Mutex<HashMap<(u32, usize), Arc<Chunk>>>,
+}
+
+// SAFETY: the header and tables are reached only through atomics and live as
+// long as `seg`; the chunk cache is behind a mutex.
+unsafe impl Send for Blocks {}
+// SAFETY: as for Send.
+unsafe impl Sync for Blocks {}
+
+/// A block this process holds (HELD(pid)) while it writes an item into it;
+/// given back when dropped unless [`Held::queue`] handed it to a slot.
+pub(crate) struct Held<'a> {
+    blocks: &'a Blocks,
+    class: u32,
+    index: usize,
+    _chunk: Arc<Chunk>,
+    ptr: NonNull<u8>,
+    queued: std::cell::Cell<bool>,
+}
+
+impl Blocks {
+    /// The store of the queue whose head segment is `seg`, its header at
+    /// `header` (inside `seg`). Checks that the file is long enough.
+    pub(crate) fn new(seg: Segment, header: NonNull<StoreHeader>, geo: Geometry) -> Result<Blocks, ShmError> {
+        let fd =
+            seg.fd().ok_or(ShmError::BadToken { what: "queue", detail: "a queue's memory must be a memfd".into() })?;
+        let size = rustix::fs::fstat(fd).map_err(|e| os_error("fstat", "queue memfd", e))?.st_size as usize;
+        if size < geo.file_len || seg.len() < geo.data {
+            return Err(ShmError::LayoutMismatch {
+                what: "queue",
+                offset: 0,
+                segment: seg.to_string(),
+                detail: format!(
+                    "file of {size} bytes, mapped {}: the layout needs {} and {}",
+                    seg.len(),
+                    geo.file_len,
+                    geo.data
+                ),
+            });
+        }
+        Ok(Blocks { seg, header, geo, chunks: Mutex::new(HashMap::new()) })
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.seg.fd().expect("checked in Blocks::new")
+    }
+
+    fn header(&self) -> &StoreHeader {
+        // SAFETY: inside the head segment, which `self.seg` keeps mapped; atomics only.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// The largest item the store takes.
+    pub(crate) fn max_len(&self) -> usize {
+        block_size(self.geo.classes as u32 - 1)
+    }
+
+    fn state(&self, class: u32, index: usize) -> &AtomicU64 {
+        debug_assert!((class as usize) < self.geo.classes && index < self.geo.per_class);
+        let off = self.geo.tables + (class as usize * self.geo.per_class + index) * 8;
+        // SAFETY: [1] the tables lie inside the head segment (checked in `new`);
+        // [2] each word is 8-aligned (tables are page-aligned) and used only atomically.
+        unsafe { &*self.seg.as_ptr().add(off).cast::<AtomicU64>() }
+    }
+
+    /// This process's mapping of the chunk holding `index` of `class`, and the
+    /// block's address.
+    fn map(&self, class: u32, index: usize) -> Result<(Arc<Chunk>, NonNull<u8>), QueueError> {
+        let size = block_size(class);
+        let per_chunk = CHUNK_BLOCKS.max(PAGE / size);
+        let k = index / per_chunk;
+        let mut chunks = self.chunks.lock().unwrap_or_else(|p| p.into_inner());
+        let chunk = match chunks.get(&(class, k)) {
+            Some(c) => c.clone(),
+            None => {
+                let region = self.geo.region(class);
+                let first = k * per_chunk;
+                let blocks = per_chunk.min(self.geo.per_class - first);
+                let len = (blocks * size).next_multiple_of(PAGE);
+                let off = region + first * size;
+                // SAFETY: a fresh shared mapping of our memfd chosen by the kernel;
+                // [off, off + len) lies inside the file (checked in `new`).
+                let ptr = unsafe {
+                    rustix::mm::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        ProtFlags::READ | ProtFlags::WRITE,
+                        MapFlags::SHARED,
+                        self.fd(),
+                        off as u64,
+                    )
+                }
+                .map_err(|e| os_error("mmap", format!("{len} bytes of queue blocks at {off}"), e))?;
+                let chunk = Arc::new(Chunk { ptr: NonNull::new(ptr.cast()).expect("mmap is not null"), len });
+                chunks.insert((class, k), chunk.clone());
+                chunk
+            }
+        };
+        // SAFETY: the block lies inside the chunk: (index - first) * size + size <= len.
+        let ptr = unsafe { chunk.ptr.add((index - k * per_chunk) * size) };
+        Ok((chunk, ptr))
+    }
+
+    /// Claims a free block for an item of `len` bytes (`len <= max_len`):
+    /// `Ok(None)` when every block of its class is in use.
+    pub(crate) fn alloc(&self, len: usize, ring: &MpmcRing) -> Result<Option<Held<'_>>, QueueError> {
+        let class = class_of(len);
+        let h = self.header();
+        let me = current_pid() as u64;
+        let n = self.geo.per_class;
+        let start = (h.hint[class as usize].load(SeqCst) as usize).min(n);
+        for i in (start..n).chain(0..start) {
+            let state = self.state(class, i);
+            let w = state.load(SeqCst);
+            if w >> KIND_SHIFT == 0 && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
+                if w == FREE_HOT {
+                    h.hot_bytes.fetch_sub(block_size(class) as u64, SeqCst);
+                }
+                let _ = h.hint[class as usize].compare_exchange(start as u32, i as u32 + 1, SeqCst, SeqCst);
+                h.high[class as usize].fetch_max(i as u32 + 1, SeqCst);
+                return self.held(class, i).map(Some);
+            }
+        }
+        self.take_orphan(class, ring)
+    }
+
+    /// The recovery path: takes over a block left by a dead process (module doc).
+    #[cold]
+    fn take_orphan(&self, class: u32, ring: &MpmcRing) -> Result<Option<Held<'_>>, QueueError> {
+        let me = current_pid() as u64;
+        for i in 0..self.geo.per_class {
+            let state = self.state(class, i);
+            let w = state.load(SeqCst);
+            let orphan = match w >> KIND_SHIFT {
+                1 => (w & LOW) != me && !process_alive((w & LOW) as u32),
+                2 => ring.position_done(w & LOW),
+                _ => false,
+            };
+            if orphan && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
+                self.header().high[class as usize].fetch_max(i as u32 + 1, SeqCst);
+                return self.held(class, i).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    fn held(&self, class: u32, index: usize) -> Result<Held<'_>, QueueError> {
+        match self.map(class, index) {
+            Ok((chunk, ptr)) => {
+                Ok(Held { blocks: self, class, index, _chunk: chunk, ptr, queued: std::cell::Cell::new(false) })
+            }
+            Err(e) => {
+                self.free(class, index);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives a block this process holds (HELD, or QUEUED while it holds the
+    /// slot) back: kept resident while the hot set has room, punched out of
+    /// the file otherwise.
+    fn free(&self, class: u32, index: usize) {
+        let size = block_size(class);
+        let h = self.header();
+        let state = self.state(class, index);
+        let new = if size < PAGE {
+            FREE_COLD // sub-page blocks share pages: never punched, never counted
+        } else if h.hot_bytes.fetch_add(size as u64, SeqCst) + size as u64 <= HOT_BYTES {
+            FREE_HOT
+        } else {
+            h.hot_bytes.fetch_sub(size as u64, SeqCst);
+            self.punch(class, index);
+            FREE_COLD
+        };
+        state.store(new, SeqCst);
+        h.hint[class as usize].fetch_min(index as u32, SeqCst);
+    }
+
+    fn punch(&self, class: u32, index: usize) {
+        let size = block_size(class);
+        let off = self.geo.region(class) + index * size;
+        // Failure only leaves the pages resident (they are reused or freed with the file).
+        let _ = rustix::fs::fallocate(
+            self.fd(),
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            off as u64,
+            size as u64,
+        );
+    }
+
+    /// Reads the block a flagged slot at position `pos` refers to (`reference`,
+    /// the slot's bytes) in place, then frees it. The caller holds the slot.
+    pub(crate) fn read<R>(&self, pos: u64, reference: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R, QueueError> {
+        let corrupt = |detail: String| QueueError::Ring(mproc_shm::RingError::Corrupt { position: pos, detail });
+        let Ok(r) = <[u8; REF_LEN]>::try_from(reference) else {
+            return Err(corrupt(format!("a block reference of {} bytes", reference.len())));
+        };
+        let (class, index, len) = decode_ref(r);
+        if class as usize >= self.geo.classes || index >= self.geo.per_class || len > block_size(class) {
+            return Err(corrupt(format!("reference to block {index} of class {class} with {len} bytes")));
+        }
+        let w = self.state(class, index).load(SeqCst);
+        if w != QUEUED | pos {
+            return Err(corrupt(format!("block {index} of class {class} in state {w:#x}, not queued for it")));
+        }
+        let (_chunk, ptr) = self.map(class, index)?;
+        // SAFETY: [1] the block is ours to read: QUEUED(pos) and we hold slot pos;
+        // its producer wrote it before publishing the slot, which our claim observed;
+        // [2] len <= block size, inside the mapping `_chunk` keeps alive.
+        let r = f(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) });
+        self.free(class, index);
+        Ok(r)
+    }
+
+    /// Gives idle memory back: punches every FREE+HOT block out of the file,
+    /// and takes back (and punches) the orphans of dead processes.
+    #[cold]
+    pub(crate) fn release_idle(&self, ring: &MpmcRing) {
+        let h = self.header();
+        let me = current_pid() as u64;
+        for class in 0..self.geo.classes as u32 {
+            let high = (h.high[class as usize].load(SeqCst) as usize).min(self.geo.per_class);
+            for i in 0..high {
+                let state = self.state(class, i);
+                let w = state.load(SeqCst);
+                let take = match w >> KIND_SHIFT {
+                    0 => w == FREE_HOT,
+                    1 => (w & LOW) != me && !process_alive((w & LOW) as u32),
+                    2 => ring.position_done(w & LOW),
+                    _ => false,
+                };
+                if take && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
+                    if block_size(class) >= PAGE {
+                        self.punch(class, i);
+                    }
+                    state.store(FREE_COLD, SeqCst);
+                    if w == FREE_HOT {
+                        h.hot_bytes.fetch_sub(block_size(class) as u64, SeqCst);
+                    }
+                    h.hint[class as usize].fetch_min(i as u32, SeqCst);
+                }
+            }
+        }
+    }
+}
+
+impl Held<'_> {
+    /// The block's bytes (at least the item's length; stale data).
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: the block is ours (HELD(me)) and lies in the chunk we keep mapped.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), block_size(self.class)) }
+    }
+
+    /// Hands the block to the slot at `pos` (which the caller holds, WRITING)
+    /// and writes the slot's reference to it into `slot`.
+    pub(crate) fn queue(&self, pos: u64, len: usize, slot: &mut [u8]) -> usize {
+        slot[..REF_LEN].copy_from_slice(&encode_ref(self.class, self.index, len));
+        self.blocks.state(self.class, self.index).store(QUEUED | pos, SeqCst);
+        self.queued.set(true);
+        REF_LEN
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if !self.queued.get() {
+            self.blocks.free(self.class, self.index);
+        }
+    }
+}
+
+fn encode_ref(class: u32, index: usize, len: usize) -> [u8; REF_LEN] {
+    let mut r = [0u8; REF_LEN];
+    r[0] = class as u8;
+    r[4..8].copy_from_slice(&(index as u32).to_le_bytes());
+    r[8..].copy_from_slice(&(len as u64).to_le_bytes());
+    r
+}
+
+fn decode_ref(r: [u8; REF_LEN]) -> (u32, usize, usize) {
+    let index = u32::from_le_bytes(r[4..8].try_into().expect("4 bytes"));
+    let len = u64::from_le_bytes(r[8..].try_into().expect("8 bytes"));
+    (r[0] as u32, index as usize, usize::try_from(len).unwrap_or(usize::MAX))
+}
+
+/// A failed system call on the queue's memory.
+pub(crate) fn os_error(op: &'static str, what: impl Into<String>, e: rustix::io::Errno) -> ShmError {
+    ShmError::Os { op, what: what.into(), source: e.into() }
+}
