@@ -212,3 +212,23 @@ fn vec_u8_and_bytes_decode_each_other() {
     a.send(&Bytes::from(vec![4u8, 5])).unwrap();
     assert_eq!(b.recv::<Vec<u8>>().unwrap(), vec![4u8, 5]);
 }
+
+/// `Queue<Bytes>::get_with` hands the bytes in place, for every size, across
+/// processes; `get_with_timeout` and `try_get_with` report an empty queue.
+#[test]
+fn queue_of_bytes_read_in_place() {
+    let q = Queue::<Bytes>::with_maxsize(2).unwrap();
+    let child = fork_child(|| {
+        for size in SIZES {
+            q.put(bytes(size)).unwrap();
+        }
+        0
+    });
+    for size in SIZES {
+        let same = q.get_with_timeout(LONG, |b| b == &bytes(size)[..]).unwrap();
+        assert!(same, "size {size}");
+    }
+    assert!(q.try_get_with(|_| ()).unwrap_err().is_empty());
+    assert!(q.get_with_timeout(Duration::from_millis(10), |_| ()).unwrap_err().is_empty());
+    assert_eq!(reap(child, REAP), 0);
+}
