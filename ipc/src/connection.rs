@@ -292,6 +292,12 @@ impl Connection {
     }
 
     /// Sends `v` encoded with postcard, as one message.
+    ///
+    /// Fast types: numbers, strings, structs of them, and for bulk data
+    /// [`Bytes`](crate::Bytes) and [`PodVec`](crate::PodVec), which are one
+    /// `memcpy` into the message. A `Vec<u8>` costs about 1.7 ns per byte
+    /// (serde writes it byte by byte): send bytes as `Bytes`, or raw with
+    /// [`send_bytes`](Connection::send_bytes).
     pub fn send<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
