@@ -166,4 +166,3 @@ fn debug_output_is_cut_for_long_payloads() {
     let v = PodVec::from(vec![1u32; 100]);
     assert!(format!("{v:?}").ends_with("(100 elements)"));
 }
-

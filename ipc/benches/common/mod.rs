@@ -13,8 +13,6 @@ use criterion::measurement::WallTime;
 use criterion::BenchmarkGroup;
 use mproc_ipc::Connection;
 
-pub mod xcopy;
-
 /// The round-trip message size.
 pub const MSG: usize = 64;
 
