@@ -60,8 +60,8 @@ const MIN_SHIFT: u32 = 6;
 /// The most classes: blocks of 64 B up to 1 GiB.
 pub(crate) const MAX_CLASSES: usize = 25;
 /// Blocks per class beyond the ring's slots: producers filling blocks while
-/// the queue is full.
-pub(crate) const SPARE: usize = 64;
+/// the queue is full (one under loom, to keep the models small).
+pub(crate) const SPARE: usize = if cfg!(loom) { 1 } else { 64 };
 /// Bytes of freed blocks kept resident for reuse, at most, per queue.
 pub(crate) const HOT_BYTES: u64 = 32 << 20;
 const PAGE: usize = 4096;
@@ -174,10 +174,26 @@ impl Drop for Chunk {
 
 /// One process's view of a queue's block store.
 pub(crate) struct Blocks {
-    seg: Segment,
+    store: Store,
     header: NonNull<StoreHeader>,
     geo: Geometry,
     chunks: Mutex<HashMap<(u32, usize), Arc<Chunk>>>,
+}
+
+/// Where the tables and blocks live.
+enum Store {
+    /// The queue's memfd: `seg` maps the head (control, ring, tables).
+    File(Segment),
+    /// The heap, for loom models: loom's atomics cannot live in a mapping.
+    /// One shadow cell per block makes loom check each block access for a
+    /// happens-before edge.
+    #[cfg(loom)]
+    Heap {
+        _header: Box<StoreHeader>,
+        states: Box<[AtomicU64]>,
+        data: Box<[u64]>,
+        shadow: Box<[loom::cell::UnsafeCell<()>]>,
+    },
 }
 
 // SAFETY: the header and tables are reached only through atomics and live as
@@ -192,7 +208,7 @@ pub(crate) struct Held<'a> {
     blocks: &'a Blocks,
     class: u32,
     index: usize,
-    _chunk: Arc<Chunk>,
+    _chunk: Option<Arc<Chunk>>,
     ptr: NonNull<u8>,
     queued: std::cell::Cell<bool>,
 }
@@ -217,11 +233,46 @@ impl Blocks {
                 ),
             });
         }
-        Ok(Blocks { seg, header, geo, chunks: Mutex::new(HashMap::new()) })
+        Ok(Blocks { store: Store::File(seg), header, geo, chunks: Mutex::new(HashMap::new()) })
     }
 
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.seg.fd().expect("checked in Blocks::new")
+    /// A store on the heap for loom models: `classes` classes of `per_class` blocks.
+    #[cfg(loom)]
+    pub(crate) fn new_heap(slots: usize, classes: usize) -> Blocks {
+        let geo = Geometry { per_class: slots + SPARE, classes, tables: 0, data: 0, file_len: 0 };
+        let n = classes * geo.per_class;
+        let mut header = Box::new(StoreHeader::new());
+        let header_ptr = NonNull::from(&mut *header);
+        let words: usize = (0..classes as u32).map(|c| geo.per_class * block_size(c) / 8).sum();
+        let store = Store::Heap {
+            _header: header,
+            states: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            data: vec![0u64; words].into_boxed_slice(),
+            shadow: (0..n).map(|_| loom::cell::UnsafeCell::new(())).collect(),
+        };
+        Blocks { store, header: header_ptr, geo, chunks: Mutex::new(HashMap::new()) }
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.store {
+            Store::File(seg) => seg.fd(),
+            #[cfg(loom)]
+            Store::Heap { .. } => None,
+        }
+    }
+
+    /// Records a read (`write` false) or write of a block for loom (free otherwise).
+    #[inline]
+    fn shadow(&self, _class: u32, _index: usize, _write: bool) {
+        #[cfg(loom)]
+        if let Store::Heap { shadow, .. } = &self.store {
+            let cell = &shadow[_class as usize * self.geo.per_class + _index];
+            if _write {
+                cell.with_mut(|_| ());
+            } else {
+                cell.with(|_| ());
+            }
+        }
     }
 
     fn header(&self) -> &StoreHeader {
@@ -236,16 +287,28 @@ impl Blocks {
 
     fn state(&self, class: u32, index: usize) -> &AtomicU64 {
         debug_assert!((class as usize) < self.geo.classes && index < self.geo.per_class);
-        let off = self.geo.tables + (class as usize * self.geo.per_class + index) * 8;
-        // SAFETY: [1] the tables lie inside the head segment (checked in `new`);
-        // [2] each word is 8-aligned (tables are page-aligned) and used only atomically.
-        unsafe { &*self.seg.as_ptr().add(off).cast::<AtomicU64>() }
+        let i = class as usize * self.geo.per_class + index;
+        match &self.store {
+            Store::File(seg) => {
+                // SAFETY: [1] the tables lie inside the head segment (checked in `new`);
+                // [2] each word is 8-aligned (tables are page-aligned) and used only atomically.
+                unsafe { &*seg.as_ptr().add(self.geo.tables + i * 8).cast::<AtomicU64>() }
+            }
+            #[cfg(loom)]
+            Store::Heap { states, .. } => &states[i],
+        }
     }
 
     /// This process's mapping of the chunk holding `index` of `class`, and the
     /// block's address.
-    fn map(&self, class: u32, index: usize) -> Result<(Arc<Chunk>, NonNull<u8>), QueueError> {
+    fn map(&self, class: u32, index: usize) -> Result<(Option<Arc<Chunk>>, NonNull<u8>), QueueError> {
         let size = block_size(class);
+        #[cfg(loom)]
+        if let Store::Heap { data, .. } = &self.store {
+            let words: usize = (0..class).map(|c| self.geo.per_class * block_size(c) / 8).sum::<usize>() + index * size / 8;
+            return Ok((None, NonNull::from(&data[words]).cast()));
+        }
+        let Some(fd) = self.fd() else { unreachable!("only a heap store has no fd") };
         let per_chunk = CHUNK_BLOCKS.max(PAGE / size);
         let k = index / per_chunk;
         let mut chunks = self.chunks.lock().unwrap_or_else(|p| p.into_inner());
@@ -265,7 +328,7 @@ impl Blocks {
                         len,
                         ProtFlags::READ | ProtFlags::WRITE,
                         MapFlags::SHARED,
-                        self.fd(),
+                        fd,
                         off as u64,
                     )
                 }
@@ -277,7 +340,7 @@ impl Blocks {
         };
         // SAFETY: the block lies inside the chunk: (index - first) * size + size <= len.
         let ptr = unsafe { chunk.ptr.add((index - k * per_chunk) * size) };
-        Ok((chunk, ptr))
+        Ok((Some(chunk), ptr))
     }
 
     /// Claims a free block for an item of `len` bytes (`len <= max_len`):
@@ -358,9 +421,10 @@ impl Blocks {
     fn punch(&self, class: u32, index: usize) {
         let size = block_size(class);
         let off = self.geo.region(class) + index * size;
+        let Some(fd) = self.fd() else { return };
         // Failure only leaves the pages resident (they are reused or freed with the file).
         let _ = rustix::fs::fallocate(
-            self.fd(),
+            fd,
             FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
             off as u64,
             size as u64,
@@ -383,6 +447,7 @@ impl Blocks {
             return Err(corrupt(format!("block {index} of class {class} in state {w:#x}, not queued for it")));
         }
         let (_chunk, ptr) = self.map(class, index)?;
+        self.shadow(class, index, false);
         // SAFETY: [1] the block is ours to read: QUEUED(pos) and we hold slot pos;
         // its producer wrote it before publishing the slot, which our claim observed;
         // [2] len <= block size, inside the mapping `_chunk` keeps alive.
@@ -426,6 +491,7 @@ impl Blocks {
 impl Held<'_> {
     /// The block's bytes (at least the item's length; stale data).
     pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        self.blocks.shadow(self.class, self.index, true);
         // SAFETY: the block is ours (HELD(me)) and lies in the chunk we keep mapped.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), block_size(self.class)) }
     }
