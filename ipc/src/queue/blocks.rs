@@ -350,7 +350,14 @@ impl Blocks {
         // SAFETY: a fresh shared mapping of our memfd chosen by the kernel;
         // [off, off + len) lies inside the file (checked in `new`).
         let ptr = unsafe {
-            rustix::mm::mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, fd, off as u64)
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd,
+                off as u64,
+            )
         }
         .map_err(|e| os_error("mmap", format!("{len} bytes of queue blocks at {off}"), e))?;
         Ok(ptr.cast())
@@ -401,9 +408,7 @@ impl Blocks {
 
     fn held(&self, class: u32, index: usize) -> Result<Held<'_>, QueueError> {
         match self.map(class, index) {
-            Ok(ptr) => {
-                Ok(Held { blocks: self, class, index, ptr, queued: std::cell::Cell::new(false) })
-            }
+            Ok(ptr) => Ok(Held { blocks: self, class, index, ptr, queued: std::cell::Cell::new(false) }),
             Err(e) => {
                 self.free(class, index);
                 Err(e)
@@ -436,12 +441,8 @@ impl Blocks {
         let off = self.geo.region(class) + index * size;
         let Some(fd) = self.fd() else { return };
         // Failure only leaves the pages resident (they are reused or freed with the file).
-        let _ = rustix::fs::fallocate(
-            fd,
-            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-            off as u64,
-            size as u64,
-        );
+        let _ =
+            rustix::fs::fallocate(fd, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, off as u64, size as u64);
     }
 
     /// Reads the block a flagged slot at position `pos` refers to (`reference`,

@@ -347,8 +347,8 @@ impl RawQueue {
         let ring = MpmcRing::new_heap(maxsize, slot)?;
         let mut ctrl = Box::new(Control::new(kind, maxsize, max_item, 0, 0));
         let ptr = NonNull::from(&mut *ctrl);
-        let blocks = (max_item > slot)
-            .then(|| Arc::new(Blocks::new_heap(ring.capacity(), blocks::classes_for(max_item))));
+        let blocks =
+            (max_item > slot).then(|| Arc::new(Blocks::new_heap(ring.capacity(), blocks::classes_for(max_item))));
         Ok(Self::from_parts(ptr, ring, Backing::Heap(ctrl), kind, maxsize, max_item, blocks))
     }
 
