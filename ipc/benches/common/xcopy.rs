@@ -2,8 +2,8 @@
 //! through shared memory costs at least. A producer process `memcpy`s each item
 //! into a slot of an SPSC ring in a shared mapping and publishes it; a consumer
 //! process `memcpy`s it out into a buffer of its own and frees the slot. No
-//! encoding, no allocation, no waiting other than spinning: any queue that
-//! copies an item in and out of shared memory pays at least this.
+//! encoding, no allocation, no sleeping (waits spin, then yield): any queue
+//! that copies an item in and out of shared memory pays at least this.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +13,21 @@ use std::time::{Duration, Instant};
 const SLOTS: usize = 4;
 /// Items moved before the clock starts, so that every page is mapped and warm.
 const WARM: u64 = SLOTS as u64 * 2;
+
+/// Waits until `ready()`: spins, then yields the CPU (on a machine with fewer
+/// free cores than spinners, pure spinning would burn the other side's time).
+#[inline]
+fn wait_until(ready: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !ready() {
+        if spins < 256 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
 
 /// The ring's control words, each on its own cache line, at the start of the mapping.
 #[repr(C, align(128))]
@@ -60,9 +75,7 @@ pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
         let mut out = vec![0u8; item];
         ctl.ready.0.store(1, Ordering::Release);
         for i in 0..total {
-            while ctl.tail.0.load(Ordering::Acquire) <= i {
-                std::hint::spin_loop();
-            }
+            wait_until(|| ctl.tail.0.load(Ordering::Acquire) > i);
             // SAFETY: the slot of item `i` is published (tail > i) and not reused
             // until head passes i; `out` holds `item` bytes.
             unsafe { std::ptr::copy_nonoverlapping(slot(i), out.as_mut_ptr(), item) };
@@ -73,27 +86,19 @@ pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
         unsafe { libc::_exit(0) };
     }
     let src = vec![0x5au8; item];
-    while ctl.ready.0.load(Ordering::Acquire) == 0 {
-        std::hint::spin_loop();
-    }
+    wait_until(|| ctl.ready.0.load(Ordering::Acquire) != 0);
     let mut start = Instant::now();
     for i in 0..total {
         if i == WARM {
-            while ctl.head.0.load(Ordering::Acquire) < WARM {
-                std::hint::spin_loop();
-            }
+            wait_until(|| ctl.head.0.load(Ordering::Acquire) >= WARM);
             start = Instant::now();
         }
-        while i - ctl.head.0.load(Ordering::Acquire) >= SLOTS as u64 {
-            std::hint::spin_loop();
-        }
+        wait_until(|| i - ctl.head.0.load(Ordering::Acquire) < SLOTS as u64);
         // SAFETY: the slot is free (head > i - SLOTS) and ours until published.
         unsafe { std::ptr::copy_nonoverlapping(black_box(src.as_ptr()), slot(i), item) };
         ctl.tail.0.store(i + 1, Ordering::Release);
     }
-    while ctl.head.0.load(Ordering::Acquire) < total {
-        std::hint::spin_loop();
-    }
+    wait_until(|| ctl.head.0.load(Ordering::Acquire) >= total);
     let elapsed = start.elapsed();
     let mut status = 0;
     // SAFETY: our own child, which has finished its loop; then our own mapping.

@@ -42,10 +42,10 @@
 //! when its producer publishes it, after the block is written. Whatever is
 //! lost, the memfd itself goes when the last process holding the queue does.
 
-use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
 use mproc_shm::ring::{current_pid, process_alive};
 use mproc_shm::{MpmcRing, Segment, ShmError};
@@ -60,8 +60,8 @@ const MIN_SHIFT: u32 = 6;
 /// The most classes: blocks of 64 B up to 1 GiB.
 pub(crate) const MAX_CLASSES: usize = 25;
 /// Blocks per class beyond the ring's slots: producers filling blocks while
-/// the queue is full.
-pub(crate) const SPARE: usize = 64;
+/// the queue is full (one under loom, to keep the models small).
+pub(crate) const SPARE: usize = if cfg!(loom) { 1 } else { 64 };
 /// Bytes of freed blocks kept resident for reuse, at most, per queue.
 pub(crate) const HOT_BYTES: u64 = 32 << 20;
 const PAGE: usize = 4096;
@@ -152,36 +152,41 @@ fn region_len(per_class: usize, class: u32) -> Option<usize> {
     per_class.checked_mul(block_size(class))?.checked_next_multiple_of(PAGE)
 }
 
-/// A mapping of some blocks of one class in this process.
-struct Chunk {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: a shared mapping with no thread affinity; its bytes are reached only
-// under the block protocol (module doc).
-unsafe impl Send for Chunk {}
-// SAFETY: as for Send.
-unsafe impl Sync for Chunk {}
-
-impl Drop for Chunk {
-    fn drop(&mut self) {
-        // SAFETY: exactly the mapping made in `Blocks::chunk`, unmapped once, when
-        // the last handle (and every borrowed block) is gone.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
+/// Blocks of one class that one `mmap` covers (whole pages).
+fn per_chunk(class: u32) -> usize {
+    CHUNK_BLOCKS.max(PAGE / block_size(class))
 }
 
 /// One process's view of a queue's block store.
 pub(crate) struct Blocks {
-    seg: Segment,
+    store: Store,
     header: NonNull<StoreHeader>,
     geo: Geometry,
-    chunks: Mutex<HashMap<(u32, usize), Arc<Chunk>>>,
+    /// Per class, null or an array (leaked box) of this process's chunk
+    /// mappings, each null until first needed. Lock-free, so a fork while
+    /// another thread maps a chunk never leaves the child a held lock; the
+    /// mappings stay until the handle drops.
+    chunks: [AtomicPtr<AtomicPtr<u8>>; MAX_CLASSES],
+}
+
+/// Where the tables and blocks live.
+enum Store {
+    /// The queue's memfd: `seg` maps the head (control, ring, tables).
+    File(Segment),
+    /// The heap, for loom models: loom's atomics cannot live in a mapping.
+    /// One shadow cell per block makes loom check each block access for a
+    /// happens-before edge.
+    #[cfg(loom)]
+    Heap {
+        _header: Box<StoreHeader>,
+        states: Box<[AtomicU64]>,
+        data: Box<[u64]>,
+        shadow: Box<[loom::cell::UnsafeCell<()>]>,
+    },
 }
 
 // SAFETY: the header and tables are reached only through atomics and live as
-// long as `seg`; the chunk cache is behind a mutex.
+// long as the store; the chunk tables are atomics too.
 unsafe impl Send for Blocks {}
 // SAFETY: as for Send.
 unsafe impl Sync for Blocks {}
@@ -192,7 +197,6 @@ pub(crate) struct Held<'a> {
     blocks: &'a Blocks,
     class: u32,
     index: usize,
-    _chunk: Arc<Chunk>,
     ptr: NonNull<u8>,
     queued: std::cell::Cell<bool>,
 }
@@ -217,11 +221,46 @@ impl Blocks {
                 ),
             });
         }
-        Ok(Blocks { seg, header, geo, chunks: Mutex::new(HashMap::new()) })
+        Ok(Blocks { store: Store::File(seg), header, geo, chunks: Default::default() })
     }
 
-    fn fd(&self) -> BorrowedFd<'_> {
-        self.seg.fd().expect("checked in Blocks::new")
+    /// A store on the heap for loom models: `classes` classes of `per_class` blocks.
+    #[cfg(loom)]
+    pub(crate) fn new_heap(slots: usize, classes: usize) -> Blocks {
+        let geo = Geometry { per_class: slots + SPARE, classes, tables: 0, data: 0, file_len: 0 };
+        let n = classes * geo.per_class;
+        let mut header = Box::new(StoreHeader::new());
+        let header_ptr = NonNull::from(&mut *header);
+        let words: usize = (0..classes as u32).map(|c| geo.per_class * block_size(c) / 8).sum();
+        let store = Store::Heap {
+            _header: header,
+            states: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            data: vec![0u64; words].into_boxed_slice(),
+            shadow: (0..n).map(|_| loom::cell::UnsafeCell::new(())).collect(),
+        };
+        Blocks { store, header: header_ptr, geo, chunks: Default::default() }
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.store {
+            Store::File(seg) => seg.fd(),
+            #[cfg(loom)]
+            Store::Heap { .. } => None,
+        }
+    }
+
+    /// Records a read (`write` false) or write of a block for loom (free otherwise).
+    #[inline]
+    fn shadow(&self, _class: u32, _index: usize, _write: bool) {
+        #[cfg(loom)]
+        if let Store::Heap { shadow, .. } = &self.store {
+            let cell = &shadow[_class as usize * self.geo.per_class + _index];
+            if _write {
+                cell.with_mut(|_| ());
+            } else {
+                cell.with(|_| ());
+            }
+        }
     }
 
     fn header(&self) -> &StoreHeader {
@@ -236,48 +275,92 @@ impl Blocks {
 
     fn state(&self, class: u32, index: usize) -> &AtomicU64 {
         debug_assert!((class as usize) < self.geo.classes && index < self.geo.per_class);
-        let off = self.geo.tables + (class as usize * self.geo.per_class + index) * 8;
-        // SAFETY: [1] the tables lie inside the head segment (checked in `new`);
-        // [2] each word is 8-aligned (tables are page-aligned) and used only atomically.
-        unsafe { &*self.seg.as_ptr().add(off).cast::<AtomicU64>() }
+        let i = class as usize * self.geo.per_class + index;
+        match &self.store {
+            Store::File(seg) => {
+                // SAFETY: [1] the tables lie inside the head segment (checked in `new`);
+                // [2] each word is 8-aligned (tables are page-aligned) and used only atomically.
+                unsafe { &*seg.as_ptr().add(self.geo.tables + i * 8).cast::<AtomicU64>() }
+            }
+            #[cfg(loom)]
+            Store::Heap { states, .. } => &states[i],
+        }
     }
 
-    /// This process's mapping of the chunk holding `index` of `class`, and the
-    /// block's address.
-    fn map(&self, class: u32, index: usize) -> Result<(Arc<Chunk>, NonNull<u8>), QueueError> {
-        let size = block_size(class);
-        let per_chunk = CHUNK_BLOCKS.max(PAGE / size);
-        let k = index / per_chunk;
-        let mut chunks = self.chunks.lock().unwrap_or_else(|p| p.into_inner());
-        let chunk = match chunks.get(&(class, k)) {
-            Some(c) => c.clone(),
-            None => {
-                let region = self.geo.region(class);
-                let first = k * per_chunk;
-                let blocks = per_chunk.min(self.geo.per_class - first);
-                let len = (blocks * size).next_multiple_of(PAGE);
-                let off = region + first * size;
-                // SAFETY: a fresh shared mapping of our memfd chosen by the kernel;
-                // [off, off + len) lies inside the file (checked in `new`).
-                let ptr = unsafe {
-                    rustix::mm::mmap(
-                        std::ptr::null_mut(),
-                        len,
-                        ProtFlags::READ | ProtFlags::WRITE,
-                        MapFlags::SHARED,
-                        self.fd(),
-                        off as u64,
-                    )
+    /// The chunks of `class`: (their count, the array of their mappings).
+    fn chunk_table(&self, class: u32) -> &[AtomicPtr<u8>] {
+        let n = self.geo.per_class.div_ceil(per_chunk(class));
+        let slot = &self.chunks[class as usize];
+        let mut table = slot.load(Acquire);
+        if table.is_null() {
+            let fresh: Box<[AtomicPtr<u8>]> = (0..n).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect();
+            let fresh = Box::into_raw(fresh).cast::<AtomicPtr<u8>>();
+            match slot.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
+                Ok(_) => table = fresh,
+                Err(theirs) => {
+                    // SAFETY: ours, just leaked above and never shared.
+                    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, n)) });
+                    table = theirs;
                 }
-                .map_err(|e| os_error("mmap", format!("{len} bytes of queue blocks at {off}"), e))?;
-                let chunk = Arc::new(Chunk { ptr: NonNull::new(ptr.cast()).expect("mmap is not null"), len });
-                chunks.insert((class, k), chunk.clone());
-                chunk
             }
-        };
-        // SAFETY: the block lies inside the chunk: (index - first) * size + size <= len.
-        let ptr = unsafe { chunk.ptr.add((index - k * per_chunk) * size) };
-        Ok((chunk, ptr))
+        }
+        // SAFETY: a leaked box of `n` entries, freed only in `drop`.
+        unsafe { std::slice::from_raw_parts(table, n) }
+    }
+
+    /// The address of block `index` of `class` in this process, mapping its
+    /// chunk on first use.
+    fn map(&self, class: u32, index: usize) -> Result<NonNull<u8>, QueueError> {
+        let size = block_size(class);
+        #[cfg(loom)]
+        if let Store::Heap { data, .. } = &self.store {
+            let words: usize =
+                (0..class).map(|c| self.geo.per_class * block_size(c) / 8).sum::<usize>() + index * size / 8;
+            return Ok(NonNull::from(&data[words]).cast());
+        }
+        let per_chunk = per_chunk(class);
+        let k = index / per_chunk;
+        let entry = &self.chunk_table(class)[k];
+        let mut base = entry.load(Acquire);
+        if base.is_null() {
+            let fresh = self.map_chunk(class, k)?;
+            match entry.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
+                Ok(_) => base = fresh,
+                Err(theirs) => {
+                    // SAFETY: our own mapping of chunk_len bytes, never handed out.
+                    let _ = unsafe { rustix::mm::munmap(fresh.cast(), self.chunk_len(class, k)) };
+                    base = theirs;
+                }
+            }
+        }
+        // SAFETY: the block lies inside chunk k's mapping: (index - k * per_chunk + 1) * size <= its length.
+        Ok(unsafe { NonNull::new_unchecked(base.add((index - k * per_chunk) * size)) })
+    }
+
+    fn chunk_len(&self, class: u32, k: usize) -> usize {
+        let first = k * per_chunk(class);
+        (per_chunk(class).min(self.geo.per_class - first) * block_size(class)).next_multiple_of(PAGE)
+    }
+
+    #[cold]
+    fn map_chunk(&self, class: u32, k: usize) -> Result<*mut u8, QueueError> {
+        let Some(fd) = self.fd() else { unreachable!("only a heap store has no fd") };
+        let len = self.chunk_len(class, k);
+        let off = self.geo.region(class) + k * per_chunk(class) * block_size(class);
+        // SAFETY: a fresh shared mapping of our memfd chosen by the kernel;
+        // [off, off + len) lies inside the file (checked in `new`).
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd,
+                off as u64,
+            )
+        }
+        .map_err(|e| os_error("mmap", format!("{len} bytes of queue blocks at {off}"), e))?;
+        Ok(ptr.cast())
     }
 
     /// Claims a free block for an item of `len` bytes (`len <= max_len`):
@@ -325,9 +408,7 @@ impl Blocks {
 
     fn held(&self, class: u32, index: usize) -> Result<Held<'_>, QueueError> {
         match self.map(class, index) {
-            Ok((chunk, ptr)) => {
-                Ok(Held { blocks: self, class, index, _chunk: chunk, ptr, queued: std::cell::Cell::new(false) })
-            }
+            Ok(ptr) => Ok(Held { blocks: self, class, index, ptr, queued: std::cell::Cell::new(false) }),
             Err(e) => {
                 self.free(class, index);
                 Err(e)
@@ -358,13 +439,10 @@ impl Blocks {
     fn punch(&self, class: u32, index: usize) {
         let size = block_size(class);
         let off = self.geo.region(class) + index * size;
+        let Some(fd) = self.fd() else { return };
         // Failure only leaves the pages resident (they are reused or freed with the file).
-        let _ = rustix::fs::fallocate(
-            self.fd(),
-            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-            off as u64,
-            size as u64,
-        );
+        let _ =
+            rustix::fs::fallocate(fd, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, off as u64, size as u64);
     }
 
     /// Reads the block a flagged slot at position `pos` refers to (`reference`,
@@ -382,10 +460,11 @@ impl Blocks {
         if w != QUEUED | pos {
             return Err(corrupt(format!("block {index} of class {class} in state {w:#x}, not queued for it")));
         }
-        let (_chunk, ptr) = self.map(class, index)?;
+        let ptr = self.map(class, index)?;
+        self.shadow(class, index, false);
         // SAFETY: [1] the block is ours to read: QUEUED(pos) and we hold slot pos;
         // its producer wrote it before publishing the slot, which our claim observed;
-        // [2] len <= block size, inside the mapping `_chunk` keeps alive.
+        // [2] len <= block size, inside a chunk mapped while `self` lives.
         let r = f(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) });
         self.free(class, index);
         Ok(r)
@@ -423,9 +502,32 @@ impl Blocks {
     }
 }
 
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        for class in 0..self.geo.classes as u32 {
+            let table = self.chunks[class as usize].load(Acquire);
+            if table.is_null() {
+                continue;
+            }
+            for (k, entry) in self.chunk_table(class).iter().enumerate() {
+                let base = entry.load(Acquire);
+                if !base.is_null() {
+                    // SAFETY: our mapping of chunk k, made in `map_chunk`; no block
+                    // borrowed from it outlives `self`.
+                    let _ = unsafe { rustix::mm::munmap(base.cast(), self.chunk_len(class, k)) };
+                }
+            }
+            let n = self.geo.per_class.div_ceil(per_chunk(class));
+            // SAFETY: the leaked box of `chunk_table`, freed once, here.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(table, n)) });
+        }
+    }
+}
+
 impl Held<'_> {
     /// The block's bytes (at least the item's length; stale data).
     pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        self.blocks.shadow(self.class, self.index, true);
         // SAFETY: the block is ours (HELD(me)) and lies in the chunk we keep mapped.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), block_size(self.class)) }
     }

@@ -199,7 +199,8 @@ impl QueueBuilder {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn build_heap<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>, QueueError> {
-        let raw = RawQueue::new_heap(Kind::Queue, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item)?;
+        let raw =
+            RawQueue::new_heap(Kind::Queue, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item, self.slot_bytes)?;
         Ok(Queue::from_typed(Typed::new(raw)))
     }
 
@@ -207,7 +208,12 @@ impl QueueBuilder {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn build_joinable_heap<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueue<T>, QueueError> {
-        let raw = RawQueue::new_heap(Kind::Joinable, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item)?;
+        let raw = RawQueue::new_heap(
+            Kind::Joinable,
+            self.maxsize.unwrap_or(DEFAULT_MAXSIZE),
+            self.max_item,
+            self.slot_bytes,
+        )?;
         Ok(JoinableQueue::from_typed(Typed::new(raw)))
     }
 
@@ -215,7 +221,8 @@ impl QueueBuilder {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn build_simple_heap<T: Serialize + DeserializeOwned>(&self) -> Result<SimpleQueue<T>, QueueError> {
-        let raw = RawQueue::new_heap(Kind::Simple, self.maxsize.unwrap_or(SIMPLE_MAXSIZE), self.max_item)?;
+        let raw =
+            RawQueue::new_heap(Kind::Simple, self.maxsize.unwrap_or(SIMPLE_MAXSIZE), self.max_item, self.slot_bytes)?;
         Ok(SimpleQueue::from_typed(Typed::new(raw)))
     }
 }

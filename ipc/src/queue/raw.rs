@@ -335,13 +335,21 @@ impl RawQueue {
 
     /// A queue on the heap for loom models.
     #[cfg(loom)]
-    /// Every item is kept in its slot: the block store needs a memfd.
-    pub(crate) fn new_heap(kind: Kind, maxsize: usize, max_item: usize) -> Result<RawQueue, QueueError> {
-        check_sizes(maxsize, max_item, max_item)?;
-        let ring = MpmcRing::new_heap(maxsize, max_item)?;
+    /// Items larger than `slot_bytes` go to a block store on the heap.
+    pub(crate) fn new_heap(
+        kind: Kind,
+        maxsize: usize,
+        max_item: usize,
+        slot_bytes: usize,
+    ) -> Result<RawQueue, QueueError> {
+        check_sizes(maxsize, max_item, slot_bytes)?;
+        let slot = slot_bytes.min(max_item);
+        let ring = MpmcRing::new_heap(maxsize, slot)?;
         let mut ctrl = Box::new(Control::new(kind, maxsize, max_item, 0, 0));
         let ptr = NonNull::from(&mut *ctrl);
-        Ok(Self::from_parts(ptr, ring, Backing::Heap(ctrl), kind, maxsize, max_item, None))
+        let blocks =
+            (max_item > slot).then(|| Arc::new(Blocks::new_heap(ring.capacity(), blocks::classes_for(max_item))));
+        Ok(Self::from_parts(ptr, ring, Backing::Heap(ctrl), kind, maxsize, max_item, blocks))
     }
 
     fn from_parts(
