@@ -329,3 +329,14 @@ fn large_items_cross_into_a_spawned_child() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A slot holds at least a block reference: a tiny `slot_bytes` still works.
+#[test]
+fn a_tiny_slot_size_still_takes_every_size() {
+    let q = QueueBuilder::new().slot_bytes(1).max_item_bytes(1000).build::<ByteBuf>().unwrap();
+    assert_eq!(q.slot_bytes(), 16);
+    for len in [0, 14, 15, 16, 17, 500, 997] {
+        q.put(payload(6, len as u32, len)).unwrap();
+        assert!(q.get().unwrap() == payload(6, len as u32, len), "item of {len} bytes");
+    }
+}
