@@ -105,10 +105,10 @@ fn simple_queue_put_wakes_a_sleeping_get() {
     });
 }
 
-/// A queue whose items of over 4 bytes go to blocks: `maxsize` slots and
-/// `maxsize` + 1 blocks of 64 B.
+/// A queue whose items of over 16 bytes (the least a slot holds) go to
+/// blocks: `maxsize` slots and `maxsize` + 1 blocks of 64 B.
 fn block_queue(maxsize: usize) -> Queue<Vec<u8>> {
-    QueueBuilder::new().maxsize(maxsize).slot_bytes(4).max_item_bytes(60).build_heap::<Vec<u8>>().unwrap()
+    QueueBuilder::new().maxsize(maxsize).slot_bytes(16).max_item_bytes(60).build_heap::<Vec<u8>>().unwrap()
 }
 
 /// The block protocol (`ipc/src/queue/blocks.rs`): a producer fills a block,
@@ -124,9 +124,9 @@ fn block_items_pass_whole_between_threads() {
             let q = q.clone();
             thread::spawn(move || (q.get().unwrap(), q.get().unwrap()))
         };
-        q.put(vec![1; 10]).unwrap();
-        q.put(vec![2; 20]).unwrap();
-        assert_eq!(getter.join().unwrap(), (vec![1; 10], vec![2; 20]));
+        q.put(vec![1; 20]).unwrap();
+        q.put(vec![2; 30]).unwrap();
+        assert_eq!(getter.join().unwrap(), (vec![1; 20], vec![2; 30]));
         assert!(q.empty());
     });
 }
@@ -144,16 +144,16 @@ fn two_block_producers_share_slots_and_blocks() {
         let q = block_queue(1);
         let putter = {
             let q = q.clone();
-            thread::spawn(move || q.put(vec![1; 10]).unwrap())
+            thread::spawn(move || q.put(vec![1; 20]).unwrap())
         };
         let getter = {
             let q = q.clone();
             thread::spawn(move || q.get().unwrap())
         };
-        q.put(vec![2; 10]).unwrap();
+        q.put(vec![2; 20]).unwrap();
         let mut got = vec![getter.join().unwrap(), q.get().unwrap()];
         putter.join().unwrap();
         got.sort();
-        assert_eq!(got, vec![vec![1; 10], vec![2; 10]]);
+        assert_eq!(got, vec![vec![1; 20], vec![2; 20]]);
     });
 }

@@ -15,10 +15,19 @@ const LONG: Duration = Duration::from_secs(20);
 const REAP: Duration = Duration::from_secs(30);
 const SIZES: [usize; 6] = [0, 1024, 1009, 64 << 10, 1 << 20, 16 << 20];
 
-/// The payload of item `(who, seq)`: `len` bytes no other item has.
+/// The payload of item `(who, seq)`: `len` bytes no other item has, varying
+/// every 64 bytes (filled run by run: fast even in a debug build), with the
+/// item's id in its first bytes.
 fn payload(who: u32, seq: u32, len: usize) -> ByteBuf {
     let salt = who.wrapping_mul(0x9e37_79b9) ^ seq.wrapping_mul(0x85eb_ca6b);
-    ByteBuf::from((0..len).map(|i| (i as u32 ^ salt ^ (i as u32 >> 8)) as u8).collect::<Vec<u8>>())
+    let mut v = vec![0u8; len];
+    for (run, bytes) in v.chunks_mut(64).enumerate() {
+        bytes.fill((run as u32 ^ salt ^ (run as u32 >> 8)) as u8);
+    }
+    for (b, id) in v.iter_mut().zip(who.to_le_bytes().into_iter().chain(seq.to_le_bytes())) {
+        *b = id;
+    }
+    ByteBuf::from(v)
 }
 
 /// One producer process puts each size, each between two small items; the
@@ -59,7 +68,7 @@ fn items_of_every_size_arrive_equal_and_in_order_across_processes() {
 /// intact, and each producer's items in its order at any one consumer.
 #[test]
 fn three_producers_two_consumers_lose_and_duplicate_nothing() {
-    const N: u32 = 150;
+    const N: u32 = 100;
     let len_of = |p: u32, i: u32| [0, 40, 49, 1009, 4096, 70_000, 1 << 20][((p * 7 + i) % 7) as usize];
     let work = Queue::<Option<(u32, u32, ByteBuf)>>::with_maxsize(8).unwrap();
     let results = SimpleQueue::<(u32, u32)>::new().unwrap();
@@ -241,4 +250,93 @@ fn a_drained_queue_gives_its_memory_back() {
     let idle = q.shared_memory_bytes();
     assert!(idle <= empty + (256 << 10) + 4096, "idle: {idle} bytes (empty: {empty})");
     eprintln!("empty {empty} B, peak {peak} B, drained {drained} B, idle {idle} B");
+}
+
+/// A queue made after the fork reaches the child by `send_handle`; large
+/// items cross both ways through it.
+#[test]
+fn large_items_cross_a_queue_sent_by_send_handle() {
+    let (here, there) = mproc_ipc::Connection::pair().unwrap();
+    let child = fork_child(move || {
+        let mut conn = there;
+        let Ok(q) = conn.recv_handle::<Queue<ByteBuf>>() else { return 2 };
+        match q.get_timeout(LONG) {
+            Ok(item) if item == payload(4, 0, 2 << 20) => {}
+            _ => return 3,
+        }
+        if q.put(payload(4, 1, 3 << 20)).is_err() {
+            return 4;
+        }
+        0
+    });
+    let mut here = here;
+    let q = Queue::<ByteBuf>::new().unwrap();
+    q.put(payload(4, 0, 2 << 20)).unwrap();
+    here.send_handle(&q).unwrap();
+    assert_eq!(reap(child, REAP), 0);
+    assert!(q.get_timeout(LONG).unwrap() == payload(4, 1, 3 << 20));
+}
+
+const ENV: &str = "MPROC_IPC_QUEUE_LARGE_TOKEN";
+
+type Tokens = (<Queue<ByteBuf> as mproc_shm::Share>::Token, <Queue<ByteBuf> as mproc_shm::Share>::Token);
+
+/// Runs only as the spawned child: echoes each request back, reversed, until
+/// an empty one.
+#[test]
+fn large_spawn_child_entry() {
+    use mproc_shm::Share;
+    let Some((req, rep)) = common::token_from_env::<Tokens>(ENV) else { return };
+    let (req, rep) = (Queue::<ByteBuf>::import(req).unwrap(), Queue::<ByteBuf>::import(rep).unwrap());
+    loop {
+        let mut item = req.get_timeout(LONG).expect("a request").into_vec();
+        if item.is_empty() {
+            return;
+        }
+        item.reverse();
+        rep.put(ByteBuf::from(item)).unwrap();
+    }
+}
+
+/// A spawned (re-executed) child imports the queues by token and maps their
+/// blocks itself.
+#[test]
+fn large_items_cross_into_a_spawned_child() {
+    use mproc_shm::{Exports, Share};
+    let (req, rep) = (Queue::<ByteBuf>::new().unwrap(), Queue::<ByteBuf>::new().unwrap());
+    let mut exports = Exports::new();
+    let tokens: Tokens = (req.export(&mut exports).unwrap(), rep.export(&mut exports).unwrap());
+    let mut child = common::spawn_entry("large_spawn_child_entry", ENV, &tokens, &exports);
+    for (i, len) in [(0u32, 5 << 20), (1, 70_000), (2, 3)] {
+        let item = payload(5, i, len);
+        req.put(item.clone()).unwrap();
+        let mut echo = rep.get_timeout(LONG).expect("an echo").into_vec();
+        echo.reverse();
+        assert!(echo == item.into_vec(), "echo of {len} bytes differs");
+    }
+    req.put(ByteBuf::new()).unwrap();
+    let deadline = std::time::Instant::now() + REAP;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "child failed: {status}");
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child did not exit within {REAP:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A slot holds at least a block reference: a tiny `slot_bytes` still works.
+#[test]
+fn a_tiny_slot_size_still_takes_every_size() {
+    let q = QueueBuilder::new().slot_bytes(1).max_item_bytes(1000).build::<ByteBuf>().unwrap();
+    assert_eq!(q.slot_bytes(), 16);
+    for len in [0, 14, 15, 16, 17, 500, 997] {
+        q.put(payload(6, len as u32, len)).unwrap();
+        assert!(q.get().unwrap() == payload(6, len as u32, len), "item of {len} bytes");
+    }
 }

@@ -167,6 +167,7 @@ impl QueueBuilder {
     /// The largest encoded item kept in a ring slot, in bytes,
     /// `1..=`[`mproc_shm::ring::mpmc::MAX_MESSAGE`] (default
     /// [`DEFAULT_SLOT_BYTES`]); larger items go to blocks (see the module doc).
+    /// Values below 16 count as 16: a slot must hold a reference to a block.
     /// The ring's slots take `maxsize` × this (plus 16, rounded up to 64)
     /// bytes of address space, resident once used: raise it for a stream of
     /// medium items (e.g. 4 KiB) that should each take one copy in and out.

@@ -262,10 +262,16 @@ pub(crate) fn check_sizes(maxsize: usize, max_item: usize, slot_bytes: usize) ->
     Ok(())
 }
 
+/// The largest item kept in a slot: `slot_bytes`, but at least a block
+/// reference (so that any slot can refer to a block) and at most the cap.
+fn slot_size(max_item: usize, slot_bytes: usize) -> usize {
+    slot_bytes.max(blocks::REF_LEN).min(max_item)
+}
+
 /// The file layout for a queue of these sizes: the ring's bytes, the slot
 /// size, and where the blocks go.
 fn layout(maxsize: usize, max_item: usize, slot_bytes: usize) -> Result<(usize, usize, Geometry), QueueError> {
-    let slot = slot_bytes.min(max_item);
+    let slot = slot_size(max_item, slot_bytes);
     let too_large =
         |size| QueueError::BadSize { what: "maxsize x max_item_bytes (bytes)", value: size, min: 1, max: MAX_FILE };
     let ring_bytes = MpmcRing::footprint(maxsize, slot).map_err(|e| match e {
@@ -343,7 +349,7 @@ impl RawQueue {
         slot_bytes: usize,
     ) -> Result<RawQueue, QueueError> {
         check_sizes(maxsize, max_item, slot_bytes)?;
-        let slot = slot_bytes.min(max_item);
+        let slot = slot_size(max_item, slot_bytes);
         let ring = MpmcRing::new_heap(maxsize, slot)?;
         let mut ctrl = Box::new(Control::new(kind, maxsize, max_item, 0, 0));
         let ptr = NonNull::from(&mut *ctrl);
