@@ -55,6 +55,8 @@
 //! it, building needs an MPI library with its headers and libclang (Debian: `mpich`,
 //! `libmpich-dev`, `libclang-dev`).
 
+// Without the binding the framing is only compiled for its tests.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 mod wire;
 
 #[cfg(feature = "mpi")]
