@@ -118,6 +118,16 @@ pub enum IpcError {
         #[source]
         source: postcard::Error,
     },
+    /// A pickle message could not be encoded, or a received one decoded (a forbidden
+    /// global, a malformed pickle, a value that does not fit the type asked for …).
+    #[error("pickle message for {type_name}: {source}")]
+    Pickle {
+        /// The Rust type being sent or asked for.
+        type_name: &'static str,
+        /// The codec's error, naming the bad value.
+        #[source]
+        source: mproc_pickle::PickleError,
+    },
     /// The authkey handshake failed: a wrong key on either side, or a peer
     /// that does not speak the protocol. Python's `AuthenticationError`.
     #[error("authentication failed: {reason}")]
