@@ -10,8 +10,7 @@
 //!
 //! Resource bounds, all checked before the memory is taken:
 //! - a length field is checked against the bytes that remain before anything is allocated;
-//! - values nest at most [`MAX_DEPTH`] deep (as Python's recursion limit bounds its own
-//!   pickler), which also bounds every recursive walk here;
+//! - values nest at most [`MAX_DEPTH`] deep, which bounds every recursive walk here;
 //! - copying shared references is charged to a memory budget
 //!   ([`DecodeOptions::memory_budget`]), so a small pickle that refers to one list a
 //!   million times is an error, not an exhausted machine.
@@ -28,9 +27,12 @@ use crate::allow::{self, Global};
 use crate::error::{PickleError, Result};
 use crate::value::{Dict, Value};
 
-/// The deepest nesting of containers the reader builds (`[[[…]]]` 1000 deep is accepted,
-/// 1001 is [`PickleError::TooDeep`]).
-pub const MAX_DEPTH: usize = 1000;
+/// The deepest nesting of containers the reader builds and the writer writes: 128, as
+/// serde_json's default recursion limit (`[[[…]]]` 127 lists deep around one value is
+/// accepted, one more is [`PickleError::TooDeep`]). It bounds every recursive walk of a
+/// decoded value — building it, writing it, comparing, hashing, dropping, serde — so that
+/// each stays well inside a 2 MiB thread stack even in a debug build.
+pub const MAX_DEPTH: usize = 128;
 
 /// How much memory decoding may take per input byte when no budget is given.
 const EXPANSION: usize = 64;
@@ -1035,7 +1037,12 @@ impl Resolver {
     }
 
     fn resolve_all(&mut self, items: Vec<Node>, depth: usize) -> Result<Vec<Value>> {
-        items.into_iter().map(|item| self.resolve(item, depth + 1)).collect()
+        // A plain loop: iterator adapters would add stack frames per level of nesting.
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(self.resolve(item, depth + 1)?);
+        }
+        Ok(out)
     }
 
     fn resolve_ref(&mut self, id: u32, depth: usize) -> Result<Value> {
