@@ -430,14 +430,14 @@ impl Connection {
     /// ```
     #[doc(alias = "Connection.send")]
     pub fn send_pickle<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
-        let bytes = mproc_pickle::dumps(v).map_err(|source| pickle_error::<T>(source))?;
+        let bytes = mproc_pickle::dumps(v).map_err(pickle_error::<T>)?;
         self.send_bytes(&bytes)
     }
 
     /// Sends a [`Value`](mproc_pickle::Value) pickled, as one message (every Python type
     /// kept: tuple, bytearray, set, exception …).
     pub fn send_pickle_value(&mut self, v: &mproc_pickle::Value) -> Result<()> {
-        let bytes = mproc_pickle::dumps_value(v).map_err(|source| pickle_error::<mproc_pickle::Value>(source))?;
+        let bytes = mproc_pickle::dumps_value(v).map_err(pickle_error::<mproc_pickle::Value>)?;
         self.send_bytes(&bytes)
     }
 
@@ -449,7 +449,7 @@ impl Connection {
     #[doc(alias = "Connection.recv")]
     pub fn recv_pickle<T: DeserializeOwned>(&mut self) -> Result<T> {
         let value = self.recv_pickle_value_as::<T>()?;
-        mproc_pickle::from_value(value).map_err(|source| pickle_error::<T>(source))
+        mproc_pickle::from_value(value).map_err(pickle_error::<T>)
     }
 
     /// Receives one message and unpickles it as a [`Value`](mproc_pickle::Value): any
@@ -462,8 +462,7 @@ impl Connection {
     /// `T` only names the type in errors.
     fn recv_pickle_value_as<T: ?Sized>(&mut self) -> Result<mproc_pickle::Value> {
         let max = self.max_frame;
-        let decode =
-            |bytes: &[u8]| mproc_pickle::loads_value_capped(bytes, max).map_err(|source| pickle_error::<T>(source));
+        let decode = |bytes: &[u8]| mproc_pickle::loads_value_capped(bytes, max).map_err(pickle_error::<T>);
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
             return r.with_message(fd, max, |msg| decode(msg.as_slice())).and_then(|r| r);

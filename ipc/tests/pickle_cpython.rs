@@ -129,7 +129,7 @@ fn start(body: &str, meet: Meet) -> (Child, BufReader<ChildStdout>, Connection) 
             let mut port = String::new();
             out.read_line(&mut port).unwrap();
             let port = port.trim().parse().unwrap_or_else(|_| panic!("python3 printed no port: {port:?}"));
-            let conn = Client::connect(&Address::loopback(port), Some(b"pickle")).expect("connect to python3");
+            let conn = Client::connect(Address::loopback(port), Some(b"pickle")).expect("connect to python3");
             (child, out, conn)
         }
         Meet::RustListens => {
