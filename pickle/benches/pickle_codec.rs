@@ -1,4 +1,5 @@
-//! `pickle_codec`: pickle encode + decode of a 1 KiB dict (64 entries: str keys; int, str
+//! `pickle_codec`: pickle encode + decode of a 1 KiB dict (1029 bytes as CPython 3.11
+//! pickles it, 934 as mproc does, without memo opcodes; 64 entries: str keys; int, str
 //! and float values), the same dict `mp_bench.py` times with CPython's `pickle.dumps` +
 //! `pickle.loads`.
 //!
@@ -36,7 +37,7 @@ fn pickle_codec(c: &mut Criterion) {
     let typed: BTreeMap<String, Field> = (0..64).map(|i| (format!("k{i:03}"), field(i))).collect();
     let value = mproc_pickle::to_value(&typed).unwrap();
     let bytes = dumps_value(&value).unwrap();
-    assert!((1000..1100).contains(&bytes.len()), "the dict pickles to {} bytes", bytes.len());
+    assert!((900..1100).contains(&bytes.len()), "the dict pickles to {} bytes", bytes.len());
     let Value::Dict(_) = loads_value(&bytes).unwrap() else { panic!("not a dict") };
 
     let mut g = c.benchmark_group("pickle_codec");

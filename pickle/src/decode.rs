@@ -19,6 +19,7 @@
 //! table).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::size_of;
 
 use num_bigint::{BigInt, Sign};
@@ -66,6 +67,31 @@ impl DecodeOptions {
 
 fn budget_for(len: usize) -> usize {
     len.saturating_mul(EXPANSION).max(MIN_BUDGET)
+}
+
+/// Memo ids to entries. Ids are small dense integers in every pickle CPython writes, so a
+/// multiplicative hash does (SipHash's flood resistance is not needed: the memory budget
+/// and the input cap bound what a hostile pickle can make the reader do).
+type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+
+/// Fibonacci hashing of one `u32`.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// A value under construction.
@@ -118,9 +144,9 @@ struct Machine<'a> {
     pos: usize,
     stack: Vec<Slot>,
     marks: Vec<usize>,
-    memo: HashMap<u32, Slot>,
+    memo: IdMap<Slot>,
     /// References made to each memo entry (see [`Resolver`]).
-    uses: HashMap<u32, u32>,
+    uses: IdMap<u32>,
     /// Bytes of memory still allowed for copies made at `STOP`.
     budget: usize,
     total_budget: usize,
@@ -136,8 +162,8 @@ pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value> {
         pos: 0,
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: HashMap::new(),
-        uses: HashMap::new(),
+        memo: IdMap::default(),
+        uses: IdMap::default(),
         budget: options.memory_budget,
         total_budget: options.memory_budget,
     };
@@ -145,7 +171,7 @@ pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value> {
     let mut resolver = Resolver {
         memo: machine.memo,
         uses: machine.uses,
-        cache: HashMap::new(),
+        cache: IdMap::default(),
         active: Vec::new(),
         budget: machine.budget,
         total_budget: machine.total_budget,
@@ -986,11 +1012,11 @@ fn string_literal(line: &[u8]) -> Option<Vec<u8>> {
 /// used more often is resolved once and then copied, each copy charged to the memory
 /// budget before it is made.
 struct Resolver {
-    memo: HashMap<u32, Slot>,
+    memo: IdMap<Slot>,
     /// How many references to each memo entry were made (an over-count only costs a copy).
-    uses: HashMap<u32, u32>,
+    uses: IdMap<u32>,
     /// Shared memo entries already resolved, with their cost in bytes.
-    cache: HashMap<u32, (Value, usize)>,
+    cache: IdMap<(Value, usize)>,
     /// Memo entries being resolved (a reference to one of them is a cycle).
     active: Vec<u32>,
     budget: usize,
