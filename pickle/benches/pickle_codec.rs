@@ -4,7 +4,9 @@
 //! `pickle.loads`.
 //!
 //! - `mproc`: `dumps_value` + `loads_value` of a `Value` (what a manager server does);
-//! - `mproc-typed`: `dumps` + `loads` of an `BTreeMap<String, Field>` through serde;
+//! - `mproc-typed`: `dumps` + `loads` of a `BTreeMap<String, Field>` through serde, where
+//!   `Field` is an untagged enum (int, str or float), which serde decodes by buffering each
+//!   value and trying the variants in turn: most of this row is that serde cost;
 //! - `serde-pickle`: the same `Value` round trip in serde-pickle's own value type (which
 //!   reads no exception or bytearray and no other global), for reference.
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
