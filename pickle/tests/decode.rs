@@ -193,3 +193,19 @@ fn python_types_map_to_rust_types() {
     let back = mproc_pickle::to_value(&(kind, &err)).unwrap();
     assert_eq!(back.to_string(), "(\"#ERROR\", KeyError(\"k\"))");
 }
+
+#[test]
+fn accessors_see_through_to_python_contents() {
+    // CPython: pickle.dumps(('7f3', 'put', (12345, True), {}), protocol=4)
+    let request =
+        b"\x80\x04\x95\x18\x00\x00\x00\x00\x00\x00\x00(\x8c\x037f3\x94\x8c\x03put\x94M90\x88\x86\x94}\x94t\x94.";
+    let v = loads_value(request).unwrap();
+    let parts = v.as_items().unwrap();
+    assert_eq!(parts[0].as_str(), Some("7f3"));
+    assert_eq!(parts[1].as_str(), Some("put"));
+    let args = parts[2].as_items().unwrap();
+    assert_eq!((args[0].as_i64(), args[1].as_i64()), (Some(12345), Some(1)));
+    assert!(parts[3].as_dict().unwrap().is_empty());
+    assert_eq!(Value::ByteArray(vec![1]).as_bytes(), Some(&[1u8][..]));
+    assert_eq!(Value::Float(1.0).as_i64(), None);
+}
