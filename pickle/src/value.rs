@@ -25,6 +25,11 @@ pub type Set = IndexSet<Value>;
 
 /// Any Python value the codec reads or writes.
 ///
+/// `Value` implements serde's `Serialize` and `Deserialize`, keeping every Python type
+/// through [`to_value`](crate::to_value)/[`from_value`](crate::from_value) and this crate's
+/// `dumps`/`loads`. With other formats it needs a self-describing one (JSON reads back, with
+/// tuples as lists); over postcard, carry `dumps_value` bytes instead.
+///
 /// ```
 /// use mproc_pickle::{Dict, Value};
 ///
