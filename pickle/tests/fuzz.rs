@@ -2,7 +2,8 @@
 //! encoder output, mutated, plus random bytes — decoded under a small cap and memory
 //! budget. No input may panic; each one that decodes must re-encode and decode to the same
 //! value; CPython's own pickles must decode to the values they were made from. The run is
-//! seeded, so a failure repeats; its input is printed in hex.
+//! seeded, so a failure repeats; its input is printed in hex. serde-pickle reads the same
+//! CPython pickles to the same values wherever it can read them (no exceptions).
 //!
 //! `FUZZ_INPUTS` sets the count (default 1,000,000, about 10 s in a debug build).
 
@@ -286,4 +287,46 @@ fn peak_rss_kib() -> usize {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// serde-pickle's reading of a pickle, in this crate's terms.
+fn from_serde_pickle(v: serde_pickle::Value) -> Value {
+    use serde_pickle::Value as P;
+    match v {
+        P::None => Value::None,
+        P::Bool(b) => Value::Bool(b),
+        P::I64(i) => Value::Int(i),
+        P::Int(b) => Value::int(b),
+        P::F64(f) => Value::Float(f),
+        P::Bytes(b) => Value::Bytes(b),
+        P::String(s) => Value::Str(s),
+        P::List(items) => Value::List(items.into_iter().map(from_serde_pickle).collect()),
+        P::Tuple(items) => Value::Tuple(items.into_iter().map(from_serde_pickle).collect()),
+        P::Set(m) => Value::Set(m.into_iter().map(|h| from_serde_pickle(h.into_value())).collect()),
+        P::FrozenSet(m) => Value::FrozenSet(m.into_iter().map(|h| from_serde_pickle(h.into_value())).collect()),
+        P::Dict(d) => {
+            Value::Dict(d.into_iter().map(|(k, v)| (from_serde_pickle(k.into_value()), from_serde_pickle(v))).collect())
+        }
+    }
+}
+
+/// Differential check against serde-pickle on CPython's pickles: where both read a pickle
+/// they agree (serde-pickle reads a bytearray as bytes, which `Value` equality allows);
+/// the exception replies, which every manager error carries, serde-pickle cannot read.
+#[test]
+fn serde_pickle_agrees_where_it_can_read() {
+    let options = || serde_pickle::DeOptions::new().decode_strings();
+    for (row, want) in CPYTHON.iter().zip(cpython_values()) {
+        let has_exception = want.to_string().contains("Error(") || want.to_string().contains("Empty(");
+        for (p, text) in row.iter().enumerate() {
+            let theirs = serde_pickle::value_from_slice(&unhex(text), options());
+            match theirs {
+                Ok(v) => {
+                    assert!(!has_exception, "serde-pickle read {want} (protocol {p})");
+                    assert_eq!(from_serde_pickle(v), want, "protocol {p}");
+                }
+                Err(e) => assert!(has_exception, "serde-pickle failed on {want} (protocol {p}): {e}"),
+            }
+        }
+    }
 }
