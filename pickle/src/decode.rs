@@ -718,9 +718,11 @@ impl<'a> Machine<'a> {
             _ => top,
         };
         slot.depth = slot.depth.max(depth_of(&items)?);
+        // Filling an empty container (the usual case) takes the items' allocation over.
         match &mut slot.node {
-            Node::List(list) => list.extend(nodes(items)),
-            Node::Set(set) => set.extend(nodes(items)),
+            Node::List(list) | Node::Set(list) if list.is_empty() => *list = nodes(items),
+            Node::List(list) | Node::Set(list) => list.extend(items.into_iter().map(|s| s.node)),
+            Node::Dict(dict) if dict.is_empty() => *dict = pairs(items, at)?,
             Node::Dict(dict) => dict.extend(pairs(items, at)?),
             _ => return Err(malformed(at, "adding items to a value that is no list, dict or set")),
         }
