@@ -3,7 +3,8 @@
 //! `Client` to a Python `Listener` (TCP), a Python `Client` to a Rust `Listener` (Unix
 //! socket), and a Pipe-style socketpair whose other end Python inherits. Bytes, str and
 //! bytearray go from 0 B to 16 MiB over the pipe (to 1 MiB over the other two, which share
-//! its framing code, to keep the run short); lists of ints to 128 Ki items.
+//! its framing code, to keep the run short); lists of ints to 128 Ki items. mproc's `Bytes`
+//! and `PodVec<f64>` reach Python as `bytes` and as the data of an `array.array('d')`.
 //!
 //! The tests skip, saying so, only when `python3` is absent.
 
@@ -15,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mproc_ipc::{Address, Client, Connection, IpcError, Listener};
+use mproc_ipc::{Address, Bytes, Client, Connection, IpcError, Listener, PodVec};
 use mproc_pickle::{PickleError, Value};
 use serde::{Deserialize, Serialize};
 
@@ -347,5 +348,39 @@ print(conn.recv(), flush=True)
     }
     assert_eq!(recv(&mut conn), Value::from("still here"));
     conn.send_pickle("ok").unwrap();
+    assert_eq!(finish(child, out).trim(), "ok");
+}
+
+/// mproc's payload types: `Bytes` is Python `bytes`; `PodVec<f64>` is the tuple
+/// `(element_size, kind, data)`, from which Python builds `array.array('d', data)`, and
+/// which Python sends back from an array's `tobytes()`.
+#[test]
+fn payload_types_reach_python_as_bytes_and_array_data() {
+    if !python() {
+        return;
+    }
+    let body = r#"
+import array
+conn = connect()
+b = conn.recv()
+size, kind, data = conn.recv()
+a = array.array('d', data)
+ok = type(b) is bytes and len(b) == 1 << 20 and b[:2] == b'\x00\x01' and size == 8 and list(a[:3]) == [0.0, 0.5, 1.0] and len(a) == 100_000
+conn.send(b[::-1])
+a.reverse()
+conn.send((8, kind, a.tobytes()))
+print('ok' if ok else f'bad: {type(b).__name__} {len(b)} {size} {kind} {len(a)}', flush=True)
+"#;
+    let (child, out, mut conn) = start(body, Meet::Pipe);
+    let bytes = Bytes::from((0..1u32 << 20).map(|i| i as u8).collect::<Vec<u8>>());
+    let floats = PodVec::from((0..100_000).map(|i| f64::from(i) * 0.5).collect::<Vec<f64>>());
+    conn.send_pickle(&bytes).unwrap();
+    conn.send_pickle(&floats).unwrap();
+    assert!(conn.poll(Some(Duration::from_secs(60))).unwrap());
+    let back: Bytes = conn.recv_pickle().unwrap();
+    assert!(back.iter().eq(bytes.iter().rev()));
+    assert!(conn.poll(Some(Duration::from_secs(60))).unwrap());
+    let back: PodVec<f64> = conn.recv_pickle().unwrap();
+    assert!(back.iter().eq(floats.iter().rev()));
     assert_eq!(finish(child, out).trim(), "ok");
 }
