@@ -96,6 +96,9 @@ pub use mproc_pool as pool;
 /// The manager server and its proxies (crate `mproc-manager`).
 pub use mproc_manager as manager;
 
+/// Python's pickle: `Value`, `dumps`/`loads` and the allow-list (crate `mproc-pickle`).
+pub use mproc_pickle as pickle;
+
 pub use mproc_process::{
     active_children, authkey, cpu_count, current_process, entry, exit, parent_process, set_authkey, Entry, Process,
     ProcessError, ProcessInfo, Run, Shared,
