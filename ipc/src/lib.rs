@@ -58,6 +58,7 @@ mod connection;
 pub mod doorbell;
 mod error;
 pub mod framing;
+mod handshake;
 mod listener;
 mod pipe;
 pub mod queue;
@@ -65,7 +66,7 @@ mod wait;
 
 pub use connection::{Connection, ConnectionToken, SocketKind, DEFAULT_MAX_FRAME, PAIR_MAX_FRAME};
 pub use error::{IpcError, Result};
-pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES};
 pub use pipe::{pipe, pipe_with_capacity, DEFAULT_PIPE_CAPACITY};
 pub use queue::{JoinableQueue, PutError, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use wait::{wait, wait_any, Waitable};
