@@ -333,7 +333,7 @@ impl ServerProcess {
     /// Waits for the process to exit (it was asked to), kills it after `grace`, reaps
     /// it, and removes its private directory.
     pub fn stop(self, grace: Duration) -> Result<()> {
-        let mut p = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        let p = self.process.lock().unwrap_or_else(|e| e.into_inner());
         let result = match p.join_timeout(grace) {
             Ok(true) => Ok(()),
             _ => {

@@ -306,3 +306,52 @@ fn handles_are_send() {
     send::<ProcessError>();
     send::<mproc_process::ProcessInfo>();
 }
+
+/// `is_alive`, `exitcode`, `join`, `join_timeout`, `terminate` and `kill` take
+/// `&self`: a filter over borrowed handles compiles and sees real children.
+#[test]
+fn status_queries_work_through_shared_references() {
+    use std::io::Read;
+    let (held, mut release) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut procs: Vec<Process> = (0..3)
+        .map(|i| {
+            let held = held.try_clone().unwrap();
+            Process::new(move || {
+                watchdog();
+                if i == 2 {
+                    held.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                    let _ = (&held).read(&mut [0u8; 1]);
+                }
+                mproc_process::exit(10 + i);
+            })
+        })
+        .collect();
+    for p in &mut procs {
+        p.start().unwrap();
+    }
+    let by_ref: &[Process] = &procs;
+    for p in &by_ref[..2] {
+        assert!(p.join_timeout(common::DEADLINE).unwrap());
+    }
+    assert_eq!(by_ref.iter().filter(|p| p.is_alive()).count(), 1);
+    let codes: Vec<Option<i32>> = by_ref.iter().map(|p| p.exitcode()).collect();
+    assert_eq!(codes, [Some(10), Some(11), None]);
+    std::io::Write::write_all(&mut release, b"x").unwrap();
+    by_ref[2].join().unwrap();
+    assert_eq!(by_ref[2].exitcode(), Some(12));
+    assert!(!by_ref.iter().any(|p| p.is_alive()));
+    drop(held);
+}
+
+#[test]
+fn signals_through_a_shared_reference() {
+    let mut p = Process::new(|| {
+        watchdog();
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    p.start().unwrap();
+    let shared: &Process = &p;
+    shared.terminate().unwrap();
+    assert!(shared.join_timeout(common::DEADLINE).unwrap());
+    assert_eq!(shared.exitcode(), Some(-15));
+}
