@@ -16,10 +16,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use mproc::prelude::*;
-use serde::{Deserialize, Serialize};
+use mproc::serde::{Deserialize, Serialize};
 
 /// The tutorial's `{"type": ..., "message": ...}`.
 #[derive(Serialize, Deserialize)]
+#[serde(crate = "mproc::serde")]
 struct Record {
     kind: String,
     message: String,

@@ -92,6 +92,35 @@ pub use mproc_pool as pool;
 /// The manager server and its proxies (crate `mproc-manager`).
 pub use mproc_manager as manager;
 
+/// The `serde` this crate encodes with, derive macros included, so that
+/// queue items, pipe messages and process arguments derive `Serialize` and
+/// `Deserialize` without a second dependency to keep in step. A derive through
+/// this path needs one extra line naming it, `#[serde(crate = "mproc::serde")]`:
+///
+/// ```
+/// use mproc::serde::{Deserialize, Serialize};
+/// use mproc::Process;
+///
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// #[serde(crate = "mproc::serde")]
+/// struct Job {
+///     id: u32,
+///     name: String,
+/// }
+///
+/// let (mut parent, mut child) = mproc::pipe(true)?;
+/// let mut p = Process::new(move || {
+///     let job: Job = child.recv().unwrap();
+///     child.send(&Job { id: job.id + 1, name: job.name.to_uppercase() }).unwrap();
+/// });
+/// p.start()?;
+/// parent.send(&Job { id: 1, name: "resize".into() })?;
+/// assert_eq!(parent.recv::<Job>()?, Job { id: 2, name: "RESIZE".into() });
+/// p.join()?;
+/// # Ok::<(), mproc::Error>(())
+/// ```
+pub use serde;
+
 pub use mproc_process::{
     active_children, authkey, cpu_count, current_process, entry, exit, parent_process, set_authkey, Entry, Process,
     ProcessError, ProcessInfo, Run, Shared,
