@@ -335,7 +335,7 @@ impl ServerProcess {
     pub fn stop(self, grace: Duration) -> Result<()> {
         let p = self.process.lock().unwrap_or_else(|e| e.into_inner());
         let result = match p.join_timeout(grace) {
-            Ok(true) => Ok(()),
+            Ok(()) => Ok(()),
             _ => {
                 let _ = p.kill();
                 p.join().map_err(|e| ManagerError::Io(format!("reaping the manager process: {e}")))

@@ -123,7 +123,7 @@ fn pool_of_two_uses_two_processes_for_ten_tasks_where_ten_guarded_processes_use_
         seen.insert(p.pid().unwrap());
     }
     for p in &mut procs {
-        assert!(p.join_timeout(T).unwrap());
+        p.join_timeout(T).unwrap();
         assert_eq!(p.exitcode(), Some(0), "each process got a permit");
     }
     assert_eq!(seen.len(), 10);

@@ -252,13 +252,13 @@ impl Process {
         }
     }
 
-    /// Waits at most `timeout` for the child to end; `Ok(true)` if it ended (and is
-    /// reaped), `Ok(false)` if it still runs.
-    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, ProcessError> {
+    /// Waits at most `timeout` for the child to end (and reaps it);
+    /// [`ProcessError::Timeout`] if it still runs then.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), ProcessError> {
         let c = self.started()?;
         match c.wait_timeout(timeout).map_err(|e| ProcessError::os("poll(pidfd)", &self.name, e))? {
-            Status::Running => Ok(false),
-            Status::Exited(_) => Ok(true),
+            Status::Running => Err(ProcessError::Timeout { name: self.name.clone(), pid: c.pid, after: timeout }),
+            Status::Exited(_) => Ok(()),
             Status::Lost => Err(ProcessError::Lost { name: self.name.clone(), pid: c.pid }),
         }
     }

@@ -172,10 +172,15 @@ fn exitcode_killed_is_minus_9() {
 fn join_timeout_times_out_while_running() {
     let mut p = sleeper();
     p.start().unwrap();
-    assert!(!p.join_timeout(Duration::from_millis(20)).unwrap());
+    match p.join_timeout(Duration::from_millis(20)) {
+        Err(ProcessError::Timeout { name, pid, after }) => {
+            assert_eq!((name.as_str(), Some(pid), after), (p.name(), p.pid(), Duration::from_millis(20)));
+        }
+        other => panic!("expected ProcessError::Timeout, got {other:?}"),
+    }
     assert!(p.is_alive());
     p.kill().unwrap();
-    assert!(p.join_timeout(common::DEADLINE).unwrap());
+    p.join_timeout(common::DEADLINE).unwrap();
     assert_eq!(p.exitcode(), Some(-9));
 }
 
@@ -185,7 +190,7 @@ fn join_timeout_of_duration_max_waits_without_a_limit() {
     let mut p = sleeper();
     p.start().unwrap();
     p.kill().unwrap();
-    assert!(p.join_timeout(Duration::MAX).unwrap());
+    p.join_timeout(Duration::MAX).unwrap();
     assert_eq!(p.exitcode(), Some(-9));
 }
 
@@ -331,7 +336,7 @@ fn status_queries_work_through_shared_references() {
     }
     let by_ref: &[Process] = &procs;
     for p in &by_ref[..2] {
-        assert!(p.join_timeout(common::DEADLINE).unwrap());
+        p.join_timeout(common::DEADLINE).unwrap();
     }
     assert_eq!(by_ref.iter().filter(|p| p.is_alive()).count(), 1);
     let codes: Vec<Option<i32>> = by_ref.iter().map(|p| p.exitcode()).collect();
@@ -352,6 +357,6 @@ fn signals_through_a_shared_reference() {
     p.start().unwrap();
     let shared: &Process = &p;
     shared.terminate().unwrap();
-    assert!(shared.join_timeout(common::DEADLINE).unwrap());
+    shared.join_timeout(common::DEADLINE).unwrap();
     assert_eq!(shared.exitcode(), Some(-15));
 }
