@@ -124,7 +124,7 @@ fn producer_consumer_with_wait_for() {
     let consumer = fork(30, move || {
         for _ in 0..N {
             let _g = c2.lock().unwrap();
-            if !c2.wait_for_timeout(|| items2.get() > 0, Duration::from_secs(10)).is_ok() {
+            if c2.wait_for_timeout(|| items2.get() > 0, Duration::from_secs(10)).is_err() {
                 return 1;
             }
             items2.sub(1);

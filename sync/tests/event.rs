@@ -77,7 +77,7 @@ fn ping_pong_between_two_processes() {
     let (p1, p2) = (ping.clone(), pong.clone());
     let child = fork(30, move || {
         for _ in 0..ROUNDS {
-            if !p1.wait_timeout(Duration::from_secs(10)).is_ok() {
+            if p1.wait_timeout(Duration::from_secs(10)).is_err() {
                 return 1;
             }
             p1.clear();
