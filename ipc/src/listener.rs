@@ -305,12 +305,24 @@ impl Listener {
     }
 
     /// Like [`accept`](Listener::accept), but gives up after `timeout` with
-    /// `Ok(None)` if no peer completed its handshake (`None`: wait forever).
-    /// Lets a server loop check a shutdown flag between waits.
+    /// [`IpcError::Timeout`] if no peer completed its handshake by then. Lets a
+    /// server loop check a shutdown flag between waits.
     ///
     /// Calls from several threads take turns: one polls while the others wait
     /// for it (beyond their own timeout, if it runs longer).
-    pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Option<Connection>> {
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection> {
+        self.accept_within(Some(timeout))?.ok_or(IpcError::Timeout { what: "Listener::accept", after: timeout })
+    }
+
+    /// Never blocks: a connection whose handshake has finished, else
+    /// [`IpcError::Timeout`] with a zero timeout. Progresses the handshakes in
+    /// flight as far as they go without waiting.
+    pub fn try_accept(&self) -> Result<Connection> {
+        self.accept_timeout(Duration::ZERO)
+    }
+
+    /// The accept loop: `Ok(None)` once `timeout` (`None`: none) has passed.
+    fn accept_within(&self, timeout: Option<Duration>) -> Result<Option<Connection>> {
         let start = Instant::now();
         let deadline = timeout.map(|t| start.checked_add(t).unwrap_or_else(|| start + FAR));
         let mut hs = self.handshakes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -350,7 +362,7 @@ impl Listener {
     /// only: call `accept` again for the next.
     pub fn accept(&self) -> Result<Connection> {
         loop {
-            if let Some(conn) = self.accept_timeout(None)? {
+            if let Some(conn) = self.accept_within(None)? {
                 return Ok(conn);
             }
         }

@@ -220,12 +220,16 @@ fn client_in_forked_process() {
 }
 
 #[test]
-fn accept_timeout_returns_none_without_a_peer() {
+fn accept_timeout_without_a_peer_is_a_typed_timeout() {
     let l = Listener::bind(Address::loopback(0), Some(b"k")).unwrap();
-    assert!(l.accept_timeout(Some(Duration::from_millis(30))).unwrap().is_none());
+    match l.accept_timeout(Duration::from_millis(30)) {
+        Err(IpcError::Timeout { what: "Listener::accept", after }) => assert_eq!(after, Duration::from_millis(30)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(matches!(l.try_accept(), Err(IpcError::Timeout { .. })));
     let addr = l.address().clone();
     let t = thread::spawn(move || Client::connect(&addr, Some(b"k")).and_then(talk));
-    let mut c = l.accept_timeout(Some(Duration::from_secs(20))).unwrap().expect("a peer connected");
+    let mut c = l.accept_timeout(Duration::from_secs(20)).expect("a peer connected");
     assert_eq!(c.recv_bytes().unwrap(), b"ping");
     c.send_bytes(b"pong").unwrap();
     assert_eq!(t.join().unwrap().unwrap(), b"pong");
@@ -289,7 +293,10 @@ fn silent_tcp_peers_do_not_delay_a_good_client() {
     let watchdog = Instant::now() + Duration::from_secs(30);
     while l.handshakes_in_flight() < SILENT {
         assert!(Instant::now() < watchdog, "only {} silent peers reached the listener", l.handshakes_in_flight());
-        assert!(l.accept_timeout(Some(Duration::from_millis(20))).unwrap().is_none(), "a silent peer completed");
+        assert!(
+            matches!(l.accept_timeout(Duration::from_millis(20)), Err(IpcError::Timeout { .. })),
+            "a silent peer completed"
+        );
     }
     let silent = silent.join().unwrap();
 
@@ -299,7 +306,7 @@ fn silent_tcp_peers_do_not_delay_a_good_client() {
         Ok(reply) if reply == b"pong" => 0,
         _ => 1,
     });
-    let mut c = l.accept_timeout(Some(HANDSHAKE_TIMEOUT / 4)).unwrap().expect("the good client was held up");
+    let mut c = l.accept_timeout(HANDSHAKE_TIMEOUT / 4).expect("the good client was held up");
     assert_eq!(c.recv_bytes().unwrap(), b"ping");
     c.send_bytes(b"pong").unwrap();
     let latency = start.elapsed();
@@ -315,7 +322,7 @@ fn a_silent_peer_past_its_deadline_is_an_authentication_error() {
     l.set_handshake_timeout(Some(Duration::from_millis(100)));
     let Address::Tcp(sa) = l.address().clone() else { unreachable!() };
     let _silent = std::net::TcpStream::connect(sa).unwrap();
-    match l.accept_timeout(Some(Duration::from_secs(20))) {
+    match l.accept_timeout(Duration::from_secs(20)) {
         Err(IpcError::Authentication { reason }) => assert!(reason.contains("in time"), "{reason}"),
         other => panic!("expected a handshake timeout, got {other:?}"),
     }
@@ -328,7 +335,7 @@ fn past_the_bound_the_oldest_handshake_is_dropped() {
     l.set_max_handshakes(2);
     let Address::Unix(path) = l.address().clone() else { unreachable!() };
     let peers: Vec<_> = (0..3).map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap()).collect();
-    match l.accept_timeout(Some(Duration::from_secs(20))) {
+    match l.accept_timeout(Duration::from_secs(20)) {
         Err(IpcError::Authentication { reason }) => assert!(reason.contains("dropped"), "{reason}"),
         other => panic!("expected the oldest handshake dropped, got {other:?}"),
     }
@@ -345,7 +352,7 @@ fn a_peer_stalled_mid_frame_does_not_delay_the_next() {
     let Address::Tcp(sa) = l.address().clone() else { unreachable!() };
     let mut stalled = std::net::TcpStream::connect(sa).unwrap();
     stalled.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    assert!(l.accept_timeout(Some(Duration::from_millis(20))).unwrap().is_none());
+    assert!(matches!(l.accept_timeout(Duration::from_millis(20)), Err(IpcError::Timeout { .. })));
     let mut header = [0u8; 4];
     stalled.read_exact(&mut header).unwrap(); // the challenge's header
     stalled.write_all(&[0, 0]).unwrap(); // half of a reply's header
@@ -354,7 +361,7 @@ fn a_peer_stalled_mid_frame_does_not_delay_the_next() {
         Ok(reply) if reply == b"pong" => 0,
         _ => 1,
     });
-    let mut c = l.accept_timeout(Some(Duration::from_secs(10))).unwrap().expect("the good client was held up");
+    let mut c = l.accept_timeout(Duration::from_secs(10)).expect("the good client was held up");
     assert_eq!(c.recv_bytes().unwrap(), b"ping");
     c.send_bytes(b"pong").unwrap();
     assert_eq!(reap(pid, Duration::from_secs(20)), 0);
