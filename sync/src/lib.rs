@@ -59,3 +59,8 @@ pub use semaphore::{BoundedSemaphore, Permit, RawSemaphore, Semaphore};
 pub use shared::PlaceToken;
 pub use synchronized::{SyncCell, SyncGuard, Synchronized};
 pub use synchronized_array::{ArrayGuard, SynchronizedArray, SynchronizedArrayToken};
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
