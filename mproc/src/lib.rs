@@ -47,9 +47,9 @@
 //! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `os._exit(n)` | [`exit`] |
 //! | `current_process().authkey` (get, set) | [`authkey`], [`set_authkey`] (a manager's default key) |
-//! | `Lock()`, `RLock()` | [`Lock`], [`RLock`] (`with lock:` is `let _g = lock.lock()?;`) |
+//! | `Lock()`, `RLock()` | [`Lock`], [`RLock`] (`with lock:` is `let _g = lock.lock()?;`); `acquire()`, `acquire(False)`, `acquire(timeout=t)` are [`Lock::acquire`], [`Lock::try_acquire`], [`Lock::acquire_timeout`] |
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore`], [`BoundedSemaphore`] |
-//! | `Condition()`, `Event()`, `Barrier(n)` | [`Condition`], [`Event`], [`Barrier`] |
+//! | `Condition()`, `Event()`, `Barrier(n)`; `wait(timeout)` | [`Condition`], [`Event`], [`Barrier`]; `wait()` / `wait_timeout(t)` ([`Event::wait_timeout`], [`Condition::wait_timeout`]) |
 //! | `Value('q', 0)` (locked), `RawValue` | [`Value`] (= [`Synchronized`]), [`RawValue`] |
 //! | `Array('i', n)` (locked), `get_lock()`, `RawArray` | [`Array`] (= [`SynchronizedArray`]), [`Array::get_lock`], [`RawArray`] |
 //! | `Pipe(duplex)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socket pair) |
@@ -58,7 +58,9 @@
 //! | `connection.Listener`, `connection.Client`, `connection.wait` | [`Listener`], [`Client`], [`wait`] (connections), [`wait_any`] (with `Process::sentinel`s and sockets) |
 //! | `reduction.send_handle`, `recv_handle` | [`Connection::send_handle`], [`Connection::recv_handle`] (any [`Share`] handle, by `SCM_RIGHTS`) |
 //! | `shared_memory.SharedMemory(name, create=True)` | [`Segment::create`] / [`Segment::open`] / [`Segment::unlink`] (a resource tracker unlinks a killed program's names) |
+//! | `SharedMemory(name, create=True, track=False)` (3.13) | [`Segment::create_untracked`] (outlives the program; whoever knows the name unlinks it) |
 //! | `Pool(n)`, `apply_async`, `map`, `imap_unordered`, `AsyncResult` | [`Pool`], [`Pool::apply_async`], [`Pool::map`], [`Pool::imap_unordered`], [`AsyncResult`] |
+//! | `map_async(f, items).get(t)`, `map_async(f, items, chunksize)` | [`Pool::map_timeout`], [`Pool::map_async`] / [`Pool::map_async_chunked`] |
 //! | `Pool(initializer=f, initargs=a)`, `get_context("spawn").Pool()` | [`PoolBuilder::initializer_with`] (handles inside as [`Shared`]), [`PoolBuilder::start_method`] ([`StartMethod::Spawn`]) |
 //! | `Manager()` / `SyncManager` | [`Manager::start`] ([`SyncManager`]) |
 //! | `BaseManager(address, authkey)`, `register` | [`ManagerBuilder`] ([`BaseManager`]), [`Registry::register`] |
