@@ -177,7 +177,7 @@ fn entry_names_are_module_paths() {
 
 #[test]
 fn unknown_entry_is_a_spawn_error() {
-    let err = mproc_process::__spawn_unchecked("ghost", "spawn::no_such_entry", vec![], false).unwrap_err();
+    let err = mproc_process::__testing::spawn_unchecked("ghost", "spawn::no_such_entry", vec![], false).unwrap_err();
     let ProcessError::Spawn { name, detail } = &err else { panic!("expected a Spawn error, got {err:?}") };
     assert_eq!(name, "ghost");
     assert!(detail.contains("spawn::no_such_entry") && detail.contains("not registered"), "{detail}");
@@ -186,7 +186,7 @@ fn unknown_entry_is_a_spawn_error() {
 
 #[test]
 fn stale_binary_is_a_spawn_error() {
-    let err = mproc_process::__spawn_unchecked("stale", EXIT_WITH.name(), vec![0], true).unwrap_err();
+    let err = mproc_process::__testing::spawn_unchecked("stale", EXIT_WITH.name(), vec![0], true).unwrap_err();
     let ProcessError::Spawn { detail, .. } = &err else { panic!("expected a Spawn error, got {err:?}") };
     assert!(detail.contains("stale or foreign binary"), "{detail}");
 }
@@ -194,7 +194,8 @@ fn stale_binary_is_a_spawn_error() {
 #[test]
 fn undecodable_arguments_are_a_spawn_error() {
     // `String` arguments announced as 200 bytes long but holding 1.
-    let err = mproc_process::__spawn_unchecked("garbled", PANICS.name(), vec![200, 1, b'x'], false).unwrap_err();
+    let err =
+        mproc_process::__testing::spawn_unchecked("garbled", PANICS.name(), vec![200, 1, b'x'], false).unwrap_err();
     let ProcessError::Spawn { detail, .. } = &err else { panic!("expected a Spawn error, got {err:?}") };
     assert!(detail.contains("did not decode"), "{detail}");
 }
