@@ -47,11 +47,14 @@
 mod error;
 mod imap;
 mod job;
+mod journal;
 mod pool;
 mod result;
 mod scheduler;
 mod task;
 mod wire;
+mod worker;
+mod worker_args;
 
 pub use error::{PoolError, WorkerExit};
 pub use imap::{Imap, ImapUnordered};
