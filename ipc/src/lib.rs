@@ -54,8 +54,7 @@ compile_error!("mproc-ipc supports Linux only");
 
 pub mod auth;
 mod connection;
-#[doc(hidden)]
-pub mod doorbell;
+mod doorbell;
 mod error;
 pub mod framing;
 mod listener;
@@ -69,3 +68,35 @@ pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use pipe::{pipe, pipe_with_capacity, DEFAULT_PIPE_CAPACITY};
 pub use queue::{JoinableQueue, PutError, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use wait::{wait, wait_any, Waitable};
+
+/// Hooks for this crate's own tests and loom models, not part of the API
+/// (hidden from the docs).
+#[doc(hidden)]
+pub mod __testing {
+    pub use crate::doorbell::{Bell, Rang, SLEEP_FUTEX, SLEEP_POLL};
+    #[cfg(loom)]
+    use crate::{JoinableQueue, QueueBuilder, QueueError, SimpleQueue};
+    #[cfg(loom)]
+    use serde::{de::DeserializeOwned, Serialize};
+
+    /// A [`Queue`](crate::Queue) on the heap for loom models (not shareable
+    /// between processes): loom's atomics cannot live in shared memory.
+    #[cfg(loom)]
+    pub fn heap_queue<T: Serialize + DeserializeOwned>(b: &QueueBuilder) -> Result<crate::Queue<T>, QueueError> {
+        b.build_heap()
+    }
+
+    /// A [`JoinableQueue`] on the heap for loom models.
+    #[cfg(loom)]
+    pub fn heap_joinable_queue<T: Serialize + DeserializeOwned>(
+        b: &QueueBuilder,
+    ) -> Result<JoinableQueue<T>, QueueError> {
+        b.build_joinable_heap()
+    }
+
+    /// A [`SimpleQueue`] on the heap for loom models.
+    #[cfg(loom)]
+    pub fn heap_simple_queue<T: Serialize + DeserializeOwned>(b: &QueueBuilder) -> Result<SimpleQueue<T>, QueueError> {
+        b.build_simple_heap()
+    }
+}

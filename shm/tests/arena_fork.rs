@@ -14,7 +14,7 @@ fn child_forked_while_another_thread_holds_the_arena_lock_allocates() {
     let (held_tx, held_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
-        let guard = arena::lock_for_tests();
+        let guard = mproc_shm::__testing::hold_arena_lock();
         held_tx.send(()).unwrap();
         let _ = release_rx.recv_timeout(Duration::from_secs(60));
         drop(guard);

@@ -379,7 +379,7 @@ fn mpmc_dead_claimers_are_skipped_and_reclaimed() {
     let dead = dead_pid();
     // A producer claimed position 0 and died before writing (or before advancing tail).
     let ring = MpmcRing::new(4, 16).unwrap();
-    ring.slot_state_for_tests(0).store(state_word(0, WRITING, dead), Ordering::SeqCst);
+    mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, WRITING, dead), Ordering::SeqCst);
     assert_eq!(ring.try_pop().unwrap(), None, "the dead writer's slot is skipped, nothing else is there");
     ring.try_push(b"after").unwrap();
     assert_eq!(ring.try_pop().unwrap().as_deref(), Some(&b"after"[..]));
@@ -389,16 +389,16 @@ fn mpmc_dead_claimers_are_skipped_and_reclaimed() {
     for i in 0..4u8 {
         ring.try_push(&[i]).unwrap();
     }
-    ring.slot_state_for_tests(0).store(state_word(0, READING, dead), Ordering::SeqCst);
+    mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, READING, dead), Ordering::SeqCst);
     ring.try_push(&[4]).unwrap(); // reclaims slot 0: message 0 was the dead consumer's
     let got: Vec<_> = std::iter::from_fn(|| ring.try_pop().unwrap()).collect();
     assert_eq!(got, vec![vec![1], vec![2], vec![3], vec![4]]);
 
     // A live claimer is never robbed: our own pid holds slot 0 WRITING.
     let ring = MpmcRing::new(4, 16).unwrap();
-    ring.slot_state_for_tests(0).store(state_word(0, WRITING, std::process::id()), Ordering::SeqCst);
+    mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, WRITING, std::process::id()), Ordering::SeqCst);
     assert_eq!(ring.try_pop().unwrap(), None);
-    assert_eq!(ring.slot_state_for_tests(0).load(Ordering::SeqCst), state_word(0, WRITING, std::process::id()));
+    assert_eq!(mproc_shm::__testing::slot_state(&ring, 0).load(Ordering::SeqCst), state_word(0, WRITING, std::process::id()));
 }
 
 /// The race the loom model of one consumer cannot afford: two consumer threads
@@ -411,7 +411,7 @@ fn mpmc_dead_writer_skip_races_threads() {
     let rounds = if cfg!(debug_assertions) { 2_000 } else { 20_000 };
     for round in 0..rounds {
         let ring = MpmcRing::new(2, 8).unwrap();
-        ring.slot_state_for_tests(0).store(state_word(0, WRITING, dead), Ordering::SeqCst);
+        mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, WRITING, dead), Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(10);
         let pop = |ring: &MpmcRing| loop {
             if let Some(m) = ring.try_pop().unwrap() {

@@ -45,11 +45,11 @@ pub const PRIMITIVES: &[Primitive] = &[
     p("Condition", &["Condition", "RawCondition"], &["Condition", "RawCondition"]),
     p("Event", &["Event", "RawEvent"], &["Event", "RawEvent"]),
     p("Barrier", &["Barrier", "RawBarrier"], &["Barrier", "RawBarrier"]),
-    // The queues' models also reach them through the builder (`build_heap` in loom).
-    p("Queue", &["Queue"], &["Queue", "build_heap"]),
-    p("JoinableQueue", &["JoinableQueue"], &["JoinableQueue", "build_joinable", "build_joinable_heap"]),
-    p("SimpleQueue", &["SimpleQueue"], &["SimpleQueue", "build_simple", "build_simple_heap"]),
-    // `pipe`'s loom model drives its wake-up protocol, `doorbell::Bell`, over a ring directly.
+    // The queues' models also reach them through the heap builders (`__testing::heap_queue`).
+    p("Queue", &["Queue"], &["Queue", "heap_queue"]),
+    p("JoinableQueue", &["JoinableQueue"], &["JoinableQueue", "build_joinable", "heap_joinable_queue"]),
+    p("SimpleQueue", &["SimpleQueue"], &["SimpleQueue", "build_simple", "heap_simple_queue"]),
+    // `pipe`'s loom model drives its wake-up protocol, `__testing::Bell`, over a ring directly.
     p("Connection/Pipe", &["Connection"], &["Connection", "Pipe", "pipe", "Bell"]),
     p("Pool", &["Pool"], &["Pool"]),
     p("Manager", &["Manager", "SyncManager", "BaseManager"], &["Manager", "SyncManager", "BaseManager"]),

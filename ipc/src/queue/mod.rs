@@ -127,24 +127,21 @@ impl QueueBuilder {
 
     /// A [`Queue`] on the heap for loom models (not shareable between processes).
     #[cfg(loom)]
-    #[doc(hidden)]
-    pub fn build_heap<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>, QueueError> {
+    pub(crate) fn build_heap<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>, QueueError> {
         let raw = RawQueue::new_heap(Kind::Queue, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item)?;
         Ok(Queue::from_typed(Typed::new(raw)))
     }
 
     /// A [`JoinableQueue`] on the heap for loom models.
     #[cfg(loom)]
-    #[doc(hidden)]
-    pub fn build_joinable_heap<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueue<T>, QueueError> {
+    pub(crate) fn build_joinable_heap<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueue<T>, QueueError> {
         let raw = RawQueue::new_heap(Kind::Joinable, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item)?;
         Ok(JoinableQueue::from_typed(Typed::new(raw)))
     }
 
     /// A [`SimpleQueue`] on the heap for loom models.
     #[cfg(loom)]
-    #[doc(hidden)]
-    pub fn build_simple_heap<T: Serialize + DeserializeOwned>(&self) -> Result<SimpleQueue<T>, QueueError> {
+    pub(crate) fn build_simple_heap<T: Serialize + DeserializeOwned>(&self) -> Result<SimpleQueue<T>, QueueError> {
         let raw = RawQueue::new_heap(Kind::Simple, self.maxsize.unwrap_or(SIMPLE_MAXSIZE), self.max_item)?;
         Ok(SimpleQueue::from_typed(Typed::new(raw)))
     }
