@@ -12,24 +12,8 @@
 //!   (and the legacy HMAC-MD5 form of CPython ≤ 3.11 when the peer uses it).
 //! - [`wait`]: `poll(2)` over several connections.
 //!
-//! | Python `multiprocessing.connection` | here |
-//! | --- | --- |
-//! | `Pipe(duplex=True)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socketpair) |
-//! | `conn.readable`, `conn.writable` | [`Connection::readable`], [`Connection::writable`] |
-//! | `conn.send(obj)` / `conn.recv()` | [`Connection::send`] / [`Connection::recv`] (serde + postcard, not pickle) |
-//! | `send_bytes`, `recv_bytes(maxlength)`, `recv_bytes_into` | [`Connection::send_bytes`], [`Connection::recv_bytes_max`], [`Connection::recv_bytes_into`] |
-//! | `poll(timeout)`, `close()` | [`Connection::poll`], [`Connection::close`] |
-//! | `EOFError`, `BufferTooShort`, `AuthenticationError` | [`IpcError::Eof`], [`IpcError::BufferTooShort`], [`IpcError::Authentication`] |
-//! | `Listener(address, authkey=...)`, `accept()`, `address` | [`Listener::bind`], [`Listener::accept`], [`Listener::address`] |
-//! | `Client(address, authkey=...)` | [`Client::connect`] |
-//! | `wait(object_list, timeout)` | [`wait`] |
-//! | `multiprocessing.Queue(maxsize)` | [`Queue::with_maxsize`], [`QueueBuilder`] |
-//! | `put(obj, block, timeout)`, `put_nowait` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::try_put`] ([`PutError`] gives the item back) |
-//! | `get(block, timeout)`, `get_nowait` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::try_get`] |
-//! | `qsize()`, `empty()`, `full()`, `close()` | [`Queue::qsize`], [`Queue::empty`], [`Queue::full`], [`Queue::close`] |
-//! | `queue.Full`, `queue.Empty` | [`QueueError::Full`], [`QueueError::Empty`] |
-//! | `JoinableQueue`: `task_done()`, `join()` | [`JoinableQueue::task_done`], [`JoinableQueue::join`] |
-//! | `SimpleQueue`: `get`, `put`, `empty`, `close` | [`SimpleQueue`] |
+//! Python's names for all of these, and which item here each maps to, are in the
+//! table of the `mproc` facade crate's docs ("From Python to Rust").
 //!
 //! A Rust server that a Python `multiprocessing.connection.Client(addr,
 //! authkey=b"secret")` can talk to:
