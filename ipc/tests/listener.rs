@@ -2,14 +2,12 @@
 //! keys both ways, Unix and TCP, socket file permissions and cleanup, and a
 //! client in a forked process.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::thread;
 use std::time::Duration;
 
-use common::{fork_child, reap};
 use mproc_ipc::{Address, Client, Connection, IpcError, Listener};
+use mproc_testkit::{fork, reap};
 
 fn talk(mut c: Connection) -> mproc_ipc::Result<Vec<u8>> {
     c.send_bytes(b"ping")?;
@@ -196,7 +194,7 @@ fn frame_cap_applies_to_accepted_connections() {
 fn client_in_forked_process() {
     let l = Listener::bind_temp(Some(b"fork-key")).unwrap();
     let addr = l.address().clone();
-    let pid = fork_child(move || {
+    let pid = fork(20, move || {
         let Ok(mut c) = Client::connect(&addr, Some(b"fork-key")) else { return 2 };
         for i in 0..100u32 {
             if c.send(&i).is_err() {
@@ -235,7 +233,7 @@ fn accept_timeout_returns_none_without_a_peer() {
 fn client_killed_mid_message_gives_truncation_not_a_hang() {
     let l = Listener::bind_temp(Some(b"k")).unwrap();
     let addr = l.address().clone();
-    let pid = fork_child(move || {
+    let pid = fork(20, move || {
         let Ok(c) = Client::connect(&addr, Some(b"k")) else { return 2 };
         // Announce 1000 bytes, send 10, then wait to be killed.
         let mut partial = 1000u32.to_be_bytes().to_vec();
@@ -254,7 +252,7 @@ fn client_killed_mid_message_gives_truncation_not_a_hang() {
     assert!(c.poll(Some(Duration::from_secs(20))).unwrap(), "the partial frame never arrived");
     // SAFETY: kill on our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert_eq!(reap(pid, Duration::from_secs(20)), 128 + libc::SIGKILL);
+    assert_eq!(reap(pid, Duration::from_secs(20)), -libc::SIGKILL);
     match c.recv_bytes() {
         Err(IpcError::TruncatedMessage { expected: 1004, got: 14 }) => {}
         other => panic!("expected TruncatedMessage, got {other:?}"),
