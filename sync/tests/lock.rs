@@ -352,7 +352,7 @@ fn waiter_already_asleep_when_the_holder_dies_takes_over() {
     assert_eq!(mproc_testkit::kill_and_reap(holder), mproc_testkit::Exit::Signal(libc::SIGKILL));
     reap_all_ok(&[waiter], Duration::from_secs(20));
     let took = Duration::from_nanos(got_at.get().saturating_sub(killed_at));
-    eprintln!("Lock takeover by a sleeping waiter: {took:?} after the SIGKILL (DESIGN: within 200 ms)");
+    eprintln!("Lock takeover by a sleeping waiter: {took:?} after the SIGKILL (the owner-death bound: within 200 ms)");
     assert!(took < Duration::from_secs(5), "takeover took {took:?}");
     assert!(!lock.is_locked());
 }
