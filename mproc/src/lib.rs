@@ -76,6 +76,7 @@
 //! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)`, `get_context("spawn").Pool()` | [`PoolBuilder::initializer_with`] (handles inside as [`Shared`]), [`PoolBuilder::maxtasksperchild`], [`PoolBuilder::start_method`] ([`StartMethod::Spawn`]) |
 //! | `Manager()` / `SyncManager`; `list`, `dict`, `Queue`, `Lock`, `Value`, … | [`Manager::start`] ([`SyncManager`]); its proxies ([`ListProxy`], [`DictProxy`], …) |
 //! | `BaseManager(address, authkey)`, `register`, `start`, `connect` | [`ManagerBuilder`] ([`BaseManager`]), [`Registry::register`], [`Manager::connect`] |
+//! | `bytes`, `array.array('d')`, a NumPy array as an item or payload | [`Bytes`], [`PodVec<f64>`](PodVec) (one copy each way; a `Vec<u8>` costs about 1.7 ns per byte) |
 //! | `EOFError`, `BufferTooShort`, `AuthenticationError` | [`IpcError::Eof`], [`IpcError::BufferTooShort`], [`IpcError::Authentication`] |
 //! | other exceptions (`queue.Empty`, a dead pool worker, …) | one error enum per crate ([`QueueError`], [`PoolError`], [`ManagerError`], …), all convertible into [`Error`] |
 //!
@@ -101,6 +102,9 @@ pub use mproc_ipc as ipc;
 /// `Process`, start methods and who-am-I functions (crate `mproc-process`).
 pub use mproc_process as process;
 
+/// The Pool on the ranks of an MPI job, past one machine (`mproc-mpi`; feature `mpi`).
+#[cfg(feature = "mpi")]
+pub use mproc_mpi as mpi;
 /// `Pool` and `AsyncResult` (crate `mproc-pool`).
 pub use mproc_pool as pool;
 
@@ -126,6 +130,10 @@ pub use mproc_ipc::{
     pipe, pipe_with_capacity, wait, wait_any, Address, Client, Connection, IpcError, JoinableQueue, Listener, PutError,
     Queue, QueueBuilder, QueueError, SimpleQueue, Waitable,
 };
+
+/// Payloads that travel as one copy (`bytes`, `array.array`): use them for
+/// byte and numeric data in queues, connections, pools and managers.
+pub use mproc_ipc::{Bytes, PayloadError, PodVec};
 
 pub use mproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, PoolError, StartMethod};
 
@@ -250,6 +258,13 @@ impl<T> From<PutError<T>> for Error {
     }
 }
 
+impl From<PayloadError> for Error {
+    /// A payload that did not decode (e.g. [`Bytes::view`]), as an [`IpcError::Payload`].
+    fn from(e: PayloadError) -> Error {
+        Error::Ipc(e.into())
+    }
+}
+
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -261,8 +276,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub mod prelude {
     pub use crate::{
         active_children, cpu_count, current_process, parent_process, pipe, Array, AsyncResult, Barrier,
-        BoundedSemaphore, Condition, Connection, Event, JoinableQueue, Lock, Manager, Pool, Process, Queue, RLock,
-        RawArray, RawValue, Run, Semaphore, Share, SimpleQueue, Value,
+        BoundedSemaphore, Bytes, Condition, Connection, Event, JoinableQueue, Lock, Manager, PodVec, Pool, Process,
+        Queue, RLock, RawArray, RawValue, Run, Semaphore, Share, SimpleQueue, Value,
     };
 }
 

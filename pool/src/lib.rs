@@ -49,6 +49,7 @@ mod imap;
 mod job;
 mod journal;
 mod pool;
+pub mod remote;
 mod result;
 mod scheduler;
 mod task;
