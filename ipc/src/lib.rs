@@ -78,6 +78,10 @@ pub use pipe::{pipe, pipe_with_capacity, DEFAULT_PIPE_CAPACITY};
 pub use queue::{JoinableQueue, PutError, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use wait::{wait, wait_any, Waitable};
 
+// A queue item may be as large as a connection's frame (the queue cannot import the
+// connection's constant: the connection's file reaches the queue through the payloads).
+const _: () = assert!(queue::DEFAULT_MAX_ITEM == DEFAULT_MAX_FRAME);
+
 /// Hooks for this crate's own tests and loom models, not part of the API
 /// (hidden from the docs).
 #[doc(hidden)]

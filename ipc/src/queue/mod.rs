@@ -112,7 +112,7 @@ pub const DEFAULT_MAXSIZE: usize = 4096;
 pub const SIMPLE_MAXSIZE: usize = 16384;
 /// The default cap on one item, in encoded bytes: the frame cap of a
 /// [`Connection`](crate::Connection) ([`DEFAULT_MAX_FRAME`](crate::DEFAULT_MAX_FRAME), 64 MiB).
-pub const DEFAULT_MAX_ITEM: usize = crate::connection::DEFAULT_MAX_FRAME;
+pub const DEFAULT_MAX_ITEM: usize = 64 << 20;
 /// The default largest item kept in a ring slot, in encoded bytes: with the
 /// slot's 16-byte header, one slot is one 64-byte cache line, and the 4096
 /// slots of a default queue are 256 KiB.
