@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{IpcError, Result};
 use crate::framing::{encode_header, FrameReader, MAX_HEADER, SHORT_MAX};
-use crate::pipe::{RingEnd, RingToken};
+use crate::pipe::ring::{RingEnd, RingToken};
 
 /// The default frame cap of connections made from outside sockets
 /// ([`Connection::from_unix`], [`Connection::from_tcp`], [`Listener`](crate::Listener),

@@ -35,25 +35,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! | Python `multiprocessing.connection` | here |
-//! | --- | --- |
-//! | `Pipe(duplex=True)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socketpair) |
-//! | `conn.readable`, `conn.writable` | [`Connection::readable`], [`Connection::writable`] |
-//! | `conn.send(obj)` / `conn.recv()` | [`Connection::send`] / [`Connection::recv`] (serde + postcard, not pickle) |
-//! | `bytes`, `array.array('d')` / a NumPy array as an item | [`Bytes`], [`PodVec<f64>`](PodVec) |
-//! | `send_bytes`, `recv_bytes(maxlength)`, `recv_bytes_into` | [`Connection::send_bytes`], [`Connection::recv_bytes_max`], [`Connection::recv_bytes_into`] |
-//! | `poll(timeout)`, `close()` | [`Connection::poll`], [`Connection::close`] |
-//! | `EOFError`, `BufferTooShort`, `AuthenticationError` | [`IpcError::Eof`], [`IpcError::BufferTooShort`], [`IpcError::Authentication`] |
-//! | `Listener(address, authkey=...)`, `accept()`, `address` | [`Listener::bind`], [`Listener::accept`], [`Listener::address`] |
-//! | `Client(address, authkey=...)` | [`Client::connect`] |
-//! | `wait(object_list, timeout)` | [`wait`] |
-//! | `multiprocessing.Queue(maxsize)` | [`Queue::with_maxsize`], [`QueueBuilder`] |
-//! | `put(obj, block, timeout)`, `put_nowait` | [`Queue::put`], [`Queue::put_timeout`], [`Queue::try_put`] ([`PutError`] gives the item back) |
-//! | `get(block, timeout)`, `get_nowait` | [`Queue::get`], [`Queue::get_timeout`], [`Queue::try_get`] |
-//! | `qsize()`, `empty()`, `full()`, `close()` | [`Queue::qsize`], [`Queue::empty`], [`Queue::full`], [`Queue::close`] |
-//! | `queue.Full`, `queue.Empty` | [`QueueError::Full`], [`QueueError::Empty`] |
-//! | `JoinableQueue`: `task_done()`, `join()` | [`JoinableQueue::task_done`], [`JoinableQueue::join`] |
-//! | `SimpleQueue`: `get`, `put`, `empty`, `close` | [`SimpleQueue`] |
+//! Python's names for all of these, and which item here each maps to, are in the
+//! table of the `mproc` facade crate's docs ("From Python to Rust").
 //!
 //! A Rust server that a Python `multiprocessing.connection.Client(addr,
 //! authkey=b"secret")` can talk to:
@@ -78,8 +61,7 @@ compile_error!("mproc-ipc supports Linux only");
 
 pub mod auth;
 mod connection;
-#[doc(hidden)]
-pub mod doorbell;
+mod doorbell;
 mod error;
 pub mod framing;
 mod handshake;
@@ -101,3 +83,39 @@ pub use wait::{wait, wait_any, Waitable};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+// A queue item may be as large as a connection's frame (the queue cannot import the
+// connection's constant: the connection's file reaches the queue through the payloads).
+const _: () = assert!(queue::DEFAULT_MAX_ITEM == DEFAULT_MAX_FRAME);
+
+/// Hooks for this crate's own tests and loom models, not part of the API
+/// (hidden from the docs).
+#[doc(hidden)]
+pub mod __testing {
+    pub use crate::doorbell::{Bell, Rang, SLEEP_FUTEX, SLEEP_POLL};
+    #[cfg(loom)]
+    use crate::{JoinableQueue, QueueBuilder, QueueError, SimpleQueue};
+    #[cfg(loom)]
+    use serde::{de::DeserializeOwned, Serialize};
+
+    /// A [`Queue`](crate::Queue) on the heap for loom models (not shareable
+    /// between processes): loom's atomics cannot live in shared memory.
+    #[cfg(loom)]
+    pub fn heap_queue<T: Serialize + DeserializeOwned>(b: &QueueBuilder) -> Result<crate::Queue<T>, QueueError> {
+        b.build_heap()
+    }
+
+    /// A [`JoinableQueue`] on the heap for loom models.
+    #[cfg(loom)]
+    pub fn heap_joinable_queue<T: Serialize + DeserializeOwned>(
+        b: &QueueBuilder,
+    ) -> Result<JoinableQueue<T>, QueueError> {
+        b.build_joinable_heap()
+    }
+
+    /// A [`SimpleQueue`] on the heap for loom models.
+    #[cfg(loom)]
+    pub fn heap_simple_queue<T: Serialize + DeserializeOwned>(b: &QueueBuilder) -> Result<SimpleQueue<T>, QueueError> {
+        b.build_simple_heap()
+    }
+}

@@ -1,15 +1,13 @@
 //! Connection over a socketpair: boundaries, zero-length messages, EOF, caps,
 //! poll/wait, and the same across a forked process.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use common::{fork_child, reap};
 use mproc_ipc::{wait, Connection, IpcError};
+use mproc_testkit::{fork, reap};
 
 const T: Option<Duration> = Some(Duration::from_secs(10));
 
@@ -176,7 +174,7 @@ fn poll_and_wait() {
 fn pair_across_fork() {
     let (mut parent, mut child) = Connection::pair().unwrap();
     let parent_fd = parent.as_raw_fd();
-    let pid = fork_child(move || {
+    let pid = fork(20, move || {
         // The child's copy of the parent's end must go, or it never sees EOF.
         // SAFETY: the fd is open in this (child) process and nothing here uses it.
         unsafe { libc::close(parent_fd) };
@@ -206,7 +204,7 @@ fn pair_across_fork() {
 #[test]
 fn child_killed_gives_eof() {
     let (mut parent, child) = Connection::pair().unwrap();
-    let pid = fork_child(move || {
+    let pid = fork(20, move || {
         let _keep = child;
         // SAFETY: pause is async-signal-safe; the parent kills us.
         unsafe { libc::pause() };
@@ -217,5 +215,5 @@ fn child_killed_gives_eof() {
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert!(parent.poll(T).unwrap());
     assert!(matches!(parent.recv_bytes(), Err(IpcError::Eof)));
-    assert_eq!(reap(pid, Duration::from_secs(20)), 128 + libc::SIGKILL);
+    assert_eq!(reap(pid, Duration::from_secs(20)), -libc::SIGKILL);
 }

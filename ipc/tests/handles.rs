@@ -3,21 +3,19 @@
 //! handles exist (their memfds and sockets are made afterwards), so the only
 //! way it can reach them is the descriptors that travel with the message.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{fork_child, reap};
 use mproc_ipc::{pipe, Address, Client, Connection, IpcError, Listener, Queue};
 use mproc_shm::{Segment, Value};
 use mproc_sync::Lock;
+use mproc_testkit::{fork, reap};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
 #[test]
 fn handles_made_after_fork_reach_the_child_by_scm_rights() {
     let (mut here, there) = Connection::pair().unwrap();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         let mut conn = there;
         let q: Queue<u32> = match conn.recv_handle() {
             Ok(q) => q,

@@ -2,14 +2,12 @@
 //! keys both ways, Unix and TCP, socket file permissions and cleanup, and a
 //! client in a forked process.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{fork_child, reap};
 use mproc_ipc::{Address, Client, Connection, IpcError, Listener};
+use mproc_testkit::{fork, reap};
 
 fn talk(mut c: Connection) -> mproc_ipc::Result<Vec<u8>> {
     c.send_bytes(b"ping")?;
@@ -196,7 +194,7 @@ fn frame_cap_applies_to_accepted_connections() {
 fn client_in_forked_process() {
     let l = Listener::bind_temp(Some(b"fork-key")).unwrap();
     let addr = l.address().clone();
-    let pid = fork_child(move || {
+    let pid = fork(20, move || {
         let Ok(mut c) = Client::connect(&addr, Some(b"fork-key")) else { return 2 };
         for i in 0..100u32 {
             if c.send(&i).is_err() {
@@ -239,7 +237,7 @@ fn accept_timeout_without_a_peer_is_a_typed_timeout() {
 fn client_killed_mid_message_gives_truncation_not_a_hang() {
     let l = Listener::bind_temp(Some(b"k")).unwrap();
     let addr = l.address().clone();
-    let pid = fork_child(move || {
+    let pid = fork(20, move || {
         let Ok(c) = Client::connect(&addr, Some(b"k")) else { return 2 };
         // Announce 1000 bytes, send 10, then wait to be killed.
         let mut partial = 1000u32.to_be_bytes().to_vec();
@@ -258,7 +256,7 @@ fn client_killed_mid_message_gives_truncation_not_a_hang() {
     assert!(c.poll(Some(Duration::from_secs(20))).unwrap(), "the partial frame never arrived");
     // SAFETY: kill on our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert_eq!(reap(pid, Duration::from_secs(20)), 128 + libc::SIGKILL);
+    assert_eq!(reap(pid, Duration::from_secs(20)), -libc::SIGKILL);
     match c.recv_bytes() {
         Err(IpcError::TruncatedMessage { expected: 1004, got: 14 }) => {}
         other => panic!("expected TruncatedMessage, got {other:?}"),
@@ -302,7 +300,7 @@ fn silent_tcp_peers_do_not_delay_a_good_client() {
 
     let addr = l.address().clone();
     let start = Instant::now();
-    let pid = fork_child(move || match Client::connect(&addr, Some(b"key")).and_then(talk) {
+    let pid = fork(20, move || match Client::connect(&addr, Some(b"key")).and_then(talk) {
         Ok(reply) if reply == b"pong" => 0,
         _ => 1,
     });
@@ -357,7 +355,7 @@ fn a_peer_stalled_mid_frame_does_not_delay_the_next() {
     stalled.read_exact(&mut header).unwrap(); // the challenge's header
     stalled.write_all(&[0, 0]).unwrap(); // half of a reply's header
     let addr = l.address().clone();
-    let pid = fork_child(move || match Client::connect(&addr, Some(b"key")).and_then(talk) {
+    let pid = fork(20, move || match Client::connect(&addr, Some(b"key")).and_then(talk) {
         Ok(reply) if reply == b"pong" => 0,
         _ => 1,
     });

@@ -1,4 +1,4 @@
-//! loom models of the wake-up protocol of `pipe` (`mproc_ipc::doorbell::Bell`)
+//! loom models of the wake-up protocol of `pipe` (`mproc_ipc::__testing::Bell`)
 //! over a real `SpscRing`: a writer publishes a message and rings; a reader
 //! finds the ring empty, arms the bell, looks again and sleeps. The futex is
 //! loom's model from `mproc-sync`, where a timed wait sleeps until woken, so
@@ -9,7 +9,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use mproc_ipc::doorbell::Bell;
+use mproc_ipc::__testing::Bell;
 use mproc_shm::ring::SpscRing;
 use mproc_sync::futex;
 use mproc_sync::primitive::{AtomicU32, Ordering};

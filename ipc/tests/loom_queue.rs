@@ -3,7 +3,7 @@
 //! full queue by a get, a `JoinableQueue` join by the last `task_done`, and a
 //! `SimpleQueue` get by a put.
 //!
-//! The queues live on the heap (`build_heap`): loom's atomics cannot live in
+//! The queues live on the heap (`__testing::heap_queue`): loom's atomics cannot live in
 //! shared memory. The futex is loom's model of it (`sync/src/futex/model.rs`),
 //! whose timed waits sleep until woken, so the 25 ms cap cannot hide a lost
 //! wake-up: one shows up as a deadlock.
@@ -17,7 +17,7 @@ fn quick() -> bool {
 }
 
 fn queue(maxsize: usize) -> Queue<u32> {
-    QueueBuilder::new().maxsize(maxsize).max_item_bytes(8).build_heap::<u32>().unwrap()
+    mproc_ipc::__testing::heap_queue::<u32>(&QueueBuilder::new().maxsize(maxsize).max_item_bytes(8)).unwrap()
 }
 
 #[test]
@@ -77,7 +77,8 @@ fn two_getters_each_get_one_of_two_puts() {
 #[test]
 fn join_wakes_after_the_last_task_done() {
     loom::model(|| {
-        let q: JoinableQueue<u32> = QueueBuilder::new().maxsize(2).max_item_bytes(8).build_joinable_heap().unwrap();
+        let q: JoinableQueue<u32> =
+            mproc_ipc::__testing::heap_joinable_queue(&QueueBuilder::new().maxsize(2).max_item_bytes(8)).unwrap();
         q.put(5).unwrap();
         let worker = {
             let q = q.clone();
@@ -95,7 +96,8 @@ fn join_wakes_after_the_last_task_done() {
 #[test]
 fn simple_queue_put_wakes_a_sleeping_get() {
     loom::model(|| {
-        let q: SimpleQueue<u32> = QueueBuilder::new().maxsize(1).max_item_bytes(8).build_simple_heap().unwrap();
+        let q: SimpleQueue<u32> =
+            mproc_ipc::__testing::heap_simple_queue(&QueueBuilder::new().maxsize(1).max_item_bytes(8)).unwrap();
         let getter = {
             let q = q.clone();
             thread::spawn(move || q.get().unwrap())
@@ -108,7 +110,8 @@ fn simple_queue_put_wakes_a_sleeping_get() {
 /// A queue whose items of over 16 bytes (the least a slot holds) go to
 /// blocks: `maxsize` slots and `maxsize` + 1 blocks of 64 B.
 fn block_queue(maxsize: usize) -> Queue<Vec<u8>> {
-    QueueBuilder::new().maxsize(maxsize).slot_bytes(16).max_item_bytes(60).build_heap::<Vec<u8>>().unwrap()
+    mproc_ipc::__testing::heap_queue::<Vec<u8>>(&QueueBuilder::new().maxsize(maxsize).slot_bytes(16).max_item_bytes(60))
+        .unwrap()
 }
 
 /// The block protocol (`ipc/src/queue/blocks.rs`): a producer fills a block,

@@ -3,16 +3,14 @@
 //! a `PodVec` received as another element type.
 //!
 //! Sizes: empty, one element, 4 KiB, 1 MiB and 16 MiB. A forked child sends,
-//! the parent receives and compares; children run under `fork_child`'s 20 s
+//! the parent receives and compares; children run under `mproc_testkit::fork`'s 20 s
 //! watchdog and every blocking call here has a timeout.
-
-mod common;
 
 use std::fmt::Debug;
 use std::time::Duration;
 
-use common::{fork_child, reap};
 use mproc_ipc::{pipe, Bytes, Connection, IpcError, PayloadError, PodVec, Queue, QueueBuilder};
+use mproc_testkit::{fork, reap};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -51,7 +49,7 @@ where
 {
     // The default item cap (64 MiB) takes every size.
     let q = Queue::<T>::with_maxsize(2).unwrap();
-    let child = fork_child(|| {
+    let child = fork(20, || {
         for size in SIZES {
             q.put(make(size)).unwrap();
         }
@@ -83,7 +81,7 @@ fn queue_u32s_round_trip() {
 fn joinable_and_simple_queues_carry_payloads() {
     let jq = QueueBuilder::new().maxsize(2).build_joinable::<PodVec<f64>>().unwrap();
     let sq = QueueBuilder::new().maxsize(2).build_simple::<Bytes>().unwrap();
-    let child = fork_child(|| {
+    let child = fork(20, || {
         for size in SIZES {
             jq.put(f64s(size)).unwrap();
             sq.put(bytes(size)).unwrap();
@@ -107,7 +105,7 @@ where
     T: Serialize + DeserializeOwned + PartialEq + Debug,
 {
     // The closure owns `tx`: the parent's copy is dropped with it.
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         let mut tx = tx;
         for size in SIZES {
             tx.send(&make(size)).unwrap();
@@ -148,7 +146,7 @@ fn ring_pipe_round_trips() {
 fn bytes_viewed_in_place_on_both_transports() {
     for (tx, mut rx) in [Connection::pair().unwrap(), pipe(true).unwrap()] {
         let ring = rx.is_shared_memory();
-        let child = fork_child(move || {
+        let child = fork(20, move || {
             let mut tx = tx;
             for size in SIZES {
                 tx.send(&bytes(size)).unwrap();
@@ -167,7 +165,7 @@ fn bytes_viewed_in_place_on_both_transports() {
 #[test]
 fn pod_vec_of_another_size_is_a_typed_error_naming_both() {
     for (tx, mut rx) in [Connection::pair().unwrap(), pipe(true).unwrap()] {
-        let child = fork_child(move || {
+        let child = fork(20, move || {
             let mut tx = tx;
             tx.send(&f64s(4 << 10)).unwrap();
             tx.send(&PodVec::from(vec![1.0f32, 2.0])).unwrap();
@@ -218,7 +216,7 @@ fn vec_u8_and_bytes_decode_each_other() {
 #[test]
 fn queue_of_bytes_read_in_place() {
     let q = Queue::<Bytes>::with_maxsize(2).unwrap();
-    let child = fork_child(|| {
+    let child = fork(20, || {
         for size in SIZES {
             q.put(bytes(size)).unwrap();
         }

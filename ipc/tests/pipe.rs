@@ -1,17 +1,15 @@
 //! `pipe`: connections over shared-memory rings, across real processes.
 //!
-//! Children are forked with `common::fork_child` (a 20 s `alarm` watchdog in
+//! Children are forked with `mproc_testkit::fork` (a 20 s `alarm` watchdog in
 //! each) and reaped with a deadline; every blocking call in the parent is
 //! bounded by a `poll` timeout or by the child's watchdog.
-
-mod common;
 
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use common::{fork_child, reap};
 use mproc_ipc::{pipe, pipe_with_capacity, wait, Connection, ConnectionToken, IpcError};
 use mproc_shm::{Exports, Share, ShmError};
+use mproc_testkit::{fork, reap};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -37,7 +35,7 @@ fn tutorial_three_values_then_close() {
     // Python: proc1 sends 0, 1, 2 and closes; proc2 receives until EOFError.
     let (mut rx, tx) = pipe(true).unwrap();
     let rx_fd = rx.as_raw_fd();
-    let writer = fork_child(move || {
+    let writer = fork(20, move || {
         close_fd(rx_fd);
         let mut tx = tx;
         for i in 0..3u32 {
@@ -78,7 +76,7 @@ fn ping_pong_10k_across_fork() {
     const N: u64 = 10_000;
     let (mut here, there) = pipe(true).unwrap();
     let here_fd = here.as_raw_fd();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         close_fd(here_fd);
         let mut there = there;
         loop {
@@ -102,7 +100,7 @@ fn peer_sigkill_gives_eof_after_the_buffered_messages() {
     let (mut rx, tx) = pipe(false).unwrap();
     let (mut ready, ready_tx) = Connection::pair().unwrap();
     let rx_fd = rx.as_raw_fd();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         close_fd(rx_fd);
         let (mut tx, mut ready_tx) = (tx, ready_tx);
         tx.send_bytes(b"one").unwrap();
@@ -119,7 +117,7 @@ fn peer_sigkill_gives_eof_after_the_buffered_messages() {
     assert_eq!(rx.recv_bytes().unwrap(), b"one");
     // SAFETY: killing our own child.
     assert_eq!(unsafe { libc::kill(child, libc::SIGKILL) }, 0);
-    assert_eq!(reap(child, LIMIT), 128 + libc::SIGKILL);
+    assert_eq!(reap(child, LIMIT), -libc::SIGKILL);
     // The killed writer rang nothing: the reader sees the closed doorbell socket.
     assert!(rx.poll(Some(LIMIT)).unwrap(), "no end of file within {LIMIT:?} of the kill");
     assert_eq!(rx.recv_bytes().unwrap(), b"two");
@@ -132,7 +130,7 @@ fn reader_sleeping_when_the_peer_is_killed_wakes_with_eof() {
     // process (a grandchild-free design: the child kills itself on a message).
     let (mut here, there) = pipe(true).unwrap();
     let here_fd = here.as_raw_fd();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         close_fd(here_fd);
         let mut there = there;
         let _ = there.recv_bytes();
@@ -146,7 +144,7 @@ fn reader_sleeping_when_the_peer_is_killed_wakes_with_eof() {
     let t = Instant::now();
     assert!(here.recv_bytes().unwrap_err().is_eof());
     assert!(t.elapsed() < LIMIT);
-    assert_eq!(reap(child, LIMIT), 128 + libc::SIGKILL);
+    assert_eq!(reap(child, LIMIT), -libc::SIGKILL);
 }
 
 #[test]
@@ -156,7 +154,7 @@ fn wait_reports_a_killed_peer_as_ready_with_eof() {
     let (mut here, there) = pipe(true).unwrap();
     let (other, _keep) = Connection::pair().unwrap();
     let here_fd = here.as_raw_fd();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         close_fd(here_fd);
         let mut there = there;
         let _ = there.recv_bytes();
@@ -167,7 +165,7 @@ fn wait_reports_a_killed_peer_as_ready_with_eof() {
     here.send_bytes(b"die").unwrap();
     assert_eq!(wait(&[&other, &here], Some(LIMIT)).unwrap(), vec![1], "no end of file within {LIMIT:?}");
     assert!(here.recv_bytes().unwrap_err().is_eof());
-    assert_eq!(reap(child, LIMIT), 128 + libc::SIGKILL);
+    assert_eq!(reap(child, LIMIT), -libc::SIGKILL);
 }
 
 /// A writer SIGKILLed in the middle of a chunked message (longer than the ring)
@@ -177,7 +175,7 @@ fn wait_reports_a_killed_peer_as_ready_with_eof() {
 fn writer_killed_mid_chunked_message_gives_truncated_message() {
     let (mut rx, tx) = pipe_with_capacity(false, 256).unwrap();
     let rx_fd = rx.as_raw_fd();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         close_fd(rx_fd);
         let mut tx = tx;
         // 4 KiB through a 256-byte ring: blocks for room after the first chunks.
@@ -188,7 +186,7 @@ fn writer_killed_mid_chunked_message_gives_truncated_message() {
     assert_eq!(wait(&[&rx], Some(LIMIT)).unwrap(), vec![0]);
     // SAFETY: killing our own child.
     assert_eq!(unsafe { libc::kill(child, libc::SIGKILL) }, 0);
-    assert_eq!(reap(child, LIMIT), 128 + libc::SIGKILL);
+    assert_eq!(reap(child, LIMIT), -libc::SIGKILL);
     match rx.recv_bytes() {
         Err(IpcError::TruncatedMessage { expected, got }) => {
             assert_eq!(expected, 4096 + 8);
@@ -202,7 +200,7 @@ fn writer_killed_mid_chunked_message_gives_truncated_message() {
 fn writer_facing_a_killed_reader_gets_broken_pipe_not_a_hang() {
     let (rx, mut tx) = pipe_with_capacity(false, 256).unwrap();
     let tx_fd = tx.as_raw_fd();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         close_fd(tx_fd);
         let mut rx = rx;
         // Read one message, then block for good without reading more.
@@ -215,7 +213,7 @@ fn writer_facing_a_killed_reader_gets_broken_pipe_not_a_hang() {
     tx.send_bytes(b"first").unwrap();
     // SAFETY: killing our own child.
     assert_eq!(unsafe { libc::kill(child, libc::SIGKILL) }, 0);
-    assert_eq!(reap(child, LIMIT), 128 + libc::SIGKILL);
+    assert_eq!(reap(child, LIMIT), -libc::SIGKILL);
     let mut result = Ok(());
     for _ in 0..1000 {
         result = tx.send_bytes(&[5u8; 40]);
@@ -237,7 +235,7 @@ fn zero_length_and_chunked_messages_keep_their_boundaries() {
     let (mut here, there) = pipe_with_capacity(true, 256).unwrap();
     assert_eq!(here.ring_capacity(), Some(256));
     let here_fd = here.as_raw_fd();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         close_fd(here_fd);
         let mut there = there;
         loop {
@@ -261,7 +259,7 @@ fn zero_length_and_chunked_messages_keep_their_boundaries() {
 fn a_message_far_larger_than_the_default_ring() {
     let (mut here, there) = pipe(true).unwrap();
     let here_fd = here.as_raw_fd();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         close_fd(here_fd);
         let mut there = there;
         let m = there.recv_bytes().unwrap();
@@ -367,7 +365,7 @@ fn wait_mixes_ring_and_socket_connections() {
     let (mut go_here, go_there) = Connection::pair().unwrap();
     assert!(wait(&[&ring_here, &sock_here], Some(Duration::ZERO)).unwrap().is_empty());
     let (rh, sh, gh) = (ring_here.as_raw_fd(), sock_here.as_raw_fd(), go_here.as_raw_fd());
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         for fd in [rh, sh, gh] {
             close_fd(fd);
         }
@@ -420,7 +418,7 @@ fn wait_any_mixes_a_connection_and_a_process_sentinel() {
     let (mut here, there) = pipe(true).unwrap();
     let (mut go_here, go_there) = Connection::pair().unwrap();
     let (h, g) = (here.as_raw_fd(), go_here.as_raw_fd());
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         close_fd(h);
         close_fd(g);
         let (mut there, mut go) = (there, go_there);
@@ -534,7 +532,7 @@ const ENV: &str = "MPROC_IPC_PIPE_TOKEN";
 /// each message reversed until end of file.
 #[test]
 fn pipe_share_child_entry() {
-    let Some(token) = common::token_from_env::<ConnectionToken>(ENV) else { return };
+    let Some(token) = mproc_testkit::token_from_env::<ConnectionToken>(ENV) else { return };
     let mut c = Connection::import(token).expect("import in the child");
     assert!(c.is_shared_memory());
     loop {
@@ -557,7 +555,7 @@ fn ring_connection_crosses_exec_by_token() {
     // The doorbell socket and the pipe's memfd.
     assert_eq!(exports.fds().len(), 2);
     assert!(exports.fds().contains(&child_end.as_raw_fd()));
-    let mut child = common::spawn_entry("pipe_share_child_entry", ENV, &token, &exports);
+    let mut child = mproc_testkit::spawn_entry("pipe_share_child_entry", ENV, &token, exports.fds());
     drop(child_end);
     let big: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
     for m in [&b"abc"[..], b"", b"hello", &big] {

@@ -2,17 +2,15 @@
 //! the Full/Empty edges, close, sizes, the tutorials' scenarios, many producers
 //! and consumers, and the spawn path through `Share`.
 //!
-//! Children are forked with `common::fork_child` (a 20 s `alarm` watchdog) and
+//! Children are forked with `mproc_testkit::fork` (a 20 s `alarm` watchdog) and
 //! reaped with a deadline; every blocking call has a timeout or a watchdog.
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{fork_child, reap};
 use mproc_ipc::{JoinableQueue, Queue, QueueBuilder, QueueError, SimpleQueue};
 use mproc_shm::{Exports, Share, ShmError};
+use mproc_testkit::{fork, reap};
 use serde::{Deserialize, Serialize};
 
 const REAP: Duration = Duration::from_secs(30);
@@ -92,7 +90,7 @@ fn other_processes_keep_their_handle_open_after_close() {
     let q = Queue::<u32>::new().unwrap();
     let child = {
         let q = q.clone();
-        fork_child(move || match q.get_timeout(LONG) {
+        fork(20, move || match q.get_timeout(LONG) {
             Ok(7) => 0,
             _ => 1,
         })
@@ -155,7 +153,7 @@ fn put_ref_sends_a_kept_item_across_processes() {
     let q = QueueBuilder::new().maxsize(8).max_item_bytes(4100).build::<Vec<u8>>().unwrap();
     let child = {
         let q = q.clone();
-        fork_child(move || {
+        fork(20, move || {
             let item: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
             for _ in 0..100 {
                 if q.put_ref(&item).is_err() {
@@ -187,7 +185,7 @@ fn writer_and_reader_processes() {
     let q = Queue::<char>::new().unwrap();
     let writer = {
         let q = q.clone();
-        fork_child(move || {
+        fork(20, move || {
             for c in ['A', 'B', 'C'] {
                 if q.put(c).is_err() {
                     return 1;
@@ -198,7 +196,7 @@ fn writer_and_reader_processes() {
     };
     let reader = {
         let q = q.clone();
-        fork_child(move || {
+        fork(20, move || {
             let got: Vec<char> = (0..3).filter_map(|_| q.get_timeout(LONG).ok()).collect();
             if got == ['A', 'B', 'C'] {
                 0
@@ -224,7 +222,7 @@ fn many_producers_and_consumers_deliver_each_item_once() {
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|p| {
             let work = work.clone();
-            fork_child(move || {
+            fork(20, move || {
                 for i in 0..N {
                     if work.put_timeout(Some((p, i)), LONG).is_err() {
                         return 1;
@@ -237,7 +235,7 @@ fn many_producers_and_consumers_deliver_each_item_once() {
     let consumers: Vec<_> = (0..2)
         .map(|_| {
             let (work, results) = (work.clone(), results.clone());
-            fork_child(move || {
+            fork(20, move || {
                 let mut last = [None::<u64>; PRODUCERS as usize];
                 loop {
                     match work.get_timeout(LONG) {
@@ -291,7 +289,7 @@ fn log_records_from_200_processes_reach_one_writer() {
     let path = std::env::temp_dir().join(format!("mproc-queue-log-{}.txt", std::process::id()));
     let writer = {
         let (q, path) = (q.clone(), path.clone());
-        fork_child(move || {
+        fork(20, move || {
             let mut out = String::new();
             loop {
                 match q.get_timeout(LONG) {
@@ -309,7 +307,7 @@ fn log_records_from_200_processes_reach_one_writer() {
     let loggers: Vec<_> = (0..PROCS)
         .map(|n| {
             let q = q.clone();
-            fork_child(move || {
+            fork(20, move || {
                 let record = LogRecord { pid: std::process::id(), n, message: format!("hello from logger {n}") };
                 if q.put(Some(record)).is_ok() {
                     0
@@ -348,7 +346,7 @@ fn joinable_queue_task_consumers() {
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let (tasks, results) = (tasks.clone(), results.clone());
-            fork_child(move || loop {
+            fork(20, move || loop {
                 let Ok(next) = tasks.get_timeout(LONG) else { return 1 };
                 let Some(t) = next else {
                     return if tasks.task_done().is_ok() { 0 } else { 2 };
@@ -413,7 +411,7 @@ fn join_timeout_waits_for_another_process() {
     assert!(t.elapsed() >= Duration::from_millis(30));
     let worker = {
         let q = q.clone();
-        fork_child(move || match q.get_timeout(LONG) {
+        fork(20, move || match q.get_timeout(LONG) {
             Ok(5) if q.task_done().is_ok() => 0,
             _ => 1,
         })
@@ -429,7 +427,7 @@ fn simple_queue_basics() {
     assert!(matches!(q.try_get(), Err(QueueError::Empty)));
     let child = {
         let q = q.clone();
-        fork_child(move || {
+        fork(20, move || {
             for i in 0..100u32 {
                 if q.put(vec![i; (i % 7) as usize]).is_err() {
                     return 1;
@@ -515,7 +513,7 @@ const ENV: &str = "MPROC_IPC_QUEUE_TOKEN";
 #[test]
 fn queue_spawn_child_entry() {
     type Tokens = (<Queue<Option<String>> as Share>::Token, <JoinableQueue<String> as Share>::Token);
-    let Some((req, rep)) = common::token_from_env::<Tokens>(ENV) else { return };
+    let Some((req, rep)) = mproc_testkit::token_from_env::<Tokens>(ENV) else { return };
     let req = Queue::<Option<String>>::import(req).expect("import the request queue");
     let rep = JoinableQueue::<String>::import(rep).expect("import the reply queue");
     while let Some(s) = req.get_timeout(LONG).expect("a request") {
@@ -530,7 +528,7 @@ fn queues_cross_exec_by_token() {
     let mut exports = Exports::new();
     let tokens = (req.export(&mut exports).unwrap(), rep.export(&mut exports).unwrap());
     assert!(!exports.fds().is_empty());
-    let mut child = common::spawn_entry("queue_spawn_child_entry", ENV, &tokens, &exports);
+    let mut child = mproc_testkit::spawn_entry("queue_spawn_child_entry", ENV, &tokens, exports.fds());
     for s in ["a", "bb", ""] {
         req.put(Some(s.to_string())).unwrap();
     }

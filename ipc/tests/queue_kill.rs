@@ -13,15 +13,13 @@
 //! ring slot) to over 1 MiB (in a block of the queue's memfd); at the end the
 //! drained queue must hold no block any more (no leaked block).
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{fork_child, reap};
 use mproc_ipc::{Queue, SimpleQueue};
 use mproc_shm::Array;
 use mproc_sync::Event;
+use mproc_testkit::{fork, kill_and_reap, reap};
 use serde::{Deserialize, Serialize};
 
 const KILLS: usize = 300;
@@ -82,7 +80,7 @@ impl Rng {
 
 fn spawn_producer(work: &Queue<Option<Item>>, done: &Array<u64>, stop: &Event, p: usize) -> libc::pid_t {
     let (work, done, stop) = (work.clone(), done.clone(), stop.clone());
-    fork_child(move || {
+    fork(20, move || {
         let mut seq = 0u32;
         while !stop.is_set() {
             match work.put_timeout(Some(item(p as u32, seq)), LONG) {
@@ -101,7 +99,7 @@ fn spawn_producer(work: &Queue<Option<Item>>, done: &Array<u64>, stop: &Event, p
 
 fn spawn_consumer(work: &Queue<Option<Item>>, results: &SimpleQueue<(u32, u32)>) -> libc::pid_t {
     let (work, results) = (work.clone(), results.clone());
-    fork_child(move || loop {
+    fork(20, move || loop {
         match work.get_timeout(LONG) {
             Ok(Some(it)) => {
                 if it.sum != checksum(it.producer, it.seq, &it.payload)
@@ -117,12 +115,6 @@ fn spawn_consumer(work: &Queue<Option<Item>>, results: &SimpleQueue<(u32, u32)>)
             Err(_) => return 1,
         }
     })
-}
-
-fn kill_and_reap(pid: libc::pid_t) -> i32 {
-    // SAFETY: kill on our own child, which is reaped just below.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-    reap(pid, LONG)
 }
 
 #[test]
@@ -159,14 +151,14 @@ fn queue_survives_sigkilled_producers_and_consumers() {
         }
         let victim = (rng.next() % 4) as usize;
         if victim < 2 {
-            let status = kill_and_reap(producers[victim]);
-            assert_eq!(status, 128 + libc::SIGKILL, "a producer exited on its own with {status}");
+            let status = kill_and_reap(producers[victim]).code();
+            assert_eq!(status, -libc::SIGKILL, "a producer exited on its own with {status}");
             killed_producers += 1;
             next_producer += 1;
             producers[victim] = spawn_producer(&work, &done, &stop, next_producer - 1);
         } else {
-            let status = kill_and_reap(consumers[victim - 2]);
-            assert_eq!(status, 128 + libc::SIGKILL, "a consumer exited with {status} (3: a torn item)");
+            let status = kill_and_reap(consumers[victim - 2]).code();
+            assert_eq!(status, -libc::SIGKILL, "a consumer exited with {status} (3: a torn item)");
             killed_consumers += 1;
             consumers[victim - 2] = spawn_consumer(&work, &results);
         }

@@ -2,13 +2,11 @@
 //! with many producers and consumers, through every queue kind and form, and
 //! the memory they hold coming back once drained.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{fork_child, reap};
 use mproc_ipc::{JoinableQueue, Queue, QueueBuilder, QueueError, SimpleQueue};
+use mproc_testkit::{fork, reap};
 use serde_bytes::ByteBuf;
 
 const LONG: Duration = Duration::from_secs(20);
@@ -37,7 +35,7 @@ fn items_of_every_size_arrive_equal_and_in_order_across_processes() {
     let q = Queue::<(u32, ByteBuf)>::new().unwrap();
     let child = {
         let q = q.clone();
-        fork_child(move || {
+        fork(20, move || {
             let mut seq = 0;
             for &len in &SIZES {
                 for l in [3, len, 5] {
@@ -75,7 +73,7 @@ fn three_producers_two_consumers_lose_and_duplicate_nothing() {
     let producers: Vec<_> = (0..3)
         .map(|p| {
             let work = work.clone();
-            fork_child(move || {
+            fork(20, move || {
                 for i in 0..N {
                     if work.put_timeout(Some((p, i, payload(p, i, len_of(p, i)))), LONG).is_err() {
                         return 1;
@@ -88,7 +86,7 @@ fn three_producers_two_consumers_lose_and_duplicate_nothing() {
     let consumers: Vec<_> = (0..2)
         .map(|_| {
             let (work, results) = (work.clone(), results.clone());
-            fork_child(move || {
+            fork(20, move || {
                 let mut last = [None::<u32>; 3];
                 loop {
                     match work.get_timeout(LONG) {
@@ -166,7 +164,7 @@ fn joinable_and_simple_queues_take_large_items_across_processes() {
     let sq = SimpleQueue::<ByteBuf>::new().unwrap();
     let child = {
         let (jq, sq) = (jq.clone(), sq.clone());
-        fork_child(move || {
+        fork(20, move || {
             for i in 0..4 {
                 let Ok(item) = jq.get_timeout(LONG) else { return 1 };
                 if item != payload(2, i, 3 << 20) || sq.put(item).is_err() || jq.task_done().is_err() {
@@ -257,7 +255,7 @@ fn a_drained_queue_gives_its_memory_back() {
 #[test]
 fn large_items_cross_a_queue_sent_by_send_handle() {
     let (here, there) = mproc_ipc::Connection::pair().unwrap();
-    let child = fork_child(move || {
+    let child = fork(20, move || {
         let mut conn = there;
         let Ok(q) = conn.recv_handle::<Queue<ByteBuf>>() else { return 2 };
         match q.get_timeout(LONG) {
@@ -286,7 +284,7 @@ type Tokens = (<Queue<ByteBuf> as mproc_shm::Share>::Token, <Queue<ByteBuf> as m
 #[test]
 fn large_spawn_child_entry() {
     use mproc_shm::Share;
-    let Some((req, rep)) = common::token_from_env::<Tokens>(ENV) else { return };
+    let Some((req, rep)) = mproc_testkit::token_from_env::<Tokens>(ENV) else { return };
     let (req, rep) = (Queue::<ByteBuf>::import(req).unwrap(), Queue::<ByteBuf>::import(rep).unwrap());
     loop {
         let mut item = req.get_timeout(LONG).expect("a request").into_vec();
@@ -306,7 +304,7 @@ fn large_items_cross_into_a_spawned_child() {
     let (req, rep) = (Queue::<ByteBuf>::new().unwrap(), Queue::<ByteBuf>::new().unwrap());
     let mut exports = Exports::new();
     let tokens: Tokens = (req.export(&mut exports).unwrap(), rep.export(&mut exports).unwrap());
-    let mut child = common::spawn_entry("large_spawn_child_entry", ENV, &tokens, &exports);
+    let mut child = mproc_testkit::spawn_entry("large_spawn_child_entry", ENV, &tokens, exports.fds());
     for (i, len) in [(0u32, 5 << 20), (1, 70_000), (2, 3)] {
         let item = payload(5, i, len);
         req.put(item.clone()).unwrap();

@@ -4,8 +4,6 @@
 //! The child is this test binary run again with `--exact share_child_entry`
 //! and the token in an environment variable, the fd kept open across exec.
 
-mod common;
-
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -18,7 +16,7 @@ const ENV: &str = "MPROC_IPC_TEST_TOKEN";
 /// message reversed until EOF, then drops it (the parent must see EOF).
 #[test]
 fn share_child_entry() {
-    let Some(token) = common::token_from_env::<ConnectionToken>(ENV) else { return };
+    let Some(token) = mproc_testkit::token_from_env::<ConnectionToken>(ENV) else { return };
     let mut c = Connection::import(token.clone()).expect("import in the child");
     // A second import of the same token duplicates instead of double-owning.
     let mut second = Connection::import(token).expect("second import");
@@ -42,7 +40,7 @@ fn connection_crosses_exec_by_token() {
     let mut exports = Exports::new();
     let token = child_end.export(&mut exports).unwrap();
     assert_eq!(exports.fds(), &[child_end.as_raw_fd()]);
-    let mut child = common::spawn_entry("share_child_entry", ENV, &token, &exports);
+    let mut child = mproc_testkit::spawn_entry("share_child_entry", ENV, &token, exports.fds());
     drop(child_end);
     assert_eq!(parent.recv_bytes().unwrap(), b"second");
     for m in [&b"abc"[..], b"", b"hello"] {

@@ -4,6 +4,7 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -27,20 +28,20 @@ fn manager_call(c: &mut Criterion) {
     });
     g.bench_function("socketpair", |b| {
         let (mut parent, mut child) = UnixStream::pair().expect("socketpair");
-        // SAFETY: the child only echoes on its socket and leaves through _exit.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            drop(parent);
+        let parent_fd = parent.as_raw_fd();
+        // The child only echoes on its socket until end of file.
+        let pid = mproc_testkit::fork(600, || {
+            // SAFETY: the parent's end, inherited: nothing in this child uses or
+            // closes it again (the child leaves through `_exit`).
+            unsafe { libc::close(parent_fd) };
             let mut buf = [0u8; 64];
             while child.read_exact(&mut buf).is_ok() {
                 if child.write_all(&buf).is_err() {
                     break;
                 }
             }
-            // SAFETY: ends the child without running the parent's destructors.
-            unsafe { libc::_exit(0) };
-        }
+            0
+        });
         drop(child);
         let mut buf = [7u8; 64];
         b.iter_custom(|iters| {
@@ -52,8 +53,7 @@ fn manager_call(c: &mut Criterion) {
             start.elapsed()
         });
         drop(parent);
-        // SAFETY: waitpid on our own child.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        mproc_testkit::wait(pid);
     });
     g.finish();
 }

@@ -8,14 +8,12 @@
 //! and the test prints that it did. Alone in its own test binary because it forks
 //! processes that start threads.
 
-mod common;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{join_or_kill, spawn_child};
 use mproc_manager::{Address, Manager, ManagerBuilder, ManagerError, QueueProxy, Registry};
+use mproc_testkit::{finish, fork_process};
 
 /// Two network namespaces joined by a veth pair; deleted on drop.
 struct Netns {
@@ -152,7 +150,7 @@ fn seed_task_master_and_task_worker() {
         }
     };
     let (ns_m, ns_w) = namespaces.clone().unzip();
-    let mut master = spawn_child(move || {
+    let mut master = fork_process(30, move || {
         if let Some(ns) = ns_m {
             if !enter_netns(&ns) {
                 return 30;
@@ -160,7 +158,7 @@ fn seed_task_master_and_task_worker() {
         }
         task_master(addr)
     });
-    let mut worker = spawn_child(move || {
+    let mut worker = fork_process(30, move || {
         if let Some(ns) = ns_w {
             if !enter_netns(&ns) {
                 return 31;
@@ -168,8 +166,8 @@ fn seed_task_master_and_task_worker() {
         }
         task_worker(addr)
     });
-    let w = join_or_kill(&mut worker, Duration::from_secs(40));
-    let m = join_or_kill(&mut master, Duration::from_secs(40));
+    let w = finish(&mut worker, Duration::from_secs(40));
+    let m = finish(&mut master, Duration::from_secs(40));
     drop(netns);
     assert_eq!((m, w), (0, 0), "master and worker exit codes");
 }

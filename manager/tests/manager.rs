@@ -9,10 +9,11 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, handshake_as_client, handshake_as_lax_server, join_or_kill, spawn_child};
+use common::{handshake_as_client, handshake_as_lax_server};
 use mproc_ipc::Connection;
 use mproc_manager::wire::{Request, Response};
 use mproc_manager::{Address, Manager, ManagerBuilder, ManagerError, Proxy, Registry, Served};
+use mproc_testkit::{eventually, finish, fork_process};
 use serde::{Deserialize, Serialize};
 
 const T: Duration = Duration::from_secs(20);
@@ -25,14 +26,14 @@ fn seed_manager_list_shared_by_three_processes() {
     let mut children: Vec<_> = (0..3)
         .map(|i| {
             let l = list.clone();
-            spawn_child(move || match l.append(&i) {
+            fork_process(30, move || match l.append(&i) {
                 Ok(()) => l.len().map_or(3, |n| if (1..=3).contains(&n) { 0 } else { 4 }),
                 Err(_) => 2,
             })
         })
         .collect();
     for c in &mut children {
-        assert_eq!(join_or_kill(c, T), 0);
+        assert_eq!(finish(c, T), 0);
     }
     let mut got = list.snapshot().unwrap();
     got.sort();
@@ -198,8 +199,8 @@ fn base_manager_registry_and_unregistered_typeid_and_method() {
     assert_eq!(c.call(&CounterCall::Add(2)).unwrap(), 2);
     // Another process sees the same object.
     let c2 = c.clone();
-    let mut child = spawn_child(move || if c2.call(&CounterCall::Add(3)) == Ok(5) { 0 } else { 1 });
-    assert_eq!(join_or_kill(&mut child, T), 0);
+    let mut child = fork_process(30, move || if c2.call(&CounterCall::Add(3)) == Ok(5) { 0 } else { 1 });
+    assert_eq!(finish(&mut child, T), 0);
     assert_eq!(c.call(&CounterCall::Get).unwrap(), 5);
     // An unregistered typeid.
     assert_eq!(manager.list::<u8>().unwrap_err(), ManagerError::UnknownTypeid("list".into()));
@@ -222,7 +223,7 @@ fn client_sigkilled_mid_call_releases_its_objects() {
     let before = manager.stats().unwrap();
     let (b, l, q) = (barrier.clone(), lock.clone(), made.clone());
     let (addr, key) = (manager.address().unwrap().clone(), manager.authkey().to_vec());
-    let child = spawn_child(move || {
+    let child = fork_process(30, move || {
         // A lock it takes and never releases, an item it puts, and objects only it holds.
         let Ok(Some(held)) = l.try_lock() else { return 1 };
         std::mem::forget(held);
@@ -287,7 +288,7 @@ fn a_child_dropping_a_copy_of_the_starting_handle_leaves_the_server_running() {
     let manager = std::sync::Arc::new(manager);
     let m2 = manager.clone();
     let l2 = list.clone();
-    let mut child = spawn_child(move || {
+    let mut child = fork_process(30, move || {
         let _ = l2.append(&1);
         // SAFETY: this is the child's copy of the parent's memory: running the Manager's
         // destructor here touches only the copy, and the child never uses it again
@@ -295,7 +296,7 @@ fn a_child_dropping_a_copy_of_the_starting_handle_leaves_the_server_running() {
         unsafe { std::ptr::drop_in_place(std::sync::Arc::as_ptr(&m2) as *mut Manager) };
         0
     });
-    assert_eq!(join_or_kill(&mut child, T), 0);
+    assert_eq!(finish(&mut child, T), 0);
     assert_eq!(list.snapshot().unwrap(), [1], "the server still serves");
 }
 
@@ -309,7 +310,7 @@ fn joinable_queue_event_and_condition_across_processes() {
     let ns = manager.namespace().unwrap();
     ns.set("ready", &false).unwrap();
     let (j, d, s, c, n) = (jobs.clone(), done.clone(), sums.clone(), cond.clone(), ns.clone());
-    let mut child = spawn_child(move || {
+    let mut child = fork_process(30, move || {
         let run = || -> Result<(), ManagerError> {
             let mut total = 0u64;
             for _ in 0..5 {
@@ -338,7 +339,7 @@ fn joinable_queue_event_and_condition_across_processes() {
         assert!(cond.wait_for(|| ns.get::<bool>("ready").unwrap(), Some(T)).unwrap());
     }
     assert_eq!(sums.get(&"child".to_string()).unwrap(), Some(15));
-    assert_eq!(join_or_kill(&mut child, T), 0);
+    assert_eq!(finish(&mut child, T), 0);
 }
 
 fn open_fds() -> usize {

@@ -1,13 +1,11 @@
 //! `Bytes` and `PodVec` through manager proxies (value, list, dict, queue)
 //! across real processes: a forked child stores, the parent reads back.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{join_or_kill, spawn_child};
 use mproc_ipc::{Bytes, PodVec};
 use mproc_manager::{Manager, ManagerError};
+use mproc_testkit::{finish, fork_process};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -45,7 +43,7 @@ fn payloads_through_value_list_dict_and_queue_proxies() {
     let queue = manager.queue::<Bytes>().unwrap();
     let done = manager.queue::<u32>().unwrap();
     let (v, l, d, q, k) = (value.clone(), list.clone(), dict.clone(), queue.clone(), done.clone());
-    let mut child = spawn_child(move || {
+    let mut child = fork_process(30, move || {
         for (i, size) in SIZES.into_iter().enumerate() {
             let ok = v.set(&bytes(size)).is_ok()
                 && l.append(&f64s(size)).is_ok()
@@ -69,7 +67,7 @@ fn payloads_through_value_list_dict_and_queue_proxies() {
         assert!(dict.get(&(i as u32)).unwrap() == Some(u32s(size)), "dict, size {size}");
         done.put(&(i as u32)).unwrap();
     }
-    assert_eq!(join_or_kill(&mut child, T), 0);
+    assert_eq!(finish(&mut child, T), 0);
 }
 
 /// 16 MiB of payload plus the request's header is above the server's request

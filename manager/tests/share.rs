@@ -4,13 +4,11 @@
 //! the receiver takes its own reference, and the server's counts return to the
 //! creator's once the receiver is gone.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{eventually, join_or_kill, spawn_child};
 use mproc_manager::{EventProxy, ListProxy, Manager};
 use mproc_process::{entry, Entry, Process, Shared};
+use mproc_testkit::{eventually, finish, fork_process};
 use serde::{Deserialize, Serialize};
 
 const T: Duration = Duration::from_secs(20);
@@ -26,8 +24,7 @@ struct SpawnArgs {
 /// decoded from its serde form (the import taught this process the authkey), drop the
 /// copy, and hold the imported references until the parent says go.
 fn spawned_appends(a: SpawnArgs) {
-    // SAFETY: alarm only arms a timer (the child's watchdog).
-    unsafe { libc::alarm(30) };
+    mproc_testkit::arm_watchdog(30);
     let code = (|| {
         a.list.append(&a.n).map_err(|_| 2)?;
         let bytes = postcard::to_allocvec(&*a.list).map_err(|_| 3)?;
@@ -63,7 +60,7 @@ fn proxies_passed_to_a_spawned_child_take_and_release_references() {
         manager.stats()
     );
     go.set().unwrap();
-    assert_eq!(join_or_kill(&mut child, T), 0);
+    assert_eq!(finish(&mut child, T), 0);
     let mut got = list.snapshot().unwrap();
     got.sort();
     assert_eq!(got, [40, 41]);
@@ -87,7 +84,7 @@ fn a_proxy_inside_a_queue_item_keeps_its_object_alive_in_the_receiver() {
     let back = mproc_ipc::Queue::<Msg>::new().unwrap();
     let (j, b) = (jobs.clone(), back.clone());
     // Forked before the list exists: the child gets the proxy only as queue bytes.
-    let mut child = spawn_child(move || {
+    let mut child = fork_process(30, move || {
         let Ok(Msg::Job(list, n)) = j.get_timeout(T) else { return 1 };
         if b.put(Msg::Ready).is_err() {
             return 2;
@@ -116,7 +113,7 @@ fn a_proxy_inside_a_queue_item_keeps_its_object_alive_in_the_receiver() {
     let Ok(Msg::Done(list)) = back.get_timeout(T) else { panic!("the child did not send the list back") };
     assert_eq!(list.snapshot().unwrap(), [7]);
     jobs.put(Msg::Bye).map_err(|e| e.to_string()).unwrap();
-    assert_eq!(join_or_kill(&mut child, T), 0);
+    assert_eq!(finish(&mut child, T), 0);
     // The receiver is gone: back to the creator's one reference, then none.
     let creator_only =
         |s: mproc_manager::ServerStats| (s.objects, s.references) == (empty.objects + 1, empty.references + 1);
@@ -135,7 +132,7 @@ fn proxies_decode_with_the_tree_authkey_and_explicit_keys_must_be_learned() {
     let keys = mproc_ipc::Queue::<(Vec<u8>, Vec<u8>, String, Vec<u8>)>::new().unwrap();
     let k = keys.clone();
     // Forked before either manager starts.
-    let mut child = spawn_child(move || {
+    let mut child = fork_process(30, move || {
         let Ok((default_list, explicit_list, path, key)) = k.get_timeout(T) else { return 1 };
         match postcard::from_bytes::<ListProxy<u32>>(&default_list).map(|l| l.snapshot()) {
             Ok(Ok(v)) if v == [4] => {}
@@ -164,7 +161,7 @@ fn proxies_decode_with_the_tree_authkey_and_explicit_keys_must_be_learned() {
     );
     let default_encoded = postcard::to_allocvec(&default_list).unwrap();
     keys.put((default_encoded, encoded, path, explicit.authkey().to_vec())).map_err(|e| e.to_string()).unwrap();
-    assert_eq!(join_or_kill(&mut child, T), 0);
+    assert_eq!(finish(&mut child, T), 0);
 }
 
 #[test]

@@ -3,18 +3,16 @@
 //! removes the directory. Alone in its test binary, so that this process
 //! starts no tracker the child would share.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{eventually, join_or_kill, spawn_child};
 use mproc_ipc::Connection;
 use mproc_manager::{Address, Manager};
+use mproc_testkit::{eventually, finish, fork_process};
 
 #[test]
 fn killed_manager_owner_leaves_no_socket_directory() {
     let (mut here, mut there) = Connection::pair().unwrap();
-    let mut child = spawn_child(move || {
+    let mut child = fork_process(30, move || {
         let Ok(manager) = Manager::start() else { return 2 };
         let Some(Address::Unix(path)) = manager.address().cloned() else { return 3 };
         let dir = path.parent().expect("the socket is in its directory").to_path_buf();
@@ -29,7 +27,7 @@ fn killed_manager_owner_leaves_no_socket_directory() {
     assert!(here.poll(Some(Duration::from_secs(20))).unwrap(), "the child reported no directory");
     let dir: std::path::PathBuf = here.recv().unwrap();
     assert!(dir.to_string_lossy().contains("mproc-manager-"), "{}", dir.display());
-    assert_eq!(join_or_kill(&mut child, Duration::from_secs(20)), -libc::SIGKILL);
+    assert_eq!(finish(&mut child, Duration::from_secs(20)), -libc::SIGKILL);
     assert!(
         eventually(Duration::from_secs(10), || !dir.exists()),
         "{} is still there after its owner was killed",

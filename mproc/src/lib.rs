@@ -38,34 +38,50 @@
 //!
 //! # From Python to Rust
 //!
+//! This table is the one place that maps Python's names to mproc's (the README
+//! points here). Names that read well stay Python's (`apply_async`,
+//! `notify_all`, `task_done`), and rustdoc finds the others by their Python
+//! name (`#[doc(alias)]`).
+//!
 //! | Python `multiprocessing` | mproc |
 //! | --- | --- |
-//! | `Process(target=f, name=.., daemon=..)` | [`Process::new`], [`Process::builder`] |
+//! | `Process(target=f, args=(x,))` (fork) | [`Process::new`]`(move \|\| f(x))` |
+//! | `Process(name=.., daemon=..)` | [`Process::builder`]`().name(..).daemon(true).target(f).build()` |
 //! | subclass `Process`, override `run` | implement [`Run`], [`Process::from_run`] |
-//! | `p.start()`, `p.join(timeout)`, `p.is_alive()`, `p.exitcode` | [`Process::start`], [`Process::join`] / [`Process::join_timeout`], [`Process::is_alive`], [`Process::exitcode`] |
-//! | `p.terminate()`, `p.kill()` | [`Process::terminate`], [`Process::kill`] |
+//! | `p.start()`, `p.join(timeout)`, `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | [`Process::start`], [`Process::join`] / [`Process::join_timeout`], [`Process::is_alive`], [`Process::exitcode`], [`Process::pid`], [`Process::name`] |
+//! | `p.terminate()`, `p.kill()`, `p.close()` | [`Process::terminate`], [`Process::kill`], [`Process::close`] |
 //! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `os._exit(n)` | [`exit`] |
-//! | `current_process().authkey` (get, set) | [`authkey`], [`set_authkey`] (a manager's default key) |
-//! | `Lock()`, `RLock()` | [`Lock`], [`RLock`] (`with lock:` is `let _g = lock.lock()?;`); `acquire()`, `acquire(False)`, `acquire(timeout=t)` are [`Lock::acquire`], [`Lock::try_acquire`], [`Lock::acquire_timeout`] |
-//! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore`], [`BoundedSemaphore`] |
+//! | `current_process().authkey` (get, set) | [`authkey`], [`set_authkey`] (shared by the process tree; a manager's default key) |
+//! | `Lock()`, `RLock()` | [`Lock`], [`RLock`] (`with lock:` is `let _g = lock.lock()?;`); `acquire()`, `acquire(False)`, `acquire(timeout=t)` are [`Lock::acquire`], [`Lock::try_acquire`], [`Lock::acquire_timeout`]; `release()` |
+//! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore`], [`BoundedSemaphore`] (a `permit()` guard, or `acquire` / `release`) |
 //! | `Condition()`, `Event()`, `Barrier(n)`; `wait(timeout)` | [`Condition`], [`Event`], [`Barrier`]; `wait()` / `wait_timeout(t)` ([`Event::wait_timeout`], [`Condition::wait_timeout`]) |
-//! | `Value('q', 0)` (locked), `RawValue` | [`Value`] (= [`Synchronized`]), [`RawValue`] |
-//! | `Array('i', n)` (locked), `get_lock()`, `RawArray` | [`Array`] (= [`SynchronizedArray`]), [`Array::get_lock`], [`RawArray`] |
+//! | `Value('q', 0)` (locked), `v.get_lock()`, `RawValue` | [`Value`] (= [`Synchronized`]), [`Synchronized::get_lock`], [`RawValue`] |
+//! | `Array('i', n)` (locked), `a.get_lock()`, `RawArray` | [`Array`] (= [`SynchronizedArray`]; `a.lock()?` derefs to `&mut [T]`), [`Array::get_lock`], [`RawArray`] |
 //! | `Pipe(duplex)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socket pair) |
-//! | `Queue(maxsize)`, `put`, `get`, `put_nowait`, `get_nowait`, `qsize`, `empty`, `full` | [`Queue`], [`Queue::put`], [`Queue::get`], [`Queue::try_put`], [`Queue::try_get`], [`Queue::qsize`], [`Queue::empty`], [`Queue::full`] |
-//! | `JoinableQueue`, `task_done`, `join`; `SimpleQueue` | [`JoinableQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`]; [`SimpleQueue`] |
-//! | `connection.Listener`, `connection.Client`, `connection.wait` | [`Listener`], [`Client`], [`wait`] (connections), [`wait_any`] (with `Process::sentinel`s and sockets) |
+//! | `conn.send(obj)`, `conn.recv()` | [`Connection::send`], [`Connection::recv`] (serde + postcard, not pickle) |
+//! | `send_bytes`, `recv_bytes(maxlength)`, `recv_bytes_into` | [`Connection::send_bytes`], [`Connection::recv_bytes_max`], [`Connection::recv_bytes_into`] |
+//! | `conn.poll(timeout)`, `conn.close()`, `conn.readable`, `conn.writable` | [`Connection::poll`], [`Connection::close`], [`Connection::readable`], [`Connection::writable`] |
+//! | `Queue(maxsize)`, `put`, `get`, `put_nowait`, `get_nowait` | [`Queue`] ([`Queue::with_maxsize`], [`QueueBuilder`]), [`Queue::put`] (or [`Queue::put_ref`]), [`Queue::put_timeout`], [`Queue::get`] / [`Queue::get_timeout`], [`Queue::try_put`] ([`PutError`] gives the item back), [`Queue::try_get`] |
+//! | `qsize()`, `empty()`, `full()`, `close()` | [`Queue::qsize`], [`Queue::empty`], [`Queue::full`], [`Queue::close`] |
+//! | `queue.Full`, `queue.Empty` | [`QueueError::Full`], [`QueueError::Empty`] |
+//! | `JoinableQueue`, `task_done`, `join`; `SimpleQueue` | [`JoinableQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`] / [`JoinableQueue::join_timeout`]; [`SimpleQueue`] |
+//! | `connection.Listener(address, authkey=..)`, `accept()`, `address` | [`Listener::bind`], [`Listener::accept`], [`Listener::address`] |
+//! | `connection.Client(address, authkey=..)`, `connection.wait` | [`Client::connect`], [`wait`] (connections), [`wait_any`] (with `Process::sentinel`s and sockets) |
 //! | `reduction.send_handle`, `recv_handle` | [`Connection::send_handle`], [`Connection::recv_handle`] (any [`Share`] handle, by `SCM_RIGHTS`) |
-//! | `shared_memory.SharedMemory(name, create=True)` | [`Segment::create`] / [`Segment::open`] / [`Segment::unlink`] (a resource tracker unlinks a killed program's names) |
+//! | `shared_memory.SharedMemory(name, create=True)`, resource tracker | [`Segment::create`] / [`Segment::open`] / [`Segment::unlink`] (a tracker process unlinks a killed program's names) |
 //! | `SharedMemory(name, create=True, track=False)` (3.13) | [`Segment::create_untracked`] (outlives the program; whoever knows the name unlinks it) |
-//! | `Pool(n)`, `apply_async`, `map`, `imap_unordered`, `AsyncResult` | [`Pool`], [`Pool::apply_async`], [`Pool::map`], [`Pool::imap_unordered`], [`AsyncResult`] |
+//! | `Pool(n)`, `apply`, `apply_async`, `map`, `starmap`, `imap`, `imap_unordered` | [`Pool::new`], [`Pool::apply`], [`Pool::apply_async`], [`Pool::map`], [`Pool::starmap`], [`Pool::imap`], [`Pool::imap_unordered`] (tasks are `fn` items) |
+//! | `AsyncResult.get(timeout)`, `ready`, `successful`, `wait` | [`AsyncResult::get`] / [`AsyncResult::get_timeout`], [`AsyncResult::ready`], [`AsyncResult::successful`], [`AsyncResult::wait`] / [`AsyncResult::wait_timeout`] |
 //! | `map_async(f, items).get(t)`, `map_async(f, items, chunksize)` | [`Pool::map_timeout`], [`Pool::map_async`] / [`Pool::map_async_chunked`] |
-//! | `Pool(initializer=f, initargs=a)`, `get_context("spawn").Pool()` | [`PoolBuilder::initializer_with`] (handles inside as [`Shared`]), [`PoolBuilder::start_method`] ([`StartMethod::Spawn`]) |
-//! | `Manager()` / `SyncManager` | [`Manager::start`] ([`SyncManager`]) |
-//! | `BaseManager(address, authkey)`, `register` | [`ManagerBuilder`] ([`BaseManager`]), [`Registry::register`] |
-//! | `bytes`, `array.array('d')` / a NumPy array as payload | [`Bytes`], [`PodVec<f64>`](PodVec) (one copy each way; a `Vec<u8>` costs about 1.7 ns per byte) |
-//! | `EOFError`, `AuthenticationError`, `queue.Empty` … | variants of [`IpcError`], [`ManagerError`] …, all convertible into [`Error`] |
+//! | `pool.close()`, `terminate()`, `join()` | [`Pool::close`], [`Pool::terminate`], [`Pool::join`] |
+//! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)`, `get_context("spawn").Pool()` | [`PoolBuilder::initializer_with`] (handles inside as [`Shared`]), [`PoolBuilder::maxtasksperchild`], [`PoolBuilder::start_method`] ([`StartMethod::Spawn`]) |
+//! | `Manager()` / `SyncManager`; `list`, `dict`, `Queue`, `Lock`, `Value`, … | [`Manager::start`] ([`SyncManager`]); its proxies ([`ListProxy`], [`DictProxy`], …) |
+//! | `BaseManager(address, authkey)`, `register`, `start`, `connect` | [`ManagerBuilder`] ([`BaseManager`]), [`Registry::register`], [`Manager::connect`] |
+//! | `bytes`, `array.array('d')`, a NumPy array as an item or payload | [`Bytes`], [`PodVec<f64>`](PodVec) (one copy each way; a `Vec<u8>` costs about 1.7 ns per byte) |
+//! | a CPython peer's `conn.send(obj)` / `conn.recv()`; `pickle.dumps` / `loads` | [`Connection::send_pickle`] / [`Connection::recv_pickle`]; [`pickle::dumps`] / [`pickle::loads`] (never imports what a pickle names) |
+//! | `EOFError`, `BufferTooShort`, `AuthenticationError` | [`IpcError::Eof`], [`IpcError::BufferTooShort`], [`IpcError::Authentication`] |
+//! | other exceptions (`queue.Empty`, a dead pool worker, …) | one error enum per crate ([`QueueError`], [`PoolError`], [`ManagerError`], …), all convertible into [`Error`] |
 //!
 //! Every tutorial example the project was built from has a runnable twin in
 //! `mproc/examples/` (`cargo run -p mproc --example NAME`).

@@ -47,12 +47,15 @@
 mod error;
 mod imap;
 mod job;
+mod journal;
 mod pool;
 pub mod remote;
 mod result;
 mod scheduler;
 mod task;
 mod wire;
+mod worker;
+mod worker_args;
 
 pub use error::{PoolError, WorkerExit};
 pub use imap::{Imap, ImapUnordered};

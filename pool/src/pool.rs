@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::imap::{Imap, ImapUnordered};
 use crate::job::{ApplyJob, Callbacks, Delivery, MapJob};
 use crate::result::{AsyncResult, Slot};
-use crate::scheduler::{self, Config, Phase, Shared, Unit};
+use crate::scheduler::{self, Config, Phase, Scheduler, Unit};
 use crate::task::{Code, Initializer, StarFn};
 use crate::PoolError;
 
@@ -145,7 +145,7 @@ impl PoolBuilder {
         if self.maxtasks == Some(0) {
             return Err(PoolError::ZeroMaxTasks(0));
         }
-        let shared = Shared::new(Config {
+        let shared = Scheduler::new(Config {
             processes,
             initializer: self.initializer,
             maxtasks: self.maxtasks.map(|n| n as u64),
@@ -240,7 +240,7 @@ impl PoolBuilder {
 /// not joined terminates it, like Python's `with Pool() as p:` — no worker and no
 /// zombie outlives it.
 pub struct Pool {
-    shared: Arc<Shared>,
+    shared: Arc<Scheduler>,
     threads: Mutex<Option<(JoinHandle<()>, JoinHandle<()>)>>,
 }
 
@@ -288,7 +288,7 @@ impl Pool {
         }
     }
 
-    pub(crate) fn shared(&self) -> &Shared {
+    pub(crate) fn shared(&self) -> &Scheduler {
         &self.shared
     }
 

@@ -1,5 +1,7 @@
-//! The pool's engine: worker processes, the dispatcher thread and the collector
-//! thread.
+//! The pool's engine: the [`Scheduler`] state, the dispatcher thread and the
+//! collector thread, which starts the worker processes (their body is in
+//! `worker.rs`, what they are started with in `worker_args.rs`, their results
+//! journal in `journal.rs`).
 //!
 //! # Who knows what
 //! Each worker is a forked process with two socketpairs to the parent: tasks
@@ -21,7 +23,7 @@
 //!
 //! # Results in batches, and a worker that dies
 //! A worker answers a message of units with one message of results (or sooner,
-//! after [`FLUSH_AFTER`] or when its journal is full). Each finished result is
+//! after `FLUSH_AFTER` or when its journal is full). Each finished result is
 //! first copied into the worker's *journal*, a small shared-memory segment, and
 //! the worker counts the units it started there too. When a worker dies its
 //! results socket reports EOF; the collector then reads the journal: finished
@@ -37,27 +39,27 @@
 //! A forked worker closes every parent-side socket it inherited, then touches
 //! nothing but its own sockets and the task functions — no lock another thread
 //! could hold. A spawned worker is an exec of this binary running
-//! [`SPAWNED_WORKER`], this crate's spawn entry: its two channel ends and its
+//! `SPAWNED_WORKER`, this crate's spawn entry: its two channel ends and its
 //! journal arrive as shared handles (inherited fds), its initializer as code
-//! offsets and encoded argument. From there both run the same [`worker_main`].
+//! offsets and encoded argument. From there both run the same `worker_main`.
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mproc_ipc::{Connection, ConnectionToken, PAIR_MAX_FRAME};
-use mproc_process::{Entry, Process, Shared as Handle};
-use mproc_shm::{Exports, Segment, Share};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use mproc_ipc::Connection;
+use mproc_process::{Process, Shared as Handle};
+use mproc_shm::Segment;
 
 use crate::job::{Delivery, Job};
-use crate::task::{self, Code, ForkInit, Initializer};
-use crate::wire::{self, Outcome, ResultsWriter};
+use crate::journal::{self, Journal};
+use crate::task::{Code, Initializer};
+use crate::wire::{self, Outcome};
+use crate::worker::{forked_worker, SPAWNED_WORKER};
+use crate::worker_args::{ChildEnd, ForkArgs, InitArg, SpawnArgs, SpawnInit};
 use crate::{PoolError, StartMethod, WorkerExit};
 
 /// How much work, in time, the scheduler tries to keep queued at each worker.
@@ -67,9 +69,6 @@ const MAX_DEPTH: usize = 1024;
 /// Beyond this many payload bytes in flight, a worker gets no more units until
 /// it answers (it always gets at least one).
 const MAX_IN_FLIGHT_BYTES: usize = 4 << 20;
-/// A worker sends the results it holds once it has spent this long on them,
-/// even if more units of the message are waiting.
-const FLUSH_AFTER: Duration = Duration::from_millis(2);
 /// How long to wait for a worker whose socket closed to be reaped before it is
 /// SIGKILLed.
 const REAP_GRACE: Duration = Duration::from_secs(2);
@@ -153,10 +152,6 @@ impl Worker {
             && self.budget != Some(0)
             && (self.in_flight.is_empty()
                 || (self.in_flight.len() < depth && self.in_flight_bytes < MAX_IN_FLIGHT_BYTES))
-    }
-
-    fn journal(&self) -> Journal {
-        Journal(self.journal.as_ptr())
     }
 }
 
@@ -243,7 +238,7 @@ impl State {
 /// Starts a worker (forked or spawned, as configured) and adds it to the pool;
 /// the parent end of its results socket, for the collector. Called by the
 /// collector only, without the pool's lock: a spawn takes an exec.
-fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
+fn start_worker(shared: &Scheduler) -> Result<(u64, Connection), PoolError> {
     let config = &shared.config;
     let (id, close) = {
         let mut st = shared.lock();
@@ -256,7 +251,7 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
     let (p_tx, c_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
     let (c_tx, p_rx) = Connection::pair().map_err(|e| spawn_err(&e))?;
     let (c_rx, c_tx) = (Arc::new(c_rx), Arc::new(c_tx));
-    let journal = Segment::anonymous(JOURNAL_LEN).map_err(|e| spawn_err(&e))?;
+    let journal = journal::create().map_err(|e| spawn_err(&e))?;
     let journal_fd = journal.fd().map_or(-1, |fd| fd.as_raw_fd());
     let builder = Process::builder().name(format!("PoolWorker-{id}")).daemon(true);
     // Why the initializer's argument did not encode for a spawned worker, if it
@@ -266,7 +261,7 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
         StartMethod::Fork => {
             let mut close = close;
             close.extend([p_tx.as_raw_fd(), p_rx.as_raw_fd(), journal_fd]);
-            let child = WorkerArgs {
+            let child = ForkArgs {
                 rx: c_rx.as_raw_fd(),
                 tx: c_tx.as_raw_fd(),
                 journal: journal.as_ptr() as usize,
@@ -326,43 +321,18 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
     Ok((id, p_rx))
 }
 
-/// A worker's end of a channel, as a spawned worker's argument. The parent
-/// keeps a reference of its own until the worker has started: the process crate
-/// drops the arguments once they are encoded, before the exec, and the exported
-/// fd must still be open then.
-struct ChildEnd(Arc<Connection>);
-
-impl Share for ChildEnd {
-    type Token = ConnectionToken;
-
-    fn export(&self, exports: &mut Exports) -> mproc_shm::Result<ConnectionToken> {
-        self.0.export(exports)
-    }
-
-    fn import(token: ConnectionToken) -> mproc_shm::Result<ChildEnd> {
-        Connection::import(token).map(|c| ChildEnd(Arc::new(c)))
-    }
-}
-
-impl ChildEnd {
-    /// The connection; `None` if something else still holds it (never in a
-    /// worker, where the import made the only reference).
-    fn into_connection(self) -> Option<Connection> {
-        Arc::into_inner(self.0)
-    }
-}
-
-/// State shared by the pool handle, the dispatcher and the collector.
-pub(crate) struct Shared {
+/// The scheduler's state, shared by the pool handle, the dispatcher and the
+/// collector.
+pub(crate) struct Scheduler {
     state: Mutex<State>,
     /// Wakes the dispatcher: new units, free capacity, a phase change.
     work: Condvar,
     pub(crate) config: Config,
 }
 
-impl Shared {
-    pub(crate) fn new(config: Config) -> Arc<Shared> {
-        Arc::new(Shared {
+impl Scheduler {
+    pub(crate) fn new(config: Config) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
             state: Mutex::new(State {
                 phase: Phase::Running,
                 pending: VecDeque::new(),
@@ -408,7 +378,7 @@ impl Shared {
 
 /// The dispatcher thread: sends pending units to workers with room for them,
 /// and the stop message once a closed pool has drained.
-pub(crate) fn dispatch(shared: Arc<Shared>) {
+pub(crate) fn dispatch(shared: Arc<Scheduler>) {
     let mut st = shared.lock();
     loop {
         if st.phase == Phase::Terminated {
@@ -447,7 +417,7 @@ pub(crate) fn dispatch(shared: Arc<Shared>) {
 /// The collector thread: starts the workers (reporting on `started`), reads
 /// results, replaces dead workers, and ends when the pool is shut down and
 /// every worker is reaped.
-pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolError>>) {
+pub(crate) fn collect(shared: Arc<Scheduler>, started: SyncSender<Result<(), PoolError>>) {
     let mut links: Vec<(u64, Connection)> = Vec::new();
     for _ in 0..shared.config.processes {
         match start_worker(&shared) {
@@ -526,7 +496,7 @@ pub(crate) fn collect(shared: Arc<Shared>, started: SyncSender<Result<(), PoolEr
 
 /// Worker starts keep failing with `error`: if no worker is left, stop the pool
 /// and fail its outstanding work (and later calls) with that error.
-fn stop_without_workers(shared: &Shared, error: PoolError) {
+fn stop_without_workers(shared: &Scheduler, error: PoolError) {
     let mut st = shared.lock();
     if !st.workers.is_empty() || st.phase == Phase::Terminated {
         return; // the live workers go on with the work
@@ -542,7 +512,7 @@ fn stop_without_workers(shared: &Shared, error: PoolError) {
 
 /// Hands a results message's outcomes to their jobs; false if the message is
 /// malformed (the worker is then treated as lost).
-fn on_results(shared: &Shared, id: u64, msg: &[u8]) -> bool {
+fn on_results(shared: &Scheduler, id: u64, msg: &[u8]) -> bool {
     let Ok((nanos, outcomes)) = wire::results(msg) else {
         if let Some(w) = shared.lock().workers.iter_mut().find(|w| w.id == id) {
             let _ = w.process.kill();
@@ -579,13 +549,14 @@ fn on_results(shared: &Shared, id: u64, msg: &[u8]) -> bool {
 }
 
 /// A worker's results socket closed: account for its units, reap it.
-fn on_death(shared: &Shared, id: u64) {
+fn on_death(shared: &Scheduler, id: u64) {
     let mut st = shared.lock();
     let Some(idx) = st.workers.iter().position(|w| w.id == id) else { return };
     let mut w = st.workers.remove(idx);
-    let journal = w.journal();
+    // `None` if the header no longer checks (the worker scribbled over it).
+    let journal = Journal::attach(&w.journal).ok();
     let mut cancelled_pending = Vec::new();
-    let init_failure = journal.init_failure();
+    let init_failure = journal.and_then(|j| j.init_failure());
     if let Some(message) = init_failure.clone() {
         // The initializer panicked: stop the pool rather than respawn forever.
         st.cancel_error = PoolError::InitializerFailed { pid: w.pid as i32, message };
@@ -595,12 +566,13 @@ fn on_death(shared: &Shared, id: u64) {
     }
     let terminated = st.phase == Phase::Terminated;
     let cancel_error = st.cancel_error.clone();
-    let started = journal.word(STARTED).load(Ordering::Acquire);
+    // Without a journal, every unit the worker held may have started.
+    let started = journal.map_or(u64::MAX, |j| j.started());
     let mut first = w.sent - w.in_flight.len() as u64;
     // Results the worker finished but had not sent yet are in its journal.
-    let (journal_first, journal_bytes) = match init_failure {
-        None => journal.entries(),
-        Some(_) => (0, Vec::new()),
+    let (journal_first, journal_bytes) = match (journal, &init_failure) {
+        (Some(j), None) => j.entries(),
+        _ => (0, Vec::new()),
     };
     let mut recovered = Vec::new();
     for (k, outcome) in wire::entries(&journal_bytes).unwrap_or_default().into_iter().enumerate() {
@@ -655,259 +627,4 @@ fn reap(p: &mut Process) -> Option<i32> {
         let _ = p.join_timeout(REAP_GRACE);
     }
     p.exitcode()
-}
-
-/// What a forked worker needs, as plain values that survive `fork`.
-struct WorkerArgs {
-    rx: RawFd,
-    tx: RawFd,
-    /// Address of the worker's journal (mapped at the same address in the child).
-    journal: usize,
-    /// Inherited fds the worker must close.
-    close: Vec<RawFd>,
-    initializer: Option<ForkInit>,
-    maxtasks: Option<u64>,
-}
-
-/// What a spawned worker is started with: its channel ends and journal travel
-/// as shared handles (inherited fds), the initializer as code offsets and the
-/// encoded argument.
-#[derive(Serialize, Deserialize)]
-struct SpawnArgs {
-    rx: Handle<ChildEnd>,
-    tx: Handle<ChildEnd>,
-    journal: Handle<Segment>,
-    init: Option<SpawnInit>,
-    maxtasks: Option<u64>,
-}
-
-/// A spawned worker's initializer: `(trampoline, function)` offsets and the
-/// argument.
-#[derive(Serialize, Deserialize)]
-struct SpawnInit {
-    code: (i64, i64),
-    arg: InitArg,
-}
-
-/// An initializer's argument: encoded on the parent's side while the spawn
-/// request is encoded (so `Shared` handles in it are exported with the rest),
-/// bytes on the worker's side, decoded by the initializer's trampoline.
-enum InitArg {
-    Encode {
-        encode: Arc<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>,
-        /// Where a failure's message goes (the spawn's encoder keeps only that
-        /// serde failed).
-        error: Arc<Mutex<Option<String>>>,
-    },
-    Bytes(Vec<u8>),
-}
-
-impl Serialize for InitArg {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            InitArg::Encode { encode, error } => match encode() {
-                Ok(bytes) => bytes.serialize(s),
-                Err(e) => {
-                    *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
-                    Err(serde::ser::Error::custom(e))
-                }
-            },
-            InitArg::Bytes(b) => b.serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for InitArg {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Vec::<u8>::deserialize(d).map(InitArg::Bytes)
-    }
-}
-
-/// The pool's spawn entry: registered in every binary that links this crate, so
-/// a program needs no registration of its own for spawn pools.
-static SPAWNED_WORKER: Entry<SpawnArgs> = mproc_process::entry!(spawned_worker);
-
-/// The body of a spawned worker (a fresh exec of the pool's binary).
-fn spawned_worker(args: SpawnArgs) {
-    // Kept for the worker's life: the journal's mapping.
-    let journal = args.journal.into_inner();
-    let init = args.init.map(|SpawnInit { code: (trampoline, func), arg }| {
-        let bytes = match arg {
-            InitArg::Bytes(b) => b,
-            InitArg::Encode { .. } => Vec::new(), // only ever made in the parent
-        };
-        Box::new(move || {
-            // SAFETY: the offsets were made by `Code::init*` in the parent, which
-            // runs this same binary (the process crate checked its identity before
-            // this entry ran).
-            unsafe { Code { trampoline, func }.run(&bytes, &mut Vec::new()) }.map_err(|f| f.message)
-        }) as Box<dyn FnOnce() -> Result<(), String>>
-    });
-    let (Some(rx), Some(tx)) = (args.rx.into_inner().into_connection(), args.tx.into_inner().into_connection()) else {
-        return;
-    };
-    worker_main(rx, tx, Journal(journal.as_ptr()), init, args.maxtasks);
-}
-
-/// Rebuilds a worker's end of a socketpair from its inherited fd number.
-///
-/// # Safety
-/// `fd` must be an open stream socket that nothing else in this process owns.
-unsafe fn connection_from_raw(fd: RawFd) -> Connection {
-    // SAFETY: ownership of an open, otherwise unowned socket fd (contract).
-    let mut c = Connection::from_unix(unsafe { UnixStream::from_raw_fd(fd) });
-    c.set_max_frame(PAIR_MAX_FRAME);
-    c
-}
-
-/// The body of a forked worker.
-fn forked_worker(args: WorkerArgs) {
-    for fd in &args.close {
-        // SAFETY: these fds are the parent's ends of other channels, which no
-        // object of this (forked) process will use or close again.
-        unsafe { libc::close(*fd) };
-    }
-    // SAFETY: the two fds are this worker's ends, inherited open; the parent's
-    // `Connection`s for them are never dropped here (that stack frame never
-    // returns in the child), so these are their only owners.
-    let (rx, tx) = unsafe { (connection_from_raw(args.rx), connection_from_raw(args.tx)) };
-    let journal = Journal(args.journal as *mut u8);
-    let init = args.initializer.map(|i| i as Box<dyn FnOnce() -> Result<(), String>>);
-    worker_main(rx, tx, journal, init, args.maxtasks);
-}
-
-/// The body of a worker process, forked or spawned: run the initializer, then
-/// answer task messages until told to stop (or the pool is gone).
-fn worker_main(
-    mut rx: Connection,
-    mut tx: Connection,
-    journal: Journal,
-    init: Option<Box<dyn FnOnce() -> Result<(), String>>>,
-    maxtasks: Option<u64>,
-) {
-    task::install_worker_panic_hook();
-    if let Some(init) = init {
-        if let Err(message) = init() {
-            journal.note_init_failure(&message);
-            // SAFETY: _exit ends this worker at once, as the process crate would.
-            unsafe { libc::_exit(1) };
-        }
-    }
-    let mut started = 0u64;
-    let mut out = ResultsWriter::new(Vec::with_capacity(64 << 10));
-    let mut journaled = 0usize;
-    // Sends the results held so far; the journal then starts at unit `started`.
-    let mut flush = |out: &mut ResultsWriter, journaled: &mut usize, since: Instant, started: u64| {
-        let sent = out.count() == 0 || tx.send_bytes(out.finish(since.elapsed().as_nanos() as u64)).is_ok();
-        out.reset();
-        *journaled = 0;
-        journal.word(COMMITTED).store(0, Ordering::Release);
-        journal.word(FIRST_SEQ).store(started, Ordering::Release);
-        sent
-    };
-    loop {
-        let Ok(msg) = rx.recv_bytes() else { return }; // the pool is gone
-        if msg.is_empty() {
-            return; // stop
-        }
-        let mut since = Instant::now();
-        for unit in wire::units(&msg) {
-            let Ok((code, payload)) = unit else { return };
-            started += 1;
-            journal.word(STARTED).store(started, Ordering::Release);
-            let at = out.len();
-            // SAFETY: the code offsets were made by `Code`'s constructors in the
-            // parent, which is this same binary (forked, or re-exec'd after the
-            // process crate checked the executable's identity).
-            out.push(|buf| unsafe { code.run(&msg[payload], buf) });
-            // A finished result is in the journal or on its way before the next
-            // unit starts: a unit that kills its worker takes only itself down.
-            if !journal.append(&mut journaled, out.since(at)) || since.elapsed() >= FLUSH_AFTER {
-                if !flush(&mut out, &mut journaled, since, started) {
-                    return;
-                }
-                since = Instant::now();
-            }
-        }
-        if !flush(&mut out, &mut journaled, since, started) {
-            return;
-        }
-        if maxtasks.is_some_and(|m| started >= m) {
-            return;
-        }
-    }
-}
-
-/// The size of a worker's journal segment.
-const JOURNAL_LEN: usize = 256 << 10;
-/// Journal word: the number of units the worker has started.
-const STARTED: usize = 0;
-/// Journal word: the sequence number (counting units from 0) of the first
-/// journaled result.
-const FIRST_SEQ: usize = 8;
-/// Journal word: the bytes of complete results in the journal.
-const COMMITTED: usize = 16;
-/// `FIRST_SEQ` when the initializer panicked; the data is then its message.
-const INIT_FAILED: u64 = u64::MAX;
-/// Where the results start.
-const JOURNAL_DATA: usize = 64;
-
-/// A worker's journal: shared memory the worker writes as it goes and the
-/// parent reads after the worker died (never while it runs).
-///
-/// Three `AtomicU64` words (`STARTED`, `FIRST_SEQ`, `COMMITTED`), then, from
-/// `JOURNAL_DATA`, the results the worker finished and has not sent yet, in the
-/// wire format of results laid end to end. The worker copies each result in
-/// before bumping `COMMITTED` (Release), so the parent (Acquire) sees only whole
-/// results.
-#[derive(Clone, Copy)]
-struct Journal(*mut u8);
-
-impl Journal {
-    fn word(&self, at: usize) -> &AtomicU64 {
-        debug_assert!(at + 8 <= JOURNAL_DATA && at % 8 == 0);
-        // SAFETY: the journal is a live, page-aligned mapping of JOURNAL_LEN
-        // bytes whose first words are used only as AtomicU64s.
-        unsafe { &*(self.0.add(at) as *const AtomicU64) }
-    }
-
-    /// Appends `entry` after the committed bytes; false if it does not fit.
-    fn append(&self, journaled: &mut usize, entry: &[u8]) -> bool {
-        if *journaled + entry.len() > JOURNAL_LEN - JOURNAL_DATA {
-            return false;
-        }
-        // SAFETY: the range lies inside the mapping (checked above), past the
-        // committed bytes, and only this worker writes it.
-        unsafe { std::ptr::copy_nonoverlapping(entry.as_ptr(), self.0.add(JOURNAL_DATA + *journaled), entry.len()) };
-        *journaled += entry.len();
-        self.word(COMMITTED).store(*journaled as u64, Ordering::Release);
-        true
-    }
-
-    /// Records that the initializer panicked, with its message, in place of
-    /// results (the worker then exits).
-    fn note_init_failure(&self, message: &str) {
-        let mut len = 0;
-        let msg = &message.as_bytes()[..message.len().min(4096)];
-        self.append(&mut len, msg);
-        self.word(FIRST_SEQ).store(INIT_FAILED, Ordering::Release);
-    }
-
-    /// The initializer's panic message, if it panicked.
-    fn init_failure(&self) -> Option<String> {
-        if self.word(FIRST_SEQ).load(Ordering::Acquire) != INIT_FAILED {
-            return None;
-        }
-        Some(String::from_utf8_lossy(&self.entries().1).into_owned())
-    }
-
-    /// The first journaled sequence number and a copy of the committed results.
-    fn entries(&self) -> (u64, Vec<u8>) {
-        let len = (self.word(COMMITTED).load(Ordering::Acquire) as usize).min(JOURNAL_LEN - JOURNAL_DATA);
-        let first = self.word(FIRST_SEQ).load(Ordering::Acquire);
-        // SAFETY: `len` bytes from JOURNAL_DATA lie inside the mapping, and the
-        // worker that wrote them is dead.
-        let bytes = unsafe { std::slice::from_raw_parts(self.0.add(JOURNAL_DATA), len) }.to_vec();
-        (first, bytes)
-    }
 }

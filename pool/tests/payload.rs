@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{watchdog, T};
+use common::T;
 use mproc_ipc::{Bytes, PodVec};
 use mproc_pool::{Pool, StartMethod};
+use mproc_testkit::watchdog;
 
 const ONE: usize = usize::MAX;
 const SIZES: [usize; 5] = [0, ONE, 4 << 10, 1 << 20, 16 << 20];

@@ -8,14 +8,13 @@ use std::io::{Read, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{is_gone, watchdog, T};
-use mproc_ipc::Queue;
+use common::T;
 use mproc_pool::{Pool, PoolError};
-use mproc_process::Shared;
+use mproc_testkit::{is_gone, watchdog};
 
 mod common;
 
@@ -107,8 +106,7 @@ fn pool_of_two_uses_two_processes_for_ten_tasks_where_ten_guarded_processes_use_
         .map(|_| {
             let sem = sem.clone();
             mproc_process::Process::new(move || {
-                // SAFETY: alarm(2) only arms a timer: the watchdog of this child.
-                unsafe { libc::alarm(20) };
+                mproc_testkit::arm_watchdog(20);
                 let Ok(_permit) = sem.permit_timeout(Duration::from_secs(10)) else {
                     // SAFETY: _exit ends the child at once.
                     unsafe { libc::_exit(3) }
@@ -202,25 +200,6 @@ fn maxtasksperchild_recycles_workers() {
     assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 3, "{pids:?}");
 }
 
-static INITIALIZED: AtomicU64 = AtomicU64::new(0);
-
-fn init_worker() {
-    INITIALIZED.store(7777, Ordering::SeqCst);
-}
-
-fn read_initialized(_: ()) -> u64 {
-    INITIALIZED.load(Ordering::SeqCst)
-}
-
-#[test]
-fn initializer_state_is_visible_to_tasks() {
-    let _w = watchdog(60);
-    let pool = Pool::builder().processes(2).initializer(init_worker).build().unwrap();
-    let seen = pool.map_chunked(read_initialized, vec![(); 6], 1).unwrap();
-    assert_eq!(seen, vec![7777; 6]);
-    assert_eq!(INITIALIZED.load(Ordering::SeqCst), 0, "the initializer ran in the workers only");
-}
-
 /// Blocks until a byte arrives on the socket `fd`, inherited from the test
 /// (at most `T`), and returns it.
 fn byte_from(fd: i32) -> u8 {
@@ -248,41 +227,6 @@ fn get_timeout_that_times_out_can_be_retried() {
     assert!(r.ready());
     assert_eq!(r.successful(), Ok(true));
     assert_eq!(r.get_timeout(T), Err(PoolError::ResultTaken), "the value is moved out once");
-    pool.close();
-    pool.join().unwrap();
-}
-
-static INIT_TAG: AtomicU64 = AtomicU64::new(0);
-
-/// Records the argument in a static the tasks read, and reports this worker's
-/// pid and the argument through the queue it was given.
-fn record_init((q, tag): (Shared<Queue<(u32, u64)>>, u64)) {
-    INIT_TAG.store(tag, Ordering::SeqCst);
-    q.put((getpid(), tag)).unwrap();
-}
-
-fn read_tag(_: ()) -> (u32, u64) {
-    (getpid(), INIT_TAG.load(Ordering::SeqCst))
-}
-
-#[test]
-fn initializer_with_gives_every_worker_its_argument() {
-    let _w = watchdog(60);
-    let q = Queue::new().unwrap();
-    let pool = Pool::builder().processes(3).initializer_with(record_init, (Shared(q.clone()), 4242)).build().unwrap();
-    let mut init_pids = HashSet::new();
-    for _ in 0..3 {
-        let (pid, tag) = q.get_timeout(T).unwrap();
-        assert_eq!(tag, 4242);
-        init_pids.insert(pid);
-    }
-    assert_eq!(init_pids.len(), 3, "each worker ran the initializer once: {init_pids:?}");
-    assert!(!init_pids.contains(&getpid()));
-    for (pid, tag) in pool.map_chunked(read_tag, vec![(); 12], 1).unwrap() {
-        assert_eq!(tag, 4242, "worker {pid}'s tasks see its initializer's argument");
-        assert!(init_pids.contains(&pid), "task ran in worker {pid}, which did not report its initializer");
-    }
-    assert_eq!(INIT_TAG.load(Ordering::SeqCst), 0, "the initializer ran in the workers only");
     pool.close();
     pool.join().unwrap();
 }
@@ -439,25 +383,6 @@ fn pool_and_results_cross_threads() {
     assert_send_sync::<Pool>();
     fn assert_send<T: Send>() {}
     assert_send::<mproc_pool::AsyncResult<String>>();
-}
-
-fn failing_init() {
-    panic!("no database today");
-}
-
-#[test]
-fn a_panicking_initializer_stops_the_pool_instead_of_respawning_forever() {
-    let _w = watchdog(60);
-    let pool = Pool::builder().processes(2).initializer(failing_init).build().unwrap();
-    let err = match pool.apply_async(ident, 1) {
-        Ok(r) => r.get_timeout(T).unwrap_err(),
-        Err(e) => e,
-    };
-    let PoolError::InitializerFailed { message, .. } = &err else { panic!("{err}") };
-    assert!(message.contains("no database today"), "{message}");
-    // Later submissions fail at once with the same cause.
-    assert!(matches!(pool.apply_async(ident, 2), Err(PoolError::InitializerFailed { .. })));
-    pool.join().unwrap();
 }
 
 fn stall_then_pid(ms: u64) -> u32 {

@@ -9,10 +9,9 @@ mod common;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{is_gone, watchdog, T};
-use mproc_ipc::Queue;
+use common::T;
 use mproc_pool::{Pool, PoolBuilder, PoolError, StartMethod};
-use mproc_process::Shared;
+use mproc_testkit::{is_gone, watchdog};
 
 fn spawn_builder(n: usize) -> PoolBuilder {
     Pool::builder().processes(n).start_method(StartMethod::Spawn)
@@ -69,78 +68,8 @@ fn map_apply_starmap_and_imap_run_in_spawned_workers() {
     }
 }
 
-static INITIALIZED: AtomicU64 = AtomicU64::new(0);
-
-fn init_worker() {
-    INITIALIZED.store(7777, Ordering::SeqCst);
-}
-
-fn read_initialized(_: ()) -> u64 {
-    INITIALIZED.load(Ordering::SeqCst)
-}
-
-#[test]
-fn initializer_runs_in_each_spawned_worker() {
-    let _w = watchdog(60);
-    let pool = spawn_builder(2).initializer(init_worker).build().unwrap();
-    assert_eq!(pool.map_chunked(read_initialized, vec![(); 6], 1).unwrap(), vec![7777; 6]);
-    assert_eq!(INITIALIZED.load(Ordering::SeqCst), 0, "the initializer ran in the workers only");
-}
-
-static INIT_TAG: AtomicU64 = AtomicU64::new(0);
-
-/// Records the argument in a static the tasks read, and reports this worker's
-/// pid and the argument through the queue it was given.
-fn record_init((q, tag): (Shared<Queue<(u32, u64)>>, u64)) {
-    INIT_TAG.store(tag, Ordering::SeqCst);
-    q.put((getpid(), tag)).unwrap();
-}
-
-fn read_tag(_: ()) -> (u32, u64) {
-    (getpid(), INIT_TAG.load(Ordering::SeqCst))
-}
-
-#[test]
-fn initializer_with_a_queue_reaches_each_spawned_worker() {
-    let _w = watchdog(60);
-    let q = Queue::new().unwrap();
-    let pool = spawn_builder(3).initializer_with(record_init, (Shared(q.clone()), 4242)).build().unwrap();
-    let mut init_pids = HashSet::new();
-    for _ in 0..3 {
-        let (pid, tag) = q.get_timeout(T).unwrap();
-        assert_eq!(tag, 4242);
-        init_pids.insert(pid);
-    }
-    assert_eq!(init_pids.len(), 3, "each worker ran the initializer once: {init_pids:?}");
-    assert!(!init_pids.contains(&getpid()));
-    for (pid, tag) in pool.map_chunked(read_tag, vec![(); 12], 1).unwrap() {
-        assert_eq!(tag, 4242, "worker {pid}'s tasks see its initializer's argument");
-        assert!(init_pids.contains(&pid), "task ran in worker {pid}, which did not report its initializer");
-    }
-    pool.close();
-    pool.join().unwrap();
-}
-
-fn failing_init() {
-    panic!("no database today");
-}
-
 fn ident(x: u64) -> u64 {
     x
-}
-
-#[test]
-fn a_panicking_initializer_stops_a_spawn_pool() {
-    let _w = watchdog(60);
-    let pool = spawn_builder(2).initializer(failing_init).build().unwrap();
-    let err = match pool.apply_async(ident, 1) {
-        Ok(r) => r.get_timeout(T).unwrap_err(),
-        Err(e) => e,
-    };
-    let PoolError::InitializerFailed { message, .. } = &err else { panic!("{err}") };
-    assert!(message.contains("no database today"), "{message}");
-    assert!(matches!(pool.apply_async(ident, 2), Err(PoolError::InitializerFailed { .. })));
-    pool.join().unwrap();
 }
 
 #[test]

@@ -9,8 +9,9 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use common::{watchdog, T};
+use common::T;
 use mproc_pool::{Pool, PoolError, StartMethod};
+use mproc_testkit::watchdog;
 
 fn pid_of(_: ()) -> u32 {
     std::process::id()

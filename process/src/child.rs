@@ -19,7 +19,6 @@ use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
 use rustix::process::{self as rp, Pid, PidfdFlags, Signal, WaitIdOptions, WaitOptions};
 
-use crate::current::registry;
 use crate::ProcessError;
 
 /// What is known about a child's end.
@@ -43,15 +42,17 @@ pub(crate) struct Child {
     /// A pidfd opened right after the start, while the pid was surely this
     /// child's; `None` if the kernel refused one. Readable once the child ends.
     pidfd: Option<OwnedFd>,
+    /// Called once the child is reaped: the registry's hook that takes the
+    /// record off its list.
+    on_reaped: fn(&Child),
 }
 
 impl Child {
-    pub(crate) fn new(pid: u32, name: String, daemon: bool) -> Arc<Child> {
+    /// A record of the child `pid`, just started; `on_reaped` runs once it is reaped.
+    pub(crate) fn new(pid: u32, name: String, daemon: bool, on_reaped: fn(&Child)) -> Arc<Child> {
         // Not reaped yet, so the pid cannot have been reused.
         let pidfd = Pid::from_raw(pid as i32).and_then(|p| rp::pidfd_open(p, PidfdFlags::empty()).ok());
-        let child = Arc::new(Child { pid, name, daemon, status: Mutex::new(Status::Running), pidfd });
-        registry().add(child.clone());
-        child
+        Arc::new(Child { pid, name, daemon, status: Mutex::new(Status::Running), pidfd, on_reaped })
     }
 
     fn rpid(&self) -> Pid {
@@ -93,7 +94,7 @@ impl Child {
         *st = new;
         drop(st);
         if new != Status::Running {
-            registry().remove(self);
+            (self.on_reaped)(self);
         }
         new
     }
@@ -169,13 +170,13 @@ impl Child {
     /// Hands a still-running child to this process's reaper thread, which waits for
     /// its end and reaps it, so a dropped handle never leaves a zombie and never
     /// blocks the dropping thread.
-    pub(crate) fn detach(self: Arc<Self>) {
+    pub(crate) fn detach(self: Arc<Self>, reaper: Option<&Reaper>) {
         if self.try_reap() != Status::Running {
             return;
         }
         // Without a reaper thread the registry still holds the child, and the next
         // `active_children` (or the exit of this process) collects it.
-        if let Some(reaper) = registry().reaper() {
+        if let Some(reaper) = reaper {
             reaper.watch(self);
         }
     }

@@ -1,17 +1,19 @@
 //! Who this process is, its parent, its live children, and the CPU count.
 //!
-//! The per-process state (this process's identity and its children) lives in one
-//! leaked [`Registry`] behind an atomic pointer. A forked child does not use its
-//! copy of the parent's registry — whose mutex another parent thread may have held
-//! at the fork — but installs a fresh one before it runs its target, so nothing a
-//! child of a multi-threaded parent calls here can deadlock on an inherited lock.
+//! This process's identity lives in one leaked [`Registry`] behind an atomic
+//! pointer; its children in the child registry (`registry.rs`). A forked child
+//! does not use its copy of the parent's state — whose locks another parent
+//! thread may have held at the fork — but installs a fresh one before it runs
+//! its target, so nothing a child of a multi-threaded parent calls here can
+//! deadlock on an inherited lock.
 
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, OnceLock};
 use std::thread::ThreadId;
 
-use crate::child::{Child, Reaper};
+use crate::child::Status;
+use crate::registry;
 
 /// A description of a process: its name, pid and daemon flag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,15 +45,12 @@ impl ProcessInfo {
     }
 }
 
-/// This process's state: who it is and which children it has not reaped.
+/// This process's state: who it is, and the thread that starts its daemons.
 pub(crate) struct Registry {
     me: ProcessInfo,
     parent: Option<ProcessInfo>,
-    children: Mutex<Vec<Arc<Child>>>,
     /// The thread that starts daemon children (see [`on_daemon_starter`]).
     starter: OnceLock<Option<(mpsc::Sender<Task>, ThreadId)>>,
-    /// The thread that reaps detached children.
-    reaper: OnceLock<Option<Reaper>>,
 }
 
 /// Work for the daemon-starter thread.
@@ -138,9 +137,7 @@ pub(crate) fn registry() -> &'static Registry {
     let fresh = Box::into_raw(Box::new(Registry {
         me: ProcessInfo::new("MainProcess".to_owned(), getpid(), false),
         parent: None,
-        children: Mutex::new(Vec::new()),
         starter: OnceLock::new(),
-        reaper: OnceLock::new(),
     }));
     match REGISTRY.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         // SAFETY: as above; `fresh` is now the installed, never-freed registry.
@@ -155,37 +152,13 @@ pub(crate) fn registry() -> &'static Registry {
 }
 
 /// Installs the identity of a newly started child (after fork, or before `main`
-/// in a spawned child). The old registry, if any, is leaked on purpose: it is the
-/// parent's copy and its mutex may be held by a thread that does not exist here.
+/// in a spawned child), with no children. The old registry, if any, is leaked on
+/// purpose: it is the parent's copy and its starter may be a thread that does
+/// not exist here.
 pub(crate) fn install(me: ProcessInfo, parent: ProcessInfo) {
-    let fresh = Box::into_raw(Box::new(Registry {
-        me,
-        parent: Some(parent),
-        children: Mutex::new(Vec::new()),
-        starter: OnceLock::new(),
-        reaper: OnceLock::new(),
-    }));
+    let fresh = Box::into_raw(Box::new(Registry { me, parent: Some(parent), starter: OnceLock::new() }));
     REGISTRY.store(fresh, Ordering::Release);
-}
-
-impl Registry {
-    fn children(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Child>>> {
-        self.children.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn add(&self, child: Arc<Child>) {
-        self.children().push(child);
-    }
-
-    /// This process's reaper thread, started on first use; `None` if no thread
-    /// could be made.
-    pub(crate) fn reaper(&self) -> Option<&Reaper> {
-        self.reaper.get_or_init(Reaper::start).as_ref()
-    }
-
-    pub(crate) fn remove(&self, child: &Child) {
-        self.children().retain(|c| !ptr::eq(&**c, child));
-    }
+    registry::reset();
 }
 
 /// Runs `f` on this process's daemon-starter thread and returns its result.
@@ -249,9 +222,9 @@ pub fn parent_process() -> Option<ProcessInfo> {
 /// Like Python's `active_children()`, it reaps the children that have ended
 /// (their handles then report the exit code) and lists the rest.
 pub fn active_children() -> Vec<ProcessInfo> {
-    let all: Vec<Arc<Child>> = registry().children().clone();
-    all.into_iter()
-        .filter(|c| c.try_reap() == crate::child::Status::Running)
+    registry::unreaped()
+        .into_iter()
+        .filter(|c| c.try_reap() == Status::Running)
         .map(|c| ProcessInfo::new(c.name.clone(), c.pid, c.daemon))
         .collect()
 }

@@ -54,17 +54,25 @@ mod current;
 mod error;
 mod fork;
 mod process;
+mod registry;
 mod spawn;
+mod testing;
 
 pub use current::{active_children, authkey, cpu_count, current_process, parent_process, set_authkey, ProcessInfo};
 pub use error::ProcessError;
 pub use fork::exit;
 pub use process::{Builder, Process, Run};
 #[doc(hidden)]
-pub use spawn::{__spawn_unchecked, private as __private};
+pub use spawn::private as __private;
 pub use spawn::{registered_entries, Entry, Shared, EXIT_SPAWN_FAILED, SPAWN_READY_TIMEOUT};
 
 /// The README's example, run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// Hooks for this crate's own tests, not part of the API (hidden from the docs).
+#[doc(hidden)]
+pub mod __testing {
+    pub use crate::testing::spawn_unchecked;
+}

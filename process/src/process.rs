@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::child::{Child, Status};
 use crate::fork::{self, Target};
+use crate::registry;
 use crate::spawn::{Entry, SpawnJob};
 use crate::ProcessError;
 
@@ -239,7 +240,7 @@ impl Process {
         } else {
             job.start(&self.name, false)?
         };
-        self.child = Some(Child::new(pid, self.name.clone(), self.daemon));
+        self.child = Some(registry::adopt(pid, self.name.clone(), self.daemon));
         Ok(())
     }
 
@@ -353,7 +354,7 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if let Some(c) = self.child.take() {
-            c.detach();
+            registry::detach(c);
         }
     }
 }

@@ -54,9 +54,9 @@ use mproc_shm::{Exports, Share};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::child::Child;
 use crate::current::{self, getpid, ProcessInfo};
 use crate::fork;
+use crate::registry;
 use crate::ProcessError;
 
 /// The exit code of a spawned child that could not run its entry: the entry is not
@@ -287,7 +287,7 @@ impl SpawnJob {
 
     /// A job naming an arbitrary entry with raw argument bytes: for tests of the
     /// child's checks.
-    fn raw(entry: &'static EntryDef, bytes: Vec<u8>, forge_exe: bool) -> SpawnJob {
+    pub(crate) fn raw(entry: &'static EntryDef, bytes: Vec<u8>, forge_exe: bool) -> SpawnJob {
         SpawnJob { entry, encode: Box::new(move || Ok(bytes.clone())), forge_exe }
     }
 }
@@ -425,7 +425,7 @@ pub(crate) fn spawn(name: &str, daemon: bool, job: SpawnJob) -> Result<u32, Proc
     match wait_ready(pid, status_r) {
         Ok(()) => Ok(pid),
         Err((detail, hung)) => {
-            let c = Child::new(pid, name.to_owned(), daemon);
+            let c = registry::adopt(pid, name.to_owned(), daemon);
             if hung {
                 let _ = c.signal(rustix::process::Signal::KILL);
             }
@@ -577,21 +577,4 @@ fn setup_from(memfd: RawFd) -> Result<Call, String> {
 /// Lists the registered entries' names (for diagnostics).
 pub fn registered_entries() -> Vec<&'static str> {
     private::ENTRIES.iter().map(|e| e.name).collect()
-}
-
-#[doc(hidden)]
-/// Starts a spawn child naming `entry` with raw argument bytes, bypassing the type
-/// check: only for testing the child's refusal of unknown entries and bad bytes.
-/// With `forge_exe` the parent records an identity that is not this binary's.
-pub fn __spawn_unchecked(
-    name: &str,
-    entry: &'static str,
-    args: Vec<u8>,
-    forge_exe: bool,
-) -> Result<crate::Process, ProcessError> {
-    let def: &'static EntryDef = Box::leak(Box::new(EntryDef { name: entry, decode: |_| Err(String::new()) }));
-    let job = SpawnJob::raw(def, args, forge_exe);
-    let mut p = crate::Process::builder().name(name).job(crate::process::Job::Spawn(job)).build();
-    p.start()?;
-    Ok(p)
 }

@@ -6,14 +6,15 @@ mod common;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use common::{eventually, finish, watchdog, DEADLINE};
+use common::DEADLINE;
 use mproc_process::{entry, Entry, Process};
 use mproc_shm::{Array, Value};
+use mproc_testkit::{arm_watchdog, eventually, finish};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
 fn sleep_forever() {
-    watchdog();
+    arm_watchdog(30);
     loop {
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -42,7 +43,7 @@ fn daemon_children_die_when_parent_is_sigkilled() {
     let ready = Value::<u32>::new(0).unwrap();
     let (p2, r2) = (pids.clone(), ready.clone());
     let mut parent = Process::new(move || {
-        watchdog();
+        arm_watchdog(30);
         let mut d = Process::builder().name("d-fork").daemon(true).target(sleep_forever).build();
         let mut s = Process::builder().name("d-spawn").daemon(true).spawn_entry(&SPAWNED_SLEEPER, ()).build();
         let mut n = Process::builder().name("non-daemon").target(sleep_forever).build();
@@ -54,13 +55,13 @@ fn daemon_children_die_when_parent_is_sigkilled() {
         sleep_forever();
     });
     parent.start().unwrap();
-    assert!(eventually(|| ready.get() == 1), "the parent did not start its children");
+    assert!(eventually(DEADLINE, || ready.get() == 1), "the parent did not start its children");
     // Grandchildren are alive and not reaped (their parent sleeps): pidfds are exact.
     let fds: Vec<OwnedFd> = pids.to_vec().into_iter().map(pidfd).collect();
     assert!(!ends_within(&fds[0], Duration::ZERO) && !ends_within(&fds[1], Duration::ZERO));
 
     parent.kill().unwrap();
-    assert_eq!(finish(&mut parent), -9);
+    assert_eq!(finish(&mut parent, DEADLINE), -9);
     assert!(ends_within(&fds[0], DEADLINE), "the fork daemon outlived its SIGKILLed parent");
     assert!(ends_within(&fds[1], DEADLINE), "the spawn daemon outlived its SIGKILLed parent");
     // The non-daemon child lives on (re-parented); end it ourselves.
@@ -77,7 +78,7 @@ fn daemon_flag_is_reported() {
         .build();
     assert!(d.daemon());
     d.start().unwrap();
-    assert_eq!(finish(&mut d), 0);
+    assert_eq!(finish(&mut d, DEADLINE), 0);
 }
 
 /// `PR_SET_PDEATHSIG` follows the forking *thread*; mproc forks daemons from a
@@ -99,6 +100,6 @@ fn daemon_outlives_the_thread_that_started_it() {
             "daemon (spawn {spawn}) died with its thread"
         );
         p.kill().unwrap();
-        assert_eq!(finish(&mut p), -9);
+        assert_eq!(finish(&mut p, DEADLINE), -9);
     }
 }

@@ -5,19 +5,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, finish, now_ns, proc_exists, watchdog};
+use common::{proc_exists, DEADLINE};
 use mproc_process::{active_children, cpu_count, current_process, parent_process, Process, ProcessError, Run};
 use mproc_shm::{Array, Value};
+use mproc_testkit::{arm_watchdog, eventually, finish, monotonic_ns};
 
 #[test]
 fn smoke() {
-    let mut p = Process::new(watchdog);
+    let mut p = Process::new(|| arm_watchdog(30));
     assert!(!p.is_alive());
     assert_eq!(p.exitcode(), None);
     assert_eq!(p.pid(), None);
     p.start().unwrap();
     assert!(p.pid().is_some());
-    assert_eq!(finish(&mut p), 0);
+    assert_eq!(finish(&mut p, DEADLINE), 0);
     assert!(!p.is_alive());
 }
 
@@ -29,17 +30,17 @@ fn two_processes_run_concurrently() {
     let make = |slot: usize| {
         let times = times.clone();
         Process::new(move || {
-            watchdog();
-            times.set(2 * slot, now_ns()).unwrap();
+            arm_watchdog(30);
+            times.set(2 * slot, monotonic_ns()).unwrap();
             std::thread::sleep(Duration::from_millis(200));
-            times.set(2 * slot + 1, now_ns()).unwrap();
+            times.set(2 * slot + 1, monotonic_ns()).unwrap();
         })
     };
     let (mut one, mut two) = (make(0), make(1));
     one.start().unwrap();
     two.start().unwrap();
-    assert_eq!(finish(&mut one), 0);
-    assert_eq!(finish(&mut two), 0);
+    assert_eq!(finish(&mut one, DEADLINE), 0);
+    assert_eq!(finish(&mut two, DEADLINE), 0);
     let t = times.to_vec();
     assert!(t.iter().all(|&x| x > 0), "both recorded their times: {t:?}");
     assert!(t[0] < t[3] && t[2] < t[1], "the two runs overlap: {t:?}");
@@ -52,11 +53,11 @@ fn target_with_arguments() {
     let o = out.clone();
     let name = String::from("test");
     let mut p = Process::new(move || {
-        watchdog();
+        arm_watchdog(30);
         o.set(name.len() as u64);
     });
     p.start().unwrap();
-    assert_eq!(finish(&mut p), 0);
+    assert_eq!(finish(&mut p, DEADLINE), 0);
     assert_eq!(out.get(), 4);
 }
 
@@ -67,7 +68,7 @@ struct Counter {
 
 impl Run for Counter {
     fn run(&mut self) {
-        watchdog();
+        arm_watchdog(30);
         for _ in 0..self.n {
             self.out.set(self.out.get() + 1);
         }
@@ -80,13 +81,13 @@ fn custom_process_type() {
     let out = Value::<u64>::new(0).unwrap();
     let mut p = Process::from_run(Counter { out: out.clone(), n: 5 });
     p.start().unwrap();
-    assert_eq!(finish(&mut p), 0);
+    assert_eq!(finish(&mut p, DEADLINE), 0);
     assert_eq!(out.get(), 5);
 }
 
 fn exitcode_of(p: &mut Process) -> i32 {
     p.start().unwrap();
-    finish(p)
+    finish(p, DEADLINE)
 }
 
 #[test]
@@ -99,7 +100,7 @@ fn exitcode_exit_1() {
 #[test]
 fn exitcode_std_exit() {
     let mut p = Process::new(|| {
-        watchdog();
+        arm_watchdog(30);
         std::process::exit(9)
     });
     assert_eq!(exitcode_of(&mut p), 9);
@@ -107,7 +108,7 @@ fn exitcode_std_exit() {
 
 #[test]
 fn exitcode_normal_return() {
-    assert_eq!(exitcode_of(&mut Process::new(watchdog)), 0);
+    assert_eq!(exitcode_of(&mut Process::new(|| arm_watchdog(30))), 0);
 }
 
 #[test]
@@ -122,7 +123,7 @@ fn exitcode_panic_is_1_with_message_on_stderr() {
     let mut p = Process::builder()
         .name("panicker")
         .target(move || {
-            watchdog();
+            arm_watchdog(30);
             // SAFETY: dup2 onto fd 2 of this child only.
             unsafe { libc::dup2(wfd, 2) };
             panic!("boom in the child");
@@ -139,7 +140,7 @@ fn exitcode_panic_is_1_with_message_on_stderr() {
 
 fn sleeper() -> Process {
     Process::new(|| {
-        watchdog();
+        arm_watchdog(30);
         loop {
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -153,7 +154,7 @@ fn exitcode_terminated_is_minus_15() {
     assert!(p.is_alive());
     assert_eq!(p.exitcode(), None);
     p.terminate().unwrap();
-    assert_eq!(finish(&mut p), -15);
+    assert_eq!(finish(&mut p, DEADLINE), -15);
     assert!(!p.is_alive());
 }
 
@@ -162,7 +163,7 @@ fn exitcode_killed_is_minus_9() {
     let mut p = sleeper();
     p.start().unwrap();
     p.kill().unwrap();
-    assert_eq!(finish(&mut p), -9);
+    assert_eq!(finish(&mut p, DEADLINE), -9);
     // Signalling a reaped child is a no-op, never a signal to a reused pid.
     p.terminate().unwrap();
     p.kill().unwrap();
@@ -180,7 +181,7 @@ fn join_timeout_times_out_while_running() {
     }
     assert!(p.is_alive());
     p.kill().unwrap();
-    p.join_timeout(common::DEADLINE).unwrap();
+    p.join_timeout(DEADLINE).unwrap();
     assert_eq!(p.exitcode(), Some(-9));
 }
 
@@ -196,12 +197,12 @@ fn join_timeout_of_duration_max_waits_without_a_limit() {
 
 #[test]
 fn typed_errors() {
-    let mut p = Process::new(watchdog);
+    let mut p = Process::new(|| arm_watchdog(30));
     assert!(matches!(p.join(), Err(ProcessError::NotStarted { .. })));
     assert!(matches!(p.terminate(), Err(ProcessError::NotStarted { .. })));
     p.start().unwrap();
     assert!(matches!(p.start(), Err(ProcessError::AlreadyStarted { .. })));
-    finish(&mut p);
+    finish(&mut p, DEADLINE);
     p.close().unwrap();
     assert!(matches!(p.start(), Err(ProcessError::Closed { .. })));
     assert!(matches!(p.join(), Err(ProcessError::Closed { .. })));
@@ -210,7 +211,7 @@ fn typed_errors() {
     running.start().unwrap();
     assert!(matches!(running.close(), Err(ProcessError::StillRunning { .. })));
     running.kill().unwrap();
-    finish(&mut running);
+    finish(&mut running, DEADLINE);
     running.close().unwrap();
 
     let mut empty = Process::builder().build();
@@ -230,7 +231,7 @@ fn names_and_identity() {
         .name("worker-7")
         .daemon(true)
         .target(move || {
-            watchdog();
+            arm_watchdog(30);
             let me = current_process();
             let parent = parent_process().expect("a child has a parent");
             let ok = me.name() == "worker-7"
@@ -255,7 +256,7 @@ fn active_children_lists_and_reaps() {
     p.kill().unwrap();
     // active_children reaps the ended child: it leaves the list and the handle
     // then knows its exit code without waiting.
-    assert!(eventually(|| active_children().iter().all(|c| c.pid() != pid)));
+    assert!(eventually(DEADLINE, || active_children().iter().all(|c| c.pid() != pid)));
     assert!(!proc_exists(pid) || common::proc_state(pid) != Some('Z'));
     assert_eq!(p.exitcode(), Some(-9));
 }
@@ -265,7 +266,7 @@ fn drop_of_running_handle_leaves_no_zombie() {
     let stop = Value::<u32>::new(0).unwrap();
     let s = stop.clone();
     let mut p = Process::new(move || {
-        watchdog();
+        arm_watchdog(30);
         while s.get() == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -276,7 +277,7 @@ fn drop_of_running_handle_leaves_no_zombie() {
     assert!(proc_exists(pid));
     stop.set(1);
     // The reaper thread collects it: the /proc entry (zombie included) goes away.
-    assert!(eventually(|| !proc_exists(pid)), "pid {pid} left as {:?}", common::proc_state(pid));
+    assert!(eventually(DEADLINE, || !proc_exists(pid)), "pid {pid} left as {:?}", common::proc_state(pid));
 }
 
 #[test]
@@ -300,8 +301,8 @@ fn sentinel_polls_readable_at_exit() {
     };
     assert!(!ready(&p, 0));
     p.kill().unwrap();
-    assert!(ready(&p, common::DEADLINE.as_millis() as i64));
-    assert_eq!(finish(&mut p), -9);
+    assert!(ready(&p, DEADLINE.as_millis() as i64));
+    assert_eq!(finish(&mut p, DEADLINE), -9);
 }
 
 #[test]
@@ -322,7 +323,7 @@ fn status_queries_work_through_shared_references() {
         .map(|i| {
             let held = held.try_clone().unwrap();
             Process::new(move || {
-                watchdog();
+                arm_watchdog(30);
                 if i == 2 {
                     held.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
                     let _ = (&held).read(&mut [0u8; 1]);
@@ -351,7 +352,7 @@ fn status_queries_work_through_shared_references() {
 #[test]
 fn signals_through_a_shared_reference() {
     let mut p = Process::new(|| {
-        watchdog();
+        arm_watchdog(30);
         std::thread::sleep(Duration::from_secs(30));
     });
     p.start().unwrap();

@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{eventually, finish, my_zombies, DEADLINE};
+use common::{my_zombies, DEADLINE};
 use mproc_process::{entry, Entry, Process, Shared};
 use mproc_shm::Segment;
+use mproc_testkit::{arm_watchdog, eventually, finish};
 
 const FORK_CYCLES: usize = 10_000;
 const SPAWN_CYCLES: usize = if cfg!(debug_assertions) { 200 } else { 1_000 };
@@ -29,19 +30,19 @@ fn fd_count_flat_and_no_zombies_across_cycles() {
     running.start().unwrap();
     let warm_pid = running.pid().unwrap();
     drop(running);
-    assert!(eventually(|| !common::proc_exists(warm_pid)));
+    assert!(eventually(DEADLINE, || !common::proc_exists(warm_pid)));
     for _ in 0..3 {
         let mut p = Process::new(|| {});
         p.start().unwrap();
-        finish(&mut p);
+        finish(&mut p, DEADLINE);
         let mut p = Process::builder().spawn_entry(&TOUCH, Shared(seg.clone())).build();
         p.start().unwrap();
-        finish(&mut p);
+        finish(&mut p, DEADLINE);
     }
     let before = fd_count();
     for i in 0..FORK_CYCLES {
         let mut p = Process::new(move || {
-            common::watchdog();
+            arm_watchdog(30);
             if i % 3 == 1 {
                 mproc_process::exit(3)
             }
@@ -64,13 +65,13 @@ fn fd_count_flat_and_no_zombies_across_cycles() {
     for _ in 0..SPAWN_CYCLES {
         let mut p = Process::builder().spawn_entry(&TOUCH, Shared(seg.clone())).build();
         p.start().unwrap();
-        assert_eq!(finish(&mut p), 0);
+        assert_eq!(finish(&mut p, DEADLINE), 0);
     }
     // SAFETY: every child has been joined.
     assert_eq!(unsafe { *seg.as_ptr() } as usize, (3 + SPAWN_CYCLES) % 256);
     // Dropped handles are reaped by reaper threads: give them the deadline.
-    assert!(eventually(|| my_zombies().is_empty()), "zombies left: {:?}", my_zombies());
+    assert!(eventually(DEADLINE, || my_zombies().is_empty()), "zombies left: {:?}", my_zombies());
     // `<=`: the warm-up child's pidfd may still have been open at `before`.
-    assert!(eventually(|| fd_count() <= before), "fds before {before}, after {}", fd_count());
+    assert!(eventually(DEADLINE, || fd_count() <= before), "fds before {before}, after {}", fd_count());
     assert!(mproc_process::active_children().is_empty());
 }

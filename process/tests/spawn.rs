@@ -3,25 +3,26 @@
 
 mod common;
 
-use common::{finish, watchdog};
+use common::DEADLINE;
 use mproc_process::{current_process, entry, parent_process, Entry, Process, ProcessError, Shared, EXIT_SPAWN_FAILED};
 use mproc_shm::{Segment, Value};
 use mproc_sync::Lock;
+use mproc_testkit::{arm_watchdog, eventually, finish};
 use serde::{Deserialize, Serialize};
 
 fn exit_with(code: i32) {
-    watchdog();
+    arm_watchdog(30);
     std::process::exit(code);
 }
 static EXIT_WITH: Entry<i32> = entry!(exit_with);
 
 fn just_return(_: ()) {
-    watchdog();
+    arm_watchdog(30);
 }
 static JUST_RETURN: Entry<()> = entry!(just_return);
 
 fn panics(msg: String) {
-    watchdog();
+    arm_watchdog(30);
     panic!("{msg}");
 }
 static PANICS: Entry<String> = entry!(panics);
@@ -31,7 +32,7 @@ fn spawn_exit_codes() {
     let run = |b: mproc_process::Builder| {
         let mut p = b.build();
         p.start().unwrap();
-        finish(&mut p)
+        finish(&mut p, DEADLINE)
     };
     assert_eq!(run(Process::builder().spawn_entry(&EXIT_WITH, 1)), 1);
     assert_eq!(run(Process::builder().spawn_entry(&EXIT_WITH, 42)), 42);
@@ -50,11 +51,11 @@ struct Handles {
 }
 
 fn use_handles(h: Handles) {
-    watchdog();
+    arm_watchdog(30);
     // The parent holds the lock: the child sees it held and waits for it.
     let held_by_parent = h.lock.try_lock().is_err();
     h.waiting.set(1);
-    let guard = h.lock.lock_timeout(common::DEADLINE).expect("the parent releases the lock");
+    let guard = h.lock.lock_timeout(DEADLINE).expect("the parent releases the lock");
     h.counter.set(h.counter.get() + if held_by_parent { h.add } else { 1000 });
     drop(guard);
     // SAFETY: the test gave the child a segment of at least 16 bytes, and the parent
@@ -89,10 +90,10 @@ fn spawn_child_uses_lock_value_and_segments() {
     let guard = lock.lock().unwrap();
     let mut p = Process::builder().name("handles").spawn_entry(&USE_HANDLES, args).build();
     p.start().unwrap();
-    assert!(common::eventually(|| waiting.get() == 1), "the child did not reach the lock");
+    assert!(eventually(DEADLINE, || waiting.get() == 1), "the child did not reach the lock");
     assert_eq!(counter.get(), 100, "the child must wait for the lock");
     drop(guard);
-    assert_eq!(finish(&mut p), 0);
+    assert_eq!(finish(&mut p, DEADLINE), 0);
     assert!(!lock.is_locked());
     assert_eq!(counter.get(), 123);
     // SAFETY: the child has ended; the segment is 4096 bytes.
@@ -103,7 +104,7 @@ fn spawn_child_uses_lock_value_and_segments() {
 }
 
 fn same_authkey(parent: Vec<u8>) {
-    watchdog();
+    arm_watchdog(30);
     if mproc_process::authkey() != parent.as_slice() {
         mproc_process::exit(3);
     }
@@ -118,7 +119,7 @@ fn children_inherit_the_authkey() {
     assert_eq!(key.len(), 32);
     let mut p = Process::builder().spawn_entry(&SAME_AUTHKEY, key.clone()).build();
     p.start().unwrap();
-    assert_eq!(finish(&mut p), 0);
+    assert_eq!(finish(&mut p, DEADLINE), 0);
     let k = key.clone();
     let mut p = Process::new(move || {
         if mproc_process::authkey() != k.as_slice() {
@@ -126,11 +127,11 @@ fn children_inherit_the_authkey() {
         }
     });
     p.start().unwrap();
-    assert_eq!(finish(&mut p), 0);
+    assert_eq!(finish(&mut p, DEADLINE), 0);
 }
 
 fn sole_owner(seg: Shared<Segment>) {
-    watchdog();
+    arm_watchdog(30);
     if seg.len() != 8192 {
         mproc_process::exit(3);
     }
@@ -144,11 +145,11 @@ fn arguments_that_solely_own_a_handle_live_until_the_child_has_it() {
     let seg = Segment::anonymous(8192).unwrap();
     let mut p = Process::builder().name("sole-owner").spawn_entry(&SOLE_OWNER, Shared(seg)).build();
     p.start().unwrap();
-    assert_eq!(finish(&mut p), 0);
+    assert_eq!(finish(&mut p, DEADLINE), 0);
 }
 
 fn identity(expect: (String, u32, bool)) {
-    watchdog();
+    arm_watchdog(30);
     let me = current_process();
     let parent = parent_process();
     let ok = me.name() == expect.0
@@ -165,7 +166,7 @@ fn spawn_child_knows_its_name_and_parent() {
         let args = ("spawned-one".to_owned(), std::process::id(), daemon);
         let mut p = Process::builder().name("spawned-one").daemon(daemon).spawn_entry(&IDENTITY, args).build();
         p.start().unwrap();
-        assert_eq!(finish(&mut p), 7, "daemon {daemon}");
+        assert_eq!(finish(&mut p, DEADLINE), 7, "daemon {daemon}");
     }
 }
 
@@ -177,7 +178,7 @@ fn entry_names_are_module_paths() {
 
 #[test]
 fn unknown_entry_is_a_spawn_error() {
-    let err = mproc_process::__spawn_unchecked("ghost", "spawn::no_such_entry", vec![], false).unwrap_err();
+    let err = mproc_process::__testing::spawn_unchecked("ghost", "spawn::no_such_entry", vec![], false).unwrap_err();
     let ProcessError::Spawn { name, detail } = &err else { panic!("expected a Spawn error, got {err:?}") };
     assert_eq!(name, "ghost");
     assert!(detail.contains("spawn::no_such_entry") && detail.contains("not registered"), "{detail}");
@@ -186,7 +187,7 @@ fn unknown_entry_is_a_spawn_error() {
 
 #[test]
 fn stale_binary_is_a_spawn_error() {
-    let err = mproc_process::__spawn_unchecked("stale", EXIT_WITH.name(), vec![0], true).unwrap_err();
+    let err = mproc_process::__testing::spawn_unchecked("stale", EXIT_WITH.name(), vec![0], true).unwrap_err();
     let ProcessError::Spawn { detail, .. } = &err else { panic!("expected a Spawn error, got {err:?}") };
     assert!(detail.contains("stale or foreign binary"), "{detail}");
 }
@@ -194,7 +195,8 @@ fn stale_binary_is_a_spawn_error() {
 #[test]
 fn undecodable_arguments_are_a_spawn_error() {
     // `String` arguments announced as 200 bytes long but holding 1.
-    let err = mproc_process::__spawn_unchecked("garbled", PANICS.name(), vec![200, 1, b'x'], false).unwrap_err();
+    let err =
+        mproc_process::__testing::spawn_unchecked("garbled", PANICS.name(), vec![200, 1, b'x'], false).unwrap_err();
     let ProcessError::Spawn { detail, .. } = &err else { panic!("expected a Spawn error, got {err:?}") };
     assert!(detail.contains("did not decode"), "{detail}");
 }

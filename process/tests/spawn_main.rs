@@ -9,8 +9,7 @@ use mproc_shm::Value;
 const MARK: &str = "MPROC_TEST_SPAWN_MAIN_PARENT";
 
 fn child(count: Shared<Value<u32>>) {
-    // SAFETY: alarm only arms a timer (watchdog).
-    unsafe { libc::alarm(30) };
+    mproc_testkit::arm_watchdog(30);
     count.set(count.get() + 1);
     std::process::exit(7);
 }

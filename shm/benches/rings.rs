@@ -27,24 +27,16 @@ const RING_BYTES: usize = 1 << 20;
 
 /// Forks a child that runs `f` and `_exit`s; it has a 60 s watchdog.
 fn fork_child(f: impl FnOnce()) -> libc::pid_t {
-    // SAFETY: the child only spins on shared memory and `_exit`s.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // SAFETY: async-signal-safe calls only.
-        unsafe { libc::alarm(60) };
+    mproc_testkit::fork(60, || {
         f();
-        // SAFETY: as above.
-        unsafe { libc::_exit(0) };
-    }
-    pid
+        0
+    })
 }
 
+/// Waits for a child, which finishes its fixed work (or its watchdog fires).
 fn reap(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: waiting for our own child, which finishes its fixed work (or its watchdog fires).
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "bench child failed: {status:#x}");
+    let exit = mproc_testkit::wait(pid);
+    assert_eq!(exit, mproc_testkit::Exit::Code(0), "bench child failed");
 }
 
 /// Spins a little, then yields: on a machine with fewer free cores than bench

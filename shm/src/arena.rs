@@ -146,9 +146,8 @@ pub fn usage() -> (usize, usize) {
 }
 
 /// Holds the arena lock until dropped, on this thread: for tests that fork
-/// while another thread is inside the arena. Not part of the API.
-#[doc(hidden)]
-pub fn lock_for_tests() -> impl Drop {
+/// while another thread is inside the arena (see `crate::__testing`).
+pub(crate) fn hold_lock() -> impl Drop {
     lock(pid())
 }
 

@@ -44,3 +44,22 @@ pub const CACHE_LINE: usize = 64;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// Hooks for this crate's own tests, not part of the API (hidden from the docs).
+#[doc(hidden)]
+pub mod __testing {
+    use crate::primitive::AtomicU64;
+    use crate::MpmcRing;
+
+    /// Holds the arena lock until dropped, on this thread: for tests that fork
+    /// while another thread is inside the arena.
+    pub fn hold_arena_lock() -> impl Drop {
+        crate::arena::hold_lock()
+    }
+
+    /// Slot `index`'s state word of `ring`, for tests that forge a dead
+    /// claimer's state (see the state table of `MpmcRing`).
+    pub fn slot_state(ring: &MpmcRing, index: usize) -> &AtomicU64 {
+        ring.slot_state(index)
+    }
+}

@@ -1,26 +1,24 @@
 //! The arena across `fork`: a child forked while another thread of the parent
 //! holds the arena lock still allocates (a plain mutex would hang it forever).
 
-mod common;
-
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{fork_child, wait_child, Exit};
 use mproc_shm::arena;
+use mproc_testkit::{fork, wait_child, Exit};
 
 #[test]
 fn child_forked_while_another_thread_holds_the_arena_lock_allocates() {
     let (held_tx, held_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {
-        let guard = arena::lock_for_tests();
+        let guard = mproc_shm::__testing::hold_arena_lock();
         held_tx.send(()).unwrap();
         let _ = release_rx.recv_timeout(Duration::from_secs(60));
         drop(guard);
     });
     held_rx.recv_timeout(Duration::from_secs(10)).expect("the holder thread took the lock");
-    let child = fork_child(10, || {
+    let child = fork(10, || {
         // The lock word names the parent, whose holding thread is not here.
         let block = arena::alloc(100, 8).expect("alloc in the child");
         let mine = arena::usage() == (block.len(), 1);

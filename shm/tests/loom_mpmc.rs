@@ -131,7 +131,7 @@ fn state_word(lap: u32, state: u64, pid: u32) -> u64 {
 fn dead_writer_skipped_while_pushing() {
     loom::model(|| {
         let ring = Arc::new(MpmcRing::new_heap(2, 8).unwrap());
-        ring.slot_state_for_tests(0).store(state_word(0, 1, LOOM_DEAD_PID), Ordering::SeqCst);
+        mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, 1, LOOM_DEAD_PID), Ordering::SeqCst);
         let producer = {
             let ring = ring.clone();
             thread::spawn(move || {
@@ -153,7 +153,7 @@ fn dead_reader_reclaimed_by_producer() {
     loom::model(|| {
         let ring = Arc::new(MpmcRing::new_heap(1, 8).unwrap());
         ring.try_push(&[1]).unwrap();
-        ring.slot_state_for_tests(0).store(state_word(0, 3, LOOM_DEAD_PID), Ordering::SeqCst);
+        mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, 3, LOOM_DEAD_PID), Ordering::SeqCst);
         let producer = {
             let ring = ring.clone();
             thread::spawn(move || push(&ring, &[9]))

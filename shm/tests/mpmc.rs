@@ -6,9 +6,10 @@ mod common;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{check_msg, fill_msg, fork_child, msg_len, wait_child, Exit};
+use common::{check_msg, fill_msg, msg_len};
 use mproc_shm::ring::{MpmcRing, RingError};
 use mproc_shm::{Exports, Segment, Share, ShmError};
+use mproc_testkit::{fork, wait_child, Exit};
 
 #[test]
 fn smoke() {
@@ -171,7 +172,7 @@ fn many_processes_no_loss_no_duplicate() {
     let mut children = Vec::new();
     for c in 0..CONSUMERS {
         let ring = ring.clone();
-        children.push(fork_child(170, move || {
+        children.push(fork(170, move || {
             let mut last = [None::<u64>; PRODUCERS as usize];
             let mut buf = Vec::new();
             while consumed().load(Ordering::Relaxed) < total {
@@ -195,7 +196,7 @@ fn many_processes_no_loss_no_duplicate() {
     }
     for p in 0..PRODUCERS {
         let ring = ring.clone();
-        children.push(fork_child(170, move || {
+        children.push(fork(170, move || {
             let mut m = Vec::new();
             for seq in 0..PER_PRODUCER {
                 fill_msg(p, seq, msg_len(p, seq, MAX_MSG), &mut m);

@@ -7,9 +7,10 @@ mod common;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{check_msg, fill_msg, fork_child, kill_and_reap, msg_len, try_wait, wait_child, Exit};
+use common::{check_msg, fill_msg, msg_len};
 use mproc_shm::ring::{MpmcRing, RingError, SpscRing};
 use mproc_shm::Segment;
+use mproc_testkit::{fork, kill_and_reap, try_wait, wait_child, Exit};
 
 /// A small xorshift generator; the seed is printed so a failure can be replayed.
 struct Rng(u64);
@@ -91,7 +92,7 @@ const MAX_MSG: usize = 200;
 
 fn spawn_producer(ring: &MpmcRing, stats: &Stats, id: u32, quota: u64) -> libc::pid_t {
     let (ring, stats) = (ring.clone(), Stats { seg: stats.seg.clone() });
-    fork_child(60, move || {
+    fork(60, move || {
         let mut m = Vec::new();
         for seq in 0..quota {
             fill_msg(id, seq, msg_len(id, seq, MAX_MSG), &mut m);
@@ -117,7 +118,7 @@ fn spawn_producer(ring: &MpmcRing, stats: &Stats, id: u32, quota: u64) -> libc::
 
 fn spawn_consumer(ring: &MpmcRing, stats: &Stats) -> libc::pid_t {
     let (ring, stats) = (ring.clone(), Stats { seg: stats.seg.clone() });
-    fork_child(60, move || {
+    fork(60, move || {
         let mut buf = Vec::new();
         loop {
             match ring.try_pop_into(&mut buf) {
@@ -258,7 +259,7 @@ fn spsc_producers_killed_at_random() {
     for _ in 0..SPSC_KILLS {
         let start = next;
         let tx_ring = ring.clone();
-        let child = fork_child(60, move || {
+        let child = fork(60, move || {
             let mut tx = tx_ring.producer();
             let mut m = Vec::new();
             for seq in start.. {
@@ -317,7 +318,7 @@ fn spsc_consumers_killed_at_random() {
         let rx_ring = ring.clone();
         let progress = progress.clone();
         let last_round = round == SPSC_KILLS;
-        let child = fork_child(60, move || {
+        let child = fork(60, move || {
             let word = |i: usize| {
                 // SAFETY: as above.
                 unsafe { &*(progress.as_ptr().add(i * 8) as *const AtomicU64) }
@@ -360,7 +361,7 @@ fn spsc_consumers_killed_at_random() {
 
 /// A pid that certainly ran and is gone: a child that exited and was reaped.
 fn dead_pid() -> u32 {
-    let pid = fork_child(5, || 0);
+    let pid = fork(5, || 0);
     assert_eq!(wait_child(pid, Duration::from_secs(5)), Exit::Code(0));
     pid as u32
 }
@@ -379,7 +380,7 @@ fn mpmc_dead_claimers_are_skipped_and_reclaimed() {
     let dead = dead_pid();
     // A producer claimed position 0 and died before writing (or before advancing tail).
     let ring = MpmcRing::new(4, 16).unwrap();
-    ring.slot_state_for_tests(0).store(state_word(0, WRITING, dead), Ordering::SeqCst);
+    mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, WRITING, dead), Ordering::SeqCst);
     assert_eq!(ring.try_pop().unwrap(), None, "the dead writer's slot is skipped, nothing else is there");
     ring.try_push(b"after").unwrap();
     assert_eq!(ring.try_pop().unwrap().as_deref(), Some(&b"after"[..]));
@@ -389,16 +390,19 @@ fn mpmc_dead_claimers_are_skipped_and_reclaimed() {
     for i in 0..4u8 {
         ring.try_push(&[i]).unwrap();
     }
-    ring.slot_state_for_tests(0).store(state_word(0, READING, dead), Ordering::SeqCst);
+    mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, READING, dead), Ordering::SeqCst);
     ring.try_push(&[4]).unwrap(); // reclaims slot 0: message 0 was the dead consumer's
     let got: Vec<_> = std::iter::from_fn(|| ring.try_pop().unwrap()).collect();
     assert_eq!(got, vec![vec![1], vec![2], vec![3], vec![4]]);
 
     // A live claimer is never robbed: our own pid holds slot 0 WRITING.
     let ring = MpmcRing::new(4, 16).unwrap();
-    ring.slot_state_for_tests(0).store(state_word(0, WRITING, std::process::id()), Ordering::SeqCst);
+    mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, WRITING, std::process::id()), Ordering::SeqCst);
     assert_eq!(ring.try_pop().unwrap(), None);
-    assert_eq!(ring.slot_state_for_tests(0).load(Ordering::SeqCst), state_word(0, WRITING, std::process::id()));
+    assert_eq!(
+        mproc_shm::__testing::slot_state(&ring, 0).load(Ordering::SeqCst),
+        state_word(0, WRITING, std::process::id())
+    );
 }
 
 /// The race the loom model of one consumer cannot afford: two consumer threads
@@ -411,7 +415,7 @@ fn mpmc_dead_writer_skip_races_threads() {
     let rounds = if cfg!(debug_assertions) { 2_000 } else { 20_000 };
     for round in 0..rounds {
         let ring = MpmcRing::new(2, 8).unwrap();
-        ring.slot_state_for_tests(0).store(state_word(0, WRITING, dead), Ordering::SeqCst);
+        mproc_shm::__testing::slot_state(&ring, 0).store(state_word(0, WRITING, dead), Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(10);
         let pop = |ring: &MpmcRing| loop {
             if let Some(m) = ring.try_pop().unwrap() {

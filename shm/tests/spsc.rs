@@ -4,9 +4,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{check_msg, fill_msg, fork_child, make_msg, msg_len, wait_child, Exit};
+use common::{check_msg, fill_msg, make_msg, msg_len};
 use mproc_shm::ring::{RingError, SpscRing};
 use mproc_shm::{Exports, Segment, Share, ShmError};
+use mproc_testkit::{fork, wait_child, Exit};
 
 /// Messages sent across processes (shrunk in debug builds, which are ~20x slower).
 const COUNT: u64 = if cfg!(debug_assertions) { 1_000_000 } else { 4_000_000 };
@@ -134,7 +135,7 @@ fn share_tokens_round_trip() {
 fn child_to_parent_millions_with_checksums() {
     let ring = SpscRing::new(64 << 10).unwrap();
     let (mut tx, mut rx) = ring.split();
-    let child = fork_child(120, move || {
+    let child = fork(120, move || {
         let mut m = Vec::new();
         for seq in 0..COUNT {
             fill_msg(1, seq, msg_len(1, seq, 100), &mut m);
@@ -168,7 +169,7 @@ fn parent_to_child_zero_copy() {
     let n = COUNT / 10;
     let ring = SpscRing::new(4096).unwrap();
     let (mut tx, mut rx) = ring.split();
-    let child = fork_child(120, move || {
+    let child = fork(120, move || {
         for seq in 0..n {
             loop {
                 match rx.peek() {

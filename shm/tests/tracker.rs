@@ -3,24 +3,11 @@
 //! dropped normally is unlinked at once. One test function, in a test binary of its own, so that this process
 //! starts no tracker before the forked creator starts its own.
 
-mod common;
-
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{fork_child, wait_child, Exit};
 use mproc_shm::Segment;
-
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    f()
-}
+use mproc_testkit::{eventually, fork, wait_child, Exit};
 
 #[test]
 fn named_segments_do_not_outlive_a_killed_creator() {
@@ -31,7 +18,7 @@ fn named_segments_do_not_outlive_a_killed_creator() {
     // SIGKILL without unlinking it.
     let child = {
         let name = name.clone();
-        fork_child(10, move || {
+        fork(10, move || {
             let seg = Segment::create(&name, 4096).expect("create");
             std::mem::forget(seg);
             // SAFETY: the child kills itself: nothing runs after it.
@@ -50,7 +37,7 @@ fn named_segments_do_not_outlive_a_killed_creator() {
     let dir = std::env::temp_dir().join(format!("mproc-test-tracked-{}", std::process::id()));
     let child = {
         let dir = dir.clone();
-        fork_child(10, move || {
+        fork(10, move || {
             std::fs::create_dir(&dir).expect("mkdir");
             let l = std::os::unix::net::UnixListener::bind(dir.join("s.sock")).expect("bind");
             mproc_shm::tracker::track_dir(&dir);

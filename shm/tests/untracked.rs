@@ -4,13 +4,11 @@
 //! tracker before the forked creator starts its own (else the creator's tree
 //! would include this process and never die first).
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{fork_child, wait_child, Exit};
 use mproc_shm::Segment;
+use mproc_testkit::{fork, wait_child, Exit};
 
 /// Unlinks the untracked segment however the test ends: the leak gate checks
 /// `/dev/shm`.
@@ -31,7 +29,7 @@ fn untracked_segment_survives_its_creators_tree() {
     let _cleanup = Unlink(untracked.clone());
     let child = {
         let (tracked, untracked) = (tracked.clone(), untracked.clone());
-        fork_child(10, move || {
+        fork(10, move || {
             let a = Segment::create(&tracked, 4096).expect("create");
             let b = Segment::create_untracked(&untracked, 4096).expect("create_untracked");
             // SAFETY: the child is the only process mapping `b` now.

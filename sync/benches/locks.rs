@@ -71,32 +71,25 @@ fn flag(seg: &Segment) -> &AtomicU32 {
 fn in_two_processes(n: u64, work: impl Fn(u64)) -> Duration {
     let seg = Segment::anonymous(4096).unwrap();
     let go = flag(&seg);
-    // SAFETY: the bench process is single-threaded here; the child only spins,
-    // runs `work` on shared memory and `_exit`s.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        // SAFETY: a watchdog for the child.
-        unsafe { libc::alarm(120) };
+    // The bench process is single-threaded here; the child only spins and runs
+    // `work` on shared memory.
+    let pid = mproc_testkit::fork(120, || {
         go.fetch_add(1, Ordering::SeqCst);
         while go.load(Ordering::SeqCst) < 2 {
             std::hint::spin_loop();
         }
         work(n);
-        // SAFETY: leave without running the parent's exit handlers.
-        unsafe { libc::_exit(0) };
-    }
+        0
+    });
     while go.load(Ordering::SeqCst) < 1 {
         std::hint::spin_loop();
     }
     let t = Instant::now();
     go.fetch_add(1, Ordering::SeqCst);
     work(n);
-    let mut status = 0;
-    // SAFETY: our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let exit = mproc_testkit::wait(pid);
     let elapsed = t.elapsed();
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "partner failed: {status}");
+    assert_eq!(exit, mproc_testkit::Exit::Code(0), "partner failed");
     elapsed
 }
 

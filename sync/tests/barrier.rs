@@ -5,9 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fork, reap_all_ok, until, Counter};
+use common::Counter;
 use mproc_shm::Array;
 use mproc_sync::{Barrier, SyncError};
+use mproc_testkit::{eventually, fork, reap_all_ok};
 
 #[test]
 fn zero_parties_is_a_typed_error() {
@@ -93,7 +94,7 @@ fn timeout_breaks_the_barrier_for_everyone() {
         }
         _ => 1,
     });
-    assert!(until(Duration::from_secs(10), || b.n_waiting() == 1));
+    assert!(eventually(Duration::from_secs(10), || b.n_waiting() == 1));
     // The third party never comes: our short timeout breaks the barrier; we
     // get the timeout, the other waiter BrokenBarrier.
     match b.wait_timeout(Duration::from_millis(20)) {
@@ -125,7 +126,7 @@ fn abort_and_reset_wake_waiters_with_broken_barrier() {
                 })
             })
             .collect();
-        assert!(until(Duration::from_secs(10), || b.n_waiting() == 2));
+        assert!(eventually(Duration::from_secs(10), || b.n_waiting() == 2));
         if abort {
             b.abort();
         } else {
@@ -158,19 +159,19 @@ fn party_killed_in_wait_breaks_the_barrier_for_the_others() {
         let _ = b1.wait();
         0
     });
-    assert!(until(Duration::from_secs(10), || b.n_waiting() == 1 && common::in_futex(victim)));
+    assert!(eventually(Duration::from_secs(10), || b.n_waiting() == 1 && common::in_futex(victim)));
     let (b2, broke_at) = (b.clone(), Counter::new());
     let at = broke_at.clone();
     let survivor = fork(30, move || match b2.wait() {
         Err(SyncError::BrokenBarrier) => {
-            at.add(common::monotonic_ns());
+            at.add(mproc_testkit::monotonic_ns());
             0
         }
         _ => 1,
     });
-    assert!(until(Duration::from_secs(10), || b.n_waiting() == 2 && common::in_futex(survivor)));
-    let killed_at = common::monotonic_ns();
-    common::kill_and_reap(victim);
+    assert!(eventually(Duration::from_secs(10), || b.n_waiting() == 2 && common::in_futex(survivor)));
+    let killed_at = mproc_testkit::monotonic_ns();
+    assert_eq!(mproc_testkit::kill_and_reap(victim), mproc_testkit::Exit::Signal(libc::SIGKILL));
     reap_all_ok(&[survivor], Duration::from_secs(20));
     eprintln!("Barrier broken {:?} after a party's SIGKILL", Duration::from_nanos(broke_at.get() - killed_at));
     assert!(b.broken());
@@ -215,8 +216,8 @@ fn reset_after_a_party_died_in_wait_completes() {
         let _ = b1.wait();
         0
     });
-    assert!(until(Duration::from_secs(10), || b.n_waiting() == 1 && common::in_futex(victim)));
-    common::kill_and_reap(victim);
+    assert!(eventually(Duration::from_secs(10), || b.n_waiting() == 1 && common::in_futex(victim)));
+    assert_eq!(mproc_testkit::kill_and_reap(victim), mproc_testkit::Exit::Signal(libc::SIGKILL));
     b.abort();
     assert!(b.broken());
     b.reset();

@@ -7,8 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fork, in_futex, kill_and_reap, reap, reap_all_ok, until, Counter};
+use common::{in_futex, Counter};
 use mproc_sync::{CondLock, Condition, Lock, SyncError, WAITER_SLOTS};
+use mproc_testkit::{eventually, fork, reap, reap_all_ok};
 
 #[test]
 fn wait_without_the_lock_is_an_error() {
@@ -70,12 +71,12 @@ fn woken_by<L: CondLock + Clone>(c: Condition<L>, n: usize, notify: impl Fn(&Con
             })
         })
         .collect();
-    assert!(until(Duration::from_secs(10), || c.waiting() == n as u32), "waiting {}", c.waiting());
+    assert!(eventually(Duration::from_secs(10), || c.waiting() == n as u32), "waiting {}", c.waiting());
     let g = c_lock(&c);
     let k = notify(&c);
     drop(g);
     // Exactly k leave: k are counted woken and the account says n - k still wait.
-    assert!(until(Duration::from_secs(10), || woke.get() == k as u64));
+    assert!(eventually(Duration::from_secs(10), || woke.get() == k as u64));
     assert_eq!(c.waiting(), n as u32 - k);
     let first = woke.get();
     let g = c_lock(&c);
@@ -150,7 +151,7 @@ fn waiter_killed_in_wait_is_not_counted() {
         c1.wait().unwrap();
         0
     });
-    assert!(until(Duration::from_secs(10), || c.waiting() == 1 && in_futex(victim)), "the victim never waited");
+    assert!(eventually(Duration::from_secs(10), || c.waiting() == 1 && in_futex(victim)), "the victim never waited");
     let (c2, w) = (c.clone(), woke.clone());
     let live = fork(30, move || {
         let _g = c2.lock().unwrap();
@@ -161,8 +162,8 @@ fn waiter_killed_in_wait_is_not_counted() {
             1
         }
     });
-    assert!(until(Duration::from_secs(10), || c.waiting() == 2), "waiting {}", c.waiting());
-    kill_and_reap(victim);
+    assert!(eventually(Duration::from_secs(10), || c.waiting() == 2), "waiting {}", c.waiting());
+    assert_eq!(mproc_testkit::kill_and_reap(victim), mproc_testkit::Exit::Signal(libc::SIGKILL));
     assert_eq!(c.waiting(), 1, "a dead waiter is still counted");
     {
         let _g = c.lock().unwrap();
@@ -195,17 +196,17 @@ fn notify_all_skips_dead_waiters_and_wakes_every_live_one() {
         })
     };
     let a = waiter(c.clone(), woke.clone());
-    assert!(until(Duration::from_secs(10), || c.waiting() == 1));
+    assert!(eventually(Duration::from_secs(10), || c.waiting() == 1));
     let c1 = c.clone();
     let victim = fork(30, move || {
         let _g = c_lock(&c1);
         c1.wait().unwrap();
         0
     });
-    assert!(until(Duration::from_secs(10), || c.waiting() == 2 && in_futex(victim)));
+    assert!(eventually(Duration::from_secs(10), || c.waiting() == 2 && in_futex(victim)));
     let b = waiter(c.clone(), woke.clone());
-    assert!(until(Duration::from_secs(10), || c.waiting() == 3));
-    kill_and_reap(victim);
+    assert!(eventually(Duration::from_secs(10), || c.waiting() == 3));
+    assert_eq!(mproc_testkit::kill_and_reap(victim), mproc_testkit::Exit::Signal(libc::SIGKILL));
     {
         let _g = c_lock(&c);
         assert_eq!(c.notify_all().unwrap(), 2);
@@ -237,7 +238,7 @@ fn wait_outcome_reports_a_lock_holder_that_died() {
     assert!(c.get_lock().is_owned());
     drop(g);
     assert!(c.get_lock().holder().is_none());
-    assert_eq!(reap(child, Instant::now() + Duration::from_secs(10)), -libc::SIGKILL);
+    assert_eq!(reap(child, Duration::from_secs(10)), -libc::SIGKILL);
 }
 
 #[test]
@@ -260,7 +261,7 @@ fn wait_for_outcome_over_a_lock_reports_a_holder_that_died() {
     assert!(!g.owner_died(), "the guard taken before the wait was clean");
     drop(g);
     assert!(!c.get_lock().is_locked());
-    assert_eq!(reap(child, Instant::now() + Duration::from_secs(10)), -libc::SIGKILL);
+    assert_eq!(reap(child, Duration::from_secs(10)), -libc::SIGKILL);
 }
 
 #[test]
@@ -281,12 +282,12 @@ fn more_waiters_than_slots_all_wake_exactly() {
         })
         .collect();
     let woken = || woke.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(until(Duration::from_secs(10), || c.waiting() == n as u32), "waiting {}", c.waiting());
+    assert!(eventually(Duration::from_secs(10), || c.waiting() == n as u32), "waiting {}", c.waiting());
     {
         let _g = c.lock().unwrap();
         assert_eq!(c.notify(5).unwrap(), 5);
     }
-    assert!(until(Duration::from_secs(10), || woken() == 5));
+    assert!(eventually(Duration::from_secs(10), || woken() == 5));
     assert_eq!(c.waiting(), n as u32 - 5);
     {
         let _g = c.lock().unwrap();

@@ -4,8 +4,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fork, reap_all_ok, until, Counter};
+use common::Counter;
 use mproc_sync::{Event, SyncError};
+use mproc_testkit::{eventually, fork, reap_all_ok};
 
 #[test]
 fn smoke() {
@@ -45,7 +46,7 @@ fn set_wakes_every_waiter() {
             })
         })
         .collect();
-    assert!(until(Duration::from_secs(10), || ready.get() == N as u64));
+    assert!(eventually(Duration::from_secs(10), || ready.get() == N as u64));
     assert_eq!(woke.get(), 0, "nobody passes before set");
     e.set();
     reap_all_ok(&pids, Duration::from_secs(30));

@@ -6,9 +6,10 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{fork, reap, reap_all_ok, until, Counter};
+use common::Counter;
 use mproc_shm::{Segment, Value};
 use mproc_sync::{Lock, RLock, SyncError};
+use mproc_testkit::{eventually, fork, reap, reap_all_ok};
 
 #[test]
 fn smoke() {
@@ -69,7 +70,7 @@ fn any_process_may_release() {
     l.acquire().unwrap();
     let l2 = l.clone();
     let pid = fork(10, move || if l2.release().is_ok() { 0 } else { 1 });
-    assert_eq!(reap(pid, Instant::now() + Duration::from_secs(10)), 0);
+    assert_eq!(reap(pid, Duration::from_secs(10)), 0);
     assert!(!l.is_locked());
 }
 
@@ -164,7 +165,7 @@ fn rlock_release_by_another_process_is_an_error() {
         Err(SyncError::NotOwner { .. }) => 0,
         _ => 1,
     });
-    assert_eq!(reap(pid, Instant::now() + Duration::from_secs(10)), 0);
+    assert_eq!(reap(pid, Duration::from_secs(10)), 0);
     assert!(l.is_owned());
 }
 
@@ -203,7 +204,7 @@ fn fork_holder(take: impl FnOnce() + Send + 'static) -> libc::pid_t {
             std::thread::park();
         }
     });
-    assert!(until(Duration::from_secs(10), || holding.get() == 1), "the child never took the lock");
+    assert!(eventually(Duration::from_secs(10), || holding.get() == 1), "the child never took the lock");
     pid
 }
 
@@ -217,7 +218,7 @@ fn owner_death(take: impl FnOnce() + Send + 'static, acquire: impl FnOnce() -> b
     // The dead child stays a zombie until reaped: the waiter must see through that.
     assert!(acquire(), "the lock was not reported as taken over from a dead owner");
     let took = killed.elapsed();
-    assert_eq!(reap(pid, Instant::now() + Duration::from_secs(10)), -libc::SIGKILL);
+    assert_eq!(reap(pid, Duration::from_secs(10)), -libc::SIGKILL);
     took
 }
 
@@ -257,7 +258,7 @@ fn try_lock_acquire_false_and_zero_timeout_take_over_from_a_dead_owner() {
             move || std::mem::forget(l.lock().unwrap()),
             || {
                 let mut got = None;
-                until(Duration::from_secs(10), || {
+                eventually(Duration::from_secs(10), || {
                     got = attempt(&lock);
                     got.is_some()
                 });
@@ -319,7 +320,7 @@ fn owner_death_with_several_waiters_exactly_one_takes_over() {
     // SAFETY: our own unreaped child.
     unsafe { libc::kill(holder, libc::SIGKILL) };
     reap_all_ok(&waiters, Duration::from_secs(20));
-    assert_eq!(reap(holder, Instant::now() + Duration::from_secs(5)), -libc::SIGKILL);
+    assert_eq!(reap(holder, Duration::from_secs(5)), -libc::SIGKILL);
     assert_eq!(done.get(), 3);
     assert_eq!(died.get(), 1, "exactly one waiter takes the lock over");
 }
@@ -336,16 +337,16 @@ fn waiter_already_asleep_when_the_holder_dies_takes_over() {
     let (l, g) = (lock.clone(), got_at.clone());
     let waiter = fork(30, move || {
         let guard = l.lock_timeout(Duration::from_secs(10)).unwrap();
-        g.add(common::monotonic_ns());
+        g.add(mproc_testkit::monotonic_ns());
         if guard.owner_died() {
             0
         } else {
             1
         }
     });
-    assert!(until(Duration::from_secs(10), || common::in_futex(waiter)), "the waiter never slept in lock()");
-    let killed_at = common::monotonic_ns();
-    common::kill_and_reap(holder);
+    assert!(eventually(Duration::from_secs(10), || common::in_futex(waiter)), "the waiter never slept in lock()");
+    let killed_at = mproc_testkit::monotonic_ns();
+    assert_eq!(mproc_testkit::kill_and_reap(holder), mproc_testkit::Exit::Signal(libc::SIGKILL));
     reap_all_ok(&[waiter], Duration::from_secs(20));
     let took = Duration::from_nanos(got_at.get().saturating_sub(killed_at));
     eprintln!("Lock takeover by a sleeping waiter: {took:?} after the SIGKILL (the owner-death bound: within 200 ms)");
@@ -382,7 +383,7 @@ fn acquire_forms_across_processes() {
             }
         })
     };
-    assert!(until(Duration::from_secs(10), || held.get() == 1));
+    assert!(eventually(Duration::from_secs(10), || held.get() == 1));
     let short = Duration::from_millis(10);
     assert!(matches!(lock.try_acquire(), Err(SyncError::WouldBlock { what: "Lock" })));
     assert!(matches!(rlock.try_acquire(), Err(SyncError::WouldBlock { what: "RLock" })));

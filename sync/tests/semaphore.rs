@@ -4,8 +4,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fork, reap_all_ok, Counter};
+use common::Counter;
 use mproc_sync::{BoundedSemaphore, Semaphore, SyncError};
+use mproc_testkit::{fork, reap_all_ok};
 
 #[test]
 fn smoke() {

@@ -1,15 +1,13 @@
 //! `Synchronized<T>` (Python's `Value('q', 0)`) across forked processes, and
 //! spawn tokens of every primitive.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{fork, reap_all_ok};
 use mproc_shm::{Exports, Segment, Share};
 use mproc_sync::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore, Synchronized, SynchronizedArray,
 };
+use mproc_testkit::{fork, reap_all_ok};
 
 #[test]
 fn n_processes_m_locked_increments_exact() {

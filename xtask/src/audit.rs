@@ -16,7 +16,7 @@
 
 use crate::lex::{self, Line};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A primitive whose coverage the audit checks.
 pub struct Primitive {
@@ -45,11 +45,11 @@ pub const PRIMITIVES: &[Primitive] = &[
     p("Condition", &["Condition", "RawCondition"], &["Condition", "RawCondition"]),
     p("Event", &["Event", "RawEvent"], &["Event", "RawEvent"]),
     p("Barrier", &["Barrier", "RawBarrier"], &["Barrier", "RawBarrier"]),
-    // The queues' models also reach them through the builder (`build_heap` in loom).
-    p("Queue", &["Queue"], &["Queue", "build_heap"]),
-    p("JoinableQueue", &["JoinableQueue"], &["JoinableQueue", "build_joinable", "build_joinable_heap"]),
-    p("SimpleQueue", &["SimpleQueue"], &["SimpleQueue", "build_simple", "build_simple_heap"]),
-    // `pipe`'s loom model drives its wake-up protocol, `doorbell::Bell`, over a ring directly.
+    // The queues' models also reach them through the heap builders (`__testing::heap_queue`).
+    p("Queue", &["Queue"], &["Queue", "heap_queue"]),
+    p("JoinableQueue", &["JoinableQueue"], &["JoinableQueue", "build_joinable", "heap_joinable_queue"]),
+    p("SimpleQueue", &["SimpleQueue"], &["SimpleQueue", "build_simple", "heap_simple_queue"]),
+    // `pipe`'s loom model drives its wake-up protocol, `__testing::Bell`, over a ring directly.
     p("Connection/Pipe", &["Connection"], &["Connection", "Pipe", "pipe", "Bell"]),
     p("Pool", &["Pool"], &["Pool"]),
     p("Manager", &["Manager", "SyncManager", "BaseManager"], &["Manager", "SyncManager", "BaseManager"]),
@@ -394,29 +394,6 @@ pub fn coverage(prim: &Primitive, files: &[FileFacts]) -> Coverage {
     c
 }
 
-/// Every `.rs` file under `root`, skipping `target/` and hidden directories; sorted.
-pub fn rust_files(root: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let path = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Ok(ty) = e.file_type() else { continue };
-            if ty.is_dir() {
-                if name != "target" && !name.starts_with('.') {
-                    walk(&path, out);
-                }
-            } else if ty.is_file() && name.ends_with(".rs") {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, &mut out);
-    out.sort();
-    out
-}
-
 /// The audit's findings.
 pub struct Audit {
     /// Every unsafe site.
@@ -511,7 +488,7 @@ impl Audit {
 /// `cargo xtask audit [--root DIR]`.
 pub fn run(root: &Path, out_dir: &Path) -> crate::Result {
     let mut sources = Vec::new();
-    for path in rust_files(root) {
+    for path in crate::tree::rust_files(root) {
         let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
         let src = std::fs::read_to_string(&path).map_err(|e| format!("{rel}: {e}"))?;
         sources.push((rel, src));

@@ -25,7 +25,7 @@ pub fn check(root: &Path) -> crate::Result<Vec<String>> {
     let named = named_files(&section(&arch, "## Codemap"), &members);
     let mut actual = BTreeSet::new();
     for dir in members.keys() {
-        for path in crate::audit::rust_files(&root.join(dir).join("src")) {
+        for path in crate::tree::rust_files(&root.join(dir).join("src")) {
             let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
             actual.insert(rel);
         }

@@ -32,6 +32,7 @@ mod criterion;
 mod lex;
 mod report;
 mod svg;
+mod tree;
 
 use std::env;
 use std::path::{Path, PathBuf};

@@ -16,34 +16,24 @@ use mproc_ipc::Connection;
 /// The round-trip message size.
 pub const MSG: usize = 64;
 
-/// Forks a child that runs `f` and `_exit`s; closes `close_in_child` there first (the
-/// parent's end, which the child inherited), when given.
+/// Forks a child (with a 600 s watchdog for a lost parent) that runs `f` and
+/// `_exit`s; closes `close_in_child` there first (the parent's end, which the
+/// child inherited), when given. The bench is single-threaded here.
 pub fn fork_child(close_in_child: Option<RawFd>, f: impl FnOnce()) -> libc::pid_t {
-    // SAFETY: the bench is single-threaded here; the child only runs `f` (channel
-    // work) and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        // SAFETY: async-signal-safe calls in the child: a watchdog for a lost parent,
-        // and closing an fd that is ours.
-        unsafe {
-            libc::alarm(600);
-            if let Some(fd) = close_in_child {
-                libc::close(fd);
-            }
+    mproc_testkit::fork(600, || {
+        if let Some(fd) = close_in_child {
+            // SAFETY: the fd is the parent's end, inherited: no object of this
+            // child uses or closes it again.
+            unsafe { libc::close(fd) };
         }
         f();
-        // SAFETY: as above.
-        unsafe { libc::_exit(0) };
-    }
-    pid
+        0
+    })
 }
 
 /// Waits for a child of ours, which exits once told to (or on end of file).
 pub fn reap(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: our own unreaped child, and a valid status pointer.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    mproc_testkit::wait(pid);
 }
 
 /// Benches `id`: a 64 B `send_bytes` + `recv_bytes_into` round trip to a forked child

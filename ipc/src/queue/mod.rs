@@ -112,7 +112,7 @@ pub const DEFAULT_MAXSIZE: usize = 4096;
 pub const SIMPLE_MAXSIZE: usize = 16384;
 /// The default cap on one item, in encoded bytes: the frame cap of a
 /// [`Connection`](crate::Connection) ([`DEFAULT_MAX_FRAME`](crate::DEFAULT_MAX_FRAME), 64 MiB).
-pub const DEFAULT_MAX_ITEM: usize = crate::connection::DEFAULT_MAX_FRAME;
+pub const DEFAULT_MAX_ITEM: usize = 64 << 20;
 /// The default largest item kept in a ring slot, in encoded bytes: with the
 /// slot's 16-byte header, one slot is one 64-byte cache line, and the 4096
 /// slots of a default queue are 256 KiB.
@@ -198,8 +198,7 @@ impl QueueBuilder {
 
     /// A [`Queue`] on the heap for loom models (not shareable between processes).
     #[cfg(loom)]
-    #[doc(hidden)]
-    pub fn build_heap<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>, QueueError> {
+    pub(crate) fn build_heap<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>, QueueError> {
         let raw =
             RawQueue::new_heap(Kind::Queue, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item, self.slot_bytes)?;
         Ok(Queue::from_typed(Typed::new(raw)))
@@ -207,8 +206,7 @@ impl QueueBuilder {
 
     /// A [`JoinableQueue`] on the heap for loom models.
     #[cfg(loom)]
-    #[doc(hidden)]
-    pub fn build_joinable_heap<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueue<T>, QueueError> {
+    pub(crate) fn build_joinable_heap<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueue<T>, QueueError> {
         let raw = RawQueue::new_heap(
             Kind::Joinable,
             self.maxsize.unwrap_or(DEFAULT_MAXSIZE),
@@ -220,8 +218,7 @@ impl QueueBuilder {
 
     /// A [`SimpleQueue`] on the heap for loom models.
     #[cfg(loom)]
-    #[doc(hidden)]
-    pub fn build_simple_heap<T: Serialize + DeserializeOwned>(&self) -> Result<SimpleQueue<T>, QueueError> {
+    pub(crate) fn build_simple_heap<T: Serialize + DeserializeOwned>(&self) -> Result<SimpleQueue<T>, QueueError> {
         let raw =
             RawQueue::new_heap(Kind::Simple, self.maxsize.unwrap_or(SIMPLE_MAXSIZE), self.max_item, self.slot_bytes)?;
         Ok(SimpleQueue::from_typed(Typed::new(raw)))

@@ -1,50 +1,10 @@
-//! Helpers shared by the manager's integration tests: forked children with a watchdog,
-//! joined with a deadline, and a raw authenticated client for protocol-level tests.
+//! Helpers shared by the manager's integration tests: a raw authenticated client for
+//! protocol-level tests (forked children and deadlines are `mproc-testkit`'s).
 #![allow(dead_code)]
-
-use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use mproc_ipc::Connection;
-use mproc_process::Process;
 use sha2::Sha256;
-
-/// Starts a forked child running `body`; its exit code is `body`'s return value. The
-/// child has a 30 s `alarm` watchdog and leaves through `_exit`.
-pub fn spawn_child(body: impl FnOnce() -> i32 + Send + 'static) -> Process {
-    let mut p = Process::new(move || {
-        // SAFETY: alarm only arms a timer; _exit ends the process without unwinding.
-        unsafe {
-            libc::alarm(30);
-            let code = body();
-            libc::_exit(code)
-        }
-    });
-    p.start().expect("fork");
-    p
-}
-
-/// Joins `p` within `timeout`, killing it on expiry; returns its exit code.
-pub fn join_or_kill(p: &mut Process, timeout: Duration) -> i32 {
-    if p.join_timeout(timeout).is_err() {
-        let _ = p.kill();
-        let _ = p.join();
-        panic!("child {:?} did not finish within {timeout:?}; killed", p.pid());
-    }
-    p.exitcode().expect("exited")
-}
-
-/// Polls `f` until it holds or `timeout` passes.
-pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    f()
-}
 
 fn hmac(key: &[u8], msg: &[u8]) -> Vec<u8> {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();

@@ -1,37 +1,11 @@
-//! Helpers shared by the process tests: watchdogs, deadlines, clocks.
+//! Helpers shared by the process tests: the deadline and looks at /proc
+//! (watchdogs, joining with a deadline and clocks are `mproc-testkit`'s).
 #![allow(dead_code)]
 
 use std::time::Duration;
 
-use mproc_process::{Process, ProcessError};
-
 /// The longest any test waits for a child before killing it.
 pub const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Called first thing in a child: SIGALRM ends it if the test hangs.
-pub fn watchdog() {
-    // SAFETY: alarm only arms a timer.
-    unsafe { libc::alarm(30) };
-}
-
-/// Joins with the deadline; kills (and reaps) the child if it runs past it.
-pub fn finish(p: &mut Process) -> i32 {
-    if let Err(e) = p.join_timeout(DEADLINE) {
-        assert!(matches!(e, ProcessError::Timeout { .. }), "join_timeout: {e}");
-        p.kill().expect("kill");
-        p.join_timeout(DEADLINE).expect("join after kill");
-        panic!("process {} did not end within {DEADLINE:?}", p.name());
-    }
-    p.exitcode().expect("an ended process has an exit code")
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the machine.
-pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 /// True if `pid` still has a /proc entry (running or a zombie).
 pub fn proc_exists(pid: u32) -> bool {
@@ -61,16 +35,4 @@ pub fn my_zombies() -> Vec<u32> {
         }
     }
     out
-}
-
-/// Polls `cond` every millisecond until it holds or `DEADLINE` passes.
-pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let end = std::time::Instant::now() + DEADLINE;
-    while std::time::Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    cond()
 }

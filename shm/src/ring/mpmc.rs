@@ -411,9 +411,8 @@ impl MpmcRing {
     }
 
     /// Slot `index`'s state word, for tests that forge a dead claimer's state
-    /// (see the table at the top of `mpmc.rs`). Not part of the API.
-    #[doc(hidden)]
-    pub fn slot_state_for_tests(&self, index: usize) -> &AtomicU64 {
+    /// (see the table at the top of this file, and `crate::__testing`).
+    pub(crate) fn slot_state(&self, index: usize) -> &AtomicU64 {
         self.state(index & self.mask as usize)
     }
 

@@ -1,4 +1,6 @@
-//! [`pipe`]: a [`Connection`] pair over shared-memory rings.
+//! The ring transport under a [`pipe`](fn@crate::pipe): one end's shared-memory
+//! rings, doorbells and doorbell socket. It knows nothing of the connection
+//! that carries it; a connection holds a [`RingEnd`] and calls into it.
 //!
 //! # Layout
 //! One memfd segment per pipe: a control page, then one [`SpscRing`] per
@@ -46,7 +48,7 @@
 
 use std::io;
 use std::mem::{align_of, size_of};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU32};
@@ -57,13 +59,8 @@ use mproc_shm::{Segment, SegmentToken, Share, ShmError, SpscRing};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use serde::{Deserialize, Serialize};
 
-use crate::connection::Connection;
 use crate::doorbell::Bell;
 use crate::error::{IpcError, Result};
-
-/// The ring capacity of each direction of a [`pipe`]: 128 KiB, so messages of
-/// up to 64 KiB − 8 bytes travel as one record.
-pub const DEFAULT_PIPE_CAPACITY: usize = 128 << 10;
 
 /// How long a reader (or a writer facing a full ring) first spins before it
 /// sleeps; the spin then adapts between [`MIN_SPIN`] and [`MAX_SPIN`].
@@ -109,60 +106,13 @@ struct Control {
 #[cfg(not(loom))]
 const _: () = assert!(size_of::<Control>() <= CONTROL && CONTROL % SpscRing::ALIGN == 0);
 
-/// Creates a pipe: two connected [`Connection`]s whose messages travel through
-/// shared memory, Python's `multiprocessing.Pipe(duplex)`.
-///
-/// With `duplex = true` both ends send and receive. With `duplex = false` the
-/// first end only receives and the second only sends (as in Python); the wrong
-/// operation is an [`IpcError::WrongDirection`] error.
-///
-/// The connections have the whole [`Connection`] API, and [`wait`](crate::wait)
-/// accepts them beside socket connections. A message costs two copies (into
-/// and out of the ring) and no system call while the reader is awake; a reader
-/// that found nothing spins briefly, then sleeps on a futex.
-///
-/// **Sizes.** Each direction is a ring of [`DEFAULT_PIPE_CAPACITY`] bytes
-/// (see [`pipe_with_capacity`]). A message shorter than half the ring less 8
-/// bytes (64 KiB − 8 by default) is one ring record; a longer one is sent **in
-/// chunks, transparently**: the writer blocks while the ring is full, as on a
-/// socket, and the reader reassembles the message, so any size up to the frame
-/// cap ([`PAIR_MAX_FRAME`](crate::PAIR_MAX_FRAME)) works. Zero-length messages
-/// are legal and boundaries are never merged.
-///
-/// **End of file.** `recv` returns [`IpcError::Eof`] once every copy of the
-/// peer's end is closed (or its process died, even by `SIGKILL`) and the
-/// messages it sent have been read. A send to a closed peer fails with a
-/// broken-pipe [`IpcError::Os`] error at the latest when the ring is full.
-///
-/// Move an end into a forked child, or export it to a spawned one with
-/// [`Share`]. As with Python's `Pipe` under fork, the child inherits the
-/// parent's end too: close it there ([`std::os::fd::AsRawFd`] gives the fd of
-/// its doorbell socket) so that end of file is seen when the parent closes.
-///
-/// ```
-/// let (mut rx, mut tx) = mproc_ipc::pipe(false)?;
-/// for v in [1u32, 2, 3] {
-///     tx.send(&v)?;
-/// }
-/// tx.close();
-/// let got: Vec<u32> = (0..3).map(|_| rx.recv().unwrap()).collect();
-/// assert_eq!(got, [1, 2, 3]);
-/// assert!(rx.recv::<u32>().unwrap_err().is_eof());
-/// # Ok::<(), mproc_ipc::IpcError>(())
-/// ```
-#[doc(alias = "Pipe")]
-pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
-    pipe_with_capacity(duplex, DEFAULT_PIPE_CAPACITY)
-}
-
-/// [`pipe`] with rings of at least `capacity` bytes per direction (rounded up
-/// to a power of two, at least 64). Messages of fewer than `capacity / 2 - 8`
-/// bytes travel as one record; longer ones in chunks. Zero is an error.
-pub fn pipe_with_capacity(duplex: bool, capacity: usize) -> Result<(Connection, Connection)> {
+/// Both ends of a new pipe: each with its half of the doorbell `socketpair`,
+/// for [`pipe_with_capacity`](crate::pipe_with_capacity) to wrap in connections.
+pub(crate) fn pair(duplex: bool, capacity: usize) -> Result<[(OwnedFd, RingEnd); 2]> {
     let shared = PipeShared::create(duplex, capacity)?;
     let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
         .map_err(|e| IpcError::os("socketpair", "pipe doorbell", e))?;
-    Ok((Connection::from_ring(a, RingEnd::new(shared.clone(), 0)?), Connection::from_ring(b, RingEnd::new(shared, 1)?)))
+    Ok([(a, RingEnd::new(shared.clone(), 0)?), (b, RingEnd::new(shared, 1)?)])
 }
 
 /// The segment of a pipe and its control block.
@@ -256,7 +206,7 @@ impl PipeShared {
     }
 }
 
-/// The shared-memory side of one end of a [`pipe`].
+/// The shared-memory side of one end of a [`pipe`](fn@crate::pipe).
 pub(crate) struct RingEnd {
     shared: PipeShared,
     /// 0: the first end returned by `pipe`, 1: the second.
