@@ -44,8 +44,8 @@
 //! 16384). Blocks are resident while they hold an item. A freed block of a
 //! page or more is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`)
 //! unless the queue's warm set — up to 32 MiB of recently freed blocks, reused
-//! lowest-index first — has room for it; a getter that has waited a whole
-//! [`WAIT_CAP`] on an empty queue releases the warm set too. So a queue that
+//! lowest-index first — has room for it; a getter that has waited
+//! [`IDLE_RELEASE`] (100 ms) on an empty queue releases the warm set too. So a queue that
 //! held 1 GiB and was drained is back to its ring and at most 32 MiB at once,
 //! and to its ring alone once idle. Blocks under a page share pages and stay
 //! (`maxsize` × 2 KiB per class at most). Address space: each chunk mapping
@@ -100,7 +100,7 @@ mod simple;
 pub use bounded::Queue;
 pub use error::{PutError, QueueError};
 pub use joinable::JoinableQueue;
-pub use raw::{QueueToken, MAX_ITEM_CAP, WAIT_CAP};
+pub use raw::{QueueToken, IDLE_RELEASE, MAX_ITEM_CAP, WAIT_CAP};
 pub use simple::SimpleQueue;
 
 use raw::{Kind, RawQueue, Until};
