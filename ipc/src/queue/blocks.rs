@@ -5,8 +5,8 @@
 //! given back is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`),
 //! unless it joins the small set of recently used blocks kept resident
 //! ([`HOT_BYTES`]) so that a stream of large items reuses warm pages instead
-//! of faulting in and zeroing fresh ones for every item. A getter that waits a
-//! whole [`WAIT_CAP`](super::WAIT_CAP) on an empty queue releases that set too,
+//! of faulting in and zeroing fresh ones for every item. A getter that waits
+//! [`IDLE_RELEASE`](super::IDLE_RELEASE) on an empty queue releases that set too,
 //! and takes back any orphan (below).
 //!
 //! Class `c` holds blocks of `64 << c` bytes; each class has `T` blocks (the

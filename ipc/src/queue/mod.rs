@@ -44,29 +44,36 @@
 //! 16384). Blocks are resident while they hold an item. A freed block of a
 //! page or more is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`)
 //! unless the queue's warm set — up to 32 MiB of recently freed blocks, reused
-//! lowest-index first — has room for it; a getter that has waited a whole
-//! [`WAIT_CAP`] on an empty queue releases the warm set too. So a queue that
+//! lowest-index first — has room for it; a getter that has waited
+//! [`IDLE_RELEASE`] (100 ms) on an empty queue releases the warm set too. So a queue that
 //! held 1 GiB and was drained is back to its ring and at most 32 MiB at once,
 //! and to its ring alone once idle. Blocks under a page share pages and stay
 //! (`maxsize` × 2 KiB per class at most). Address space: each chunk mapping
 //! covers 64 blocks of a class (up to 4 GiB of address space, no memory, for
 //! the 64 MiB class).
 //!
-//! Why blocks in the queue's own memfd, from measurements and trials:
+//! Why blocks in the queue's own memfd:
 //!
-//! - A segment per large item (memfd or `/dev/shm` name) would fault in and
-//!   zero fresh pages on every put and map them anew on every get; passing a
-//!   memfd needs a socket beside the queue (another fd) or `pidfd_getfd`
-//!   (ptrace rights). Blocks reused warm avoid the faults, and living in the
-//!   queue's own file they need no names, no tracker and no extra fd: the
-//!   kernel frees everything when the last process holding the queue goes.
+//! - A segment per large item (memfd or `/dev/shm` name) faults in and zeroes
+//!   fresh pages on every put (256 faults per MiB) and maps them anew on every
+//!   get; passing
+//!   a memfd needs a socket beside the queue (another fd) or `pidfd_getfd`
+//!   (ptrace rights), and a named one needs the resource tracker. Blocks reused
+//!   warm avoid the faults, and living in the queue's own file they need no
+//!   names, no tracker and no extra fd: the kernel frees everything when the
+//!   last process holding the queue goes. A cold block (punched, or never
+//!   used) is mapped in with one `madvise(MADV_POPULATE_WRITE)` rather than a
+//!   fault per page.
 //! - A byte stream under the queue's locks (CPython's pipe with a feeder
 //!   thread) bounds memory but makes a put of an item larger than the stream
 //!   wait for a consumer, and serialises producers; here a put returns once its
 //!   item is in the queue, as a put of a small item does.
-//! - With 1 MiB items the warm path moves an item with one copy in and one out
-//!   plus the consumer's allocation, close to the cross-process copy limit the
-//!   `queue_large_*` benches show beside it.
+//! - A warm large item costs one copy in (encoding into the block) and one out
+//!   (decoding from it) plus the consumer's allocation of the decoded value:
+//!   what the `queue_large_*` benches set against the cross-process copy limit
+//!   (two processes, an SPSC ring, `memcpy` in and out). A producer far ahead
+//!   of its consumer fills blocks beyond the warm set, which cost the zeroing
+//!   of fresh pages on top.
 //!
 //! Handles are cheap clones. Move one into a forked child's closure, or send it
 //! to a spawned child with [`mproc_shm::Share`]; the token names the queue's kind
@@ -100,7 +107,7 @@ mod simple;
 pub use bounded::Queue;
 pub use error::{PutError, QueueError};
 pub use joinable::JoinableQueue;
-pub use raw::{QueueToken, MAX_ITEM_CAP, WAIT_CAP};
+pub use raw::{QueueToken, IDLE_RELEASE, MAX_ITEM_CAP, WAIT_CAP};
 pub use simple::SimpleQueue;
 
 use raw::{Kind, RawQueue, Until};

@@ -71,6 +71,11 @@ pub const MAX_ITEM_CAP: usize = 1 << 30;
 /// The longest a blocked put, get or join sleeps before looking again.
 pub const WAIT_CAP: Duration = Duration::from_millis(25);
 
+/// How long a getter waits on an empty queue before it gives the queue's warm
+/// blocks back: long enough that a producer descheduled for a few time slices
+/// on a busy machine does not find its warm blocks gone.
+pub const IDLE_RELEASE: Duration = Duration::from_millis(100);
+
 /// Bit 0 of each futex word: someone may sleep on it.
 const WAITERS: u32 = 1;
 /// One step of the value in bits 31..1.
@@ -630,7 +635,7 @@ impl RawQueue {
 
     /// Takes the oldest item and `decode`s it in place, waiting until
     /// `deadline`; `Empty` when none came. A getter that has waited a whole
-    /// [`WAIT_CAP`] gives the queue's idle block memory back (`blocks.rs`).
+    /// [`IDLE_RELEASE`] gives the queue's idle block memory back (`blocks.rs`).
     pub(crate) fn get<R>(
         &self,
         decode: impl Fn(&[u8]) -> Result<R, QueueError>,
@@ -705,7 +710,7 @@ impl RawQueue {
             }
             sys::wait(word, seen, Some(left.map_or(WAIT_CAP, |l| l.min(WAIT_CAP))));
             if let Some((f, since)) = idle {
-                if since.elapsed() >= WAIT_CAP {
+                if since.elapsed() >= IDLE_RELEASE {
                     f();
                     idle = None;
                 }
