@@ -229,11 +229,10 @@ impl Listener {
     pub fn bind_temp(authkey: Option<&[u8]>) -> Result<Listener> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let mut rnd = [0u8; 8];
-        rustix::rand::getrandom(&mut rnd, rustix::rand::GetRandomFlags::empty())
-            .map_err(|e| IpcError::os("getrandom", "temporary socket name", e))?;
+        mproc_shm::sys::random_bytes(&mut rnd).map_err(|e| IpcError::os("getrandom", "temporary socket name", e))?;
         let dir = std::env::temp_dir().join(format!(
             "mproc-{}-{}-{:016x}",
-            std::process::id(),
+            mproc_shm::sys::pid(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
             u64::from_ne_bytes(rnd)
         ));

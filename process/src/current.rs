@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
 
+use mproc_shm::sys;
+
 use crate::child::{Child, Reaper};
 
 /// A description of a process: its name, pid and daemon flag.
@@ -59,10 +61,6 @@ type Task = Box<dyn FnOnce() + Send>;
 
 static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(ptr::null_mut());
 
-pub(crate) fn getpid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get() as u32
-}
-
 /// This process's authkey (a leaked, never-freed box), or null until first use.
 /// An atomic pointer, not a lock: a forked child must never wait on a lock a
 /// parent thread held at the fork.
@@ -102,15 +100,7 @@ pub fn set_authkey(key: &[u8]) {
 
 fn random_key() -> Vec<u8> {
     let mut k = vec![0u8; 32];
-    let mut filled = 0;
-    while filled < k.len() {
-        match rustix::rand::getrandom(&mut k[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => break,
-        }
-    }
-    if filled < k.len() {
+    if sys::random_bytes(&mut k).is_err() {
         // No getrandom (a very old kernel or a seccomp filter): /dev/urandom.
         use std::io::Read;
         let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut k)).is_ok();
@@ -119,7 +109,7 @@ fn random_key() -> Vec<u8> {
             use std::hash::{BuildHasher, Hasher};
             for chunk in k.chunks_mut(8) {
                 let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-                h.write_u32(getpid());
+                h.write_u32(sys::pid());
                 chunk.copy_from_slice(&h.finish().to_ne_bytes()[..chunk.len()]);
             }
         }
@@ -136,7 +126,7 @@ pub(crate) fn registry() -> &'static Registry {
         return unsafe { &*p };
     }
     let fresh = Box::into_raw(Box::new(Registry {
-        me: ProcessInfo::new("MainProcess".to_owned(), getpid(), false),
+        me: ProcessInfo::new("MainProcess".to_owned(), sys::pid(), false),
         parent: None,
         children: Mutex::new(Vec::new()),
         starter: OnceLock::new(),
@@ -170,7 +160,7 @@ pub(crate) fn install(me: ProcessInfo, parent: ProcessInfo) {
 
 impl Registry {
     fn children(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Child>>> {
-        self.children.lock().unwrap_or_else(|p| p.into_inner())
+        sys::lock(&self.children)
     }
 
     pub(crate) fn add(&self, child: Arc<Child>) {
@@ -234,7 +224,7 @@ pub fn current_process() -> ProcessInfo {
     let me = &registry().me;
     // After a plain `libc::fork` outside mproc the recorded pid is the parent's:
     // report the real one.
-    ProcessInfo { pid: getpid(), ..me.clone() }
+    ProcessInfo { pid: sys::pid(), ..me.clone() }
 }
 
 /// The process that started this one through mproc, or `None` in a process not
