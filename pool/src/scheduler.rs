@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 
 use mproc_ipc::{Connection, ConnectionToken, PAIR_MAX_FRAME};
 use mproc_process::{Entry, Process, Shared as Handle};
+use mproc_shm::sys::IgnorePoison;
 use mproc_shm::{Exports, Segment, Share};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -291,7 +292,7 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
         }
     };
     if let Err(e) = process.start() {
-        let why = init_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let why = init_error.lock().ignore_poison().take();
         return Err(match why {
             Some(why) => PoolError::Spawn(format!("{e} ({why})")),
             None => spawn_err(&e),
@@ -320,7 +321,7 @@ fn start_worker(shared: &Shared) -> Result<(u64, Connection), PoolError> {
         let _ = worker.process.kill();
     } else if !st.wants_workers() {
         worker.stopped = true;
-        let _ = worker.tx.lock().unwrap_or_else(|p| p.into_inner()).send_bytes(&[]);
+        let _ = worker.tx.lock().ignore_poison().send_bytes(&[]);
     }
     st.workers.push(worker);
     Ok((id, p_rx))
@@ -379,7 +380,7 @@ impl Shared {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().ignore_poison()
     }
 
     /// Wakes the dispatcher.
@@ -418,7 +419,7 @@ pub(crate) fn dispatch(shared: Arc<Shared>) {
             drop(st);
             // A send to a dead worker fails; the collector sees its EOF and
             // accounts for its units.
-            let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send_bytes(&msg);
+            let _ = tx.lock().ignore_poison().send_bytes(&msg);
             st = shared.lock();
             continue;
         }
@@ -434,12 +435,12 @@ pub(crate) fn dispatch(shared: Arc<Shared>) {
                 .collect();
             drop(st);
             for tx in stops {
-                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send_bytes(&[]);
+                let _ = tx.lock().ignore_poison().send_bytes(&[]);
             }
             return;
         }
         st.dispatcher_idle = true;
-        st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
+        st = shared.work.wait(st).ignore_poison();
         st.dispatcher_idle = false;
     }
 }
@@ -708,7 +709,7 @@ impl Serialize for InitArg {
             InitArg::Encode { encode, error } => match encode() {
                 Ok(bytes) => bytes.serialize(s),
                 Err(e) => {
-                    *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                    *error.lock().ignore_poison() = Some(e.clone());
                     Err(serde::ser::Error::custom(e))
                 }
             },
