@@ -118,6 +118,11 @@ pub enum IpcError {
         #[source]
         source: postcard::Error,
     },
+    /// A [`PodVec`](crate::PodVec) or [`Bytes`](crate::Bytes) in a message
+    /// could not be decoded as the requested type: e.g. the sender's elements
+    /// are 8 bytes and the receiver's `T` 4.
+    #[error("cannot decode the message: {0}")]
+    Payload(#[from] crate::payload::PayloadError),
     /// The authkey handshake failed: a wrong key on either side, or a peer
     /// that does not speak the protocol. Python's `AuthenticationError`.
     #[error("authentication failed: {reason}")]

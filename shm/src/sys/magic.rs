@@ -47,7 +47,7 @@ pub const MPMC_RING: Magic = Magic::new(b"MPRM", 1, "MpmcRing");
 /// same word as [`SPSC_RING`]; changed so that neither attaches as the other.
 pub const SYNC_PRIMITIVE: Magic = Magic::new(b"MPSY", 1, "mproc primitive");
 /// A `mproc-ipc` queue's control block.
-pub const QUEUE: Magic = Magic::new(b"MPQU", 1, "mproc queue");
+pub const QUEUE: Magic = Magic::new(b"MPQU", 2, "mproc queue");
 /// A `mproc-ipc` shared-memory pipe's control page.
 pub const PIPE: Magic = Magic::new(b"MPPI", 1, "pipe");
 /// A `mproc-pool` worker's results journal.
