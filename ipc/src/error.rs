@@ -118,6 +118,16 @@ pub enum IpcError {
         #[source]
         source: postcard::Error,
     },
+    /// A pickle message could not be encoded, or a received one decoded (a forbidden
+    /// global, a malformed pickle, a value that does not fit the type asked for …).
+    #[error("pickle message for {type_name}: {source}")]
+    Pickle {
+        /// The Rust type being sent or asked for.
+        type_name: &'static str,
+        /// The codec's error, naming the bad value.
+        #[source]
+        source: mproc_pickle::PickleError,
+    },
     /// A [`PodVec`](crate::PodVec) or [`Bytes`](crate::Bytes) in a message
     /// could not be decoded as the requested type: e.g. the sender's elements
     /// are 8 bytes and the receiver's `T` 4.
@@ -129,6 +139,14 @@ pub enum IpcError {
     Authentication {
         /// What went wrong, from this end's point of view.
         reason: String,
+    },
+    /// A timed call (`x_timeout(d)`) ran out of time.
+    #[error("{what}: timed out after {after:?}")]
+    Timeout {
+        /// The call, e.g. `Listener::accept`.
+        what: &'static str,
+        /// The timeout given.
+        after: std::time::Duration,
     },
     /// An address that cannot be used (bad path, unresolvable host).
     #[error("invalid address {address:?}: {reason}")]

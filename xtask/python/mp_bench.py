@@ -38,6 +38,7 @@ OPS = {
     "proc_fork": 50,
     "proc_spawn": 10,
     "manager_call": 10_000,
+    "pickle_codec": 100_000,
     "mpi_pool_map": 100_000,
 }
 QUICK_DIV = 10
@@ -269,6 +270,19 @@ def manager_call(n):
     return elapsed / n * 1e6, "us/proxy call (list.append)"
 
 
+def pickle_codec(n):
+    """pickle.dumps + pickle.loads of a 1 KiB dict (the dict mproc's bench uses)."""
+    import pickle
+
+    d = {f"k{i:03}": (i * 7919 if i % 3 == 0 else f"value-{i:04}" if i % 3 == 1 else i * 0.5) for i in range(64)}
+    dumps, loads = pickle.dumps, pickle.loads
+    start = time.perf_counter()
+    for _ in range(n):
+        loads(dumps(d))
+    elapsed = time.perf_counter() - start
+    return elapsed / n * 1e6, "us/encode+decode"
+
+
 CASES = {
     "pipe_rtt": pipe_rtt,
     "queue_tput": queue_tput,
@@ -288,6 +302,7 @@ CASES = {
     "proc_fork": proc_fork,
     "proc_spawn": proc_spawn,
     "manager_call": manager_call,
+    "pickle_codec": pickle_codec,
     "mpi_pool_map": mpi_pool_map,
 }
 

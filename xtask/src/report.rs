@@ -292,6 +292,17 @@ pub const CASES: &[Case] = &[
         target: Target::All(&[Target::VsLimit(0.5), Target::VsCpython(5.0)]),
         target_text: "≤ 2× the local Pool(2), ≥ 5× CPython",
     },
+    Case {
+        id: "pickle_codec",
+        title: "pickle encode + decode, 1 KiB dict",
+        unit: "µs",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc", "mproc-typed", "serde-pickle"],
+        limit: None,
+        target: Target::VsCpython(1.0),
+        target_text: "≥ 1× CPython",
+    },
 ];
 
 /// The case with this id.
