@@ -167,19 +167,6 @@ pub(crate) fn verify_response(authkey: &[u8], message: &[u8], response: &[u8]) -
     }
 }
 
-/// Fills `buf` from the kernel's CSPRNG (`getrandom(2)`).
-fn random_bytes(buf: &mut [u8]) -> Result<()> {
-    let mut done = 0;
-    while done < buf.len() {
-        match rustix::rand::getrandom(&mut buf[done..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(IpcError::os("getrandom", "handshake challenge", e)),
-        }
-    }
-    Ok(())
-}
-
 /// Sends a challenge and checks the peer's answer; tells the peer
 /// `#WELCOME#` or `#FAILURE#`. CPython's `deliver_challenge` with its default
 /// digest, `sha256`.
@@ -204,7 +191,7 @@ pub fn deliver_challenge(conn: &mut Connection, authkey: &[u8]) -> Result<()> {
 /// payload that carries it (`#CHALLENGE#` + message).
 pub(crate) fn new_challenge() -> Result<(Vec<u8>, Vec<u8>)> {
     let mut random = [0u8; MESSAGE_LENGTH];
-    random_bytes(&mut random)?;
+    mproc_shm::sys::random_bytes(&mut random).map_err(|e| IpcError::os("getrandom", "handshake challenge", e))?;
     let mut message = b"{sha256}".to_vec();
     message.extend_from_slice(&random);
     let mut framed = CHALLENGE.to_vec();

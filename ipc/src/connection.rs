@@ -13,8 +13,9 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use mproc_shm::sys::{self, Deadline};
 use mproc_shm::{Exports, Share, ShmError};
 use rustix::event::{PollFd, PollFlags};
 use rustix::net::{
@@ -685,22 +686,12 @@ fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<()> {
 /// hung up, waiting up to `timeout` for at least one. Restarts after `EINTR`
 /// with the time that is left.
 pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Result<Vec<usize>> {
-    let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
+    let deadline = Deadline::within(timeout);
     let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
     loop {
-        let ts = match deadline {
-            None => None,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                Some(rustix::event::Timespec {
-                    tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
-                    tv_nsec: left.subsec_nanos() as _,
-                })
-            }
-        };
-        match rustix::event::poll(&mut pfds, ts.as_ref()) {
+        match rustix::event::poll(&mut pfds, deadline.timespec().as_ref()) {
             Ok(0) => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
+                if deadline.has_passed() {
                     return Ok(Vec::new());
                 }
             }
@@ -711,10 +702,6 @@ pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -
             Err(e) => return Err(IpcError::os("poll", format!("{} connection(s)", fds.len()), e)),
         }
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 /// The serialised identity of a [`Connection`] exported to a spawned child:
@@ -759,7 +746,7 @@ impl Share for Connection {
             fd: fd.as_raw_fd(),
             dev: st.st_dev,
             ino: st.st_ino,
-            exporter: rustix::process::getpid().as_raw_nonzero().get() as u32,
+            exporter: sys::pid(),
             kind: self.kind,
             max_frame: self.max_frame as u64,
             ring,
@@ -794,8 +781,8 @@ impl Share for Connection {
                 st.st_ino, st.st_dev, token.ino, token.dev
             )));
         }
-        let here = rustix::process::getpid().as_raw_nonzero().get() as u32;
-        let mut taken = imported().lock().unwrap_or_else(|p| p.into_inner());
+        let here = sys::pid();
+        let mut taken = sys::lock(imported());
         let owned = if let Some(owned) = received {
             owned
         } else if here != token.exporter && taken.insert(fd) {

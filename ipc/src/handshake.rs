@@ -24,6 +24,7 @@
 //! (reported as an [`IpcError::Authentication`] for that peer), so a flood of
 //! silent peers cycles through the table instead of shutting it.
 
+use mproc_shm::sys::Deadline;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -100,7 +101,7 @@ enum Step {
 #[derive(Debug)]
 struct Pending {
     stream: Stream,
-    deadline: Instant,
+    deadline: Deadline,
     step: Step,
     /// The challenge message we sent (what the peer's MAC must cover).
     message: Vec<u8>,
@@ -120,7 +121,7 @@ enum Progress {
 }
 
 impl Pending {
-    fn new(stream: Stream, deadline: Instant) -> Result<Pending> {
+    fn new(stream: Stream, deadline: Deadline) -> Result<Pending> {
         stream.set_nonblocking(true).map_err(|e| IpcError::os("fcntl", "accepted connection", e))?;
         let (message, framed) = new_challenge()?;
         let mut p =
@@ -243,13 +244,15 @@ impl Handshakes {
     /// one if `max` are in flight already.
     pub(crate) fn start(&mut self, stream: Stream, timeout: Option<Duration>, max: usize) {
         if self.pending.len() >= max.max(1) {
-            let oldest = (0..self.pending.len()).min_by_key(|&i| self.pending[i].deadline).unwrap_or(0);
+            // Handshakes with no deadline sort last.
+            let key = |d: Deadline| (d.instant().is_none(), d.instant());
+            let oldest = (0..self.pending.len()).min_by_key(|&i| key(self.pending[i].deadline)).unwrap_or(0);
             self.pending.swap_remove(oldest);
             self.ready.push_back(Err(auth(format!(
                 "dropped: {max} handshakes were in flight and a new peer arrived (see Listener::set_max_handshakes)"
             ))));
         }
-        let deadline = far_or(timeout);
+        let deadline = Deadline::within(timeout);
         match Pending::new(stream, deadline) {
             Ok(p) => self.pending.push(p),
             Err(e) => self.ready.push_back(Err(e)),
@@ -263,7 +266,7 @@ impl Handshakes {
 
     /// The earliest handshake deadline, if any handshake is in flight.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.pending.iter().map(|p| p.deadline).min()
+        self.pending.iter().filter_map(|p| p.deadline.instant()).min()
     }
 
     /// Poll entries for the handshakes, in table order.
@@ -284,7 +287,7 @@ impl Handshakes {
             } else {
                 Progress::Blocked
             };
-            if matches!(progress, Progress::Blocked) && self.pending[i].deadline <= now {
+            if matches!(progress, Progress::Blocked) && self.pending[i].deadline.instant().is_some_and(|d| d <= now) {
                 progress = Progress::Done(Err(auth("the peer did not complete the handshake in time")));
             }
             k += 1;
@@ -298,10 +301,4 @@ impl Handshakes {
             }
         }
     }
-}
-
-/// `now + timeout`, or a century away for `None`.
-fn far_or(timeout: Option<Duration>) -> Instant {
-    let now = Instant::now();
-    timeout.and_then(|t| now.checked_add(t)).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

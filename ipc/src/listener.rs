@@ -11,7 +11,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
@@ -255,11 +255,10 @@ impl Listener {
     pub fn bind_temp(authkey: Option<&[u8]>) -> Result<Listener> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let mut rnd = [0u8; 8];
-        rustix::rand::getrandom(&mut rnd, rustix::rand::GetRandomFlags::empty())
-            .map_err(|e| IpcError::os("getrandom", "temporary socket name", e))?;
+        mproc_shm::sys::random_bytes(&mut rnd).map_err(|e| IpcError::os("getrandom", "temporary socket name", e))?;
         let dir = std::env::temp_dir().join(format!(
             "mproc-{}-{}-{:016x}",
-            std::process::id(),
+            mproc_shm::sys::pid(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
             u64::from_ne_bytes(rnd)
         ));
@@ -323,9 +322,8 @@ impl Listener {
 
     /// The accept loop: `Ok(None)` once `timeout` (`None`: none) has passed.
     fn accept_within(&self, timeout: Option<Duration>) -> Result<Option<Connection>> {
-        let start = Instant::now();
-        let deadline = timeout.map(|t| start.checked_add(t).unwrap_or_else(|| start + FAR));
-        let mut hs = self.handshakes.lock().unwrap_or_else(PoisonError::into_inner);
+        let deadline = mproc_shm::sys::Deadline::within(timeout).instant();
+        let mut hs = mproc_shm::sys::lock(&self.handshakes);
         loop {
             if let Some(done) = hs.ready.pop_front() {
                 return done.map(Some);
@@ -370,7 +368,7 @@ impl Listener {
 
     /// How many peers have connected and not yet finished their handshake.
     pub fn handshakes_in_flight(&self) -> usize {
-        self.handshakes.lock().unwrap_or_else(PoisonError::into_inner).in_flight()
+        mproc_shm::sys::lock(&self.handshakes).in_flight()
     }
 
     /// Takes one peer off the socket's queue: straight to `ready` without an
@@ -408,9 +406,6 @@ impl Listener {
 
 /// Peers taken off the socket's queue per poll.
 const ACCEPT_BATCH: usize = 64;
-
-/// A century: "forever" as a deadline.
-const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// `poll(2)` on `fds` for up to `timeout` (`None`: forever); `EINTR` counts
 /// as a poll where nothing fired.

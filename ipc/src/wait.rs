@@ -3,7 +3,9 @@
 //! process's sentinel, a socket).
 
 use std::os::fd::BorrowedFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use mproc_shm::sys::Deadline;
 
 use crate::connection::{poll_readable, Connection};
 use crate::error::Result;
@@ -97,7 +99,7 @@ pub fn wait_any(objects: &[Waitable<'_>], timeout: Option<Duration>) -> Result<V
             Waitable::Fd(fd) => Ok(fd),
         })
         .collect::<Result<Vec<_>>>()?;
-    let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
+    let deadline = Deadline::within(timeout);
     loop {
         // Ring connections: announce the poll(2) sleep before looking at the
         // rings, so a message published after the look writes a doorbell byte.
@@ -111,7 +113,7 @@ pub fn wait_any(objects: &[Waitable<'_>], timeout: Option<Duration>) -> Result<V
             .map(|(i, _)| i)
             .collect();
         // With a message already there, only look at the descriptors; do not wait.
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let left = deadline.remaining();
         let polled = poll_readable(&fds, if buffered.is_empty() { left } else { Some(Duration::ZERO) });
         let mut ready = buffered;
         let mut disarm_error = None;
@@ -135,12 +137,8 @@ pub fn wait_any(objects: &[Waitable<'_>], timeout: Option<Duration>) -> Result<V
         ready.extend(polled.into_iter().filter(|&i| conn(&objects[i]).is_none_or(|c| c.ring_end().is_none())));
         ready.sort_unstable();
         ready.dedup();
-        if !ready.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
+        if !ready.is_empty() || deadline.has_passed() {
             return Ok(ready);
         }
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }

@@ -267,9 +267,7 @@ pub(crate) fn target_for(address: &crate::Address, authkey: Option<&[u8]>) -> Re
     Ok(target)
 }
 
-pub(crate) fn current_pid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get() as u32
-}
+pub(crate) use mproc_shm::sys::pid as current_pid;
 
 /// This process's client id: random, chosen once per pid.
 pub(crate) fn client_id() -> Result<u64> {
@@ -296,15 +294,7 @@ pub(crate) fn random_bytes(buf: &mut [u8], what: &str) -> Result<()> {
     if FAIL_RANDOM.with(|f| f.get()) {
         return Err(ManagerError::Io(format!("getrandom for {what} failed: {}", rustix::io::Errno::NOSYS)));
     }
-    let mut filled = 0;
-    while filled < buf.len() {
-        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(ManagerError::Io(format!("getrandom for {what} failed: {e}"))),
-        }
-    }
-    Ok(())
+    mproc_shm::sys::random_bytes(buf).map_err(|e| ManagerError::Io(format!("getrandom for {what} failed: {e}")))
 }
 
 /// One reference to a server object, held by this process. Every proxy wraps one.

@@ -12,6 +12,7 @@ use mproc_ipc::auth::{answer_challenge, deliver_challenge};
 pub use mproc_ipc::Address;
 use mproc_ipc::{Client, Connection, IpcError, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 use mproc_process::Process;
+use mproc_shm::sys::IgnorePoison;
 use rustix::event::{PollFd, PollFlags};
 
 use crate::client::{random_bytes, Conn, Endpoint, Target};
@@ -333,7 +334,7 @@ impl ServerProcess {
     /// Waits for the process to exit (it was asked to), kills it after `grace`, reaps
     /// it, and removes its private directory.
     pub fn stop(self, grace: Duration) -> Result<()> {
-        let p = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        let p = self.process.lock().ignore_poison();
         let result = match p.join_timeout(grace) {
             Ok(()) => Ok(()),
             _ => {
@@ -354,7 +355,7 @@ impl ServerProcess {
 
     /// The server's pid.
     pub fn pid(&self) -> Option<u32> {
-        self.process.lock().unwrap_or_else(|e| e.into_inner()).pid()
+        self.process.lock().ignore_poison().pid()
     }
 }
 

@@ -1,9 +1,10 @@
 //! What the server calls: the [`Object`] trait every served object implements, the
 //! [`Served`] trait by which a user registers a type, and the call context.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, MutexGuard};
 use std::time::{Duration, Instant};
 
+use mproc_shm::sys::{Deadline, IgnorePoison};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -81,7 +82,7 @@ impl CallCtx<'_> {
             }
             None => ALIVE_CHECK,
         };
-        let (guard, _) = cv.wait_timeout(guard, slice).unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = cv.wait_timeout(guard, slice).ignore_poison();
         if !(self.alive)() {
             return Err(ManagerError::Disconnected("the calling client went away".into()));
         }
@@ -91,16 +92,14 @@ impl CallCtx<'_> {
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking method leaves the data as it was).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use mproc_shm::sys::lock;
 
 /// The deadline of a `(block, timeout)` pair, Python style.
 pub(crate) fn deadline(block: bool, timeout: Option<Duration>) -> Option<Instant> {
     if !block {
         Some(Instant::now())
     } else {
-        timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 32)))
+        Deadline::within(timeout).instant()
     }
 }
 

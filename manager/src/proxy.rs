@@ -6,6 +6,7 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use mproc_shm::sys::Deadline;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -46,7 +47,7 @@ impl std::fmt::Debug for ObjectRef {
 }
 
 fn tid() -> u64 {
-    rustix::thread::gettid().as_raw_nonzero().get() as u64
+    u64::from(mproc_shm::sys::tid())
 }
 
 macro_rules! proxy_common {
@@ -507,15 +508,12 @@ impl ConditionProxy {
     /// Waits until `pred()` holds, re-checking after each notify; false on timeout.
     /// A timeout too large to add to the clock waits without limit.
     pub fn wait_for(&self, mut pred: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
-        let end = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let end = Deadline::within(timeout);
         while !pred() {
-            let left = match end {
-                Some(e) => match e.checked_duration_since(std::time::Instant::now()) {
-                    Some(l) if !l.is_zero() => Some(l),
-                    _ => return Ok(pred()),
-                },
-                None => None,
-            };
+            let left = end.remaining();
+            if left == Some(Duration::ZERO) {
+                return Ok(pred());
+            }
             self.wait(left)?;
         }
         Ok(true)

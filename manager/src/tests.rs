@@ -357,7 +357,7 @@ impl Served for Counter {
     type Request = CounterCall;
     type Response = i64;
     fn dispatch(&self, req: CounterCall) -> Result<i64, String> {
-        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = crate::object::lock(&self.0);
         match req {
             CounterCall::Add(n) => {
                 *v += n;

@@ -101,7 +101,7 @@ impl MpiPool {
     }
 
     fn submit(&self, units: Vec<Unit>) -> Result<(), PoolError> {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = mproc_shm::sys::lock(&self.tx);
         let tx = tx.as_ref().ok_or(PoolError::NotRunning("closed"))?;
         tx.send(Msg::Units(units)).map_err(|_| PoolError::Terminated)
     }
@@ -237,7 +237,7 @@ impl MpiPool {
 
     /// Python's `close`: no more tasks; those submitted still run.
     pub fn close(&self) {
-        if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(tx) = mproc_shm::sys::lock(&self.tx).take() {
             let _ = tx.send(Msg::Close);
         }
     }
@@ -245,10 +245,10 @@ impl MpiPool {
     /// Python's `join`: waits until every submitted task has finished and the workers
     /// were told to stop. [`PoolError::StillRunning`] before [`close`](Self::close).
     pub fn join(&self) -> Result<(), PoolError> {
-        if self.tx.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+        if mproc_shm::sys::lock(&self.tx).is_some() {
             return Err(PoolError::StillRunning);
         }
-        if let Some(d) = self.dispatcher.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(d) = mproc_shm::sys::lock(&self.dispatcher).take() {
             d.join().map_err(|_| PoolError::Terminated)?;
         }
         Ok(())

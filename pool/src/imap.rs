@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mproc_shm::sys::Deadline;
 use serde::Serialize;
 
 use crate::job::IterJob;
@@ -153,7 +154,7 @@ macro_rules! imap_iter {
             /// iterator stays usable), `None` at the end. Python's `next(timeout)`.
             #[doc(alias = "next")]
             pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, PoolError>> {
-                self.feed.next_until(Instant::now().checked_add(timeout), timeout)
+                self.feed.next_until(Deadline::after(timeout).instant(), timeout)
             }
         }
 

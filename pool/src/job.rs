@@ -8,9 +8,10 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
+use mproc_shm::sys::{lock, IgnorePoison};
 use serde::de::DeserializeOwned;
 
 use crate::result::Slot;
@@ -52,10 +53,6 @@ pub(crate) trait Job: Send + Sync {
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PoolError> {
     postcard::from_bytes(bytes).map_err(|e| PoolError::Decode(e.to_string()))
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `callback` / `error_callback`, run on the collector thread before the result
@@ -182,13 +179,13 @@ impl<R> IterJob<R> {
                 return q.remove(pos);
             }
             match deadline {
-                None => q = self.arrived.wait(q).unwrap_or_else(|p| p.into_inner()),
+                None => q = self.arrived.wait(q).ignore_poison(),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return None;
                     }
-                    q = self.arrived.wait_timeout(q, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                    q = self.arrived.wait_timeout(q, d - now).ignore_poison().0;
                 }
             }
         }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use mproc_shm::sys::IgnorePoison;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -645,7 +646,7 @@ impl Pool {
     }
 
     fn join_threads(&self) {
-        let threads = self.threads.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let threads = self.threads.lock().ignore_poison().take();
         if let Some((dispatcher, collector)) = threads {
             let _ = dispatcher.join();
             let _ = collector.join();
@@ -655,7 +656,7 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let joined = self.threads.get_mut().unwrap_or_else(|p| p.into_inner()).is_none();
+        let joined = self.threads.get_mut().ignore_poison().is_none();
         if !joined {
             self.terminate();
         }

@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use mproc_shm::sys::{self, Deadline, IgnorePoison};
+
 use crate::PoolError;
 
 /// What a [`Slot`] holds.
@@ -58,7 +60,7 @@ impl<T> Slot<T> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Cell<T>> {
-        self.value.lock().unwrap_or_else(|p| p.into_inner())
+        sys::lock(&self.value)
     }
 
     /// Fills the slot unless it is filled already; true if this call filled it.
@@ -85,13 +87,13 @@ impl<T> Slot<T> {
         self.waiters.fetch_add(1, Ordering::Relaxed);
         while v.is_empty() {
             match deadline {
-                None => v = self.ready.wait(v).unwrap_or_else(|p| p.into_inner()),
+                None => v = self.ready.wait(v).ignore_poison(),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         break;
                     }
-                    v = self.ready.wait_timeout(v, d - now).unwrap_or_else(|p| p.into_inner()).0;
+                    v = self.ready.wait_timeout(v, d - now).ignore_poison().0;
                 }
             }
         }
@@ -115,10 +117,6 @@ impl<T> fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncResult").field("ready", &self.ready()).finish()
     }
-}
-
-fn far_future(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
 }
 
 impl<T> AsyncResult<T> {
@@ -168,7 +166,7 @@ impl<T> AsyncResult<T> {
     /// ```
     #[doc(alias = "get")]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, PoolError> {
-        match self.slot.wait_until(far_future(timeout)).take() {
+        match self.slot.wait_until(Deadline::after(timeout).instant()).take() {
             Some(r) => r,
             None => Err(PoolError::Timeout(timeout)),
         }
@@ -183,7 +181,7 @@ impl<T> AsyncResult<T> {
     /// [`PoolError::Timeout`].
     #[doc(alias = "wait")]
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), PoolError> {
-        if self.slot.wait_until(far_future(timeout)).is_empty() {
+        if self.slot.wait_until(Deadline::after(timeout).instant()).is_empty() {
             Err(PoolError::Timeout(timeout))
         } else {
             Ok(())

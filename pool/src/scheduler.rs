@@ -52,6 +52,7 @@ use std::time::Duration;
 
 use mproc_ipc::Connection;
 use mproc_process::{Process, Shared as Handle};
+use mproc_shm::sys::IgnorePoison;
 use mproc_shm::Segment;
 
 use crate::job::{Delivery, Job};
@@ -286,7 +287,7 @@ fn start_worker(shared: &Scheduler) -> Result<(u64, Connection), PoolError> {
         }
     };
     if let Err(e) = process.start() {
-        let why = init_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let why = init_error.lock().ignore_poison().take();
         return Err(match why {
             Some(why) => PoolError::Spawn(format!("{e} ({why})")),
             None => spawn_err(&e),
@@ -315,7 +316,7 @@ fn start_worker(shared: &Scheduler) -> Result<(u64, Connection), PoolError> {
         let _ = worker.process.kill();
     } else if !st.wants_workers() {
         worker.stopped = true;
-        let _ = worker.tx.lock().unwrap_or_else(|p| p.into_inner()).send_bytes(&[]);
+        let _ = worker.tx.lock().ignore_poison().send_bytes(&[]);
     }
     st.workers.push(worker);
     Ok((id, p_rx))
@@ -349,7 +350,7 @@ impl Scheduler {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().ignore_poison()
     }
 
     /// Wakes the dispatcher.
@@ -388,7 +389,7 @@ pub(crate) fn dispatch(shared: Arc<Scheduler>) {
             drop(st);
             // A send to a dead worker fails; the collector sees its EOF and
             // accounts for its units.
-            let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send_bytes(&msg);
+            let _ = tx.lock().ignore_poison().send_bytes(&msg);
             st = shared.lock();
             continue;
         }
@@ -404,12 +405,12 @@ pub(crate) fn dispatch(shared: Arc<Scheduler>) {
                 .collect();
             drop(st);
             for tx in stops {
-                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send_bytes(&[]);
+                let _ = tx.lock().ignore_poison().send_bytes(&[]);
             }
             return;
         }
         st.dispatcher_idle = true;
-        st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
+        st = shared.work.wait(st).ignore_poison();
         st.dispatcher_idle = false;
     }
 }

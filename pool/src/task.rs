@@ -20,6 +20,7 @@ use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
+use mproc_shm::sys;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -242,12 +243,12 @@ impl Initializer {
         let for_enc = arg.clone();
         Initializer {
             for_fork: Arc::new(move || {
-                let a = arg.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let a = sys::lock(&arg).clone();
                 Box::new(move || panic::catch_unwind(AssertUnwindSafe(|| f(a))).map_err(panic_message)) as ForkInit
             }),
             code: Code::init_with(f),
             encode: Arc::new(move || {
-                let a = for_enc.lock().unwrap_or_else(|p| p.into_inner());
+                let a = sys::lock(&for_enc);
                 postcard::to_allocvec(&*a).map_err(|e| format!("cannot encode the initializer's argument: {e}"))
             }),
         }

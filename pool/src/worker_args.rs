@@ -62,7 +62,7 @@ impl Serialize for InitArg {
             InitArg::Encode { encode, error } => match encode() {
                 Ok(bytes) => bytes.serialize(s),
                 Err(e) => {
-                    *error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                    *mproc_shm::sys::lock(error) = Some(e.clone());
                     Err(serde::ser::Error::custom(e))
                 }
             },

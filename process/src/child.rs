@@ -12,9 +12,10 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use mproc_shm::sys::{self, Deadline};
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::pipe::PipeFlags;
 use rustix::process::{self as rp, Pid, PidfdFlags, Signal, WaitIdOptions, WaitOptions};
@@ -61,7 +62,7 @@ impl Child {
 
     fn lock(&self) -> MutexGuard<'_, Status> {
         // A panic while holding this lock cannot leave `Status` inconsistent.
-        self.status.lock().unwrap_or_else(|p| p.into_inner())
+        sys::lock(&self.status)
     }
 
     /// The status without reaping.
@@ -131,19 +132,15 @@ impl Child {
             },
         };
         // A timeout too long for an Instant (Duration::MAX) is no limit.
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = Deadline::after(timeout);
         loop {
-            let ts = deadline.map(|d| {
-                let left = d.saturating_duration_since(Instant::now());
-                Timespec { tv_sec: left.as_secs().min(i64::MAX as u64) as _, tv_nsec: left.subsec_nanos() as _ }
-            });
             let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
-            match poll(&mut fds, ts.as_ref()) {
+            match poll(&mut fds, deadline.timespec().as_ref()) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
             let st = self.try_reap();
-            if st != Status::Running || deadline.is_some_and(|d| Instant::now() >= d) {
+            if st != Status::Running || deadline.has_passed() {
                 return Ok(st);
             }
         }

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{mpsc, OnceLock};
 use std::thread::ThreadId;
 
+use mproc_shm::sys;
+
 use crate::child::Status;
 use crate::registry;
 
@@ -58,10 +60,6 @@ type Task = Box<dyn FnOnce() + Send>;
 
 static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(ptr::null_mut());
 
-pub(crate) fn getpid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get() as u32
-}
-
 /// This process's authkey (a leaked, never-freed box), or null until first use.
 /// An atomic pointer, not a lock: a forked child must never wait on a lock a
 /// parent thread held at the fork.
@@ -101,15 +99,7 @@ pub fn set_authkey(key: &[u8]) {
 
 fn random_key() -> Vec<u8> {
     let mut k = vec![0u8; 32];
-    let mut filled = 0;
-    while filled < k.len() {
-        match rustix::rand::getrandom(&mut k[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => break,
-        }
-    }
-    if filled < k.len() {
+    if sys::random_bytes(&mut k).is_err() {
         // No getrandom (a very old kernel or a seccomp filter): /dev/urandom.
         use std::io::Read;
         let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut k)).is_ok();
@@ -118,7 +108,7 @@ fn random_key() -> Vec<u8> {
             use std::hash::{BuildHasher, Hasher};
             for chunk in k.chunks_mut(8) {
                 let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-                h.write_u32(getpid());
+                h.write_u32(sys::pid());
                 chunk.copy_from_slice(&h.finish().to_ne_bytes()[..chunk.len()]);
             }
         }
@@ -135,7 +125,7 @@ pub(crate) fn registry() -> &'static Registry {
         return unsafe { &*p };
     }
     let fresh = Box::into_raw(Box::new(Registry {
-        me: ProcessInfo::new("MainProcess".to_owned(), getpid(), false),
+        me: ProcessInfo::new("MainProcess".to_owned(), sys::pid(), false),
         parent: None,
         starter: OnceLock::new(),
     }));
@@ -207,7 +197,7 @@ pub fn current_process() -> ProcessInfo {
     let me = &registry().me;
     // After a plain `libc::fork` outside mproc the recorded pid is the parent's:
     // report the real one.
-    ProcessInfo { pid: getpid(), ..me.clone() }
+    ProcessInfo { pid: sys::pid(), ..me.clone() }
 }
 
 /// The process that started this one through mproc, or `None` in a process not

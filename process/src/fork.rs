@@ -23,7 +23,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
-use crate::current::{self, getpid, ProcessInfo};
+use mproc_shm::sys;
+
+use crate::current::{self, ProcessInfo};
 use crate::ProcessError;
 
 /// A fork target.
@@ -56,7 +58,7 @@ fn child(me: ProcessInfo, parent: ProcessInfo, target: Target) -> ! {
     if me.daemon() {
         die_with_parent(parent.pid());
     }
-    current::install(ProcessInfo::new(me.name().to_owned(), getpid(), me.daemon()), parent);
+    current::install(ProcessInfo::new(me.name().to_owned(), sys::pid(), me.daemon()), parent);
     run_target(target)
 }
 

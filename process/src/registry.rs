@@ -31,7 +31,7 @@ impl Children {
 
     fn list(&self) -> MutexGuard<'_, Vec<Arc<Child>>> {
         // A panic while holding this lock cannot leave the list inconsistent.
-        self.list.lock().unwrap_or_else(|p| p.into_inner())
+        mproc_shm::sys::lock(&self.list)
     }
 }
 

@@ -48,13 +48,14 @@ use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use mproc_shm::sys::Deadline;
 use mproc_shm::{Exports, Share};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::current::{self, getpid, ProcessInfo};
+use crate::current::{self, ProcessInfo};
 use crate::fork;
 use crate::registry;
 use crate::ProcessError;
@@ -442,7 +443,7 @@ pub(crate) fn spawn(name: &str, daemon: bool, job: SpawnJob) -> Result<u32, Proc
 /// hung (and must be killed) rather than ended.
 fn wait_ready(pid: u32, status_r: OwnedFd) -> Result<(), (String, bool)> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
-    let deadline = Instant::now() + SPAWN_READY_TIMEOUT;
+    let deadline = Deadline::after(SPAWN_READY_TIMEOUT);
     let mut file = std::fs::File::from(status_r);
     let mut msg = Vec::new();
     loop {
@@ -476,7 +477,7 @@ fn wait_ready(pid: u32, status_r: OwnedFd) -> Result<(), (String, bool)> {
             // Ended, and nothing left to read this round: take what was said.
             break;
         }
-        if Instant::now() >= deadline {
+        if deadline.has_passed() {
             return Err((format!("the child did not report within {SPAWN_READY_TIMEOUT:?}"), true));
         }
     }
@@ -560,7 +561,7 @@ fn setup_from(memfd: RawFd) -> Result<Call, String> {
         fork::die_with_parent(req.parent_pid);
     }
     current::install(
-        ProcessInfo::new(req.name, getpid(), req.daemon),
+        ProcessInfo::new(req.name, mproc_shm::sys::pid(), req.daemon),
         ProcessInfo::new(req.parent_name, req.parent_pid, false),
     );
     current::set_authkey(&req.authkey);

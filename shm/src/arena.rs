@@ -32,6 +32,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::pidlock::{PidGuard, PidLock};
+use crate::sys::pid;
 use crate::{Exports, Result, Segment, SegmentToken, Share, ShmError, CACHE_LINE};
 
 /// Size of each arena segment.
@@ -75,10 +76,6 @@ fn lock(me: u32) -> PidGuard<'static, Option<State>> {
         std::mem::forget(guard.take());
     }
     guard
-}
-
-fn pid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
 /// Allocates `size` bytes aligned to `align`, zero-filled.

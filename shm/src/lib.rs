@@ -13,6 +13,9 @@
 //!   one producer to one consumer (for pipes) and many to many, crash-safe (for
 //!   queues). They never block: the `ipc` crate waits on futex words of its own.
 //! - [`Share`]: how a handle crosses into a child process (fork or spawn).
+//! - [`sys`]: the project's OS layer — cached pid/tid, process liveness, random
+//!   bytes, deadlines, the list of shared-memory magics and the attach check.
+//!   Every mproc crate reaches the OS through it for those.
 //!
 //! Linux only: memfd, futex and pidfd are Linux calls.
 
@@ -26,6 +29,7 @@ pub mod primitive;
 pub mod ring;
 mod segment;
 mod share;
+pub mod sys;
 pub mod tracker;
 mod view;
 

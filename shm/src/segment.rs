@@ -365,7 +365,7 @@ impl Share for Segment {
         match token {
             SegmentToken::Named { name } => Segment::open(&name),
             SegmentToken::Memfd { fd, ino, len } => {
-                let mut map = imported().lock().unwrap_or_else(|p| p.into_inner());
+                let mut map = crate::sys::lock(imported());
                 if let Some(seg) = map.get(&ino) {
                     return Ok(seg.clone());
                 }

@@ -75,7 +75,7 @@ fn send(op: u8, what: &[u8]) {
     line.extend_from_slice(&[op, b' ']);
     line.extend_from_slice(what);
     line.push(b'\n');
-    let me = rustix::process::getpid().as_raw_nonzero().get() as u32;
+    let me = crate::sys::pid();
     // Taken over from a parent thread that was mid-start: whatever it left is
     // either a working pipe (shared with the parent, as after any fork) or
     // nothing, and then this process starts its own tracker.

@@ -18,10 +18,8 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use serde::{Deserialize, Serialize};
 
+use crate::sys::magic::{self, Attach};
 use crate::{arena, Block, Exports, Result, Segment, SegmentToken, Share, ShmError};
-
-const MAGIC: u32 = u32::from_le_bytes(*b"MPRV");
-const VERSION: u32 = 1;
 
 /// The layout header in front of every `Value` and `Array`.
 #[repr(C)]
@@ -39,8 +37,8 @@ const _: () = assert!(size_of::<ViewHeader>() == 32 && align_of::<ViewHeader>() 
 impl ViewHeader {
     fn of<T>(len: usize) -> ViewHeader {
         ViewHeader {
-            magic: MAGIC,
-            version: VERSION,
+            magic: magic::VIEW.word,
+            version: magic::VIEW.version,
             elem_size: size_of::<T>() as u32,
             elem_align: align_of::<T>() as u32,
             len: len as u64,
@@ -88,20 +86,15 @@ fn place<T: Pod>(seg: &Segment, offset: usize, len: usize, what: &'static str) -
 
 /// Checks the header at `offset` and returns the element count and data address.
 fn attach<T: Pod>(seg: &Segment, offset: usize, what: &'static str) -> Result<(usize, NonNull<T>)> {
-    let base = seg.check_range(what, offset, size_of::<ViewHeader>(), align_of::<ViewHeader>())?;
+    let at = Attach::new(seg, offset, what);
+    let base = at.range(size_of::<ViewHeader>(), align_of::<ViewHeader>())?;
     // SAFETY: the header range was checked to be in bounds and aligned; any bit
     // pattern is a valid ViewHeader (integers only).
     let found = unsafe { base.cast::<ViewHeader>().as_ptr().read_volatile() };
     let want = ViewHeader::of::<T>(found.len as usize);
-    let mismatch = |detail: String| ShmError::LayoutMismatch { what, offset, segment: seg.to_string(), detail };
-    if found.magic != MAGIC {
-        return Err(mismatch(format!("magic {:#010x}, expected {MAGIC:#010x}: not an mproc view", found.magic)));
-    }
-    if found.version != VERSION {
-        return Err(mismatch(format!("version {}, expected {VERSION}", found.version)));
-    }
+    at.identity(magic::VIEW, found.magic, found.version)?;
     if found != want {
-        return Err(mismatch(format!(
+        return Err(at.mismatch(format!(
             "element of {} bytes (align {}, type hash {:#x}), expected {} ({} bytes, align {}, type hash {:#x})",
             found.elem_size,
             found.elem_align,
@@ -113,8 +106,8 @@ fn attach<T: Pod>(seg: &Segment, offset: usize, what: &'static str) -> Result<(u
         )));
     }
     let len = found.len as usize;
-    let bytes = footprint::<T>(len).ok_or_else(|| mismatch(format!("length {len} overflows")))?;
-    seg.check_range(what, offset, bytes, align_of::<T>())?;
+    let bytes = footprint::<T>(len).ok_or_else(|| at.mismatch(format!("length {len} overflows")))?;
+    at.range(bytes, align_of::<T>())?;
     // SAFETY: the whole view was checked to be inside the segment.
     Ok((len, unsafe { NonNull::new_unchecked(base.as_ptr().add(data_offset::<T>()).cast::<T>()) }))
 }
@@ -176,14 +169,8 @@ impl<T: Pod> Value<T> {
     /// Attaches to a value placed at `offset` by another process; checks the header.
     pub fn attach(seg: &Segment, offset: usize) -> Result<Value<T>> {
         let (len, ptr) = attach::<T>(seg, offset, "Value")?;
-        if len != 1 {
-            return Err(ShmError::LayoutMismatch {
-                what: "Value",
-                offset,
-                segment: seg.to_string(),
-                detail: format!("an array of {len} elements, not a single value"),
-            });
-        }
+        Attach::new(seg, offset, "Value")
+            .layout(len == 1, || format!("an array of {len} elements, not a single value"))?;
         Ok(Value { region: Arc::new(Region { seg: seg.clone(), offset, _block: None }), ptr, _t: PhantomData })
     }
 

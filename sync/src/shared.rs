@@ -17,13 +17,16 @@ use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use mproc_shm::sys::magic::{self, Attach, Magic};
+use mproc_shm::sys::Deadline;
 use mproc_shm::{arena, Block, Exports, Segment, SegmentToken, Share, ShmError};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
-const MAGIC: u32 = u32::from_le_bytes(*b"MPRS");
-const VERSION: u16 = 1;
+/// The header's identity; its version is kept in 16 bits.
+const KIND: Magic = magic::SYNC_PRIMITIVE;
+const _: () = assert!(KIND.version <= u16::MAX as u32);
 
 /// The header in front of every primitive placed in shared memory.
 #[repr(C)]
@@ -127,8 +130,8 @@ impl<R: Object> Place<R> {
     fn put(seg: Segment, offset: usize, init: R, block: Option<Block>) -> Result<Place<R>> {
         let base = seg.check_range(R::NAME, offset, footprint::<R>(), align::<R>())?;
         let header = Header {
-            magic: MAGIC,
-            version: VERSION,
+            magic: KIND.word,
+            version: KIND.version as u16,
             kind: R::KIND,
             body: body_offset::<R>() as u32,
             size: size_of::<R>() as u32,
@@ -149,35 +152,27 @@ impl<R: Object> Place<R> {
     /// Attaches to an object placed at `offset` by another process, checking
     /// its header.
     pub(crate) fn attach(seg: &Segment, offset: usize) -> Result<Place<R>> {
-        let base = seg.check_range(R::NAME, offset, size_of::<Header>(), align::<R>())?;
+        let at = Attach::new(seg, offset, R::NAME);
+        let base = at.range(size_of::<Header>(), align::<R>())?;
         // SAFETY: the header range is in bounds and aligned; any bit pattern is a
         // valid Header (integers only).
         let h = unsafe { base.cast::<Header>().as_ptr().read_volatile() };
-        let mismatch =
-            |detail: String| ShmError::LayoutMismatch { what: R::NAME, offset, segment: seg.to_string(), detail };
-        if h.magic != MAGIC {
-            return Err(
-                mismatch(format!("magic {:#010x}, expected {MAGIC:#010x}: not an mproc primitive", h.magic)).into()
-            );
-        }
-        if h.version != VERSION {
-            return Err(mismatch(format!("version {}, expected {VERSION}", h.version)).into());
-        }
-        if !R::accepts(h.kind, h.aux) {
-            return Err(mismatch(format!(
+        at.identity(KIND, h.magic, h.version.into())?;
+        at.layout(R::accepts(h.kind, h.aux), || {
+            format!(
                 "kind {} (check value {:#x}), expected kind {} (check value {:#x})",
                 h.kind,
                 h.aux,
                 R::KIND,
                 R::aux()
-            ))
-            .into());
-        }
+            )
+        })?;
         let body = h.body as usize;
-        if body < size_of::<Header>() || body % align_of::<R>() != 0 || (h.size as usize) < size_of::<R>() {
-            return Err(mismatch(format!("body at +{body} of {} bytes cannot hold a {}", h.size, R::NAME)).into());
-        }
-        seg.check_range(R::NAME, offset, body + size_of::<R>(), align::<R>())?;
+        at.layout(
+            body >= size_of::<Header>() && body % align_of::<R>() == 0 && h.size as usize >= size_of::<R>(),
+            || format!("body at +{body} of {} bytes cannot hold a {}", h.size, R::NAME),
+        )?;
+        at.range(body + size_of::<R>(), align::<R>())?;
         // SAFETY: the body range was checked to lie in the segment and is aligned
         // for R (offset and body are multiples of its alignment).
         let raw = unsafe { NonNull::new_unchecked(base.as_ptr().add(body).cast::<R>()) };
@@ -268,15 +263,17 @@ macro_rules! placed {
 }
 pub(crate) use placed;
 
-/// A deadline `d` from now; `None` when it is too far to represent (no limit).
+/// A deadline `d` from now; `None` when it is too far to represent (no limit):
+/// the OS layer's [`Deadline`] rule, in the `Option<Instant>` form the
+/// primitives' `lock`/`acquire`/`wait` take.
 pub(crate) fn deadline(d: Duration) -> Option<Instant> {
-    Instant::now().checked_add(d)
+    Deadline::after(d).instant()
 }
 
 /// What is left until `deadline`: `None` (no limit), or `Some(remaining)`, zero
 /// once past.
 pub(crate) fn remaining(deadline: Option<Instant>) -> Option<Duration> {
-    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    Deadline::from(deadline).remaining()
 }
 
 use std::time::{Duration, Instant};

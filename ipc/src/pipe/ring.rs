@@ -55,6 +55,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::time::{Duration, Instant};
 
 use mproc_shm::ring::{Consumer, Producer, RingError};
+use mproc_shm::sys::magic::{self, Attach};
+use mproc_shm::sys::Deadline;
 use mproc_shm::{Segment, SegmentToken, Share, ShmError, SpscRing};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use serde::{Deserialize, Serialize};
@@ -79,8 +81,6 @@ pub const MAX_SPIN: Duration = Duration::from_micros(100);
 /// socket, so the death of a peer that rang nothing is seen within about this.
 pub const SLEEP_SLICE: Duration = Duration::from_millis(20);
 
-const MAGIC: u32 = u32::from_le_bytes(*b"MPPI");
-const VERSION: u32 = 1;
 /// Bytes before the first ring: the control block, padded to a page.
 const CONTROL: usize = 4096;
 const DATA: usize = 0;
@@ -153,8 +153,8 @@ impl PipeShared {
         // are zero, as the fresh memfd already is.
         unsafe {
             let c = ctl.as_ptr();
-            std::ptr::addr_of_mut!((*c).magic).write(MAGIC);
-            std::ptr::addr_of_mut!((*c).version).write(VERSION);
+            std::ptr::addr_of_mut!((*c).magic).write(magic::PIPE.word);
+            std::ptr::addr_of_mut!((*c).version).write(magic::PIPE.version);
             std::ptr::addr_of_mut!((*c).capacity).write(cap as u64);
             std::ptr::addr_of_mut!((*c).rings).write(rings as u32);
         }
@@ -162,7 +162,8 @@ impl PipeShared {
     }
 
     fn attach(seg: Segment) -> Result<PipeShared> {
-        let ctl = seg.check_range("pipe control", 0, size_of::<Control>(), align_of::<Control>())?.cast::<Control>();
+        let at = Attach::new(&seg, 0, "pipe control");
+        let ctl = at.range(size_of::<Control>(), align_of::<Control>())?.cast::<Control>();
         // SAFETY: in bounds and aligned; the fields are plain integers written
         // once before the pipe was shared, any bit pattern is valid.
         let (magic, version, capacity, rings) = unsafe {
@@ -174,16 +175,10 @@ impl PipeShared {
                 std::ptr::addr_of!((*c).rings).read_volatile(),
             )
         };
-        let bad = |detail: String| ShmError::BadToken { what: "pipe connection", detail };
-        if magic != MAGIC || version != VERSION {
-            return Err(bad(format!(
-                "segment {seg} holds magic {magic:#x} version {version}, not a pipe (magic {MAGIC:#x} version {VERSION})"
-            ))
-            .into());
-        }
-        if !(1..=2).contains(&rings) || !capacity.is_power_of_two() {
-            return Err(bad(format!("pipe control names {rings} rings of {capacity} bytes")).into());
-        }
+        at.identity(magic::PIPE, magic, version)?;
+        at.layout((1..=2).contains(&rings) && capacity.is_power_of_two(), || {
+            format!("pipe control names {rings} rings of {capacity} bytes")
+        })?;
         Ok(PipeShared { seg, ctl, capacity: capacity as usize, rings: rings as usize })
     }
 
@@ -435,7 +430,7 @@ impl RingEnd {
 
     /// Whether a message or end of file is there, waiting up to `timeout`.
     pub(crate) fn poll(&self, fd: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<bool> {
-        let deadline = timeout.map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
+        let deadline = Deadline::within(timeout).instant();
         Ok(self.wait_rx(fd, deadline)? != Wait::Timeout)
     }
 
@@ -646,8 +641,4 @@ fn ring_error(e: RingError) -> IpcError {
 
 fn unreadable(reason: &str) -> IpcError {
     IpcError::Unreadable { reason: format!("shared-memory ring: {reason}") }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }

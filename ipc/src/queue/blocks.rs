@@ -47,7 +47,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicPtr;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
 
-use mproc_shm::ring::{current_pid, process_alive};
+use mproc_shm::sys::{alive as process_alive, pid as current_pid};
 use mproc_shm::{MpmcRing, Segment, ShmError};
 use mproc_sync::primitive::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use rustix::fs::FallocateFlags;

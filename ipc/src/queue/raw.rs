@@ -52,15 +52,14 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mproc_shm::sys::magic::{self, Attach};
+use mproc_shm::sys::Deadline;
 use mproc_shm::{Block, Exports, MpmcRing, RingError, Segment, SegmentToken, Share, ShmError};
 use mproc_sync::primitive::{self as sys, AtomicU32, Ordering::SeqCst};
 use serde::{Deserialize, Serialize};
 
 use super::blocks::{self, os_error, Blocks, Geometry, StoreHeader};
 use super::QueueError;
-
-const MAGIC: u32 = u32::from_le_bytes(*b"MPQU");
-const VERSION: u32 = 2;
 
 /// The largest queue file (sparse: only what holds items is memory).
 const MAX_FILE: usize = 1 << 44;
@@ -161,8 +160,8 @@ impl Control {
     fn new(kind: Kind, maxsize: usize, max_item: usize, type_hash: u64, ring_offset: usize) -> Control {
         let line = || Line(AtomicU32::new(0));
         Control {
-            magic: MAGIC,
-            version: VERSION,
+            magic: magic::QUEUE.word,
+            version: magic::QUEUE.version,
             kind: kind as u32,
             max_item: max_item as u32,
             maxsize: maxsize as u64,
@@ -204,7 +203,7 @@ pub(crate) enum Until {
 impl Until {
     /// `timeout` from now (no limit when too far to represent).
     pub(crate) fn after(timeout: Duration) -> Until {
-        Instant::now().checked_add(timeout).map_or(Until::Forever, Until::Deadline)
+        Deadline::after(timeout).instant().map_or(Until::Forever, Until::Deadline)
     }
 
     /// What is left: `None` for no limit, zero once past.
@@ -381,7 +380,8 @@ impl RawQueue {
     /// checking its kind and item type.
     pub(crate) fn attach(seg: &Segment, offset: usize, kind: Kind, type_name: &str) -> Result<RawQueue, ShmError> {
         let what = kind.name();
-        let base = seg.check_range(what, offset, size_of::<Control>(), align())?;
+        let at = Attach::new(seg, offset, what);
+        let base = at.range(size_of::<Control>(), align())?;
         let c = base.cast::<Control>().as_ptr();
         // SAFETY: the range is in bounds and aligned; these fields are plain
         // integers (any bit pattern is valid), written once before any handle.
@@ -396,36 +396,25 @@ impl RawQueue {
                 std::ptr::addr_of!((*c).ring_offset).read_volatile(),
             )
         };
-        let mismatch = |detail: String| ShmError::LayoutMismatch { what, offset, segment: seg.to_string(), detail };
-        if magic != MAGIC {
-            return Err(mismatch(format!("magic {magic:#010x}, expected {MAGIC:#010x}: not an mproc queue")));
-        }
-        if version != VERSION {
-            return Err(mismatch(format!("version {version}, expected {VERSION}")));
-        }
-        if k != kind as u32 {
-            return Err(mismatch(format!("queue kind {k}, expected {} ({what})", kind as u32)));
-        }
-        if hash != type_hash(type_name) {
-            return Err(mismatch(format!("the queue holds another item type than {type_name}")));
-        }
-        if offset != 0 || ring_off != ring_offset() as u64 || check_sizes(maxsize, max_item, 1).is_err() {
-            return Err(mismatch(format!(
-                "ring at +{ring_off}, maxsize {maxsize}, max item {max_item}: not a valid queue layout"
-            )));
-        }
+        at.identity(magic::QUEUE, magic, version)?;
+        at.layout(k == kind as u32, || format!("queue kind {k}, expected {} ({what})", kind as u32))?;
+        at.layout(hash == type_hash(type_name), || format!("the queue holds another item type than {type_name}"))?;
+        at.layout(
+            offset == 0 && ring_off == ring_offset() as u64 && check_sizes(maxsize, max_item, 1).is_ok(),
+            || format!("ring at +{ring_off}, maxsize {maxsize}, max item {max_item}: not a valid queue layout"),
+        )?;
         let ring = MpmcRing::attach(seg, offset + ring_offset())?;
         let geo = layout(maxsize, max_item, ring.max_message()).ok().map(|(_, slot, geo)| (slot, geo));
         let Some((slot, geo)) = geo.filter(|(slot, _)| *slot == ring.max_message()) else {
-            return Err(mismatch(format!("slots of {} bytes for items of {max_item}", ring.max_message())));
+            return Err(at.mismatch(format!("slots of {} bytes for items of {max_item}", ring.max_message())));
         };
-        if slot != ring.max_message() || ring.capacity() < maxsize {
-            return Err(mismatch(format!(
+        at.layout(slot == ring.max_message() && ring.capacity() >= maxsize, || {
+            format!(
                 "ring of {} slots x {} bytes cannot hold {maxsize} items of {max_item} bytes",
                 ring.capacity(),
                 ring.max_message()
-            )));
-        }
+            )
+        })?;
         let blocks = Self::blocks(seg, base.cast(), geo)?;
         Ok(Self::from_parts(
             base.cast(),

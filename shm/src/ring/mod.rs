@@ -122,72 +122,8 @@ unsafe impl Send for Region {}
 // SAFETY: as for Send: `&Region` hands out only the location and shadow cells.
 unsafe impl Sync for Region {}
 
-/// This process's id, cached; a `pthread_atfork` child handler resets the cache,
-/// so a forked child records its own pid in a ring's state words.
-pub fn current_pid() -> u32 {
-    use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-    static PID: AtomicU32 = AtomicU32::new(0);
-    // 0: the atfork handler is not registered; 1: being registered; 2: registered.
-    // Not a `Once`: a fork while another thread is inside `call_once` would leave
-    // the child a `Once` that never completes, and its first ring operation would
-    // hang. The pid is cached only once the handler is in place; a child forked
-    // mid-registration asks the kernel each time instead.
-    static HOOK: AtomicU8 = AtomicU8::new(0);
-    extern "C" fn reset() {
-        PID.store(0, Ordering::Relaxed);
-    }
-    let p = PID.load(Ordering::Relaxed);
-    if p != 0 {
-        return p;
-    }
-    if HOOK.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-        // SAFETY: registering a handler that only stores to an atomic is
-        // async-signal-safe, as a fork child handler must be.
-        unsafe { libc::pthread_atfork(None, None, Some(reset)) };
-        HOOK.store(2, Ordering::Release);
-    }
-    let p = rustix::process::getpid().as_raw_nonzero().get() as u32;
-    if HOOK.load(Ordering::Acquire) == 2 {
-        PID.store(p, Ordering::Relaxed);
-    }
-    p
-}
-
 /// Under loom there are no processes: this pid stands for a dead one, so that
 /// models can forge a slot claimed by a process that died.
 #[cfg(loom)]
 #[doc(hidden)]
-pub const LOOM_DEAD_PID: u32 = (1 << 30) - 1;
-
-/// True unless `pid` certainly no longer runs: `kill(pid, 0)` fails with
-/// `ESRCH`, or `/proc/<pid>/stat` shows a zombie (a killed child its parent has
-/// not reaped yet still answers `kill`). Slow: call it only after spinning.
-///
-/// A pid reused by a new process reads as alive, which delays reclaiming the
-/// dead holder's slot until that process exits; it never reclaims a live one.
-#[cold]
-pub fn process_alive(pid: u32) -> bool {
-    #[cfg(loom)]
-    {
-        pid != LOOM_DEAD_PID
-    }
-    #[cfg(not(loom))]
-    {
-        if pid == 0 || pid > i32::MAX as u32 {
-            return false;
-        }
-        // SAFETY: signal 0 performs only the existence and permission check.
-        let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-        if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-            return false;
-        }
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            // The state follows the last ')' (the command name may contain one).
-            Ok(stat) => !matches!(
-                stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()),
-                Some('Z' | 'X' | 'x')
-            ),
-            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
-        }
-    }
-}
+pub use crate::sys::LOOM_DEAD_PID;

@@ -14,8 +14,8 @@
 //! claimer's pid in the same atomic step; the tickets are then advanced by
 //! whoever sees the claim (the claimer, or a helper). So the owner of every
 //! claimed slot is known, and a survivor that finds the slot held for long
-//! checks whether that pid still runs (`kill(pid, 0)` and
-//! `/proc/<pid>/stat`, only after spinning):
+//! checks whether that pid still runs (`sys::alive`, a pidfd, only after
+//! spinning):
 //!
 //! - a producer killed mid-write: the next consumer of that position **skips**
 //!   the slot (marks it consumed); nothing torn is ever delivered, since a
@@ -47,12 +47,10 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
-use super::{current_pid, process_alive, Region, RingError, RingToken};
+use super::{Region, RingError, RingToken};
 use crate::primitive::{spin_loop, AtomicU64, Ordering};
+use crate::sys::{self, magic, magic::Attach};
 use crate::{arena, Block, Exports, Result, Segment, Share, ShmError, CACHE_LINE};
-
-const MAGIC: u32 = u32::from_le_bytes(*b"MPRM");
-const VERSION: u32 = 1;
 
 /// The most slots a ring may have.
 pub const MAX_SLOTS: usize = 1 << 24;
@@ -263,8 +261,8 @@ impl MpmcRing {
                 base.as_ptr().add(DATA_OFFSET).write_bytes(0, n * stride);
             }
             base.cast::<Header>().as_ptr().write(Header {
-                magic: MAGIC,
-                version: VERSION,
+                magic: magic::MPMC_RING.word,
+                version: magic::MPMC_RING.version,
                 slots: n as u32,
                 max_message: max_message as u32,
                 stride: stride as u64,
@@ -293,9 +291,8 @@ impl MpmcRing {
     /// Attaches to a ring another process placed at `offset` of `seg`, checking
     /// its magic, version and shape.
     pub fn attach(seg: &Segment, offset: usize) -> Result<MpmcRing> {
-        let base = seg.check_range("MpmcRing", offset, DATA_OFFSET, Self::ALIGN)?;
-        let mismatch =
-            |detail: String| ShmError::LayoutMismatch { what: "MpmcRing", offset, segment: seg.to_string(), detail };
+        let at = Attach::new(seg, offset, "MpmcRing");
+        let base = at.range(DATA_OFFSET, Self::ALIGN)?;
         let h = base.cast::<Header>().as_ptr();
         // SAFETY: the header range is in bounds and aligned; these fields are plain
         // integers (any bit pattern is valid), written once before any handle exists.
@@ -308,21 +305,11 @@ impl MpmcRing {
                 std::ptr::addr_of!((*h).stride).read_volatile() as usize,
             )
         };
-        if magic != MAGIC {
-            return Err(mismatch(format!("magic {magic:#010x}, expected {MAGIC:#010x}: not an MpmcRing")));
-        }
-        if version != VERSION {
-            return Err(mismatch(format!("version {version}, expected {VERSION}")));
-        }
-        match shape(slots, max_message) {
-            Ok((n, s)) if n == slots && s == stride => {}
-            _ => {
-                return Err(mismatch(format!(
-                    "{slots} slots of stride {stride} for messages of {max_message} bytes is not a valid shape"
-                )))
-            }
-        }
-        seg.check_range("MpmcRing", offset, DATA_OFFSET + slots * stride, Self::ALIGN)?;
+        at.identity(magic::MPMC_RING, magic, version)?;
+        at.layout(matches!(shape(slots, max_message), Ok((n, s)) if n == slots && s == stride), || {
+            format!("{slots} slots of stride {stride} for messages of {max_message} bytes is not a valid shape")
+        })?;
+        at.range(DATA_OFFSET + slots * stride, Self::ALIGN)?;
         Ok(Self::from_parts(Region::shared(seg.clone(), offset, None), base, slots, stride, max_message))
     }
 
@@ -333,8 +320,8 @@ impl MpmcRing {
         // The header's atomics and the state words are loom objects; the slots'
         // bytes (whose state words go unused) are a plain buffer.
         let mut hdr = Box::new(Header {
-            magic: MAGIC,
-            version: VERSION,
+            magic: magic::MPMC_RING.word,
+            version: magic::MPMC_RING.version,
             slots: n as u32,
             max_message: max_message as u32,
             stride: stride as u64,
@@ -495,7 +482,7 @@ impl MpmcRing {
             let (slap, st, holder) = decode(word);
             let ahead = slap.wrapping_sub(lap) as i32;
             if ahead == 0 && st == EMPTY {
-                let me = current_pid();
+                let me = sys::pid();
                 if state
                     .compare_exchange_weak(word, encode(lap, WRITING, me), Ordering::Acquire, Ordering::Relaxed)
                     .is_err()
@@ -584,7 +571,7 @@ impl MpmcRing {
             let (slap, st, holder) = decode(word);
             let ahead = slap.wrapping_sub(lap) as i32;
             if ahead == 0 && st == FULL {
-                let me = current_pid();
+                let me = sys::pid();
                 if state
                     .compare_exchange_weak(word, encode(lap, READING, me), Ordering::Acquire, Ordering::Relaxed)
                     .is_err()
@@ -664,7 +651,7 @@ impl MpmcRing {
         match slap.wrapping_sub(lap) as i32 {
             ahead if ahead > 0 => true,
             0 if st == WRITING || st == READING => {
-                !process_alive(holder) && self.state(index).load(Ordering::Acquire) == word
+                !sys::alive(holder) && self.state(index).load(Ordering::Acquire) == word
             }
             _ => false,
         }
@@ -680,7 +667,7 @@ impl MpmcRing {
             }
             spin_loop();
         }
-        state.load(Ordering::Acquire) == word && !process_alive(holder)
+        state.load(Ordering::Acquire) == word && !sys::alive(holder)
     }
 }
 

@@ -42,10 +42,9 @@ use crossbeam_utils::CachePadded;
 
 use super::{Region, RingError, RingToken};
 use crate::primitive::{AtomicU64, Ordering};
+use crate::sys::magic::{self, Attach};
 use crate::{arena, Block, Exports, Result, Segment, Share, ShmError};
 
-const MAGIC: u32 = u32::from_le_bytes(*b"MPRS");
-const VERSION: u32 = 1;
 /// Bytes of the length word in front of every record.
 const REC_HDR: usize = 8;
 /// The length word of a skip record: the rest of the data area is padding.
@@ -157,8 +156,8 @@ impl SpscRing {
         // promises nothing else uses them (arena blocks are ours alone).
         unsafe {
             hdr.as_ptr().write(Header {
-                magic: MAGIC,
-                version: VERSION,
+                magic: magic::SPSC_RING.word,
+                version: magic::SPSC_RING.version,
                 capacity: cap as u64,
                 head: CachePadded::new(AtomicU64::new(0)),
                 tail: CachePadded::new(AtomicU64::new(0)),
@@ -172,10 +171,9 @@ impl SpscRing {
     /// Attaches to a ring another process placed at `offset` of `seg`, checking
     /// its magic, version and capacity.
     pub fn attach(seg: &Segment, offset: usize) -> Result<SpscRing> {
-        let base = seg.check_range("SpscRing", offset, DATA_OFFSET, Self::ALIGN)?;
+        let at = Attach::new(seg, offset, "SpscRing");
+        let base = at.range(DATA_OFFSET, Self::ALIGN)?;
         let hdr = base.cast::<Header>();
-        let mismatch =
-            |detail: String| ShmError::LayoutMismatch { what: "SpscRing", offset, segment: seg.to_string(), detail };
         // SAFETY: the header range is in bounds and aligned; the immutable fields
         // are plain integers, any bit pattern is valid, and they are written once
         // before any handle to the ring exists.
@@ -187,16 +185,11 @@ impl SpscRing {
                 std::ptr::addr_of!((*h).capacity).read_volatile(),
             )
         };
-        if magic != MAGIC {
-            return Err(mismatch(format!("magic {magic:#010x}, expected {MAGIC:#010x}: not an SpscRing")));
-        }
-        if version != VERSION {
-            return Err(mismatch(format!("version {version}, expected {VERSION}")));
-        }
-        if !cap.is_power_of_two() || cap < MIN_CAPACITY as u64 || cap > MAX_CAPACITY as u64 {
-            return Err(mismatch(format!("capacity {cap} is not a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}")));
-        }
-        seg.check_range("SpscRing", offset, DATA_OFFSET + cap as usize, Self::ALIGN)?;
+        at.identity(magic::SPSC_RING, magic, version)?;
+        at.layout(cap.is_power_of_two() && (MIN_CAPACITY as u64..=MAX_CAPACITY as u64).contains(&cap), || {
+            format!("capacity {cap} is not a power of two in {MIN_CAPACITY}..={MAX_CAPACITY}")
+        })?;
+        at.range(DATA_OFFSET + cap as usize, Self::ALIGN)?;
         // SAFETY: the whole ring was checked to lie in the segment.
         let data = unsafe { base.add(DATA_OFFSET) };
         Ok(SpscRing { region: Arc::new(Region::shared(seg.clone(), offset, None)), hdr, data, mask: cap - 1 })
@@ -207,8 +200,8 @@ impl SpscRing {
     pub fn new_heap(capacity: usize) -> Result<SpscRing> {
         let cap = round_capacity(capacity)?;
         let mut hdr = Box::new(Header {
-            magic: MAGIC,
-            version: VERSION,
+            magic: magic::SPSC_RING.word,
+            version: magic::SPSC_RING.version,
             capacity: cap as u64,
             head: CachePadded::new(AtomicU64::new(0)),
             tail: CachePadded::new(AtomicU64::new(0)),

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use rustix::io::Errno;
 use rustix::thread::futex::{self, Flags};
-use rustix::time::Timespec;
 
 use super::{Futex, WaitOutcome};
 use crate::primitive::AtomicU32;
@@ -15,10 +14,7 @@ pub(crate) struct Linux;
 impl Futex for Linux {
     fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
         // FUTEX_WAIT takes a relative timeout (CLOCK_MONOTONIC).
-        let ts = timeout.map(|d| Timespec {
-            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: d.subsec_nanos().into(),
-        });
+        let ts = timeout.map(mproc_shm::sys::timespec);
         // Flags::empty(): a shared futex, never FUTEX_PRIVATE_FLAG (see the module doc).
         match futex::wait(word, Flags::empty(), expected, ts.as_ref()) {
             Ok(()) => WaitOutcome::Woken,
