@@ -52,6 +52,8 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-ipc supports Linux only");
 
+#[cfg(feature = "tokio")]
+mod asyncio;
 pub mod auth;
 mod connection;
 #[doc(hidden)]

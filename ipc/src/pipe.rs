@@ -61,6 +61,10 @@ use crate::connection::Connection;
 use crate::doorbell::Bell;
 use crate::error::{IpcError, Result};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/pipe.rs"]
+mod asyncio;
+
 /// The ring capacity of each direction of a [`pipe`]: 128 KiB, so messages of
 /// up to 64 KiB − 8 bytes travel as one record.
 pub const DEFAULT_PIPE_CAPACITY: usize = 128 << 10;
@@ -268,6 +272,10 @@ pub(crate) struct RingEnd {
     /// Records of this length or more start a chunked message.
     chunk: usize,
     live: Live,
+    /// A long message whose chunks an async receive began to take out of the
+    /// ring: its total length and the bytes so far.
+    #[cfg(feature = "tokio")]
+    rx_partial: Option<(usize, Vec<u8>)>,
 }
 
 /// What an end learns while it waits.
@@ -328,7 +336,16 @@ impl RingEnd {
             spin_ns: AtomicU32::new(SPIN.as_nanos() as u32),
             waits: AtomicU32::new(0),
         };
-        Ok(RingEnd { shared, end, rx, tx, chunk, live })
+        Ok(RingEnd {
+            shared,
+            end,
+            rx,
+            tx,
+            chunk,
+            live,
+            #[cfg(feature = "tokio")]
+            rx_partial: None,
+        })
     }
 
     pub(crate) fn readable(&self) -> bool {
@@ -429,6 +446,10 @@ impl RingEnd {
         max: usize,
         f: impl FnOnce(Payload<'_>) -> R,
     ) -> Result<R> {
+        #[cfg(feature = "tokio")]
+        if self.rx_partial.is_some() {
+            return self.finish_partial(fd, f);
+        }
         match self.wait_rx(fd, None)? {
             Wait::Ready => {}
             Wait::Hup | Wait::Timeout => return Err(IpcError::Eof),
@@ -443,7 +464,7 @@ impl RingEnd {
             }
             let r = f(Payload::Slice(&grant));
             grant.release();
-            self.shared.bell(i, ROOM).ring();
+            self.released(i, fd);
             return Ok(r);
         }
         // A chunked message: the first record holds the total length.
@@ -458,7 +479,7 @@ impl RingEnd {
         let mut msg = Vec::with_capacity(total);
         msg.extend_from_slice(&grant[8..]);
         grant.release();
-        self.shared.bell(i, ROOM).ring();
+        self.released(i, fd);
         while msg.len() < total {
             match self.wait_rx(fd, None)? {
                 Wait::Ready => {}
@@ -478,9 +499,19 @@ impl RingEnd {
             }
             msg.extend_from_slice(&grant);
             grant.release();
-            self.shared.bell(i, ROOM).ring();
+            self.released(i, fd);
         }
         Ok(f(Payload::Vec(msg)))
+    }
+
+    /// Rings the `room` bell of ring `i` after a release; a writer waiting in
+    /// `poll(2)` (an async send) gets a doorbell byte.
+    #[inline]
+    fn released(&self, i: usize, fd: BorrowedFd<'_>) {
+        if self.shared.bell(i, ROOM).ring().poll {
+            // Fails only when the writer is gone: nobody to wake.
+            let _ = doorbell(fd);
+        }
     }
 
     /// Whether a message or end of file is there, waiting up to `timeout`.
