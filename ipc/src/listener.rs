@@ -17,6 +17,10 @@ use crate::auth::{answer_challenge, deliver_challenge};
 use crate::connection::{poll_readable, Connection, DEFAULT_MAX_FRAME};
 use crate::error::{IpcError, Result};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/listener.rs"]
+mod asyncio;
+
 /// Where a [`Listener`] listens and a [`Client`] connects.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {

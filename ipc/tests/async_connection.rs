@@ -286,3 +286,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn accept_and_connect_async_with_authkey() {
+    use mproc_ipc::{Address, Client, Listener};
+    for addr in
+        [Address::loopback(0), Address::Unix(std::path::PathBuf::from(format!("\0mproc-async-{}", std::process::id())))]
+    {
+        multi().block_on(async {
+            let listener = Listener::bind(addr, Some(b"key")).unwrap();
+            let a = listener.address().clone();
+            let b = a.clone();
+            let good = tokio::spawn(async move {
+                let mut c = within(Client::connect_async(&a, Some(b"key"))).await.unwrap();
+                within(c.send_async(&5u32)).await.unwrap();
+                within(c.recv_async::<u32>()).await.unwrap()
+            });
+            let mut s = within(listener.accept_async()).await.unwrap();
+            let n: u32 = within(s.recv_async()).await.unwrap();
+            within(s.send_async(&(n * 2))).await.unwrap();
+            assert_eq!(within(good).await.unwrap(), 10);
+            let bad = tokio::spawn(async move { within(Client::connect_async(&b, Some(b"wrong"))).await });
+            assert!(matches!(within(listener.accept_async()).await, Err(IpcError::Authentication { .. })));
+            assert!(matches!(within(bad).await.unwrap(), Err(IpcError::Authentication { .. })));
+        });
+    }
+}
