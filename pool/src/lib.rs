@@ -44,6 +44,8 @@
 //!
 //! Linux only.
 
+#[cfg(feature = "tokio")]
+mod asyncio;
 mod error;
 mod imap;
 mod job;
@@ -53,6 +55,8 @@ mod scheduler;
 mod task;
 mod wire;
 
+#[cfg(feature = "tokio")]
+pub use asyncio::ResultFuture;
 pub use error::{PoolError, WorkerExit};
 pub use imap::{Imap, ImapUnordered};
 pub use pool::{Pool, PoolBuilder, StartMethod};
