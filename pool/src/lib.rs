@@ -58,6 +58,9 @@ mod wire;
 #[cfg(feature = "tokio")]
 pub use asyncio::ResultFuture;
 pub use error::{PoolError, WorkerExit};
+/// The stream trait [`Imap`] and [`ImapUnordered`] implement (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub use futures_core::Stream;
 pub use imap::{Imap, ImapUnordered};
 pub use pool::{Pool, PoolBuilder, StartMethod};
 pub use result::AsyncResult;

@@ -152,8 +152,25 @@ fn leaks() -> Result {
     }
 }
 
+/// The crates with a `tokio` feature (off by default), tested and linted with
+/// it on: `cargo test --workspace` builds none of tokio.
+const TOKIO_CRATES: [&str; 5] = ["mproc-ipc", "mproc-process", "mproc-pool", "mproc-manager", "mproc"];
+
+fn tokio_feature() -> Result {
+    for pkg in TOKIO_CRATES {
+        let mut t = cargo();
+        t.args(["test", "-p", pkg, "--features", "tokio"]);
+        run(&format!("cargo test -p {pkg} --features tokio"), t)?;
+        let mut c = cargo();
+        c.args(["clippy", "-p", pkg, "--features", "tokio", "--all-targets", "--", "-D", "warnings"]);
+        run(&format!("cargo clippy -p {pkg} --features tokio --all-targets -- -D warnings"), c)?;
+    }
+    leaks()
+}
+
 fn ci() -> Result {
     leaks()?;
+    tokio_feature()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run("cargo fmt --all --check", fmt)?;
