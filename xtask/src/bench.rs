@@ -129,6 +129,16 @@ pub fn target_dir(root: &Path) -> PathBuf {
     }
 }
 
+/// The features a package's benches are built with: the `tokio` feature for
+/// the packages with async bench cases (`pipe_rtt_async`), so that those
+/// feature-gated benches run beside the blocking ones.
+fn features(pkg: &str) -> &'static [&'static str] {
+    match pkg {
+        "mproc-ipc" => &["--features", "tokio"],
+        _ => &[],
+    }
+}
+
 /// Every bench target in the workspace: (package name, bench name), from `*/benches/*.rs`.
 pub fn discover_benches(root: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -310,7 +320,7 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
         let mut unbuilt = Vec::new();
         for p in pkgs {
             let mut build = crate::cargo();
-            build.args(["bench", "--no-run", "--benches", "-p", p]).stdout(std::io::stderr());
+            build.args(["bench", "--no-run", "--benches", "-p", p]).args(features(p)).stdout(std::io::stderr());
             if let Err(e) = crate::run(&format!("build the criterion benches of {p}"), build) {
                 notes.push(format!("the benches of {p} did not build: {e}"));
                 failed.push(format!("{p} (build)"));
@@ -320,7 +330,7 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
         for (pkg, bench) in benches.iter().filter(|(p, _)| !unbuilt.contains(p)) {
             eprintln!("==> criterion {pkg} --bench {bench}");
             let mut cmd = crate::cargo();
-            cmd.args(["bench", "-p", pkg, "--bench", bench, "--"]).args(&criterion_args);
+            cmd.args(["bench", "-p", pkg, "--bench", bench]).args(features(pkg)).arg("--").args(&criterion_args);
             if let Some(case) = &opts.case {
                 cmd.arg(format!("^{case}/"));
             }
