@@ -1,8 +1,7 @@
 //! A tokio program that fans CPU work out to other processes and awaits it
 //! (cargo feature `tokio`): a `Pool`'s results are futures and its `imap` a
-//! stream; worker processes of our own feed results back through a
-//! shared-memory pipe whose end the program awaits; their ends are awaited
-//! with `join_async`. No `spawn_blocking` anywhere: the runtime's one thread
+//! stream; worker processes of our own put their results into a `Queue` that
+//! the program awaits (`get_async`); their ends are awaited with `join_async`. No `spawn_blocking` anywhere: the runtime's one thread
 //! stays free (a ticker task keeps ticking while the work runs).
 //! Run: `cargo run -p mproc --features tokio --example async_pool`.
 
@@ -44,21 +43,28 @@ async fn run() -> mproc::Result<()> {
     pool.close();
     pool.join()?;
 
-    // Processes of our own, each sending its result through a shared-memory
-    // pipe whose receiving end this task awaits.
+    // Processes of our own putting their results into a Queue that this task
+    // awaits (get_async), then awaited to their end (join_async).
+    let results = Queue::<(usize, u64)>::new()?;
     let mut workers = Vec::new();
     for (i, n) in [30_000u64, 40_000].into_iter().enumerate() {
-        let (rx, mut tx) = pipe(false)?;
+        let q = results.clone();
         let mut p = Process::new(move || {
-            tx.send(&(i, primes_below(n))).expect("send");
+            q.put((i, primes_below(n))).expect("put");
             0
         });
         p.start()?;
-        workers.push((p, rx));
+        workers.push(p);
     }
-    for (p, rx) in &mut workers {
-        let (i, primes): (usize, u64) = rx.recv_async().await?;
+    let mut got = Vec::new();
+    for _ in 0..workers.len() {
+        got.push(results.get_async().await?);
+    }
+    got.sort_unstable();
+    for (i, primes) in got {
         println!("worker {i}: {primes}");
+    }
+    for p in &mut workers {
         p.join_async().await?;
     }
     println!("workers joined");

@@ -130,7 +130,7 @@ pub fn target_dir(root: &Path) -> PathBuf {
 }
 
 /// The features a package's benches are built with: the `tokio` feature for
-/// the packages with async bench cases (`pipe_rtt_async`), so that those
+/// the packages with async bench cases (`pipe_rtt_async`, `queue_tput_async`), so that those
 /// feature-gated benches run beside the blocking ones.
 fn features(pkg: &str) -> &'static [&'static str] {
     match pkg {

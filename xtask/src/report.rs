@@ -205,6 +205,17 @@ pub const CASES: &[Case] = &[
         target: Target::VsSystem("tokio-unixstream", 1.0),
         target_text: "≤ tokio UnixStream",
     },
+    Case {
+        id: "queue_tput_async",
+        title: "Queue, 1 → 1 processes, 8 B items, the consumer awaiting on tokio",
+        unit: "msgs/s",
+        better: Better::Higher,
+        convert: Convert::PerSecond,
+        systems: &["mproc", "mproc-blocking"],
+        limit: None,
+        target: Target::VsSystem("mproc-blocking", 0.5),
+        target_text: "≥ 50 % of the blocking queue",
+    },
 ];
 
 /// The case with this id.
