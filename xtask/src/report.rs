@@ -1,4 +1,4 @@
-//! The side-by-side report: the cases of DESIGN.md §4, their units and targets, and the
+//! The side-by-side report: the cases of BENCHMARKS.md, their units and targets, and the
 //! table, JSON and ratios built from criterion's and CPython's figures.
 //!
 //! Ratios are *speed* ratios: how many times faster a row is than the reference (> 1 means
@@ -55,7 +55,7 @@ pub enum Target {
     VsSystem(&'static str, f64),
 }
 
-/// One case of DESIGN.md §4.
+/// One case of BENCHMARKS.md.
 #[derive(Debug, Clone, Copy)]
 pub struct Case {
     /// Case id = criterion group name = Python case name.
@@ -74,7 +74,7 @@ pub struct Case {
     pub limit: Option<&'static str>,
     /// The target for mproc.
     pub target: Target,
-    /// The target as DESIGN.md states it.
+    /// The target as BENCHMARKS.md states it.
     pub target_text: &'static str,
 }
 
@@ -82,7 +82,7 @@ const US: Convert = Convert::Scale(1e-3);
 const NS: Convert = Convert::Scale(1.0);
 const MS: Convert = Convert::Scale(1e-6);
 
-/// The cases, in DESIGN.md's order; the async cases (feature `tokio`) last.
+/// The cases, in BENCHMARKS.md's order; the async cases (feature `tokio`) last.
 pub const CASES: &[Case] = &[
     Case {
         id: "pipe_rtt",
