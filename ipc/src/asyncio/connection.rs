@@ -25,6 +25,10 @@ pub(crate) struct AsyncState {
     out_sent: usize,
 }
 
+/// How long an async receive on a pipe connection spins on the ring before it
+/// arms the doorbell and yields to the runtime.
+const ASYNC_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
+
 fn reactor_error(e: std::io::Error) -> IpcError {
     IpcError::os("epoll", "connection (async)", e)
 }
@@ -49,6 +53,23 @@ impl Connection {
         }
         if self.ready_nowait(max)? {
             return Ok(());
+        }
+        if let Transport::Ring(r) = &mut self.transport {
+            // As the blocking receive does: a peer that answers within a few
+            // microseconds is cheaper to spin for than to be woken through the
+            // doorbell socket and the reactor (a round trip's worth of system
+            // calls). The spin is short and bounded: it holds the runtime's
+            // thread at most `ASYNC_SPIN`.
+            let fd = self.fd.as_ref().expect("checked above").as_fd();
+            let start = std::time::Instant::now();
+            while start.elapsed() < ASYNC_SPIN {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+                if r.rx_progress(fd, max)? {
+                    return Ok(());
+                }
+            }
         }
         self.register()?;
         loop {

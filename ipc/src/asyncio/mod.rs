@@ -33,7 +33,9 @@
 //!   system call more than a tokio `UnixStream` read of the same message, one
 //!   fewer copy through the kernel.
 //! - While a message is already there (a busy stream) an await costs no system
-//!   call at all on a ring connection: the task looks at the ring first.
+//!   call at all on a ring connection: the task looks at the ring first, then
+//!   spins on it for up to 20 µs (a peer answering within that is cheaper to
+//!   spin for than to be woken), and only then arms the doorbell and yields.
 //!
 //! # Binding
 //! A connection's first async call registers its descriptor with the runtime
