@@ -50,6 +50,7 @@ mod error;
 mod imap;
 mod job;
 mod pool;
+pub mod remote;
 mod result;
 mod scheduler;
 mod task;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CPython `multiprocessing` figures for `cargo xtask bench`.
 
-The same ten cases as mproc's criterion groups (BENCHMARKS.md), measured with the
+The same cases as mproc's criterion groups (BENCHMARKS.md), measured with the
 standard library only. Each case prints one line, tab-separated:
 
     name<TAB>figure<TAB>unit
@@ -12,6 +12,7 @@ Usage: python3 mp_bench.py [--quick] [case ...]
   --quick   about a tenth of the operations per case (a smoke run for CI)
   case      any of the names in CASES; all of them when none is given
 """
+import array
 import multiprocessing as mp
 import platform
 import sys
@@ -22,6 +23,14 @@ OPS = {
     "pipe_rtt": 20_000,
     "queue_tput": 100_000,
     "queue_bytes_tput": 20_000,
+    "queue_large_1m": 500,
+    "queue_large_16m": 40,
+    "payload_bytes_4k": 40_000,
+    "payload_bytes_64k": 4_000,
+    "payload_bytes_1m": 300,
+    "payload_f64_4k": 40_000,
+    "payload_f64_64k": 4_000,
+    "payload_f64_1m": 300,
     "lock_uncontended": 1_000_000,
     "value_contended": 100_000,
     "pool_map": 200_000,
@@ -29,6 +38,8 @@ OPS = {
     "proc_fork": 50,
     "proc_spawn": 10,
     "manager_call": 10_000,
+    "pickle_codec": 100_000,
+    "mpi_pool_map": 100_000,
 }
 QUICK_DIV = 10
 MIN_OPS = 5
@@ -86,6 +97,81 @@ def queue_bytes_tput(n, size=4096):
     return n * size / elapsed / 1e6, "MB/s (4 KiB bytes messages)"
 
 
+def queue_large_1m(n, size=1 << 20):
+    """1 MiB byte strings from this process to one consumer process."""
+    return _queue_large(n, size, "MB/s (1 MiB bytes messages)")
+
+
+def queue_large_16m(n, size=16 << 20):
+    """16 MiB byte strings from this process to one consumer process."""
+    return _queue_large(n, size, "MB/s (16 MiB bytes messages)")
+
+
+def _queue_large(n, size, unit):
+    q = mp.Queue()
+    consumer = mp.Process(target=_drain, args=(q, n))
+    consumer.start()
+    payload = b"\x5a" * size
+    start = time.perf_counter()
+    for _ in range(n):
+        q.put(payload)
+    consumer.join()
+    elapsed = time.perf_counter() - start
+    return n * size / elapsed / 1e6, unit
+
+
+def _payload(n, item, what):
+    """One item put n times into Queue(maxsize=64) by this process, drained by another."""
+    q = mp.Queue(maxsize=64)
+    consumer = mp.Process(target=_drain, args=(q, n))
+    consumer.start()
+    start = time.perf_counter()
+    for _ in range(n):
+        q.put(item)
+    consumer.join()
+    elapsed = time.perf_counter() - start
+    size = len(item) * getattr(item, "itemsize", 1)
+    return n * size / elapsed / 1e6, f"MB/s ({what}, Queue(maxsize=64))"
+
+
+def _bytes_of(size):
+    return b"\x07" * size
+
+
+def _f64s_of(size):
+    return array.array("d", [0.5]) * (size // 8)
+
+
+def payload_bytes_4k(n):
+    """4 KiB `bytes` through Queue(maxsize=64), one producer -> one consumer process."""
+    return _payload(n, _bytes_of(4 << 10), "4 KiB bytes")
+
+
+def payload_bytes_64k(n):
+    """64 KiB `bytes` through Queue(maxsize=64)."""
+    return _payload(n, _bytes_of(64 << 10), "64 KiB bytes")
+
+
+def payload_bytes_1m(n):
+    """1 MiB `bytes` through Queue(maxsize=64)."""
+    return _payload(n, _bytes_of(1 << 20), "1 MiB bytes")
+
+
+def payload_f64_4k(n):
+    """4 KiB `array.array('d')` through Queue(maxsize=64)."""
+    return _payload(n, _f64s_of(4 << 10), "4 KiB array('d')")
+
+
+def payload_f64_64k(n):
+    """64 KiB `array.array('d')` through Queue(maxsize=64)."""
+    return _payload(n, _f64s_of(64 << 10), "64 KiB array('d')")
+
+
+def payload_f64_1m(n):
+    """1 MiB `array.array('d')` through Queue(maxsize=64)."""
+    return _payload(n, _f64s_of(1 << 20), "1 MiB array('d')")
+
+
 def lock_uncontended(n):
     """Acquire and release a multiprocessing.Lock nobody else touches."""
     lock = mp.Lock()
@@ -131,6 +217,11 @@ def pool_map(n):
     if out[-1] != n - 1:
         raise RuntimeError("pool.map returned the wrong items")
     return elapsed / n * 1e6, "us/item (Pool(2).map identity, default chunksize)"
+
+
+def mpi_pool_map(n):
+    """The MPI pool case's CPython row: Pool(2).map(identity) over n items, as pool_map."""
+    return pool_map(n)
 
 
 def pool_apply_async(n):
@@ -179,10 +270,31 @@ def manager_call(n):
     return elapsed / n * 1e6, "us/proxy call (list.append)"
 
 
+def pickle_codec(n):
+    """pickle.dumps + pickle.loads of a 1 KiB dict (the dict mproc's bench uses)."""
+    import pickle
+
+    d = {f"k{i:03}": (i * 7919 if i % 3 == 0 else f"value-{i:04}" if i % 3 == 1 else i * 0.5) for i in range(64)}
+    dumps, loads = pickle.dumps, pickle.loads
+    start = time.perf_counter()
+    for _ in range(n):
+        loads(dumps(d))
+    elapsed = time.perf_counter() - start
+    return elapsed / n * 1e6, "us/encode+decode"
+
+
 CASES = {
     "pipe_rtt": pipe_rtt,
     "queue_tput": queue_tput,
     "queue_bytes_tput": queue_bytes_tput,
+    "queue_large_1m": queue_large_1m,
+    "queue_large_16m": queue_large_16m,
+    "payload_bytes_4k": payload_bytes_4k,
+    "payload_bytes_64k": payload_bytes_64k,
+    "payload_bytes_1m": payload_bytes_1m,
+    "payload_f64_4k": payload_f64_4k,
+    "payload_f64_64k": payload_f64_64k,
+    "payload_f64_1m": payload_f64_1m,
     "lock_uncontended": lock_uncontended,
     "value_contended": value_contended,
     "pool_map": pool_map,
@@ -190,6 +302,8 @@ CASES = {
     "proc_fork": proc_fork,
     "proc_spawn": proc_spawn,
     "manager_call": manager_call,
+    "pickle_codec": pickle_codec,
+    "mpi_pool_map": mpi_pool_map,
 }
 
 
