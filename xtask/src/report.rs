@@ -305,6 +305,8 @@ pub const CASES: &[Case] = &[
         limit: None,
         target: Target::VsCpython(1.0),
         target_text: "≥ 1× CPython",
+    },
+    Case {
         id: "pipe_rtt_async",
         title: "Pipe round trip, 64 B, 2 processes, awaited on tokio (one thread)",
         unit: "µs",
