@@ -66,7 +66,7 @@ pub const FAILURE: &[u8] = b"#FAILURE#";
 /// Random bytes in a modern challenge (CPython's `MESSAGE_LENGTH`).
 pub const MESSAGE_LENGTH: usize = 40;
 /// The largest handshake message either side reads.
-const HANDSHAKE_MAX: usize = 256;
+pub(crate) const HANDSHAKE_MAX: usize = 256;
 /// Length of a legacy challenge payload (CPython ≤ 3.11).
 const MD5ONLY_MESSAGE_LENGTH: usize = 20;
 /// Length of a raw HMAC-MD5 reply (CPython ≤ 3.11).
@@ -136,7 +136,7 @@ fn digest_and_payload(message: &[u8]) -> Result<(Option<Digest>, &[u8])> {
     )))
 }
 
-fn auth(reason: impl Into<String>) -> IpcError {
+pub(crate) fn auth(reason: impl Into<String>) -> IpcError {
     IpcError::Authentication { reason: reason.into() }
 }
 
@@ -154,7 +154,7 @@ fn create_response(authkey: &[u8], message: &[u8]) -> Result<Vec<u8>> {
 
 /// Checks a reply against the challenge payload we sent: CPython's
 /// `_verify_challenge`, with a constant-time comparison.
-fn verify_response(authkey: &[u8], message: &[u8], response: &[u8]) -> Result<()> {
+pub(crate) fn verify_response(authkey: &[u8], message: &[u8], response: &[u8]) -> Result<()> {
     let (digest, mac) = digest_and_payload(response)?;
     let digest = digest.unwrap_or(Digest::Md5);
     let expected = digest.mac(authkey, message);
@@ -193,12 +193,7 @@ fn random_bytes(buf: &mut [u8]) -> Result<()> {
 /// A wrong answer is an [`IpcError::Authentication`] here, after `#FAILURE#`
 /// has been sent, so the peer fails with the same error.
 pub fn deliver_challenge(conn: &mut Connection, authkey: &[u8]) -> Result<()> {
-    let mut random = [0u8; MESSAGE_LENGTH];
-    random_bytes(&mut random)?;
-    let mut message = b"{sha256}".to_vec();
-    message.extend_from_slice(&random);
-    let mut framed = CHALLENGE.to_vec();
-    framed.extend_from_slice(&message);
+    let (message, framed) = new_challenge()?;
     conn.send_bytes(&framed)?;
     let response = conn.recv_bytes_max(HANDSHAKE_MAX).map_err(handshake_io)?;
     match verify_response(authkey, &message, &response) {
@@ -211,22 +206,44 @@ pub fn deliver_challenge(conn: &mut Connection, authkey: &[u8]) -> Result<()> {
     }
 }
 
+/// A fresh challenge: the message the answer's MAC covers, and the frame
+/// payload that carries it (`#CHALLENGE#` + message).
+pub(crate) fn new_challenge() -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut random = [0u8; MESSAGE_LENGTH];
+    random_bytes(&mut random)?;
+    let mut message = b"{sha256}".to_vec();
+    message.extend_from_slice(&random);
+    let mut framed = CHALLENGE.to_vec();
+    framed.extend_from_slice(&message);
+    Ok((message, framed))
+}
+
 /// Answers the peer's challenge and reads its verdict. CPython's
 /// `answer_challenge`. A `#FAILURE#` verdict is an [`IpcError::Authentication`].
 pub fn answer_challenge(conn: &mut Connection, authkey: &[u8]) -> Result<()> {
-    let message = conn.recv_bytes_max(HANDSHAKE_MAX).map_err(handshake_io)?;
-    let Some(message) = message.strip_prefix(CHALLENGE) else {
+    let challenge = conn.recv_bytes_max(HANDSHAKE_MAX).map_err(handshake_io)?;
+    let response = answer(authkey, &challenge)?;
+    conn.send_bytes(&response)?;
+    let verdict = conn.recv_bytes_max(HANDSHAKE_MAX).map_err(handshake_io)?;
+    check_verdict(&verdict)
+}
+
+/// The reply to a received challenge frame (`#CHALLENGE#` + message).
+pub(crate) fn answer(authkey: &[u8], challenge: &[u8]) -> Result<Vec<u8>> {
+    let Some(message) = challenge.strip_prefix(CHALLENGE) else {
         return Err(auth(format!(
             "protocol error: expected a challenge, got {:?}",
-            String::from_utf8_lossy(&message[..message.len().min(24)])
+            String::from_utf8_lossy(&challenge[..challenge.len().min(24)])
         )));
     };
     if message.len() < MD5ONLY_MESSAGE_LENGTH {
         return Err(auth(format!("challenge too short: {} bytes", message.len())));
     }
-    let response = create_response(authkey, message)?;
-    conn.send_bytes(&response)?;
-    let verdict = conn.recv_bytes_max(HANDSHAKE_MAX).map_err(handshake_io)?;
+    create_response(authkey, message)
+}
+
+/// `Ok` for `#WELCOME#`; an [`IpcError::Authentication`] for anything else.
+pub(crate) fn check_verdict(verdict: &[u8]) -> Result<()> {
     if verdict == WELCOME {
         Ok(())
     } else if verdict == FAILURE {

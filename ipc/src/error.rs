@@ -140,6 +140,14 @@ pub enum IpcError {
         /// What went wrong, from this end's point of view.
         reason: String,
     },
+    /// A timed call (`x_timeout(d)`) ran out of time.
+    #[error("{what}: timed out after {after:?}")]
+    Timeout {
+        /// The call, e.g. `Listener::accept`.
+        what: &'static str,
+        /// The timeout given.
+        after: std::time::Duration,
+    },
     /// An address that cannot be used (bad path, unresolvable host).
     #[error("invalid address {address:?}: {reason}")]
     BadAddress {

@@ -89,16 +89,22 @@ mod connection;
 pub mod doorbell;
 mod error;
 pub mod framing;
+mod handshake;
 mod listener;
 pub mod payload;
 mod pipe;
 pub mod queue;
 mod wait;
 
-pub use connection::{Connection, ConnectionToken, SocketKind, DEFAULT_MAX_FRAME, PAIR_MAX_FRAME};
+pub use connection::{Connection, ConnectionToken, SocketKind, DEFAULT_MAX_FRAME, MAX_HANDLE_FDS, PAIR_MAX_FRAME};
 pub use error::{IpcError, Result};
-pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use listener::{Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_HANDSHAKES};
 pub use payload::{Bytes, PayloadError, PodVec};
 pub use pipe::{pipe, pipe_with_capacity, DEFAULT_PIPE_CAPACITY};
 pub use queue::{JoinableQueue, PutError, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use wait::{wait, wait_any, Waitable};
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -11,11 +11,15 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
 
 use crate::auth::{answer_challenge, deliver_challenge};
-use crate::connection::{poll_readable, Connection, DEFAULT_MAX_FRAME};
+use crate::connection::{Connection, DEFAULT_MAX_FRAME};
 use crate::error::{IpcError, Result};
+use crate::handshake::{Handshakes, Stream};
 
 #[cfg(feature = "tokio")]
 #[path = "asyncio/listener.rs"]
@@ -118,18 +122,28 @@ enum Socket {
     Tcp(TcpListener),
 }
 
-/// The default limit on how long [`Listener::accept`] waits for a connected
-/// peer to complete the handshake: 30 s.
+/// The default limit on how long a connected peer has to complete the
+/// handshake with a [`Listener`] (and a [`Client`] with its listener): 30 s.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default bound on handshakes a [`Listener`] runs at once: 256.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
 
 /// A bound, listening socket that hands out authenticated [`Connection`]s.
 ///
 /// - Unix sockets are created with mode `0600` (owner only) and unlinked when
 ///   the listener is dropped. [`Listener::bind_temp`] picks a fresh path inside
 ///   a private (`0700`) directory.
-/// - With an authkey, [`accept`](Listener::accept) runs CPython's mutual
-///   challenge (it delivers first, then answers); a peer with another key gets
+/// - With an authkey, each peer runs CPython's mutual challenge (the listener
+///   delivers first, then answers); a peer with another key gets
 ///   [`IpcError::Authentication`], and so does this side.
+/// - Handshakes run beside `accept`, not in front of it: `accept` polls the
+///   socket and every handshake in flight together and returns the first peer
+///   to finish. A peer that connects and says nothing holds one file
+///   descriptor until its [handshake timeout](Listener::set_handshake_timeout),
+///   never the peers behind it. At most [`DEFAULT_MAX_HANDSHAKES`] run at once
+///   ([`set_max_handshakes`](Listener::set_max_handshakes)); a new peer beyond
+///   that drops the handshake closest to its deadline.
 /// - Accepted connections have the frame cap [`DEFAULT_MAX_FRAME`] unless
 ///   changed with [`set_max_frame`](Listener::set_max_frame).
 ///
@@ -155,6 +169,9 @@ pub struct Listener {
     authkey: Option<Vec<u8>>,
     max_frame: usize,
     handshake_timeout: Option<Duration>,
+    max_handshakes: usize,
+    /// Handshakes in flight and finished ones not yet returned by `accept`.
+    handshakes: Mutex<Handshakes>,
     /// The socket file we created (path, inode), removed on drop if unchanged.
     unlink: Option<(PathBuf, u64)>,
     /// The private directory of [`Listener::bind_temp`], removed on drop.
@@ -203,12 +220,21 @@ impl Listener {
                 (Socket::Tcp(l), Address::Tcp(local), None)
             }
         };
+        // `accept` polls first; a peer that left between poll and accept must
+        // not block it.
+        let nonblocking = match &socket {
+            Socket::Unix(l) => l.set_nonblocking(true),
+            Socket::Tcp(l) => l.set_nonblocking(true),
+        };
+        nonblocking.map_err(|e| IpcError::os("fcntl", what(), e))?;
         Ok(Listener {
             socket,
             address: bound,
             authkey: authkey.map(<[u8]>::to_vec),
             max_frame: DEFAULT_MAX_FRAME,
             handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            handshakes: Mutex::new(Handshakes::default()),
             unlink,
             temp_dir: None,
         })
@@ -268,50 +294,138 @@ impl Listener {
         self.max_frame = max;
     }
 
-    /// Sets how long `accept` waits for a connected peer's handshake messages
-    /// (`None`: forever, as in Python). Without a limit, a peer that connects
-    /// and says nothing stalls `accept`.
+    /// Sets how long a connected peer has to complete the handshake, counted
+    /// from when it connected (`None`: forever, as in Python). A peer past its
+    /// deadline is closed and reported by `accept` as an
+    /// [`IpcError::Authentication`] naming the timeout.
     pub fn set_handshake_timeout(&mut self, timeout: Option<Duration>) {
         self.handshake_timeout = timeout;
     }
 
-    /// Like [`accept`](Listener::accept), but gives up after `timeout` with
-    /// `Ok(None)` if no peer connected (`None`: wait forever). Lets a server
-    /// loop check a shutdown flag between waits.
-    pub fn accept_timeout(&self, timeout: Option<Duration>) -> Result<Option<Connection>> {
-        // SAFETY: the listener's fd is open for the lifetime of `self`.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.as_raw_fd()) };
-        if poll_readable(&[fd], timeout)?.is_empty() {
-            return Ok(None);
-        }
-        self.accept().map(Some)
+    /// Sets how many handshakes may be in flight at once (at least 1). Each
+    /// costs one file descriptor and a few hundred bytes.
+    pub fn set_max_handshakes(&mut self, max: usize) {
+        self.max_handshakes = max.max(1);
     }
 
-    /// Waits for a peer, then runs the handshake if this listener has an
-    /// authkey. A failed handshake is an error for this peer only: call
-    /// `accept` again for the next.
-    pub fn accept(&self) -> Result<Connection> {
-        let what = || self.address.to_string();
-        let mut conn = match &self.socket {
-            Socket::Unix(l) => {
-                let (s, _) = l.accept().map_err(|e| IpcError::os("accept", what(), e))?;
-                set_timeouts_unix(&s, self.handshake_timeout).map_err(|e| IpcError::os("setsockopt", what(), e))?;
-                Connection::from_unix(s)
+    /// Like [`accept`](Listener::accept), but gives up after `timeout` with
+    /// [`IpcError::Timeout`] if no peer completed its handshake by then. Lets a
+    /// server loop check a shutdown flag between waits.
+    ///
+    /// Calls from several threads take turns: one polls while the others wait
+    /// for it (beyond their own timeout, if it runs longer).
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<Connection> {
+        self.accept_within(Some(timeout))?.ok_or(IpcError::Timeout { what: "Listener::accept", after: timeout })
+    }
+
+    /// Never blocks: a connection whose handshake has finished, else
+    /// [`IpcError::Timeout`] with a zero timeout. Progresses the handshakes in
+    /// flight as far as they go without waiting.
+    pub fn try_accept(&self) -> Result<Connection> {
+        self.accept_timeout(Duration::ZERO)
+    }
+
+    /// The accept loop: `Ok(None)` once `timeout` (`None`: none) has passed.
+    fn accept_within(&self, timeout: Option<Duration>) -> Result<Option<Connection>> {
+        let start = Instant::now();
+        let deadline = timeout.map(|t| start.checked_add(t).unwrap_or_else(|| start + FAR));
+        let mut hs = self.handshakes.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(done) = hs.ready.pop_front() {
+                return done.map(Some);
             }
-            Socket::Tcp(l) => {
-                let (s, _) = l.accept().map_err(|e| IpcError::os("accept", what(), e))?;
-                s.set_read_timeout(self.handshake_timeout).map_err(|e| IpcError::os("setsockopt", what(), e))?;
-                s.set_write_timeout(self.handshake_timeout).map_err(|e| IpcError::os("setsockopt", what(), e))?;
-                Connection::from_tcp(s)
+            let now = Instant::now();
+            let wake = [deadline, hs.next_deadline()].into_iter().flatten().min();
+            let (arrived, fired) = {
+                let mut fds = Vec::with_capacity(1);
+                fds.push(PollFd::from_borrowed_fd(self.socket_fd(), PollFlags::IN));
+                fds.extend(hs.poll_fds());
+                poll(&mut fds, wake.map(|w| w.saturating_duration_since(now)))?;
+                let fired: Vec<bool> = fds[1..].iter().map(|p| !p.revents().is_empty()).collect();
+                (!fds[0].revents().is_empty(), fired)
+            };
+            if arrived {
+                // A burst of peers: take a batch per poll, not one.
+                for _ in 0..ACCEPT_BATCH {
+                    if !self.accept_one(&mut hs)? {
+                        break;
+                    }
+                }
             }
-        };
-        if let Some(key) = &self.authkey {
-            deliver_challenge(&mut conn, key)?;
-            answer_challenge(&mut conn, key)?;
+            if let Some(key) = &self.authkey {
+                hs.advance(&fired, key, self.max_frame);
+            }
+            if hs.ready.is_empty() && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
         }
-        clear_timeouts(&conn).map_err(|e| IpcError::os("setsockopt", what(), e))?;
-        conn.set_max_frame(self.max_frame);
-        Ok(conn)
+    }
+
+    /// Waits for a peer to connect and, if this listener has an authkey, to
+    /// complete the handshake. A failed handshake is an error for that peer
+    /// only: call `accept` again for the next.
+    pub fn accept(&self) -> Result<Connection> {
+        loop {
+            if let Some(conn) = self.accept_within(None)? {
+                return Ok(conn);
+            }
+        }
+    }
+
+    /// How many peers have connected and not yet finished their handshake.
+    pub fn handshakes_in_flight(&self) -> usize {
+        self.handshakes.lock().unwrap_or_else(PoisonError::into_inner).in_flight()
+    }
+
+    /// Takes one peer off the socket's queue: straight to `ready` without an
+    /// authkey, into the handshake table with one. `Ok(false)` when the queue
+    /// was empty.
+    fn accept_one(&self, hs: &mut Handshakes) -> Result<bool> {
+        let accepted = match &self.socket {
+            Socket::Unix(l) => l.accept().map(|(s, _)| Stream::Unix(s)),
+            Socket::Tcp(l) => l.accept().map(|(s, _)| Stream::Tcp(s)),
+        };
+        let stream = match accepted {
+            Ok(s) => s,
+            // Another caller took it, or the peer gave up before we got to it.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::Interrupted) => {
+                return Ok(true)
+            }
+            Err(e) => return Err(IpcError::os("accept", self.address.to_string(), e)),
+        };
+        match &self.authkey {
+            None => hs.ready.push_back(stream.into_connection(self.max_frame)),
+            Some(_) => hs.start(stream, self.handshake_timeout, self.max_handshakes),
+        }
+        Ok(true)
+    }
+
+    fn socket_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match &self.socket {
+            Socket::Unix(l) => l.as_fd(),
+            Socket::Tcp(l) => l.as_fd(),
+        }
+    }
+}
+
+/// Peers taken off the socket's queue per poll.
+const ACCEPT_BATCH: usize = 64;
+
+/// A century: "forever" as a deadline.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `poll(2)` on `fds` for up to `timeout` (`None`: forever); `EINTR` counts
+/// as a poll where nothing fired.
+fn poll(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> Result<()> {
+    let ts = timeout.map(|t| rustix::event::Timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: t.subsec_nanos() as _,
+    });
+    match rustix::event::poll(fds, ts.as_ref()) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(IpcError::os("poll", format!("a listener and {} handshake(s)", fds.len() - 1), e)),
     }
 }
 

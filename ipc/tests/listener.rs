@@ -6,7 +6,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{fork_child, reap};
 use mproc_ipc::{Address, Client, Connection, IpcError, Listener};
@@ -220,12 +220,16 @@ fn client_in_forked_process() {
 }
 
 #[test]
-fn accept_timeout_returns_none_without_a_peer() {
+fn accept_timeout_without_a_peer_is_a_typed_timeout() {
     let l = Listener::bind(Address::loopback(0), Some(b"k")).unwrap();
-    assert!(l.accept_timeout(Some(Duration::from_millis(30))).unwrap().is_none());
+    match l.accept_timeout(Duration::from_millis(30)) {
+        Err(IpcError::Timeout { what: "Listener::accept", after }) => assert_eq!(after, Duration::from_millis(30)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(matches!(l.try_accept(), Err(IpcError::Timeout { .. })));
     let addr = l.address().clone();
     let t = thread::spawn(move || Client::connect(&addr, Some(b"k")).and_then(talk));
-    let mut c = l.accept_timeout(Some(Duration::from_secs(20))).unwrap().expect("a peer connected");
+    let mut c = l.accept_timeout(Duration::from_secs(20)).expect("a peer connected");
     assert_eq!(c.recv_bytes().unwrap(), b"ping");
     c.send_bytes(b"pong").unwrap();
     assert_eq!(t.join().unwrap().unwrap(), b"pong");
@@ -269,4 +273,96 @@ fn abstract_unix_address() {
     let (client, server) = handshake(l, Some(b"k"));
     assert_eq!(client.unwrap(), b"pong");
     server.unwrap();
+}
+
+/// 200 TCP peers connect to a keyed listener and say nothing; a good client
+/// in another process then connects and exchanges a message at once. With the
+/// handshake in front of `accept`, it would wait behind the first silent peer
+/// for the whole handshake timeout (20 s here), so the bound below (a quarter
+/// of it) only a stall can break. Prints the measured latency.
+#[test]
+fn silent_tcp_peers_do_not_delay_a_good_client() {
+    const SILENT: usize = 200;
+    const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+    let mut l = Listener::bind(Address::loopback(0), Some(b"key")).unwrap();
+    l.set_handshake_timeout(Some(HANDSHAKE_TIMEOUT));
+    let Address::Tcp(sa) = l.address().clone() else { unreachable!() };
+    // Connect from a thread: past the kernel's backlog, connect waits for accept.
+    let silent =
+        thread::spawn(move || (0..SILENT).map(|_| std::net::TcpStream::connect(sa).unwrap()).collect::<Vec<_>>());
+    let watchdog = Instant::now() + Duration::from_secs(30);
+    while l.handshakes_in_flight() < SILENT {
+        assert!(Instant::now() < watchdog, "only {} silent peers reached the listener", l.handshakes_in_flight());
+        assert!(
+            matches!(l.accept_timeout(Duration::from_millis(20)), Err(IpcError::Timeout { .. })),
+            "a silent peer completed"
+        );
+    }
+    let silent = silent.join().unwrap();
+
+    let addr = l.address().clone();
+    let start = Instant::now();
+    let pid = fork_child(move || match Client::connect(&addr, Some(b"key")).and_then(talk) {
+        Ok(reply) if reply == b"pong" => 0,
+        _ => 1,
+    });
+    let mut c = l.accept_timeout(HANDSHAKE_TIMEOUT / 4).expect("the good client was held up");
+    assert_eq!(c.recv_bytes().unwrap(), b"ping");
+    c.send_bytes(b"pong").unwrap();
+    let latency = start.elapsed();
+    println!("good client behind {SILENT} silent peers: connected and exchanged a message in {latency:?}");
+    assert_eq!(reap(pid, Duration::from_secs(20)), 0);
+    assert_eq!(l.handshakes_in_flight(), SILENT, "the silent peers are still held, not dropped");
+    drop(silent);
+}
+
+#[test]
+fn a_silent_peer_past_its_deadline_is_an_authentication_error() {
+    let mut l = Listener::bind(Address::loopback(0), Some(b"key")).unwrap();
+    l.set_handshake_timeout(Some(Duration::from_millis(100)));
+    let Address::Tcp(sa) = l.address().clone() else { unreachable!() };
+    let _silent = std::net::TcpStream::connect(sa).unwrap();
+    match l.accept_timeout(Duration::from_secs(20)) {
+        Err(IpcError::Authentication { reason }) => assert!(reason.contains("in time"), "{reason}"),
+        other => panic!("expected a handshake timeout, got {other:?}"),
+    }
+    assert_eq!(l.handshakes_in_flight(), 0);
+}
+
+#[test]
+fn past_the_bound_the_oldest_handshake_is_dropped() {
+    let mut l = Listener::bind_temp(Some(b"key")).unwrap();
+    l.set_max_handshakes(2);
+    let Address::Unix(path) = l.address().clone() else { unreachable!() };
+    let peers: Vec<_> = (0..3).map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap()).collect();
+    match l.accept_timeout(Duration::from_secs(20)) {
+        Err(IpcError::Authentication { reason }) => assert!(reason.contains("dropped"), "{reason}"),
+        other => panic!("expected the oldest handshake dropped, got {other:?}"),
+    }
+    assert_eq!(l.handshakes_in_flight(), 2);
+    drop(peers);
+}
+
+/// A peer that sends half a frame header and stalls costs the next peer
+/// nothing either: reads never block on a partial frame.
+#[test]
+fn a_peer_stalled_mid_frame_does_not_delay_the_next() {
+    use std::io::{Read, Write};
+    let l = Listener::bind(Address::loopback(0), Some(b"key")).unwrap();
+    let Address::Tcp(sa) = l.address().clone() else { unreachable!() };
+    let mut stalled = std::net::TcpStream::connect(sa).unwrap();
+    stalled.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert!(matches!(l.accept_timeout(Duration::from_millis(20)), Err(IpcError::Timeout { .. })));
+    let mut header = [0u8; 4];
+    stalled.read_exact(&mut header).unwrap(); // the challenge's header
+    stalled.write_all(&[0, 0]).unwrap(); // half of a reply's header
+    let addr = l.address().clone();
+    let pid = fork_child(move || match Client::connect(&addr, Some(b"key")).and_then(talk) {
+        Ok(reply) if reply == b"pong" => 0,
+        _ => 1,
+    });
+    let mut c = l.accept_timeout(Duration::from_secs(10)).expect("the good client was held up");
+    assert_eq!(c.recv_bytes().unwrap(), b"ping");
+    c.send_bytes(b"pong").unwrap();
+    assert_eq!(reap(pid, Duration::from_secs(20)), 0);
 }

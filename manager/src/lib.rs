@@ -80,3 +80,8 @@ pub use registry::{typeids, Registry};
 pub use server::MAX_FRAME;
 pub use share::ProxyToken;
 pub use wire::ServerStats;
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

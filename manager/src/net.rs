@@ -333,9 +333,9 @@ impl ServerProcess {
     /// Waits for the process to exit (it was asked to), kills it after `grace`, reaps
     /// it, and removes its private directory.
     pub fn stop(self, grace: Duration) -> Result<()> {
-        let mut p = self.process.lock().unwrap_or_else(|e| e.into_inner());
+        let p = self.process.lock().unwrap_or_else(|e| e.into_inner());
         let result = match p.join_timeout(grace) {
-            Ok(true) => Ok(()),
+            Ok(()) => Ok(()),
             _ => {
                 let _ = p.kill();
                 p.join().map_err(|e| ManagerError::Io(format!("reaping the manager process: {e}")))

@@ -222,7 +222,7 @@ fn client_sigkilled_mid_call_releases_its_objects() {
     let before = manager.stats().unwrap();
     let (b, l, q) = (barrier.clone(), lock.clone(), made.clone());
     let (addr, key) = (manager.address().unwrap().clone(), manager.authkey().to_vec());
-    let mut child = spawn_child(move || {
+    let child = spawn_child(move || {
         // A lock it takes and never releases, an item it puts, and objects only it holds.
         let Ok(Some(held)) = l.try_lock() else { return 1 };
         std::mem::forget(held);

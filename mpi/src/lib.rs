@@ -55,6 +55,9 @@
 //! it, building needs an MPI library with its headers and libclang (Debian: `mpich`,
 //! `libmpich-dev`, `libclang-dev`).
 
+// The module doc links the pool's items, which exist only with the `mpi` feature.
+#![cfg_attr(not(feature = "mpi"), allow(rustdoc::broken_intra_doc_links))]
+
 // Without the binding the framing is only compiled for its tests.
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 mod wire;

@@ -21,7 +21,7 @@ fn go1(cond: &Condition, holding: &Event) {
         println!("process-id: {} {i} go11", std::process::id());
         if i == 5 {
             // Releases the lock while waiting, takes it back before returning.
-            cond.wait(None).expect("wait");
+            cond.wait().expect("wait");
         }
     }
 }
@@ -47,7 +47,7 @@ fn main() -> mproc::Result<()> {
         move || go2(&cond)
     });
     p1.start()?;
-    holding.wait(None);
+    holding.wait();
     p2.start()?;
     p1.join()?;
     p2.join()?;

@@ -19,7 +19,7 @@ fn xiao_fan(breakfast: &Event, paid: &Event) {
     println!("vendor: breakfast is ready, waiting for the customer");
     breakfast.set();
     println!("vendor: 1");
-    paid.wait(None);
+    paid.wait();
     println!("vendor: 2 (paid: {})", paid.is_set());
     breakfast.clear();
     println!("vendor: 3");
@@ -29,7 +29,7 @@ fn xiao_fan(breakfast: &Event, paid: &Event) {
 fn gu_ke(breakfast: &Event, paid: &Event, arrived: &Event) {
     println!("customer: ready to buy breakfast: {}", breakfast.is_set());
     arrived.set();
-    breakfast.wait(None); // blocks until the vendor sets it
+    breakfast.wait(); // blocks until the vendor sets it
     println!("customer: got breakfast: {}", breakfast.is_set());
     println!("customer: enjoying it: {}", breakfast.is_set());
     println!("customer: paying, delicious...");
@@ -51,7 +51,7 @@ fn main() -> mproc::Result<()> {
         move || gu_ke(&b, &p, &a)
     });
     gk.start()?;
-    arrived.wait(None);
+    arrived.wait();
     xf.start()?;
     gk.join()?;
     xf.join()?;

@@ -16,7 +16,7 @@ const TICK: Duration = Duration::from_millis(20);
 
 fn work(e: &Event, ticks: &RawValue<u32>) {
     loop {
-        e.wait(None); // blocks while the flag is clear
+        e.wait(); // blocks while the flag is clear
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
         println!("[S] this is my timed task! {:.2}", now.as_secs_f64() % 60.0);
         ticks.set(ticks.get() + 1); // only this process writes it

@@ -11,9 +11,10 @@ use std::fmt;
 use std::time::Duration;
 
 use mproc::prelude::*;
-use serde::{Deserialize, Serialize};
+use mproc::serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
+#[serde(crate = "mproc::serde")]
 struct Task {
     a: i64,
     b: i64,

@@ -30,7 +30,7 @@ fn worker_with(lock: Lock, f: PathBuf) {
 }
 
 fn worker_no_with(lock: Lock, f: PathBuf) {
-    lock.acquire(true, None).expect("acquire");
+    lock.acquire().expect("acquire");
     append_lines(&f, "Lock acquired directly");
     lock.release().expect("release");
 }

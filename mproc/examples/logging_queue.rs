@@ -16,10 +16,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use mproc::prelude::*;
-use serde::{Deserialize, Serialize};
+use mproc::serde::{Deserialize, Serialize};
 
 /// The tutorial's `{"type": ..., "message": ...}`.
 #[derive(Serialize, Deserialize)]
+#[serde(crate = "mproc::serde")]
 struct Record {
     kind: String,
     message: String,
@@ -103,7 +104,11 @@ fn main() -> mproc::Result<()> {
         j.start()?;
     }
     for j in &mut task {
-        j.join_timeout(Duration::from_millis(50))?;
+        // Python's `j.join(0.05)`: a child still running after 50 ms is fine.
+        match j.join_timeout(Duration::from_millis(50)) {
+            Ok(()) | Err(mproc::ProcessError::Timeout { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while written.get() < 200 && Instant::now() < deadline {

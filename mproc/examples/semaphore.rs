@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mproc::prelude::*;
 
 fn f1(s: &Semaphore, msg: &str) {
-    s.acquire(true, None).expect("acquire");
+    s.acquire().expect("acquire");
     println!("hello: {msg} {}", std::process::id());
     std::thread::sleep(Duration::from_millis(100));
     println!("end!");

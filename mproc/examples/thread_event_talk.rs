@@ -14,13 +14,13 @@ use mproc::prelude::*;
 const NAP: Duration = Duration::from_millis(50);
 
 fn john(evt: &Event) {
-    evt.wait(None);
+    evt.wait();
     println!("John :Good morning");
     evt.clear();
     thread::sleep(NAP);
     evt.set();
     thread::sleep(NAP);
-    evt.wait(None);
+    evt.wait();
     println!("John :I am fine, thank you");
 }
 
@@ -28,7 +28,7 @@ fn smith(evt: &Event) {
     println!("Smith :Good Morning");
     evt.set();
     thread::sleep(NAP);
-    evt.wait(None);
+    evt.wait();
     println!("Smith :How are you?");
     evt.clear();
     thread::sleep(NAP);

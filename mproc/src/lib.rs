@@ -47,9 +47,9 @@
 //! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `os._exit(n)` | [`exit`] |
 //! | `current_process().authkey` (get, set) | [`authkey`], [`set_authkey`] (a manager's default key) |
-//! | `Lock()`, `RLock()` | [`Lock`], [`RLock`] (`with lock:` is `let _g = lock.lock()?;`) |
+//! | `Lock()`, `RLock()` | [`Lock`], [`RLock`] (`with lock:` is `let _g = lock.lock()?;`); `acquire()`, `acquire(False)`, `acquire(timeout=t)` are [`Lock::acquire`], [`Lock::try_acquire`], [`Lock::acquire_timeout`] |
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore`], [`BoundedSemaphore`] |
-//! | `Condition()`, `Event()`, `Barrier(n)` | [`Condition`], [`Event`], [`Barrier`] |
+//! | `Condition()`, `Event()`, `Barrier(n)`; `wait(timeout)` | [`Condition`], [`Event`], [`Barrier`]; `wait()` / `wait_timeout(t)` ([`Event::wait_timeout`], [`Condition::wait_timeout`]) |
 //! | `Value('q', 0)` (locked), `RawValue` | [`Value`] (= [`Synchronized`]), [`RawValue`] |
 //! | `Array('i', n)` (locked), `get_lock()`, `RawArray` | [`Array`] (= [`SynchronizedArray`]), [`Array::get_lock`], [`RawArray`] |
 //! | `Pipe(duplex)` | [`pipe`] (shared-memory rings), [`Connection::pair`] (a socket pair) |
@@ -58,7 +58,9 @@
 //! | `connection.Listener`, `connection.Client`, `connection.wait` | [`Listener`], [`Client`], [`wait`] (connections), [`wait_any`] (with `Process::sentinel`s and sockets) |
 //! | `reduction.send_handle`, `recv_handle` | [`Connection::send_handle`], [`Connection::recv_handle`] (any [`Share`] handle, by `SCM_RIGHTS`) |
 //! | `shared_memory.SharedMemory(name, create=True)` | [`Segment::create`] / [`Segment::open`] / [`Segment::unlink`] (a resource tracker unlinks a killed program's names) |
+//! | `SharedMemory(name, create=True, track=False)` (3.13) | [`Segment::create_untracked`] (outlives the program; whoever knows the name unlinks it) |
 //! | `Pool(n)`, `apply_async`, `map`, `imap_unordered`, `AsyncResult` | [`Pool`], [`Pool::apply_async`], [`Pool::map`], [`Pool::imap_unordered`], [`AsyncResult`] |
+//! | `map_async(f, items).get(t)`, `map_async(f, items, chunksize)` | [`Pool::map_timeout`], [`Pool::map_async`] / [`Pool::map_async_chunked`] |
 //! | `Pool(initializer=f, initargs=a)`, `get_context("spawn").Pool()` | [`PoolBuilder::initializer_with`] (handles inside as [`Shared`]), [`PoolBuilder::start_method`] ([`StartMethod::Spawn`]) |
 //! | `Manager()` / `SyncManager` | [`Manager::start`] ([`SyncManager`]) |
 //! | `BaseManager(address, authkey)`, `register` | [`ManagerBuilder`] ([`BaseManager`]), [`Registry::register`] |
@@ -98,6 +100,35 @@ pub use mproc_manager as manager;
 
 /// Python's pickle: `Value`, `dumps`/`loads` and the allow-list (crate `mproc-pickle`).
 pub use mproc_pickle as pickle;
+
+/// The `serde` this crate encodes with, derive macros included, so that
+/// queue items, pipe messages and process arguments derive `Serialize` and
+/// `Deserialize` without a second dependency to keep in step. A derive through
+/// this path needs one extra line naming it, `#[serde(crate = "mproc::serde")]`:
+///
+/// ```
+/// use mproc::serde::{Deserialize, Serialize};
+/// use mproc::Process;
+///
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// #[serde(crate = "mproc::serde")]
+/// struct Job {
+///     id: u32,
+///     name: String,
+/// }
+///
+/// let (mut parent, mut child) = mproc::pipe(true)?;
+/// let mut p = Process::new(move || {
+///     let job: Job = child.recv().unwrap();
+///     child.send(&Job { id: job.id + 1, name: job.name.to_uppercase() }).unwrap();
+/// });
+/// p.start()?;
+/// parent.send(&Job { id: 1, name: "resize".into() })?;
+/// assert_eq!(parent.recv::<Job>()?, Job { id: 2, name: "RESIZE".into() });
+/// p.join()?;
+/// # Ok::<(), mproc::Error>(())
+/// ```
+pub use serde;
 
 pub use mproc_process::{
     active_children, authkey, cpu_count, current_process, entry, exit, parent_process, set_authkey, Entry, Process,

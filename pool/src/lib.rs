@@ -66,3 +66,8 @@ pub use imap::{Imap, ImapUnordered};
 pub use pool::{Pool, PoolBuilder, StartMethod};
 pub use result::AsyncResult;
 pub use task::StarFn;
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -3,6 +3,7 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -373,18 +374,68 @@ impl Pool {
         self.map_async_inner(Code::map(f), items.into_iter().collect(), Some(chunksize), None)?.get()
     }
 
-    /// Submits [`map`](Self::map); `chunksize` `None` means the default.
+    /// [`map`](Self::map) that gives up waiting after `timeout` with
+    /// [`PoolError::Timeout`] (Python's `map_async(f, items).get(timeout)`).
+    /// The tasks already submitted still run; their results are dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mproc_pool::{Pool, PoolError};
+    ///
+    /// fn double(x: u32) -> u32 {
+    ///     x * 2
+    /// }
+    /// fn stall(x: u32) -> u32 {
+    ///     std::thread::sleep(Duration::from_secs(2));
+    ///     x
+    /// }
+    /// let pool = Pool::new(2)?;
+    /// assert_eq!(pool.map_timeout(double, 1..4, Duration::from_secs(20))?, [2, 4, 6]);
+    /// let short = Duration::from_millis(10);
+    /// assert_eq!(pool.map_timeout(stall, [1], short), Err(PoolError::Timeout(short)));
+    /// pool.terminate(); // the stalled task is not waited for
+    /// # Ok::<(), PoolError>(())
+    /// ```
+    #[doc(alias = "map")]
+    pub fn map_timeout<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        timeout: Duration,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async_inner(Code::map(f), items.into_iter().collect(), None, None)?.get_timeout(timeout)
+    }
+
+    /// Submits [`map`](Self::map) (default chunk size); the result comes later.
     pub fn map_async<A, R>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
-        chunksize: Option<usize>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.map_async_inner(Code::map(f), items.into_iter().collect(), chunksize, None)
+        self.map_async_inner(Code::map(f), items.into_iter().collect(), None, None)
+    }
+
+    /// Submits [`map_chunked`](Self::map_chunked): `chunksize` (≥ 1) items per task.
+    #[doc(alias = "map_async")]
+    pub fn map_async_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async_inner(Code::map(f), items.into_iter().collect(), Some(chunksize), None)
     }
 
     /// [`map_async`](Self::map_async) with `callback` / `error_callback`, as for
@@ -394,7 +445,6 @@ impl Pool {
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
-        chunksize: Option<usize>,
         callback: impl FnOnce(&Vec<R>) + Send + 'static,
         error_callback: impl FnOnce(&PoolError) + Send + 'static,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
@@ -403,7 +453,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let cb = Callbacks { ok: Box::new(callback), err: Box::new(error_callback) };
-        self.map_async_inner(Code::map(f), items.into_iter().collect(), chunksize, Some(cb))
+        self.map_async_inner(Code::map(f), items.into_iter().collect(), None, Some(cb))
     }
 
     /// `f(*args)` for every tuple of arguments, in input order: Python's
@@ -415,22 +465,37 @@ impl Pool {
         Args: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.starmap_async(f, items, None)?.get()
+        self.starmap_async(f, items)?.get()
     }
 
-    /// Submits [`starmap`](Self::starmap); `chunksize` `None` means the default.
+    /// Submits [`starmap`](Self::starmap) (default chunk size).
     pub fn starmap_async<F, Args, R>(
         &self,
         f: F,
         items: impl IntoIterator<Item = Args>,
-        chunksize: Option<usize>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
         F: StarFn<Args, R>,
         Args: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.map_async_inner(Code::starmap::<F, Args, R>(f), items.into_iter().collect(), chunksize, None)
+        self.map_async_inner(Code::starmap::<F, Args, R>(f), items.into_iter().collect(), None, None)
+    }
+
+    /// Submits [`starmap`](Self::starmap) with `chunksize` (≥ 1) items per task.
+    #[doc(alias = "starmap_async")]
+    pub fn starmap_async_chunked<F, Args, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = Args>,
+        chunksize: usize,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async_inner(Code::starmap::<F, Args, R>(f), items.into_iter().collect(), Some(chunksize), None)
     }
 
     fn map_async_inner<A, R>(

@@ -210,10 +210,15 @@ impl<T> AsyncResult<T> {
         drop(self.slot.wait_until(None));
     }
 
-    /// Waits at most `timeout`; true if the result is ready.
+    /// Waits at most `timeout` for the result to be ready, else
+    /// [`PoolError::Timeout`].
     #[doc(alias = "wait")]
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        !self.slot.wait_until(far_future(timeout)).is_empty()
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), PoolError> {
+        if self.slot.wait_until(far_future(timeout)).is_empty() {
+            Err(PoolError::Timeout(timeout))
+        } else {
+            Ok(())
+        }
     }
 
     /// Whether the result is ready (the call finished, failed, or was cancelled).
@@ -243,7 +248,7 @@ mod tests {
         let r = AsyncResult::new(slot.clone());
         assert!(!r.ready());
         assert_eq!(r.successful(), Err(PoolError::NotReady));
-        assert!(!r.wait_timeout(Duration::from_millis(1)));
+        assert_eq!(r.wait_timeout(Duration::from_millis(1)), Err(PoolError::Timeout(Duration::from_millis(1))));
         assert!(slot.set(Ok(7)));
         assert!(!slot.set(Ok(8)), "a slot is filled once");
         assert!(r.ready());

@@ -650,7 +650,7 @@ fn on_death(shared: &Shared, id: u64) {
 }
 
 fn reap(p: &mut Process) -> Option<i32> {
-    if !matches!(p.join_timeout(REAP_GRACE), Ok(true)) {
+    if p.join_timeout(REAP_GRACE).is_err() {
         let _ = p.kill();
         let _ = p.join_timeout(REAP_GRACE);
     }

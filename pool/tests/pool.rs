@@ -123,7 +123,7 @@ fn pool_of_two_uses_two_processes_for_ten_tasks_where_ten_guarded_processes_use_
         seen.insert(p.pid().unwrap());
     }
     for p in &mut procs {
-        assert!(p.join_timeout(T).unwrap());
+        p.join_timeout(T).unwrap();
         assert_eq!(p.exitcode(), Some(0), "each process got a permit");
     }
     assert_eq!(seen.len(), 10);
@@ -296,7 +296,7 @@ fn empty_map() {
     let _w = watchdog(60);
     let pool = Pool::new(2).unwrap();
     assert_eq!(pool.map(ident, Vec::new()).unwrap(), Vec::<u64>::new());
-    let r = pool.map_async(ident, Vec::new(), None).unwrap();
+    let r = pool.map_async(ident, Vec::new()).unwrap();
     assert!(r.ready());
     assert_eq!(r.get_timeout(T).unwrap(), Vec::<u64>::new());
     assert_eq!(pool.imap(ident, Vec::new()).unwrap().count(), 0);
@@ -392,7 +392,7 @@ fn callbacks_see_the_result_or_the_error() {
         .apply_async_with(boom, 3, |_| panic!("unexpected success"), move |e| tx2.send(Err(e.to_string())).unwrap())
         .unwrap();
     assert!(rx.recv_timeout(T).unwrap().unwrap_err().contains("boom on 3"));
-    assert!(r.wait_timeout(T), "the callback runs before the result is ready, so wait");
+    r.wait_timeout(T).expect("the callback runs before the result is ready, so wait");
     assert_eq!(r.successful(), Ok(false));
 }
 
@@ -401,7 +401,7 @@ fn starmap_unpacks_tuples() {
     let _w = watchdog(60);
     let pool = Pool::new(2).unwrap();
     assert_eq!(pool.starmap(|a: u64, b: u64| a.pow(b as u32), [(2, 3), (3, 2), (10, 0)]).unwrap(), vec![8, 9, 1]);
-    let r = pool.starmap_async(|s: String, n: usize| s.repeat(n), [("ab".to_string(), 2)], Some(1)).unwrap();
+    let r = pool.starmap_async_chunked(|s: String, n: usize| s.repeat(n), [("ab".to_string(), 2)], 1).unwrap();
     assert_eq!(r.get_timeout(T).unwrap(), vec!["abab".to_string()]);
 }
 
@@ -458,4 +458,31 @@ fn a_panicking_initializer_stops_the_pool_instead_of_respawning_forever() {
     // Later submissions fail at once with the same cause.
     assert!(matches!(pool.apply_async(ident, 2), Err(PoolError::InitializerFailed { .. })));
     pool.join().unwrap();
+}
+
+fn stall_then_pid(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    getpid()
+}
+
+/// `map_timeout`, `map_async` without a chunk size, `map_async_chunked` and
+/// `AsyncResult::wait_timeout`'s typed error, with tasks in worker processes.
+#[test]
+fn timeout_forms_in_worker_processes() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.map_timeout(stall_then_pid, [0, 0, 0, 0], T).unwrap();
+    assert!(pids.iter().all(|&p| p != getpid()), "the tasks ran in workers");
+    let short = Duration::from_millis(20);
+    assert_eq!(pool.map_timeout(stall_then_pid, [5_000], short), Err(PoolError::Timeout(short)));
+    let r = pool.map_async(stall_then_pid, [5_000]).unwrap();
+    assert_eq!(r.wait_timeout(short), Err(PoolError::Timeout(short)));
+    assert!(!r.ready());
+    pool.terminate();
+
+    let pool = Pool::new(2).unwrap();
+    let r = pool.map_async_chunked(slow_square, 1..=6, 4).unwrap();
+    r.wait_timeout(T).unwrap();
+    assert_eq!(r.get_timeout(T).unwrap(), vec![1, 4, 9, 16, 25, 36]);
+    assert_eq!(pool.map_async(slow_square, [7]).unwrap().get_timeout(T), Ok(vec![49]));
 }

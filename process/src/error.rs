@@ -41,6 +41,17 @@ pub enum ProcessError {
         /// The process's name.
         name: String,
     },
+    /// [`join_timeout`](crate::Process::join_timeout) ran out of time: the
+    /// child still runs.
+    #[error("process {name:?} (pid {pid}) still runs after {after:?}")]
+    Timeout {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The timeout given.
+        after: std::time::Duration,
+    },
     /// The child was reaped by someone else (a `waitpid(-1)` elsewhere in the
     /// program, or `SIGCHLD` set to `SIG_IGN`), so its exit status is lost.
     #[error("process {name:?} (pid {pid}) was reaped outside mproc; its exit status is lost")]

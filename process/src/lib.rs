@@ -67,3 +67,8 @@ pub use process::{Builder, Process, Run};
 #[doc(hidden)]
 pub use spawn::{__spawn_unchecked, private as __private};
 pub use spawn::{registered_entries, Entry, Shared, EXIT_SPAWN_FAILED, SPAWN_READY_TIMEOUT};
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -244,7 +244,7 @@ impl Process {
     }
 
     /// Waits for the child to end and reaps it. Returns at once if it was reaped.
-    pub fn join(&mut self) -> Result<(), ProcessError> {
+    pub fn join(&self) -> Result<(), ProcessError> {
         let c = self.started()?;
         match c.wait() {
             Status::Lost => Err(ProcessError::Lost { name: self.name.clone(), pid: c.pid }),
@@ -252,19 +252,37 @@ impl Process {
         }
     }
 
-    /// Waits at most `timeout` for the child to end; `Ok(true)` if it ended (and is
-    /// reaped), `Ok(false)` if it still runs.
-    pub fn join_timeout(&mut self, timeout: Duration) -> Result<bool, ProcessError> {
+    /// Waits at most `timeout` for the child to end (and reaps it);
+    /// [`ProcessError::Timeout`] if it still runs then.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), ProcessError> {
         let c = self.started()?;
         match c.wait_timeout(timeout).map_err(|e| ProcessError::os("poll(pidfd)", &self.name, e))? {
-            Status::Running => Ok(false),
-            Status::Exited(_) => Ok(true),
+            Status::Running => Err(ProcessError::Timeout { name: self.name.clone(), pid: c.pid, after: timeout }),
+            Status::Exited(_) => Ok(()),
             Status::Lost => Err(ProcessError::Lost { name: self.name.clone(), pid: c.pid }),
         }
     }
 
     /// True between `start` and the child's end (reaps it if it has ended).
-    pub fn is_alive(&mut self) -> bool {
+    ///
+    /// Takes `&self` (the reaped status lives behind the handle's shared
+    /// record), so a filter over borrowed handles works:
+    ///
+    /// ```
+    /// use mproc_process::Process;
+    ///
+    /// let mut procs: Vec<Process> = (0..3).map(|_| Process::new(|| ())).collect();
+    /// for p in &mut procs {
+    ///     p.start()?;
+    /// }
+    /// for p in &procs {
+    ///     p.join()?;
+    /// }
+    /// assert_eq!(procs.iter().filter(|p| p.is_alive()).count(), 0);
+    /// assert!(procs.iter().all(|p| p.exitcode() == Some(0)));
+    /// # Ok::<(), mproc_process::ProcessError>(())
+    /// ```
+    pub fn is_alive(&self) -> bool {
         match &self.child {
             Some(c) if !self.closed => c.try_reap() == Status::Running,
             _ => false,
@@ -298,7 +316,7 @@ impl Process {
 
     /// `None` until the child has ended (and is reaped by this call if it has);
     /// then 0, the exit code, 1 after a panic, or −N after signal N.
-    pub fn exitcode(&mut self) -> Option<i32> {
+    pub fn exitcode(&self) -> Option<i32> {
         match self.child.as_ref()?.try_reap() {
             Status::Exited(code) => Some(code),
             _ => None,
@@ -306,12 +324,12 @@ impl Process {
     }
 
     /// Sends SIGTERM. A no-op once the child has been reaped.
-    pub fn terminate(&mut self) -> Result<(), ProcessError> {
+    pub fn terminate(&self) -> Result<(), ProcessError> {
         self.started()?.signal(Signal::TERM)
     }
 
     /// Sends SIGKILL. A no-op once the child has been reaped.
-    pub fn kill(&mut self) -> Result<(), ProcessError> {
+    pub fn kill(&self) -> Result<(), ProcessError> {
         self.started()?.signal(Signal::KILL)
     }
 

@@ -172,10 +172,15 @@ fn exitcode_killed_is_minus_9() {
 fn join_timeout_times_out_while_running() {
     let mut p = sleeper();
     p.start().unwrap();
-    assert!(!p.join_timeout(Duration::from_millis(20)).unwrap());
+    match p.join_timeout(Duration::from_millis(20)) {
+        Err(ProcessError::Timeout { name, pid, after }) => {
+            assert_eq!((name.as_str(), Some(pid), after), (p.name(), p.pid(), Duration::from_millis(20)));
+        }
+        other => panic!("expected ProcessError::Timeout, got {other:?}"),
+    }
     assert!(p.is_alive());
     p.kill().unwrap();
-    assert!(p.join_timeout(common::DEADLINE).unwrap());
+    p.join_timeout(common::DEADLINE).unwrap();
     assert_eq!(p.exitcode(), Some(-9));
 }
 
@@ -185,7 +190,7 @@ fn join_timeout_of_duration_max_waits_without_a_limit() {
     let mut p = sleeper();
     p.start().unwrap();
     p.kill().unwrap();
-    assert!(p.join_timeout(Duration::MAX).unwrap());
+    p.join_timeout(Duration::MAX).unwrap();
     assert_eq!(p.exitcode(), Some(-9));
 }
 
@@ -305,4 +310,53 @@ fn handles_are_send() {
     send::<Process>();
     send::<ProcessError>();
     send::<mproc_process::ProcessInfo>();
+}
+
+/// `is_alive`, `exitcode`, `join`, `join_timeout`, `terminate` and `kill` take
+/// `&self`: a filter over borrowed handles compiles and sees real children.
+#[test]
+fn status_queries_work_through_shared_references() {
+    use std::io::Read;
+    let (held, mut release) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut procs: Vec<Process> = (0..3)
+        .map(|i| {
+            let held = held.try_clone().unwrap();
+            Process::new(move || {
+                watchdog();
+                if i == 2 {
+                    held.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                    let _ = (&held).read(&mut [0u8; 1]);
+                }
+                mproc_process::exit(10 + i);
+            })
+        })
+        .collect();
+    for p in &mut procs {
+        p.start().unwrap();
+    }
+    let by_ref: &[Process] = &procs;
+    for p in &by_ref[..2] {
+        p.join_timeout(common::DEADLINE).unwrap();
+    }
+    assert_eq!(by_ref.iter().filter(|p| p.is_alive()).count(), 1);
+    let codes: Vec<Option<i32>> = by_ref.iter().map(|p| p.exitcode()).collect();
+    assert_eq!(codes, [Some(10), Some(11), None]);
+    std::io::Write::write_all(&mut release, b"x").unwrap();
+    by_ref[2].join().unwrap();
+    assert_eq!(by_ref[2].exitcode(), Some(12));
+    assert!(!by_ref.iter().any(|p| p.is_alive()));
+    drop(held);
+}
+
+#[test]
+fn signals_through_a_shared_reference() {
+    let mut p = Process::new(|| {
+        watchdog();
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    p.start().unwrap();
+    let shared: &Process = &p;
+    shared.terminate().unwrap();
+    shared.join_timeout(common::DEADLINE).unwrap();
+    assert_eq!(shared.exitcode(), Some(-15));
 }

@@ -27,7 +27,7 @@ fn main() {
     for _ in 0..3 {
         let mut p = Process::builder().spawn_entry(&CHILD, Shared(count.clone())).build();
         p.start().unwrap();
-        if !p.join_timeout(Duration::from_secs(20)).unwrap() {
+        if p.join_timeout(Duration::from_secs(20)).is_err() {
             p.kill().unwrap();
             p.join().unwrap();
             panic!("spawned child did not end");

@@ -39,3 +39,8 @@ pub use view::{Array, Value};
 /// The size of a cache line on the platforms mproc supports; shared objects are
 /// aligned to it so that two of them never share a line.
 pub const CACHE_LINE: usize = 64;
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

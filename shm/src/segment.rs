@@ -139,6 +139,48 @@ impl Segment {
         Ok(Self::from_shmem(shmem, name))
     }
 
+    /// Creates a named segment of `len` bytes that outlives this program: an
+    /// error if `name` exists already. CPython 3.13's
+    /// `SharedMemory(name, create=True, size=len, track=False)`.
+    ///
+    /// Unlike [`Segment::create`], nothing removes it: not the drop of the
+    /// last handle, not the resource tracker when the process tree dies. It
+    /// stays in `/dev/shm` (holding its memory) until someone calls
+    /// [`Segment::unlink`] with its name — a later run of the program, the
+    /// process that consumes it, or an operator (`rm /dev/shm/<name>`).
+    /// That duty is the caller's: pick a name the unlinking side can know.
+    ///
+    /// ```
+    /// use mproc_shm::Segment;
+    ///
+    /// let name = format!("mproc-doc-untracked-{}", std::process::id());
+    /// let seg = Segment::create_untracked(&name, 4096)?;
+    /// // SAFETY: nobody else maps the segment yet.
+    /// unsafe { seg.as_ptr().write(42) };
+    /// drop(seg);
+    /// // Still there: another program could open it now.
+    /// let again = Segment::open(&name)?;
+    /// // SAFETY: the byte was written above and nobody writes it now.
+    /// assert_eq!(unsafe { again.as_ptr().read() }, 42);
+    /// Segment::unlink(&name)?; // the cleanup duty
+    /// # Ok::<(), mproc_shm::ShmError>(())
+    /// ```
+    pub fn create_untracked(name: &str, len: usize) -> Result<Segment> {
+        check_name(name)?;
+        check_len("named segment", len)?;
+        let mut shmem =
+            shared_memory::ShmemConf::new().os_id(os_name(name)).size(len).create().map_err(|e| match e {
+                shared_memory::ShmemError::MappingIdExists => ShmError::Exists { name: name.to_owned() },
+                e => {
+                    ShmError::os("shm_open", format!("named segment {name:?} of {len} bytes"), std::io::Error::other(e))
+                }
+            })?;
+        // Not the owner: neither this handle's drop nor `Shmem`'s unlinks it,
+        // and the tracker never hears of it.
+        shmem.set_owner(false);
+        Ok(Self::from_shmem(shmem, name))
+    }
+
     /// Opens an existing named segment; an error if there is none of that name.
     pub fn open(name: &str) -> Result<Segment> {
         check_name(name)?;
@@ -161,6 +203,8 @@ impl Segment {
 
     /// Removes the name of a named segment from `/dev/shm`; mappings stay valid.
     /// Like Python's `SharedMemory.unlink`. An error if no such name exists.
+    /// Any process may unlink any segment, including one made with
+    /// [`Segment::create_untracked`] by a program that has since ended.
     #[doc(alias = "shm_unlink")]
     pub fn unlink(name: &str) -> Result<()> {
         check_name(name)?;

@@ -14,9 +14,9 @@
 //! every name still registered, and exits.
 //!
 //! So a named segment outlives its creator only while other processes of the
-//! same tree run: a segment meant to outlive the whole program must not be
-//! created by [`Segment::create`](crate::Segment::create) (open it with `open`
-//! from a segment made elsewhere), as with CPython before 3.13's `track=False`.
+//! same tree run. A segment meant to outlive the whole program is made with
+//! [`Segment::create_untracked`](crate::Segment::create_untracked) (CPython
+//! 3.13's `track=False`): the tracker never hears of it.
 //!
 //! The tracker is forked from a possibly multi-threaded process, so it runs only
 //! system calls and plain memory work: it closes every inherited descriptor

@@ -181,10 +181,10 @@ fn event_pingpong(c: &mut Criterion) {
                 for _ in 0..n {
                     if pinger {
                         theirs.set();
-                        assert!(mine.wait(Some(Duration::from_secs(10))));
+                        mine.wait_timeout(Duration::from_secs(10)).unwrap();
                         mine.clear();
                     } else {
-                        assert!(mine.wait(Some(Duration::from_secs(10))));
+                        mine.wait_timeout(Duration::from_secs(10)).unwrap();
                         mine.clear();
                         theirs.set();
                     }

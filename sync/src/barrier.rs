@@ -249,8 +249,11 @@ impl RawBarrier {
                 let (h, timed_out) = self.wait_notified(held, deadline);
                 held = h;
                 if timed_out && self.state() == FILLING {
+                    // This waiter's timeout breaks the barrier: it gets the
+                    // timeout, the others `BrokenBarrier`.
                     self.break_();
-                    break Err(SyncError::BrokenBarrier);
+                    let after = timeout.or_else(|| self.timeout()).unwrap_or_default();
+                    break Err(SyncError::Timeout { what: "Barrier", after });
                 }
             }
         };
@@ -383,8 +386,8 @@ impl Barrier {
         self.raw().wait(None, self.action.as_deref())
     }
 
-    /// Waits at most `timeout`; on timeout the barrier breaks and every waiter
-    /// gets [`SyncError::BrokenBarrier`].
+    /// Waits at most `timeout`; on timeout the barrier breaks: this waiter gets
+    /// [`SyncError::Timeout`], every other waiter [`SyncError::BrokenBarrier`].
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize> {
         self.raw().wait(Some(timeout), self.action.as_deref())
     }

@@ -340,8 +340,9 @@ pub trait CondLock: sealed::Sealed {
     fn acquire_restore(&self, saved: Self::Saved) -> Acquired;
     /// The error for a caller that does not hold the lock.
     fn not_owned(&self, what: &'static str) -> SyncError;
-    /// Python's `acquire(block, timeout)`.
-    fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool>;
+    /// Python's `acquire(block, timeout)`: what the condition's `acquire`,
+    /// `try_acquire` and `acquire_timeout` call. `true` once held.
+    fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool>;
     /// Python's `release()`.
     fn release(&self) -> Result<()>;
 }
@@ -360,8 +361,8 @@ impl CondLock for RLock {
     fn not_owned(&self, what: &'static str) -> SyncError {
         self.raw().not_owner(what)
     }
-    fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        RLock::acquire(self, block, timeout)
+    fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+        RLock::acquire_with(self, block, timeout)
     }
     fn release(&self) -> Result<()> {
         RLock::release(self)
@@ -382,8 +383,8 @@ impl CondLock for Lock {
     fn not_owned(&self, what: &'static str) -> SyncError {
         SyncError::NotOwner { what, pid: ident::pid(), tid: ident::tid(), owner_pid: self.holder().unwrap_or(0) }
     }
-    fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        Lock::acquire(self, block, timeout)
+    fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+        Lock::acquire_with(self, block, timeout)
     }
     fn release(&self) -> Result<()> {
         Lock::release(self)
@@ -404,7 +405,7 @@ impl CondLock for RawRLock {
     fn not_owned(&self, what: &'static str) -> SyncError {
         self.not_owner(what)
     }
-    fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+    fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         if block {
             Ok(self.lock(timeout.and_then(shared::deadline))?.is_some())
         } else {
@@ -430,7 +431,7 @@ impl CondLock for RawLock {
     fn not_owned(&self, what: &'static str) -> SyncError {
         SyncError::NotOwner { what, pid: ident::pid(), tid: ident::tid(), owner_pid: self.holder().unwrap_or(0) }
     }
-    fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+    fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         Ok(if block { self.lock(timeout.and_then(shared::deadline)).is_some() } else { self.try_lock() })
     }
     fn release(&self) -> Result<()> {
@@ -452,7 +453,8 @@ impl CondLock for RawLock {
 /// use std::time::Duration;
 /// let c = mproc_sync::Condition::new().unwrap();
 /// let _g = c.lock().unwrap();
-/// assert!(!c.wait(Some(Duration::from_millis(1))).unwrap()); // nobody notifies
+/// // Nobody notifies: a typed timeout (the lock is held again).
+/// assert!(matches!(c.wait_timeout(Duration::from_millis(1)), Err(mproc_sync::SyncError::Timeout { .. })));
 /// assert_eq!(c.notify(1).unwrap(), 0); // nobody waits
 /// ```
 #[doc(alias = "multiprocessing.Condition")]
@@ -510,9 +512,29 @@ impl<L: CondLock> Condition<L> {
         &self.lock
     }
 
-    /// Python's `acquire(block=True, timeout=None)` on the underlying lock.
-    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        self.lock.acquire(block, timeout)
+    /// Python's `acquire()` on the underlying lock: waits as long as it takes.
+    pub fn acquire(&self) -> Result<()> {
+        self.lock.acquire_with(true, None).map(drop)
+    }
+
+    /// Python's `acquire(block=False)` on the underlying lock: never blocks;
+    /// [`SyncError::WouldBlock`] if it is busy.
+    pub fn try_acquire(&self) -> Result<()> {
+        if self.lock.acquire_with(false, None)? {
+            Ok(())
+        } else {
+            Err(SyncError::WouldBlock { what: "Condition" })
+        }
+    }
+
+    /// Python's `acquire(timeout=t)` on the underlying lock:
+    /// [`SyncError::Timeout`] after `timeout`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.lock.acquire_with(true, Some(timeout))? {
+            Ok(())
+        } else {
+            Err(SyncError::Timeout { what: "Condition", after: timeout })
+        }
     }
 
     /// Python's `release()` on the underlying lock.
@@ -525,15 +547,24 @@ impl<L: CondLock> Condition<L> {
         self.place.raw()
     }
 
-    /// Waits until notified or `timeout` passes (`None`: no limit); the caller
-    /// holds the lock, which is released while waiting and held again on return.
-    /// `true` if notified.
+    /// Waits until notified; the caller holds the lock, which is released
+    /// while waiting and held again on return.
     ///
     /// If the lock's holder died while this waiter was away, the lock is taken
     /// over and `wait` returns as usual; [`wait_outcome`](Condition::wait_outcome)
     /// says so.
-    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.raw().wait(&self.lock, timeout.and_then(shared::deadline))
+    pub fn wait(&self) -> Result<()> {
+        self.raw().wait(&self.lock, None).map(drop)
+    }
+
+    /// As [`wait`](Condition::wait), at most `timeout`: [`SyncError::Timeout`]
+    /// if not notified by then (the lock is held again either way).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.raw().wait(&self.lock, shared::deadline(timeout))? {
+            Ok(())
+        } else {
+            Err(SyncError::Timeout { what: "Condition", after: timeout })
+        }
     }
 
     /// As [`wait`](Condition::wait), and also tells whether taking the lock back
@@ -562,10 +593,19 @@ impl<L: CondLock> Condition<L> {
         }
     }
 
-    /// Waits until `pred()` holds (checked under the lock), at most `timeout`;
-    /// returns the last value of `pred()`.
-    pub fn wait_for(&self, pred: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
-        self.wait_for_outcome(pred, timeout).map(|w| w.notified)
+    /// Waits until `pred()` holds (checked under the lock, before each wait).
+    pub fn wait_for(&self, pred: impl FnMut() -> bool) -> Result<()> {
+        self.wait_for_outcome(pred, None).map(drop)
+    }
+
+    /// As [`wait_for`](Condition::wait_for), at most `timeout`:
+    /// [`SyncError::Timeout`] if `pred()` still fails then.
+    pub fn wait_for_timeout(&self, pred: impl FnMut() -> bool, timeout: Duration) -> Result<()> {
+        if self.wait_for_outcome(pred, Some(timeout))?.notified {
+            Ok(())
+        } else {
+            Err(SyncError::Timeout { what: "Condition", after: timeout })
+        }
     }
 
     /// Wakes `min(n, waiting)` waiters; returns how many. The caller holds the lock.

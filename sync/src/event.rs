@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::error::{Result, SyncError};
 use crate::primitive::{self, AtomicU32, Ordering, WaitOutcome};
 use crate::shared::{self, kind, placed, Object, Place};
 
@@ -126,9 +126,10 @@ impl Object for RawEvent {
 ///
 /// ```
 /// let ev = mproc_sync::Event::new().unwrap();
-/// assert!(!ev.wait(Some(std::time::Duration::from_millis(1))));
+/// assert!(ev.wait_timeout(std::time::Duration::from_millis(1)).is_err()); // SyncError::Timeout
 /// ev.set();
-/// assert!(ev.is_set() && ev.wait(None));
+/// ev.wait(); // returns at once: the flag is set
+/// assert!(ev.is_set());
 /// ```
 #[doc(alias = "multiprocessing.Event")]
 #[derive(Clone)]
@@ -173,10 +174,19 @@ impl Event {
         self.raw().clear()
     }
 
-    /// Waits for the flag, at most `timeout` (`None`: no limit). `true` if the
-    /// flag was set (`false` only on timeout).
-    pub fn wait(&self, timeout: Option<Duration>) -> bool {
-        self.raw().wait(timeout.and_then(shared::deadline))
+    /// Waits for the flag, as long as it takes. ([`is_set`](Event::is_set) is
+    /// the form that never blocks.)
+    pub fn wait(&self) {
+        self.raw().wait(None);
+    }
+
+    /// Waits for the flag at most `timeout`, else [`SyncError::Timeout`].
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.raw().wait(shared::deadline(timeout)) {
+            Ok(())
+        } else {
+            Err(SyncError::Timeout { what: "Event", after: timeout })
+        }
     }
 }
 

@@ -8,9 +8,24 @@
 //! cheap clones; move them into a forked child, or send them to a spawned one
 //! through [`mproc_shm::Share`].
 //!
-//! The primary API is RAII (`lock()` → guard, `try_lock`, `lock_timeout`); the
-//! Python names (`acquire(block, timeout) -> bool`, `release()`, `notify_all`,
+//! Every blocking call comes in three forms: `x()` blocks as long as it takes,
+//! `try_x()` never blocks ([`SyncError::WouldBlock`] when it would), and
+//! `x_timeout(d)` gives up after `d` with [`SyncError::Timeout`] — `lock`,
+//! `permit`, `acquire`, `wait`, `wait_for`. The primary API is RAII (`lock()` →
+//! guard); the Python names (`acquire()`, `release()`, `notify_all`,
 //! `get_value`) exist too, with `#[doc(alias)]`es.
+//!
+//! ```
+//! use std::time::Duration;
+//! use mproc_sync::{Lock, SyncError};
+//!
+//! let lock = Lock::new()?;
+//! let guard = lock.lock()?; // blocks until held
+//! assert!(matches!(lock.try_lock(), Err(SyncError::WouldBlock { .. })));
+//! assert!(matches!(lock.lock_timeout(Duration::from_millis(1)), Err(SyncError::Timeout { .. })));
+//! drop(guard);
+//! # Ok::<(), SyncError>(())
+//! ```
 //!
 //! A process killed while holding a [`Lock`] or [`RLock`] does not hang the
 //! others: the next acquirer takes the lock over and is told so (see `lock.rs`).
@@ -44,3 +59,8 @@ pub use semaphore::{BoundedSemaphore, Permit, RawSemaphore, Semaphore};
 pub use shared::PlaceToken;
 pub use synchronized::{SyncCell, SyncGuard, Synchronized};
 pub use synchronized_array::{ArrayGuard, SynchronizedArray, SynchronizedArrayToken};
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

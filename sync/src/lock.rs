@@ -265,7 +265,7 @@ impl Object for RawLock {
 ///     let _g = lock.lock().unwrap();
 ///     assert!(lock.try_lock().is_err());
 /// }
-/// assert!(lock.acquire(false, None).unwrap());
+/// lock.try_acquire().unwrap();
 /// lock.release().unwrap();
 /// assert!(lock.release().is_err()); // not held
 /// ```
@@ -327,10 +327,34 @@ impl Lock {
         }
     }
 
-    /// Python's `acquire(block=True, timeout=None)`: `true` once the lock is held
-    /// (also when it was taken over from a dead holder), `false` on timeout or,
-    /// with `block == false`, when it is busy. The caller must [`release`](Lock::release).
-    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+    /// Python's `acquire()`: takes the lock, waiting as long as it takes (also
+    /// from a dead holder). The caller must [`release`](Lock::release); the
+    /// guard of [`lock`](Lock::lock) does that for you.
+    pub fn acquire(&self) -> Result<()> {
+        self.acquire_with(true, None).map(drop)
+    }
+
+    /// Python's `acquire(block=False)`: takes the lock if it is free (or its
+    /// holder died), else [`SyncError::WouldBlock`]. Never blocks.
+    pub fn try_acquire(&self) -> Result<()> {
+        if self.acquire_with(false, None)? {
+            Ok(())
+        } else {
+            Err(SyncError::WouldBlock { what: "Lock" })
+        }
+    }
+
+    /// Python's `acquire(timeout=t)`: takes the lock, waiting at most
+    /// `timeout`, else [`SyncError::Timeout`].
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.acquire_with(true, Some(timeout))? {
+            Ok(())
+        } else {
+            Err(SyncError::Timeout { what: "Lock", after: timeout })
+        }
+    }
+
+    pub(crate) fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         Ok(match (block, timeout) {
             (false, _) => self.raw().try_acquire().is_some(),
             (true, None) => self.raw().lock(None).is_some(),

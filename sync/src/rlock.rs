@@ -204,9 +204,34 @@ impl RLock {
         }
     }
 
-    /// Python's `acquire(block=True, timeout=None)`: `true` once held (also when
-    /// taken over from a dead owner).
-    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+    /// Python's `acquire()`: takes the lock (or one more level of it), waiting
+    /// as long as it takes (also from a dead owner). The caller must
+    /// [`release`](RLock::release); the guard of [`lock`](RLock::lock) does that for you.
+    pub fn acquire(&self) -> Result<()> {
+        self.acquire_with(true, None).map(drop)
+    }
+
+    /// Python's `acquire(block=False)`: takes the lock if that needs no
+    /// waiting, else [`SyncError::WouldBlock`]. Never blocks.
+    pub fn try_acquire(&self) -> Result<()> {
+        if self.acquire_with(false, None)? {
+            Ok(())
+        } else {
+            Err(SyncError::WouldBlock { what: "RLock" })
+        }
+    }
+
+    /// Python's `acquire(timeout=t)`: takes the lock, waiting at most
+    /// `timeout`, else [`SyncError::Timeout`].
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
+        if self.acquire_with(true, Some(timeout))? {
+            Ok(())
+        } else {
+            Err(SyncError::Timeout { what: "RLock", after: timeout })
+        }
+    }
+
+    pub(crate) fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         match (block, timeout) {
             (false, _) => self.raw().try_lock(),
             (true, None) => Ok(self.raw().lock(None)?.is_some()),

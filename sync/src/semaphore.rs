@@ -235,14 +235,32 @@ macro_rules! semaphore {
                 }
             }
 
-            /// Python's `acquire(block=True, timeout=None)`: `true` once a unit is
-            /// taken; `false` on timeout or when none is free and `block` is false.
-            pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-                Ok(match (block, timeout) {
-                    (false, _) => self.raw().try_acquire(),
-                    (true, None) => self.raw().acquire(None),
-                    (true, Some(t)) => self.raw().acquire(shared::deadline(t)),
-                })
+            /// Python's `acquire()`: takes a unit, waiting as long as it takes. The
+            /// caller must [`release`](Self::release); a [`permit`](Self::permit) does
+            /// that for you.
+            pub fn acquire(&self) -> Result<()> {
+                self.raw().acquire(None);
+                Ok(())
+            }
+
+            /// Python's `acquire(block=False)`: takes a unit if one is free, else
+            /// [`SyncError::WouldBlock`]. Never blocks.
+            pub fn try_acquire(&self) -> Result<()> {
+                if self.raw().try_acquire() {
+                    Ok(())
+                } else {
+                    Err(SyncError::WouldBlock { what: $name })
+                }
+            }
+
+            /// Python's `acquire(timeout=t)`: takes a unit, waiting at most
+            /// `timeout`, else [`SyncError::Timeout`].
+            pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
+                if self.raw().acquire(shared::deadline(timeout)) {
+                    Ok(())
+                } else {
+                    Err(SyncError::Timeout { what: $name, after: timeout })
+                }
             }
 
             /// Python's `release()`: returns a unit.

@@ -94,8 +94,12 @@ fn timeout_breaks_the_barrier_for_everyone() {
         _ => 1,
     });
     assert!(until(Duration::from_secs(10), || b.n_waiting() == 1));
-    // The third party never comes: our short timeout breaks the barrier.
-    assert!(matches!(b.wait_timeout(Duration::from_millis(20)), Err(SyncError::BrokenBarrier)));
+    // The third party never comes: our short timeout breaks the barrier; we
+    // get the timeout, the other waiter BrokenBarrier.
+    match b.wait_timeout(Duration::from_millis(20)) {
+        Err(SyncError::Timeout { what: "Barrier", after }) => assert_eq!(after, Duration::from_millis(20)),
+        other => panic!("expected the Barrier timeout, got {other:?}"),
+    }
     reap_all_ok(&[child], Duration::from_secs(30));
     assert_eq!(broken.get(), 1);
     assert!(b.broken());

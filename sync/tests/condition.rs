@@ -13,7 +13,7 @@ use mproc_sync::{CondLock, Condition, Lock, SyncError, WAITER_SLOTS};
 #[test]
 fn wait_without_the_lock_is_an_error() {
     let c = Condition::new().unwrap();
-    assert!(matches!(c.wait(Some(Duration::ZERO)), Err(SyncError::NotOwner { .. })));
+    assert!(matches!(c.wait_timeout(Duration::ZERO), Err(SyncError::NotOwner { .. })));
     assert!(matches!(c.notify(1), Err(SyncError::NotOwner { .. })));
     let c = Condition::with_lock(Lock::new().unwrap()).unwrap();
     assert!(matches!(c.notify_all(), Err(SyncError::NotOwner { .. })));
@@ -24,7 +24,7 @@ fn timeout_returns_false_and_keeps_the_lock() {
     let c = Condition::new().unwrap();
     let _g = c.lock().unwrap();
     let t = Instant::now();
-    assert!(!c.wait(Some(Duration::from_millis(20))).unwrap());
+    assert!(matches!(c.wait_timeout(Duration::from_millis(20)), Err(SyncError::Timeout { .. })));
     assert!(t.elapsed() >= Duration::from_millis(20));
     assert!(c.get_lock().is_owned());
     assert_eq!(c.waiting(), 0);
@@ -45,7 +45,7 @@ fn wait_releases_every_rlock_level() {
         c2.notify(1).unwrap();
         0
     });
-    assert!(c.wait(Some(Duration::from_secs(20))).unwrap());
+    c.wait_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(done.get(), 1);
     reap_all_ok(&[child], Duration::from_secs(30));
 }
@@ -59,7 +59,7 @@ fn woken_by<L: CondLock + Clone>(c: Condition<L>, n: usize, notify: impl Fn(&Con
             let (c, woke) = (c.clone(), woke.clone());
             fork(30, move || {
                 let g = c_lock(&c);
-                let ok = c.wait(Some(Duration::from_secs(20))).unwrap();
+                let ok = c.wait_timeout(Duration::from_secs(20)).is_ok();
                 drop(g);
                 if ok {
                     woke.add(1);
@@ -93,7 +93,7 @@ fn c_lock<L: CondLock>(c: &Condition<L>) -> impl Drop + '_ {
             self.0.release().unwrap();
         }
     }
-    assert!(c.acquire(true, None).unwrap());
+    c.acquire().unwrap();
     G(c)
 }
 
@@ -124,7 +124,7 @@ fn producer_consumer_with_wait_for() {
     let consumer = fork(30, move || {
         for _ in 0..N {
             let _g = c2.lock().unwrap();
-            if !c2.wait_for(|| items2.get() > 0, Some(Duration::from_secs(10))).unwrap() {
+            if c2.wait_for_timeout(|| items2.get() > 0, Duration::from_secs(10)).is_err() {
                 return 1;
             }
             items2.sub(1);
@@ -147,14 +147,14 @@ fn waiter_killed_in_wait_is_not_counted() {
     let c1 = c.clone();
     let victim = fork(30, move || {
         let _g = c1.lock().unwrap();
-        c1.wait(None).unwrap();
+        c1.wait().unwrap();
         0
     });
     assert!(until(Duration::from_secs(10), || c.waiting() == 1 && in_futex(victim)), "the victim never waited");
     let (c2, w) = (c.clone(), woke.clone());
     let live = fork(30, move || {
         let _g = c2.lock().unwrap();
-        if c2.wait(Some(Duration::from_secs(20))).unwrap() {
+        if c2.wait_timeout(Duration::from_secs(20)).is_ok() {
             w.add(1);
             0
         } else {
@@ -173,7 +173,10 @@ fn waiter_killed_in_wait_is_not_counted() {
     let _g = c.lock().unwrap();
     assert_eq!(c.waiting(), 0);
     assert_eq!(c.notify_all().unwrap(), 0, "notify_all counted the dead waiter");
-    assert!(!c.wait(Some(Duration::from_millis(50))).unwrap(), "a phantom notification was left over");
+    assert!(
+        matches!(c.wait_timeout(Duration::from_millis(50)), Err(SyncError::Timeout { .. })),
+        "a phantom notification was left over"
+    );
 }
 
 #[test]
@@ -185,7 +188,7 @@ fn notify_all_skips_dead_waiters_and_wakes_every_live_one() {
     let waiter = |c: Condition<Lock>, woke: Counter| {
         fork(30, move || {
             let g = c_lock(&c);
-            let ok = c.wait(Some(Duration::from_secs(20))).unwrap();
+            let ok = c.wait_timeout(Duration::from_secs(20)).is_ok();
             drop(g);
             woke.add(ok as u64);
             0
@@ -196,7 +199,7 @@ fn notify_all_skips_dead_waiters_and_wakes_every_live_one() {
     let c1 = c.clone();
     let victim = fork(30, move || {
         let _g = c_lock(&c1);
-        c1.wait(None).unwrap();
+        c1.wait().unwrap();
         0
     });
     assert!(until(Duration::from_secs(10), || c.waiting() == 2 && in_futex(victim)));
@@ -211,7 +214,7 @@ fn notify_all_skips_dead_waiters_and_wakes_every_live_one() {
     assert_eq!(woke.get(), 2);
     let _g = c_lock(&c);
     assert_eq!(c.notify(1).unwrap(), 0);
-    assert!(!c.wait(Some(Duration::from_millis(20))).unwrap());
+    assert!(matches!(c.wait_timeout(Duration::from_millis(20)), Err(SyncError::Timeout { .. })));
 }
 
 /// A child takes the lock while the parent waits, notifies, and is SIGKILLed
@@ -272,7 +275,7 @@ fn more_waiters_than_slots_all_wake_exactly() {
             let (c, woke) = (c.clone(), woke.clone());
             std::thread::spawn(move || {
                 let _g = c.lock().unwrap();
-                let ok = c.wait(Some(Duration::from_secs(20))).unwrap();
+                let ok = c.wait_timeout(Duration::from_secs(20)).is_ok();
                 woke.fetch_add(ok as usize, std::sync::atomic::Ordering::SeqCst);
             })
         })

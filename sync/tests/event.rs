@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{fork, reap_all_ok, until, Counter};
-use mproc_sync::Event;
+use mproc_sync::{Event, SyncError};
 
 #[test]
 fn smoke() {
@@ -13,7 +13,7 @@ fn smoke() {
     assert!(!e.is_set());
     e.set();
     assert!(e.is_set());
-    assert!(e.wait(Some(Duration::ZERO)));
+    e.wait_timeout(Duration::ZERO).unwrap();
     e.clear();
     assert!(!e.is_set());
 }
@@ -22,7 +22,7 @@ fn smoke() {
 fn timeout_returns_false() {
     let e = Event::new().unwrap();
     let t = Instant::now();
-    assert!(!e.wait(Some(Duration::from_millis(20))));
+    assert!(matches!(e.wait_timeout(Duration::from_millis(20)), Err(SyncError::Timeout { .. })));
     assert!(t.elapsed() >= Duration::from_millis(20));
 }
 
@@ -36,7 +36,7 @@ fn set_wakes_every_waiter() {
             let (e, ready, woke) = (e.clone(), ready.clone(), woke.clone());
             fork(30, move || {
                 ready.add(1);
-                if e.wait(Some(Duration::from_secs(20))) {
+                if e.wait_timeout(Duration::from_secs(20)).is_ok() {
                     woke.add(1);
                     0
                 } else {
@@ -59,7 +59,8 @@ fn tutorial_event_hand_off() {
     let e = Event::new().unwrap();
     let work = Counter::new();
     let (e1, w1) = (e.clone(), work.clone());
-    let waiter = fork(30, move || if e1.wait(Some(Duration::from_secs(20))) && w1.get() == 42 { 0 } else { 1 });
+    let waiter =
+        fork(30, move || if e1.wait_timeout(Duration::from_secs(20)).is_ok() && w1.get() == 42 { 0 } else { 1 });
     let (e2, w2) = (e.clone(), work.clone());
     let setter = fork(30, move || {
         w2.add(42);
@@ -76,7 +77,7 @@ fn ping_pong_between_two_processes() {
     let (p1, p2) = (ping.clone(), pong.clone());
     let child = fork(30, move || {
         for _ in 0..ROUNDS {
-            if !p1.wait(Some(Duration::from_secs(10))) {
+            if p1.wait_timeout(Duration::from_secs(10)).is_err() {
                 return 1;
             }
             p1.clear();
@@ -86,7 +87,7 @@ fn ping_pong_between_two_processes() {
     });
     for _ in 0..ROUNDS {
         ping.set();
-        assert!(pong.wait(Some(Duration::from_secs(10))));
+        pong.wait_timeout(Duration::from_secs(10)).unwrap();
         pong.clear();
     }
     reap_all_ok(&[child], Duration::from_secs(30));

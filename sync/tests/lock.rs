@@ -19,8 +19,8 @@ fn smoke() {
     assert!(matches!(l.try_lock(), Err(SyncError::WouldBlock { .. })));
     drop(g);
     assert!(!l.is_locked());
-    assert!(l.acquire(true, None).unwrap());
-    assert!(!l.acquire(false, None).unwrap());
+    l.acquire().unwrap();
+    assert!(matches!(l.try_acquire(), Err(SyncError::WouldBlock { .. })));
     l.release().unwrap();
 }
 
@@ -31,11 +31,11 @@ fn release_unheld_is_an_error() {
 }
 
 #[test]
-fn timeout_returns_false() {
+fn timeout_is_a_typed_error() {
     let l = Lock::new().unwrap();
     let _g = l.lock().unwrap();
     let t = Instant::now();
-    assert!(!l.acquire(true, Some(Duration::from_millis(30))).unwrap());
+    assert!(matches!(l.acquire_timeout(Duration::from_millis(30)), Err(SyncError::Timeout { .. })));
     assert!(t.elapsed() >= Duration::from_millis(30));
     assert!(matches!(l.lock_timeout(Duration::from_millis(1)), Err(SyncError::Timeout { .. })));
 }
@@ -66,7 +66,7 @@ fn n_processes_m_increments_exact() {
 #[test]
 fn any_process_may_release() {
     let l = Lock::new().unwrap();
-    assert!(l.acquire(true, None).unwrap());
+    l.acquire().unwrap();
     let l2 = l.clone();
     let pid = fork(10, move || if l2.release().is_ok() { 0 } else { 1 });
     assert_eq!(reap(pid, Instant::now() + Duration::from_secs(10)), 0);
@@ -147,7 +147,7 @@ fn rlock_reentrant_and_owned() {
 #[test]
 fn rlock_release_by_another_thread_is_an_error() {
     let l = RLock::new().unwrap();
-    assert!(l.acquire(true, None).unwrap());
+    l.acquire().unwrap();
     let l2 = l.clone();
     let r = std::thread::spawn(move || l2.release()).join().unwrap();
     assert!(matches!(r, Err(SyncError::NotOwner { .. })), "{r:?}");
@@ -248,7 +248,7 @@ fn try_lock_acquire_false_and_zero_timeout_take_over_from_a_dead_owner() {
     let lock = Lock::new().unwrap();
     let tries: [&Attempt; 3] = [
         &|l| l.try_lock().ok().map(|g| g.owner_died()),
-        &|l| l.acquire(false, None).unwrap().then(|| l.release().is_ok()),
+        &|l| l.try_acquire().is_ok().then(|| l.release().is_ok()),
         &|l| l.lock_timeout(Duration::ZERO).ok().map(|g| g.owner_died()),
     ];
     for (i, attempt) in tries.into_iter().enumerate() {
@@ -272,10 +272,7 @@ fn try_lock_acquire_false_and_zero_timeout_take_over_from_a_dead_owner() {
 fn lock_owner_death_python_acquire_returns_true() {
     let lock = Lock::new().unwrap();
     let l = lock.clone();
-    owner_death(
-        move || assert!(l.acquire(true, None).unwrap()),
-        || lock.acquire(true, Some(Duration::from_secs(5))).unwrap(),
-    );
+    owner_death(move || assert!(l.acquire().is_ok()), || lock.acquire_timeout(Duration::from_secs(5)).is_ok());
     lock.release().unwrap();
 }
 
@@ -354,4 +351,54 @@ fn waiter_already_asleep_when_the_holder_dies_takes_over() {
     eprintln!("Lock takeover by a sleeping waiter: {took:?} after the SIGKILL (the owner-death bound: within 200 ms)");
     assert!(took < Duration::from_secs(5), "takeover took {took:?}");
     assert!(!lock.is_locked());
+}
+
+/// The three acquire forms across processes: a child holds each primitive;
+/// `try_acquire` and `acquire_timeout` in the parent get the typed errors, and
+/// `acquire` gets the unit once the child lets go.
+#[test]
+fn acquire_forms_across_processes() {
+    use mproc_sync::{Condition, Semaphore};
+    let (lock, rlock, sem, cond) =
+        (Lock::new().unwrap(), RLock::new().unwrap(), Semaphore::new(1).unwrap(), Condition::new().unwrap());
+    let (release, held) = (mproc_sync::Event::new().unwrap(), Counter::new());
+    let child = {
+        let (lock, rlock, sem, cond, release, held) =
+            (lock.clone(), rlock.clone(), sem.clone(), cond.clone(), release.clone(), held.clone());
+        fork(30, move || {
+            lock.acquire().unwrap();
+            rlock.acquire().unwrap();
+            sem.acquire().unwrap();
+            cond.acquire().unwrap();
+            held.add(1);
+            if release.wait_timeout(Duration::from_secs(20)).is_err() {
+                return 1;
+            }
+            let released = [lock.release(), rlock.release(), sem.release(), cond.release()];
+            if released.iter().all(Result::is_ok) {
+                0
+            } else {
+                2
+            }
+        })
+    };
+    assert!(until(Duration::from_secs(10), || held.get() == 1));
+    let short = Duration::from_millis(10);
+    assert!(matches!(lock.try_acquire(), Err(SyncError::WouldBlock { what: "Lock" })));
+    assert!(matches!(rlock.try_acquire(), Err(SyncError::WouldBlock { what: "RLock" })));
+    assert!(matches!(sem.try_acquire(), Err(SyncError::WouldBlock { what: "Semaphore" })));
+    assert!(matches!(cond.try_acquire(), Err(SyncError::WouldBlock { what: "Condition" })));
+    assert!(matches!(lock.acquire_timeout(short), Err(SyncError::Timeout { what: "Lock", .. })));
+    assert!(matches!(rlock.acquire_timeout(short), Err(SyncError::Timeout { what: "RLock", .. })));
+    assert!(matches!(sem.acquire_timeout(short), Err(SyncError::Timeout { what: "Semaphore", .. })));
+    assert!(matches!(cond.acquire_timeout(short), Err(SyncError::Timeout { what: "Condition", .. })));
+    release.set();
+    lock.acquire_timeout(Duration::from_secs(20)).unwrap();
+    rlock.acquire_timeout(Duration::from_secs(20)).unwrap();
+    sem.acquire_timeout(Duration::from_secs(20)).unwrap();
+    cond.acquire_timeout(Duration::from_secs(20)).unwrap();
+    reap_all_ok(&[child], Duration::from_secs(30));
+    for r in [lock.release(), rlock.release(), sem.release(), cond.release()] {
+        r.unwrap();
+    }
 }

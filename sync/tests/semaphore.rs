@@ -31,7 +31,7 @@ fn bad_values_are_typed_errors() {
 fn bounded_over_release_is_an_error() {
     let s = BoundedSemaphore::new(2).unwrap();
     assert!(matches!(s.release(), Err(SyncError::OverRelease { value: 2, bound: 2 })));
-    assert!(s.acquire(true, None).unwrap());
+    s.acquire().unwrap();
     s.release().unwrap();
     assert!(s.release().is_err());
 }
@@ -40,9 +40,9 @@ fn bounded_over_release_is_an_error() {
 fn timeout_returns_false() {
     let s = Semaphore::new(0).unwrap();
     let t = Instant::now();
-    assert!(!s.acquire(true, Some(Duration::from_millis(20))).unwrap());
+    assert!(matches!(s.acquire_timeout(Duration::from_millis(20)), Err(SyncError::Timeout { .. })));
     assert!(t.elapsed() >= Duration::from_millis(20));
-    assert!(!s.acquire(false, None).unwrap());
+    assert!(matches!(s.try_acquire(), Err(SyncError::WouldBlock { .. })));
     assert!(matches!(s.permit_timeout(Duration::from_millis(1)), Err(SyncError::Timeout { .. })));
 }
 
@@ -114,7 +114,7 @@ fn release_wakes_a_sleeper_in_another_process() {
         .map(|_| {
             let (sem, got) = (sem.clone(), got.clone());
             fork(30, move || {
-                if sem.acquire(true, Some(Duration::from_secs(20))).unwrap() {
+                if sem.acquire_timeout(Duration::from_secs(20)).is_ok() {
                     got.add(1);
                     0
                 } else {

@@ -39,7 +39,7 @@ fn get_lock_is_the_values_lock() {
     assert!(v.try_lock().is_err());
     drop(g);
     // Python's pattern: with v.get_lock(): v.value += 1
-    assert!(l.acquire(true, None).unwrap());
+    l.acquire().unwrap();
     l.release().unwrap();
     assert_eq!(v.get().unwrap(), 7);
 }

@@ -191,6 +191,9 @@ fn ci() -> Result {
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run("cargo clippy --workspace --all-targets -- -D warnings", clippy)?;
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    run("RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps", doc)?;
     feature_gates()?;
     loom(true)?;
     let mut ex = cargo();

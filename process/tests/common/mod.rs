@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mproc_process::Process;
+use mproc_process::{Process, ProcessError};
 
 /// The longest any test waits for a child before killing it.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -16,9 +16,10 @@ pub fn watchdog() {
 
 /// Joins with the deadline; kills (and reaps) the child if it runs past it.
 pub fn finish(p: &mut Process) -> i32 {
-    if !p.join_timeout(DEADLINE).expect("join_timeout") {
+    if let Err(e) = p.join_timeout(DEADLINE) {
+        assert!(matches!(e, ProcessError::Timeout { .. }), "join_timeout: {e}");
         p.kill().expect("kill");
-        assert!(p.join_timeout(DEADLINE).expect("join after kill"));
+        p.join_timeout(DEADLINE).expect("join after kill");
         panic!("process {} did not end within {DEADLINE:?}", p.name());
     }
     p.exitcode().expect("an ended process has an exit code")
