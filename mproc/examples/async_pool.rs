@@ -32,7 +32,7 @@ async fn run() -> mproc::Result<()> {
     // A pool: one awaited result, a whole map awaited, an imap stream.
     let pool = Pool::new(3)?;
     let one = pool.apply_async(primes_below, 20_000)?;
-    let many = pool.map_async(primes_below, [10, 100, 1_000, 10_000], None)?;
+    let many = pool.map_async(primes_below, [10, 100, 1_000, 10_000])?;
     println!("apply_async: {}", one.await?);
     println!("map_async: {:?}", many.await?);
     let mut stream = pool.imap(primes_below, [50u64, 500, 5_000])?;

@@ -48,7 +48,7 @@ fn apply_map_and_streams_awaited() {
     for rt in runtimes() {
         rt.block_on(async {
             assert_eq!(within(pool.apply_async(square, 9).unwrap()).await.unwrap(), 81);
-            let all = within(pool.map_async(square, 0..100, None).unwrap()).await.unwrap();
+            let all = within(pool.map_async(square, 0..100).unwrap()).await.unwrap();
             assert_eq!(all, (0..100).map(|x| x * x).collect::<Vec<_>>());
             let mut s = pool.imap(square, 0..50u64).unwrap();
             let mut got = Vec::new();

@@ -51,7 +51,7 @@ impl<T> std::fmt::Debug for ResultFuture<T> {
 /// let pool = Pool::new(2)?;
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// assert_eq!(pool.apply_async(square, 7)?.await?, 49);
-/// assert_eq!(pool.map_async(square, 1..=4, None)?.await?, [1, 4, 9, 16]);
+/// assert_eq!(pool.map_async(square, 1..=4)?.await?, [1, 4, 9, 16]);
 /// # Ok::<(), mproc_pool::PoolError>(())
 /// # })?;
 /// # Ok::<(), mproc_pool::PoolError>(())
