@@ -48,6 +48,12 @@
 use hmac::{Hmac, Mac};
 use subtle::ConstantTimeEq;
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/auth.rs"]
+mod asyncio;
+#[cfg(feature = "tokio")]
+pub use asyncio::{answer_challenge_async, deliver_challenge_async};
+
 use crate::connection::Connection;
 use crate::error::{IpcError, Result};
 

@@ -29,6 +29,10 @@ use crate::error::{IpcError, Result};
 use crate::framing::{encode_header, FrameReader, MAX_HEADER, SHORT_MAX};
 use crate::pipe::ring::{RingEnd, RingToken};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/connection.rs"]
+pub(crate) mod asyncio;
+
 /// The default frame cap of connections made from outside sockets
 /// ([`Connection::from_unix`], [`Connection::from_tcp`], [`Listener`](crate::Listener),
 /// [`Client`](crate::Client)): 64 MiB.
@@ -88,6 +92,10 @@ pub enum SocketKind {
 /// ```
 #[doc(alias = "PipeConnection")]
 pub struct Connection {
+    /// The async side (feature `tokio`): the reactor registration and a
+    /// message being written. Declared before `fd`, which the registration borrows.
+    #[cfg(feature = "tokio")]
+    aio: asyncio::AsyncState,
     /// `None` after [`close`](Connection::close). For a ring connection, the
     /// doorbell socket. Declared before `transport`, so that dropping a
     /// connection closes the socket before the ring end rings the peer's bells.
@@ -131,6 +139,8 @@ impl fmt::Debug for Connection {
 /// close them.
 struct SocketSource<'a> {
     fd: BorrowedFd<'a>,
+    /// `MSG_DONTWAIT`: an empty socket is a `WouldBlock` error (the async adapters).
+    dontwait: bool,
     /// `None` on TCP.
     received: Option<(&'a mut VecDeque<OwnedFd>, &'a mut bool)>,
 }
@@ -139,11 +149,15 @@ impl Read for SocketSource<'_> {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some((received, lost)) = &mut self.received else {
+            if self.dontwait {
+                return Ok(rustix::net::recv(self.fd, buf, RecvFlags::DONTWAIT)?.0);
+            }
             return Ok(rustix::io::read(self.fd, buf)?);
         };
+        let flags = if self.dontwait { RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT } else { RecvFlags::CMSG_CLOEXEC };
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_HANDLE_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
-        let got = rustix::net::recvmsg(self.fd, &mut [IoSliceMut::new(buf)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
+        let got = rustix::net::recvmsg(self.fd, &mut [IoSliceMut::new(buf)], &mut control, flags)?;
         if got.flags.contains(ReturnFlags::CTRUNC) {
             **lost = true;
         }
@@ -159,6 +173,8 @@ impl Read for SocketSource<'_> {
 impl Connection {
     fn from_fd(fd: OwnedFd, kind: SocketKind, max_frame: usize) -> Connection {
         Connection {
+            #[cfg(feature = "tokio")]
+            aio: Default::default(),
             fd: Some(fd),
             kind,
             reader: FrameReader::new(),
@@ -172,9 +188,13 @@ impl Connection {
 
     /// The reader of this socket connection's bytes (and descriptors).
     fn source(&mut self) -> Result<(&mut FrameReader, SocketSource<'_>)> {
+        self.source_with(false)
+    }
+
+    fn source_with(&mut self, dontwait: bool) -> Result<(&mut FrameReader, SocketSource<'_>)> {
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
         let received = (self.kind == SocketKind::Unix).then_some((&mut self.received, &mut self.fds_lost));
-        Ok((&mut self.reader, SocketSource { fd, received }))
+        Ok((&mut self.reader, SocketSource { fd, dontwait, received }))
     }
 
     /// A ring connection: `fd` is its doorbell socket.
@@ -275,6 +295,8 @@ impl Connection {
 
     /// Sends one message: the bytes of `buf`, framed. Zero-length messages are legal.
     pub fn send_bytes(&mut self, buf: &[u8]) -> Result<()> {
+        #[cfg(feature = "tokio")]
+        self.finish_async_send()?;
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
             return r.send_bytes(fd, buf);
@@ -300,6 +322,8 @@ impl Connection {
     /// (serde writes it byte by byte): send bytes as `Bytes`, or raw with
     /// [`send_bytes`](Connection::send_bytes).
     pub fn send<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
+        #[cfg(feature = "tokio")]
+        self.finish_async_send()?;
         let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
             let mut buf = std::mem::take(&mut self.wbuf);
@@ -515,6 +539,8 @@ impl Connection {
     /// ```
     #[doc(alias = "reduction.send_handle")]
     pub fn send_handle<H: Share>(&mut self, handle: &H) -> Result<()> {
+        #[cfg(feature = "tokio")]
+        self.finish_async_send()?;
         let transport = match (&self.transport, self.kind) {
             (Transport::Ring(_), _) => "shared-memory pipe",
             (Transport::Socket, SocketKind::Tcp) => "TCP",
@@ -621,6 +647,11 @@ impl Connection {
     /// peer reads [`IpcError::Eof`] once it has read what was sent. Dropping
     /// the connection does the same.
     pub fn close(&mut self) {
+        // The reactor registration borrows the socket: it goes first.
+        #[cfg(feature = "tokio")]
+        {
+            self.aio = Default::default();
+        }
         // The socket first: the ring end's drop then wakes the peer, which
         // finds the socket closed.
         self.fd = None;

@@ -135,6 +135,62 @@ impl FrameReader {
         Ok(len)
     }
 
+    /// For readers that must not block (the async adapters): reads what `src`
+    /// holds now (it returns [`io::ErrorKind::WouldBlock`] when empty) and says
+    /// whether the next frame read of at most `max` bytes will return without
+    /// reading: a whole frame is buffered, or end of file, a bad header or a
+    /// too-long frame is there to report. A frame longer than the buffer grows
+    /// it to the frame's size (bounded by `max`); [`shrink`](Self::shrink) gives
+    /// the memory back.
+    pub fn fill_nonblocking<R: Read>(&mut self, src: &mut R, max: usize) -> Result<bool> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; READ_BUFFER];
+        }
+        loop {
+            if self.eof || self.unreadable.is_some() {
+                return Ok(true);
+            }
+            let have = self.buffered();
+            let need = match decode_header(&self.buf[self.start..self.end]) {
+                Ok(Some((len, _))) if len > max as u64 => return Ok(true),
+                Ok(Some((len, header))) => header + len as usize,
+                Ok(None) if have < 4 => 4,
+                Ok(None) => MAX_HEADER,
+                Err(_) => return Ok(true),
+            };
+            if have >= need {
+                return Ok(true);
+            }
+            if self.start + need > self.buf.len() {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                if need > self.buf.len() {
+                    self.buf.resize(need, 0);
+                }
+            }
+            match src.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(IpcError::os("read", "connection", e)),
+            }
+        }
+    }
+
+    /// Gives back a buffer that [`fill_nonblocking`](Self::fill_nonblocking)
+    /// grew past the usual size, once what it holds fits the usual size.
+    pub fn shrink(&mut self) {
+        if self.buf.len() > READ_BUFFER && self.buffered() <= READ_BUFFER {
+            let mut buf = vec![0u8; READ_BUFFER];
+            buf[..self.buffered()].copy_from_slice(&self.buf[self.start..self.end]);
+            self.end = self.buffered();
+            self.start = 0;
+            self.buf = buf;
+        }
+    }
+
     /// Consumes a header and returns the payload length, which is at most `max`.
     fn read_header<R: Read>(&mut self, src: &mut R, max: usize) -> Result<usize> {
         if let Some(reason) = &self.unreadable {

@@ -54,11 +54,18 @@
 //! # Ok::<(), mproc_ipc::IpcError>(())
 //! ```
 //!
+//! With the cargo feature `tokio` (off by default), connections, listeners and
+//! queues have `*_async` forms (`recv_async`, `accept_async`, `get_async`, …),
+//! each documented with its cancel safety; the design and its wake-up cost are
+//! in `src/asyncio/mod.rs`.
+//!
 //! Linux only.
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-ipc supports Linux only");
 
+#[cfg(feature = "tokio")]
+mod asyncio;
 pub mod auth;
 mod connection;
 mod doorbell;

@@ -21,6 +21,10 @@ use crate::connection::{Connection, DEFAULT_MAX_FRAME};
 use crate::error::{IpcError, Result};
 use crate::handshake::{Handshakes, Stream};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/listener.rs"]
+mod asyncio;
+
 /// Where a [`Listener`] listens and a [`Client`] connects.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {

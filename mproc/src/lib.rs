@@ -151,6 +151,8 @@ pub use mproc_process::{
     ProcessError, ProcessInfo, Run, Shared,
 };
 
+#[cfg(feature = "tokio")]
+pub use mproc_process::wait_any_async;
 /// Builds a [`Process`] (name, daemon flag, target): `Process::builder()`.
 pub use mproc_process::Builder as ProcessBuilder;
 

@@ -56,6 +56,10 @@ fn build_examples() {
         // `--workspace`, as `cargo test --workspace` and CI's `cargo build
         // --workspace --examples` select: the same features, so nothing is rebuilt.
         cmd.args(["build", "--quiet", "--workspace", "--examples", "--target-dir"]).arg(target_dir);
+        // With the feature on, the feature-gated examples (async_pool) too.
+        if cfg!(feature = "tokio") {
+            cmd.args(["--features", "mproc/tokio"]);
+        }
         match profile {
             "debug" => {}
             "release" => {
@@ -287,8 +291,22 @@ macro_rules! examples {
     };
 }
 
-/// Examples checked by hand-written tests below rather than by the macro.
-const CHECKED_ELSEWHERE: &[&str] = &["task_master", "task_worker"];
+/// Examples checked by hand-written tests below rather than by the macro
+/// (`async_pool` only exists with the `tokio` feature).
+const CHECKED_ELSEWHERE: &[&str] = &["task_master", "task_worker", "async_pool"];
+
+#[cfg(feature = "tokio")]
+#[test]
+fn async_pool() {
+    let out = run("async_pool");
+    out.assert_contains("the runtime is free while the work runs");
+    assert_eq!(out.after_prefix("apply_async: "), ["2262"], "{}", out.context());
+    assert_eq!(out.after_prefix("map_async: "), ["[4, 25, 168, 1229]"], "{}", out.context());
+    assert_eq!(out.after_prefix("imap: "), ["15", "95", "669"], "{}", out.context());
+    assert_eq!(out.after_prefix("worker 0: "), ["3245"], "{}", out.context());
+    assert_eq!(out.after_prefix("worker 1: "), ["4203"], "{}", out.context());
+    out.assert_contains("workers joined");
+}
 
 examples! {
     fork_pids => |out| {

@@ -15,6 +15,10 @@ use crate::scheduler::Unit;
 use crate::task::Code;
 use crate::{Pool, PoolError};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/imap.rs"]
+mod asyncio;
+
 struct Feed<'p, I, R> {
     pool: &'p Pool,
     /// `None` once exhausted (or after a failed submission).

@@ -158,25 +158,48 @@ pub(crate) type ChunkResult<R> = (u32, Result<Vec<R>, PoolError>);
 
 /// `imap` / `imap_unordered`: chunk results queue up for the iterator.
 pub(crate) struct IterJob<R> {
-    state: Mutex<VecDeque<ChunkResult<R>>>,
+    /// Chunk results not yet taken, and the waker of a stream awaiting one.
+    state: Mutex<(VecDeque<ChunkResult<R>>, Option<std::task::Waker>)>,
     arrived: Condvar,
 }
 
 impl<R> IterJob<R> {
     pub(crate) fn new() -> IterJob<R> {
-        IterJob { state: Mutex::new(VecDeque::new()), arrived: Condvar::new() }
+        IterJob { state: Mutex::new((VecDeque::new(), None)), arrived: Condvar::new() }
+    }
+
+    fn find(q: &mut VecDeque<ChunkResult<R>>, want: Option<u32>) -> Option<ChunkResult<R>> {
+        let pos = match want {
+            None => (!q.is_empty()).then_some(0),
+            Some(c) => q.iter().position(|(i, _)| *i == c),
+        };
+        q.remove(pos?)
+    }
+
+    /// Takes chunk `want` (or any chunk, when `None`) if it is there; else
+    /// keeps `cx`'s waker, which the next delivery wakes.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn poll_take(
+        &self,
+        want: Option<u32>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<ChunkResult<R>> {
+        let mut q = lock(&self.state);
+        match Self::find(&mut q.0, want) {
+            Some(part) => std::task::Poll::Ready(part),
+            None => {
+                q.1 = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        }
     }
 
     /// Takes chunk `want` (or any chunk, when `None`), waiting until `deadline`.
     pub(crate) fn take(&self, want: Option<u32>, deadline: Option<Instant>) -> Option<ChunkResult<R>> {
         let mut q = lock(&self.state);
         loop {
-            let pos = match want {
-                None => (!q.is_empty()).then_some(0),
-                Some(c) => q.iter().position(|(i, _)| *i == c),
-            };
-            if let Some(pos) = pos {
-                return q.remove(pos);
+            if let Some(part) = Self::find(&mut q.0, want) {
+                return Some(part);
             }
             match deadline {
                 None => q = self.arrived.wait(q).ignore_poison(),
@@ -198,8 +221,15 @@ impl<R: DeserializeOwned + Send> Job for IterJob<R> {
             Delivery::Done(bytes) => decode::<Vec<R>>(bytes),
             d => Err(d.into_error(items)),
         };
-        lock(&self.state).push_back((chunk, part));
+        let waker = {
+            let mut q = lock(&self.state);
+            q.0.push_back((chunk, part));
+            q.1.take()
+        };
         self.arrived.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 

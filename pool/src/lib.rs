@@ -44,6 +44,8 @@
 //!
 //! Linux only.
 
+#[cfg(feature = "tokio")]
+mod asyncio;
 mod error;
 mod imap;
 mod job;
@@ -57,7 +59,12 @@ mod wire;
 mod worker;
 mod worker_args;
 
+#[cfg(feature = "tokio")]
+pub use asyncio::ResultFuture;
 pub use error::{PoolError, WorkerExit};
+/// The stream trait [`Imap`] and [`ImapUnordered`] implement (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub use futures_core::Stream;
 pub use imap::{Imap, ImapUnordered};
 pub use pool::{Pool, PoolBuilder, StartMethod};
 pub use result::AsyncResult;

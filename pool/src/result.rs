@@ -20,12 +20,12 @@ pub(crate) enum Cell<T> {
 }
 
 impl<T> Cell<T> {
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         matches!(self, Cell::Empty)
     }
 
     /// Moves a delivered result out, leaving `Taken`; `None` while empty.
-    fn take(&mut self) -> Option<Result<T, PoolError>> {
+    pub(crate) fn take(&mut self) -> Option<Result<T, PoolError>> {
         match std::mem::replace(self, Cell::Empty) {
             Cell::Empty => None,
             Cell::Filled(r) => {
@@ -43,23 +43,39 @@ impl<T> Cell<T> {
 /// A one-shot cell the collector fills and a caller waits on.
 pub(crate) struct Slot<T> {
     value: Mutex<Cell<T>>,
-    /// Threads blocked on `ready` (a notify costs a futex call, so it is made
-    /// only when someone waits).
+    /// Threads blocked on `ready`, and futures registered in `wakers` (a
+    /// notify costs a futex call, so it is made only when someone waits).
     waiters: std::sync::atomic::AtomicUsize,
     ready: Condvar,
+    /// The wakers of futures awaiting the slot (see `asyncio.rs`), by future;
+    /// looked at only when `waiters` is not zero.
+    #[cfg(feature = "tokio")]
+    pub(crate) wakers: Mutex<Vec<(u64, std::task::Waker)>>,
 }
 
 impl<T> Slot<T> {
     pub(crate) fn new() -> Arc<Slot<T>> {
-        Arc::new(Slot { value: Mutex::new(Cell::Empty), waiters: Default::default(), ready: Condvar::new() })
+        Arc::new(Slot {
+            value: Mutex::new(Cell::Empty),
+            waiters: Default::default(),
+            ready: Condvar::new(),
+            #[cfg(feature = "tokio")]
+            wakers: Mutex::new(Vec::new()),
+        })
     }
 
     #[cfg(test)]
     pub(crate) fn ready_with(value: Result<T, PoolError>) -> Arc<Slot<T>> {
-        Arc::new(Slot { value: Mutex::new(Cell::Filled(value)), waiters: Default::default(), ready: Condvar::new() })
+        Arc::new(Slot {
+            value: Mutex::new(Cell::Filled(value)),
+            waiters: Default::default(),
+            ready: Condvar::new(),
+            #[cfg(feature = "tokio")]
+            wakers: Mutex::new(Vec::new()),
+        })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Cell<T>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Cell<T>> {
         sys::lock(&self.value)
     }
 
@@ -73,8 +89,23 @@ impl<T> Slot<T> {
         // `waiters` only changes under the lock we hold, so Relaxed suffices.
         if self.waiters.load(Ordering::Relaxed) > 0 {
             self.ready.notify_all();
+            #[cfg(feature = "tokio")]
+            for (_, w) in self.wakers.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+                w.wake();
+            }
         }
         true
+    }
+
+    /// Counts a future in (`1`) or out (`-1`) of the waiters; call with the
+    /// slot's lock held, as `wait_until` changes the count.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn waiters_add(&self, n: isize) {
+        if n > 0 {
+            self.waiters.fetch_add(n as usize, Ordering::Relaxed);
+        } else {
+            self.waiters.fetch_sub(n.unsigned_abs(), Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn is_set(&self) -> bool {
@@ -110,7 +141,7 @@ impl<T> Slot<T> {
 /// pool: if the pool is terminated first, the result is
 /// [`PoolError::Terminated`].
 pub struct AsyncResult<T> {
-    slot: Arc<Slot<T>>,
+    pub(crate) slot: Arc<Slot<T>>,
 }
 
 impl<T> fmt::Debug for AsyncResult<T> {

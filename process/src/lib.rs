@@ -49,6 +49,8 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-process supports Linux only: it relies on pidfd, prctl(PR_SET_PDEATHSIG) and /proc/self/exe");
 
+#[cfg(feature = "tokio")]
+mod asyncio;
 mod child;
 mod current;
 mod error;
@@ -58,6 +60,8 @@ mod registry;
 mod spawn;
 mod testing;
 
+#[cfg(feature = "tokio")]
+pub use asyncio::wait_any_async;
 pub use current::{active_children, authkey, cpu_count, current_process, parent_process, set_authkey, ProcessInfo};
 pub use error::ProcessError;
 pub use fork::exit;

@@ -155,8 +155,37 @@ fn leaks() -> Result {
     }
 }
 
+/// The crates with a `tokio` feature (off by default), linted with it on; the
+/// first three hold the async code and run their whole test suites with it,
+/// the facade runs the example that needs it (the manager has no async code of
+/// its own yet). `cargo test --workspace` builds none of tokio.
+const TOKIO_CRATES: [&str; 5] = ["mproc-ipc", "mproc-process", "mproc-pool", "mproc", "mproc-manager"];
+
+fn tokio_feature() -> Result {
+    for pkg in TOKIO_CRATES {
+        let mut t = cargo();
+        t.args(["test", "-p", pkg, "--features", "tokio"]);
+        let what = match pkg {
+            "mproc" => {
+                t.args(["--test", "examples", "--", "async_pool", "every_example_is_checked"]);
+                format!("cargo test -p {pkg} --features tokio --test examples -- async_pool")
+            }
+            "mproc-manager" => String::new(),
+            _ => format!("cargo test -p {pkg} --features tokio"),
+        };
+        if !what.is_empty() {
+            run(&what, t)?;
+        }
+        let mut c = cargo();
+        c.args(["clippy", "-p", pkg, "--features", "tokio", "--all-targets", "--", "-D", "warnings"]);
+        run(&format!("cargo clippy -p {pkg} --features tokio --all-targets -- -D warnings"), c)?;
+    }
+    leaks()
+}
+
 fn ci() -> Result {
     leaks()?;
+    tokio_feature()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run("cargo fmt --all --check", fmt)?;

@@ -64,6 +64,10 @@ use serde::{Deserialize, Serialize};
 use crate::doorbell::Bell;
 use crate::error::{IpcError, Result};
 
+#[cfg(feature = "tokio")]
+#[path = "../asyncio/pipe.rs"]
+mod asyncio;
+
 /// How long a reader (or a writer facing a full ring) first spins before it
 /// sleeps; the spin then adapts between [`MIN_SPIN`] and [`MAX_SPIN`].
 pub const SPIN: Duration = Duration::from_micros(20);
@@ -213,6 +217,10 @@ pub(crate) struct RingEnd {
     /// Records of this length or more start a chunked message.
     chunk: usize,
     live: Live,
+    /// A long message whose chunks an async receive began to take out of the
+    /// ring: its total length and the bytes so far.
+    #[cfg(feature = "tokio")]
+    rx_partial: Option<(usize, Vec<u8>)>,
 }
 
 /// What an end learns while it waits.
@@ -273,7 +281,16 @@ impl RingEnd {
             spin_ns: AtomicU32::new(SPIN.as_nanos() as u32),
             waits: AtomicU32::new(0),
         };
-        Ok(RingEnd { shared, end, rx, tx, chunk, live })
+        Ok(RingEnd {
+            shared,
+            end,
+            rx,
+            tx,
+            chunk,
+            live,
+            #[cfg(feature = "tokio")]
+            rx_partial: None,
+        })
     }
 
     pub(crate) fn readable(&self) -> bool {
@@ -374,6 +391,10 @@ impl RingEnd {
         max: usize,
         f: impl FnOnce(Payload<'_>) -> R,
     ) -> Result<R> {
+        #[cfg(feature = "tokio")]
+        if self.rx_partial.is_some() {
+            return self.finish_partial(fd, f);
+        }
         match self.wait_rx(fd, None)? {
             Wait::Ready => {}
             Wait::Hup | Wait::Timeout => return Err(IpcError::Eof),
@@ -388,7 +409,7 @@ impl RingEnd {
             }
             let r = f(Payload::Slice(&grant));
             grant.release();
-            self.shared.bell(i, ROOM).ring();
+            self.released(i, fd);
             return Ok(r);
         }
         // A chunked message: the first record holds the total length.
@@ -403,7 +424,7 @@ impl RingEnd {
         let mut msg = Vec::with_capacity(total);
         msg.extend_from_slice(&grant[8..]);
         grant.release();
-        self.shared.bell(i, ROOM).ring();
+        self.released(i, fd);
         while msg.len() < total {
             match self.wait_rx(fd, None)? {
                 Wait::Ready => {}
@@ -423,9 +444,19 @@ impl RingEnd {
             }
             msg.extend_from_slice(&grant);
             grant.release();
-            self.shared.bell(i, ROOM).ring();
+            self.released(i, fd);
         }
         Ok(f(Payload::Vec(msg)))
+    }
+
+    /// Rings the `room` bell of ring `i` after a release; a writer waiting in
+    /// `poll(2)` (an async send) gets a doorbell byte.
+    #[inline]
+    fn released(&self, i: usize, fd: BorrowedFd<'_>) {
+        if self.shared.bell(i, ROOM).ring().poll {
+            // Fails only when the writer is gone: nobody to wake.
+            let _ = doorbell(fd);
+        }
     }
 
     /// Whether a message or end of file is there, waiting up to `timeout`.

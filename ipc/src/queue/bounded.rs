@@ -25,7 +25,7 @@ use super::{bounded_methods, common_methods, queue_impls, Kind, PutError, QueueB
 /// ```
 #[doc(alias = "multiprocessing.Queue")]
 pub struct Queue<T> {
-    q: Typed<T>,
+    pub(super) q: Typed<T>,
 }
 
 queue_impls!(Queue, Kind::Queue);

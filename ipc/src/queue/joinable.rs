@@ -30,7 +30,7 @@ use super::{bounded_methods, common_methods, queue_impls, Kind, PutError, QueueB
 /// ```
 #[doc(alias = "multiprocessing.JoinableQueue")]
 pub struct JoinableQueue<T> {
-    q: Typed<T>,
+    pub(super) q: Typed<T>,
 }
 
 queue_impls!(JoinableQueue, Kind::Joinable);

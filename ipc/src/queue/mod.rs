@@ -112,6 +112,10 @@ pub use simple::SimpleQueue;
 
 use raw::{Kind, RawQueue, Until};
 
+#[cfg(feature = "tokio")]
+#[path = "../asyncio/queue.rs"]
+mod asyncio;
+
 /// The default bound of a [`Queue`] or [`JoinableQueue`], in items.
 pub const DEFAULT_MAXSIZE: usize = 4096;
 /// The default bound of a [`SimpleQueue`], in items (it has no `full`/`Full`:

@@ -726,6 +726,18 @@ impl RawQueue {
         Ok(())
     }
 
+    /// For the async adapters: the word a get (`NOT_EMPTY`), a put
+    /// (`NOT_FULL`) or a join (`UNFINISHED`) sleeps on, with its `WAITERS`
+    /// bit set (the value it now holds is returned: look at the queue again,
+    /// then await the word while it holds that value); and what keeps the
+    /// word's memory mapped.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn arm(&self, which: usize) -> (&AtomicU32, u32, Arc<dyn std::any::Any + Send + Sync>) {
+        let c = self.ctrl();
+        let word = [&c.not_empty.0, &c.not_full.0, &c.unfinished.0][which];
+        (word, word.fetch_or(WAITERS, SeqCst) | WAITERS, self.backing.clone())
+    }
+
     /// Waits until no task is unfinished, at most until `deadline`; true if so.
     pub(crate) fn join(&self, deadline: Until) -> bool {
         let word = &self.ctrl().unfinished.0;

@@ -21,7 +21,7 @@ use super::{common_methods, queue_impls, Kind, PutError, QueueBuilder, QueueErro
 /// ```
 #[doc(alias = "multiprocessing.SimpleQueue")]
 pub struct SimpleQueue<T> {
-    q: Typed<T>,
+    pub(super) q: Typed<T>,
 }
 
 queue_impls!(SimpleQueue, Kind::Simple);
