@@ -21,12 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::error::{ManagerError, Result};
+use crate::net::Conn;
 use crate::object::lock;
-use crate::server::{Transport, MAX_FRAME};
-use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats};
-
-/// A boxed connection to a server.
-pub(crate) type Conn = Box<dyn Transport + Send>;
+use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats, MAX_FRAME};
 
 /// How to reach a server.
 #[derive(Clone)]
@@ -35,7 +32,7 @@ pub(crate) enum Endpoint {
     Socket { address: crate::Address, authkey: Arc<[u8]> },
     /// An in-process server (unit tests): each connection is a thread.
     #[cfg(test)]
-    Memory(Arc<crate::server::ServerState>),
+    Memory(Arc<crate::state::ServerState>),
 }
 
 /// A server as seen by this process: its endpoint and idle connections.
@@ -130,13 +127,13 @@ pub(crate) fn roundtrip(conn: &mut Conn, frame: &[u8]) -> Result<Response> {
     match sent {
         Ok(bytes) => from_bytes::<Response>(&bytes),
         Err(e @ ManagerError::FrameTooLarge { .. }) => Err(e),
-        Err(ManagerError::Disconnected(m)) => Err(ManagerError::Disconnected(m)),
-        Err(e) => Err(ManagerError::Disconnected(e.to_string())),
+        Err(ManagerError::Disconnected { reason: m }) => Err(ManagerError::Disconnected { reason: m }),
+        Err(e) => Err(ManagerError::Disconnected { reason: e.to_string() }),
     }
 }
 
 pub(crate) fn unexpected(reply: &Reply) -> ManagerError {
-    ManagerError::Decode(format!("unexpected reply {reply:?}"))
+    ManagerError::Decode { reason: format!("unexpected reply {reply:?}") }
 }
 
 struct Pool {
@@ -245,7 +242,7 @@ pub(crate) fn remember(target: &Arc<Target>) {
 /// The target for `address`: the live one this process already uses if its authkey
 /// matches, else a new one with `authkey` (from a spawn token) or, without one, with
 /// the authkey this process already knows for the address. A process that knows no
-/// authkey for it gets `AuthFailed` naming the address.
+/// authkey for it gets `Authentication` naming the address.
 pub(crate) fn target_for(address: &crate::Address, authkey: Option<&[u8]>) -> Result<Arc<Target>> {
     fork_handlers();
     let mut g = lock(&KNOWN);
@@ -259,7 +256,7 @@ pub(crate) fn target_for(address: &crate::Address, authkey: Option<&[u8]>) -> Re
         (Some(k), None) => k.authkey.clone(),
         // Not known here: this process's authkey, which managers started
         // without one use and every process of the tree shares (a wrong key
-        // fails the handshake with AuthFailed).
+        // fails the handshake with Authentication).
         (None, None) => mproc_process::authkey().into(),
     };
     let target = Target::new(Endpoint::Socket { address: address.clone(), authkey: key.clone() });
@@ -294,14 +291,17 @@ thread_local! {
 pub(crate) fn random_bytes(buf: &mut [u8], what: &str) -> Result<()> {
     #[cfg(test)]
     if FAIL_RANDOM.with(|f| f.get()) {
-        return Err(ManagerError::Io(format!("getrandom for {what} failed: {}", rustix::io::Errno::NOSYS)));
+        return Err(ManagerError::Io {
+            op: format!("getrandom for {what}"),
+            reason: rustix::io::Errno::NOSYS.to_string(),
+        });
     }
     let mut filled = 0;
     while filled < buf.len() {
         match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
             Ok(n) => filled += n,
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(ManagerError::Io(format!("getrandom for {what} failed: {e}"))),
+            Err(e) => return Err(ManagerError::Io { op: format!("getrandom for {what}"), reason: e.to_string() }),
         }
     }
     Ok(())

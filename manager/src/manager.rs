@@ -37,7 +37,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// ```
 pub struct Manager {
     pub(crate) target: Arc<Target>,
-    pub(crate) server: Option<crate::net::ServerProcess>,
+    pub(crate) server: Option<crate::launcher::ServerProcess>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -51,12 +51,6 @@ impl std::fmt::Debug for Manager {
 }
 
 impl Manager {
-    /// Starts a `SyncManager` server in a child process (Python's `Manager()`).
-    #[doc(alias = "SyncManager")]
-    pub fn start() -> Result<Manager> {
-        crate::ManagerBuilder::new().start()
-    }
-
     /// Connects to a running server (Python's `BaseManager(address, authkey).connect()`).
     pub fn connect(address: Address, authkey: &[u8]) -> Result<Manager> {
         let target = Target::new(Endpoint::Socket { address, authkey: authkey.into() });
@@ -218,10 +212,10 @@ impl Manager {
     pub fn condition_with(&self, lock: &LockProxy) -> Result<ConditionProxy> {
         let h = &lock.object().0 .0;
         if !h.target.same_server(&self.target) {
-            return Err(ManagerError::InvalidArgument(format!(
-                "the lock {:?} (object {}) belongs to another manager server",
-                h.typeid, h.id
-            )));
+            return Err(ManagerError::InvalidArgument {
+                argument: format!("lock = {:?} object {}", h.typeid, h.id),
+                reason: "it belongs to another manager server".into(),
+            });
         }
         self.create(typeids::CONDITION, to_bytes(&Some(h.id))?)
     }
@@ -234,7 +228,10 @@ impl Manager {
     /// A new `Barrier(parties)`; 0 parties is `InvalidArgument`.
     pub fn barrier(&self, parties: u64) -> Result<BarrierProxy> {
         if parties == 0 {
-            return Err(ManagerError::InvalidArgument("a Barrier needs at least 1 party, got 0".into()));
+            return Err(ManagerError::InvalidArgument {
+                argument: "parties = 0".into(),
+                reason: "a Barrier needs at least 1 party".into(),
+            });
         }
         self.create(typeids::BARRIER, to_bytes(&parties)?)
     }
@@ -244,7 +241,10 @@ impl Manager {
     /// (`BrokenBarrier`); 0 parties is `InvalidArgument`.
     pub fn barrier_with_timeout(&self, parties: u64, timeout: Duration) -> Result<BarrierProxy> {
         if parties == 0 {
-            return Err(ManagerError::InvalidArgument("a Barrier needs at least 1 party, got 0".into()));
+            return Err(ManagerError::InvalidArgument {
+                argument: "parties = 0".into(),
+                reason: "a Barrier needs at least 1 party".into(),
+            });
         }
         self.create(typeids::BARRIER, to_bytes(&(parties, Some(timeout)))?)
     }

@@ -69,7 +69,7 @@ impl CallCtx<'_> {
         deadline: Option<Instant>,
     ) -> Result<(MutexGuard<'g, T>, bool)> {
         if !(self.alive)() {
-            return Err(ManagerError::Disconnected("the calling client went away".into()));
+            return Err(ManagerError::Disconnected { reason: "the calling client went away".into() });
         }
         let slice = match deadline {
             Some(d) => {
@@ -83,7 +83,7 @@ impl CallCtx<'_> {
         };
         let (guard, _) = cv.wait_timeout(guard, slice).unwrap_or_else(|e| e.into_inner());
         if !(self.alive)() {
-            return Err(ManagerError::Disconnected("the calling client went away".into()));
+            return Err(ManagerError::Disconnected { reason: "the calling client went away".into() });
         }
         let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
         Ok((guard, timed_out))
@@ -110,15 +110,14 @@ pub(crate) trait Object: Send + Sync {
     fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>>;
     /// Called when a client goes away, so objects it held state in (locks) can let go.
     fn client_gone(&self, _client: u64) {}
-    /// The lock state of a `Lock`/`RLock`, which a `Condition` made over it shares.
-    fn lock_core(&self) -> Option<std::sync::Arc<crate::objects::sync::LockCore>> {
-        None
-    }
+    /// The object as `Any`, so a factory can find the concrete type of another object
+    /// (a `Condition` made over a `Lock` object shares that lock's state).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// Decodes a method call of an object of `typeid`; a failure means "no such method".
 pub(crate) fn decode_call<T: DeserializeOwned>(typeid: &str, call: &[u8]) -> Result<T> {
-    from_bytes(call).map_err(|e| ManagerError::UnknownMethod { typeid: typeid.to_string(), detail: e.to_string() })
+    from_bytes(call).map_err(|e| ManagerError::UnknownMethod { typeid: typeid.to_string(), method: e.to_string() })
 }
 
 /// Adapts a [`Served`] user type to [`Object`].
@@ -128,9 +127,13 @@ pub(crate) struct ServedObject<T: Served> {
 }
 
 impl<T: Served> Object for ServedObject<T> {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, _ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         let req: T::Request = decode_call(&self.typeid, call)?;
-        let resp = self.inner.dispatch(req).map_err(ManagerError::Remote)?;
+        let resp = self.inner.dispatch(req).map_err(|message| ManagerError::Remote { message })?;
         to_bytes(&resp)
     }
 }

@@ -61,7 +61,8 @@ pub mod typeids {
 }
 
 fn init<T: serde::de::DeserializeOwned>(typeid: &str, bytes: &[u8]) -> Result<T> {
-    from_bytes(bytes).map_err(|e| ManagerError::BadRequest(format!("constructor arguments of {typeid:?}: {e}")))
+    from_bytes(bytes)
+        .map_err(|e| ManagerError::BadRequest { reason: format!("constructor arguments of {typeid:?}: {e}") })
 }
 
 impl Registry {
@@ -104,11 +105,12 @@ impl Registry {
             let core = match lock {
                 None => None,
                 Some(id) => {
-                    let obj = lookup(id).ok_or(ManagerError::NoSuchObject(id))?;
-                    let core = obj.lock_core().ok_or_else(|| {
-                        ManagerError::InvalidArgument(format!(
-                            "object {id} is not a Lock or RLock: a Condition needs one"
-                        ))
+                    let obj = lookup(id).ok_or(ManagerError::NoSuchObject { id })?;
+                    let core = obj.as_any().downcast_ref::<LockObject>().map(LockObject::core).ok_or_else(|| {
+                        ManagerError::InvalidArgument {
+                            argument: format!("lock = object {id}"),
+                            reason: "not a Lock or RLock: a Condition needs one".into(),
+                        }
                     })?;
                     Some(core)
                 }
@@ -126,7 +128,10 @@ impl Registry {
                 Err(_) => init::<(u64, Option<std::time::Duration>)>(t, b)?,
             };
             if parties == 0 {
-                return Err(ManagerError::InvalidArgument("a Barrier needs at least 1 party, got 0".into()));
+                return Err(ManagerError::InvalidArgument {
+                    argument: "parties = 0".into(),
+                    reason: "a Barrier needs at least 1 party".into(),
+                });
             }
             Ok(Arc::new(BarrierObject::new(t, parties, timeout)))
         });
@@ -186,7 +191,7 @@ impl Registry {
     }
 
     pub(crate) fn create(&self, typeid: &str, init: &[u8], lookup: &Lookup<'_>) -> Result<Arc<dyn Object>> {
-        let f = self.factories.get(typeid).ok_or_else(|| ManagerError::UnknownTypeid(typeid.to_string()))?;
+        let f = self.factories.get(typeid).ok_or_else(|| ManagerError::UnknownTypeid { typeid: typeid.to_string() })?;
         f(typeid, init, lookup)
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Endpoint, Target};
 use crate::memory;
-use crate::server::ServerState;
+use crate::state::ServerState;
 use crate::wire::{from_bytes, to_bytes, Reply, Request, Response};
 use crate::{Manager, ManagerError, Registry, Served};
 
@@ -71,7 +71,7 @@ fn dict_methods_keep_insertion_order() {
     assert_eq!(d.items().unwrap(), [("b".to_string(), 20), ("a".to_string(), 1)]);
     assert_eq!(d.len().unwrap(), 2);
     assert_eq!(d.remove(&"a".into()).unwrap(), 1);
-    assert_eq!(d.remove(&"a".into()), Err(ManagerError::KeyMissing("\"a\"".into())));
+    assert_eq!(d.remove(&"a".into()), Err(ManagerError::KeyMissing { key: "\"a\"".into() }));
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn namespace_value_array() {
     ns.set("name", &"bob".to_string()).unwrap();
     assert_eq!(ns.get::<u64>("x").unwrap(), 5);
     assert_eq!(ns.get::<String>("name").unwrap(), "bob");
-    assert_eq!(ns.get::<u64>("nope"), Err(ManagerError::KeyMissing("nope".into())));
+    assert_eq!(ns.get::<u64>("nope"), Err(ManagerError::KeyMissing { key: "nope".into() }));
     assert_eq!(ns.names().unwrap(), ["name", "x"]);
     ns.del("x").unwrap();
     assert!(ns.del("x").is_err());
@@ -148,7 +148,7 @@ fn locks_semaphores_event() {
         assert!(!other.join().unwrap(), "a held Lock must not be acquired by another thread");
     }
     assert!(!l.locked().unwrap());
-    assert!(matches!(l.release(), Err(ManagerError::NotHeld(_))));
+    assert!(matches!(l.release(), Err(ManagerError::NotHeld { .. })));
 
     let r = m.rlock().unwrap();
     assert!(r.acquire(true, None).unwrap());
@@ -157,7 +157,7 @@ fn locks_semaphores_event() {
     let other = std::thread::spawn(move || (r2.try_lock().unwrap().is_some(), r2.release()));
     let (got, rel) = other.join().unwrap();
     assert!(!got);
-    assert!(matches!(rel, Err(ManagerError::NotHeld(_))), "{rel:?}");
+    assert!(matches!(rel, Err(ManagerError::NotHeld { .. })), "{rel:?}");
     r.release().unwrap();
     r.release().unwrap();
     assert!(!r.locked().unwrap());
@@ -172,7 +172,7 @@ fn locks_semaphores_event() {
     s.release().unwrap(); // unbounded: fine
     assert_eq!(s.get_value().unwrap(), 3);
     let b = m.bounded_semaphore(1).unwrap();
-    assert_eq!(b.release(), Err(ManagerError::SemaphoreOverRelease(1)));
+    assert_eq!(b.release(), Err(ManagerError::SemaphoreOverRelease { initial: 1 }));
 
     let e = m.event().unwrap();
     assert!(!e.wait(Some(Duration::from_millis(10))).unwrap());
@@ -190,7 +190,7 @@ fn condition_wait_notify() {
     let (m, _) = mem_manager(Registry::sync());
     let c = m.condition().unwrap();
     let flag = m.value(&false).unwrap();
-    assert!(matches!(c.wait(Some(Duration::from_millis(1))), Err(ManagerError::NotHeld(_))));
+    assert!(matches!(c.wait(Some(Duration::from_millis(1))), Err(ManagerError::NotHeld { .. })));
     let (c2, f2) = (c.clone(), flag.clone());
     let waiter = std::thread::spawn(move || {
         let _g = c2.lock().unwrap();
@@ -209,7 +209,7 @@ fn condition_wait_notify() {
 #[test]
 fn barrier_parties_and_breaking() {
     let (m, _) = mem_manager(Registry::sync());
-    assert!(matches!(m.barrier(0), Err(ManagerError::InvalidArgument(_))));
+    assert!(matches!(m.barrier(0), Err(ManagerError::InvalidArgument { .. })));
     let b = m.barrier(3).unwrap();
     let handles: Vec<_> = (0..3)
         .map(|_| {
@@ -232,7 +232,7 @@ fn barrier_parties_and_breaking() {
 #[test]
 fn barrier_with_timeout_breaks_a_wait_that_names_none() {
     let (m, _) = mem_manager(Registry::sync());
-    assert!(matches!(m.barrier_with_timeout(0, Duration::from_secs(1)), Err(ManagerError::InvalidArgument(_))));
+    assert!(matches!(m.barrier_with_timeout(0, Duration::from_secs(1)), Err(ManagerError::InvalidArgument { .. })));
     // A party short: the barrier's own timeout ends the plain `wait` and breaks it.
     let lonely = m.barrier_with_timeout(2, Duration::from_millis(30)).unwrap();
     assert_eq!(lonely.wait(), Err(ManagerError::BrokenBarrier));
@@ -288,9 +288,9 @@ fn condition_with_a_lock_shares_that_lock() {
     assert!(!rlock.locked().unwrap());
     // Not a lock; a lock of another server.
     let not_a_lock = m.proxy::<crate::LockProxy>(crate::typeids::EVENT).unwrap();
-    assert!(matches!(m.condition_with(&not_a_lock), Err(ManagerError::InvalidArgument(_))));
+    assert!(matches!(m.condition_with(&not_a_lock), Err(ManagerError::InvalidArgument { .. })));
     let (other, _) = mem_manager(Registry::sync());
-    assert!(matches!(other.condition_with(&lock), Err(ManagerError::InvalidArgument(_))));
+    assert!(matches!(other.condition_with(&lock), Err(ManagerError::InvalidArgument { .. })));
 }
 
 #[test]
@@ -338,7 +338,7 @@ fn a_getrandom_failure_is_an_error_not_a_panic() {
     // binding needs no randomness of its own; a started manager's socket
     // directory name does.
     assert!(bound.is_ok(), "{bound:?}");
-    assert!(matches!(&started, Err(ManagerError::Io(m)) if m.contains("getrandom")), "{started:?}");
+    assert!(matches!(&started, Err(ManagerError::Io { op, .. }) if op.contains("getrandom")), "{started:?}");
     assert!(keyed.is_ok(), "a given authkey needs no randomness: {keyed:?}");
 }
 
@@ -378,8 +378,8 @@ fn registry_user_types_and_unknown_ones() {
     let (m, _) = mem_manager(reg);
     let c: crate::Proxy<Counter> = m.proxy("Counter").unwrap();
     assert_eq!(c.call(&CounterCall::Add(3)).unwrap(), 3);
-    assert_eq!(c.call(&CounterCall::Fail), Err(ManagerError::Remote("refused at 3".into())));
-    assert!(matches!(c.call(&CounterCall::Panic), Err(ManagerError::Remote(m)) if m.contains("boom")));
+    assert_eq!(c.call(&CounterCall::Fail), Err(ManagerError::Remote { message: "refused at 3".into() }));
+    assert!(matches!(c.call(&CounterCall::Panic), Err(ManagerError::Remote { message: m }) if m.contains("boom")));
     assert_eq!(c.call(&CounterCall::Get).unwrap(), 3, "the server survives a panicking method");
     let fresh: crate::Proxy<Counter> = m.proxy("Counter").unwrap();
     assert_eq!(fresh.call(&CounterCall::Get).unwrap(), 0);
@@ -389,7 +389,7 @@ fn registry_user_types_and_unknown_ones() {
     assert_eq!(s2.call(&CounterCall::Get).unwrap(), 5);
 
     // Unregistered typeid: a BaseManager has no built-ins.
-    assert_eq!(m.list::<u8>().unwrap_err(), ManagerError::UnknownTypeid("list".into()));
+    assert_eq!(m.list::<u8>().unwrap_err(), ManagerError::UnknownTypeid { typeid: "list".into() });
     // Unregistered method: a call that is not a variant of the type's method enum.
     let raw = c.object().0.call_raw(vec![200]);
     assert!(matches!(raw, Err(ManagerError::UnknownMethod { ref typeid, .. }) if typeid == "Counter"), "{raw:?}");
@@ -399,13 +399,13 @@ fn registry_user_types_and_unknown_ones() {
 }
 
 /// A raw connection with its own client id.
-fn raw_client(state: &Arc<ServerState>, client: u64) -> crate::client::Conn {
+fn raw_client(state: &Arc<ServerState>, client: u64) -> crate::net::Conn {
     let mut c = memory::connect(state.clone());
     c.send(&to_bytes(&Request::Hello { client }).unwrap()).unwrap();
     c
 }
 
-fn raw_call(c: &mut crate::client::Conn, req: &Request) -> Response {
+fn raw_call(c: &mut crate::net::Conn, req: &Request) -> Response {
     c.send(&to_bytes(req).unwrap()).unwrap();
     from_bytes(&c.recv().unwrap()).unwrap()
 }
@@ -423,14 +423,14 @@ fn references_are_counted_per_client_and_released_on_disconnect() {
     assert_eq!(state.stats().references, 2);
     // A client cannot drop references it does not hold.
     let mut c = raw_client(&state, 3);
-    assert!(matches!(raw_call(&mut c, &Request::DecRef { id }), Err(ManagerError::BadRequest(_))));
+    assert!(matches!(raw_call(&mut c, &Request::DecRef { id }), Err(ManagerError::BadRequest { .. })));
     assert_eq!(state.stats().objects, 1);
     drop(a);
     assert!(eventually(|| state.stats().references == 1));
     assert_eq!(state.stats().objects, 1, "client 2 still holds it");
     assert_eq!(raw_call(&mut b, &Request::DecRef { id }), Ok(Reply::Done));
     assert_eq!(state.stats().objects, 0);
-    assert_eq!(raw_call(&mut b, &Request::Call { id, call: vec![7] }), Err(ManagerError::NoSuchObject(id)));
+    assert_eq!(raw_call(&mut b, &Request::Call { id, call: vec![7] }), Err(ManagerError::NoSuchObject { id }));
     drop((b, c));
     assert!(eventually(|| state.stats().clients == 0));
 }
@@ -473,7 +473,7 @@ fn hello_must_come_first() {
     let state = ServerState::new(Registry::sync());
     let mut c = memory::connect(state.clone());
     let resp = raw_call(&mut c, &Request::Stats);
-    assert!(matches!(resp, Err(ManagerError::BadRequest(_))));
+    assert!(matches!(resp, Err(ManagerError::BadRequest { .. })));
 }
 
 #[test]
@@ -625,7 +625,7 @@ fn fuzz(n: u64, seed: u64) -> FuzzReport {
         report.inputs += 1;
         match resp {
             Ok(_) => report.ok += 1,
-            Err(ManagerError::BadRequest(_)) => report.bad_request += 1,
+            Err(ManagerError::BadRequest { .. }) => report.bad_request += 1,
             Err(ManagerError::UnknownMethod { .. }) => report.unknown_method += 1,
             Err(_) => report.other_err += 1,
         }
@@ -770,7 +770,7 @@ mod models {
                         prop_assert_eq!(call::<Option<u16>>(&obj, &DictCall::Insert(kb, vb)), Ok(old));
                     }
                     1 => {
-                        let want = match pos { Some(p) => Ok(model.remove(p).1), None => Err(ManagerError::KeyMissing(format!("(encoded) {:02x?}", [k]))) };
+                        let want = match pos { Some(p) => Ok(model.remove(p).1), None => Err(ManagerError::KeyMissing { key: format!("(encoded) {:02x?}", [k]) }) };
                         prop_assert_eq!(call::<u16>(&obj, &DictCall::Remove(kb)), want);
                     }
                     _ => {

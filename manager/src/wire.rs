@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ManagerError;
 
+/// The largest request frame a server accepts (checked before allocating).
+pub const MAX_FRAME: usize = 16 << 20;
+
 /// The server's name for an object it owns.
 pub type ObjectId = u64;
 
@@ -115,7 +118,7 @@ pub(crate) fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Mana
 pub(crate) fn from_bytes<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ManagerError> {
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(ManagerError::decode)?;
     if !rest.is_empty() {
-        return Err(ManagerError::Decode(format!("{} trailing bytes", rest.len())));
+        return Err(ManagerError::Decode { reason: format!("{} trailing bytes", rest.len()) });
     }
     Ok(value)
 }
@@ -138,6 +141,6 @@ mod tests {
     fn trailing_bytes_are_refused() {
         let mut b = to_bytes(&5u32).unwrap();
         b.push(0);
-        assert!(matches!(from_bytes::<u32>(&b), Err(ManagerError::Decode(_))));
+        assert!(matches!(from_bytes::<u32>(&b), Err(ManagerError::Decode { .. })));
     }
 }

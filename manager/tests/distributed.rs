@@ -115,7 +115,7 @@ fn task_worker(addr: SocketAddr) -> i32 {
     let manager = loop {
         match Manager::connect(Address::Tcp(addr), b"abc") {
             Ok(m) => break m,
-            Err(ManagerError::Disconnected(_)) if Instant::now() < deadline => {
+            Err(ManagerError::Disconnected { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20)); // the master is still starting
             }
             Err(_) => return 20,

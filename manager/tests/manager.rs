@@ -57,7 +57,7 @@ fn socket_is_private_and_shutdown_reaps_the_server() {
     let r = unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
     assert_eq!(r, -1, "the server process was reaped");
     assert!(!path.exists(), "the socket file is removed");
-    assert!(matches!(q.get(), Err(ManagerError::Disconnected(_))), "a call on a dead server is Disconnected");
+    assert!(matches!(q.get(), Err(ManagerError::Disconnected { .. })), "a call on a dead server is Disconnected");
 }
 
 #[test]
@@ -65,7 +65,7 @@ fn wrong_authkey_is_rejected_by_the_server() {
     let server = ManagerBuilder::new().authkey(b"right").start().unwrap();
     let addr = server.address().unwrap().clone();
     let err = Manager::connect(addr.clone(), b"wrong").unwrap_err();
-    assert!(matches!(err, ManagerError::AuthFailed(_)), "{err:?}");
+    assert!(matches!(err, ManagerError::Authentication { .. }), "{err:?}");
     // A raw client with the wrong key hears #FAILURE#.
     let Address::Unix(path) = &addr else { unreachable!() };
     let s = UnixStream::connect(path).unwrap();
@@ -94,7 +94,7 @@ fn impostor_server_is_rejected_by_the_client() {
         handshake_as_lax_server(&mut c, b"not-the-key")
     });
     let err = Manager::connect(Address::Unix(path), b"the-key").unwrap_err();
-    assert!(matches!(err, ManagerError::AuthFailed(_)), "{err:?}");
+    assert!(matches!(err, ManagerError::Authentication { .. }), "{err:?}");
     assert!(impostor.join().unwrap().unwrap_err().contains("FAILURE"), "the client said #FAILURE#");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -140,13 +140,13 @@ fn garbage_frames_get_typed_errors() {
     for junk in [&b""[..], b"\xff\xff\xff", b"\x02\x09", b"\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"] {
         c.send_bytes(junk).unwrap();
         let resp: Response = c.recv().unwrap();
-        assert!(matches!(resp, Err(ManagerError::BadRequest(_))), "{junk:?} → {resp:?}");
+        assert!(matches!(resp, Err(ManagerError::BadRequest { .. })), "{junk:?} → {resp:?}");
     }
     c.send(&Request::Create { typeid: "os.system".into(), init: vec![] }).unwrap();
     let resp: Response = c.recv().unwrap();
-    assert_eq!(resp, Err(ManagerError::UnknownTypeid("os.system".into())));
+    assert_eq!(resp, Err(ManagerError::UnknownTypeid { typeid: "os.system".into() }));
     c.send(&Request::Call { id: 12345, call: vec![0] }).unwrap();
-    assert_eq!(c.recv::<Response>().unwrap(), Err(ManagerError::NoSuchObject(12345)));
+    assert_eq!(c.recv::<Response>().unwrap(), Err(ManagerError::NoSuchObject { id: 12345 }));
 }
 
 #[derive(Default)]
@@ -202,8 +202,10 @@ fn base_manager_registry_and_unregistered_typeid_and_method() {
     assert_eq!(join_or_kill(&mut child, T), 0);
     assert_eq!(c.call(&CounterCall::Get).unwrap(), 5);
     // An unregistered typeid.
-    assert_eq!(manager.list::<u8>().unwrap_err(), ManagerError::UnknownTypeid("list".into()));
-    assert!(matches!(manager.proxy::<Proxy<Counter>>("Nope"), Err(ManagerError::UnknownTypeid(t)) if t == "Nope"));
+    assert_eq!(manager.list::<u8>().unwrap_err(), ManagerError::UnknownTypeid { typeid: "list".into() });
+    assert!(
+        matches!(manager.proxy::<Proxy<Counter>>("Nope"), Err(ManagerError::UnknownTypeid { typeid: t }) if t == "Nope")
+    );
     // An unregistered method: `Reset` is not a variant the server's type declares.
     let greedy: Proxy<GreedyCounter> = manager.proxy("Counter").unwrap();
     assert_eq!(greedy.call(&GreedyCall::Add(1)).unwrap(), 1, "register() makes a new object per proxy");
@@ -274,7 +276,7 @@ fn serve_forever_in_process_over_tcp_loopback() {
     m.shutdown().unwrap();
     serving.join().unwrap().unwrap();
     let after = c2.call(&CounterCall::Get);
-    assert!(matches!(after, Err(ManagerError::Disconnected(_))), "{after:?}");
+    assert!(matches!(after, Err(ManagerError::Disconnected { .. })), "{after:?}");
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn main() -> mproc::Result<()> {
     let m = loop {
         match Manager::connect(ManagerAddress::Tcp(addr), b"abc") {
             Ok(m) => break m,
-            Err(ManagerError::Disconnected(_)) if Instant::now() < deadline => {
+            Err(ManagerError::Disconnected { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50)); // the master is not up yet
             }
             Err(e) => return Err(e.into()),

@@ -48,6 +48,10 @@ impl ListObject {
 }
 
 impl Object for ListObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, _ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         let call: ListCall = decode_call(&self.typeid, call)?;
         let resizes = matches!(
@@ -62,7 +66,7 @@ impl Object for ListObject {
         if self.fixed && resizes {
             return Err(ManagerError::UnknownMethod {
                 typeid: self.typeid.clone(),
-                detail: "a fixed-length array cannot change its length".into(),
+                method: "a fixed-length array cannot change its length".into(),
             });
         }
         let mut items = lock(&self.items);
@@ -169,6 +173,10 @@ fn show_key(key: &[u8]) -> String {
 }
 
 impl Object for DictObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, _ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         let call: DictCall = decode_call(&self.typeid, call)?;
         let mut st = lock(&self.state);
@@ -188,7 +196,7 @@ impl Object for DictObject {
             }
             DictCall::Remove(k) => match st.map.remove(&k) {
                 Some((_, v)) => Ok(v),
-                None => Err(ManagerError::KeyMissing(show_key(&k))),
+                None => Err(ManagerError::KeyMissing { key: show_key(&k) }),
             },
             DictCall::Contains(k) => to_bytes(&st.map.contains_key(&k)),
             DictCall::Keys => {
@@ -251,18 +259,22 @@ impl NamespaceObject {
 }
 
 impl Object for NamespaceObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, _ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         let call: NamespaceCall = decode_call(&self.typeid, call)?;
         let mut fields = lock(&self.fields);
         match call {
-            NamespaceCall::Get(name) => fields.get(&name).cloned().ok_or(ManagerError::KeyMissing(name)),
+            NamespaceCall::Get(name) => fields.get(&name).cloned().ok_or(ManagerError::KeyMissing { key: name }),
             NamespaceCall::Set(name, v) => {
                 fields.insert(name, v);
                 Ok(Vec::new())
             }
             NamespaceCall::Del(name) => match fields.remove(&name) {
                 Some(_) => Ok(Vec::new()),
-                None => Err(ManagerError::KeyMissing(name)),
+                None => Err(ManagerError::KeyMissing { key: name }),
             },
             NamespaceCall::Names => {
                 let mut names: Vec<&String> = fields.keys().collect();
@@ -294,6 +306,10 @@ impl ValueObject {
 }
 
 impl Object for ValueObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, _ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         let call: ValueCall = decode_call(&self.typeid, call)?;
         let mut value = lock(&self.value);

@@ -61,6 +61,10 @@ impl QueueObject {
 }
 
 impl Object for QueueObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         let call: QueueCall = decode_call(&self.typeid, call)?;
         let mut st = lock(&self.state);

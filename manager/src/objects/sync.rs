@@ -79,6 +79,11 @@ impl LockObject {
     pub fn new(typeid: &str, reentrant: bool) -> Self {
         LockObject { typeid: typeid.to_string(), core: LockCore::new(reentrant) }
     }
+
+    /// The lock state, which a `Condition` made over this lock shares.
+    pub fn core(&self) -> std::sync::Arc<LockCore> {
+        self.core.clone()
+    }
 }
 
 /// Acquires `st` for `me`, waiting on `cv`; shared by `LockObject` and `ConditionObject`.
@@ -112,9 +117,9 @@ fn acquire(
 fn release(state: &Mutex<LockState>, cv: &Condvar, reentrant: bool, me: Owner, what: &str) -> Result<()> {
     let mut st = lock(state);
     match st.owner {
-        None => Err(ManagerError::NotHeld(format!("release of an unlocked {what}"))),
+        None => Err(ManagerError::NotHeld { typeid: what.to_string(), op: "release (unlocked)".into() }),
         Some(o) if reentrant && o != me => {
-            Err(ManagerError::NotHeld(format!("release of an {what} held by another thread or client")))
+            Err(ManagerError::NotHeld { typeid: what.to_string(), op: "release".into() })
         }
         Some(_) => {
             st.count -= 1;
@@ -155,8 +160,8 @@ impl Object for LockObject {
         self.core.release_dead(client);
     }
 
-    fn lock_core(&self) -> Option<std::sync::Arc<LockCore>> {
-        Some(self.core.clone())
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 
@@ -191,6 +196,10 @@ impl SemaphoreObject {
 }
 
 impl Object for SemaphoreObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         let mut v = lock(&self.value);
         match decode_call(&self.typeid, call)? {
@@ -209,11 +218,12 @@ impl Object for SemaphoreObject {
             SemaphoreCall::Release => {
                 if let Some(bound) = self.bound {
                     if *v >= bound {
-                        return Err(ManagerError::SemaphoreOverRelease(bound));
+                        return Err(ManagerError::SemaphoreOverRelease { initial: bound });
                     }
                 }
-                *v = v.checked_add(1).ok_or_else(|| {
-                    ManagerError::InvalidArgument(format!("semaphore value {} cannot grow further", *v))
+                *v = v.checked_add(1).ok_or_else(|| ManagerError::InvalidArgument {
+                    argument: format!("value = {}", *v),
+                    reason: "the semaphore cannot grow further".into(),
                 })?;
                 self.changed.notify_all();
                 Ok(Vec::new())
@@ -282,7 +292,7 @@ impl ConditionObject {
 
     fn check_owner(&self, me: Owner, what: &str) -> Result<()> {
         if lock(&self.lock.state).owner != Some(me) {
-            return Err(ManagerError::NotHeld(format!("{what} on a Condition whose lock the caller does not hold")));
+            return Err(ManagerError::NotHeld { typeid: "Condition".into(), op: what.to_string() });
         }
         Ok(())
     }
@@ -350,6 +360,10 @@ impl ConditionObject {
 }
 
 impl Object for ConditionObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         match decode_call(&self.typeid, call)? {
             ConditionCall::Acquire { thread, block, timeout } => {
@@ -403,6 +417,10 @@ impl EventObject {
 }
 
 impl Object for EventObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         let mut flag = lock(&self.flag);
         match decode_call(&self.typeid, call)? {
@@ -482,6 +500,10 @@ impl BarrierObject {
 }
 
 impl Object for BarrierObject {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
         let mut st = lock(&self.state);
         match decode_call(&self.typeid, call)? {
