@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CPython `multiprocessing` figures for `cargo xtask bench`.
 
-The same ten cases as mproc's criterion groups (DESIGN.md section 4), measured with the
+The same cases as mproc's criterion groups (DESIGN.md section 4), measured with the
 standard library only. Each case prints one line, tab-separated:
 
     name<TAB>figure<TAB>unit
@@ -29,6 +29,7 @@ OPS = {
     "proc_fork": 50,
     "proc_spawn": 10,
     "manager_call": 10_000,
+    "pickle_codec": 100_000,
 }
 QUICK_DIV = 10
 MIN_OPS = 5
@@ -179,6 +180,19 @@ def manager_call(n):
     return elapsed / n * 1e6, "us/proxy call (list.append)"
 
 
+def pickle_codec(n):
+    """pickle.dumps + pickle.loads of a 1 KiB dict (the dict mproc's bench uses)."""
+    import pickle
+
+    d = {f"k{i:03}": (i * 7919 if i % 3 == 0 else f"value-{i:04}" if i % 3 == 1 else i * 0.5) for i in range(64)}
+    dumps, loads = pickle.dumps, pickle.loads
+    start = time.perf_counter()
+    for _ in range(n):
+        loads(dumps(d))
+    elapsed = time.perf_counter() - start
+    return elapsed / n * 1e6, "us/encode+decode"
+
+
 CASES = {
     "pipe_rtt": pipe_rtt,
     "queue_tput": queue_tput,
@@ -190,6 +204,7 @@ CASES = {
     "proc_fork": proc_fork,
     "proc_spawn": proc_spawn,
     "manager_call": manager_call,
+    "pickle_codec": pickle_codec,
 }
 
 

@@ -191,6 +191,17 @@ pub const CASES: &[Case] = &[
         target: Target::VsCpython(2.0),
         target_text: "≥ 2× CPython",
     },
+    Case {
+        id: "pickle_codec",
+        title: "pickle encode + decode, 1 KiB dict",
+        unit: "µs",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc", "mproc-typed", "serde-pickle"],
+        limit: None,
+        target: Target::VsCpython(1.0),
+        target_text: "≥ 1× CPython",
+    },
 ];
 
 /// The case with this id.
