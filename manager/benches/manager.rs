@@ -18,7 +18,7 @@ fn manager_call(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for i in 0..iters {
-                list.append(&i).expect("append");
+                list.append(i).expect("append");
             }
             let t = start.elapsed();
             list.clear().expect("clear");
@@ -64,7 +64,7 @@ fn manager_queue(c: &mut Criterion) {
     let mut g = c.benchmark_group("manager_queue");
     g.bench_function("mproc", |b| {
         b.iter(|| {
-            q.put(&1).expect("put");
+            q.put(1).expect("put");
             q.get_timeout(Duration::from_secs(5)).expect("get")
         })
     });

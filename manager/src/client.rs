@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use crate::error::{ManagerError, Result};
 use crate::net::Conn;
 use crate::object::lock;
+use crate::value::{from_value, Dict, Value};
 use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats, MAX_FRAME};
 
 /// How to reach a server.
@@ -321,9 +322,10 @@ pub(crate) struct HandleInner {
 pub(crate) struct Handle(pub Arc<HandleInner>);
 
 impl Handle {
-    /// Creates an object of `typeid` on the server.
-    pub fn create(target: &Arc<Target>, typeid: &str, init: Vec<u8>) -> Result<Handle> {
-        match target.call(&Request::Create { typeid: typeid.to_string(), init })? {
+    /// Creates an object of `typeid` on the server with constructor arguments.
+    pub fn create(target: &Arc<Target>, typeid: &str, args: Vec<Value>, kwds: Dict) -> Result<Handle> {
+        let args = pack_args(args, kwds)?;
+        match target.call(&Request::Create { typeid: typeid.to_string(), args })? {
             Reply::Created { id, typeid } => Ok(Handle(Arc::new(HandleInner {
                 target: target.clone(),
                 id,
@@ -343,8 +345,8 @@ impl Handle {
         }
     }
 
-    /// Runs one encoded method call and returns the encoded result.
-    pub fn call_raw(&self, call: Vec<u8>) -> Result<Vec<u8>> {
+    /// Calls `method` with positional `args` and keyword `kwds`; returns its value.
+    pub fn call_value(&self, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Value> {
         let me = current_pid();
         let h = &self.0;
         if h.pid.load(Ordering::Relaxed) != me {
@@ -352,22 +354,33 @@ impl Handle {
             h.target.call(&Request::IncRef { id: h.id })?;
             h.pid.store(me, Ordering::Relaxed);
         }
-        match h.target.call(&Request::Call { id: h.id, call })? {
-            Reply::Value(v) => Ok(v),
+        let req =
+            Request::Call { id: h.id, thread: thread_id(), method: method.to_string(), args: pack_args(args, kwds)? };
+        match h.target.call(&req)? {
+            Reply::Value(v) => crate::value::loads(&v).map_err(|e| ManagerError::Decode { reason: e.to_string() }),
             other => Err(unexpected(&other)),
         }
     }
 
-    /// Encodes `call`, runs it, decodes the result as `R`.
-    pub fn call<C: serde::Serialize, R: serde::de::DeserializeOwned>(&self, call: &C) -> Result<R> {
-        let bytes = self.call_raw(to_bytes(call)?)?;
-        from_bytes(&bytes)
+    /// Calls `method` with positional `args` and converts the result to `R`.
+    pub fn call<R: serde::de::DeserializeOwned>(&self, method: &str, args: Vec<Value>) -> Result<R> {
+        from_value(self.call_value(method, args, Dict::new())?)
     }
 
-    /// Runs a call whose result is `()` (an empty frame).
-    pub fn call_unit<C: serde::Serialize>(&self, call: &C) -> Result<()> {
-        self.call_raw(to_bytes(call)?).map(drop)
+    /// Calls `method` with positional `args`, ignoring the result.
+    pub fn call_unit(&self, method: &str, args: Vec<Value>) -> Result<()> {
+        self.call_value(method, args, Dict::new()).map(drop)
     }
+}
+
+/// The calling thread's id (the owner of a lock it acquires).
+fn thread_id() -> u64 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u64
+}
+
+/// Pickles `(args, kwds)` as a request carries them.
+fn pack_args(args: Vec<Value>, kwds: Dict) -> Result<Vec<u8>> {
+    crate::value::dumps(&Value::Tuple(vec![Value::Tuple(args), Value::Dict(kwds)]))
 }
 
 impl Drop for HandleInner {

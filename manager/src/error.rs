@@ -82,6 +82,12 @@ pub enum ManagerError {
         /// The key, as Python's `repr` shows it.
         key: String,
     },
+    /// A `Namespace` has no field of that name (Python's `AttributeError`).
+    #[error("no attribute {name:?}")]
+    AttributeMissing {
+        /// The field name.
+        name: String,
+    },
     /// `list.remove` / `list.index` found no equal item (Python's `ValueError`).
     #[error("value not found in list")]
     ValueNotFound,

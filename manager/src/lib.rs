@@ -62,10 +62,12 @@ mod net;
 mod object;
 mod objects;
 mod proxy;
+mod python;
 mod registry;
 mod server;
 mod share;
 mod state;
+mod value;
 pub mod wire;
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ fn task_master(addr: SocketAddr) -> i32 {
         let task: QueueProxy<u64> = manager.proxy("get_task_queue")?;
         let result: QueueProxy<String> = manager.proxy("get_result_queue")?;
         for n in TASKS {
-            task.put(&n)?;
+            task.put(n)?;
         }
         (0..TASKS.len()).map(|_| result.get_timeout(Duration::from_secs(15))).collect()
     };
@@ -126,7 +126,7 @@ fn task_worker(addr: SocketAddr) -> i32 {
         let result: QueueProxy<String> = manager.proxy("get_result_queue")?;
         for _ in 0..10 {
             let n = task.get_timeout(Duration::from_secs(15))?;
-            result.put(&format!("{n} * {n} = {}", n * n))?;
+            result.put(format!("{n} * {n} = {}", n * n))?;
         }
         Ok(())
     };

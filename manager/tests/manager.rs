@@ -25,7 +25,7 @@ fn seed_manager_list_shared_by_three_processes() {
     let mut children: Vec<_> = (0..3)
         .map(|i| {
             let l = list.clone();
-            spawn_child(move || match l.append(&i) {
+            spawn_child(move || match l.append(i) {
                 Ok(()) => l.len().map_or(3, |n| if (1..=3).contains(&n) { 0 } else { 4 }),
                 Err(_) => 2,
             })
@@ -50,7 +50,7 @@ fn socket_is_private_and_shutdown_reaps_the_server() {
     assert_eq!(dir_mode, 0o700, "dir mode {dir_mode:o}");
     let pid = manager.server_pid().unwrap();
     let q = manager.queue::<u8>().unwrap();
-    q.put(&1).unwrap();
+    q.put(1).unwrap();
     manager.shutdown().unwrap();
     // Reaped: the pid is no longer our child (no zombie).
     // SAFETY: waitpid on a pid with WNOHANG touches only `status`.
@@ -129,7 +129,7 @@ fn oversized_frame_is_rejected_before_allocation() {
         "{resp:?}"
     );
     assert!(c.recv_bytes().unwrap_err().is_eof(), "the server hangs up after a refused frame");
-    list.append(&1).unwrap();
+    list.append(1).unwrap();
     assert_eq!(list.snapshot().unwrap(), [1]);
 }
 
@@ -142,10 +142,10 @@ fn garbage_frames_get_typed_errors() {
         let resp: Response = c.recv().unwrap();
         assert!(matches!(resp, Err(ManagerError::BadRequest { .. })), "{junk:?} → {resp:?}");
     }
-    c.send(&Request::Create { typeid: "os.system".into(), init: vec![] }).unwrap();
+    c.send(&Request::Create { typeid: "os.system".into(), args: vec![] }).unwrap();
     let resp: Response = c.recv().unwrap();
     assert_eq!(resp, Err(ManagerError::UnknownTypeid { typeid: "os.system".into() }));
-    c.send(&Request::Call { id: 12345, call: vec![0] }).unwrap();
+    c.send(&Request::Call { id: 12345, thread: 1, method: "append".into(), args: vec![0] }).unwrap();
     assert_eq!(c.recv::<Response>().unwrap(), Err(ManagerError::NoSuchObject { id: 12345 }));
 }
 
@@ -229,10 +229,10 @@ fn client_sigkilled_mid_call_releases_its_objects() {
         let Ok(Some(held)) = l.try_lock() else { return 1 };
         std::mem::forget(held);
         let private = || -> Result<_, ManagerError> {
-            q.put(&1)?;
+            q.put(1)?;
             let m = Manager::connect(addr, &key)?;
             let list = m.list::<u8>()?;
-            list.append(&1)?;
+            list.append(1)?;
             let ns = m.namespace()?;
             ns.set("x", &1u8)?;
             Ok((m, list, ns))
@@ -266,7 +266,7 @@ fn serve_forever_in_process_over_tcp_loopback() {
     let serving = std::thread::spawn(move || server.serve_forever());
     let mut m = Manager::connect(addr.clone(), b"k").unwrap();
     let d = m.dict::<String, u32>().unwrap();
-    d.insert(&"a".into(), &1).unwrap();
+    d.insert("a".into(), 1).unwrap();
     assert_eq!(d.items().unwrap(), [("a".to_string(), 1)]);
     let c: Proxy<Counter> = m.proxy("shared_counter").unwrap();
     c.call(&CounterCall::Add(4)).unwrap();
@@ -290,7 +290,7 @@ fn a_child_dropping_a_copy_of_the_starting_handle_leaves_the_server_running() {
     let m2 = manager.clone();
     let l2 = list.clone();
     let mut child = spawn_child(move || {
-        let _ = l2.append(&1);
+        let _ = l2.append(1);
         // SAFETY: this is the child's copy of the parent's memory: running the Manager's
         // destructor here touches only the copy, and the child never uses it again
         // (it leaves through _exit).
@@ -318,7 +318,7 @@ fn joinable_queue_event_and_condition_across_processes() {
                 total += u64::from(j.get_timeout(T)?);
                 j.task_done()?;
             }
-            s.insert(&"child".to_string(), &total)?;
+            s.insert("child".to_string(), total)?;
             d.set()?;
             let _g = c.lock()?;
             n.set("ready", &true)?;
@@ -331,7 +331,7 @@ fn joinable_queue_event_and_condition_across_processes() {
         }
     });
     for i in 1..=5 {
-        jobs.put(&i).unwrap();
+        jobs.put(i).unwrap();
     }
     assert!(jobs.join_timeout(T).unwrap(), "every job was marked done by the child");
     assert!(done.wait(Some(T)).unwrap());
@@ -354,7 +354,7 @@ fn connecting_and_dropping_handles_does_not_leak_fds() {
     let cycle = || {
         let m = Manager::connect(addr.clone(), &key).unwrap();
         let l = m.list::<u8>().unwrap();
-        l.append(&1).unwrap();
+        l.append(1).unwrap();
     };
     cycle();
     let before = open_fds();

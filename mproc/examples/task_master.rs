@@ -56,7 +56,7 @@ fn main() -> mproc::Result<()> {
     let result: QueueProxy<String> = manager.proxy("get_result_queue")?;
     for n in random_tasks() {
         println!("Put task {n}...");
-        task.put(&n)?;
+        task.put(n)?;
     }
     println!("Try get results...");
     for _ in 0..10 {

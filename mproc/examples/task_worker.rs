@@ -39,7 +39,7 @@ fn main() -> mproc::Result<()> {
                 println!("run task {n} * {n}...");
                 let r = format!("{n} * {n} = {}", n * n);
                 std::thread::sleep(Duration::from_millis(10));
-                result.put(&r)?;
+                result.put(r)?;
             }
             Err(ManagerError::QueueEmpty) => println!("task queue is empty"),
             Err(e) => return Err(e.into()),
