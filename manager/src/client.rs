@@ -46,6 +46,8 @@ pub(crate) struct Target {
     serial: u64,
     /// Set once the server is known to be shut down: dropping proxies skips `DecRef`.
     pub closed: AtomicBool,
+    /// Set when the server is CPython's (see `crate::cpython`).
+    python: AtomicBool,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -56,22 +58,47 @@ impl Target {
             endpoint,
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
             closed: AtomicBool::new(false),
+            python: AtomicBool::new(false),
         })
+    }
+
+    /// Opens an authenticated connection, with nothing sent on it yet.
+    fn connect_bare(&self) -> Result<Conn> {
+        Ok(match &self.endpoint {
+            Endpoint::Socket { address, authkey } => crate::net::connect(address, authkey)?,
+            #[cfg(test)]
+            Endpoint::Memory(state) => crate::memory::connect(state.clone()),
+        })
+    }
+
+    /// Finds out whether the server is this crate's or CPython's, and fails if it is
+    /// not there or refuses the authkey.
+    pub fn probe(&self) -> Result<()> {
+        let mut conn = self.connect_bare()?;
+        let flavor = crate::cpython::probe(&mut conn, client_id()?)?;
+        self.python.store(flavor == crate::cpython::Flavor::Python, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// True if the server is CPython's.
+    pub fn is_python(&self) -> bool {
+        self.python.load(Ordering::Relaxed)
     }
 
     /// Opens a fresh connection (outside the pool) and says `Hello`.
     pub fn connect(&self) -> Result<Conn> {
-        let mut conn: Conn = match &self.endpoint {
-            Endpoint::Socket { address, authkey } => crate::net::connect(address, authkey)?,
-            #[cfg(test)]
-            Endpoint::Memory(state) => crate::memory::connect(state.clone()),
-        };
-        conn.send(&to_bytes(&Request::Hello { client: client_id()? })?)?;
+        let mut conn = self.connect_bare()?;
+        if !self.python.load(Ordering::Relaxed) {
+            conn.send(&to_bytes(&Request::Hello { client: client_id()? })?)?;
+        }
         Ok(conn)
     }
 
     /// Sends one request and waits for its response, on a pooled connection.
     pub fn call(&self, req: &Request) -> Result<Reply> {
+        if self.python.load(Ordering::Relaxed) {
+            return self.call_python(req);
+        }
         let frame = to_bytes(req)?;
         if frame.len() > MAX_FRAME {
             // The server would refuse it and hang up; say so without sending.
@@ -87,6 +114,29 @@ impl Target {
             put_idle(self.serial, conn);
         }
         resp
+    }
+
+    /// [`call`](Target::call) on a CPython server: method calls go on pooled
+    /// connections that said `accept_connection`.
+    fn call_python(&self, req: &Request) -> Result<Reply> {
+        let fresh = || self.connect_bare();
+        let mut on_call_conn = |f: &mut crate::cpython::CallOn<'_>| {
+            let mut conn = match take_idle(self.serial) {
+                Some(c) => c,
+                None => {
+                    let mut c = self.connect_bare()?;
+                    crate::cpython::accept(&mut c)?;
+                    c
+                }
+            };
+            let r = f(&mut conn);
+            // A transport failure leaves the stream in an unknown state.
+            if !matches!(r, Err(ManagerError::Disconnected { .. } | ManagerError::Decode { .. })) {
+                put_idle(self.serial, conn);
+            }
+            r
+        };
+        crate::cpython::request(req, &fresh, &mut on_call_conn)
     }
 
     pub fn stats(&self) -> Result<ServerStats> {

@@ -53,6 +53,7 @@ compile_error!("mproc-manager supports Linux only");
 
 mod builder;
 mod client;
+mod cpython;
 mod error;
 mod launcher;
 mod manager;

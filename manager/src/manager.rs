@@ -52,11 +52,14 @@ impl std::fmt::Debug for Manager {
 }
 
 impl Manager {
-    /// Connects to a running server (Python's `BaseManager(address, authkey).connect()`).
+    /// Connects to a running server (Python's `BaseManager(address, authkey).connect()`):
+    /// this crate's, or one run by CPython's `multiprocessing.managers` (`BaseManager`,
+    /// `SyncManager`), which it then talks to in CPython's protocol.
     pub fn connect(address: Address, authkey: &[u8]) -> Result<Manager> {
         let target = Target::new(Endpoint::Socket { address, authkey: authkey.into() });
-        // Fail now, not at the first call, if the server is not there or the key is wrong.
-        target.stats()?;
+        // Fail now, not at the first call, if the server is not there or the key is
+        // wrong; and learn whether it is this crate's server or CPython's.
+        target.probe()?;
         crate::client::remember(&target);
         Ok(Manager { target, server: None })
     }
@@ -109,6 +112,9 @@ impl Manager {
     }
 
     fn send_shutdown(&self) -> Result<()> {
+        if self.target.is_python() {
+            return self.target.call(&Request::Shutdown).map(drop);
+        }
         let mut conn = self.target.connect()?;
         match crate::client::roundtrip(&mut conn, &to_bytes(&Request::Shutdown)?)?? {
             Reply::Done => Ok(()),

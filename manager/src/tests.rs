@@ -79,8 +79,8 @@ fn dict_methods_keep_insertion_order() {
 fn namespace_value_array() {
     let (m, _) = mem_manager(Registry::sync());
     let ns = m.namespace().unwrap();
-    ns.set("x", &5u64).unwrap();
-    ns.set("name", &"bob".to_string()).unwrap();
+    ns.set("x", 5u64).unwrap();
+    ns.set("name", "bob".to_string()).unwrap();
     assert_eq!(ns.get::<u64>("x").unwrap(), 5);
     assert_eq!(ns.get::<String>("name").unwrap(), "bob");
     assert_eq!(ns.get::<u64>("nope"), Err(ManagerError::AttributeMissing { name: "nope".into() }));

@@ -234,7 +234,7 @@ fn client_sigkilled_mid_call_releases_its_objects() {
             let list = m.list::<u8>()?;
             list.append(1)?;
             let ns = m.namespace()?;
-            ns.set("x", &1u8)?;
+            ns.set("x", 1u8)?;
             Ok((m, list, ns))
         };
         let Ok(_keep) = private() else { return 2 };
@@ -309,7 +309,7 @@ fn joinable_queue_event_and_condition_across_processes() {
     let sums = manager.dict::<String, u64>().unwrap();
     let cond = manager.condition().unwrap();
     let ns = manager.namespace().unwrap();
-    ns.set("ready", &false).unwrap();
+    ns.set("ready", false).unwrap();
     let (j, d, s, c, n) = (jobs.clone(), done.clone(), sums.clone(), cond.clone(), ns.clone());
     let mut child = spawn_child(move || {
         let run = || -> Result<(), ManagerError> {
@@ -321,7 +321,7 @@ fn joinable_queue_event_and_condition_across_processes() {
             s.insert("child".to_string(), total)?;
             d.set()?;
             let _g = c.lock()?;
-            n.set("ready", &true)?;
+            n.set("ready", true)?;
             c.notify_all()
         };
         if run().is_ok() {

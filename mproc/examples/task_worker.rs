@@ -19,11 +19,13 @@ fn main() -> mproc::Result<()> {
         }
         None => "127.0.0.1:5000".parse().expect("a valid address"),
     };
+    // The authkey: `abc` as in the tutorial, or the second argument.
+    let authkey = std::env::args().nth(2).unwrap_or_else(|| "abc".into());
     println!("Connect to server {addr}...");
     // The port and the authkey must match task_master's.
     let deadline = Instant::now() + Duration::from_secs(10);
     let m = loop {
-        match Manager::connect(ManagerAddress::Tcp(addr), b"abc") {
+        match Manager::connect(ManagerAddress::Tcp(addr), authkey.as_bytes()) {
             Ok(m) => break m,
             Err(ManagerError::Disconnected { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50)); // the master is not up yet
