@@ -72,7 +72,7 @@ fn dict_methods_keep_insertion_order() {
     assert_eq!(d.items().unwrap(), [("b".to_string(), 20), ("a".to_string(), 1)]);
     assert_eq!(d.len().unwrap(), 2);
     assert_eq!(d.remove(&"a".into()).unwrap(), 1);
-    assert_eq!(d.remove(&"a".into()), Err(ManagerError::KeyMissing { key: "\"a\"".into() }));
+    assert_eq!(d.remove(&"a".into()), Err(ManagerError::KeyMissing { key: "'a'".into() }));
 }
 
 #[test]
@@ -835,7 +835,7 @@ mod models {
                         prop_assert_eq!((replaced, was), (old.is_some(), old));
                     }
                     1 => {
-                        let want = match pos { Some(p) => Ok(model.remove(p).1), None => Err(ManagerError::KeyMissing { key: key.to_string() }) };
+                        let want = match pos { Some(p) => Ok(model.remove(p).1), None => Err(ManagerError::KeyMissing { key: crate::value::py_repr(&key) }) };
                         prop_assert_eq!(call::<u16>(&obj, "pop", vec![key]), want);
                     }
                     2 => {

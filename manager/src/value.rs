@@ -238,3 +238,105 @@ pub(crate) fn python_exception(e: &ManagerError) -> Option<Value> {
         _ => None,
     }
 }
+
+/// Python's `repr` of a value (as `str()` of a proxy shows it).
+pub(crate) fn py_repr(v: &Value) -> String {
+    let mut out = String::new();
+    repr_into(v, &mut out);
+    out
+}
+
+fn repr_seq(items: &[Value], open: &str, close: &str, out: &mut String) {
+    out.push_str(open);
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        repr_into(item, out);
+    }
+    out.push_str(close);
+}
+
+fn repr_str(s: &str, out: &mut String) {
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+}
+
+fn repr_into(v: &Value, out: &mut String) {
+    match v {
+        Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 => out.push_str(&format!("{f:.1}")),
+        Value::Float(f) if f.is_finite() && (f.abs() >= 1e16 || (f.abs() < 1e-4 && *f != 0.0)) => {
+            // Python's exponent form: 1e+16, 1.5e-05.
+            let s = format!("{f:e}");
+            let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+            let e: i32 = e.parse().unwrap_or(0);
+            out.push_str(&format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs()));
+        }
+        Value::Str(s) => repr_str(s, out),
+        Value::Bytes(b) => {
+            out.push('b');
+            repr_bytes(b, out);
+        }
+        Value::ByteArray(b) => {
+            out.push_str("bytearray(b");
+            repr_bytes(b, out);
+            out.push(')');
+        }
+        Value::List(items) => repr_seq(items, "[", "]", out),
+        Value::Tuple(items) if items.len() == 1 => repr_seq(items, "(", ",)", out),
+        Value::Tuple(items) => repr_seq(items, "(", ")", out),
+        Value::Dict(d) => {
+            out.push('{');
+            for (i, (k, x)) in d.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                repr_into(k, out);
+                out.push_str(": ");
+                repr_into(x, out);
+            }
+            out.push('}');
+        }
+        Value::Set(s) if s.is_empty() => out.push_str("set()"),
+        Value::Set(s) => repr_seq(&s.iter().cloned().collect::<Vec<_>>(), "{", "}", out),
+        Value::FrozenSet(s) if s.is_empty() => out.push_str("frozenset()"),
+        Value::FrozenSet(s) => repr_seq(&s.iter().cloned().collect::<Vec<_>>(), "frozenset({", "})", out),
+        Value::Exception { name, args, .. } => repr_seq(args, &format!("{name}("), ")", out),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn repr_bytes(b: &[u8], out: &mut String) {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') { b'"' } else { b'\'' };
+    out.push(quote as char);
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            0x20..=0x7e => out.push(c as char),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push(quote as char);
+}

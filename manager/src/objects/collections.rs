@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use crate::error::{ManagerError, Result};
 use crate::object::{lock, no_method, CallCtx, Object};
-use crate::value::{as_i64, bad, items_of, py_sort, Args, Dict, Value};
+use crate::value::{as_i64, bad, items_of, py_repr, py_sort, Args, Dict, Value};
 
 /// Resolves a Python-style index (negative counts from the end).
 fn resolve(index: i64, len: usize) -> Result<usize> {
@@ -24,7 +24,7 @@ fn index_arg(args: &Args, pos: usize, name: &str) -> Result<i64> {
 
 /// Renders a sequence as Python's `repr` does.
 fn repr_seq(open: &str, items: &[Value], close: &str) -> String {
-    let inner: Vec<String> = items.iter().map(|v| v.to_string()).collect();
+    let inner: Vec<String> = items.iter().map(py_repr).collect();
     format!("{open}{}{close}", inner.join(", "))
 }
 
@@ -272,7 +272,7 @@ impl DictObject {
 }
 
 fn key_missing(k: &Value) -> ManagerError {
-    ManagerError::KeyMissing { key: k.to_string() }
+    ManagerError::KeyMissing { key: py_repr(k) }
 }
 
 /// The pairs of `dict.update`'s argument: a dict, or an iterable of pairs.
@@ -302,7 +302,7 @@ impl Object for DictObject {
     }
 
     fn repr(&self) -> String {
-        Value::Dict(lock(&self.map).clone()).to_string()
+        py_repr(&Value::Dict(lock(&self.map).clone()))
     }
 
     fn call(&self, _ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value> {
@@ -413,12 +413,14 @@ impl Object for NamespaceObject {
 
     fn repr(&self) -> String {
         let fields = lock(&self.fields);
-        let mut parts: Vec<(String, String)> = fields
+        let mut inner: Vec<String> = fields
             .iter()
-            .map(|(k, v)| (if let Value::Str(s) = k { s.clone() } else { k.to_string() }, v.to_string()))
+            .map(|(k, v)| match k {
+                Value::Str(s) => format!("{s}={}", py_repr(v)),
+                other => format!("{}={}", py_repr(other), py_repr(v)),
+            })
             .collect();
-        parts.sort();
-        let inner: Vec<String> = parts.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        inner.sort();
         format!("Namespace({})", inner.join(", "))
     }
 
@@ -465,7 +467,7 @@ impl Object for ValueObject {
     }
 
     fn repr(&self) -> String {
-        format!("Value({})", lock(&self.value))
+        format!("Value({})", py_repr(&lock(&self.value)))
     }
 
     fn call(&self, _ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value> {
