@@ -9,7 +9,10 @@ standard library only. Each case prints one line, tab-separated:
 Lines starting with `#` are metadata (interpreter version, start method).
 
 Usage: python3 mp_bench.py [--quick] [case ...]
+       python3 mp_bench.py --manager HOST:PORT:AUTHKEY --ops N manager_call_py
   --quick   about a tenth of the operations per case (a smoke run for CI)
+  --manager run manager_call_py against a running manager server (mproc's bench does)
+  --ops     operations for that run
   case      any of the names in CASES; all of them when none is given
 """
 import multiprocessing as mp
@@ -29,6 +32,7 @@ OPS = {
     "proc_fork": 50,
     "proc_spawn": 10,
     "manager_call": 10_000,
+    "manager_call_py": 10_000,
     "pickle_codec": 100_000,
 }
 QUICK_DIV = 10
@@ -180,6 +184,31 @@ def manager_call(n):
     return elapsed / n * 1e6, "us/proxy call (list.append)"
 
 
+def manager_call_py(n, manager=None):
+    """One list.append from this CPython client through a SyncManager proxy: on CPython's
+    own manager, or (``--manager HOST:PORT:AUTHKEY``, as mproc's bench runs it) on a
+    running server, e.g. mproc's. The same loop either way."""
+    from multiprocessing.managers import SyncManager
+
+    if manager is None:
+        m = SyncManager()
+        m.start()
+    else:
+        host, port, key = manager.rsplit(":", 2)
+        m = SyncManager(address=(host, int(port)), authkey=key.encode())
+        m.connect()
+    shared = m.list()
+    shared.append(0)  # the connection is made outside the timed loop
+    start = time.perf_counter()
+    for i in range(n):
+        shared.append(i)
+    elapsed = time.perf_counter() - start
+    del shared
+    if manager is None:
+        m.shutdown()
+    return elapsed / n * 1e6, "us/proxy call (list.append, CPython client)"
+
+
 def pickle_codec(n):
     """pickle.dumps + pickle.loads of a 1 KiB dict (the dict mproc's bench uses)."""
     import pickle
@@ -204,11 +233,18 @@ CASES = {
     "proc_fork": proc_fork,
     "proc_spawn": proc_spawn,
     "manager_call": manager_call,
+    "manager_call_py": manager_call_py,
     "pickle_codec": pickle_codec,
 }
 
 
 def main(argv):
+    if "--manager" in argv:
+        manager = argv[argv.index("--manager") + 1]
+        ops = int(argv[argv.index("--ops") + 1]) if "--ops" in argv else OPS["manager_call_py"]
+        figure, unit = manager_call_py(ops, manager)
+        print(f"manager_call_py\t{figure:.4f}\t{unit}", flush=True)
+        return 0
     quick = "--quick" in argv
     names = [a for a in argv if a != "--quick"] or list(CASES)
     unknown = [n for n in names if n not in CASES]
