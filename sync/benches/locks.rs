@@ -1,4 +1,4 @@
-//! Lock benchmarks (DESIGN.md §4): `lock_uncontended`, `value_contended`, and
+//! Lock benchmarks (BENCHMARKS.md): `lock_uncontended`, `value_contended`, and
 //! `event_pingpong`. One iteration is one operation; cross-process cases use
 //! `iter_custom` with a forked partner process.
 

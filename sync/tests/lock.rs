@@ -351,7 +351,7 @@ fn waiter_already_asleep_when_the_holder_dies_takes_over() {
     common::kill_and_reap(holder);
     reap_all_ok(&[waiter], Duration::from_secs(20));
     let took = Duration::from_nanos(got_at.get().saturating_sub(killed_at));
-    eprintln!("Lock takeover by a sleeping waiter: {took:?} after the SIGKILL (DESIGN: within 200 ms)");
+    eprintln!("Lock takeover by a sleeping waiter: {took:?} after the SIGKILL (the owner-death bound: within 200 ms)");
     assert!(took < Duration::from_secs(5), "takeover took {took:?}");
     assert!(!lock.is_locked());
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CPython `multiprocessing` figures for `cargo xtask bench`.
 
-The same cases as mproc's criterion groups (DESIGN.md section 4), measured with the
+The same cases as mproc's criterion groups (BENCHMARKS.md), measured with the
 standard library only. Each case prints one line, tab-separated:
 
     name<TAB>figure<TAB>unit

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's own automation.
 //!
 //! Subcommands (the first argument):
-//! - `bench [--quick | --full] [--case NAME]`: the side-by-side comparison of DESIGN.md §4.
+//! - `bench [--quick | --full] [--case NAME]`: the side-by-side comparison of BENCHMARKS.md.
 //!   Runs CPython's `multiprocessing` through `xtask/python/mp_bench.py` (when `python3` is
 //!   present) and every criterion bench of the workspace, then prints a table of figures,
 //!   ratios against CPython and against the physical limit, and whether each target is met;
@@ -26,6 +26,7 @@
 
 mod audit;
 mod bench;
+mod codemap;
 mod criterion;
 mod lex;
 mod report;
@@ -129,7 +130,7 @@ fn loom(quick: bool) -> Result {
     Ok(())
 }
 
-/// What the test suite must not leave behind (DESIGN.md §5): `/dev/shm`
+/// What the test suite must not leave behind (ARCHITECTURE.md, reliability): `/dev/shm`
 /// entries of the project and manager socket directories. `.ci/run` runs this
 /// right after `cargo test --workspace`, on a machine where nothing else of
 /// mproc runs.

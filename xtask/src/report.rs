@@ -1,4 +1,4 @@
-//! The side-by-side report: the cases of DESIGN.md §4, their units and targets, and the
+//! The side-by-side report: the cases of BENCHMARKS.md, their units and targets, and the
 //! table, JSON and ratios built from criterion's and CPython's figures.
 //!
 //! Ratios are *speed* ratios: how many times faster a row is than the reference (> 1 means
@@ -52,7 +52,7 @@ pub enum Target {
     AtMost(f64),
 }
 
-/// One case of DESIGN.md §4.
+/// One case of BENCHMARKS.md.
 #[derive(Debug, Clone, Copy)]
 pub struct Case {
     /// Case id = criterion group name = Python case name.
@@ -71,7 +71,7 @@ pub struct Case {
     pub limit: Option<&'static str>,
     /// The target for mproc.
     pub target: Target,
-    /// The target as DESIGN.md states it.
+    /// The target as BENCHMARKS.md states it.
     pub target_text: &'static str,
 }
 
@@ -79,7 +79,7 @@ const US: Convert = Convert::Scale(1e-3);
 const NS: Convert = Convert::Scale(1.0);
 const MS: Convert = Convert::Scale(1e-6);
 
-/// The cases, in DESIGN.md's order.
+/// The cases, in BENCHMARKS.md's order.
 pub const CASES: &[Case] = &[
     Case {
         id: "pipe_rtt",
