@@ -73,7 +73,7 @@ fn manager_queue(c: &mut Criterion) {
 }
 
 /// `manager_call_py`: a CPython client (the real `python3`) calling `list.append` on this
-/// crate's manager over TCP, timed by the same Python loop that `xtask/python/mp_bench.py`
+/// crate's manager over its Unix socket, timed by the same Python loop that `xtask/python/mp_bench.py`
 /// runs against CPython's manager for the report's CPython column.
 fn manager_call_py(c: &mut Criterion) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/python/mp_bench.py");
@@ -81,20 +81,19 @@ fn manager_call_py(c: &mut Criterion) {
         eprintln!("manager_call_py: no python3, skipped");
         return;
     }
-    let manager = mproc_manager::ManagerBuilder::new()
-        .address(mproc_manager::Address::loopback(0))
-        .authkey(b"bench")
-        .start()
-        .expect("start manager");
-    let Some(mproc_manager::Address::Tcp(addr)) = manager.address() else { panic!("a TCP manager") };
-    let target = format!("{}:{}:bench", addr.ip(), addr.port());
+    // A Unix socket, as CPython's own manager uses by default.
+    let manager = mproc_manager::ManagerBuilder::new().authkey(b"bench").start().expect("start manager");
+    let Some(mproc_manager::Address::Unix(path)) = manager.address() else { panic!("a Unix-socket manager") };
+    let target = format!("{}:bench", path.display());
     let mut g = c.benchmark_group("manager_call_py");
     g.sample_size(10);
     g.bench_function("mproc", |b| {
+        // Each sample is one Python run of at least 2000 calls (a short loop in a fresh
+        // interpreter is all noise), scaled to the iterations criterion asked for.
         b.iter_custom(|iters| {
             let out = std::process::Command::new("python3")
                 .arg(&script)
-                .args(["--manager", &target, "--ops", &iters.max(1).to_string(), "manager_call_py"])
+                .args(["--manager", &target, "--ops", &iters.max(2000).to_string(), "manager_call_py"])
                 .output()
                 .expect("run python3");
             assert!(out.status.success(), "mp_bench.py failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -9,7 +9,7 @@ standard library only. Each case prints one line, tab-separated:
 Lines starting with `#` are metadata (interpreter version, start method).
 
 Usage: python3 mp_bench.py [--quick] [case ...]
-       python3 mp_bench.py --manager HOST:PORT:AUTHKEY --ops N manager_call_py
+       python3 mp_bench.py --manager ADDRESS:AUTHKEY --ops N manager_call_py
   --quick   about a tenth of the operations per case (a smoke run for CI)
   --manager run manager_call_py against a running manager server (mproc's bench does)
   --ops     operations for that run
@@ -186,7 +186,8 @@ def manager_call(n):
 
 def manager_call_py(n, manager=None):
     """One list.append from this CPython client through a SyncManager proxy: on CPython's
-    own manager, or (``--manager HOST:PORT:AUTHKEY``, as mproc's bench runs it) on a
+    own manager (on a Unix socket), or (``--manager ADDRESS:AUTHKEY``, as mproc's bench runs
+    it) on a
     running server, e.g. mproc's. The same loop either way."""
     from multiprocessing.managers import SyncManager
 
@@ -194,8 +195,13 @@ def manager_call_py(n, manager=None):
         m = SyncManager()
         m.start()
     else:
-        host, port, key = manager.rsplit(":", 2)
-        m = SyncManager(address=(host, int(port)), authkey=key.encode())
+        addr, key = manager.rsplit(":", 1)
+        if addr.startswith("/"):
+            address = addr  # a Unix socket, as CPython's own manager uses
+        else:
+            host, port = addr.rsplit(":", 1)
+            address = (host, int(port))
+        m = SyncManager(address=address, authkey=key.encode())
         m.connect()
     shared = m.list()
     shared.append(0)  # the connection is made outside the timed loop
