@@ -12,6 +12,12 @@
 //! its bytes channel, the socketpair with `write(2)`. The consumer owns each
 //! item it receives (a fresh buffer per item, except the socketpair's reader).
 //!
+//! `queue_large_1m`, `queue_large_16m`: 1 MiB and 16 MiB items (`ByteBuf`)
+//! through a default `Queue::new()` (a slot holds a reference, the item lives
+//! in a block of the queue's memfd), through `ipc-channel`'s bytes channel, and
+//! the cross-process copy limit (`limit-xcopy`, `common/xcopy.rs`): two
+//! processes, an SPSC ring in shared memory, `memcpy` in and `memcpy` out.
+//!
 //! The producer is a forked child told over a command queue how many items to
 //! send; the time runs from the command to the last item received.
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
@@ -199,7 +205,7 @@ fn queue_bytes_tput(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue_bytes_tput");
     let item = ByteBuf::from(vec![7u8; BIG]);
     // 4 KiB plus postcard's length prefix.
-    let q = QueueBuilder::new().maxsize(BIG_SLOTS).max_item_bytes(BIG + 8).build::<ByteBuf>().unwrap();
+    let q = QueueBuilder::new().maxsize(BIG_SLOTS).slot_bytes(BIG + 8).build::<ByteBuf>().unwrap();
     mproc_case(&mut g, q, move |q, _| q.put_ref(&item).is_ok());
     // Its bytes channel: one `send(&[u8])` of a kept buffer per item.
     let (data_tx, data_rx) = ipc::bytes_channel().unwrap();
@@ -217,5 +223,33 @@ fn queue_bytes_tput(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, queue_tput, queue_bytes_tput);
+/// One `queue_large_*` group: items of `size` bytes, 1 producer → 1 consumer.
+fn queue_large(c: &mut Criterion, id: &str, size: usize) {
+    let mut g = c.benchmark_group(id);
+    g.sample_size(10);
+    g.throughput(criterion::Throughput::Bytes(size as u64));
+    let item = ByteBuf::from(vec![7u8; size]);
+    mproc_case(&mut g, Queue::<ByteBuf>::new().unwrap(), move |q, _| q.put_ref(&item).is_ok());
+    let (data_tx, data_rx) = ipc::bytes_channel().unwrap();
+    let kept = vec![7u8; size];
+    ipc_channel_case(
+        &mut g,
+        move |_| data_tx.send(&kept).is_ok(),
+        move || {
+            black_box(data_rx.recv().unwrap());
+        },
+    );
+    g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| common::xcopy::xcopy_limit_bytes_per_iter(size, iters)));
+    g.finish();
+}
+
+fn queue_large_1m(c: &mut Criterion) {
+    queue_large(c, "queue_large_1m", 1 << 20);
+}
+
+fn queue_large_16m(c: &mut Criterion) {
+    queue_large(c, "queue_large_16m", 16 << 20);
+}
+
+criterion_group!(benches, queue_tput, queue_bytes_tput, queue_large_1m, queue_large_16m);
 criterion_main!(benches);

@@ -118,6 +118,21 @@ pub enum IpcError {
         #[source]
         source: postcard::Error,
     },
+    /// A pickle message could not be encoded, or a received one decoded (a forbidden
+    /// global, a malformed pickle, a value that does not fit the type asked for …).
+    #[error("pickle message for {type_name}: {source}")]
+    Pickle {
+        /// The Rust type being sent or asked for.
+        type_name: &'static str,
+        /// The codec's error, naming the bad value.
+        #[source]
+        source: mproc_pickle::PickleError,
+    },
+    /// A [`PodVec`](crate::PodVec) or [`Bytes`](crate::Bytes) in a message
+    /// could not be decoded as the requested type: e.g. the sender's elements
+    /// are 8 bytes and the receiver's `T` 4.
+    #[error("cannot decode the message: {0}")]
+    Payload(#[from] crate::payload::PayloadError),
     /// The authkey handshake failed: a wrong key on either side, or a peer
     /// that does not speak the protocol. Python's `AuthenticationError`.
     #[error("authentication failed: {reason}")]

@@ -9,7 +9,9 @@
 //! a results queue that the parent drains. The parent keeps two producers and
 //! two consumers alive, killing one at a random moment and starting a
 //! replacement, `KILLS` times; then it stops the producers, sends each
-//! consumer a `None`, and checks the ids.
+//! consumer a `None`, and checks the ids. Items range from a few bytes (in a
+//! ring slot) to over 1 MiB (in a block of the queue's memfd); at the end the
+//! drained queue must hold no block any more (no leaked block).
 
 mod common;
 
@@ -32,21 +34,38 @@ const TORN: i32 = 3;
 struct Item {
     producer: u32,
     seq: u32,
+    #[serde(with = "serde_bytes")]
     payload: Vec<u8>,
     sum: u64,
 }
 
+/// FNV-1a over the id, the length and every 61st payload byte (the payload is
+/// compared whole besides).
 fn checksum(producer: u32, seq: u32, payload: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in producer.to_le_bytes().iter().chain(&seq.to_le_bytes()).chain(payload) {
+    let sampled = payload.iter().step_by(61);
+    let len = (payload.len() as u64).to_le_bytes();
+    for b in producer.to_le_bytes().iter().chain(&seq.to_le_bytes()).chain(&len).chain(sampled) {
         h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
     }
     h
 }
 
+/// Mostly small items (in ring slots or small blocks), one in 8 of 64 KiB and
+/// one in 8 of over 1 MiB (large blocks), the first large one early in each
+/// producer's life. The payload varies per 512-byte run (filled fast, so a
+/// producer gets far between kills), and a run torn at any page shows.
 fn item(producer: u32, seq: u32) -> Item {
-    let len = (seq as usize * 7919 + producer as usize * 31) % 600;
-    let payload: Vec<u8> = (0..len).map(|i| (i as u32 ^ seq ^ producer) as u8).collect();
+    let small = (seq as usize * 7919 + producer as usize * 31) % 600;
+    let len = match seq % 8 {
+        1 => (1 << 20) + small,
+        5 => (64 << 10) + small,
+        _ => small,
+    };
+    let mut payload = vec![0u8; len];
+    for (run, bytes) in payload.chunks_mut(512).enumerate() {
+        bytes.fill((run as u32 ^ seq ^ producer.rotate_left(3)) as u8);
+    }
     Item { producer, seq, sum: checksum(producer, seq, &payload), payload }
 }
 
@@ -188,6 +207,12 @@ fn queue_survives_sigkilled_producers_and_consumers() {
     }
     drain(&mut delivered);
     assert!(work.empty());
+    // No block is left behind: an idle getter takes back the orphans of the
+    // killed processes and the warm blocks; what stays is the ring's slots
+    // and small blocks (never over 1 KiB each here), not one 64 KiB block.
+    assert!(work.get_timeout(Duration::from_millis(60)).unwrap_err().is_empty());
+    let held = work.shared_memory_bytes();
+    assert!(held < 64 << 10, "the drained queue still holds {held} bytes");
 
     // Every item a producer recorded as put was delivered, except at most one
     // in flight per killed consumer; nothing delivered was never produced.
@@ -207,9 +232,11 @@ fn queue_survives_sigkilled_producers_and_consumers() {
         "{lost} items lost for {killed_consumers} killed consumers ({killed_producers} killed producers)"
     );
     let total: u64 = done.iter().sum();
+    let large = delivered.iter().filter(|&&(p, seq)| item(p, seq).payload.len() > 1 << 20).count();
+    assert!(large > 20, "only {large} items of over 1 MiB went through");
     assert!(total > KILLS as u64, "too few items went through ({total}) to mean anything");
     eprintln!(
-        "{} kills ({killed_producers} producers, {killed_consumers} consumers), {total} items put, {} delivered, {lost} lost, in {:?}",
+        "{} kills ({killed_producers} producers, {killed_consumers} consumers), {total} items put, {} delivered ({large} of over 1 MiB), {lost} lost, {held} bytes held after, in {:?}",
         KILLS,
         delivered.len(),
         started.elapsed()

@@ -142,3 +142,81 @@ proptest! {
         }
     }
 }
+
+/// An item for the any-size model: `len` bytes made from `seed`.
+fn sized_item(seed: u8, len: usize) -> serde_bytes::ByteBuf {
+    let mut v = vec![seed; len];
+    for (i, run) in v.chunks_mut(4096).enumerate() {
+        run[0] = seed ^ i as u8;
+    }
+    serde_bytes::ByteBuf::from(v)
+}
+
+#[derive(Debug, Clone)]
+enum SizedOp {
+    TryPut(u8, usize),
+    TryGet,
+    GetBytes,
+}
+
+fn sized_op() -> impl Strategy<Value = SizedOp> {
+    let len = prop_oneof![
+        4 => 0usize..64,
+        3 => 40usize..5000,
+        2 => 60_000usize..70_000,
+        1 => 0usize..=4 << 20,
+    ];
+    prop_oneof![
+        6 => (any::<u8>(), len).prop_map(|(s, l)| SizedOp::TryPut(s, l)),
+        4 => Just(SizedOp::TryGet),
+        2 => Just(SizedOp::GetBytes),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Items of 0 B to 4 MiB (the cap, so the largest are refused), in slots
+    /// and in blocks, against a bounded `VecDeque`.
+    #[test]
+    fn any_size_queue_matches_a_bounded_vecdeque(
+        maxsize in 1usize..6,
+        ops in proptest::collection::vec(sized_op(), 1..40),
+    ) {
+        const CAP: usize = 4 << 20;
+        let q = QueueBuilder::new().maxsize(maxsize).max_item_bytes(CAP).build::<serde_bytes::ByteBuf>().unwrap();
+        let mut model: VecDeque<(u8, usize)> = VecDeque::new();
+        for op in ops {
+            match op {
+                SizedOp::TryPut(seed, len) => {
+                    let item = sized_item(seed, len);
+                    let encoded = postcard::to_allocvec(&item).unwrap().len();
+                    match q.try_put(item) {
+                        Ok(()) => {
+                            prop_assert!(encoded <= CAP && model.len() < maxsize);
+                            model.push_back((seed, len));
+                        }
+                        Err(e) => match e.error() {
+                            QueueError::TooLarge { size, limit: CAP } => prop_assert_eq!(*size, encoded),
+                            QueueError::Full { .. } => prop_assert_eq!(model.len(), maxsize),
+                            other => prop_assert!(false, "try_put: {}", other),
+                        },
+                    }
+                }
+                SizedOp::TryGet => match (q.try_get(), model.pop_front()) {
+                    (Ok(got), Some((seed, len))) => prop_assert!(got == sized_item(seed, len), "item of {} bytes differs", len),
+                    (Err(QueueError::Empty), None) => {}
+                    (got, want) => prop_assert!(false, "try_get gave {:?} bytes, the model {:?}", got.map(|g| g.len()), want),
+                },
+                SizedOp::GetBytes => match (q.try_get_bytes_with(|b| b.to_vec()), model.pop_front()) {
+                    (Ok(got), Some((seed, len))) => {
+                        prop_assert!(got == postcard::to_allocvec(&sized_item(seed, len)).unwrap());
+                    }
+                    (Err(QueueError::Empty), None) => {}
+                    (got, want) => prop_assert!(false, "try_get_bytes_with gave {:?}, the model {:?}", got.map(|g| g.len()), want),
+                },
+            }
+            prop_assert_eq!(q.qsize(), model.len());
+        }
+    }
+}

@@ -62,6 +62,7 @@
 //! | `Pool(initializer=f, initargs=a)`, `get_context("spawn").Pool()` | [`PoolBuilder::initializer_with`] (handles inside as [`Shared`]), [`PoolBuilder::start_method`] ([`StartMethod::Spawn`]) |
 //! | `Manager()` / `SyncManager` | [`Manager::start`] ([`SyncManager`]) |
 //! | `BaseManager(address, authkey)`, `register` | [`ManagerBuilder`] ([`BaseManager`]), [`Registry::register`] |
+//! | `bytes`, `array.array('d')` / a NumPy array as payload | [`Bytes`], [`PodVec<f64>`](PodVec) (one copy each way; a `Vec<u8>` costs about 1.7 ns per byte) |
 //! | `EOFError`, `AuthenticationError`, `queue.Empty` … | variants of [`IpcError`], [`ManagerError`] …, all convertible into [`Error`] |
 //!
 //! Every tutorial example the project was built from has a runnable twin in
@@ -86,11 +87,17 @@ pub use mproc_ipc as ipc;
 /// `Process`, start methods and who-am-I functions (crate `mproc-process`).
 pub use mproc_process as process;
 
+/// The Pool on the ranks of an MPI job, past one machine (`mproc-mpi`; feature `mpi`).
+#[cfg(feature = "mpi")]
+pub use mproc_mpi as mpi;
 /// `Pool` and `AsyncResult` (crate `mproc-pool`).
 pub use mproc_pool as pool;
 
 /// The manager server and its proxies (crate `mproc-manager`).
 pub use mproc_manager as manager;
+
+/// Python's pickle: `Value`, `dumps`/`loads` and the allow-list (crate `mproc-pickle`).
+pub use mproc_pickle as pickle;
 
 pub use mproc_process::{
     active_children, authkey, cpu_count, current_process, entry, exit, parent_process, set_authkey, Entry, Process,
@@ -111,6 +118,10 @@ pub use mproc_ipc::{
     pipe, pipe_with_capacity, wait, wait_any, Address, Client, Connection, IpcError, JoinableQueue, Listener, PutError,
     Queue, QueueBuilder, QueueError, SimpleQueue, Waitable,
 };
+
+/// Payloads that travel as one copy (`bytes`, `array.array`): use them for
+/// byte and numeric data in queues, connections, pools and managers.
+pub use mproc_ipc::{Bytes, PayloadError, PodVec};
 
 pub use mproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, PoolError, StartMethod};
 
@@ -235,6 +246,13 @@ impl<T> From<PutError<T>> for Error {
     }
 }
 
+impl From<PayloadError> for Error {
+    /// A payload that did not decode (e.g. [`Bytes::view`]), as an [`IpcError::Payload`].
+    fn from(e: PayloadError) -> Error {
+        Error::Ipc(e.into())
+    }
+}
+
 /// `Result` with [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -246,8 +264,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub mod prelude {
     pub use crate::{
         active_children, cpu_count, current_process, parent_process, pipe, Array, AsyncResult, Barrier,
-        BoundedSemaphore, Condition, Connection, Event, JoinableQueue, Lock, Manager, Pool, Process, Queue, RLock,
-        RawArray, RawValue, Run, Semaphore, Share, SimpleQueue, Value,
+        BoundedSemaphore, Bytes, Condition, Connection, Event, JoinableQueue, Lock, Manager, PodVec, Pool, Process,
+        Queue, RLock, RawArray, RawValue, Run, Semaphore, Share, SimpleQueue, Value,
     };
 }
 

@@ -1,9 +1,12 @@
-//! `pickle_codec`: pickle encode + decode of a 1 KiB dict (64 entries: str keys; int, str
+//! `pickle_codec`: pickle encode + decode of a 1 KiB dict (1029 bytes as CPython 3.11
+//! pickles it, 934 as mproc does, without memo opcodes; 64 entries: str keys; int, str
 //! and float values), the same dict `mp_bench.py` times with CPython's `pickle.dumps` +
 //! `pickle.loads`.
 //!
 //! - `mproc`: `dumps_value` + `loads_value` of a `Value` (what a manager server does);
-//! - `mproc-typed`: `dumps` + `loads` of an `BTreeMap<String, Field>` through serde;
+//! - `mproc-typed`: `dumps` + `loads` of a `BTreeMap<String, Field>` through serde, where
+//!   `Field` is an untagged enum (int, str or float), which serde decodes by buffering each
+//!   value and trying the variants in turn: most of this row is that serde cost;
 //! - `serde-pickle`: the same `Value` round trip in serde-pickle's own value type (which
 //!   reads no exception or bytearray and no other global), for reference.
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
@@ -36,7 +39,7 @@ fn pickle_codec(c: &mut Criterion) {
     let typed: BTreeMap<String, Field> = (0..64).map(|i| (format!("k{i:03}"), field(i))).collect();
     let value = mproc_pickle::to_value(&typed).unwrap();
     let bytes = dumps_value(&value).unwrap();
-    assert!((1000..1100).contains(&bytes.len()), "the dict pickles to {} bytes", bytes.len());
+    assert!((900..1100).contains(&bytes.len()), "the dict pickles to {} bytes", bytes.len());
     let Value::Dict(_) = loads_value(&bytes).unwrap() else { panic!("not a dict") };
 
     let mut g = c.benchmark_group("pickle_codec");

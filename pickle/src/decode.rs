@@ -10,8 +10,7 @@
 //!
 //! Resource bounds, all checked before the memory is taken:
 //! - a length field is checked against the bytes that remain before anything is allocated;
-//! - values nest at most [`MAX_DEPTH`] deep (as Python's recursion limit bounds its own
-//!   pickler), which also bounds every recursive walk here;
+//! - values nest at most [`MAX_DEPTH`] deep, which bounds every recursive walk here;
 //! - copying shared references is charged to a memory budget
 //!   ([`DecodeOptions::memory_budget`]), so a small pickle that refers to one list a
 //!   million times is an error, not an exhausted machine.
@@ -20,6 +19,7 @@
 //! table).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::size_of;
 
 use num_bigint::{BigInt, Sign};
@@ -28,9 +28,12 @@ use crate::allow::{self, Global};
 use crate::error::{PickleError, Result};
 use crate::value::{Dict, Value};
 
-/// The deepest nesting of containers the reader builds (`[[[…]]]` 1000 deep is accepted,
-/// 1001 is [`PickleError::TooDeep`]).
-pub const MAX_DEPTH: usize = 1000;
+/// The deepest nesting of containers the reader builds and the writer writes: 128, as
+/// serde_json's default recursion limit (`[[[…]]]` 127 lists deep around one value is
+/// accepted, one more is [`PickleError::TooDeep`]). It bounds every recursive walk of a
+/// decoded value — building it, writing it, comparing, hashing, dropping, serde — so that
+/// each stays well inside a 2 MiB thread stack even in a debug build.
+pub const MAX_DEPTH: usize = 128;
 
 /// How much memory decoding may take per input byte when no budget is given.
 const EXPANSION: usize = 64;
@@ -64,6 +67,31 @@ impl DecodeOptions {
 
 fn budget_for(len: usize) -> usize {
     len.saturating_mul(EXPANSION).max(MIN_BUDGET)
+}
+
+/// Memo ids to entries. Ids are small dense integers in every pickle CPython writes, so a
+/// multiplicative hash does (SipHash's flood resistance is not needed: the memory budget
+/// and the input cap bound what a hostile pickle can make the reader do).
+type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+
+/// Fibonacci hashing of one `u32`.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// A value under construction.
@@ -116,9 +144,9 @@ struct Machine<'a> {
     pos: usize,
     stack: Vec<Slot>,
     marks: Vec<usize>,
-    memo: HashMap<u32, Slot>,
+    memo: IdMap<Slot>,
     /// References made to each memo entry (see [`Resolver`]).
-    uses: HashMap<u32, u32>,
+    uses: IdMap<u32>,
     /// Bytes of memory still allowed for copies made at `STOP`.
     budget: usize,
     total_budget: usize,
@@ -134,8 +162,8 @@ pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value> {
         pos: 0,
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: HashMap::new(),
-        uses: HashMap::new(),
+        memo: IdMap::default(),
+        uses: IdMap::default(),
         budget: options.memory_budget,
         total_budget: options.memory_budget,
     };
@@ -143,7 +171,7 @@ pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value> {
     let mut resolver = Resolver {
         memo: machine.memo,
         uses: machine.uses,
-        cache: HashMap::new(),
+        cache: IdMap::default(),
         active: Vec::new(),
         budget: machine.budget,
         total_budget: machine.total_budget,
@@ -690,9 +718,11 @@ impl<'a> Machine<'a> {
             _ => top,
         };
         slot.depth = slot.depth.max(depth_of(&items)?);
+        // Filling an empty container (the usual case) takes the items' allocation over.
         match &mut slot.node {
-            Node::List(list) => list.extend(nodes(items)),
-            Node::Set(set) => set.extend(nodes(items)),
+            Node::List(list) | Node::Set(list) if list.is_empty() => *list = nodes(items),
+            Node::List(list) | Node::Set(list) => list.extend(items.into_iter().map(|s| s.node)),
+            Node::Dict(dict) if dict.is_empty() => *dict = pairs(items, at)?,
             Node::Dict(dict) => dict.extend(pairs(items, at)?),
             _ => return Err(malformed(at, "adding items to a value that is no list, dict or set")),
         }
@@ -984,11 +1014,11 @@ fn string_literal(line: &[u8]) -> Option<Vec<u8>> {
 /// used more often is resolved once and then copied, each copy charged to the memory
 /// budget before it is made.
 struct Resolver {
-    memo: HashMap<u32, Slot>,
+    memo: IdMap<Slot>,
     /// How many references to each memo entry were made (an over-count only costs a copy).
-    uses: HashMap<u32, u32>,
+    uses: IdMap<u32>,
     /// Shared memo entries already resolved, with their cost in bytes.
-    cache: HashMap<u32, (Value, usize)>,
+    cache: IdMap<(Value, usize)>,
     /// Memo entries being resolved (a reference to one of them is a cycle).
     active: Vec<u32>,
     budget: usize,
@@ -1035,7 +1065,12 @@ impl Resolver {
     }
 
     fn resolve_all(&mut self, items: Vec<Node>, depth: usize) -> Result<Vec<Value>> {
-        items.into_iter().map(|item| self.resolve(item, depth + 1)).collect()
+        // A plain loop: iterator adapters would add stack frames per level of nesting.
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(self.resolve(item, depth + 1)?);
+        }
+        Ok(out)
     }
 
     fn resolve_ref(&mut self, id: u32, depth: usize) -> Result<Value> {

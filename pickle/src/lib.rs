@@ -36,6 +36,10 @@
 //! assert_eq!(err.to_string(), "pickle names the global os.system, which is not on the allow-list");
 //! ```
 
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 mod allow;
 mod decode;
 mod encode;

@@ -25,6 +25,11 @@ pub type Set = IndexSet<Value>;
 
 /// Any Python value the codec reads or writes.
 ///
+/// `Value` implements serde's `Serialize` and `Deserialize`, keeping every Python type
+/// through [`to_value`](crate::to_value)/[`from_value`](crate::from_value) and this crate's
+/// `dumps`/`loads`. With other formats it needs a self-describing one (JSON reads back, with
+/// tuples as lists); over postcard, carry `dumps_value` bytes instead.
+///
 /// ```
 /// use mproc_pickle::{Dict, Value};
 ///
@@ -105,6 +110,47 @@ impl Value {
             Value::Set(_) => "set",
             Value::FrozenSet(_) => "frozenset",
             Value::Exception { name, .. } => name,
+        }
+    }
+
+    /// The `str`, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The `int` (or `bool`, as in Python) as an `i64`, if it is one that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Value::Int(i) => Some(i),
+            Value::Bool(b) => Some(i64::from(b)),
+            _ => None,
+        }
+    }
+
+    /// The contents of a `bytes` or `bytearray`.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) | Value::ByteArray(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The items of a `list` or `tuple`.
+    pub fn as_items(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(items) | Value::Tuple(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The `dict`, if this is one.
+    pub fn as_dict(&self) -> Option<&Dict> {
+        match self {
+            Value::Dict(d) => Some(d),
+            _ => None,
         }
     }
 

@@ -48,6 +48,7 @@ mod error;
 mod imap;
 mod job;
 mod pool;
+pub mod remote;
 mod result;
 mod scheduler;
 mod task;

@@ -187,7 +187,10 @@ impl PoolBuilder {
 ///
 /// Tasks are `fn` items, or closures without captures (which coerce to `fn`
 /// pointers), taking and returning serde types; arguments and results travel
-/// encoded with postcard.
+/// encoded with postcard. For bulk data take and return
+/// [`Bytes`](mproc_ipc::Bytes) and [`PodVec`](mproc_ipc::PodVec) (one `memcpy`
+/// each way): a `Vec<u8>` argument costs about 1.7 ns per byte to encode and as
+/// much to decode, serde handling it byte by byte.
 ///
 /// ```
 /// use std::time::Duration;

@@ -333,7 +333,9 @@ impl Share for Segment {
                 // borrow ends before this function returns.
                 let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
                 let st = rfs::fstat(borrowed).map_err(|e| bad(format!("fd {fd} was not inherited: {e}")))?;
-                if st.st_ino != ino || st.st_size as u64 != len {
+                // A segment may map only a prefix of its memfd (a queue keeps its
+                // large items in the file past the part every handle maps).
+                if st.st_ino != ino || (st.st_size as u64) < len {
                     return Err(bad(format!(
                         "fd {fd} is inode {} of {} bytes, the token names inode {ino} of {len} bytes (stale token?)",
                         st.st_ino, st.st_size

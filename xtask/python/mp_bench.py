@@ -15,6 +15,7 @@ Usage: python3 mp_bench.py [--quick] [case ...]
   --ops     operations for that run
   case      any of the names in CASES; all of them when none is given
 """
+import array
 import multiprocessing as mp
 import platform
 import sys
@@ -25,6 +26,14 @@ OPS = {
     "pipe_rtt": 20_000,
     "queue_tput": 100_000,
     "queue_bytes_tput": 20_000,
+    "queue_large_1m": 500,
+    "queue_large_16m": 40,
+    "payload_bytes_4k": 40_000,
+    "payload_bytes_64k": 4_000,
+    "payload_bytes_1m": 300,
+    "payload_f64_4k": 40_000,
+    "payload_f64_64k": 4_000,
+    "payload_f64_1m": 300,
     "lock_uncontended": 1_000_000,
     "value_contended": 100_000,
     "pool_map": 200_000,
@@ -34,6 +43,7 @@ OPS = {
     "manager_call": 10_000,
     "manager_call_py": 10_000,
     "pickle_codec": 100_000,
+    "mpi_pool_map": 100_000,
 }
 QUICK_DIV = 10
 MIN_OPS = 5
@@ -91,6 +101,81 @@ def queue_bytes_tput(n, size=4096):
     return n * size / elapsed / 1e6, "MB/s (4 KiB bytes messages)"
 
 
+def queue_large_1m(n, size=1 << 20):
+    """1 MiB byte strings from this process to one consumer process."""
+    return _queue_large(n, size, "MB/s (1 MiB bytes messages)")
+
+
+def queue_large_16m(n, size=16 << 20):
+    """16 MiB byte strings from this process to one consumer process."""
+    return _queue_large(n, size, "MB/s (16 MiB bytes messages)")
+
+
+def _queue_large(n, size, unit):
+    q = mp.Queue()
+    consumer = mp.Process(target=_drain, args=(q, n))
+    consumer.start()
+    payload = b"\x5a" * size
+    start = time.perf_counter()
+    for _ in range(n):
+        q.put(payload)
+    consumer.join()
+    elapsed = time.perf_counter() - start
+    return n * size / elapsed / 1e6, unit
+
+
+def _payload(n, item, what):
+    """One item put n times into Queue(maxsize=64) by this process, drained by another."""
+    q = mp.Queue(maxsize=64)
+    consumer = mp.Process(target=_drain, args=(q, n))
+    consumer.start()
+    start = time.perf_counter()
+    for _ in range(n):
+        q.put(item)
+    consumer.join()
+    elapsed = time.perf_counter() - start
+    size = len(item) * getattr(item, "itemsize", 1)
+    return n * size / elapsed / 1e6, f"MB/s ({what}, Queue(maxsize=64))"
+
+
+def _bytes_of(size):
+    return b"\x07" * size
+
+
+def _f64s_of(size):
+    return array.array("d", [0.5]) * (size // 8)
+
+
+def payload_bytes_4k(n):
+    """4 KiB `bytes` through Queue(maxsize=64), one producer -> one consumer process."""
+    return _payload(n, _bytes_of(4 << 10), "4 KiB bytes")
+
+
+def payload_bytes_64k(n):
+    """64 KiB `bytes` through Queue(maxsize=64)."""
+    return _payload(n, _bytes_of(64 << 10), "64 KiB bytes")
+
+
+def payload_bytes_1m(n):
+    """1 MiB `bytes` through Queue(maxsize=64)."""
+    return _payload(n, _bytes_of(1 << 20), "1 MiB bytes")
+
+
+def payload_f64_4k(n):
+    """4 KiB `array.array('d')` through Queue(maxsize=64)."""
+    return _payload(n, _f64s_of(4 << 10), "4 KiB array('d')")
+
+
+def payload_f64_64k(n):
+    """64 KiB `array.array('d')` through Queue(maxsize=64)."""
+    return _payload(n, _f64s_of(64 << 10), "64 KiB array('d')")
+
+
+def payload_f64_1m(n):
+    """1 MiB `array.array('d')` through Queue(maxsize=64)."""
+    return _payload(n, _f64s_of(1 << 20), "1 MiB array('d')")
+
+
 def lock_uncontended(n):
     """Acquire and release a multiprocessing.Lock nobody else touches."""
     lock = mp.Lock()
@@ -136,6 +221,11 @@ def pool_map(n):
     if out[-1] != n - 1:
         raise RuntimeError("pool.map returned the wrong items")
     return elapsed / n * 1e6, "us/item (Pool(2).map identity, default chunksize)"
+
+
+def mpi_pool_map(n):
+    """The MPI pool case's CPython row: Pool(2).map(identity) over n items, as pool_map."""
+    return pool_map(n)
 
 
 def pool_apply_async(n):
@@ -232,6 +322,14 @@ CASES = {
     "pipe_rtt": pipe_rtt,
     "queue_tput": queue_tput,
     "queue_bytes_tput": queue_bytes_tput,
+    "queue_large_1m": queue_large_1m,
+    "queue_large_16m": queue_large_16m,
+    "payload_bytes_4k": payload_bytes_4k,
+    "payload_bytes_64k": payload_bytes_64k,
+    "payload_bytes_1m": payload_bytes_1m,
+    "payload_f64_4k": payload_f64_4k,
+    "payload_f64_64k": payload_f64_64k,
+    "payload_f64_1m": payload_f64_1m,
     "lock_uncontended": lock_uncontended,
     "value_contended": value_contended,
     "pool_map": pool_map,
@@ -241,6 +339,7 @@ CASES = {
     "manager_call": manager_call,
     "manager_call_py": manager_call_py,
     "pickle_codec": pickle_codec,
+    "mpi_pool_map": mpi_pool_map,
 }
 
 

@@ -152,6 +152,79 @@ pub fn discover_benches(root: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// The `required-features` of bench `bench` in a package's Cargo.toml (`[[bench]]` blocks).
+pub fn bench_features(toml: &str, bench: &str) -> Vec<String> {
+    let mut in_bench = false;
+    let mut name = None;
+    let mut features = Vec::new();
+    let mut found = Vec::new();
+    let mut flush = |name: &mut Option<String>, features: &mut Vec<String>| {
+        if name.as_deref() == Some(bench) {
+            found = std::mem::take(features);
+        }
+        *name = None;
+        features.clear();
+    };
+    for line in toml.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            if in_bench {
+                flush(&mut name, &mut features);
+            }
+            in_bench = t == "[[bench]]";
+            continue;
+        }
+        if !in_bench {
+            continue;
+        }
+        if let Some((k, v)) = t.split_once('=') {
+            match k.trim() {
+                "name" => name = Some(v.trim().trim_matches('"').to_owned()),
+                "required-features" => {
+                    features = v.split('"').skip(1).step_by(2).map(str::to_owned).collect();
+                }
+                _ => {}
+            }
+        }
+    }
+    if in_bench {
+        flush(&mut name, &mut features);
+    }
+    found
+}
+
+/// Why a bench that needs `feature` cannot run on this machine, if it cannot: the `mpi`
+/// feature needs MPICH's `mpiexec` on the PATH.
+fn feature_unavailable(feature: &str) -> Option<String> {
+    if feature != "mpi" {
+        return None;
+    }
+    let found =
+        Command::new("sh").args(["-c", "command -v mpiexec"]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    (!found).then(|| "needs `mpiexec` (MPICH: apt-get install mpich libmpich-dev libclang-dev)".to_owned())
+}
+
+/// The features to build and run `bench` of `pkg` with, or why it is skipped.
+fn features_for(root: &Path, pkg: &str, bench: &str) -> Result<Vec<String>, String> {
+    let toml =
+        package_dir(root, pkg).and_then(|d| std::fs::read_to_string(d.join("Cargo.toml")).ok()).unwrap_or_default();
+    let features = bench_features(&toml, bench);
+    for f in &features {
+        if let Some(why) = feature_unavailable(f) {
+            return Err(format!("feature `{f}` {why}"));
+        }
+    }
+    Ok(features)
+}
+
+/// The directory of workspace member `pkg`.
+fn package_dir(root: &Path, pkg: &str) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(root).ok()?;
+    entries.flatten().map(|e| e.path()).find(|d| {
+        std::fs::read_to_string(d.join("Cargo.toml")).ok().and_then(|t| package_name(&t)).as_deref() == Some(pkg)
+    })
+}
+
 /// The `name` of the `[package]` section of a Cargo.toml.
 pub fn package_name(toml: &str) -> Option<String> {
     let mut in_package = false;
@@ -308,9 +381,27 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
         let mut pkgs: Vec<&String> = benches.iter().map(|(p, _)| p).collect();
         pkgs.dedup();
         let mut unbuilt = Vec::new();
+        // A bench with `required-features` runs with them, or is skipped with a note when
+        // the machine lacks what a feature needs.
+        let mut features: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for (pkg, bench) in &benches {
+            match features_for(root, pkg, bench) {
+                Ok(f) => {
+                    features.insert((pkg.clone(), bench.clone()), f);
+                }
+                Err(why) => notes.push(format!("`{pkg}` bench `{bench}` skipped: {why}")),
+            }
+        }
         for p in pkgs {
+            let mut wanted: Vec<String> =
+                features.iter().filter(|((q, _), _)| q == p).flat_map(|(_, f)| f.iter().cloned()).collect();
+            wanted.sort();
+            wanted.dedup();
             let mut build = crate::cargo();
             build.args(["bench", "--no-run", "--benches", "-p", p]).stdout(std::io::stderr());
+            if !wanted.is_empty() {
+                build.args(["--features", &wanted.join(",")]);
+            }
             if let Err(e) = crate::run(&format!("build the criterion benches of {p}"), build) {
                 notes.push(format!("the benches of {p} did not build: {e}"));
                 failed.push(format!("{p} (build)"));
@@ -318,9 +409,14 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
             }
         }
         for (pkg, bench) in benches.iter().filter(|(p, _)| !unbuilt.contains(p)) {
+            let Some(feats) = features.get(&(pkg.clone(), bench.clone())) else { continue };
             eprintln!("==> criterion {pkg} --bench {bench}");
             let mut cmd = crate::cargo();
-            cmd.args(["bench", "-p", pkg, "--bench", bench, "--"]).args(&criterion_args);
+            cmd.args(["bench", "-p", pkg, "--bench", bench]);
+            if !feats.is_empty() {
+                cmd.args(["--features", &feats.join(",")]);
+            }
+            cmd.arg("--").args(&criterion_args);
             if let Some(case) = &opts.case {
                 cmd.arg(format!("^{case}/"));
             }
@@ -415,6 +511,14 @@ mod tests {
         assert_eq!(meta["python"], "CPython 3.11.7");
         assert_eq!(figs.len(), 1);
         assert_eq!(figs["pipe_rtt"], 55.8759);
+    }
+
+    #[test]
+    fn bench_required_features() {
+        let toml = "[package]\nname = \"m\"\n[[bench]]\nname = \"a\"\nharness = false\n[[bench]]\nname = \"b\"\nrequired-features = [\"mpi\", \"x\"]\n[lints]\n";
+        assert!(bench_features(toml, "a").is_empty());
+        assert_eq!(bench_features(toml, "b"), ["mpi", "x"]);
+        assert!(bench_features(toml, "c").is_empty());
     }
 
     #[test]

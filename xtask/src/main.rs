@@ -17,8 +17,9 @@
 //! - `loom [--quick]`: runs every crate's loom models (`*/tests/loom_*.rs`) in
 //!   release mode with `--cfg loom`.
 //! - `ci`: the gates `.ci/run` calls after the README's test command: fmt,
-//!   clippy with warnings as errors, loom with quick settings, the examples,
-//!   `bench --quick` and `audit`.
+//!   clippy with warnings as errors, clippy and the tests of each optional feature
+//!   (`FEATURE_GATES`: `mproc-mpi/mpi`; `.ci/run` installs what they need), loom with
+//!   quick settings, the examples, `bench --quick` and `audit`.
 //!
 //! Cargo is invoked through `$CARGO`, so the toolchain that runs xtask runs
 //! everything else. xtask depends on `serde_json` only (to read criterion's estimates and
@@ -161,6 +162,7 @@ fn ci() -> Result {
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run("cargo clippy --workspace --all-targets -- -D warnings", clippy)?;
+    feature_gates()?;
     loom(true)?;
     let mut ex = cargo();
     ex.args(["build", "--workspace", "--examples"]);
@@ -169,6 +171,23 @@ fn ci() -> Result {
     bench::run(&root(), &bench::Options { mode: bench::Mode::Quick, case: None })?;
     eprintln!("==> cargo xtask audit");
     audit::run(&root(), &bench::target_dir(&root()))
+}
+
+/// The optional features and the packages they live in: `ci` lints and tests each with the
+/// feature on (`cargo test --workspace` builds none of them), where the machine has what
+/// the feature needs.
+const FEATURE_GATES: &[(&str, &str)] = &[("mproc-mpi", "mpi")];
+
+fn feature_gates() -> Result {
+    for &(pkg, feature) in FEATURE_GATES {
+        let mut clippy = cargo();
+        clippy.args(["clippy", "-p", pkg, "--features", feature, "--all-targets", "--", "-D", "warnings"]);
+        run(&format!("cargo clippy -p {pkg} --features {feature}"), clippy)?;
+        let mut test = cargo();
+        test.args(["test", "-p", pkg, "--features", feature]);
+        run(&format!("cargo test -p {pkg} --features {feature}"), test)?;
+    }
+    Ok(())
 }
 
 fn audit_cmd(args: &[String]) -> Result {

@@ -50,6 +50,8 @@ pub enum Target {
     VsLimit(f64),
     /// Figure (a time, in the case's unit) at most this.
     AtMost(f64),
+    /// Every one of these.
+    All(&'static [Target]),
 }
 
 /// One case of BENCHMARKS.md.
@@ -113,6 +115,94 @@ pub const CASES: &[Case] = &[
         limit: Some("limit-memcpy"),
         target: Target::VsLimit(0.5),
         target_text: "≥ 50 % of memcpy",
+    },
+    Case {
+        id: "queue_large_1m",
+        title: "Queue, 1 → 1 processes, 1 MiB items",
+        unit: "MB/s",
+        better: Better::Higher,
+        convert: Convert::MegabytesPerSecond(1_048_576.0),
+        systems: &["mproc", "ipc-channel", "limit-xcopy"],
+        limit: Some("limit-xcopy"),
+        target: Target::VsLimit(0.5),
+        target_text: "≥ 50 % of the cross-process copy limit, ≥ 3× CPython",
+    },
+    Case {
+        id: "queue_large_16m",
+        title: "Queue, 1 → 1 processes, 16 MiB items",
+        unit: "MB/s",
+        better: Better::Higher,
+        convert: Convert::MegabytesPerSecond(16_777_216.0),
+        systems: &["mproc", "ipc-channel", "limit-xcopy"],
+        limit: Some("limit-xcopy"),
+        target: Target::VsLimit(0.5),
+        target_text: "≥ 50 % of the cross-process copy limit, ≥ 3× CPython",
+    },
+    Case {
+        id: "payload_bytes_4k",
+        title: "Queue, 1 → 1 processes, maxsize 64, `Bytes` items of 4 KiB",
+        unit: "MB/s",
+        better: Better::Higher,
+        convert: Convert::MegabytesPerSecond(4096.0),
+        systems: &["mproc", "bytes-get-with", "vec-u8", "limit-xcopy"],
+        limit: Some("limit-xcopy"),
+        target: Target::VsLimit(0.8),
+        target_text: "≥ 80 % of the cross-process copy limit",
+    },
+    Case {
+        id: "payload_bytes_64k",
+        title: "Queue, 1 → 1 processes, maxsize 64, `Bytes` items of 64 KiB",
+        unit: "MB/s",
+        better: Better::Higher,
+        convert: Convert::MegabytesPerSecond(65536.0),
+        systems: &["mproc", "bytes-get-with", "vec-u8", "limit-xcopy"],
+        limit: Some("limit-xcopy"),
+        target: Target::All(&[Target::VsCpython(5.0), Target::VsLimit(0.8)]),
+        target_text: "≥ 5× CPython, ≥ 80 % of the cross-process copy limit",
+    },
+    Case {
+        id: "payload_bytes_1m",
+        title: "Queue, 1 → 1 processes, maxsize 64, `Bytes` items of 1 MiB",
+        unit: "MB/s",
+        better: Better::Higher,
+        convert: Convert::MegabytesPerSecond(1_048_576.0),
+        systems: &["mproc", "bytes-get-with", "vec-u8", "limit-xcopy"],
+        limit: Some("limit-xcopy"),
+        target: Target::VsLimit(0.8),
+        target_text: "≥ 80 % of the cross-process copy limit",
+    },
+    Case {
+        id: "payload_f64_4k",
+        title: "Queue, 1 → 1 processes, maxsize 64, `PodVec<f64>` items of 4 KiB",
+        unit: "MB/s",
+        better: Better::Higher,
+        convert: Convert::MegabytesPerSecond(4096.0),
+        systems: &["mproc", "limit-xcopy"],
+        limit: Some("limit-xcopy"),
+        target: Target::VsLimit(0.8),
+        target_text: "≥ 80 % of the cross-process copy limit",
+    },
+    Case {
+        id: "payload_f64_64k",
+        title: "Queue, 1 → 1 processes, maxsize 64, `PodVec<f64>` items of 64 KiB",
+        unit: "MB/s",
+        better: Better::Higher,
+        convert: Convert::MegabytesPerSecond(65536.0),
+        systems: &["mproc", "limit-xcopy"],
+        limit: Some("limit-xcopy"),
+        target: Target::All(&[Target::VsCpython(5.0), Target::VsLimit(0.8)]),
+        target_text: "≥ 5× CPython, ≥ 80 % of the cross-process copy limit",
+    },
+    Case {
+        id: "payload_f64_1m",
+        title: "Queue, 1 → 1 processes, maxsize 64, `PodVec<f64>` items of 1 MiB",
+        unit: "MB/s",
+        better: Better::Higher,
+        convert: Convert::MegabytesPerSecond(1_048_576.0),
+        systems: &["mproc", "limit-xcopy"],
+        limit: Some("limit-xcopy"),
+        target: Target::VsLimit(0.8),
+        target_text: "≥ 80 % of the cross-process copy limit",
     },
     Case {
         id: "lock_uncontended",
@@ -203,6 +293,17 @@ pub const CASES: &[Case] = &[
         target_text: "≥ 1.5× CPython's manager",
     },
     Case {
+        id: "mpi_pool_map",
+        title: "MPI pool map(identity), per item, 2 worker ranks on this machine (mpiexec -n 3)",
+        unit: "µs",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc", "local-pool"],
+        limit: Some("local-pool"),
+        target: Target::All(&[Target::VsLimit(0.5), Target::VsCpython(5.0)]),
+        target_text: "≤ 2× the local Pool(2), ≥ 5× CPython",
+    },
+    Case {
         id: "pickle_codec",
         title: "pickle encode + decode, 1 KiB dict",
         unit: "µs",
@@ -235,6 +336,17 @@ pub fn target_met(target: Target, figure: Option<f64>, vs_cpython: Option<f64>, 
         Target::VsCpython(k) => vs_cpython.map(|r| r >= k),
         Target::VsLimit(k) => vs_limit.map(|r| r >= k),
         Target::AtMost(x) => figure.map(|f| f <= x),
+        Target::All(all) => {
+            let mut met = Some(true);
+            for &t in all {
+                match target_met(t, figure, vs_cpython, vs_limit) {
+                    Some(false) => return Some(false),
+                    None => met = None,
+                    Some(true) => {}
+                }
+            }
+            met
+        }
     }
 }
 
@@ -312,6 +424,22 @@ pub struct Row {
 
 /// Peers that run in one process: bounds to look at, not rivals to beat.
 pub const IN_PROCESS: &[&str] = &["crossbeam", "rayon", "std-mutex", "std-mpsc"];
+
+/// Other ways of using mproc itself, shown beside the `mproc` row (not rivals), with what
+/// the report says about each.
+pub const MPROC_VARIANTS: &[(&str, &str)] = &[
+    (
+        "vec-u8",
+        "`vec-u8` is `Queue<Vec<u8>>`, shown as it is: serde encodes a `Vec<u8>` byte by byte \
+         (about 1.7 ns per byte). Send byte payloads as `mproc::Bytes` (the `mproc` row), \
+         numeric arrays as `mproc::PodVec`.",
+    ),
+    (
+        "bytes-get-with",
+        "`bytes-get-with` is `Queue<Bytes>::get_with`: the consumer reads each item where it \
+         lies in shared memory instead of copying it into a new `Bytes`.",
+    ),
+];
 
 /// Order of systems within a case: mproc, the peers (in the case's order, then any others
 /// alphabetically), CPython, the limits.
@@ -398,6 +526,7 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
         let best_peer = case_rows
             .iter()
             .filter(|r| system_rank(case, &r.system).0 == 1 && !IN_PROCESS.contains(&r.system.as_str()))
+            .filter(|r| MPROC_VARIANTS.iter().all(|(v, _)| *v != r.system))
             .filter_map(|r| Some((r.system.clone(), r.figure?)))
             .max_by(|a, b| speed_ratio(case.better, a.1, b.1).total_cmp(&1.0));
         for r in case_rows.iter_mut().filter(|r| r.system == "mproc") {
@@ -574,6 +703,14 @@ pub fn markdown(meta: &Meta, cases: &[&Case], rows: &[Row], extra: &[Row]) -> St
     md.push_str(&summary(cases, rows));
     md.push_str("\n## Every system\n\n");
     md.push_str(&table(rows));
+    let variants: Vec<&str> =
+        MPROC_VARIANTS.iter().filter(|(v, _)| rows.iter().any(|r| r.system == *v)).map(|(_, note)| *note).collect();
+    if !variants.is_empty() {
+        md.push('\n');
+        for note in variants {
+            let _ = writeln!(md, "- {note}");
+        }
+    }
     if !extra.is_empty() {
         md.push_str("\n## Other criterion groups\n\n");
         md.push_str(&table(extra));
@@ -672,6 +809,11 @@ mod tests {
         assert_eq!(target_met(Target::VsLimit(0.5), Some(1.0), None, Some(0.6)), Some(true));
         assert_eq!(target_met(Target::AtMost(5.0), Some(5.5), None, None), Some(false));
         assert_eq!(target_met(Target::AtMost(5.0), None, None, None), None);
+        let both = Target::All(&[Target::VsCpython(5.0), Target::VsLimit(0.8)]);
+        assert_eq!(target_met(both, Some(1.0), Some(6.0), Some(0.9)), Some(true));
+        assert_eq!(target_met(both, Some(1.0), Some(6.0), Some(0.7)), Some(false));
+        assert_eq!(target_met(both, Some(1.0), Some(4.0), Some(0.9)), Some(false));
+        assert_eq!(target_met(both, Some(1.0), None, Some(0.9)), None);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! over a `Connection` (socket or ring) and over a raw socketpair.
 #![allow(dead_code)] // each bench uses part of it
 
+pub mod xcopy;
+
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;

@@ -26,9 +26,10 @@ pub enum QueueError {
     /// Python raises `ValueError("Queue is closed")`.
     #[error("the queue handle is closed")]
     Closed,
-    /// The item's encoding is larger than the queue's largest item: it can
-    /// never be put (the queue does not split items into chunks; build one with
-    /// a larger [`QueueBuilder::max_item_bytes`](crate::QueueBuilder::max_item_bytes)).
+    /// The item's encoding is larger than the queue's cap on one item (64 MiB
+    /// by default): it can never be put. Build the queue with a larger
+    /// [`QueueBuilder::max_item_bytes`](crate::QueueBuilder::max_item_bytes)
+    /// (up to [`MAX_ITEM_CAP`](crate::queue::MAX_ITEM_CAP)) for larger items.
     #[error(
         "item of {size} bytes (encoded) is larger than the queue's limit of {limit} bytes per item \
          (build the queue with QueueBuilder::max_item_bytes for larger items)"

@@ -9,15 +9,64 @@
 //! torn item: at most its own in-flight item is lost.
 //!
 //! - `raw.rs`: the untyped core (control block, ring, waiting).
+//! - `blocks.rs`: the block store for items larger than a slot.
 //! - `bounded.rs`: [`Queue`]; `joinable.rs`: [`JoinableQueue`]; `simple.rs`: [`SimpleQueue`].
 //! - `error.rs`: [`QueueError`], [`PutError`].
 //!
-//! Sizes: a queue holds at most `maxsize` items (default [`DEFAULT_MAXSIZE`]), each
-//! at most `max_item_bytes` once encoded (default [`DEFAULT_MAX_ITEM`]); memory is
-//! reserved up front for `maxsize` slots of `max_item_bytes`. A larger item is
-//! refused with [`QueueError::TooLarge`] naming both sizes: items are never split
-//! into chunks. For byte payloads prefer `serde_bytes::ByteBuf` to `Vec<u8>`:
-//! serde encodes a `Vec<u8>` byte by byte, a `ByteBuf` as one copy.
+//! # Sizes and memory
+//! A queue holds at most `maxsize` items (default [`DEFAULT_MAXSIZE`]), each of
+//! any size up to a cap (default [`DEFAULT_MAX_ITEM`], 64 MiB, the frame cap of a
+//! `Connection`; [`QueueBuilder::max_item_bytes`] sets it, up to
+//! [`MAX_ITEM_CAP`]). Only an item over the cap is refused, with
+//! [`QueueError::TooLarge`] naming both sizes. For byte payloads prefer
+//! `serde_bytes::ByteBuf` to `Vec<u8>`: serde encodes a `Vec<u8>` byte by byte,
+//! a `ByteBuf` as one copy.
+//!
+//! Each queue is one memfd (one fd) of its own, laid out as:
+//!
+//! - a control page (futex words, the block store's counters);
+//! - the ring: one 64-byte slot per item place (`maxsize` rounded up to a power
+//!   of two). An item of up to [`DEFAULT_SLOT_BYTES`] (48) encoded bytes is
+//!   encoded straight into its slot and decoded straight out of it: the
+//!   small-item path, one copy each way, as fast as before large items existed;
+//! - a store of blocks (`blocks.rs`) for larger items: power-of-two size classes
+//!   from 64 B up to the cap, `maxsize` + 64 blocks per class, in the sparse
+//!   part of the file that each process maps in chunks as it first needs them.
+//!   A large item is encoded into a block before its slot is claimed, so
+//!   copying it never holds up the items behind it; the slot then carries a
+//!   16-byte reference, and the consumer decodes in place from the block.
+//!
+//! Cost model. The file is sparse, so a page costs memory only once written:
+//! a new default queue holds one page (4 KiB; measured with
+//! [`Queue::shared_memory_bytes`]), and 1,000 of them add about 4 MiB of RSS and
+//! 1,000 fds. The ring's slots become resident as the ring turns, 256 KiB at
+//! most for the default 4096 slots (1 MiB for a default [`SimpleQueue`]'s
+//! 16384). Blocks are resident while they hold an item. A freed block of a
+//! page or more is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`)
+//! unless the queue's warm set — up to 32 MiB of recently freed blocks, reused
+//! lowest-index first — has room for it; a getter that has waited a whole
+//! [`WAIT_CAP`] on an empty queue releases the warm set too. So a queue that
+//! held 1 GiB and was drained is back to its ring and at most 32 MiB at once,
+//! and to its ring alone once idle. Blocks under a page share pages and stay
+//! (`maxsize` × 2 KiB per class at most). Address space: each chunk mapping
+//! covers 64 blocks of a class (up to 4 GiB of address space, no memory, for
+//! the 64 MiB class).
+//!
+//! Why blocks in the queue's own memfd, from measurements and trials:
+//!
+//! - A segment per large item (memfd or `/dev/shm` name) would fault in and
+//!   zero fresh pages on every put and map them anew on every get; passing a
+//!   memfd needs a socket beside the queue (another fd) or `pidfd_getfd`
+//!   (ptrace rights). Blocks reused warm avoid the faults, and living in the
+//!   queue's own file they need no names, no tracker and no extra fd: the
+//!   kernel frees everything when the last process holding the queue goes.
+//! - A byte stream under the queue's locks (CPython's pipe with a feeder
+//!   thread) bounds memory but makes a put of an item larger than the stream
+//!   wait for a consumer, and serialises producers; here a put returns once its
+//!   item is in the queue, as a put of a small item does.
+//! - With 1 MiB items the warm path moves an item with one copy in and one out
+//!   plus the consumer's allocation, close to the cross-process copy limit the
+//!   `queue_large_*` benches show beside it.
 //!
 //! Handles are cheap clones. Move one into a forked child's closure, or send it
 //! to a spawned child with [`mproc_shm::Share`]; the token names the queue's kind
@@ -41,6 +90,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+mod blocks;
 mod bounded;
 mod error;
 mod joinable;
@@ -50,7 +100,7 @@ mod simple;
 pub use bounded::Queue;
 pub use error::{PutError, QueueError};
 pub use joinable::JoinableQueue;
-pub use raw::{QueueToken, WAIT_CAP};
+pub use raw::{QueueToken, MAX_ITEM_CAP, WAIT_CAP};
 pub use simple::SimpleQueue;
 
 use raw::{Kind, RawQueue, Until};
@@ -60,9 +110,13 @@ pub const DEFAULT_MAXSIZE: usize = 4096;
 /// The default bound of a [`SimpleQueue`], in items (it has no `full`/`Full`:
 /// a put into a full one waits).
 pub const SIMPLE_MAXSIZE: usize = 16384;
-/// The default largest item, in encoded bytes: with the slot's 16-byte header,
-/// one slot is 1 KiB.
-pub const DEFAULT_MAX_ITEM: usize = 1008;
+/// The default cap on one item, in encoded bytes: the frame cap of a
+/// [`Connection`](crate::Connection) ([`DEFAULT_MAX_FRAME`](crate::DEFAULT_MAX_FRAME), 64 MiB).
+pub const DEFAULT_MAX_ITEM: usize = crate::connection::DEFAULT_MAX_FRAME;
+/// The default largest item kept in a ring slot, in encoded bytes: with the
+/// slot's 16-byte header, one slot is one 64-byte cache line, and the 4096
+/// slots of a default queue are 256 KiB.
+pub const DEFAULT_SLOT_BYTES: usize = 48;
 
 /// Builds a queue with chosen sizes.
 ///
@@ -78,6 +132,7 @@ pub const DEFAULT_MAX_ITEM: usize = 1008;
 pub struct QueueBuilder {
     maxsize: Option<usize>,
     max_item: usize,
+    slot_bytes: usize,
 }
 
 impl Default for QueueBuilder {
@@ -88,9 +143,10 @@ impl Default for QueueBuilder {
 
 impl QueueBuilder {
     /// Default sizes: [`DEFAULT_MAXSIZE`] items ([`SIMPLE_MAXSIZE`] for a
-    /// `SimpleQueue`) of up to [`DEFAULT_MAX_ITEM`] bytes.
+    /// `SimpleQueue`) of up to [`DEFAULT_MAX_ITEM`] bytes, those of up to
+    /// [`DEFAULT_SLOT_BYTES`] kept in ring slots.
     pub fn new() -> QueueBuilder {
-        QueueBuilder { maxsize: None, max_item: DEFAULT_MAX_ITEM }
+        QueueBuilder { maxsize: None, max_item: DEFAULT_MAX_ITEM, slot_bytes: DEFAULT_SLOT_BYTES }
     }
 
     /// The bound in items, `1..=`[`mproc_shm::ring::mpmc::MAX_SLOTS`]. Python's
@@ -100,14 +156,29 @@ impl QueueBuilder {
         self
     }
 
-    /// The largest encoded item, in bytes, `1..=`[`mproc_shm::ring::mpmc::MAX_MESSAGE`].
+    /// A cap on one encoded item, in bytes, `1..=`[`MAX_ITEM_CAP`] (default
+    /// [`DEFAULT_MAX_ITEM`]): a larger item is refused with
+    /// [`QueueError::TooLarge`]. Only a cap: no memory is reserved for it.
     pub fn max_item_bytes(mut self, bytes: usize) -> QueueBuilder {
         self.max_item = bytes;
         self
     }
 
+    /// The largest encoded item kept in a ring slot, in bytes,
+    /// `1..=`[`mproc_shm::ring::mpmc::MAX_MESSAGE`] (default
+    /// [`DEFAULT_SLOT_BYTES`]); larger items go to blocks (see the module doc).
+    /// Values below 16 count as 16: a slot must hold a reference to a block.
+    /// The ring's slots take `maxsize` × this (plus 16, rounded up to 64)
+    /// bytes of address space, resident once used: raise it for a stream of
+    /// medium items (e.g. 4 KiB) that should each take one copy in and out.
+    pub fn slot_bytes(mut self, bytes: usize) -> QueueBuilder {
+        self.slot_bytes = bytes;
+        self
+    }
+
     fn raw<T>(&self, kind: Kind, default_max: usize) -> Result<RawQueue, QueueError> {
-        RawQueue::new(kind, self.maxsize.unwrap_or(default_max), self.max_item, std::any::type_name::<T>())
+        let maxsize = self.maxsize.unwrap_or(default_max);
+        RawQueue::new(kind, maxsize, self.max_item, self.slot_bytes, std::any::type_name::<T>())
     }
 
     /// Builds a [`Queue`].
@@ -129,7 +200,8 @@ impl QueueBuilder {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn build_heap<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>, QueueError> {
-        let raw = RawQueue::new_heap(Kind::Queue, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item)?;
+        let raw =
+            RawQueue::new_heap(Kind::Queue, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item, self.slot_bytes)?;
         Ok(Queue::from_typed(Typed::new(raw)))
     }
 
@@ -137,7 +209,12 @@ impl QueueBuilder {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn build_joinable_heap<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueue<T>, QueueError> {
-        let raw = RawQueue::new_heap(Kind::Joinable, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item)?;
+        let raw = RawQueue::new_heap(
+            Kind::Joinable,
+            self.maxsize.unwrap_or(DEFAULT_MAXSIZE),
+            self.max_item,
+            self.slot_bytes,
+        )?;
         Ok(JoinableQueue::from_typed(Typed::new(raw)))
     }
 
@@ -145,7 +222,8 @@ impl QueueBuilder {
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn build_simple_heap<T: Serialize + DeserializeOwned>(&self) -> Result<SimpleQueue<T>, QueueError> {
-        let raw = RawQueue::new_heap(Kind::Simple, self.maxsize.unwrap_or(SIMPLE_MAXSIZE), self.max_item)?;
+        let raw =
+            RawQueue::new_heap(Kind::Simple, self.maxsize.unwrap_or(SIMPLE_MAXSIZE), self.max_item, self.slot_bytes)?;
         Ok(SimpleQueue::from_typed(Typed::new(raw)))
     }
 }
@@ -204,6 +282,21 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
             Err(source) => Err(encode_error(source)),
         };
         self.raw.put(encode, size, until, &|| self.is_closed())
+    }
+
+    /// Hands the oldest item's encoded bytes to `f` in place (its slot or its
+    /// block), then frees them.
+    fn get_bytes<R>(&self, until: Until, f: impl FnOnce(&[u8]) -> R) -> Result<R, QueueError> {
+        if self.is_closed() {
+            return Err(QueueError::Closed);
+        }
+        let f = std::cell::Cell::new(Some(f));
+        // `try_pop` calls the decoder only for the item it returns: once.
+        let read = |msg: &[u8]| Ok(f.take().map(|f| f(msg)));
+        match self.raw.get(read, until, &|| self.is_closed())? {
+            Some(r) => Ok(r),
+            None => unreachable!("the reader runs once per item taken"),
+        }
     }
 
     /// Decodes the oldest item in place, from its slot.
@@ -278,9 +371,22 @@ macro_rules! common_methods {
             self.q.raw.maxsize()
         }
 
-        /// The largest encoded item, in bytes.
+        /// The cap on one encoded item, in bytes.
         pub fn max_item_bytes(&self) -> usize {
             self.q.raw.max_item()
+        }
+
+        /// The largest encoded item kept in a ring slot; larger ones go to blocks.
+        pub fn slot_bytes(&self) -> usize {
+            self.q.raw.slot_bytes()
+        }
+
+        /// Bytes of shared memory the queue holds now, as its memfd reports them
+        /// (`fstat`): the control page, the ring slots used so far, and the
+        /// blocks of large items queued or kept warm for reuse. A fresh default
+        /// queue holds one page.
+        pub fn shared_memory_bytes(&self) -> usize {
+            self.q.raw.shared_bytes()
         }
     };
 }

@@ -52,14 +52,21 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mproc_shm::{arena, Block, Exports, MpmcRing, RingError, Segment, SegmentToken, Share, ShmError};
+use mproc_shm::{Block, Exports, MpmcRing, RingError, Segment, SegmentToken, Share, ShmError};
 use mproc_sync::primitive::{self as sys, AtomicU32, Ordering::SeqCst};
 use serde::{Deserialize, Serialize};
 
+use super::blocks::{self, os_error, Blocks, Geometry, StoreHeader};
 use super::QueueError;
 
 const MAGIC: u32 = u32::from_le_bytes(*b"MPQU");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+
+/// The largest queue file (sparse: only what holds items is memory).
+const MAX_FILE: usize = 1 << 44;
+
+/// The largest item cap a queue takes: 1 GiB, as a `Connection::pair` frame.
+pub const MAX_ITEM_CAP: usize = 1 << 30;
 
 /// The longest a blocked put, get or join sleeps before looking again.
 pub const WAIT_CAP: Duration = Duration::from_millis(25);
@@ -126,7 +133,7 @@ struct Control {
     version: u32,
     /// [`Kind`] as a number.
     kind: u32,
-    /// The largest encoded item, in bytes.
+    /// The largest encoded item (the cap), in bytes.
     max_item: u32,
     /// The bound, in items.
     maxsize: u64,
@@ -141,6 +148,8 @@ struct Control {
     /// `count << 1 | WAITERS`: tasks put and not yet marked done
     /// (`JoinableQueue`); joiners sleep on it.
     unfinished: Line,
+    /// The shared words of the block store (`blocks.rs`).
+    store: StoreHeader,
 }
 
 impl Control {
@@ -157,6 +166,7 @@ impl Control {
             not_empty: line(),
             not_full: line(),
             unfinished: line(),
+            store: StoreHeader::new(),
         }
     }
 }
@@ -220,6 +230,11 @@ pub(crate) struct RawQueue {
     kind: Kind,
     maxsize: usize,
     max_item: usize,
+    /// The largest item kept in a slot (the ring's `max_message`); larger ones
+    /// go to `blocks`.
+    slot_bytes: usize,
+    /// Where items larger than a slot go (`None` when none can be).
+    blocks: Option<Arc<Blocks>>,
     /// Whether the ring has more slots than `maxsize` (then puts check the length).
     check_len: bool,
 }
@@ -233,15 +248,41 @@ unsafe impl Send for RawQueue {}
 unsafe impl Sync for RawQueue {}
 
 /// The checked builder values.
-pub(crate) fn check_sizes(maxsize: usize, max_item: usize) -> Result<(), QueueError> {
+pub(crate) fn check_sizes(maxsize: usize, max_item: usize, slot_bytes: usize) -> Result<(), QueueError> {
     use mproc_shm::ring::mpmc::{MAX_MESSAGE, MAX_SLOTS};
     if maxsize == 0 || maxsize > MAX_SLOTS {
         return Err(QueueError::BadSize { what: "maxsize", value: maxsize, min: 1, max: MAX_SLOTS });
     }
-    if max_item == 0 || max_item > MAX_MESSAGE.min(u32::MAX as usize) {
-        return Err(QueueError::BadSize { what: "max_item_bytes", value: max_item, min: 1, max: MAX_MESSAGE });
+    if max_item == 0 || max_item > MAX_ITEM_CAP {
+        return Err(QueueError::BadSize { what: "max_item_bytes", value: max_item, min: 1, max: MAX_ITEM_CAP });
+    }
+    if slot_bytes == 0 || slot_bytes > MAX_MESSAGE {
+        return Err(QueueError::BadSize { what: "slot_bytes", value: slot_bytes, min: 1, max: MAX_MESSAGE });
     }
     Ok(())
+}
+
+/// The largest item kept in a slot: `slot_bytes`, but at least a block
+/// reference (so that any slot can refer to a block) and at most the cap.
+fn slot_size(max_item: usize, slot_bytes: usize) -> usize {
+    slot_bytes.max(blocks::REF_LEN).min(max_item)
+}
+
+/// The file layout for a queue of these sizes: the ring's bytes, the slot
+/// size, and where the blocks go.
+fn layout(maxsize: usize, max_item: usize, slot_bytes: usize) -> Result<(usize, usize, Geometry), QueueError> {
+    let slot = slot_size(max_item, slot_bytes);
+    let too_large =
+        |size| QueueError::BadSize { what: "maxsize x max_item_bytes (bytes)", value: size, min: 1, max: MAX_FILE };
+    let ring_bytes = MpmcRing::footprint(maxsize, slot).map_err(|e| match e {
+        ShmError::TooLarge { size, .. } => too_large(size),
+        e => QueueError::Shm(e),
+    })?;
+    let classes = if max_item > slot { blocks::classes_for(max_item) } else { 0 };
+    let geo = Geometry::new(ring_offset() + ring_bytes, maxsize.next_power_of_two(), classes)
+        .filter(|g| g.file_len <= MAX_FILE)
+        .ok_or_else(|| too_large(usize::MAX))?;
+    Ok((ring_bytes, slot, geo))
 }
 
 fn ring_offset() -> usize {
@@ -253,34 +294,68 @@ fn align() -> usize {
 }
 
 impl RawQueue {
-    /// A new queue in shared memory (the arena, or a segment of its own when large).
-    pub(crate) fn new(kind: Kind, maxsize: usize, max_item: usize, type_name: &str) -> Result<RawQueue, QueueError> {
-        check_sizes(maxsize, max_item)?;
-        let ring_bytes = MpmcRing::footprint(maxsize, max_item).map_err(|e| match e {
-            ShmError::TooLarge { size, limit, .. } => {
-                QueueError::BadSize { what: "maxsize x max_item_bytes (bytes)", value: size, min: 1, max: limit }
-            }
-            e => QueueError::Shm(e),
-        })?;
-        let block = arena::alloc(ring_offset() + ring_bytes, align())?;
-        let (seg, offset) = (block.segment().clone(), block.offset());
-        let base = seg.check_range(kind.name(), offset, ring_offset() + ring_bytes, align())?;
-        let ring = MpmcRing::new_in(&seg, offset + ring_offset(), maxsize, max_item)?;
+    /// A new queue in a memfd of its own: the control block and the ring (its
+    /// slots left untouched, so they cost memory only once used), then the
+    /// sparse block store.
+    pub(crate) fn new(
+        kind: Kind,
+        maxsize: usize,
+        max_item: usize,
+        slot_bytes: usize,
+        type_name: &str,
+    ) -> Result<RawQueue, QueueError> {
+        check_sizes(maxsize, max_item, slot_bytes)?;
+        let (_, slot, geo) = layout(maxsize, max_item, slot_bytes)?;
+        let seg = Segment::anonymous(geo.data)?;
+        if geo.file_len > geo.data {
+            let fd = seg.fd().expect("an anonymous segment has a memfd");
+            rustix::fs::ftruncate(fd, geo.file_len as u64)
+                .map_err(|e| os_error("ftruncate", format!("queue memfd of {} bytes", geo.file_len), e))?;
+        }
+        let base = seg.check_range(kind.name(), 0, size_of::<Control>(), align())?;
+        let ring = MpmcRing::new_in_fresh(&seg, ring_offset(), maxsize, slot)?;
         let ctrl = base.cast::<Control>();
         // SAFETY: [1] the range was checked to lie in the segment, aligned for
-        // Control; [2] the block is ours alone until a handle exists.
+        // Control; [2] the memfd is ours alone until a handle exists.
         unsafe { ctrl.as_ptr().write(Control::new(kind, maxsize, max_item, type_hash(type_name), ring_offset())) };
-        Ok(Self::from_parts(ctrl, ring, Backing::Shared { seg, offset, _block: Some(block) }, kind, maxsize, max_item))
+        let blocks = Self::blocks(&seg, ctrl, geo)?;
+        Ok(Self::from_parts(
+            ctrl,
+            ring,
+            Backing::Shared { seg, offset: 0, _block: None },
+            kind,
+            maxsize,
+            max_item,
+            blocks,
+        ))
+    }
+
+    fn blocks(seg: &Segment, ctrl: NonNull<Control>, geo: Geometry) -> Result<Option<Arc<Blocks>>, ShmError> {
+        if geo.classes == 0 {
+            return Ok(None);
+        }
+        // SAFETY: the control block lies in `seg` (checked by the caller).
+        let header = unsafe { NonNull::new_unchecked(std::ptr::addr_of_mut!((*ctrl.as_ptr()).store)) };
+        Ok(Some(Arc::new(Blocks::new(seg.clone(), header, geo)?)))
     }
 
     /// A queue on the heap for loom models.
     #[cfg(loom)]
-    pub(crate) fn new_heap(kind: Kind, maxsize: usize, max_item: usize) -> Result<RawQueue, QueueError> {
-        check_sizes(maxsize, max_item)?;
-        let ring = MpmcRing::new_heap(maxsize, max_item)?;
+    /// Items larger than `slot_bytes` go to a block store on the heap.
+    pub(crate) fn new_heap(
+        kind: Kind,
+        maxsize: usize,
+        max_item: usize,
+        slot_bytes: usize,
+    ) -> Result<RawQueue, QueueError> {
+        check_sizes(maxsize, max_item, slot_bytes)?;
+        let slot = slot_size(max_item, slot_bytes);
+        let ring = MpmcRing::new_heap(maxsize, slot)?;
         let mut ctrl = Box::new(Control::new(kind, maxsize, max_item, 0, 0));
         let ptr = NonNull::from(&mut *ctrl);
-        Ok(Self::from_parts(ptr, ring, Backing::Heap(ctrl), kind, maxsize, max_item))
+        let blocks =
+            (max_item > slot).then(|| Arc::new(Blocks::new_heap(ring.capacity(), blocks::classes_for(max_item))));
+        Ok(Self::from_parts(ptr, ring, Backing::Heap(ctrl), kind, maxsize, max_item, blocks))
     }
 
     fn from_parts(
@@ -290,9 +365,11 @@ impl RawQueue {
         kind: Kind,
         maxsize: usize,
         max_item: usize,
+        blocks: Option<Arc<Blocks>>,
     ) -> RawQueue {
         let check_len = ring.capacity() > maxsize;
-        RawQueue { ctrl, ring, backing: Arc::new(backing), kind, maxsize, max_item, check_len }
+        let slot_bytes = ring.max_message();
+        RawQueue { ctrl, ring, backing: Arc::new(backing), kind, maxsize, max_item, slot_bytes, blocks, check_len }
     }
 
     /// Attaches to a queue another process created at `offset` of `seg`,
@@ -327,19 +404,24 @@ impl RawQueue {
         if hash != type_hash(type_name) {
             return Err(mismatch(format!("the queue holds another item type than {type_name}")));
         }
-        if ring_off != ring_offset() as u64 || check_sizes(maxsize, max_item).is_err() {
+        if offset != 0 || ring_off != ring_offset() as u64 || check_sizes(maxsize, max_item, 1).is_err() {
             return Err(mismatch(format!(
                 "ring at +{ring_off}, maxsize {maxsize}, max item {max_item}: not a valid queue layout"
             )));
         }
         let ring = MpmcRing::attach(seg, offset + ring_offset())?;
-        if ring.max_message() != max_item || ring.capacity() < maxsize {
+        let geo = layout(maxsize, max_item, ring.max_message()).ok().map(|(_, slot, geo)| (slot, geo));
+        let Some((slot, geo)) = geo.filter(|(slot, _)| *slot == ring.max_message()) else {
+            return Err(mismatch(format!("slots of {} bytes for items of {max_item}", ring.max_message())));
+        };
+        if slot != ring.max_message() || ring.capacity() < maxsize {
             return Err(mismatch(format!(
                 "ring of {} slots x {} bytes cannot hold {maxsize} items of {max_item} bytes",
                 ring.capacity(),
                 ring.max_message()
             )));
         }
+        let blocks = Self::blocks(seg, base.cast(), geo)?;
         Ok(Self::from_parts(
             base.cast(),
             ring,
@@ -347,6 +429,7 @@ impl RawQueue {
             kind,
             maxsize,
             max_item,
+            blocks,
         ))
     }
 
@@ -410,18 +493,19 @@ impl RawQueue {
         self.ctrl().unfinished.0.load(SeqCst) >> 1
     }
 
-    /// One attempt to push the `len`-byte item `encode` writes into a claimed
-    /// slot (see [`MpmcRing::try_push_with`]): `Ok(None)` when there is no room now.
+    /// One attempt to push: `write` fills the claimed slot (told its
+    /// position) and returns `(length, flagged)`. `Ok(None)` when there is no
+    /// room now.
     #[inline]
     fn try_push(
         &self,
         len: usize,
-        encode: impl FnOnce(&mut [u8]) -> Result<usize, QueueError>,
+        write: impl FnOnce(u64, &mut [u8]) -> Result<(usize, bool), QueueError>,
     ) -> Result<Option<()>, QueueError> {
         if self.check_len && self.ring.len() >= self.maxsize {
             return Ok(None);
         }
-        match self.ring.try_push_with(len, encode) {
+        match self.ring.try_push_at(len, write) {
             Ok(Ok(())) => {
                 let word = &self.ctrl().not_empty.0;
                 wake_if_waiters(word, word.fetch_add(ONE, SeqCst));
@@ -434,11 +518,20 @@ impl RawQueue {
         }
     }
 
-    /// One attempt to pop the oldest item and `decode` it in place: `Ok(None)`
-    /// when no item is ready. A decoding error consumes the item.
+    /// One attempt to pop the oldest item and `decode` it in place (from its
+    /// slot, or from the block its slot refers to): `Ok(None)` when no item is
+    /// ready. A decoding error consumes the item.
     #[inline]
     fn try_pop<R>(&self, decode: impl FnOnce(&[u8]) -> Result<R, QueueError>) -> Result<Option<R>, QueueError> {
-        let Some(item) = self.ring.try_pop_with(decode)? else {
+        let read = |pos: u64, flagged: bool, msg: &[u8]| match (flagged, &self.blocks) {
+            (false, _) => decode(msg),
+            (true, Some(blocks)) => blocks.read(pos, msg, decode)?,
+            (true, None) => Err(QueueError::Ring(RingError::Corrupt {
+                position: pos,
+                detail: "a block reference in a queue without blocks".into(),
+            })),
+        };
+        let Some(item) = self.ring.try_pop_at(read)? else {
             return Ok(None);
         };
         let word = &self.ctrl().not_full.0;
@@ -446,13 +539,14 @@ impl RawQueue {
         item.map(Some)
     }
 
-    /// Puts the item `encode` writes straight into its slot (it gets
-    /// [`max_item`](RawQueue::max_item) bytes and returns the length it used;
-    /// `len` is that length, known beforehand), waiting for room until
-    /// `deadline`. Fails with `Full`, `Closed` (checked with `closed` while
-    /// waiting), `TooLarge`, or `encode`'s error — which gives the claimed slot
-    /// up, leaving a skipped place in the queue until consumers pass it, so the
-    /// caller checks everything it can before.
+    /// Puts the item `encode` writes (it gets a buffer of at least `len`
+    /// bytes and returns the length it used; `len` is that length, known
+    /// beforehand), waiting for room until `deadline`: into a slot when it fits
+    /// one, into a block otherwise. Fails with `Full`, `Closed` (checked with
+    /// `closed` while waiting), `TooLarge`, or `encode`'s error — which, for an
+    /// item in a slot, gives the claimed slot up, leaving a skipped place in
+    /// the queue until consumers pass it, so the caller checks everything it
+    /// can before.
     pub(crate) fn put(
         &self,
         encode: impl Fn(&mut [u8]) -> Result<usize, QueueError>,
@@ -469,9 +563,16 @@ impl RawQueue {
             // never finds the count short.
             self.ctrl().unfinished.0.fetch_add(ONE, SeqCst);
         }
-        let r = match self.try_push(len, &encode) {
-            Ok(None) => self.wait_slow(&self.ctrl().not_full.0, deadline, closed, &mut || self.try_push(len, &encode)),
-            r => r,
+        let r = if len <= self.slot_bytes {
+            let write = |_, slot: &mut [u8]| encode(slot).map(|n| (n, false));
+            match self.try_push(len, write) {
+                Ok(None) => {
+                    self.wait_slow(&self.ctrl().not_full.0, deadline, closed, None, &mut || self.try_push(len, write))
+                }
+                r => r,
+            }
+        } else {
+            self.put_block(&encode, len, deadline, closed)
         };
         match r {
             Ok(Some(())) => Ok(()),
@@ -486,6 +587,41 @@ impl RawQueue {
         }
     }
 
+    /// Puts an item too large for a slot: claims a block (waiting for one as
+    /// for room), encodes the item there, then claims a slot and stores a
+    /// reference to the block in it. `Ok(None)`: no room before `deadline`.
+    #[cold]
+    fn put_block(
+        &self,
+        encode: &dyn Fn(&mut [u8]) -> Result<usize, QueueError>,
+        len: usize,
+        deadline: Until,
+        closed: &dyn Fn() -> bool,
+    ) -> Result<Option<()>, QueueError> {
+        let Some(blocks) = self.blocks.as_deref().filter(|b| len <= b.max_len()) else {
+            return Err(QueueError::TooLarge { size: len, limit: self.slot_bytes });
+        };
+        if deadline == Until::Now && self.ring.len() >= self.maxsize.min(self.ring.capacity()) {
+            return Ok(None); // no need to copy the item to learn that
+        }
+        let not_full = &self.ctrl().not_full.0;
+        let held = match blocks.alloc(len, &self.ring)? {
+            Some(held) => Some(held),
+            None => self.wait_slow(not_full, deadline, closed, None, &mut || blocks.alloc(len, &self.ring))?,
+        };
+        let Some(mut held) = held else { return Ok(None) };
+        let used = encode(held.bytes())?;
+        if used > self.max_item {
+            // Only a `Serialize` that writes more on a second pass gets here.
+            return Err(QueueError::TooLarge { size: used, limit: self.max_item });
+        }
+        let write = |pos, slot: &mut [u8]| Ok((held.queue(pos, used, slot), true));
+        match self.try_push(blocks::REF_LEN, write)? {
+            Some(()) => Ok(Some(())),
+            None => self.wait_slow(not_full, deadline, closed, None, &mut || self.try_push(blocks::REF_LEN, write)),
+        }
+    }
+
     fn undo_unfinished(&self, joinable: bool) {
         if joinable {
             let _ = self.task_done();
@@ -493,7 +629,8 @@ impl RawQueue {
     }
 
     /// Takes the oldest item and `decode`s it in place, waiting until
-    /// `deadline`; `Empty` when none came.
+    /// `deadline`; `Empty` when none came. A getter that has waited a whole
+    /// [`WAIT_CAP`] gives the queue's idle block memory back (`blocks.rs`).
     pub(crate) fn get<R>(
         &self,
         decode: impl Fn(&[u8]) -> Result<R, QueueError>,
@@ -502,9 +639,33 @@ impl RawQueue {
     ) -> Result<R, QueueError> {
         let got = match self.try_pop(&decode)? {
             Some(item) => Some(item),
-            None => self.wait_slow(&self.ctrl().not_empty.0, deadline, closed, &mut || self.try_pop(&decode))?,
+            None => {
+                let idle = || {
+                    if let Some(b) = &self.blocks {
+                        b.release_idle(&self.ring)
+                    }
+                };
+                self.wait_slow(&self.ctrl().not_empty.0, deadline, closed, Some(&idle), &mut || self.try_pop(&decode))?
+            }
         };
         got.ok_or(QueueError::Empty)
+    }
+
+    /// Bytes of shared memory the queue's file holds now (`fstat`'s blocks):
+    /// the control block, the slots used so far, and blocks in use or kept warm.
+    pub(crate) fn shared_bytes(&self) -> usize {
+        match &*self.backing {
+            Backing::Shared { seg, .. } => {
+                seg.fd().and_then(|fd| rustix::fs::fstat(fd).ok()).map_or(0, |st| st.st_blocks as usize * 512)
+            }
+            #[cfg(loom)]
+            Backing::Heap(_) => 0,
+        }
+    }
+
+    /// The largest item kept in a ring slot.
+    pub(crate) fn slot_bytes(&self) -> usize {
+        self.slot_bytes
     }
 
     /// Runs `attempt` until it returns `Ok(Some(_))`: spinning, then sleeping on
@@ -516,11 +677,13 @@ impl RawQueue {
         word: &AtomicU32,
         deadline: Until,
         closed: &dyn Fn() -> bool,
+        idle: Option<&dyn Fn()>,
         attempt: &mut dyn FnMut() -> Result<Option<R>, QueueError>,
     ) -> Result<Option<R>, QueueError> {
         if deadline.left() == Some(Duration::ZERO) {
             return Ok(None);
         }
+        let mut idle = idle.map(|f| (f, Instant::now()));
         for _ in 0..SPIN {
             sys::spin_loop();
             if let Some(r) = attempt()? {
@@ -541,6 +704,12 @@ impl RawQueue {
                 return Ok(None);
             }
             sys::wait(word, seen, Some(left.map_or(WAIT_CAP, |l| l.min(WAIT_CAP))));
+            if let Some((f, since)) = idle {
+                if since.elapsed() >= WAIT_CAP {
+                    f();
+                    idle = None;
+                }
+            }
         }
     }
 

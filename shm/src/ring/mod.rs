@@ -124,7 +124,7 @@ unsafe impl Sync for Region {}
 
 /// This process's id, cached; a `pthread_atfork` child handler resets the cache,
 /// so a forked child records its own pid in a ring's state words.
-pub(crate) fn current_pid() -> u32 {
+pub fn current_pid() -> u32 {
     use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
     static PID: AtomicU32 = AtomicU32::new(0);
     // 0: the atfork handler is not registered; 1: being registered; 2: registered.
@@ -166,7 +166,7 @@ pub const LOOM_DEAD_PID: u32 = (1 << 30) - 1;
 /// A pid reused by a new process reads as alive, which delays reclaiming the
 /// dead holder's slot until that process exits; it never reclaims a live one.
 #[cold]
-pub(crate) fn process_alive(pid: u32) -> bool {
+pub fn process_alive(pid: u32) -> bool {
     #[cfg(loom)]
     {
         pid != LOOM_DEAD_PID

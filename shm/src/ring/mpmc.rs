@@ -133,6 +133,9 @@ const SLOT_HDR: usize = 16;
 /// The length word of a position whose producer gave it up (its writer failed):
 /// consumers pass over it.
 const SKIPPED: u64 = u64::MAX;
+/// Set in a slot's length word when the writer flagged its message (see
+/// [`MpmcRing::try_push_at`]); lengths stay below 2^30, so the bit is free.
+const FLAGGED: u64 = 1 << 32;
 
 /// A bounded multi-producer multi-consumer ring of byte messages in shared memory.
 ///
@@ -210,6 +213,17 @@ impl MpmcRing {
         Self::place(seg.clone(), offset, n, stride, max_message, None)
     }
 
+    /// Places a new ring in `seg` at `offset` like [`MpmcRing::new_in`], but
+    /// without clearing the slots: their bytes must be zero already (a fresh
+    /// memfd), so creating the ring touches only its header's page and the
+    /// slots cost resident memory only once used. Stale nonzero bytes there
+    /// would read as a damaged ring ([`RingError::Corrupt`]), never as memory
+    /// out of bounds.
+    pub fn new_in_fresh(seg: &Segment, offset: usize, slots: usize, max_message: usize) -> Result<MpmcRing> {
+        let (n, stride) = shape(slots, max_message)?;
+        Self::place_with(seg.clone(), offset, n, stride, max_message, None, false)
+    }
+
     /// The alignment a ring's offset needs.
     pub const ALIGN: usize = align_of::<Header>();
 
@@ -227,12 +241,27 @@ impl MpmcRing {
         max_message: usize,
         block: Option<Block>,
     ) -> Result<MpmcRing> {
+        Self::place_with(seg, offset, n, stride, max_message, block, true)
+    }
+
+    fn place_with(
+        seg: Segment,
+        offset: usize,
+        n: usize,
+        stride: usize,
+        max_message: usize,
+        block: Option<Block>,
+        clear: bool,
+    ) -> Result<MpmcRing> {
         let base = seg.check_range("MpmcRing", offset, DATA_OFFSET + n * stride, Self::ALIGN)?;
         // SAFETY: [1] the range was checked to lie in the segment, aligned for the
         // header; [2] placing a ring claims those bytes (see `new_in`); [3] zeroed
-        // slots are EMPTY(0), and the header is written before any handle exists.
+        // slots are EMPTY(0) (cleared here, or zero already: `new_in_fresh`), and
+        // the header is written before any handle exists.
         unsafe {
-            base.as_ptr().add(DATA_OFFSET).write_bytes(0, n * stride);
+            if clear {
+                base.as_ptr().add(DATA_OFFSET).write_bytes(0, n * stride);
+            }
             base.cast::<Header>().as_ptr().write(Header {
                 magic: MAGIC,
                 version: VERSION,
@@ -441,6 +470,23 @@ impl MpmcRing {
         len_hint: usize,
         write: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<Result<(), E>, RingError> {
+        self.try_push_at(len_hint, |_, slot| write(slot).map(|len| (len, false)))
+    }
+
+    /// [`try_push_with`](MpmcRing::try_push_with), telling `write` the
+    /// message's position (its ticket: positions count up from 0 and are never
+    /// reused) and letting it flag the message with one bit that
+    /// [`try_pop_at`](MpmcRing::try_pop_at) hands to the reader. `write`
+    /// returns `(length, flag)`. The queue flags a slot that holds a reference
+    /// to a block instead of the item, and records the position in the block so
+    /// that [`position_done`](MpmcRing::position_done) can tell when the block
+    /// is no longer referenced.
+    #[inline]
+    pub fn try_push_at<E>(
+        &self,
+        len_hint: usize,
+        write: impl FnOnce(u64, &mut [u8]) -> Result<(usize, bool), E>,
+    ) -> Result<Result<(), E>, RingError> {
         let tail = &self.hdr().tail;
         loop {
             let pos = tail.load(Ordering::Relaxed);
@@ -468,15 +514,16 @@ impl MpmcRing {
                 // SAFETY: the slot is ours (above); its payload is max_message
                 // initialised bytes (zeroed at creation, rewritten only by claimers).
                 let slot = unsafe { std::slice::from_raw_parts_mut(payload, self.max_message) };
-                let written = write(slot);
-                let len = match written {
-                    Ok(len) if len <= self.max_message => len,
-                    Ok(len) => return Err(RingError::TooLarge { len, max: self.max_message }),
+                let written = write(pos, slot);
+                let (len, flagged) = match written {
+                    Ok((len, flagged)) if len <= self.max_message => (len, flagged),
+                    Ok((len, _)) => return Err(RingError::TooLarge { len, max: self.max_message }),
                     Err(e) => return Ok(Err(e)),
                 };
                 std::mem::forget(claim);
+                let word = len as u64 | if flagged { FLAGGED } else { 0 };
                 // SAFETY: the slot is still ours (see above).
-                unsafe { len_ptr.write(len as u64) };
+                unsafe { len_ptr.write(word) };
                 state.store(encode(lap, FULL, 0), Ordering::Release);
                 return Ok(Ok(()));
             }
@@ -521,6 +568,14 @@ impl MpmcRing {
     /// While `read` runs, producers of this slot's next lap wait: keep it short.
     #[inline]
     pub fn try_pop_with<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, RingError> {
+        self.try_pop_at(|_, _, msg| read(msg))
+    }
+
+    /// [`try_pop_with`](MpmcRing::try_pop_with), handing `read` the message's
+    /// position and the flag its writer set (see
+    /// [`try_push_at`](MpmcRing::try_push_at)) with the bytes.
+    #[inline]
+    pub fn try_pop_at<R>(&self, read: impl FnOnce(u64, bool, &[u8]) -> R) -> Result<Option<R>, RingError> {
         let head = &self.hdr().head;
         loop {
             let pos = head.load(Ordering::Relaxed);
@@ -544,12 +599,13 @@ impl MpmcRing {
                 let claim = Claim { ring: self, lap, index, producer: false };
                 // SAFETY: the slot is ours (READING(lap, me)); its producer finished
                 // writing before publishing FULL, which our Acquire CAS observed.
-                let len = unsafe { len_ptr.read() };
-                if len == SKIPPED {
+                let word = unsafe { len_ptr.read() };
+                if word == SKIPPED {
                     // A producer gave this position up: pass over it.
                     drop(claim);
                     continue;
                 }
+                let (len, flagged) = (word & !FLAGGED, word & FLAGGED != 0);
                 if len > self.max_message as u64 {
                     return Err(RingError::Corrupt {
                         position: pos,
@@ -558,7 +614,7 @@ impl MpmcRing {
                 }
                 // SAFETY: as above; len <= max_message was just checked, and no
                 // process writes the slot until `claim` frees it.
-                let r = read(unsafe { std::slice::from_raw_parts(payload, len as usize) });
+                let r = read(pos, flagged, unsafe { std::slice::from_raw_parts(payload, len as usize) });
                 drop(claim);
                 return Ok(Some(r));
             }
@@ -592,6 +648,26 @@ impl MpmcRing {
             if head.load(Ordering::Relaxed) == pos && state.load(Ordering::Acquire) == word {
                 return Ok(None);
             }
+        }
+    }
+
+    /// Whether position `pos` (a ticket [`try_push_at`](MpmcRing::try_push_at)
+    /// or [`try_pop_at`](MpmcRing::try_pop_at) reported) is finished with: its
+    /// slot has moved on to a later lap (consumed, skipped or reclaimed), or is
+    /// still held for `pos` by a process that no longer runs. False while the
+    /// position's message may still be written, waiting or read by a live
+    /// process. Slow when the holder must be checked: for recovery paths only.
+    #[cold]
+    pub fn position_done(&self, pos: u64) -> bool {
+        let (index, lap) = self.locate(pos);
+        let word = self.state(index).load(Ordering::Acquire);
+        let (slap, st, holder) = decode(word);
+        match slap.wrapping_sub(lap) as i32 {
+            ahead if ahead > 0 => true,
+            0 if st == WRITING || st == READING => {
+                !process_alive(holder) && self.state(index).load(Ordering::Acquire) == word
+            }
+            _ => false,
         }
     }
 

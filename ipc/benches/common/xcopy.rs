@@ -1,0 +1,110 @@
+//! The cross-process copy limit: what moving items from one process to another
+//! through shared memory costs at least. A producer process `memcpy`s each item
+//! into a slot of an SPSC ring in a shared mapping and publishes it; a consumer
+//! process `memcpy`s it out into a buffer of its own and frees the slot. No
+//! encoding, no allocation, no sleeping (waits spin, then yield): any queue
+//! that copies an item in and out of shared memory pays at least this.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Slots in the ring: enough for the producer to run ahead by a few items.
+const SLOTS: usize = 4;
+/// Items moved before the clock starts, so that every page is mapped and warm.
+const WARM: u64 = SLOTS as u64 * 2;
+
+/// Waits until `ready()`: spins, then yields the CPU (on a machine with fewer
+/// free cores than spinners, pure spinning would burn the other side's time).
+#[inline]
+fn wait_until(ready: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !ready() {
+        if spins < 256 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// The ring's control words, each on its own cache line, at the start of the mapping.
+#[repr(C, align(128))]
+struct Line(AtomicU64);
+
+#[repr(C)]
+struct Control {
+    /// Items published by the producer.
+    tail: Line,
+    /// Items consumed by the consumer.
+    head: Line,
+    /// Set by the consumer once it runs; the parent's clock starts after it.
+    ready: Line,
+}
+
+/// The time to move `iters` items of `item` bytes from a producer process
+/// (this one) to a consumer process (forked for the call) through an SPSC ring
+/// in shared memory, `memcpy` in and `memcpy` out; warm-up items excluded.
+pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
+    let item = item.max(1);
+    let data_off = std::mem::size_of::<Control>();
+    let len = data_off + SLOTS * item;
+    // SAFETY: a fresh shared anonymous mapping, unmapped below; it aliases nothing.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert!(base != libc::MAP_FAILED, "mmap of {len} bytes failed");
+    let base = base.cast::<u8>();
+    // SAFETY: the mapping starts with a zeroed Control (zero atomics), aligned to a page.
+    let ctl = unsafe { &*base.cast::<Control>() };
+    // SAFETY: slot `i` lies inside the mapping.
+    let slot = |i: u64| unsafe { base.add(data_off + (i as usize % SLOTS) * item) };
+    let total = iters + WARM;
+    // SAFETY: the child only copies and spins, then leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let mut out = vec![0u8; item];
+        ctl.ready.0.store(1, Ordering::Release);
+        for i in 0..total {
+            wait_until(|| ctl.tail.0.load(Ordering::Acquire) > i);
+            // SAFETY: the slot of item `i` is published (tail > i) and not reused
+            // until head passes i; `out` holds `item` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(slot(i), out.as_mut_ptr(), item) };
+            black_box(&out);
+            ctl.head.0.store(i + 1, Ordering::Release);
+        }
+        // SAFETY: leaving the forked child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let src = vec![0x5au8; item];
+    wait_until(|| ctl.ready.0.load(Ordering::Acquire) != 0);
+    let mut start = Instant::now();
+    for i in 0..total {
+        if i == WARM {
+            wait_until(|| ctl.head.0.load(Ordering::Acquire) >= WARM);
+            start = Instant::now();
+        }
+        wait_until(|| i - ctl.head.0.load(Ordering::Acquire) < SLOTS as u64);
+        // SAFETY: the slot is free (head > i - SLOTS) and ours until published.
+        unsafe { std::ptr::copy_nonoverlapping(black_box(src.as_ptr()), slot(i), item) };
+        ctl.tail.0.store(i + 1, Ordering::Release);
+    }
+    wait_until(|| ctl.head.0.load(Ordering::Acquire) >= total);
+    let elapsed = start.elapsed();
+    let mut status = 0;
+    // SAFETY: our own child, which has finished its loop; then our own mapping.
+    unsafe {
+        libc::waitpid(pid, &mut status, 0);
+        libc::munmap(base.cast(), len);
+    }
+    elapsed
+}

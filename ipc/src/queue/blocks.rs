@@ -1,0 +1,592 @@
+//! `Blocks`: where a queue keeps the items too large for a ring slot — size
+//! classes of blocks in the queue's own memfd, past the part every handle maps.
+//!
+//! The file is sparse: a block costs memory only once written, and a block
+//! given back is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`),
+//! unless it joins the small set of recently used blocks kept resident
+//! ([`HOT_BYTES`]) so that a stream of large items reuses warm pages instead
+//! of faulting in and zeroing fresh ones for every item. A getter that waits a
+//! whole [`WAIT_CAP`](super::WAIT_CAP) on an empty queue releases that set too,
+//! and takes back any orphan (below).
+//!
+//! Class `c` holds blocks of `64 << c` bytes; each class has `T` blocks (the
+//! ring's slots plus [`SPARE`]), so `maxsize` items of any one size always fit.
+//! A block's life is its state word (u64), in a table per class:
+//!
+//! | bits 63-62 | state  | bits 61-0                                           |
+//! |------------|--------|-----------------------------------------------------|
+//! | 0          | FREE   | bit 0: HOT, the block's pages are resident (counted in `hot_bytes`) |
+//! | 1          | HELD   | the holder's pid: a producer writing, or a releaser punching |
+//! | 2          | QUEUED | the ring position whose slot refers to the block    |
+//!
+//! ```text
+//! FREE ──producer CAS──▶ HELD(pid) ──write item, claim slot p, store──▶ QUEUED(p)
+//!   ▲                        │ (encode fails, timeout: give back)          │
+//!   └────────────────────────┴──────── consumer reads in place, frees ◀────┘
+//! ```
+//!
+//! The producer fills its block before it claims a slot, so a large item never
+//! holds up the items behind it while it is copied; it stores `QUEUED(p)` while
+//! it holds slot `p` (WRITING), before publishing the slot. The consumer frees
+//! the block before it frees the slot. Hence a block is referenced exactly
+//! while its state says so, and a SIGKILL leaves one of two recognisable
+//! orphans, which a producer finding its class exhausted takes over:
+//!
+//! - `HELD(pid)` with `pid` dead: a producer (or releaser) died before its item
+//!   was published; nothing refers to the block.
+//! - `QUEUED(p)` with position `p` done ([`MpmcRing::position_done`]): the
+//!   slot moved on without freeing the block (the consumer died reading it,
+//!   or the producer died after `QUEUED(p)` and its slot was skipped).
+//!
+//! A consumer never sees a half-written block: the slot becomes readable only
+//! when its producer publishes it, after the block is written. Whatever is
+//! lost, the memfd itself goes when the last process holding the queue does.
+
+use std::os::fd::BorrowedFd;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+use mproc_shm::ring::{current_pid, process_alive};
+use mproc_shm::{MpmcRing, Segment, ShmError};
+use mproc_sync::primitive::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use rustix::fs::FallocateFlags;
+use rustix::mm::{Advice, MapFlags, ProtFlags};
+
+use super::QueueError;
+
+/// The smallest block: one cache line.
+const MIN_SHIFT: u32 = 6;
+/// The most classes: blocks of 64 B up to 1 GiB.
+pub(crate) const MAX_CLASSES: usize = 25;
+/// Blocks per class beyond the ring's slots: producers filling blocks while
+/// the queue is full (one under loom, to keep the models small).
+pub(crate) const SPARE: usize = if cfg!(loom) { 1 } else { 64 };
+/// Bytes of freed blocks kept resident for reuse, at most, per queue.
+pub(crate) const HOT_BYTES: u64 = 32 << 20;
+const PAGE: usize = 4096;
+/// Blocks mapped together in one `mmap`.
+const CHUNK_BLOCKS: usize = 64;
+/// The size of a slot's reference to a block.
+pub(crate) const REF_LEN: usize = 16;
+
+const KIND_SHIFT: u32 = 62;
+const FREE_COLD: u64 = 0;
+const FREE_HOT: u64 = 1;
+const HELD: u64 = 1 << KIND_SHIFT;
+const QUEUED: u64 = 2 << KIND_SHIFT;
+const LOW: u64 = (1 << KIND_SHIFT) - 1;
+
+/// The block store's shared words, in the queue's control block.
+#[repr(C, align(64))]
+pub(crate) struct StoreHeader {
+    /// Bytes of FREE+HOT blocks (page classes only).
+    hot_bytes: AtomicU64,
+    /// Per class: the lowest index that may be free (a hint: allocation scans
+    /// from it, so recently freed low blocks, warm in cache, are reused first).
+    hint: [AtomicU32; MAX_CLASSES],
+    /// Per class: one past the highest index ever allocated.
+    high: [AtomicU32; MAX_CLASSES],
+}
+
+impl StoreHeader {
+    pub(crate) fn new() -> StoreHeader {
+        StoreHeader {
+            hot_bytes: AtomicU64::new(0),
+            hint: std::array::from_fn(|_| AtomicU32::new(0)),
+            high: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+}
+
+/// The classes an item of up to `max_item` bytes needs.
+pub(crate) fn classes_for(max_item: usize) -> usize {
+    class_of(max_item) as usize + 1
+}
+
+/// The smallest class whose blocks hold `len` bytes.
+fn class_of(len: usize) -> u32 {
+    len.max(1).next_power_of_two().trailing_zeros().saturating_sub(MIN_SHIFT)
+}
+
+fn block_size(class: u32) -> usize {
+    1 << (class + MIN_SHIFT)
+}
+
+/// Where things lie in the queue's file, from the fixed sizes alone (the
+/// creator and every attacher compute the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    /// Blocks per class.
+    pub(crate) per_class: usize,
+    pub(crate) classes: usize,
+    /// Offset of the state tables.
+    pub(crate) tables: usize,
+    /// Offset of class 0's blocks: the end of what every handle maps.
+    pub(crate) data: usize,
+    /// The file's length.
+    pub(crate) file_len: usize,
+}
+
+impl Geometry {
+    /// `ring_end`: the first byte past the ring; `slots`: the ring's slots.
+    pub(crate) fn new(ring_end: usize, slots: usize, classes: usize) -> Option<Geometry> {
+        let per_class = slots + SPARE;
+        let tables = ring_end.next_multiple_of(PAGE);
+        let data = (tables + classes * per_class * 8).next_multiple_of(PAGE);
+        let mut file_len = data;
+        for c in 0..classes as u32 {
+            file_len = file_len.checked_add(region_len(per_class, c)?)?;
+        }
+        Some(Geometry { per_class, classes, tables, data, file_len })
+    }
+
+    fn region(&self, class: u32) -> usize {
+        // Cannot overflow: `new` summed all of them.
+        self.data + (0..class).filter_map(|c| region_len(self.per_class, c)).sum::<usize>()
+    }
+}
+
+/// Bytes of class `class`'s blocks, whole pages (`None` on overflow).
+fn region_len(per_class: usize, class: u32) -> Option<usize> {
+    per_class.checked_mul(block_size(class))?.checked_next_multiple_of(PAGE)
+}
+
+/// Blocks of one class that one `mmap` covers (whole pages).
+fn per_chunk(class: u32) -> usize {
+    CHUNK_BLOCKS.max(PAGE / block_size(class))
+}
+
+/// One process's view of a queue's block store.
+pub(crate) struct Blocks {
+    store: Store,
+    header: NonNull<StoreHeader>,
+    geo: Geometry,
+    /// Per class, null or an array (leaked box) of this process's chunk
+    /// mappings, each null until first needed. Lock-free, so a fork while
+    /// another thread maps a chunk never leaves the child a held lock; the
+    /// mappings stay until the handle drops.
+    chunks: [AtomicPtr<AtomicPtr<u8>>; MAX_CLASSES],
+}
+
+/// Where the tables and blocks live.
+enum Store {
+    /// The queue's memfd: `seg` maps the head (control, ring, tables).
+    File(Segment),
+    /// The heap, for loom models: loom's atomics cannot live in a mapping.
+    /// One shadow cell per block makes loom check each block access for a
+    /// happens-before edge.
+    #[cfg(loom)]
+    Heap {
+        _header: Box<StoreHeader>,
+        states: Box<[AtomicU64]>,
+        data: Box<[u64]>,
+        shadow: Box<[loom::cell::UnsafeCell<()>]>,
+    },
+}
+
+// SAFETY: the header and tables are reached only through atomics and live as
+// long as the store; the chunk tables are atomics too.
+unsafe impl Send for Blocks {}
+// SAFETY: as for Send.
+unsafe impl Sync for Blocks {}
+
+/// A block this process holds (HELD(pid)) while it writes an item into it;
+/// given back when dropped unless [`Held::queue`] handed it to a slot.
+pub(crate) struct Held<'a> {
+    blocks: &'a Blocks,
+    class: u32,
+    index: usize,
+    ptr: NonNull<u8>,
+    queued: std::cell::Cell<bool>,
+}
+
+impl Blocks {
+    /// The store of the queue whose head segment is `seg`, its header at
+    /// `header` (inside `seg`). Checks that the file is long enough.
+    pub(crate) fn new(seg: Segment, header: NonNull<StoreHeader>, geo: Geometry) -> Result<Blocks, ShmError> {
+        let fd =
+            seg.fd().ok_or(ShmError::BadToken { what: "queue", detail: "a queue's memory must be a memfd".into() })?;
+        let size = rustix::fs::fstat(fd).map_err(|e| os_error("fstat", "queue memfd", e))?.st_size as usize;
+        if size < geo.file_len || seg.len() < geo.data {
+            return Err(ShmError::LayoutMismatch {
+                what: "queue",
+                offset: 0,
+                segment: seg.to_string(),
+                detail: format!(
+                    "file of {size} bytes, mapped {}: the layout needs {} and {}",
+                    seg.len(),
+                    geo.file_len,
+                    geo.data
+                ),
+            });
+        }
+        Ok(Blocks { store: Store::File(seg), header, geo, chunks: Default::default() })
+    }
+
+    /// A store on the heap for loom models: `classes` classes of `per_class` blocks.
+    #[cfg(loom)]
+    pub(crate) fn new_heap(slots: usize, classes: usize) -> Blocks {
+        let geo = Geometry { per_class: slots + SPARE, classes, tables: 0, data: 0, file_len: 0 };
+        let n = classes * geo.per_class;
+        let mut header = Box::new(StoreHeader::new());
+        let header_ptr = NonNull::from(&mut *header);
+        let words: usize = (0..classes as u32).map(|c| geo.per_class * block_size(c) / 8).sum();
+        let store = Store::Heap {
+            _header: header,
+            states: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            data: vec![0u64; words].into_boxed_slice(),
+            shadow: (0..n).map(|_| loom::cell::UnsafeCell::new(())).collect(),
+        };
+        Blocks { store, header: header_ptr, geo, chunks: Default::default() }
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.store {
+            Store::File(seg) => seg.fd(),
+            #[cfg(loom)]
+            Store::Heap { .. } => None,
+        }
+    }
+
+    /// Records a read (`write` false) or write of a block for loom (free otherwise).
+    #[inline]
+    fn shadow(&self, _class: u32, _index: usize, _write: bool) {
+        #[cfg(loom)]
+        if let Store::Heap { shadow, .. } = &self.store {
+            let cell = &shadow[_class as usize * self.geo.per_class + _index];
+            if _write {
+                cell.with_mut(|_| ());
+            } else {
+                cell.with(|_| ());
+            }
+        }
+    }
+
+    fn header(&self) -> &StoreHeader {
+        // SAFETY: inside the head segment, which `self.seg` keeps mapped; atomics only.
+        unsafe { self.header.as_ref() }
+    }
+
+    /// The largest item the store takes.
+    pub(crate) fn max_len(&self) -> usize {
+        block_size(self.geo.classes as u32 - 1)
+    }
+
+    fn state(&self, class: u32, index: usize) -> &AtomicU64 {
+        debug_assert!((class as usize) < self.geo.classes && index < self.geo.per_class);
+        let i = class as usize * self.geo.per_class + index;
+        match &self.store {
+            Store::File(seg) => {
+                // SAFETY: [1] the tables lie inside the head segment (checked in `new`);
+                // [2] each word is 8-aligned (tables are page-aligned) and used only atomically.
+                unsafe { &*seg.as_ptr().add(self.geo.tables + i * 8).cast::<AtomicU64>() }
+            }
+            #[cfg(loom)]
+            Store::Heap { states, .. } => &states[i],
+        }
+    }
+
+    /// The chunks of `class`: (their count, the array of their mappings).
+    fn chunk_table(&self, class: u32) -> &[AtomicPtr<u8>] {
+        let n = self.geo.per_class.div_ceil(per_chunk(class));
+        let slot = &self.chunks[class as usize];
+        let mut table = slot.load(Acquire);
+        if table.is_null() {
+            let fresh: Box<[AtomicPtr<u8>]> = (0..n).map(|_| AtomicPtr::new(std::ptr::null_mut())).collect();
+            let fresh = Box::into_raw(fresh).cast::<AtomicPtr<u8>>();
+            match slot.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
+                Ok(_) => table = fresh,
+                Err(theirs) => {
+                    // SAFETY: ours, just leaked above and never shared.
+                    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, n)) });
+                    table = theirs;
+                }
+            }
+        }
+        // SAFETY: a leaked box of `n` entries, freed only in `drop`.
+        unsafe { std::slice::from_raw_parts(table, n) }
+    }
+
+    /// The address of block `index` of `class` in this process, mapping its
+    /// chunk on first use.
+    fn map(&self, class: u32, index: usize) -> Result<NonNull<u8>, QueueError> {
+        let size = block_size(class);
+        #[cfg(loom)]
+        if let Store::Heap { data, .. } = &self.store {
+            let words: usize =
+                (0..class).map(|c| self.geo.per_class * block_size(c) / 8).sum::<usize>() + index * size / 8;
+            return Ok(NonNull::from(&data[words]).cast());
+        }
+        let per_chunk = per_chunk(class);
+        let k = index / per_chunk;
+        let entry = &self.chunk_table(class)[k];
+        let mut base = entry.load(Acquire);
+        if base.is_null() {
+            let fresh = self.map_chunk(class, k)?;
+            match entry.compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire) {
+                Ok(_) => base = fresh,
+                Err(theirs) => {
+                    // SAFETY: our own mapping of chunk_len bytes, never handed out.
+                    let _ = unsafe { rustix::mm::munmap(fresh.cast(), self.chunk_len(class, k)) };
+                    base = theirs;
+                }
+            }
+        }
+        // SAFETY: the block lies inside chunk k's mapping: (index - k * per_chunk + 1) * size <= its length.
+        Ok(unsafe { NonNull::new_unchecked(base.add((index - k * per_chunk) * size)) })
+    }
+
+    fn chunk_len(&self, class: u32, k: usize) -> usize {
+        let first = k * per_chunk(class);
+        (per_chunk(class).min(self.geo.per_class - first) * block_size(class)).next_multiple_of(PAGE)
+    }
+
+    #[cold]
+    fn map_chunk(&self, class: u32, k: usize) -> Result<*mut u8, QueueError> {
+        let Some(fd) = self.fd() else { unreachable!("only a heap store has no fd") };
+        let len = self.chunk_len(class, k);
+        let off = self.geo.region(class) + k * per_chunk(class) * block_size(class);
+        // SAFETY: a fresh shared mapping of our memfd chosen by the kernel;
+        // [off, off + len) lies inside the file (checked in `new`).
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd,
+                off as u64,
+            )
+        }
+        .map_err(|e| os_error("mmap", format!("{len} bytes of queue blocks at {off}"), e))?;
+        Ok(ptr.cast())
+    }
+
+    /// Claims a free block for an item of `len` bytes (`len <= max_len`):
+    /// `Ok(None)` when every block of its class is in use.
+    pub(crate) fn alloc(&self, len: usize, ring: &MpmcRing) -> Result<Option<Held<'_>>, QueueError> {
+        let class = class_of(len);
+        let h = self.header();
+        let me = current_pid() as u64;
+        let n = self.geo.per_class;
+        let start = (h.hint[class as usize].load(SeqCst) as usize).min(n);
+        for i in (start..n).chain(0..start) {
+            let state = self.state(class, i);
+            let w = state.load(SeqCst);
+            if w >> KIND_SHIFT == 0 && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
+                if w == FREE_HOT {
+                    h.hot_bytes.fetch_sub(block_size(class) as u64, SeqCst);
+                }
+                let cold = w == FREE_COLD;
+                let _ = h.hint[class as usize].compare_exchange(start as u32, i as u32 + 1, SeqCst, SeqCst);
+                h.high[class as usize].fetch_max(i as u32 + 1, SeqCst);
+                let held = self.held(class, i)?;
+                if cold {
+                    populate(held.ptr, len, Advice::LinuxPopulateWrite);
+                }
+                return Ok(Some(held));
+            }
+        }
+        self.take_orphan(class, ring)
+    }
+
+    /// The recovery path: takes over a block left by a dead process (module doc).
+    #[cold]
+    fn take_orphan(&self, class: u32, ring: &MpmcRing) -> Result<Option<Held<'_>>, QueueError> {
+        let me = current_pid() as u64;
+        for i in 0..self.geo.per_class {
+            let state = self.state(class, i);
+            let w = state.load(SeqCst);
+            let orphan = match w >> KIND_SHIFT {
+                1 => (w & LOW) != me && !process_alive((w & LOW) as u32),
+                2 => ring.position_done(w & LOW),
+                _ => false,
+            };
+            if orphan && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
+                self.header().high[class as usize].fetch_max(i as u32 + 1, SeqCst);
+                return self.held(class, i).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    fn held(&self, class: u32, index: usize) -> Result<Held<'_>, QueueError> {
+        match self.map(class, index) {
+            Ok(ptr) => Ok(Held { blocks: self, class, index, ptr, queued: std::cell::Cell::new(false) }),
+            Err(e) => {
+                self.free(class, index);
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives a block this process holds (HELD, or QUEUED while it holds the
+    /// slot) back: kept resident while the hot set has room, punched out of
+    /// the file otherwise.
+    fn free(&self, class: u32, index: usize) {
+        let size = block_size(class);
+        let h = self.header();
+        let state = self.state(class, index);
+        let new = if size < PAGE {
+            FREE_COLD // sub-page blocks share pages: never punched, never counted
+        } else if h.hot_bytes.fetch_add(size as u64, SeqCst) + size as u64 <= HOT_BYTES {
+            FREE_HOT
+        } else {
+            h.hot_bytes.fetch_sub(size as u64, SeqCst);
+            self.punch(class, index);
+            FREE_COLD
+        };
+        state.store(new, SeqCst);
+        h.hint[class as usize].fetch_min(index as u32, SeqCst);
+    }
+
+    fn punch(&self, class: u32, index: usize) {
+        let size = block_size(class);
+        let off = self.geo.region(class) + index * size;
+        let Some(fd) = self.fd() else { return };
+        // Failure only leaves the pages resident (they are reused or freed with the file).
+        let _ =
+            rustix::fs::fallocate(fd, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, off as u64, size as u64);
+    }
+
+    /// Reads the block a flagged slot at position `pos` refers to (`reference`,
+    /// the slot's bytes) in place, then frees it. The caller holds the slot.
+    pub(crate) fn read<R>(&self, pos: u64, reference: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<R, QueueError> {
+        let corrupt = |detail: String| QueueError::Ring(mproc_shm::RingError::Corrupt { position: pos, detail });
+        let Ok(r) = <[u8; REF_LEN]>::try_from(reference) else {
+            return Err(corrupt(format!("a block reference of {} bytes", reference.len())));
+        };
+        let (class, index, len) = decode_ref(r);
+        if class as usize >= self.geo.classes || index >= self.geo.per_class || len > block_size(class) {
+            return Err(corrupt(format!("reference to block {index} of class {class} with {len} bytes")));
+        }
+        let w = self.state(class, index).load(SeqCst);
+        if w != QUEUED | pos {
+            return Err(corrupt(format!("block {index} of class {class} in state {w:#x}, not queued for it")));
+        }
+        let ptr = self.map(class, index)?;
+        self.shadow(class, index, false);
+        populate(ptr, len, Advice::LinuxPopulateRead);
+        // SAFETY: [1] the block is ours to read: QUEUED(pos) and we hold slot pos;
+        // its producer wrote it before publishing the slot, which our claim observed;
+        // [2] len <= block size, inside a chunk mapped while `self` lives.
+        let r = f(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) });
+        self.free(class, index);
+        Ok(r)
+    }
+
+    /// Gives idle memory back: punches every FREE+HOT block out of the file,
+    /// and takes back (and punches) the orphans of dead processes.
+    #[cold]
+    pub(crate) fn release_idle(&self, ring: &MpmcRing) {
+        let h = self.header();
+        let me = current_pid() as u64;
+        for class in 0..self.geo.classes as u32 {
+            let high = (h.high[class as usize].load(SeqCst) as usize).min(self.geo.per_class);
+            for i in 0..high {
+                let state = self.state(class, i);
+                let w = state.load(SeqCst);
+                let take = match w >> KIND_SHIFT {
+                    0 => w == FREE_HOT,
+                    1 => (w & LOW) != me && !process_alive((w & LOW) as u32),
+                    2 => ring.position_done(w & LOW),
+                    _ => false,
+                };
+                if take && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
+                    if block_size(class) >= PAGE {
+                        self.punch(class, i);
+                    }
+                    state.store(FREE_COLD, SeqCst);
+                    if w == FREE_HOT {
+                        h.hot_bytes.fetch_sub(block_size(class) as u64, SeqCst);
+                    }
+                    h.hint[class as usize].fetch_min(i as u32, SeqCst);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        for class in 0..self.geo.classes as u32 {
+            let table = self.chunks[class as usize].load(Acquire);
+            if table.is_null() {
+                continue;
+            }
+            for (k, entry) in self.chunk_table(class).iter().enumerate() {
+                let base = entry.load(Acquire);
+                if !base.is_null() {
+                    // SAFETY: our mapping of chunk k, made in `map_chunk`; no block
+                    // borrowed from it outlives `self`.
+                    let _ = unsafe { rustix::mm::munmap(base.cast(), self.chunk_len(class, k)) };
+                }
+            }
+            let n = self.geo.per_class.div_ceil(per_chunk(class));
+            // SAFETY: the leaked box of `chunk_table`, freed once, here.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(table, n)) });
+        }
+    }
+}
+
+impl Held<'_> {
+    /// The block's bytes (at least the item's length; stale data).
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        self.blocks.shadow(self.class, self.index, true);
+        // SAFETY: the block is ours (HELD(me)) and lies in the chunk we keep mapped.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), block_size(self.class)) }
+    }
+
+    /// Hands the block to the slot at `pos` (which the caller holds, WRITING)
+    /// and writes the slot's reference to it into `slot`.
+    pub(crate) fn queue(&self, pos: u64, len: usize, slot: &mut [u8]) -> usize {
+        slot[..REF_LEN].copy_from_slice(&encode_ref(self.class, self.index, len));
+        self.blocks.state(self.class, self.index).store(QUEUED | pos, SeqCst);
+        self.queued.set(true);
+        REF_LEN
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if !self.queued.get() {
+            self.blocks.free(self.class, self.index);
+        }
+    }
+}
+
+fn encode_ref(class: u32, index: usize, len: usize) -> [u8; REF_LEN] {
+    let mut r = [0u8; REF_LEN];
+    r[0] = class as u8;
+    r[4..8].copy_from_slice(&(index as u32).to_le_bytes());
+    r[8..].copy_from_slice(&(len as u64).to_le_bytes());
+    r
+}
+
+fn decode_ref(r: [u8; REF_LEN]) -> (u32, usize, usize) {
+    let index = u32::from_le_bytes(r[4..8].try_into().expect("4 bytes"));
+    let len = u64::from_le_bytes(r[8..].try_into().expect("8 bytes"));
+    (r[0] as u32, index as usize, usize::try_from(len).unwrap_or(usize::MAX))
+}
+
+/// A failed system call on the queue's memory.
+pub(crate) fn os_error(op: &'static str, what: impl Into<String>, e: rustix::io::Errno) -> ShmError {
+    ShmError::Os { op, what: what.into(), source: e.into() }
+}
+
+/// Maps in the pages of a block's first `len` bytes with one `madvise` call
+/// instead of a page fault per page (`MADV_POPULATE_WRITE` before writing a
+/// block whose pages were punched out, `MADV_POPULATE_READ` before reading one
+/// this process may not have mapped yet): below 64 KiB the faults cost less
+/// than the call. A kernel without these calls (before 5.14) just faults.
+#[inline]
+fn populate(ptr: NonNull<u8>, len: usize, advice: Advice) {
+    if len < 64 << 10 || cfg!(loom) {
+        return;
+    }
+    // SAFETY: the range lies in a block of a chunk mapped while the store lives
+    // (blocks of 64 KiB and more are whole, page-aligned pages); populating
+    // changes no byte of it.
+    let _ = unsafe { rustix::mm::madvise(ptr.as_ptr().cast(), len.next_multiple_of(PAGE), advice) };
+}
