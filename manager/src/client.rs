@@ -21,12 +21,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::error::{ManagerError, Result};
+use crate::net::Conn;
 use crate::object::lock;
-use crate::server::{Transport, MAX_FRAME};
-use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats};
-
-/// A boxed connection to a server.
-pub(crate) type Conn = Box<dyn Transport + Send>;
+use crate::value::{from_value, Dict, Value};
+use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats, MAX_FRAME};
 
 /// How to reach a server.
 #[derive(Clone)]
@@ -35,7 +33,7 @@ pub(crate) enum Endpoint {
     Socket { address: crate::Address, authkey: Arc<[u8]> },
     /// An in-process server (unit tests): each connection is a thread.
     #[cfg(test)]
-    Memory(Arc<crate::server::ServerState>),
+    Memory(Arc<crate::state::ServerState>),
 }
 
 /// A server as seen by this process: its endpoint and idle connections.
@@ -48,6 +46,8 @@ pub(crate) struct Target {
     serial: u64,
     /// Set once the server is known to be shut down: dropping proxies skips `DecRef`.
     pub closed: AtomicBool,
+    /// Set when the server is CPython's (see `crate::cpython`).
+    python: AtomicBool,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -58,22 +58,47 @@ impl Target {
             endpoint,
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
             closed: AtomicBool::new(false),
+            python: AtomicBool::new(false),
         })
+    }
+
+    /// Opens an authenticated connection, with nothing sent on it yet.
+    fn connect_bare(&self) -> Result<Conn> {
+        Ok(match &self.endpoint {
+            Endpoint::Socket { address, authkey } => crate::net::connect(address, authkey)?,
+            #[cfg(test)]
+            Endpoint::Memory(state) => crate::memory::connect(state.clone()),
+        })
+    }
+
+    /// Finds out whether the server is this crate's or CPython's, and fails if it is
+    /// not there or refuses the authkey.
+    pub fn probe(&self) -> Result<()> {
+        let mut conn = self.connect_bare()?;
+        let flavor = crate::cpython::probe(&mut conn, client_id()?)?;
+        self.python.store(flavor == crate::cpython::Flavor::Python, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// True if the server is CPython's.
+    pub fn is_python(&self) -> bool {
+        self.python.load(Ordering::Relaxed)
     }
 
     /// Opens a fresh connection (outside the pool) and says `Hello`.
     pub fn connect(&self) -> Result<Conn> {
-        let mut conn: Conn = match &self.endpoint {
-            Endpoint::Socket { address, authkey } => crate::net::connect(address, authkey)?,
-            #[cfg(test)]
-            Endpoint::Memory(state) => crate::memory::connect(state.clone()),
-        };
-        conn.send(&to_bytes(&Request::Hello { client: client_id()? })?)?;
+        let mut conn = self.connect_bare()?;
+        if !self.python.load(Ordering::Relaxed) {
+            conn.send(&to_bytes(&Request::Hello { client: client_id()? })?)?;
+        }
         Ok(conn)
     }
 
     /// Sends one request and waits for its response, on a pooled connection.
     pub fn call(&self, req: &Request) -> Result<Reply> {
+        if self.python.load(Ordering::Relaxed) {
+            return self.call_python(req);
+        }
         let frame = to_bytes(req)?;
         if frame.len() > MAX_FRAME {
             // The server would refuse it and hang up; say so without sending.
@@ -89,6 +114,29 @@ impl Target {
             put_idle(self.serial, conn);
         }
         resp
+    }
+
+    /// [`call`](Target::call) on a CPython server: method calls go on pooled
+    /// connections that said `accept_connection`.
+    fn call_python(&self, req: &Request) -> Result<Reply> {
+        let fresh = || self.connect_bare();
+        let mut on_call_conn = |f: &mut crate::cpython::CallOn<'_>| {
+            let mut conn = match take_idle(self.serial) {
+                Some(c) => c,
+                None => {
+                    let mut c = self.connect_bare()?;
+                    crate::cpython::accept(&mut c)?;
+                    c
+                }
+            };
+            let r = f(&mut conn);
+            // A transport failure leaves the stream in an unknown state.
+            if !matches!(r, Err(ManagerError::Disconnected { .. } | ManagerError::Decode { .. })) {
+                put_idle(self.serial, conn);
+            }
+            r
+        };
+        crate::cpython::request(req, &fresh, &mut on_call_conn)
     }
 
     pub fn stats(&self) -> Result<ServerStats> {
@@ -130,13 +178,13 @@ pub(crate) fn roundtrip(conn: &mut Conn, frame: &[u8]) -> Result<Response> {
     match sent {
         Ok(bytes) => from_bytes::<Response>(&bytes),
         Err(e @ ManagerError::FrameTooLarge { .. }) => Err(e),
-        Err(ManagerError::Disconnected(m)) => Err(ManagerError::Disconnected(m)),
-        Err(e) => Err(ManagerError::Disconnected(e.to_string())),
+        Err(ManagerError::Disconnected { reason: m }) => Err(ManagerError::Disconnected { reason: m }),
+        Err(e) => Err(ManagerError::Disconnected { reason: e.to_string() }),
     }
 }
 
 pub(crate) fn unexpected(reply: &Reply) -> ManagerError {
-    ManagerError::Decode(format!("unexpected reply {reply:?}"))
+    ManagerError::Decode { reason: format!("unexpected reply {reply:?}") }
 }
 
 struct Pool {
@@ -245,7 +293,7 @@ pub(crate) fn remember(target: &Arc<Target>) {
 /// The target for `address`: the live one this process already uses if its authkey
 /// matches, else a new one with `authkey` (from a spawn token) or, without one, with
 /// the authkey this process already knows for the address. A process that knows no
-/// authkey for it gets `AuthFailed` naming the address.
+/// authkey for it gets `Authentication` naming the address.
 pub(crate) fn target_for(address: &crate::Address, authkey: Option<&[u8]>) -> Result<Arc<Target>> {
     fork_handlers();
     let mut g = lock(&KNOWN);
@@ -259,7 +307,7 @@ pub(crate) fn target_for(address: &crate::Address, authkey: Option<&[u8]>) -> Re
         (Some(k), None) => k.authkey.clone(),
         // Not known here: this process's authkey, which managers started
         // without one use and every process of the tree shares (a wrong key
-        // fails the handshake with AuthFailed).
+        // fails the handshake with Authentication).
         (None, None) => mproc_process::authkey().into(),
     };
     let target = Target::new(Endpoint::Socket { address: address.clone(), authkey: key.clone() });
@@ -292,9 +340,13 @@ thread_local! {
 pub(crate) fn random_bytes(buf: &mut [u8], what: &str) -> Result<()> {
     #[cfg(test)]
     if FAIL_RANDOM.with(|f| f.get()) {
-        return Err(ManagerError::Io(format!("getrandom for {what} failed: {}", rustix::io::Errno::NOSYS)));
+        return Err(ManagerError::Io {
+            op: format!("getrandom for {what}"),
+            reason: rustix::io::Errno::NOSYS.to_string(),
+        });
     }
-    mproc_shm::sys::random_bytes(buf).map_err(|e| ManagerError::Io(format!("getrandom for {what} failed: {e}")))
+    mproc_shm::sys::random_bytes(buf)
+        .map_err(|e| ManagerError::Io { op: format!("getrandom for {what}"), reason: e.to_string() })
 }
 
 /// One reference to a server object, held by this process. Every proxy wraps one.
@@ -311,9 +363,10 @@ pub(crate) struct HandleInner {
 pub(crate) struct Handle(pub Arc<HandleInner>);
 
 impl Handle {
-    /// Creates an object of `typeid` on the server.
-    pub fn create(target: &Arc<Target>, typeid: &str, init: Vec<u8>) -> Result<Handle> {
-        match target.call(&Request::Create { typeid: typeid.to_string(), init })? {
+    /// Creates an object of `typeid` on the server with constructor arguments.
+    pub fn create(target: &Arc<Target>, typeid: &str, args: Vec<Value>, kwds: Dict) -> Result<Handle> {
+        let args = pack_args(args, kwds)?;
+        match target.call(&Request::Create { typeid: typeid.to_string(), args })? {
             Reply::Created { id, typeid } => Ok(Handle(Arc::new(HandleInner {
                 target: target.clone(),
                 id,
@@ -333,8 +386,8 @@ impl Handle {
         }
     }
 
-    /// Runs one encoded method call and returns the encoded result.
-    pub fn call_raw(&self, call: Vec<u8>) -> Result<Vec<u8>> {
+    /// Calls `method` with positional `args` and keyword `kwds`; returns its value.
+    pub fn call_value(&self, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Value> {
         let me = current_pid();
         let h = &self.0;
         if h.pid.load(Ordering::Relaxed) != me {
@@ -342,22 +395,33 @@ impl Handle {
             h.target.call(&Request::IncRef { id: h.id })?;
             h.pid.store(me, Ordering::Relaxed);
         }
-        match h.target.call(&Request::Call { id: h.id, call })? {
-            Reply::Value(v) => Ok(v),
+        let req =
+            Request::Call { id: h.id, thread: thread_id(), method: method.to_string(), args: pack_args(args, kwds)? };
+        match h.target.call(&req)? {
+            Reply::Value(v) => crate::value::loads(&v).map_err(|e| ManagerError::Decode { reason: e.to_string() }),
             other => Err(unexpected(&other)),
         }
     }
 
-    /// Encodes `call`, runs it, decodes the result as `R`.
-    pub fn call<C: serde::Serialize, R: serde::de::DeserializeOwned>(&self, call: &C) -> Result<R> {
-        let bytes = self.call_raw(to_bytes(call)?)?;
-        from_bytes(&bytes)
+    /// Calls `method` with positional `args` and converts the result to `R`.
+    pub fn call<R: serde::de::DeserializeOwned>(&self, method: &str, args: Vec<Value>) -> Result<R> {
+        from_value(self.call_value(method, args, Dict::new())?)
     }
 
-    /// Runs a call whose result is `()` (an empty frame).
-    pub fn call_unit<C: serde::Serialize>(&self, call: &C) -> Result<()> {
-        self.call_raw(to_bytes(call)?).map(drop)
+    /// Calls `method` with positional `args`, ignoring the result.
+    pub fn call_unit(&self, method: &str, args: Vec<Value>) -> Result<()> {
+        self.call_value(method, args, Dict::new()).map(drop)
     }
+}
+
+/// The calling thread's id (the owner of a lock it acquires).
+fn thread_id() -> u64 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u64
+}
+
+/// Pickles `(args, kwds)` as a request carries them.
+fn pack_args(args: Vec<Value>, kwds: Dict) -> Result<Vec<u8>> {
+    crate::value::dumps(&Value::Tuple(vec![Value::Tuple(args), Value::Dict(kwds)]))
 }
 
 impl Drop for HandleInner {

@@ -11,14 +11,27 @@ pub type Result<T, E = ManagerError> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum ManagerError {
     /// The server is gone, or the connection to it broke mid-call.
-    #[error("manager server disconnected: {0}")]
-    Disconnected(String),
-    /// The authkey handshake failed (either side rejected the other).
-    #[error("authentication with the manager failed: {0}")]
-    AuthFailed(String),
+    #[error("manager server disconnected: {reason}")]
+    Disconnected {
+        /// What broke.
+        reason: String,
+    },
+    /// The authkey handshake failed: a wrong key on either side, or a peer that does not
+    /// speak the protocol. The same shape as ipc's `IpcError::Authentication`; Python's
+    /// `AuthenticationError`.
+    #[error("authentication with the manager failed: {reason}")]
+    Authentication {
+        /// What went wrong, from this end's point of view.
+        reason: String,
+    },
     /// An I/O error that is not a plain disconnect (bind, connect, chmod, ...).
-    #[error("manager i/o error: {0}")]
-    Io(String),
+    #[error("manager i/o error: {op}: {reason}")]
+    Io {
+        /// What was being done (`"bind 127.0.0.1:5000"`, `"getrandom for the client id"`).
+        op: String,
+        /// The system's error.
+        reason: String,
+    },
     /// A frame larger than the connection's cap was refused before allocation.
     #[error("frame of {len} bytes exceeds the cap of {max} bytes")]
     FrameTooLarge {
@@ -28,23 +41,33 @@ pub enum ManagerError {
         max: u64,
     },
     /// The request frame did not decode as a request.
-    #[error("malformed request: {0}")]
-    BadRequest(String),
+    #[error("malformed request: {reason}")]
+    BadRequest {
+        /// What the decoder said.
+        reason: String,
+    },
     /// `create` named a typeid that is not registered on the server.
-    #[error("typeid {0:?} is not registered on the manager")]
-    UnknownTypeid(String),
-    /// The call did not decode as a method of the object's type.
-    #[error("no such method on typeid {typeid:?}: {detail}")]
+    #[error("typeid {typeid:?} is not registered on the manager")]
+    UnknownTypeid {
+        /// The typeid asked for.
+        typeid: String,
+    },
+    /// The call did not decode as a method of the object's type, or names a method the
+    /// type does not expose.
+    #[error("no such method on typeid {typeid:?}: {method}")]
     UnknownMethod {
         /// The object's typeid.
         typeid: String,
-        /// What the decoder said.
-        detail: String,
+        /// The method (or what the decoder said of it).
+        method: String,
     },
     /// The object id is not (or no longer) held by the server.
-    #[error("no object with id {0} on the manager")]
-    NoSuchObject(u64),
-    /// A list or array index was out of range.
+    #[error("no object with id {id} on the manager")]
+    NoSuchObject {
+        /// The id asked for.
+        id: u64,
+    },
+    /// A list or array index was out of range (Python's `IndexError`).
     #[error("index {index} out of range for length {len}")]
     IndexOutOfRange {
         /// The index asked for (negative counts from the end).
@@ -52,52 +75,106 @@ pub enum ManagerError {
         /// The length of the sequence.
         len: u64,
     },
-    /// A dict key or namespace field is missing.
-    #[error("key missing: {0}")]
-    KeyMissing(String),
-    /// `list.remove` / `list.index` found no equal item.
+    /// A dict key or namespace field is missing (Python's `KeyError` /
+    /// `AttributeError`).
+    #[error("key missing: {key}")]
+    KeyMissing {
+        /// The key, as Python's `repr` shows it.
+        key: String,
+    },
+    /// A `Namespace` has no field of that name (Python's `AttributeError`).
+    #[error("no attribute {name:?}")]
+    AttributeMissing {
+        /// The field name.
+        name: String,
+    },
+    /// `list.remove` / `list.index` found no equal item (Python's `ValueError`).
     #[error("value not found in list")]
     ValueNotFound,
-    /// A queue get found the queue empty (non-blocking, or the timeout expired).
+    /// A queue get found the queue empty (non-blocking, or the timeout expired):
+    /// Python's `queue.Empty`.
     #[error("queue is empty")]
     QueueEmpty,
-    /// A queue put found the queue full (non-blocking, or the timeout expired).
+    /// A queue put found the queue full (non-blocking, or the timeout expired):
+    /// Python's `queue.Full`.
     #[error("queue is full")]
     QueueFull,
     /// `task_done` was called more times than items were put.
     #[error("task_done() called too many times")]
     TooManyTaskDone,
     /// A lock or condition was released or waited on by a client that does not hold it.
-    #[error("not held: {0}")]
-    NotHeld(String),
+    #[error("{op} of a {typeid} the caller does not hold")]
+    NotHeld {
+        /// The object's typeid (`"Lock"`, `"RLock"`, `"Condition"`).
+        typeid: String,
+        /// The operation (`"release"`, `"wait"`, `"notify"`).
+        op: String,
+    },
     /// A bounded semaphore was released above its initial value.
-    #[error("bounded semaphore released too many times (initial value {0})")]
-    SemaphoreOverRelease(u64),
+    #[error("bounded semaphore released too many times (initial value {initial})")]
+    SemaphoreOverRelease {
+        /// The semaphore's initial value.
+        initial: u64,
+    },
     /// A barrier was broken (aborted, reset, or a waiter timed out).
     #[error("barrier is broken")]
     BrokenBarrier,
-    /// An argument was invalid; the message names it.
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
+    /// An argument was invalid.
+    #[error("invalid argument {argument}: {reason}")]
+    InvalidArgument {
+        /// The argument and its value, e.g. `"parties = 0"`.
+        argument: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// A value could not be encoded.
-    #[error("encode failed: {0}")]
-    Encode(String),
+    #[error("encode failed: {reason}")]
+    Encode {
+        /// What the encoder said.
+        reason: String,
+    },
     /// A reply or value could not be decoded as the expected type.
-    #[error("decode failed: {0}")]
-    Decode(String),
-    /// A user-registered method returned an error; its message.
-    #[error("remote error: {0}")]
-    Remote(String),
+    #[error("decode failed: {reason}")]
+    Decode {
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A user-registered method returned an error, or panicked.
+    #[error("remote error: {message}")]
+    Remote {
+        /// Its message.
+        message: String,
+    },
+    /// A Python server raised an exception this enum has no variant for (a
+    /// `('#ERROR', exception)` reply).
+    #[error("python exception {module}.{name}{args:?}")]
+    PythonException {
+        /// The exception class's module (`"builtins"`).
+        module: String,
+        /// The class name (`"TypeError"`).
+        name: String,
+        /// The exception's arguments, as Python's `repr` shows them.
+        args: Vec<String>,
+    },
+    /// A Python server failed inside its own machinery (a `('#TRACEBACK', text)` reply).
+    #[error("python server error:\n{traceback}")]
+    PythonTraceback {
+        /// The formatted traceback.
+        traceback: String,
+    },
     /// Starting the server process failed.
-    #[error("cannot start the manager server: {0}")]
-    Start(String),
+    #[error("cannot start the manager server: {reason}")]
+    Start {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ManagerError {
     pub(crate) fn decode(e: postcard::Error) -> Self {
-        ManagerError::Decode(e.to_string())
+        ManagerError::Decode { reason: e.to_string() }
     }
     pub(crate) fn encode(e: postcard::Error) -> Self {
-        ManagerError::Encode(e.to_string())
+        ManagerError::Encode { reason: e.to_string() }
     }
 }

@@ -51,8 +51,11 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-manager supports Linux only");
 
+mod builder;
 mod client;
+mod cpython;
 mod error;
+mod launcher;
 mod manager;
 #[cfg(test)]
 mod memory;
@@ -60,26 +63,31 @@ mod net;
 mod object;
 mod objects;
 mod proxy;
+mod python;
 mod registry;
 mod server;
 mod share;
+mod state;
+mod value;
 pub mod wire;
 
 #[cfg(test)]
 mod tests;
 
+pub use builder::ManagerBuilder;
 pub use error::{ManagerError, Result};
 pub use manager::Manager;
-pub use net::{Address, ManagerBuilder, Server};
+pub use net::Address;
 pub use object::Served;
 pub use proxy::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy, LockGuard,
     LockProxy, NamespaceProxy, ObjectRef, Proxy, ProxyType, QueueProxy, SemaphoreProxy, ValueProxy,
 };
 pub use registry::{typeids, Registry};
-pub use server::MAX_FRAME;
+pub use server::Server;
 pub use share::ProxyToken;
 pub use wire::ServerStats;
+pub use wire::MAX_FRAME;
 
 /// The README's example, run as a doctest.
 #[cfg(doctest)]

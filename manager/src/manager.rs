@@ -14,7 +14,8 @@ use crate::proxy::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy, LockProxy,
     NamespaceProxy, ObjectRef, ProxyType, QueueProxy, SemaphoreProxy, ValueProxy,
 };
-use crate::registry::typeids;
+use crate::registry::{typeids, CONDITION_LOCK_KW};
+use crate::value::{to_value, Dict, Value};
 use crate::wire::{to_bytes, Reply, Request, ServerStats};
 use crate::Address;
 
@@ -32,12 +33,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// ```no_run
 /// let manager = mproc_manager::Manager::start().unwrap();
 /// let list = manager.list::<u32>().unwrap();
-/// list.append(&7).unwrap();
+/// list.append(7).unwrap();
 /// assert_eq!(list.snapshot().unwrap(), vec![7]);
 /// ```
 pub struct Manager {
     pub(crate) target: Arc<Target>,
-    pub(crate) server: Option<crate::net::ServerProcess>,
+    pub(crate) server: Option<crate::launcher::ServerProcess>,
 }
 
 impl std::fmt::Debug for Manager {
@@ -51,17 +52,14 @@ impl std::fmt::Debug for Manager {
 }
 
 impl Manager {
-    /// Starts a `SyncManager` server in a child process (Python's `Manager()`).
-    #[doc(alias = "SyncManager")]
-    pub fn start() -> Result<Manager> {
-        crate::ManagerBuilder::new().start()
-    }
-
-    /// Connects to a running server (Python's `BaseManager(address, authkey).connect()`).
+    /// Connects to a running server (Python's `BaseManager(address, authkey).connect()`):
+    /// this crate's, or one run by CPython's `multiprocessing.managers` (`BaseManager`,
+    /// `SyncManager`), which it then talks to in CPython's protocol.
     pub fn connect(address: Address, authkey: &[u8]) -> Result<Manager> {
         let target = Target::new(Endpoint::Socket { address, authkey: authkey.into() });
-        // Fail now, not at the first call, if the server is not there or the key is wrong.
-        target.stats()?;
+        // Fail now, not at the first call, if the server is not there or the key is
+        // wrong; and learn whether it is this crate's server or CPython's.
+        target.probe()?;
         crate::client::remember(&target);
         Ok(Manager { target, server: None })
     }
@@ -114,6 +112,9 @@ impl Manager {
     }
 
     fn send_shutdown(&self) -> Result<()> {
+        if self.target.is_python() {
+            return self.target.call(&Request::Shutdown).map(drop);
+        }
         let mut conn = self.target.connect()?;
         match crate::client::roundtrip(&mut conn, &to_bytes(&Request::Shutdown)?)?? {
             Reply::Done => Ok(()),
@@ -125,43 +126,44 @@ impl Manager {
     /// a proxy of the kind the caller names:
     /// `manager.proxy::<QueueProxy<u64>>("get_task_queue")`.
     pub fn proxy<P: ProxyType>(&self, typeid: &str) -> Result<P> {
-        self.create(typeid, to_bytes(&())?)
+        self.create(typeid, vec![], Dict::new())
     }
 
-    fn create<P: ProxyType>(&self, typeid: &str, init: Vec<u8>) -> Result<P> {
-        Ok(P::from_handle(ObjectRef(Handle::create(&self.target, typeid, init)?)))
+    fn create<P: ProxyType>(&self, typeid: &str, args: Vec<Value>, kwds: Dict) -> Result<P> {
+        Ok(P::from_handle(ObjectRef(Handle::create(&self.target, typeid, args, kwds)?)))
     }
 
     /// A new empty shared `list`.
     pub fn list<T: Serialize + DeserializeOwned>(&self) -> Result<ListProxy<T>> {
-        self.create(typeids::LIST, to_bytes(&Vec::<Vec<u8>>::new())?)
+        self.create(typeids::LIST, vec![], Dict::new())
     }
 
     /// A new shared `list` holding `items`.
-    pub fn list_from<T: Serialize + DeserializeOwned>(&self, items: &[T]) -> Result<ListProxy<T>> {
-        let items = items.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
-        self.create(typeids::LIST, to_bytes(&items)?)
+    pub fn list_from<T: Serialize + DeserializeOwned>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<ListProxy<T>> {
+        self.create(typeids::LIST, vec![values(items)?], Dict::new())
     }
 
     /// A new shared `dict`.
     pub fn dict<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(&self) -> Result<DictProxy<K, V>> {
-        self.create(typeids::DICT, to_bytes(&())?)
+        self.create(typeids::DICT, vec![], Dict::new())
     }
 
     /// A new `Namespace`.
     pub fn namespace(&self) -> Result<NamespaceProxy> {
-        self.create(typeids::NAMESPACE, to_bytes(&())?)
+        self.create(typeids::NAMESPACE, vec![], Dict::new())
     }
 
     /// A new shared `Value` holding `value`.
-    pub fn value<T: Serialize + DeserializeOwned>(&self, value: &T) -> Result<ValueProxy<T>> {
-        self.create(typeids::VALUE, to_bytes(value)?)
+    pub fn value<T: Serialize + DeserializeOwned>(&self, value: T) -> Result<ValueProxy<T>> {
+        self.create(typeids::VALUE, vec![Value::None, to_value(&value)?], Dict::new())
     }
 
-    /// A new fixed-length shared `Array` holding `items`.
-    pub fn array<T: Serialize + DeserializeOwned>(&self, items: &[T]) -> Result<ArrayProxy<T>> {
-        let items = items.iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
-        self.create(typeids::ARRAY, to_bytes(&items)?)
+    /// A new fixed-length shared `Array` holding `items` (of any one type: no typecode).
+    pub fn array<T: Serialize + DeserializeOwned>(&self, items: impl IntoIterator<Item = T>) -> Result<ArrayProxy<T>> {
+        self.create(typeids::ARRAY, vec![Value::None, values(items)?], Dict::new())
     }
 
     /// A new unbounded `Queue`.
@@ -171,7 +173,7 @@ impl Manager {
 
     /// A new `Queue(maxsize)`; 0 is unbounded.
     pub fn queue_bounded<T: Serialize + DeserializeOwned>(&self, maxsize: usize) -> Result<QueueProxy<T>> {
-        self.create(typeids::QUEUE, to_bytes(&(maxsize as u64))?)
+        self.create(typeids::QUEUE, vec![Value::from(maxsize as u64)], Dict::new())
     }
 
     /// A new unbounded `JoinableQueue`.
@@ -184,32 +186,32 @@ impl Manager {
         &self,
         maxsize: usize,
     ) -> Result<JoinableQueueProxy<T>> {
-        self.create(typeids::JOINABLE_QUEUE, to_bytes(&(maxsize as u64))?)
+        self.create(typeids::JOINABLE_QUEUE, vec![Value::from(maxsize as u64)], Dict::new())
     }
 
     /// A new `Lock`.
     pub fn lock(&self) -> Result<LockProxy> {
-        self.create(typeids::LOCK, to_bytes(&())?)
+        self.create(typeids::LOCK, vec![], Dict::new())
     }
 
     /// A new `RLock`.
     pub fn rlock(&self) -> Result<LockProxy> {
-        self.create(typeids::RLOCK, to_bytes(&())?)
+        self.create(typeids::RLOCK, vec![], Dict::new())
     }
 
     /// A new `Semaphore(value)`.
     pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
-        self.create(typeids::SEMAPHORE, to_bytes(&value)?)
+        self.create(typeids::SEMAPHORE, vec![Value::from(value)], Dict::new())
     }
 
     /// A new `BoundedSemaphore(value)`.
     pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
-        self.create(typeids::BOUNDED_SEMAPHORE, to_bytes(&value)?)
+        self.create(typeids::BOUNDED_SEMAPHORE, vec![Value::from(value)], Dict::new())
     }
 
     /// A new `Condition` with its own `RLock`.
     pub fn condition(&self) -> Result<ConditionProxy> {
-        self.create(typeids::CONDITION, to_bytes(&())?)
+        self.create(typeids::CONDITION, vec![], Dict::new())
     }
 
     /// A new `Condition(lock)` over a `Lock` or `RLock` of this server: acquiring
@@ -218,25 +220,27 @@ impl Manager {
     pub fn condition_with(&self, lock: &LockProxy) -> Result<ConditionProxy> {
         let h = &lock.object().0 .0;
         if !h.target.same_server(&self.target) {
-            return Err(ManagerError::InvalidArgument(format!(
-                "the lock {:?} (object {}) belongs to another manager server",
-                h.typeid, h.id
-            )));
+            return Err(ManagerError::InvalidArgument {
+                argument: format!("lock = {:?} object {}", h.typeid, h.id),
+                reason: "it belongs to another manager server".into(),
+            });
         }
-        self.create(typeids::CONDITION, to_bytes(&Some(h.id))?)
+        let mut kwds = Dict::new();
+        kwds.insert(Value::from(CONDITION_LOCK_KW), Value::from(h.id));
+        self.create(typeids::CONDITION, vec![], kwds)
     }
 
     /// A new `Event`.
     pub fn event(&self) -> Result<EventProxy> {
-        self.create(typeids::EVENT, to_bytes(&())?)
+        self.create(typeids::EVENT, vec![], Dict::new())
     }
 
     /// A new `Barrier(parties)`; 0 parties is `InvalidArgument`.
     pub fn barrier(&self, parties: u64) -> Result<BarrierProxy> {
         if parties == 0 {
-            return Err(ManagerError::InvalidArgument("a Barrier needs at least 1 party, got 0".into()));
+            return Err(no_parties());
         }
-        self.create(typeids::BARRIER, to_bytes(&parties)?)
+        self.create(typeids::BARRIER, vec![Value::from(parties)], Dict::new())
     }
 
     /// A new `Barrier(parties, timeout=timeout)`: a [`wait`](BarrierProxy::wait) that
@@ -244,10 +248,20 @@ impl Manager {
     /// (`BrokenBarrier`); 0 parties is `InvalidArgument`.
     pub fn barrier_with_timeout(&self, parties: u64, timeout: Duration) -> Result<BarrierProxy> {
         if parties == 0 {
-            return Err(ManagerError::InvalidArgument("a Barrier needs at least 1 party, got 0".into()));
+            return Err(no_parties());
         }
-        self.create(typeids::BARRIER, to_bytes(&(parties, Some(timeout)))?)
+        let args = vec![Value::from(parties), Value::None, Value::Float(timeout.as_secs_f64())];
+        self.create(typeids::BARRIER, args, Dict::new())
     }
+}
+
+fn no_parties() -> ManagerError {
+    ManagerError::InvalidArgument { argument: "parties = 0".into(), reason: "a Barrier needs at least 1 party".into() }
+}
+
+/// The items as one Python list.
+fn values<T: Serialize>(items: impl IntoIterator<Item = T>) -> Result<Value> {
+    Ok(Value::List(items.into_iter().map(|i| to_value(&i)).collect::<Result<_>>()?))
 }
 
 impl Drop for Manager {

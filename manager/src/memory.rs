@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
-use crate::client::Conn;
 use crate::error::{ManagerError, Result};
-use crate::server::{ServerState, Transport, MAX_FRAME};
+use crate::net::{Conn, Transport};
+use crate::state::ServerState;
+use crate::wire::MAX_FRAME;
 
 pub(crate) struct MemConn {
     tx: Sender<Vec<u8>>,
@@ -25,10 +26,10 @@ impl Drop for MemConn {
 
 impl Transport for MemConn {
     fn send(&mut self, frame: &[u8]) -> Result<()> {
-        self.tx.send(frame.to_vec()).map_err(|_| ManagerError::Disconnected("peer closed".into()))
+        self.tx.send(frame.to_vec()).map_err(|_| ManagerError::Disconnected { reason: "peer closed".into() })
     }
     fn recv(&mut self) -> Result<Vec<u8>> {
-        let f = self.rx.recv().map_err(|_| ManagerError::Disconnected("peer closed".into()))?;
+        let f = self.rx.recv().map_err(|_| ManagerError::Disconnected { reason: "peer closed".into() })?;
         if f.len() > MAX_FRAME {
             return Err(ManagerError::FrameTooLarge { len: f.len() as u64, max: MAX_FRAME as u64 });
         }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{ManagerError, Result};
+use crate::value::{Args, Value};
 use crate::wire::{from_bytes, to_bytes};
 
 /// A user type served by a manager (CPython's `BaseManager.register(typeid, callable)`).
@@ -50,8 +51,10 @@ pub trait Served: Send + Sync + 'static {
 
 /// The server's view of a call: who makes it, and whether they are still there.
 pub(crate) struct CallCtx<'a> {
-    /// The calling client's id (from its `Hello`).
+    /// The calling client's id (from its `Hello`; a Python connection has its own).
     pub client: u64,
+    /// The calling thread of that client (a Python connection is one thread: 0).
+    pub thread: u64,
     /// True while the caller's connection is open; blocking methods check it.
     pub alive: &'a dyn Fn() -> bool,
 }
@@ -70,7 +73,7 @@ impl CallCtx<'_> {
         deadline: Option<Instant>,
     ) -> Result<(MutexGuard<'g, T>, bool)> {
         if !(self.alive)() {
-            return Err(ManagerError::Disconnected("the calling client went away".into()));
+            return Err(ManagerError::Disconnected { reason: "the calling client went away".into() });
         }
         let slice = match deadline {
             Some(d) => {
@@ -84,7 +87,7 @@ impl CallCtx<'_> {
         };
         let (guard, _) = cv.wait_timeout(guard, slice).ignore_poison();
         if !(self.alive)() {
-            return Err(ManagerError::Disconnected("the calling client went away".into()));
+            return Err(ManagerError::Disconnected { reason: "the calling client went away".into() });
         }
         let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
         Ok((guard, timed_out))
@@ -104,21 +107,33 @@ pub(crate) fn deadline(block: bool, timeout: Option<Duration>) -> Option<Instant
 }
 
 /// An object the server owns and calls. Built-ins and [`Served`] user types implement it.
+///
+/// Methods are named and take arguments as CPython's proxies send them (`"append"`,
+/// `(item,)`), so Rust and Python clients run the same code on the same object.
 pub(crate) trait Object: Send + Sync {
-    /// Decodes and runs one encoded method call, returning the encoded result.
-    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>>;
+    /// Runs method `method` with `args`; `UnknownMethod` for a name the type lacks.
+    fn call(&self, ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value>;
+    /// The method names a Python client's proxy may call (the reply to `create`).
+    fn exposed(&self) -> &'static [&'static str];
+    /// Python's `str(obj)`, for a proxy's `__str__`/`__repr__`.
+    fn repr(&self) -> String {
+        "<shared object>".to_string()
+    }
     /// Called when a client goes away, so objects it held state in (locks) can let go.
     fn client_gone(&self, _client: u64) {}
-    /// The lock state of a `Lock`/`RLock`, which a `Condition` made over it shares.
-    fn lock_core(&self) -> Option<std::sync::Arc<crate::objects::sync::LockCore>> {
-        None
-    }
+    /// The object as `Any`, so a factory can find the concrete type of another object
+    /// (a `Condition` made over a `Lock` object shares that lock's state).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
-/// Decodes a method call of an object of `typeid`; a failure means "no such method".
-pub(crate) fn decode_call<T: DeserializeOwned>(typeid: &str, call: &[u8]) -> Result<T> {
-    from_bytes(call).map_err(|e| ManagerError::UnknownMethod { typeid: typeid.to_string(), detail: e.to_string() })
+/// `UnknownMethod` for `method` on `typeid` (Python's `AttributeError`).
+pub(crate) fn no_method(typeid: &str, method: &str) -> ManagerError {
+    ManagerError::UnknownMethod { typeid: typeid.to_string(), method: method.to_string() }
 }
+
+/// The method by which a Rust [`Proxy`](crate::Proxy) calls a [`Served`] object: one
+/// argument, the postcard-encoded `Request` as `bytes`; returns the `Response` so.
+pub(crate) const SERVED_METHOD: &str = "#served";
 
 /// Adapts a [`Served`] user type to [`Object`].
 pub(crate) struct ServedObject<T: Served> {
@@ -127,9 +142,22 @@ pub(crate) struct ServedObject<T: Served> {
 }
 
 impl<T: Served> Object for ServedObject<T> {
-    fn call(&self, _ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
-        let req: T::Request = decode_call(&self.typeid, call)?;
-        let resp = self.inner.dispatch(req).map_err(ManagerError::Remote)?;
-        to_bytes(&resp)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn exposed(&self) -> &'static [&'static str] {
+        &[SERVED_METHOD]
+    }
+
+    fn call(&self, _ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value> {
+        let call = match (method, args.args.as_slice()) {
+            (SERVED_METHOD, [Value::Bytes(b)]) => b,
+            _ => return Err(no_method(&self.typeid, method)),
+        };
+        let req: T::Request = from_bytes(call)
+            .map_err(|e| ManagerError::UnknownMethod { typeid: self.typeid.clone(), method: e.to_string() })?;
+        let resp = self.inner.dispatch(req).map_err(|message| ManagerError::Remote { message })?;
+        Ok(Value::Bytes(to_bytes(&resp)?))
     }
 }

@@ -1,5 +1,14 @@
 //! Typed proxies: the client side of each built-in object, plus [`Proxy<T>`] for user
-//! types. A proxy is `Clone + Send + Sync`; it holds the server's address, authkey and
+//! types. Each method is one call on the server, run under the object's lock, so it is
+//! atomic (`reverse`, `sort`, `setdefault`, `popitem` … included). The methods are
+//! CPython's, under the same names; items travel as Python values (serde maps `T` to
+//! one), so the server compares them as Python does (`1 == 1.0` as a dict key).
+//!
+//! Argument passing follows the local types': a method that stores an item takes it by
+//! value (`append(item)`, `put(item)`, `insert(key, value)`, as `Queue::put(item)`), the
+//! queue proxies add `put_ref(&item)` for an item the caller keeps (as
+//! `Queue::put_ref`), and a method that only looks an item up borrows it
+//! (`index(&item)`, `get(&key)`). A proxy is `Clone + Send + Sync`; it holds the server's address, authkey and
 //! the object id, so it can be moved into a forked child, which connects on first use
 //! and takes its own reference.
 
@@ -11,11 +20,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::client::Handle;
-use crate::error::Result;
-use crate::object::Served;
-use crate::objects::collections::{DictCall, ListCall, NamespaceCall, ValueCall};
-use crate::objects::queue::QueueCall;
-use crate::objects::sync::{BarrierCall, ConditionCall, EventCall, LockCall, SemaphoreCall};
+use crate::error::{ManagerError, Result};
+use crate::object::{Served, SERVED_METHOD};
+use crate::value::{from_value, to_value, Dict, Value};
 use crate::wire::{from_bytes, to_bytes, ObjectId};
 
 /// A proxy type made from a reference to a server object (see
@@ -46,8 +53,17 @@ impl std::fmt::Debug for ObjectRef {
     }
 }
 
-fn tid() -> u64 {
-    u64::from(mproc_shm::sys::tid())
+/// A timeout as Python's proxies send it: seconds, as a float.
+fn secs(t: Duration) -> Value {
+    Value::Float(t.as_secs_f64())
+}
+
+fn opt_secs(t: Option<Duration>) -> Value {
+    t.map_or(Value::None, secs)
+}
+
+fn int(i: i64) -> Value {
+    Value::Int(i)
 }
 
 macro_rules! proxy_common {
@@ -76,8 +92,7 @@ macro_rules! proxy_common {
     };
 }
 
-/// A proxy to a `list` on the server (`Manager::list`). Items travel postcard-encoded;
-/// `remove` and `index` compare items by their encoding.
+/// A proxy to a `list` on the server (`Manager::list`).
 pub struct ListProxy<T> {
     h: ObjectRef,
     _t: PhantomData<fn() -> T>,
@@ -86,61 +101,80 @@ proxy_common!(ListProxy<T>);
 
 impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// Appends `item`.
-    pub fn append(&self, item: &T) -> Result<()> {
-        self.h.0.call_unit(&ListCall::Append(to_bytes(item)?))
+    pub fn append(&self, item: T) -> Result<()> {
+        self.h.0.call_unit("append", vec![to_value(&item)?])
     }
-    /// Appends every item.
-    pub fn extend<'a>(&self, items: impl IntoIterator<Item = &'a T>) -> Result<()>
-    where
-        T: 'a,
-    {
-        let items = items.into_iter().map(to_bytes).collect::<Result<Vec<_>>>()?;
-        self.h.0.call_unit(&ListCall::Extend(items))
+    /// Appends every item (one call).
+    pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<()> {
+        let items = items.into_iter().map(|i| to_value(&i)).collect::<Result<Vec<_>>>()?;
+        self.h.0.call_unit("extend", vec![Value::List(items)])
     }
     /// The item at `index` (negative counts from the end); `IndexOutOfRange` if none.
     pub fn get(&self, index: i64) -> Result<T> {
-        from_bytes(&self.h.0.call_raw(to_bytes(&ListCall::Get(index))?)?)
+        self.h.0.call("__getitem__", vec![int(index)])
     }
     /// Replaces the item at `index`.
-    pub fn set(&self, index: i64, item: &T) -> Result<()> {
-        self.h.0.call_unit(&ListCall::Set(index, to_bytes(item)?))
+    pub fn set(&self, index: i64, item: T) -> Result<()> {
+        self.h.0.call_unit("__setitem__", vec![int(index), to_value(&item)?])
     }
     /// Inserts before `index` (clamped to the list, as in Python).
-    pub fn insert(&self, index: i64, item: &T) -> Result<()> {
-        self.h.0.call_unit(&ListCall::Insert(index, to_bytes(item)?))
+    pub fn insert(&self, index: i64, item: T) -> Result<()> {
+        self.h.0.call_unit("insert", vec![int(index), to_value(&item)?])
     }
-    /// Removes and returns the last item.
+    /// Removes and returns the last item; `IndexOutOfRange` if empty.
     pub fn pop(&self) -> Result<T> {
-        from_bytes(&self.h.0.call_raw(to_bytes(&ListCall::Pop(None))?)?)
+        self.h.0.call("pop", vec![])
     }
     /// Removes and returns the item at `index`.
     pub fn pop_at(&self, index: i64) -> Result<T> {
-        from_bytes(&self.h.0.call_raw(to_bytes(&ListCall::Pop(Some(index)))?)?)
+        self.h.0.call("pop", vec![int(index)])
+    }
+    /// Removes the item at `index` (`del l[index]`).
+    pub fn delete(&self, index: i64) -> Result<()> {
+        self.h.0.call_unit("__delitem__", vec![int(index)])
     }
     /// Removes the first item equal to `item`; `ValueNotFound` if none.
     pub fn remove(&self, item: &T) -> Result<()> {
-        self.h.0.call_unit(&ListCall::Remove(to_bytes(item)?))
+        self.h.0.call_unit("remove", vec![to_value(item)?])
     }
     /// The number of items.
-    #[doc(alias = "__len__")]
     pub fn len(&self) -> Result<usize> {
-        self.h.0.call::<_, u64>(&ListCall::Len).map(|n| n as usize)
+        self.h.0.call("__len__", vec![])
     }
-    /// True if the list has no items.
+    /// True if there are no items.
     pub fn is_empty(&self) -> Result<bool> {
-        self.len().map(|n| n == 0)
+        Ok(self.len()? == 0)
     }
     /// The position of the first item equal to `item`; `ValueNotFound` if none.
     pub fn index(&self, item: &T) -> Result<usize> {
-        self.h.0.call::<_, u64>(&ListCall::Index(to_bytes(item)?)).map(|n| n as usize)
+        self.h.0.call("index", vec![to_value(item)?])
     }
-    /// A copy of all items (Python's `list(proxy)`).
+    /// How many items equal `item`.
+    pub fn count(&self, item: &T) -> Result<usize> {
+        self.h.0.call("count", vec![to_value(item)?])
+    }
+    /// True if an item equals `item` (`item in l`).
+    pub fn contains(&self, item: &T) -> Result<bool> {
+        self.h.0.call("__contains__", vec![to_value(item)?])
+    }
+    /// Reverses the list in place (one call).
+    pub fn reverse(&self) -> Result<()> {
+        self.h.0.call_unit("reverse", vec![])
+    }
+    /// Sorts in place by Python's ordering (one call); `InvalidArgument` for items that
+    /// do not compare (Python's `TypeError`).
+    pub fn sort(&self, reverse: bool) -> Result<()> {
+        let mut kwds = Dict::new();
+        kwds.insert(Value::from("reverse"), Value::Bool(reverse));
+        self.h.0.call_value("sort", vec![], kwds).map(drop)
+    }
+    /// A copy of the items.
     pub fn snapshot(&self) -> Result<Vec<T>> {
-        self.h.0.call(&ListCall::Snapshot)
+        self.h.0.call("#GETVALUE", vec![])
     }
     /// Removes every item.
     pub fn clear(&self) -> Result<()> {
-        self.h.0.call_unit(&ListCall::Clear)
+        self.h.0.call_unit("clear", vec![])
     }
 }
 
@@ -154,28 +188,28 @@ proxy_common!(ArrayProxy<T>);
 impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
     /// The item at `index`.
     pub fn get(&self, index: i64) -> Result<T> {
-        from_bytes(&self.h.0.call_raw(to_bytes(&ListCall::Get(index))?)?)
+        self.h.0.call("__getitem__", vec![int(index)])
     }
     /// Replaces the item at `index`.
-    pub fn set(&self, index: i64, item: &T) -> Result<()> {
-        self.h.0.call_unit(&ListCall::Set(index, to_bytes(item)?))
+    pub fn set(&self, index: i64, item: T) -> Result<()> {
+        self.h.0.call_unit("__setitem__", vec![int(index), to_value(&item)?])
     }
     /// The length.
     pub fn len(&self) -> Result<usize> {
-        self.h.0.call::<_, u64>(&ListCall::Len).map(|n| n as usize)
+        self.h.0.call("__len__", vec![])
     }
     /// True if the length is 0.
     pub fn is_empty(&self) -> Result<bool> {
-        self.len().map(|n| n == 0)
+        Ok(self.len()? == 0)
     }
-    /// A copy of all items.
+    /// A copy of the items.
     pub fn snapshot(&self) -> Result<Vec<T>> {
-        self.h.0.call(&ListCall::Snapshot)
+        self.h.0.call("#GETVALUE", vec![])
     }
 }
 
-/// A proxy to a `dict` on the server (`Manager::dict`), in insertion order. Keys compare
-/// by their encoding.
+/// A proxy to a `dict` on the server (`Manager::dict`). Keys compare as Python's do:
+/// `1`, `1.0` and `true` are one key.
 pub struct DictProxy<K, V> {
     h: ObjectRef,
     _t: PhantomData<fn() -> (K, V)>,
@@ -204,51 +238,82 @@ impl<K, V> DictProxy<K, V> {
 }
 
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
-    /// The value under `key`, if any.
+    /// The value for `key`, if any.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        self.h.0.call(&DictCall::Get(to_bytes(key)?))
+        let v = self.h.0.call_value("get", vec![to_value(key)?], Dict::new())?;
+        match v {
+            Value::None => Ok(None),
+            v => from_value(v).map(Some),
+        }
     }
-    /// Sets `key` to `value`; returns the value it replaced.
-    #[doc(alias = "__setitem__")]
-    pub fn insert(&self, key: &K, value: &V) -> Result<Option<V>> {
-        self.h.0.call(&DictCall::Insert(to_bytes(key)?, to_bytes(value)?))
+    /// Sets `key` to `value` (`d[key] = value`); returns the value it replaced, as
+    /// `HashMap::insert` does (one call).
+    pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
+        let (replaced, old): (bool, Value) = self.h.0.call("#insert", vec![to_value(&key)?, to_value(&value)?])?;
+        if replaced {
+            from_value(old).map(Some)
+        } else {
+            Ok(None)
+        }
     }
     /// Removes `key` and returns its value; `KeyMissing` if absent.
-    #[doc(alias = "pop")]
     pub fn remove(&self, key: &K) -> Result<V> {
-        from_bytes(&self.h.0.call_raw(to_bytes(&DictCall::Remove(to_bytes(key)?))?)?)
+        self.h.0.call("pop", vec![to_value(key)?])
+    }
+    /// Removes `key` if present and returns its value (`d.pop(key, None)`).
+    pub fn pop(&self, key: &K) -> Result<Option<V>> {
+        match self.h.0.call_value("pop", vec![to_value(key)?, Value::None], Dict::new())? {
+            Value::None => Ok(None),
+            v => from_value(v).map(Some),
+        }
+    }
+    /// Removes and returns the last inserted pair; `KeyMissing` if empty.
+    pub fn popitem(&self) -> Result<(K, V)> {
+        self.h.0.call("popitem", vec![])
+    }
+    /// The value for `key`, inserting `default` first if absent (one call).
+    pub fn setdefault(&self, key: K, default: V) -> Result<V> {
+        self.h.0.call("setdefault", vec![to_value(&key)?, to_value(&default)?])
+    }
+    /// Inserts every pair (one call).
+    pub fn update(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<()> {
+        let pairs = pairs
+            .into_iter()
+            .map(|(k, v)| Ok(Value::Tuple(vec![to_value(&k)?, to_value(&v)?])))
+            .collect::<Result<Vec<_>>>()?;
+        self.h.0.call_unit("update", vec![Value::List(pairs)])
     }
     /// True if `key` is present.
     pub fn contains(&self, key: &K) -> Result<bool> {
-        self.h.0.call(&DictCall::Contains(to_bytes(key)?))
+        self.h.0.call("__contains__", vec![to_value(key)?])
     }
-    /// The keys.
+    /// The keys, in insertion order.
     pub fn keys(&self) -> Result<Vec<K>> {
-        self.h.0.call(&DictCall::Keys)
+        self.h.0.call("keys", vec![])
     }
-    /// The values.
+    /// The values, in insertion order.
     pub fn values(&self) -> Result<Vec<V>> {
-        self.h.0.call(&DictCall::Values)
+        self.h.0.call("values", vec![])
     }
-    /// The `(key, value)` pairs.
+    /// The pairs, in insertion order.
     pub fn items(&self) -> Result<Vec<(K, V)>> {
-        self.h.0.call(&DictCall::Items)
+        self.h.0.call("items", vec![])
     }
-    /// The number of entries.
+    /// The number of pairs.
     pub fn len(&self) -> Result<usize> {
-        self.h.0.call::<_, u64>(&DictCall::Len).map(|n| n as usize)
+        self.h.0.call("__len__", vec![])
     }
-    /// True if there are no entries.
+    /// True if there are no pairs.
     pub fn is_empty(&self) -> Result<bool> {
-        self.len().map(|n| n == 0)
+        Ok(self.len()? == 0)
     }
-    /// Removes every entry.
+    /// Removes every pair.
     pub fn clear(&self) -> Result<()> {
-        self.h.0.call_unit(&DictCall::Clear)
+        self.h.0.call_unit("clear", vec![])
     }
 }
 
-/// A proxy to a `Namespace` (`Manager::namespace`): typed fields by name.
+/// A proxy to a `Namespace`: named fields of any type.
 pub struct NamespaceProxy {
     h: ObjectRef,
     _t: PhantomData<()>,
@@ -256,27 +321,33 @@ pub struct NamespaceProxy {
 proxy_common!(NamespaceProxy);
 
 impl NamespaceProxy {
-    /// Sets field `name` (Python's `ns.name = value`).
-    #[doc(alias = "__setattr__")]
-    pub fn set<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
-        self.h.0.call_unit(&NamespaceCall::Set(name.to_string(), to_bytes(value)?))
+    /// Sets field `name` (`ns.name = value`).
+    pub fn set<T: Serialize>(&self, name: &str, value: T) -> Result<()> {
+        self.h.0.call_unit("__setattr__", vec![Value::from(name), to_value(&value)?])
     }
-    /// Reads field `name` as `T`; `KeyMissing(name)` if unset, `Decode` if not a `T`.
-    #[doc(alias = "__getattr__")]
+    /// Field `name`; `KeyMissing` naming it if unset.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
-        from_bytes(&self.h.0.call_raw(to_bytes(&NamespaceCall::Get(name.to_string()))?)?)
+        self.h.0.call("__getattribute__", vec![Value::from(name)])
     }
-    /// Deletes field `name`.
+    /// Deletes field `name`; `KeyMissing` if unset.
     pub fn del(&self, name: &str) -> Result<()> {
-        self.h.0.call_unit(&NamespaceCall::Del(name.to_string()))
+        self.h.0.call_unit("__delattr__", vec![Value::from(name)])
     }
     /// The field names, sorted.
     pub fn names(&self) -> Result<Vec<String>> {
-        self.h.0.call(&NamespaceCall::Names)
+        let fields: Vec<String> = match self.h.0.call_value("#GETVALUE", vec![], Dict::new())? {
+            Value::Dict(d) => {
+                d.keys().filter_map(|k| if let Value::Str(s) = k { Some(s.clone()) } else { None }).collect()
+            }
+            other => return Err(ManagerError::Decode { reason: format!("namespace fields: {other}") }),
+        };
+        let mut fields = fields;
+        fields.sort();
+        Ok(fields)
     }
 }
 
-/// A proxy to a `Value` (`Manager::value`).
+/// A proxy to a shared `Value`.
 pub struct ValueProxy<T> {
     h: ObjectRef,
     _t: PhantomData<fn() -> T>,
@@ -286,15 +357,15 @@ proxy_common!(ValueProxy<T>);
 impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// The value.
     pub fn get(&self) -> Result<T> {
-        from_bytes(&self.h.0.call_raw(to_bytes(&ValueCall::Get)?)?)
+        self.h.0.call("get", vec![])
     }
     /// Replaces the value.
-    pub fn set(&self, value: &T) -> Result<()> {
-        self.h.0.call_unit(&ValueCall::Set(to_bytes(value)?))
+    pub fn set(&self, value: T) -> Result<()> {
+        self.h.0.call_unit("set", vec![to_value(&value)?])
     }
 }
 
-/// A proxy to a `Queue` (`Manager::queue`). Blocking calls block this thread only.
+/// A proxy to a `Queue` on the server.
 pub struct QueueProxy<T> {
     h: ObjectRef,
     _t: PhantomData<fn() -> T>,
@@ -302,54 +373,60 @@ pub struct QueueProxy<T> {
 proxy_common!(QueueProxy<T>);
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
-    fn put_with(&self, item: &T, block: bool, timeout: Option<Duration>) -> Result<()> {
-        self.h.0.call_unit(&QueueCall::Put { item: to_bytes(item)?, block, timeout })
+    fn put_value(&self, item: Value, block: bool, timeout: Option<Duration>) -> Result<()> {
+        self.h.0.call_unit("put", vec![item, Value::Bool(block), opt_secs(timeout)])
     }
-    fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
-        from_bytes(&self.h.0.call_raw(to_bytes(&QueueCall::Get { block, timeout })?)?)
+    /// Puts `item`, waiting for room if the queue is bounded and full.
+    pub fn put(&self, item: T) -> Result<()> {
+        self.put_ref(&item)
     }
-    /// Puts `item`, waiting while the queue is full.
-    pub fn put(&self, item: &T) -> Result<()> {
-        self.put_with(item, true, None)
+    /// Puts a copy of an item the caller keeps.
+    pub fn put_ref(&self, item: &T) -> Result<()> {
+        self.put_value(to_value(item)?, true, None)
     }
-    /// Puts `item`, waiting at most `timeout`; `QueueFull` then.
-    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
-        self.put_with(item, true, Some(timeout))
+    /// Puts within `timeout`; `QueueFull` if there was no room in time.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
+        self.put_value(to_value(&item)?, true, Some(timeout))
     }
-    /// Puts `item` or returns `QueueFull` at once.
-    #[doc(alias = "put_nowait")]
-    pub fn try_put(&self, item: &T) -> Result<()> {
-        self.put_with(item, false, None)
+    /// Puts if there is room now; `QueueFull` otherwise.
+    pub fn try_put(&self, item: T) -> Result<()> {
+        self.put_value(to_value(&item)?, false, None)
     }
-    /// Takes the oldest item, waiting for one.
+    /// Python's `put(item, block, timeout)`.
+    pub fn put_with(&self, item: T, block: bool, timeout: Option<Duration>) -> Result<()> {
+        self.put_value(to_value(&item)?, block, timeout)
+    }
+    /// Takes an item, waiting as long as it takes.
     pub fn get(&self) -> Result<T> {
         self.get_with(true, None)
     }
-    /// Takes the oldest item, waiting at most `timeout`; `QueueEmpty` then.
+    /// Takes an item within `timeout`; `QueueEmpty` if none came.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         self.get_with(true, Some(timeout))
     }
-    /// Takes the oldest item or returns `QueueEmpty` at once.
-    #[doc(alias = "get_nowait")]
+    /// Takes an item if one is there; `QueueEmpty` otherwise.
     pub fn try_get(&self) -> Result<T> {
         self.get_with(false, None)
     }
-    /// The number of items queued.
+    /// Python's `get(block, timeout)`.
+    pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
+        self.h.0.call("get", vec![Value::Bool(block), opt_secs(timeout)])
+    }
+    /// The number of items.
     pub fn qsize(&self) -> Result<usize> {
-        self.h.0.call::<_, u64>(&QueueCall::Qsize).map(|n| n as usize)
+        self.h.0.call("qsize", vec![])
     }
-    /// True if no item is queued.
+    /// True if empty.
     pub fn empty(&self) -> Result<bool> {
-        self.h.0.call(&QueueCall::Empty)
+        self.h.0.call("empty", vec![])
     }
-    /// True if the queue is at its `maxsize`.
+    /// True if bounded and full.
     pub fn full(&self) -> Result<bool> {
-        self.h.0.call(&QueueCall::Full)
+        self.h.0.call("full", vec![])
     }
 }
 
-/// A proxy to a `JoinableQueue` (`Manager::joinable_queue`): a queue plus `task_done`
-/// and `join`. Derefs to [`QueueProxy`] for `put`/`get`.
+/// A proxy to a `JoinableQueue`: a [`QueueProxy`] (by `Deref`) plus `task_done`/`join`.
 pub struct JoinableQueueProxy<T> {
     q: QueueProxy<T>,
 }
@@ -379,15 +456,15 @@ impl<T> std::ops::Deref for JoinableQueueProxy<T> {
 impl<T: Serialize + DeserializeOwned> JoinableQueueProxy<T> {
     /// Marks one item done; `TooManyTaskDone` if none is unfinished.
     pub fn task_done(&self) -> Result<()> {
-        self.q.h.0.call_unit(&QueueCall::TaskDone)
+        self.q.h.0.call_unit("task_done", vec![])
     }
     /// Waits until every item put has been marked done.
     pub fn join(&self) -> Result<()> {
-        self.q.h.0.call::<_, bool>(&QueueCall::Join { timeout: None }).map(drop)
+        self.q.h.0.call_unit("join", vec![])
     }
-    /// Like `join`, at most `timeout`; false if items are still unfinished then.
+    /// Like `join`, at most `timeout`; false if items are still unfinished.
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.q.h.0.call(&QueueCall::Join { timeout: Some(timeout) })
+        self.q.h.0.call("join", vec![secs(timeout)])
     }
 }
 
@@ -429,11 +506,11 @@ impl std::fmt::Debug for LockGuard<'_> {
 impl LockProxy {
     /// Python's `acquire(block, timeout)`: true if acquired.
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        self.h.0.call(&LockCall::Acquire { thread: tid(), block, timeout })
+        self.h.0.call("acquire", vec![Value::Bool(block), timeout.map_or(int(-1), secs)])
     }
     /// Releases; `NotHeld` if unlocked (or, for an RLock, held by another thread).
     pub fn release(&self) -> Result<()> {
-        self.h.0.call_unit(&LockCall::Release { thread: tid() })
+        self.h.0.call_unit("release", vec![])
     }
     /// Acquires, waiting as long as it takes, and returns a guard.
     pub fn lock(&self) -> Result<LockGuard<'_>> {
@@ -450,7 +527,7 @@ impl LockProxy {
     }
     /// True if held by anyone.
     pub fn locked(&self) -> Result<bool> {
-        self.h.0.call(&LockCall::Locked)
+        self.h.0.call("locked", vec![])
     }
     fn guard(&self) -> LockGuard<'_> {
         LockGuard { release: Box::new(move || self.release()) }
@@ -467,15 +544,15 @@ proxy_common!(SemaphoreProxy);
 impl SemaphoreProxy {
     /// Python's `acquire(block, timeout)`: true if acquired.
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        self.h.0.call(&SemaphoreCall::Acquire { block, timeout })
+        self.h.0.call("acquire", vec![Value::Bool(block), opt_secs(timeout)])
     }
     /// Releases one; `SemaphoreOverRelease` for a bounded semaphore at its bound.
     pub fn release(&self) -> Result<()> {
-        self.h.0.call_unit(&SemaphoreCall::Release)
+        self.h.0.call_unit("release", vec![])
     }
     /// The current value.
     pub fn get_value(&self) -> Result<u64> {
-        self.h.0.call(&SemaphoreCall::GetValue)
+        self.h.0.call("get_value", vec![])
     }
 }
 
@@ -490,11 +567,11 @@ proxy_common!(ConditionProxy);
 impl ConditionProxy {
     /// Acquires the condition's lock.
     pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
-        self.h.0.call(&ConditionCall::Acquire { thread: tid(), block, timeout })
+        self.h.0.call("acquire", vec![Value::Bool(block), timeout.map_or(int(-1), secs)])
     }
     /// Releases the condition's lock.
     pub fn release(&self) -> Result<()> {
-        self.h.0.call_unit(&ConditionCall::Release { thread: tid() })
+        self.h.0.call_unit("release", vec![])
     }
     /// Acquires the lock and returns a guard.
     pub fn lock(&self) -> Result<LockGuard<'_>> {
@@ -503,7 +580,7 @@ impl ConditionProxy {
     }
     /// Waits for a notify (lock held; released while waiting); false on timeout.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.h.0.call(&ConditionCall::Wait { thread: tid(), timeout })
+        self.h.0.call("wait", vec![opt_secs(timeout)])
     }
     /// Waits until `pred()` holds, re-checking after each notify; false on timeout.
     /// A timeout too large to add to the clock waits without limit.
@@ -520,11 +597,11 @@ impl ConditionProxy {
     }
     /// Wakes up to `n` waiters.
     pub fn notify(&self, n: u64) -> Result<()> {
-        self.h.0.call_unit(&ConditionCall::Notify { thread: tid(), n })
+        self.h.0.call_unit("notify", vec![Value::from(n)])
     }
     /// Wakes every waiter.
     pub fn notify_all(&self) -> Result<()> {
-        self.h.0.call_unit(&ConditionCall::NotifyAll { thread: tid() })
+        self.h.0.call_unit("notify_all", vec![])
     }
 }
 
@@ -538,19 +615,19 @@ proxy_common!(EventProxy);
 impl EventProxy {
     /// Sets the flag and wakes the waiters.
     pub fn set(&self) -> Result<()> {
-        self.h.0.call_unit(&EventCall::Set)
+        self.h.0.call_unit("set", vec![])
     }
     /// Clears the flag.
     pub fn clear(&self) -> Result<()> {
-        self.h.0.call_unit(&EventCall::Clear)
+        self.h.0.call_unit("clear", vec![])
     }
     /// The flag.
     pub fn is_set(&self) -> Result<bool> {
-        self.h.0.call(&EventCall::IsSet)
+        self.h.0.call("is_set", vec![])
     }
     /// Waits for the flag; returns it (false on timeout).
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.h.0.call(&EventCall::Wait { timeout })
+        self.h.0.call("wait", vec![opt_secs(timeout)])
     }
 }
 
@@ -565,31 +642,31 @@ impl BarrierProxy {
     /// Waits for all parties (at most the barrier's own timeout, if it was made with
     /// one); returns the arrival index (exactly one gets 0), or `BrokenBarrier`.
     pub fn wait(&self) -> Result<u64> {
-        self.h.0.call(&BarrierCall::Wait { timeout: None })
+        self.h.0.call("wait", vec![])
     }
     /// Like `wait`; a timeout breaks the barrier (`BrokenBarrier`).
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u64> {
-        self.h.0.call(&BarrierCall::Wait { timeout: Some(timeout) })
+        self.h.0.call("wait", vec![secs(timeout)])
     }
     /// Breaks the barrier: current and future waiters get `BrokenBarrier`.
     pub fn abort(&self) -> Result<()> {
-        self.h.0.call_unit(&BarrierCall::Abort)
+        self.h.0.call_unit("abort", vec![])
     }
     /// Back to the initial state; current waiters get `BrokenBarrier`.
     pub fn reset(&self) -> Result<()> {
-        self.h.0.call_unit(&BarrierCall::Reset)
+        self.h.0.call_unit("reset", vec![])
     }
     /// Waiters currently waiting.
     pub fn n_waiting(&self) -> Result<u64> {
-        self.h.0.call(&BarrierCall::NWaiting)
+        self.h.0.call("__getattribute__", vec![Value::from("n_waiting")])
     }
     /// True if broken.
     pub fn broken(&self) -> Result<bool> {
-        self.h.0.call(&BarrierCall::Broken)
+        self.h.0.call("__getattribute__", vec![Value::from("broken")])
     }
     /// The number of parties.
     pub fn parties(&self) -> Result<u64> {
-        self.h.0.call(&BarrierCall::Parties)
+        self.h.0.call("__getattribute__", vec![Value::from("parties")])
     }
 }
 
@@ -619,7 +696,10 @@ impl<T: Served> std::fmt::Debug for Proxy<T> {
 impl<T: Served> Proxy<T> {
     /// Calls the object's `dispatch` on the server; its `Err` comes back as `Remote`.
     pub fn call(&self, req: &T::Request) -> Result<T::Response> {
-        self.h.0.call(req)
+        match self.h.0.call_value(SERVED_METHOD, vec![Value::Bytes(to_bytes(req)?)], Dict::new())? {
+            Value::Bytes(b) => from_bytes(&b),
+            other => Err(ManagerError::Decode { reason: format!("a served object replied {other}") }),
+        }
     }
     /// The reference this proxy holds.
     pub fn object(&self) -> &ObjectRef {

@@ -1,254 +1,74 @@
-//! The server core: the object table, references counted per client, and the request
-//! loop that serves one connection. Transport-agnostic: see [`Transport`].
+//! [`Server`]: a bound manager server and its accept loop, run in this process by
+//! [`Server::serve_forever`] (the tutorial's `task_master`), or in a child by
+//! `ManagerBuilder::start`.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::error::{ManagerError, Result};
-use crate::object::{lock, CallCtx, Object};
-use crate::registry::Registry;
-use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats};
+use mproc_ipc::auth::{answer_challenge, deliver_challenge};
+use mproc_ipc::{Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 
-/// The largest request frame a server accepts (checked before allocating).
-pub const MAX_FRAME: usize = 16 << 20;
+use crate::error::Result;
+use crate::net::{poke, set_timeouts, Address, SocketConn};
+use crate::state::ServerState;
+use crate::wire::MAX_FRAME;
 
-/// A framed, reliable byte channel to one peer.
-pub(crate) trait Transport {
-    /// Sends one frame.
-    fn send(&mut self, frame: &[u8]) -> Result<()>;
-    /// Receives one frame; `Disconnected` on EOF, `FrameTooLarge` over the cap.
-    fn recv(&mut self) -> Result<Vec<u8>>;
-    /// False once the peer has closed its end (checked by blocked server calls).
-    fn alive(&self) -> bool;
+/// A bound manager server, ready to [`serve_forever`](Server::serve_forever).
+pub struct Server {
+    pub(crate) state: Arc<ServerState>,
+    pub(crate) listener: Listener,
+    pub(crate) address: Address,
+    pub(crate) authkey: Arc<[u8]>,
 }
 
-struct Entry {
-    obj: Arc<dyn Object>,
-    /// References summed over clients.
-    refs: u64,
-}
-
-#[derive(Default)]
-struct Client {
-    connections: u64,
-    /// object → references this client holds
-    refs: HashMap<ObjectId, u64>,
-}
-
-#[derive(Default)]
-struct Table {
-    next_id: ObjectId,
-    objects: HashMap<ObjectId, Entry>,
-    clients: HashMap<u64, Client>,
-}
-
-impl Table {
-    /// Drops `n` references of `client` to `id`; returns the object if it died.
-    fn drop_refs(&mut self, id: ObjectId, n: u64) -> Option<Arc<dyn Object>> {
-        let entry = self.objects.get_mut(&id)?;
-        entry.refs = entry.refs.saturating_sub(n);
-        if entry.refs == 0 {
-            return self.objects.remove(&id).map(|e| e.obj);
-        }
-        None
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("address", &self.address).finish()
     }
 }
 
-/// Everything a server holds; shared by its connection threads.
-pub(crate) struct ServerState {
-    registry: Registry,
-    table: Mutex<Table>,
-    shutdown: AtomicBool,
-    /// Run once when a `Shutdown` request arrives (wakes the accept loop).
-    on_shutdown: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-impl ServerState {
-    pub fn new(registry: Registry) -> Arc<Self> {
-        Arc::new(ServerState {
-            registry,
-            table: Mutex::new(Table { next_id: 1, ..Table::default() }),
-            shutdown: AtomicBool::new(false),
-            on_shutdown: Mutex::new(None),
-        })
+impl Server {
+    /// The bound address (with the real port when bound to port 0).
+    pub fn address(&self) -> &Address {
+        &self.address
     }
 
-    pub fn set_on_shutdown(&self, f: Box<dyn FnOnce() + Send>) {
-        *lock(&self.on_shutdown) = Some(f);
+    /// The server's counters.
+    pub fn stats(&self) -> crate::ServerStats {
+        self.state.stats()
     }
 
-    pub fn is_shut_down(&self) -> bool {
-        self.shutdown.load(Ordering::SeqCst)
-    }
-
-    fn request_shutdown(&self) {
-        self.shutdown.store(true, Ordering::SeqCst);
-    }
-
-    /// Runs the shutdown hook, once; called after the `Shutdown` reply went out, so the
-    /// server process does not exit before its client has the answer.
-    fn wake_after_shutdown(&self) {
-        let hook = lock(&self.on_shutdown).take();
-        if let Some(f) = hook {
-            f();
-        }
-    }
-
-    pub fn stats(&self) -> ServerStats {
-        let t = lock(&self.table);
-        ServerStats {
-            objects: t.objects.len() as u64,
-            clients: t.clients.len() as u64,
-            connections: t.clients.values().map(|c| c.connections).sum(),
-            references: t.clients.values().flat_map(|c| c.refs.values()).sum(),
-        }
-    }
-
-    fn open(&self, client: u64) {
-        lock(&self.table).clients.entry(client).or_default().connections += 1;
-    }
-
-    /// A connection of `client` closed; with its last one, its references go.
-    fn close(&self, client: u64) {
-        let (dead, all) = {
-            let mut t = lock(&self.table);
-            let Some(c) = t.clients.get_mut(&client) else { return };
-            c.connections -= 1;
-            if c.connections > 0 {
-                return;
-            }
-            let c = t.clients.remove(&client).unwrap_or_default();
-            let dead: Vec<_> = c.refs.into_iter().filter_map(|(id, n)| t.drop_refs(id, n)).collect();
-            let all: Vec<_> = t.objects.values().map(|e| e.obj.clone()).collect();
-            (dead, all)
-        };
-        // Locks the gone client held are released, outside the table lock.
-        for obj in all.iter().chain(dead.iter()) {
-            obj.client_gone(client);
-        }
-    }
-
-    /// Decodes and runs one request frame of `client`.
-    pub fn handle(&self, client: u64, frame: &[u8], alive: &dyn Fn() -> bool) -> Response {
-        let req: Request = from_bytes(frame).map_err(|e| ManagerError::BadRequest(e.to_string()))?;
-        match req {
-            Request::Hello { .. } => Err(ManagerError::BadRequest("Hello sent twice on one connection".into())),
-            Request::Create { typeid, init } => {
-                let lookup = |id| lock(&self.table).objects.get(&id).map(|e| e.obj.clone());
-                let obj = self.registry.create(&typeid, &init, &lookup)?;
-                let mut t = lock(&self.table);
-                let id = t.next_id;
-                t.next_id += 1;
-                t.objects.insert(id, Entry { obj, refs: 1 });
-                *t.clients.entry(client).or_default().refs.entry(id).or_default() += 1;
-                Ok(Reply::Created { id, typeid })
-            }
-            Request::Call { id, call } => {
-                let obj = lock(&self.table).objects.get(&id).map(|e| e.obj.clone());
-                let obj = obj.ok_or(ManagerError::NoSuchObject(id))?;
-                let ctx = CallCtx { client, alive };
-                // A panicking method (user code) must not take the connection down with it.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.call(&ctx, &call)));
-                match result {
-                    Ok(r) => Ok(Reply::Value(r?)),
-                    Err(payload) => {
-                        let msg = payload
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| payload.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".into());
-                        Err(ManagerError::Remote(format!("method of object {id} panicked: {msg}")))
-                    }
-                }
-            }
-            Request::IncRef { id } => {
-                let mut t = lock(&self.table);
-                let entry = t.objects.get_mut(&id).ok_or(ManagerError::NoSuchObject(id))?;
-                entry.refs += 1;
-                *t.clients.entry(client).or_default().refs.entry(id).or_default() += 1;
-                Ok(Reply::Done)
-            }
-            Request::DecRef { id } => {
-                let dead = {
-                    let mut t = lock(&self.table);
-                    let held = t.clients.get_mut(&client).and_then(|c| c.refs.get_mut(&id));
-                    match held {
-                        Some(n) if *n > 0 => {
-                            *n -= 1;
-                            if *n == 0 {
-                                t.clients.get_mut(&client).map(|c| c.refs.remove(&id));
-                            }
-                        }
-                        _ => {
-                            return Err(ManagerError::BadRequest(format!(
-                                "client holds no reference to object {id} to drop"
-                            )))
-                        }
-                    }
-                    t.drop_refs(id, 1)
-                };
-                drop(dead);
-                Ok(Reply::Done)
-            }
-            Request::Stats => Ok(Reply::Stats(self.stats())),
-            Request::Shutdown => {
-                self.request_shutdown();
-                Ok(Reply::Done)
-            }
-        }
-    }
-
-    /// Serves one connection until it closes (or the server shuts down): the first frame
-    /// must be `Hello`, then each request frame gets one response frame.
-    pub fn serve_connection(&self, t: &mut dyn Transport) {
-        let client = match t.recv().and_then(|f| from_bytes::<Request>(&f)) {
-            Ok(Request::Hello { client }) => client,
-            Ok(_) => {
-                let _ = reply(t, &Err(ManagerError::BadRequest("the first request must be Hello".into())));
-                return;
-            }
-            Err(e) => {
-                let _ = reply(t, &Err(ManagerError::BadRequest(e.to_string())));
-                return;
-            }
-        };
-        self.open(client);
+    /// Serves clients — one thread each, authenticated first — until a client sends
+    /// `Shutdown` ([`Manager::shutdown`](crate::Manager::shutdown)). Threads of clients
+    /// still connected then are left to end when their clients hang up.
+    pub fn serve_forever(self) -> Result<()> {
+        let address = self.address.clone();
+        self.state.set_on_shutdown(Box::new(move || poke(&address)));
         loop {
-            let frame = match t.recv() {
-                Ok(f) => f,
-                Err(e @ ManagerError::FrameTooLarge { .. }) => {
-                    // The stream is out of step after a refused frame: answer and hang up.
-                    let _ = reply(t, &Err(e));
-                    break;
+            // The listener has no key: the handshake runs on the connection's own
+            // thread, so a client that connects and stalls cannot stall `accept`.
+            let conn = self.listener.accept();
+            if self.state.is_shut_down() {
+                return Ok(());
+            }
+            let Ok(mut conn) = conn else {
+                // Out of fds or similar: do not spin; the condition may pass.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let (state, authkey) = (self.state.clone(), self.authkey.clone());
+            let spawned = std::thread::Builder::new().name("mproc-manager-conn".into()).spawn(move || {
+                conn.set_max_frame(MAX_FRAME);
+                set_timeouts(&conn, Some(DEFAULT_HANDSHAKE_TIMEOUT));
+                // Server side: challenge first, then answer.
+                if deliver_challenge(&mut conn, &authkey).is_err() || answer_challenge(&mut conn, &authkey).is_err() {
+                    return;
                 }
-                Err(_) => break,
-            };
-            if self.is_shut_down() {
-                let _ = reply(t, &Err(ManagerError::Disconnected("the manager server shut down".into())));
-                break;
-            }
-            let resp = {
-                let alive = || t.alive() && !self.is_shut_down();
-                self.handle(client, &frame, &alive)
-            };
-            let sent = reply(t, &resp);
-            if self.is_shut_down() {
-                self.wake_after_shutdown();
-                break;
-            }
-            if sent.is_err() {
-                break;
-            }
+                set_timeouts(&conn, None);
+                state.serve_connection(&mut SocketConn(conn));
+            });
+            // Out of threads: the connection is dropped (the client sees Disconnected).
+            drop(spawned);
         }
-        self.close(client);
     }
-}
-
-fn reply(t: &mut dyn Transport, resp: &Response) -> Result<()> {
-    let bytes = match to_bytes(resp) {
-        Ok(b) => b,
-        Err(e) => to_bytes(&Response::Err(e))?,
-    };
-    t.send(&bytes)
 }

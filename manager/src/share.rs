@@ -18,7 +18,7 @@
 //!   or imported a spawn token for it), else the process tree's key
 //!   (`mproc_process::authkey()`, CPython's `current_process().authkey`), which is
 //!   every manager's default. A manager with another key refuses the handshake:
-//!   decoding fails with [`ManagerError::AuthFailed`] naming the address. So an
+//!   decoding fails with [`ManagerError::Authentication`] naming the address. So an
 //!   encoded proxy is safe to log or to send where the manager must not be reachable.
 //! - the **`Share`** token (spawn only: it travels in the spawn request, which only the
 //!   child inherits) carries the authkey, as CPython's spawn preparation data carries
@@ -62,7 +62,7 @@ struct ProxyWire {
 /// connected to the manager (`Manager::start`, `Manager::connect`), was forked after
 /// its parent did (the table of known servers is inherited memory), or imported a
 /// spawn token for it; else the process tree's authkey (every manager's default). A
-/// manager with another key refuses: decoding fails (`AuthFailed` naming the address,
+/// manager with another key refuses: decoding fails (`Authentication` naming the address,
 /// which postcard reports as a custom serde error). An encoded proxy is therefore safe to log or to
 /// send where the manager must not be reachable. The spawn token travels only in the
 /// spawn request, which only the child inherits, and teaches the child the authkey.
@@ -92,7 +92,7 @@ impl ObjectRef {
             }
             #[cfg(test)]
             Endpoint::Memory(_) => {
-                Err(ManagerError::Encode("a proxy of an in-process test server has no address".into()))
+                Err(ManagerError::Encode { reason: "a proxy of an in-process test server has no address".into() })
             }
         }
     }

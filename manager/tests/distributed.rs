@@ -90,7 +90,7 @@ fn task_master(addr: SocketAddr) -> i32 {
         let task: QueueProxy<u64> = manager.proxy("get_task_queue")?;
         let result: QueueProxy<String> = manager.proxy("get_result_queue")?;
         for n in TASKS {
-            task.put(&n)?;
+            task.put(n)?;
         }
         (0..TASKS.len()).map(|_| result.get_timeout(Duration::from_secs(15))).collect()
     };
@@ -113,7 +113,7 @@ fn task_worker(addr: SocketAddr) -> i32 {
     let manager = loop {
         match Manager::connect(Address::Tcp(addr), b"abc") {
             Ok(m) => break m,
-            Err(ManagerError::Disconnected(_)) if Instant::now() < deadline => {
+            Err(ManagerError::Disconnected { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20)); // the master is still starting
             }
             Err(_) => return 20,
@@ -124,7 +124,7 @@ fn task_worker(addr: SocketAddr) -> i32 {
         let result: QueueProxy<String> = manager.proxy("get_result_queue")?;
         for _ in 0..10 {
             let n = task.get_timeout(Duration::from_secs(15))?;
-            result.put(&format!("{n} * {n} = {}", n * n))?;
+            result.put(format!("{n} * {n} = {}", n * n))?;
         }
         Ok(())
     };

@@ -27,9 +27,9 @@ enum Frame {
     /// Random bytes (never a `Shutdown` or `Call` request).
     Raw(Vec<u8>),
     /// A method call with random bytes to the `target`-th non-blocking object.
-    Call { target: usize, call: Vec<u8> },
+    Call { target: usize, method: usize, args: Vec<u8> },
     /// A create of any typeid (or a made-up one) with random constructor bytes.
-    Create { typeid: usize, init: Vec<u8> },
+    Create { typeid: usize, args: Vec<u8> },
     /// Reference counting on ids near the real ones.
     Ref { inc: bool, id: u64 },
 }
@@ -52,6 +52,21 @@ const TYPEIDS: &[&str] = &[
     "os.system",
 ];
 
+const METHODS: &[&str] = &[
+    "append",
+    "__getitem__",
+    "pop",
+    "sort",
+    "get",
+    "put",
+    "acquire",
+    "release",
+    "wait",
+    "keys",
+    "#GETVALUE",
+    "system",
+];
+
 fn raw_frame() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..48).prop_filter("a shutdown or a raw call", |b| {
         !matches!(postcard::from_bytes::<Request>(b), Ok(Request::Shutdown | Request::Call { .. }))
@@ -62,11 +77,11 @@ fn frame() -> impl Strategy<Value = Frame> {
     let bytes = || prop::collection::vec(any::<u8>(), 0..24);
     prop_oneof![
         3 => raw_frame().prop_map(Frame::Raw),
-        // A method index the types have, then random arguments.
-        4 => (0usize..5, 0u8..16, bytes()).prop_map(|(target, method, args)| {
-            Frame::Call { target, call: [vec![method], args].concat() }
+        // A method the types have (or not), then random argument bytes.
+        4 => (0usize..5, 0..METHODS.len(), bytes()).prop_map(|(target, method, args)| {
+            Frame::Call { target, method, args }
         }),
-        2 => (0..TYPEIDS.len(), bytes()).prop_map(|(typeid, init)| Frame::Create { typeid, init }),
+        2 => (0..TYPEIDS.len(), bytes()).prop_map(|(typeid, args)| Frame::Create { typeid, args }),
         1 => (any::<bool>(), 0u64..40).prop_map(|(inc, id)| Frame::Ref { inc, id }),
     ]
 }
@@ -86,11 +101,11 @@ fn random_frames_never_crash_or_wedge_the_server() {
     let manager = Manager::start().unwrap();
     let pid = manager.server_pid().unwrap();
     // The objects random calls go to: none of their methods blocks.
-    let list = manager.list_from(&[1u32, 2, 3]).unwrap();
+    let list = manager.list_from([1u32, 2, 3]).unwrap();
     let dict = manager.dict::<String, u32>().unwrap();
     let ns = manager.namespace().unwrap();
-    let value = manager.value(&7i64).unwrap();
-    let array = manager.array(&[0.5f64; 4]).unwrap();
+    let value = manager.value(7i64).unwrap();
+    let array = manager.array([0.5f64; 4]).unwrap();
     let targets = [list.object().id(), dict.object().id(), ns.object().id(), value.object().id(), array.object().id()];
 
     let config = ProptestConfig { cases: 256, ..ProptestConfig::default() };
@@ -105,9 +120,14 @@ fn random_frames_never_crash_or_wedge_the_server() {
             for f in &frames {
                 let sent = match f {
                     Frame::Raw(b) => c.send_bytes(b),
-                    Frame::Call { target, call } => c.send(&Request::Call { id: targets[*target], call: call.clone() }),
-                    Frame::Create { typeid, init } => {
-                        c.send(&Request::Create { typeid: TYPEIDS[*typeid].into(), init: init.clone() })
+                    Frame::Call { target, method, args } => c.send(&Request::Call {
+                        id: targets[*target],
+                        thread: 1,
+                        method: METHODS[*method].into(),
+                        args: args.clone(),
+                    }),
+                    Frame::Create { typeid, args } => {
+                        c.send(&Request::Create { typeid: TYPEIDS[*typeid].into(), args: args.clone() })
                     }
                     Frame::Ref { inc: true, id } => c.send(&Request::IncRef { id: *id }),
                     Frame::Ref { inc: false, id } => c.send(&Request::DecRef { id: *id }),

@@ -26,7 +26,7 @@ fn seed_manager_list_shared_by_three_processes() {
     let mut children: Vec<_> = (0..3)
         .map(|i| {
             let l = list.clone();
-            fork_process(30, move || match l.append(&i) {
+            fork_process(30, move || match l.append(i) {
                 Ok(()) => l.len().map_or(3, |n| if (1..=3).contains(&n) { 0 } else { 4 }),
                 Err(_) => 2,
             })
@@ -51,14 +51,14 @@ fn socket_is_private_and_shutdown_reaps_the_server() {
     assert_eq!(dir_mode, 0o700, "dir mode {dir_mode:o}");
     let pid = manager.server_pid().unwrap();
     let q = manager.queue::<u8>().unwrap();
-    q.put(&1).unwrap();
+    q.put(1).unwrap();
     manager.shutdown().unwrap();
     // Reaped: the pid is no longer our child (no zombie).
     // SAFETY: waitpid on a pid with WNOHANG touches only `status`.
     let r = unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
     assert_eq!(r, -1, "the server process was reaped");
     assert!(!path.exists(), "the socket file is removed");
-    assert!(matches!(q.get(), Err(ManagerError::Disconnected(_))), "a call on a dead server is Disconnected");
+    assert!(matches!(q.get(), Err(ManagerError::Disconnected { .. })), "a call on a dead server is Disconnected");
 }
 
 #[test]
@@ -66,7 +66,7 @@ fn wrong_authkey_is_rejected_by_the_server() {
     let server = ManagerBuilder::new().authkey(b"right").start().unwrap();
     let addr = server.address().unwrap().clone();
     let err = Manager::connect(addr.clone(), b"wrong").unwrap_err();
-    assert!(matches!(err, ManagerError::AuthFailed(_)), "{err:?}");
+    assert!(matches!(err, ManagerError::Authentication { .. }), "{err:?}");
     // A raw client with the wrong key hears #FAILURE#.
     let Address::Unix(path) = &addr else { unreachable!() };
     let s = UnixStream::connect(path).unwrap();
@@ -95,7 +95,7 @@ fn impostor_server_is_rejected_by_the_client() {
         handshake_as_lax_server(&mut c, b"not-the-key")
     });
     let err = Manager::connect(Address::Unix(path), b"the-key").unwrap_err();
-    assert!(matches!(err, ManagerError::AuthFailed(_)), "{err:?}");
+    assert!(matches!(err, ManagerError::Authentication { .. }), "{err:?}");
     assert!(impostor.join().unwrap().unwrap_err().contains("FAILURE"), "the client said #FAILURE#");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -130,7 +130,7 @@ fn oversized_frame_is_rejected_before_allocation() {
         "{resp:?}"
     );
     assert!(c.recv_bytes().unwrap_err().is_eof(), "the server hangs up after a refused frame");
-    list.append(&1).unwrap();
+    list.append(1).unwrap();
     assert_eq!(list.snapshot().unwrap(), [1]);
 }
 
@@ -141,13 +141,13 @@ fn garbage_frames_get_typed_errors() {
     for junk in [&b""[..], b"\xff\xff\xff", b"\x02\x09", b"\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"] {
         c.send_bytes(junk).unwrap();
         let resp: Response = c.recv().unwrap();
-        assert!(matches!(resp, Err(ManagerError::BadRequest(_))), "{junk:?} → {resp:?}");
+        assert!(matches!(resp, Err(ManagerError::BadRequest { .. })), "{junk:?} → {resp:?}");
     }
-    c.send(&Request::Create { typeid: "os.system".into(), init: vec![] }).unwrap();
+    c.send(&Request::Create { typeid: "os.system".into(), args: vec![] }).unwrap();
     let resp: Response = c.recv().unwrap();
-    assert_eq!(resp, Err(ManagerError::UnknownTypeid("os.system".into())));
-    c.send(&Request::Call { id: 12345, call: vec![0] }).unwrap();
-    assert_eq!(c.recv::<Response>().unwrap(), Err(ManagerError::NoSuchObject(12345)));
+    assert_eq!(resp, Err(ManagerError::UnknownTypeid { typeid: "os.system".into() }));
+    c.send(&Request::Call { id: 12345, thread: 1, method: "append".into(), args: vec![0] }).unwrap();
+    assert_eq!(c.recv::<Response>().unwrap(), Err(ManagerError::NoSuchObject { id: 12345 }));
 }
 
 #[derive(Default)]
@@ -203,8 +203,10 @@ fn base_manager_registry_and_unregistered_typeid_and_method() {
     assert_eq!(finish(&mut child, T), 0);
     assert_eq!(c.call(&CounterCall::Get).unwrap(), 5);
     // An unregistered typeid.
-    assert_eq!(manager.list::<u8>().unwrap_err(), ManagerError::UnknownTypeid("list".into()));
-    assert!(matches!(manager.proxy::<Proxy<Counter>>("Nope"), Err(ManagerError::UnknownTypeid(t)) if t == "Nope"));
+    assert_eq!(manager.list::<u8>().unwrap_err(), ManagerError::UnknownTypeid { typeid: "list".into() });
+    assert!(
+        matches!(manager.proxy::<Proxy<Counter>>("Nope"), Err(ManagerError::UnknownTypeid { typeid: t }) if t == "Nope")
+    );
     // An unregistered method: `Reset` is not a variant the server's type declares.
     let greedy: Proxy<GreedyCounter> = manager.proxy("Counter").unwrap();
     assert_eq!(greedy.call(&GreedyCall::Add(1)).unwrap(), 1, "register() makes a new object per proxy");
@@ -228,12 +230,12 @@ fn client_sigkilled_mid_call_releases_its_objects() {
         let Ok(Some(held)) = l.try_lock() else { return 1 };
         std::mem::forget(held);
         let private = || -> Result<_, ManagerError> {
-            q.put(&1)?;
+            q.put(1)?;
             let m = Manager::connect(addr, &key)?;
             let list = m.list::<u8>()?;
-            list.append(&1)?;
+            list.append(1)?;
             let ns = m.namespace()?;
-            ns.set("x", &1u8)?;
+            ns.set("x", 1u8)?;
             Ok((m, list, ns))
         };
         let Ok(_keep) = private() else { return 2 };
@@ -265,7 +267,7 @@ fn serve_forever_in_process_over_tcp_loopback() {
     let serving = std::thread::spawn(move || server.serve_forever());
     let mut m = Manager::connect(addr.clone(), b"k").unwrap();
     let d = m.dict::<String, u32>().unwrap();
-    d.insert(&"a".into(), &1).unwrap();
+    d.insert("a".into(), 1).unwrap();
     assert_eq!(d.items().unwrap(), [("a".to_string(), 1)]);
     let c: Proxy<Counter> = m.proxy("shared_counter").unwrap();
     c.call(&CounterCall::Add(4)).unwrap();
@@ -275,7 +277,7 @@ fn serve_forever_in_process_over_tcp_loopback() {
     m.shutdown().unwrap();
     serving.join().unwrap().unwrap();
     let after = c2.call(&CounterCall::Get);
-    assert!(matches!(after, Err(ManagerError::Disconnected(_))), "{after:?}");
+    assert!(matches!(after, Err(ManagerError::Disconnected { .. })), "{after:?}");
 }
 
 #[test]
@@ -289,7 +291,7 @@ fn a_child_dropping_a_copy_of_the_starting_handle_leaves_the_server_running() {
     let m2 = manager.clone();
     let l2 = list.clone();
     let mut child = fork_process(30, move || {
-        let _ = l2.append(&1);
+        let _ = l2.append(1);
         // SAFETY: this is the child's copy of the parent's memory: running the Manager's
         // destructor here touches only the copy, and the child never uses it again
         // (it leaves through _exit).
@@ -308,7 +310,7 @@ fn joinable_queue_event_and_condition_across_processes() {
     let sums = manager.dict::<String, u64>().unwrap();
     let cond = manager.condition().unwrap();
     let ns = manager.namespace().unwrap();
-    ns.set("ready", &false).unwrap();
+    ns.set("ready", false).unwrap();
     let (j, d, s, c, n) = (jobs.clone(), done.clone(), sums.clone(), cond.clone(), ns.clone());
     let mut child = fork_process(30, move || {
         let run = || -> Result<(), ManagerError> {
@@ -317,10 +319,10 @@ fn joinable_queue_event_and_condition_across_processes() {
                 total += u64::from(j.get_timeout(T)?);
                 j.task_done()?;
             }
-            s.insert(&"child".to_string(), &total)?;
+            s.insert("child".to_string(), total)?;
             d.set()?;
             let _g = c.lock()?;
-            n.set("ready", &true)?;
+            n.set("ready", true)?;
             c.notify_all()
         };
         if run().is_ok() {
@@ -330,7 +332,7 @@ fn joinable_queue_event_and_condition_across_processes() {
         }
     });
     for i in 1..=5 {
-        jobs.put(&i).unwrap();
+        jobs.put(i).unwrap();
     }
     assert!(jobs.join_timeout(T).unwrap(), "every job was marked done by the child");
     assert!(done.wait(Some(T)).unwrap());
@@ -353,7 +355,7 @@ fn connecting_and_dropping_handles_does_not_leak_fds() {
     let cycle = || {
         let m = Manager::connect(addr.clone(), &key).unwrap();
         let l = m.list::<u8>().unwrap();
-        l.append(&1).unwrap();
+        l.append(1).unwrap();
     };
     cycle();
     let before = open_fds();

@@ -37,7 +37,7 @@ fn u32s(size: usize) -> PodVec<u32> {
 #[test]
 fn payloads_through_value_list_dict_and_queue_proxies() {
     let manager = Manager::start().unwrap();
-    let value = manager.value(&Bytes::new()).unwrap();
+    let value = manager.value(Bytes::new()).unwrap();
     let list = manager.list::<PodVec<f64>>().unwrap();
     let dict = manager.dict::<u32, PodVec<u32>>().unwrap();
     let queue = manager.queue::<Bytes>().unwrap();
@@ -45,10 +45,10 @@ fn payloads_through_value_list_dict_and_queue_proxies() {
     let (v, l, d, q, k) = (value.clone(), list.clone(), dict.clone(), queue.clone(), done.clone());
     let mut child = fork_process(30, move || {
         for (i, size) in SIZES.into_iter().enumerate() {
-            let ok = v.set(&bytes(size)).is_ok()
-                && l.append(&f64s(size)).is_ok()
-                && d.insert(&(i as u32), &u32s(size)).is_ok()
-                && q.put(&bytes(size)).is_ok();
+            let ok = v.set(bytes(size)).is_ok()
+                && l.append(f64s(size)).is_ok()
+                && d.insert(i as u32, u32s(size)).is_ok()
+                && q.put(bytes(size)).is_ok();
             if !ok {
                 return 1;
             }
@@ -65,7 +65,7 @@ fn payloads_through_value_list_dict_and_queue_proxies() {
         assert!(value.get().unwrap() == bytes(size), "value, size {size}");
         assert!(list.get(i as i64).unwrap() == f64s(size), "list, size {size}");
         assert!(dict.get(&(i as u32)).unwrap() == Some(u32s(size)), "dict, size {size}");
-        done.put(&(i as u32)).unwrap();
+        done.put(i as u32).unwrap();
     }
     assert_eq!(finish(&mut child, T), 0);
 }
@@ -78,11 +78,11 @@ fn sixteen_mib_round_trips_or_is_refused_by_the_frame_cap() {
     let manager = Manager::start().unwrap();
     let queue = manager.queue::<Bytes>().unwrap();
     let big = bytes(16 << 20);
-    match queue.put(&big) {
+    match queue.put_ref(&big) {
         Ok(()) => assert!(queue.get_timeout(T).unwrap() == big),
         Err(ManagerError::FrameTooLarge { len, max }) => assert!(len > 16 << 20 && max < len, "{len} {max}"),
         Err(other) => panic!("16 MiB put: {other:?}"),
     }
-    queue.put(&bytes(4 << 10)).unwrap();
+    queue.put(bytes(4 << 10)).unwrap();
     assert!(queue.get_timeout(T).unwrap() == bytes(4 << 10));
 }

@@ -26,10 +26,10 @@ struct SpawnArgs {
 fn spawned_appends(a: SpawnArgs) {
     mproc_testkit::arm_watchdog(30);
     let code = (|| {
-        a.list.append(&a.n).map_err(|_| 2)?;
+        a.list.append(a.n).map_err(|_| 2)?;
         let bytes = postcard::to_allocvec(&*a.list).map_err(|_| 3)?;
         let again: ListProxy<u32> = postcard::from_bytes(&bytes).map_err(|_| 4)?;
-        again.append(&(a.n + 1)).map_err(|_| 5)?;
+        again.append(a.n + 1).map_err(|_| 5)?;
         drop(again);
         match a.go.wait(Some(T)) {
             Ok(true) => Ok(()),
@@ -90,7 +90,7 @@ fn a_proxy_inside_a_queue_item_keeps_its_object_alive_in_the_receiver() {
             return 2;
         }
         let Ok(Msg::Go) = j.get_timeout(T) else { return 3 };
-        if list.append(&n).is_err() {
+        if list.append(n).is_err() {
             return 4;
         }
         if b.put(Msg::Done(list.clone())).is_err() {
@@ -149,9 +149,9 @@ fn proxies_decode_with_the_tree_authkey_and_explicit_keys_must_be_learned() {
     });
     let default = Manager::start().unwrap();
     assert_eq!(default.authkey(), mproc_process::authkey(), "the default authkey is the tree's");
-    let default_list = default.list_from(&[4u32]).unwrap();
+    let default_list = default.list_from([4u32]).unwrap();
     let explicit = mproc_manager::ManagerBuilder::new().authkey(b"not the tree's key").start().unwrap();
-    let list = explicit.list_from(&[5u32]).unwrap();
+    let list = explicit.list_from([5u32]).unwrap();
     let encoded = postcard::to_allocvec(&list).unwrap();
     let Some(mproc_manager::Address::Unix(path)) = explicit.address().cloned() else { panic!("Unix socket") };
     let path = path.to_str().unwrap().to_string();
@@ -175,7 +175,7 @@ fn a_proxy_of_a_dead_object_does_not_decode() {
 }
 
 fn append_in_worker((list, i): (ListProxy<u32>, u32)) -> bool {
-    list.append(&i).is_ok()
+    list.append(i).is_ok()
 }
 
 /// The seed's "Manager with Pool" pattern: pool tasks take a proxy argument.

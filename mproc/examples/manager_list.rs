@@ -9,7 +9,7 @@ use mproc::ListProxy;
 
 fn f1(l: &ListProxy<u32>, args: u32) {
     println!("processing start..");
-    l.append(&args).expect("append");
+    l.append(args).expect("append");
     println!("processing end.. {}", l.len().expect("len"));
 }
 

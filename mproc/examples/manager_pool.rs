@@ -13,7 +13,7 @@ use mproc::prelude::*;
 use mproc::{DictProxy, ListProxy};
 
 fn square_into((d, pids, x): (DictProxy<u32, u32>, ListProxy<u32>, u32)) -> bool {
-    d.insert(&x, &(x * x)).is_ok() && pids.append(&std::process::id()).is_ok()
+    d.insert(x, x * x).is_ok() && pids.append(std::process::id()).is_ok()
 }
 
 fn main() -> mproc::Result<()> {

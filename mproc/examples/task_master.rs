@@ -42,13 +42,15 @@ fn main() -> mproc::Result<()> {
         }
         None => "127.0.0.1:5000".parse().expect("a valid address"),
     };
+    // The authkey: `abc` as in the tutorial, or the second argument.
+    let authkey = std::env::args().nth(2).unwrap_or_else(|| "abc".into());
     // Register both queues on the network; every client gets the same two.
     let mut registry = Registry::new();
     registry.register_shared_queue("get_task_queue", 0);
     registry.register_shared_queue("get_result_queue", 0);
     // Bind the port, set the authkey, start the server process.
     let mut manager =
-        BaseManager::new().registry(registry).address(ManagerAddress::Tcp(addr)).authkey(b"abc").start()?;
+        BaseManager::new().registry(registry).address(ManagerAddress::Tcp(addr)).authkey(authkey.as_bytes()).start()?;
     println!("Master listening on {addr}");
 
     // Reach the queues through the manager, never directly.
@@ -56,7 +58,7 @@ fn main() -> mproc::Result<()> {
     let result: QueueProxy<String> = manager.proxy("get_result_queue")?;
     for n in random_tasks() {
         println!("Put task {n}...");
-        task.put(&n)?;
+        task.put(n)?;
     }
     println!("Try get results...");
     for _ in 0..10 {

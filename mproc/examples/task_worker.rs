@@ -19,13 +19,15 @@ fn main() -> mproc::Result<()> {
         }
         None => "127.0.0.1:5000".parse().expect("a valid address"),
     };
+    // The authkey: `abc` as in the tutorial, or the second argument.
+    let authkey = std::env::args().nth(2).unwrap_or_else(|| "abc".into());
     println!("Connect to server {addr}...");
     // The port and the authkey must match task_master's.
     let deadline = Instant::now() + Duration::from_secs(10);
     let m = loop {
-        match Manager::connect(ManagerAddress::Tcp(addr), b"abc") {
+        match Manager::connect(ManagerAddress::Tcp(addr), authkey.as_bytes()) {
             Ok(m) => break m,
-            Err(ManagerError::Disconnected(_)) if Instant::now() < deadline => {
+            Err(ManagerError::Disconnected { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50)); // the master is not up yet
             }
             Err(e) => return Err(e.into()),
@@ -39,7 +41,7 @@ fn main() -> mproc::Result<()> {
                 println!("run task {n} * {n}...");
                 let r = format!("{n} * {n} = {}", n * n);
                 std::thread::sleep(Duration::from_millis(10));
-                result.put(&r)?;
+                result.put(r)?;
             }
             Err(ManagerError::QueueEmpty) => println!("task queue is empty"),
             Err(e) => return Err(e.into()),

@@ -94,8 +94,18 @@ struct Output {
 }
 
 fn start(name: &str, args: &[&str]) -> Running {
-    let mut child = Command::new(example(name))
-        .args(args)
+    start_command(name, Command::new(example(name)).args(args))
+}
+
+/// Runs one of the tutorial's Python scripts shipped in `mproc/examples/python/` with
+/// the real `python3` (unbuffered, so lines arrive as printed).
+fn start_python(script: &str, args: &[&str]) -> Running {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python").join(script);
+    start_command(script, Command::new("python3").arg("-u").arg(path).args(args))
+}
+
+fn start_command(name: &str, cmd: &mut Command) -> Running {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -673,6 +683,64 @@ fn task_master_and_task_worker() {
     assert_eq!(*master.lines().last().unwrap(), "master exit.");
     worker.assert_in_order(&[&format!("Connect to server {addr}..."), "worker exit"]);
     assert_eq!(worker.count_prefix("run task "), 10, "{}", worker.context());
+}
+
+/// Checks a master's and a worker's output of the distributed tutorial: ten tasks,
+/// each comes back squared.
+fn check_task_run(master: &Output, worker: &Output) {
+    for out in [master, worker] {
+        assert!(out.status.success(), "{} failed: {}; {}", out.name, out.status, out.context());
+    }
+    let tasks: Vec<u64> = master.after_prefix("Put task ").iter().map(|s| number(s.trim_end_matches("..."))).collect();
+    assert_eq!(tasks.len(), 10, "{}", master.context());
+    let mut results = master.after_prefix("Result: ");
+    let mut want: Vec<String> = tasks.iter().map(|n| format!("{n} * {n} = {}", n * n)).collect();
+    results.sort();
+    want.sort();
+    assert_eq!(results, want, "{}", master.context());
+    assert_eq!(*master.lines().last().unwrap(), "master exit.");
+    assert_eq!(worker.count_prefix("run task "), 10, "{}", worker.context());
+    assert_eq!(*worker.lines().last().unwrap(), "worker exit");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The tutorial's `task_master.py` (CPython's `BaseManager` server) and the Rust
+/// `task_worker`: the worker speaks CPython's manager protocol, gets the ints the
+/// master put as `u64` and puts `String`s, which the master gets as `str`. A worker
+/// with the wrong authkey fails with `Authentication` first, and the master keeps
+/// serving.
+#[test]
+fn python_task_master_and_rust_task_worker() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    // Built before the master starts, whose result.get waits only 10 s.
+    example("task_worker");
+    let mut master = start_python("task_master.py", &[&port.to_string()]);
+    master.wait_for_line(|l| l == "Try get results...");
+    let wrong = start("task_worker", &[&addr, "wrong"]).finish();
+    assert!(!wrong.status.success(), "{}", wrong.context());
+    assert!(wrong.stderr.contains("Authentication"), "{}", wrong.context());
+    let worker = start("task_worker", &[&addr]).finish();
+    check_task_run(&master.finish(), &worker);
+}
+
+/// The Rust `task_master` and the tutorial's `task_worker.py` (CPython's `BaseManager`
+/// client): the Rust server speaks CPython's manager protocol to it. A Python worker
+/// with the wrong authkey gets CPython's `AuthenticationError`, and the master keeps
+/// serving.
+#[test]
+fn rust_task_master_and_python_task_worker() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut master = start("task_master", &[&addr]);
+    master.wait_for_line(|l| l == "Try get results...");
+    let wrong = start_python("task_worker.py", &[&addr, "wrong"]).finish();
+    assert!(!wrong.status.success(), "{}", wrong.context());
+    assert!(wrong.stderr.contains("AuthenticationError"), "{}", wrong.context());
+    let worker = start_python("task_worker.py", &[&addr]).finish();
+    check_task_run(&master.finish(), &worker);
 }
 
 /// Every example has a test here, so none is forgotten.

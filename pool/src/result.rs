@@ -90,7 +90,7 @@ impl<T> Slot<T> {
         if self.waiters.load(Ordering::Relaxed) > 0 {
             self.ready.notify_all();
             #[cfg(feature = "tokio")]
-            for (_, w) in self.wakers.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            for (_, w) in self.wakers.lock().ignore_poison().drain(..) {
                 w.wake();
             }
         }

@@ -9,7 +9,10 @@ standard library only. Each case prints one line, tab-separated:
 Lines starting with `#` are metadata (interpreter version, start method).
 
 Usage: python3 mp_bench.py [--quick] [case ...]
+       python3 mp_bench.py --manager ADDRESS:AUTHKEY --ops N manager_call_py
   --quick   about a tenth of the operations per case (a smoke run for CI)
+  --manager run manager_call_py against a running manager server (mproc's bench does)
+  --ops     operations for that run
   case      any of the names in CASES; all of them when none is given
 """
 import array
@@ -38,6 +41,7 @@ OPS = {
     "proc_fork": 50,
     "proc_spawn": 10,
     "manager_call": 10_000,
+    "manager_call_py": 10_000,
     "pickle_codec": 100_000,
     "mpi_pool_map": 100_000,
 }
@@ -270,6 +274,37 @@ def manager_call(n):
     return elapsed / n * 1e6, "us/proxy call (list.append)"
 
 
+def manager_call_py(n, manager=None):
+    """One list.append from this CPython client through a SyncManager proxy: on CPython's
+    own manager (on a Unix socket), or (``--manager ADDRESS:AUTHKEY``, as mproc's bench runs
+    it) on a
+    running server, e.g. mproc's. The same loop either way."""
+    from multiprocessing.managers import SyncManager
+
+    if manager is None:
+        m = SyncManager()
+        m.start()
+    else:
+        addr, key = manager.rsplit(":", 1)
+        if addr.startswith("/"):
+            address = addr  # a Unix socket, as CPython's own manager uses
+        else:
+            host, port = addr.rsplit(":", 1)
+            address = (host, int(port))
+        m = SyncManager(address=address, authkey=key.encode())
+        m.connect()
+    shared = m.list()
+    shared.append(0)  # the connection is made outside the timed loop
+    start = time.perf_counter()
+    for i in range(n):
+        shared.append(i)
+    elapsed = time.perf_counter() - start
+    del shared
+    if manager is None:
+        m.shutdown()
+    return elapsed / n * 1e6, "us/proxy call (list.append, CPython client)"
+
+
 def pickle_codec(n):
     """pickle.dumps + pickle.loads of a 1 KiB dict (the dict mproc's bench uses)."""
     import pickle
@@ -302,12 +337,19 @@ CASES = {
     "proc_fork": proc_fork,
     "proc_spawn": proc_spawn,
     "manager_call": manager_call,
+    "manager_call_py": manager_call_py,
     "pickle_codec": pickle_codec,
     "mpi_pool_map": mpi_pool_map,
 }
 
 
 def main(argv):
+    if "--manager" in argv:
+        manager = argv[argv.index("--manager") + 1]
+        ops = int(argv[argv.index("--ops") + 1]) if "--ops" in argv else OPS["manager_call_py"]
+        figure, unit = manager_call_py(ops, manager)
+        print(f"manager_call_py\t{figure:.4f}\t{unit}", flush=True)
+        return 0
     quick = "--quick" in argv
     names = [a for a in argv if a != "--quick"] or list(CASES)
     unknown = [n for n in names if n not in CASES]

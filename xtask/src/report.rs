@@ -285,6 +285,17 @@ pub const CASES: &[Case] = &[
         target_text: "≥ 2× CPython",
     },
     Case {
+        id: "manager_call_py",
+        title: "Manager proxy call from a CPython client (list.append)",
+        unit: "µs",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc"],
+        limit: None,
+        target: Target::VsCpython(1.5),
+        target_text: "≥ 1.5× CPython's manager",
+    },
+    Case {
         id: "mpi_pool_map",
         title: "MPI pool map(identity), per item, 2 worker ranks on this machine (mpiexec -n 3)",
         unit: "µs",

@@ -23,6 +23,7 @@
 //! thread hop more than a blocking waiter. A registration costs a lock and a
 //! `FUTEX_WAKE` of the kick word. Nothing is added to the blocking path.
 
+use mproc_shm::sys::IgnorePoison;
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
@@ -91,7 +92,7 @@ fn waiter() -> &'static Waiter {
 
 impl Waiter {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.entries.lock().ignore_poison()
     }
 
     fn run(&self) {

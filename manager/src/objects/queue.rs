@@ -1,37 +1,19 @@
-//! `Queue` and `JoinableQueue`: a `VecDeque` of encoded items with condition variables.
+//! `Queue` and `JoinableQueue`: a `VecDeque` of values with a condition variable.
 //! A blocked `get`/`put`/`join` blocks only the calling client's server thread.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 use crate::error::{ManagerError, Result};
-use crate::object::{deadline, decode_call, lock, CallCtx, Object};
-use crate::wire::to_bytes;
+use crate::object::{deadline, lock, no_method, CallCtx, Object};
+use crate::value::{Args, Value};
 
-/// The methods of a queue.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum QueueCall {
-    /// → `QueueFull` if non-blocking or timed out
-    Put { item: Vec<u8>, block: bool, timeout: Option<Duration> },
-    /// → `T`, or `QueueEmpty` if non-blocking or timed out
-    Get { block: bool, timeout: Option<Duration> },
-    /// → `u64`
-    Qsize,
-    /// → `bool`
-    Empty,
-    /// → `bool`
-    Full,
-    /// → `TooManyTaskDone` if no task is unfinished
-    TaskDone,
-    /// → `bool` (false: timed out with tasks unfinished)
-    Join { timeout: Option<Duration> },
-}
+/// The methods of `queue.Queue` (CPython's `AutoProxy` calls these).
+const QUEUE_METHODS: &[&str] =
+    &["empty", "full", "get", "get_nowait", "join", "put", "put_nowait", "qsize", "task_done"];
 
 struct QueueState {
-    items: VecDeque<Vec<u8>>,
+    items: VecDeque<Value>,
     /// Items put and not yet marked done (`JoinableQueue`).
     unfinished: u64,
 }
@@ -61,12 +43,24 @@ impl QueueObject {
 }
 
 impl Object for QueueObject {
-    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
-        let call: QueueCall = decode_call(&self.typeid, call)?;
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn exposed(&self) -> &'static [&'static str] {
+        QUEUE_METHODS
+    }
+
+    fn call(&self, ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value> {
         let mut st = lock(&self.state);
-        match call {
-            QueueCall::Put { item, block, timeout } => {
-                let until = deadline(block, timeout);
+        match method {
+            "put" | "put_nowait" => {
+                let item = args.req(0, "item")?.clone();
+                let until = if method == "put" {
+                    deadline(args.flag(1, "block", true)?, args.timeout(2, "timeout", false)?)
+                } else {
+                    deadline(false, None)
+                };
                 while self.is_full(&st) {
                     let (g, timed_out) = ctx.wait(&self.changed, st, until)?;
                     st = g;
@@ -77,10 +71,14 @@ impl Object for QueueObject {
                 st.items.push_back(item);
                 st.unfinished += 1;
                 self.changed.notify_all();
-                Ok(Vec::new())
+                Ok(Value::None)
             }
-            QueueCall::Get { block, timeout } => {
-                let until = deadline(block, timeout);
+            "get" | "get_nowait" => {
+                let until = if method == "get" {
+                    deadline(args.flag(0, "block", true)?, args.timeout(1, "timeout", false)?)
+                } else {
+                    deadline(false, None)
+                };
                 loop {
                     if let Some(item) = st.items.pop_front() {
                         self.changed.notify_all();
@@ -93,10 +91,10 @@ impl Object for QueueObject {
                     }
                 }
             }
-            QueueCall::Qsize => to_bytes(&(st.items.len() as u64)),
-            QueueCall::Empty => to_bytes(&st.items.is_empty()),
-            QueueCall::Full => to_bytes(&self.is_full(&st)),
-            QueueCall::TaskDone => {
+            "qsize" => Ok(Value::Int(st.items.len() as i64)),
+            "empty" => Ok(Value::Bool(st.items.is_empty())),
+            "full" => Ok(Value::Bool(self.is_full(&st))),
+            "task_done" => {
                 if st.unfinished == 0 {
                     return Err(ManagerError::TooManyTaskDone);
                 }
@@ -104,19 +102,21 @@ impl Object for QueueObject {
                 if st.unfinished == 0 {
                     self.changed.notify_all();
                 }
-                Ok(Vec::new())
+                Ok(Value::None)
             }
-            QueueCall::Join { timeout } => {
-                let until = deadline(true, timeout);
+            // `join(timeout)` is this crate's addition (Python's takes none): → bool.
+            "join" => {
+                let until = deadline(true, args.timeout(0, "timeout", false)?);
                 while st.unfinished > 0 {
                     let (g, timed_out) = ctx.wait(&self.changed, st, until)?;
                     st = g;
                     if timed_out && st.unfinished > 0 {
-                        return to_bytes(&false);
+                        return Ok(Value::Bool(false));
                     }
                 }
-                to_bytes(&true)
+                Ok(if args.args.is_empty() { Value::None } else { Value::Bool(true) })
             }
+            _ => Err(no_method(&self.typeid, method)),
         }
     }
 }

@@ -9,30 +9,12 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{ManagerError, Result};
-use crate::object::{deadline, decode_call, lock, CallCtx, Object};
-use crate::wire::to_bytes;
+use crate::object::{deadline, lock, no_method, CallCtx, Object};
+use crate::value::{Args, Value};
 
 /// `(client, thread)`
 type Owner = (u64, u64);
-
-/// The methods of `Lock` and `RLock`.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum LockCall {
-    /// → `bool` (false: not acquired within the timeout / non-blocking)
-    Acquire {
-        thread: u64,
-        block: bool,
-        timeout: Option<Duration>,
-    },
-    Release {
-        thread: u64,
-    },
-    /// → `bool`
-    Locked,
-}
 
 struct LockState {
     owner: Option<Owner>,
@@ -79,6 +61,11 @@ impl LockObject {
     pub fn new(typeid: &str, reentrant: bool) -> Self {
         LockObject { typeid: typeid.to_string(), core: LockCore::new(reentrant) }
     }
+
+    /// The lock state, which a `Condition` made over this lock shares.
+    pub fn core(&self) -> std::sync::Arc<LockCore> {
+        self.core.clone()
+    }
 }
 
 /// Acquires `st` for `me`, waiting on `cv`; shared by `LockObject` and `ConditionObject`.
@@ -112,9 +99,9 @@ fn acquire(
 fn release(state: &Mutex<LockState>, cv: &Condvar, reentrant: bool, me: Owner, what: &str) -> Result<()> {
     let mut st = lock(state);
     match st.owner {
-        None => Err(ManagerError::NotHeld(format!("release of an unlocked {what}"))),
+        None => Err(ManagerError::NotHeld { typeid: what.to_string(), op: "release (unlocked)".into() }),
         Some(o) if reentrant && o != me => {
-            Err(ManagerError::NotHeld(format!("release of an {what} held by another thread or client")))
+            Err(ManagerError::NotHeld { typeid: what.to_string(), op: "release".into() })
         }
         Some(_) => {
             st.count -= 1;
@@ -138,37 +125,34 @@ fn release_dead(state: &Mutex<LockState>, cv: &Condvar, client: u64) {
 }
 
 impl Object for LockObject {
-    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
-        match decode_call(&self.typeid, call)? {
-            LockCall::Acquire { thread, block, timeout } => {
-                to_bytes(&self.core.acquire(ctx, (ctx.client, thread), block, timeout)?)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn exposed(&self) -> &'static [&'static str] {
+        &["acquire", "release"]
+    }
+
+    fn call(&self, ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value> {
+        let me = (ctx.client, ctx.thread);
+        match method {
+            "acquire" | "__enter__" => {
+                let block = args.flag(0, "blocking", true)?;
+                let timeout = args.timeout(1, "timeout", true)?;
+                Ok(Value::Bool(self.core.acquire(ctx, me, block, timeout)?))
             }
-            LockCall::Release { thread } => {
-                self.core.release((ctx.client, thread), &self.typeid)?;
-                Ok(Vec::new())
+            "release" | "__exit__" => {
+                self.core.release(me, &self.typeid)?;
+                Ok(Value::None)
             }
-            LockCall::Locked => to_bytes(&lock(&self.core.state).owner.is_some()),
+            "locked" => Ok(Value::Bool(lock(&self.core.state).owner.is_some())),
+            _ => Err(no_method(&self.typeid, method)),
         }
     }
 
     fn client_gone(&self, client: u64) {
         self.core.release_dead(client);
     }
-
-    fn lock_core(&self) -> Option<std::sync::Arc<LockCore>> {
-        Some(self.core.clone())
-    }
-}
-
-/// The methods of `Semaphore` and `BoundedSemaphore`.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum SemaphoreCall {
-    /// → `bool`
-    Acquire { block: bool, timeout: Option<Duration> },
-    /// → `SemaphoreOverRelease` for a bounded semaphore at its initial value
-    Release,
-    /// → `u64`
-    GetValue,
 }
 
 /// A counting semaphore; `bound` is `Some(initial)` for a `BoundedSemaphore`.
@@ -191,63 +175,54 @@ impl SemaphoreObject {
 }
 
 impl Object for SemaphoreObject {
-    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn exposed(&self) -> &'static [&'static str] {
+        &["acquire", "release"]
+    }
+
+    fn call(&self, ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value> {
         let mut v = lock(&self.value);
-        match decode_call(&self.typeid, call)? {
-            SemaphoreCall::Acquire { block, timeout } => {
-                let until = deadline(block, timeout);
+        match method {
+            "acquire" | "__enter__" => {
+                let until = deadline(args.flag(0, "blocking", true)?, args.timeout(1, "timeout", false)?);
                 while *v == 0 {
                     let (g, timed_out) = ctx.wait(&self.changed, v, until)?;
                     v = g;
                     if timed_out && *v == 0 {
-                        return to_bytes(&false);
+                        return Ok(Value::Bool(false));
                     }
                 }
                 *v -= 1;
-                to_bytes(&true)
+                Ok(Value::Bool(true))
             }
-            SemaphoreCall::Release => {
+            "release" | "__exit__" => {
+                let n = if method == "release" { args.int(0, "n", 1)? } else { 1 };
+                if n < 1 {
+                    return Err(ManagerError::InvalidArgument {
+                        argument: format!("n = {n}"),
+                        reason: "n must be one or more".into(),
+                    });
+                }
+                let n = n as u64;
                 if let Some(bound) = self.bound {
-                    if *v >= bound {
-                        return Err(ManagerError::SemaphoreOverRelease(bound));
+                    if v.saturating_add(n) > bound {
+                        return Err(ManagerError::SemaphoreOverRelease { initial: bound });
                     }
                 }
-                *v = v.checked_add(1).ok_or_else(|| {
-                    ManagerError::InvalidArgument(format!("semaphore value {} cannot grow further", *v))
+                *v = v.checked_add(n).ok_or_else(|| ManagerError::InvalidArgument {
+                    argument: format!("value = {}", *v),
+                    reason: "the semaphore cannot grow further".into(),
                 })?;
                 self.changed.notify_all();
-                Ok(Vec::new())
+                Ok(Value::None)
             }
-            SemaphoreCall::GetValue => to_bytes(&*v),
+            "get_value" => Ok(Value::Int(*v as i64)),
+            _ => Err(no_method(&self.typeid, method)),
         }
     }
-}
-
-/// The methods of a `Condition` (its lock is its own RLock, or a `Lock`/`RLock` object
-/// of the same server it was made with, as in Python).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum ConditionCall {
-    /// → `bool`
-    Acquire {
-        thread: u64,
-        block: bool,
-        timeout: Option<Duration>,
-    },
-    Release {
-        thread: u64,
-    },
-    /// → `bool` (false: timed out). Releases the lock while waiting, then re-acquires it.
-    Wait {
-        thread: u64,
-        timeout: Option<Duration>,
-    },
-    Notify {
-        thread: u64,
-        n: u64,
-    },
-    NotifyAll {
-        thread: u64,
-    },
 }
 
 #[derive(Default)]
@@ -282,7 +257,7 @@ impl ConditionObject {
 
     fn check_owner(&self, me: Owner, what: &str) -> Result<()> {
         if lock(&self.lock.state).owner != Some(me) {
-            return Err(ManagerError::NotHeld(format!("{what} on a Condition whose lock the caller does not hold")));
+            return Err(ManagerError::NotHeld { typeid: "Condition".into(), op: what.to_string() });
         }
         Ok(())
     }
@@ -350,43 +325,43 @@ impl ConditionObject {
 }
 
 impl Object for ConditionObject {
-    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
-        match decode_call(&self.typeid, call)? {
-            ConditionCall::Acquire { thread, block, timeout } => {
-                to_bytes(&self.lock.acquire(ctx, (ctx.client, thread), block, timeout)?)
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn exposed(&self) -> &'static [&'static str] {
+        &["acquire", "release", "wait", "notify", "notify_all"]
+    }
+
+    fn call(&self, ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value> {
+        let me = (ctx.client, ctx.thread);
+        match method {
+            "acquire" | "__enter__" => {
+                let block = args.flag(0, "blocking", true)?;
+                let timeout = args.timeout(1, "timeout", true)?;
+                Ok(Value::Bool(self.lock.acquire(ctx, me, block, timeout)?))
             }
-            ConditionCall::Release { thread } => {
-                self.lock.release((ctx.client, thread), "Condition lock")?;
-                Ok(Vec::new())
+            "release" | "__exit__" => {
+                self.lock.release(me, "Condition lock")?;
+                Ok(Value::None)
             }
-            ConditionCall::Wait { thread, timeout } => to_bytes(&self.wait(ctx, (ctx.client, thread), timeout)?),
-            ConditionCall::Notify { thread, n } => {
-                self.notify((ctx.client, thread), n)?;
-                Ok(Vec::new())
+            "wait" => Ok(Value::Bool(self.wait(ctx, me, args.timeout(0, "timeout", false)?)?)),
+            "notify" => {
+                let n = args.int(0, "n", 1)?;
+                self.notify(me, n.max(0) as u64)?;
+                Ok(Value::None)
             }
-            ConditionCall::NotifyAll { thread } => {
-                self.notify((ctx.client, thread), u64::MAX)?;
-                Ok(Vec::new())
+            "notify_all" => {
+                self.notify(me, u64::MAX)?;
+                Ok(Value::None)
             }
+            _ => Err(no_method(&self.typeid, method)),
         }
     }
 
     fn client_gone(&self, client: u64) {
         self.lock.release_dead(client);
     }
-}
-
-/// The methods of an `Event`.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum EventCall {
-    Set,
-    Clear,
-    /// → `bool`
-    IsSet,
-    /// → `bool` (the flag on return)
-    Wait {
-        timeout: Option<Duration>,
-    },
 }
 
 /// An `Event`: a flag with waiters.
@@ -403,21 +378,29 @@ impl EventObject {
 }
 
 impl Object for EventObject {
-    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn exposed(&self) -> &'static [&'static str] {
+        &["is_set", "set", "clear", "wait"]
+    }
+
+    fn call(&self, ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value> {
         let mut flag = lock(&self.flag);
-        match decode_call(&self.typeid, call)? {
-            EventCall::Set => {
+        match method {
+            "set" => {
                 *flag = true;
                 self.changed.notify_all();
-                Ok(Vec::new())
+                Ok(Value::None)
             }
-            EventCall::Clear => {
+            "clear" => {
                 *flag = false;
-                Ok(Vec::new())
+                Ok(Value::None)
             }
-            EventCall::IsSet => to_bytes(&*flag),
-            EventCall::Wait { timeout } => {
-                let until = deadline(true, timeout);
+            "is_set" => Ok(Value::Bool(*flag)),
+            "wait" => {
+                let until = deadline(true, args.timeout(0, "timeout", false)?);
                 while !*flag {
                     let (g, timed_out) = ctx.wait(&self.changed, flag, until)?;
                     flag = g;
@@ -425,28 +408,11 @@ impl Object for EventObject {
                         break;
                     }
                 }
-                to_bytes(&*flag)
+                Ok(Value::Bool(*flag))
             }
+            _ => Err(no_method(&self.typeid, method)),
         }
     }
-}
-
-/// The methods of a `Barrier`.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum BarrierCall {
-    /// → `u64` arrival index (exactly one waiter gets 0), or `BrokenBarrier`;
-    /// `timeout: None` waits for the barrier's own timeout, if it has one
-    Wait {
-        timeout: Option<Duration>,
-    },
-    Abort,
-    Reset,
-    /// → `u64`
-    NWaiting,
-    /// → `bool`
-    Broken,
-    /// → `u64`
-    Parties,
 }
 
 struct BarrierState {
@@ -482,10 +448,19 @@ impl BarrierObject {
 }
 
 impl Object for BarrierObject {
-    fn call(&self, ctx: &CallCtx<'_>, call: &[u8]) -> Result<Vec<u8>> {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn exposed(&self) -> &'static [&'static str] {
+        &["__getattribute__", "wait", "abort", "reset"]
+    }
+
+    fn call(&self, ctx: &CallCtx<'_>, method: &str, args: Args) -> Result<Value> {
         let mut st = lock(&self.state);
-        match decode_call(&self.typeid, call)? {
-            BarrierCall::Wait { timeout } => {
+        match method {
+            "wait" => {
+                let timeout = args.timeout(0, "timeout", false)?;
                 if st.broken {
                     return Err(ManagerError::BrokenBarrier);
                 }
@@ -495,7 +470,7 @@ impl Object for BarrierObject {
                     st.count = 0;
                     st.generation += 1;
                     self.changed.notify_all();
-                    return to_bytes(&index);
+                    return Ok(Value::Int(index as i64));
                 }
                 let until = deadline(true, timeout.or(self.timeout));
                 loop {
@@ -510,7 +485,7 @@ impl Object for BarrierObject {
                     };
                     st = g;
                     if st.generation != generation {
-                        return to_bytes(&index);
+                        return Ok(Value::Int(index as i64));
                     }
                     if st.broken || st.epoch != epoch {
                         return Err(ManagerError::BrokenBarrier);
@@ -522,21 +497,25 @@ impl Object for BarrierObject {
                     }
                 }
             }
-            BarrierCall::Abort => {
+            "abort" => {
                 st.broken = true;
                 self.changed.notify_all();
-                Ok(Vec::new())
+                Ok(Value::None)
             }
-            BarrierCall::Reset => {
+            "reset" => {
                 st.epoch += 1;
                 st.count = 0;
                 st.broken = false;
                 self.changed.notify_all();
-                Ok(Vec::new())
+                Ok(Value::None)
             }
-            BarrierCall::NWaiting => to_bytes(&st.count),
-            BarrierCall::Broken => to_bytes(&st.broken),
-            BarrierCall::Parties => to_bytes(&self.parties),
+            "__getattribute__" => match args.req(0, "name")? {
+                Value::Str(s) if s == "n_waiting" => Ok(Value::Int(st.count as i64)),
+                Value::Str(s) if s == "broken" => Ok(Value::Bool(st.broken)),
+                Value::Str(s) if s == "parties" => Ok(Value::Int(self.parties as i64)),
+                other => Err(ManagerError::UnknownMethod { typeid: self.typeid.clone(), method: other.to_string() }),
+            },
+            _ => Err(no_method(&self.typeid, method)),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! lock and a `Waker::wake`; with no waiter the collector's path is unchanged
 //! (the waker list is looked at only when the slot's waiter count is not zero).
 
+use mproc_shm::sys::IgnorePoison;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,7 +83,7 @@ impl<T> Future for ResultFuture<T> {
             return Poll::Ready(r);
         }
         // Under the slot's lock, so `set` sees the count and the waker together.
-        let mut wakers = this.slot.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut wakers = this.slot.wakers.lock().ignore_poison();
         match this.key {
             Some(key) => match wakers.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, w)) => w.clone_from(cx.waker()),
@@ -103,7 +104,7 @@ impl<T> ResultFuture<T> {
     fn unregister(&mut self) {
         if let Some(key) = self.key.take() {
             let _v = self.slot.lock();
-            self.slot.wakers.lock().unwrap_or_else(|p| p.into_inner()).retain(|(k, _)| *k != key);
+            self.slot.wakers.lock().ignore_poison().retain(|(k, _)| *k != key);
             self.slot.waiters_add(-1);
         }
     }

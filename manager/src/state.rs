@@ -1,0 +1,320 @@
+//! The server core: the object table, references counted per client, and the request
+//! loop that serves one connection. Transport-agnostic: see `net::Transport`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{ManagerError, Result};
+use crate::net::Transport;
+use crate::object::{lock, CallCtx, Object};
+use crate::registry::Registry;
+use crate::value::{Args, Value};
+use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats};
+
+struct Entry {
+    obj: Arc<dyn Object>,
+    /// References summed over clients.
+    refs: u64,
+}
+
+#[derive(Default)]
+struct Client {
+    connections: u64,
+    /// object → references this client holds
+    refs: HashMap<ObjectId, u64>,
+}
+
+#[derive(Default)]
+struct Table {
+    next_id: ObjectId,
+    objects: HashMap<ObjectId, Entry>,
+    clients: HashMap<u64, Client>,
+}
+
+impl Table {
+    /// Drops `n` references of `client` to `id`; returns the object if it died.
+    fn drop_refs(&mut self, id: ObjectId, n: u64) -> Option<Arc<dyn Object>> {
+        let entry = self.objects.get_mut(&id)?;
+        entry.refs = entry.refs.saturating_sub(n);
+        if entry.refs == 0 {
+            return self.objects.remove(&id).map(|e| e.obj);
+        }
+        None
+    }
+}
+
+/// Everything a server holds; shared by its connection threads.
+pub(crate) struct ServerState {
+    registry: Registry,
+    table: Mutex<Table>,
+    shutdown: AtomicBool,
+    /// Run once when a `Shutdown` request arrives (wakes the accept loop).
+    on_shutdown: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl ServerState {
+    pub fn new(registry: Registry) -> Arc<Self> {
+        Arc::new(ServerState {
+            registry,
+            table: Mutex::new(Table { next_id: 1, ..Table::default() }),
+            shutdown: AtomicBool::new(false),
+            on_shutdown: Mutex::new(None),
+        })
+    }
+
+    pub fn set_on_shutdown(&self, f: Box<dyn FnOnce() + Send>) {
+        *lock(&self.on_shutdown) = Some(f);
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    /// Runs the shutdown hook, once; called after the `Shutdown` reply went out, so the
+    /// server process does not exit before its client has the answer.
+    fn wake_after_shutdown(&self) {
+        let hook = lock(&self.on_shutdown).take();
+        if let Some(f) = hook {
+            f();
+        }
+    }
+
+    pub fn stats(&self) -> ServerStats {
+        let t = lock(&self.table);
+        ServerStats {
+            objects: t.objects.len() as u64,
+            clients: t.clients.len() as u64,
+            connections: t.clients.values().map(|c| c.connections).sum(),
+            references: t.clients.values().flat_map(|c| c.refs.values()).sum(),
+        }
+    }
+
+    fn open(&self, client: u64) {
+        lock(&self.table).clients.entry(client).or_default().connections += 1;
+    }
+
+    /// A connection of `client` closed; with its last one, its references go.
+    fn close(&self, client: u64) {
+        let (dead, all) = {
+            let mut t = lock(&self.table);
+            let Some(c) = t.clients.get_mut(&client) else { return };
+            c.connections -= 1;
+            if c.connections > 0 {
+                return;
+            }
+            let c = t.clients.remove(&client).unwrap_or_default();
+            let dead: Vec<_> = c.refs.into_iter().filter_map(|(id, n)| t.drop_refs(id, n)).collect();
+            let all: Vec<_> = t.objects.values().map(|e| e.obj.clone()).collect();
+            (dead, all)
+        };
+        // Locks the gone client held are released, outside the table lock.
+        for obj in all.iter().chain(dead.iter()) {
+            obj.client_gone(client);
+        }
+    }
+
+    /// Creates an object of `typeid`; `client` holds one reference to it.
+    pub fn create(&self, client: u64, typeid: &str, args: Args) -> Result<(ObjectId, Arc<dyn Object>)> {
+        let lookup = |id| lock(&self.table).objects.get(&id).map(|e| e.obj.clone());
+        let obj = self.registry.create(typeid, args, &lookup)?;
+        let mut t = lock(&self.table);
+        let id = t.next_id;
+        t.next_id += 1;
+        t.objects.insert(id, Entry { obj: obj.clone(), refs: 1 });
+        *t.clients.entry(client).or_default().refs.entry(id).or_default() += 1;
+        Ok((id, obj))
+    }
+
+    /// Runs `method` of object `id` for `(client, thread)`. `#GETVALUE`, `__str__` and
+    /// `__repr__` work on every object, as CPython's server's fallbacks do.
+    pub fn call(
+        &self,
+        (client, thread): (u64, u64),
+        id: ObjectId,
+        method: &str,
+        args: Args,
+        alive: &dyn Fn() -> bool,
+    ) -> Result<Value> {
+        let obj = lock(&self.table).objects.get(&id).map(|e| e.obj.clone());
+        let obj = obj.ok_or(ManagerError::NoSuchObject { id })?;
+        if matches!(method, "__str__" | "__repr__") {
+            return Ok(Value::Str(obj.repr()));
+        }
+        let ctx = CallCtx { client, thread, alive };
+        // A panicking method (user code) must not take the connection down with it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.call(&ctx, method, args)));
+        result.unwrap_or_else(|payload| {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ManagerError::Remote { message: format!("method of object {id} panicked: {msg}") })
+        })
+    }
+
+    /// Adds a reference of `client` to `id`.
+    pub fn incref(&self, client: u64, id: ObjectId) -> Result<()> {
+        let mut t = lock(&self.table);
+        let entry = t.objects.get_mut(&id).ok_or(ManagerError::NoSuchObject { id })?;
+        entry.refs += 1;
+        *t.clients.entry(client).or_default().refs.entry(id).or_default() += 1;
+        Ok(())
+    }
+
+    /// Drops a reference of `client` to `id`.
+    pub fn decref(&self, client: u64, id: ObjectId) -> Result<()> {
+        let dead = {
+            let mut t = lock(&self.table);
+            let held = t.clients.get_mut(&client).and_then(|c| c.refs.get_mut(&id));
+            match held {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    if *n == 0 {
+                        t.clients.get_mut(&client).map(|c| c.refs.remove(&id));
+                    }
+                }
+                _ => {
+                    return Err(ManagerError::BadRequest {
+                        reason: format!("client holds no reference to object {id} to drop"),
+                    })
+                }
+            }
+            t.drop_refs(id, 1)
+        };
+        drop(dead);
+        Ok(())
+    }
+
+    /// Every live object (a Python connection closing lets go of the locks it held).
+    pub fn all_objects(&self) -> Vec<Arc<dyn Object>> {
+        lock(&self.table).objects.values().map(|e| e.obj.clone()).collect()
+    }
+
+    /// Stops serving: later requests get `Disconnected`.
+    pub fn shut_down(&self) {
+        self.request_shutdown();
+    }
+
+    /// Runs the shutdown hook after the reply to a shutdown request went out.
+    pub fn after_shutdown_reply(&self) {
+        self.wake_after_shutdown();
+    }
+
+    /// Decodes and runs one request frame of `client`.
+    pub fn handle(&self, client: u64, frame: &[u8], alive: &dyn Fn() -> bool) -> Response {
+        let req: Request = from_bytes(frame).map_err(|e| ManagerError::BadRequest { reason: e.to_string() })?;
+        match req {
+            Request::Hello { .. } => {
+                Err(ManagerError::BadRequest { reason: "Hello sent twice on one connection".into() })
+            }
+            Request::Create { typeid, args } => {
+                if !self.registry.contains(&typeid) {
+                    return Err(ManagerError::UnknownTypeid { typeid });
+                }
+                let (id, _) = self.create(client, &typeid, rust_args(&args)?)?;
+                Ok(Reply::Created { id, typeid })
+            }
+            Request::Call { id, thread, method, args } => {
+                if !lock(&self.table).objects.contains_key(&id) {
+                    return Err(ManagerError::NoSuchObject { id });
+                }
+                let v = self.call((client, thread), id, &method, rust_args(&args)?, alive)?;
+                Ok(Reply::Value(crate::value::dumps(&v)?))
+            }
+            Request::IncRef { id } => self.incref(client, id).map(|()| Reply::Done),
+            Request::DecRef { id } => self.decref(client, id).map(|()| Reply::Done),
+            Request::Stats => Ok(Reply::Stats(self.stats())),
+            Request::Shutdown => {
+                self.request_shutdown();
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    /// Serves one connection until it closes (or the server shuts down): the first frame
+    /// must be `Hello`, then each request frame gets one response frame.
+    ///
+    /// A Python client (CPython's `multiprocessing.managers`) is told apart by its first
+    /// frame: a pickle starts with the `PROTO` opcode `0x80`, which no postcard `Request`
+    /// does (its first byte is the variant index, 0 to 6). Such a connection is served by
+    /// `crate::python` for as long as it lasts.
+    pub fn serve_connection(&self, t: &mut dyn Transport) {
+        let first = match t.recv() {
+            Ok(f) => f,
+            Err(_) => return,
+        };
+        if first.first() == Some(&crate::python::PICKLE_PROTO) {
+            crate::python::serve(self, t, first);
+            return;
+        }
+        let client = match from_bytes::<Request>(&first) {
+            Ok(Request::Hello { client }) => client,
+            Ok(_) => {
+                let _ = reply(t, &Err(ManagerError::BadRequest { reason: "the first request must be Hello".into() }));
+                return;
+            }
+            Err(e) => {
+                let _ = reply(t, &Err(ManagerError::BadRequest { reason: e.to_string() }));
+                return;
+            }
+        };
+        self.open(client);
+        loop {
+            let frame = match t.recv() {
+                Ok(f) => f,
+                Err(e @ ManagerError::FrameTooLarge { .. }) => {
+                    // The stream is out of step after a refused frame: answer and hang up.
+                    let _ = reply(t, &Err(e));
+                    break;
+                }
+                Err(_) => break,
+            };
+            if self.is_shut_down() {
+                let _ = reply(t, &Err(ManagerError::Disconnected { reason: "the manager server shut down".into() }));
+                break;
+            }
+            let resp = {
+                let alive = || t.alive() && !self.is_shut_down();
+                self.handle(client, &frame, &alive)
+            };
+            let sent = reply(t, &resp);
+            if self.is_shut_down() {
+                self.wake_after_shutdown();
+                break;
+            }
+            if sent.is_err() {
+                break;
+            }
+        }
+        self.close(client);
+    }
+}
+
+fn reply(t: &mut dyn Transport, resp: &Response) -> Result<()> {
+    let bytes = match to_bytes(resp) {
+        Ok(b) => b,
+        Err(e) => to_bytes(&Response::Err(e))?,
+    };
+    t.send(&bytes)
+}
+
+/// Decodes a Rust client's pickled `(args_tuple, kwds_dict)`.
+fn rust_args(bytes: &[u8]) -> Result<Args> {
+    match crate::value::loads(bytes)? {
+        Value::Tuple(mut pair) if pair.len() == 2 => {
+            let kwds = pair.pop();
+            let args = pair.pop();
+            match (args, kwds) {
+                (Some(Value::Tuple(args)), Some(Value::Dict(kwds))) => Ok(Args { args, kwds }),
+                _ => Err(ManagerError::BadRequest { reason: "arguments are not (tuple, dict)".into() }),
+            }
+        }
+        other => Err(ManagerError::BadRequest { reason: format!("arguments are not (tuple, dict): {other}") }),
+    }
+}

@@ -1,0 +1,149 @@
+# Drives a SyncManager client through every built-in type and prints what it sees.
+#
+#     python3 sync_manager_client.py                    CPython's own SyncManager
+#     python3 sync_manager_client.py HOST:PORT AUTHKEY  a running server (mproc's)
+#
+# The two runs must print the same lines.
+
+import queue, sys, threading
+from multiprocessing.managers import SyncManager
+
+if len(sys.argv) > 1:
+    host, port = sys.argv[1].rsplit(':', 1)
+    m = SyncManager(address=(host, int(port)), authkey=sys.argv[2].encode())
+    m.connect()
+else:
+    m = SyncManager()
+    m.start()
+
+def show(*args):
+    print(*args, flush=True)
+
+def error(f):
+    try:
+        f()
+        return 'no error'
+    except Exception as e:
+        return type(e).__name__ if not isinstance(e, RuntimeError) else 'RuntimeError'
+
+# list
+l = m.list([3, 1, 2])
+l.append(5)
+l.extend([4, 'x'])
+l.remove('x')
+l.sort()
+show('list sorted', l[:] if False else list(l), len(l))
+l.reverse()
+show('list reversed', list(l), l.count(1), l.index(2))
+l.insert(0, 9)
+l[-1] = 7
+del l[1]
+show('list edited', list(l), l.pop(), l.pop(0), 2 in l, 99 in l)
+l.sort(reverse=True)
+show('list desc', list(l), l + [1], l * 2)
+show('list str', str(l))
+show('list errors', error(lambda: l[100]), error(lambda: l.remove(999)), error(lambda: l.index(999)))
+l.extend([1.0, True])
+show('list numbers', l.count(1), l.index(1.0))
+
+# dict
+d = m.dict({'a': 1}, b=2)
+d[1] = 'one'
+show('dict int/float key', d[1.0], d[True], d.get(1), d.get('zz', 5))
+d.setdefault('s', [1])
+d.update({'u': 3})
+d.update([('v', 4)])
+show('dict', sorted(d.keys(), key=str), len(d), 'a' in d, 'q' in d)
+show('dict pop', d.pop('u'), d.pop('nope', 'dflt'), d.popitem())
+del d['a']
+show('dict items', sorted(d.items(), key=str), sorted(d.values(), key=str))
+show('dict copy', d.copy() == {'b': 2, 1: 'one', 's': [1]})
+show('dict errors', error(lambda: d['missing']), error(lambda: d.pop('missing')))
+d.clear()
+show('dict cleared', len(d), error(lambda: d.popitem()))
+
+# Queue and JoinableQueue
+q = m.Queue()
+q.put(1)
+q.put('x')
+q.put_nowait([2, 3])
+show('queue', q.qsize(), q.get(), q.get_nowait(), q.get(timeout=1), q.empty(), q.full())
+show('queue empty', error(lambda: q.get(timeout=0.05)), error(lambda: q.get_nowait()), error(lambda: q.get(False)))
+b = m.Queue(1)
+b.put('only')
+show('queue full', b.full(), error(lambda: b.put(2, timeout=0.05)), error(lambda: b.put_nowait(3)))
+jq = m.JoinableQueue()
+jq.put(10)
+show('joinable', jq.get(), jq.task_done(), jq.join(), error(lambda: jq.task_done()))
+
+# Namespace
+ns = m.Namespace()
+ns.x = 1
+ns.y = 'a'
+show('namespace', ns.x, ns.y, str(ns))
+del ns.x
+show('namespace missing', error(lambda: ns.x), getattr(ns, 'zz', 'default'))
+
+# Value and Array
+v = m.Value('i', 10)
+show('value', v.value, v.get())
+v.value = 20
+v.set(v.get() + 1)
+show('value set', v.value)
+a = m.Array('i', [1, 2, 3])
+a[1] = 5
+show('array', len(a), a[0], a[-1], list(a), error(lambda: a[10]))
+
+# Lock, RLock
+lk = m.Lock()
+show('lock', lk.acquire(), lk.acquire(False), lk.acquire(True, 0.05))
+lk.release()
+with lk:
+    show('lock with')
+show('lock release unlocked', error(lambda: lk.release()))
+r = m.RLock()
+show('rlock', r.acquire(), r.acquire(), r.release(), r.release(), error(lambda: r.release()))
+
+# Semaphore, BoundedSemaphore
+s = m.Semaphore(2)
+show('semaphore', s.acquire(), s.acquire(), s.acquire(False), s.acquire(True, 0.05), s.release())
+bs = m.BoundedSemaphore(1)
+show('bounded', bs.acquire(), bs.release(), error(lambda: bs.release()))
+
+# Event
+e = m.Event()
+show('event', e.is_set(), e.wait(0.05))
+e.set()
+show('event set', e.is_set(), e.wait(1))
+e.clear()
+show('event clear', e.is_set())
+
+# Condition
+c = m.Condition()
+with c:
+    c.notify()
+    c.notify_all()
+    show('condition wait', c.wait(0.05))
+show('condition unowned', error(lambda: c.notify()))
+
+def notifier():
+    with c:
+        c.notify()
+
+with c:
+    t = threading.Thread(target=notifier)
+    t.start()
+    show('condition notified', c.wait(10))
+t.join()
+
+# Barrier
+br = m.Barrier(1)
+show('barrier', br.wait(), br.parties, br.n_waiting, br.broken)
+br.abort()
+show('barrier aborted', br.broken, error(lambda: br.wait()))
+br.reset()
+show('barrier reset', br.broken, br.wait())
+
+show('done')
+if len(sys.argv) <= 1:
+    m.shutdown()
