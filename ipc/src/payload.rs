@@ -251,7 +251,7 @@ impl Queue<Bytes> {
     }
 
     /// [`get_with`](Self::get_with), waiting at most `timeout`;
-    /// [`QueueError::Empty`] if no item came (then `f` is not called).
+    /// [`QueueError::Timeout`] if no item came (then `f` is not called).
     pub fn get_with_timeout<R>(&self, timeout: Duration, f: impl FnOnce(&[u8]) -> R) -> Result<R, QueueError> {
         self.get_bytes_with_timeout(timeout, |enc| view_item(enc).map(f))?
     }

@@ -35,7 +35,7 @@ fn full_and_empty_edges() {
     let q = Queue::<String>::with_maxsize(3).unwrap();
     assert!(matches!(q.try_get(), Err(QueueError::Empty)));
     let t = Instant::now();
-    assert!(matches!(q.get_timeout(Duration::from_millis(30)), Err(QueueError::Empty)));
+    assert!(matches!(q.get_timeout(Duration::from_millis(30)), Err(QueueError::Timeout { .. })));
     assert!(t.elapsed() >= Duration::from_millis(30), "get_timeout returned early: {:?}", t.elapsed());
     for s in ["a", "b", "c"] {
         q.try_put(s.to_string()).unwrap();
@@ -48,7 +48,7 @@ fn full_and_empty_edges() {
     assert_eq!(err.into_item(), "d");
     let t = Instant::now();
     let err = q.put_timeout("e".to_string(), Duration::from_millis(30)).unwrap_err();
-    assert!(err.is_full() && t.elapsed() >= Duration::from_millis(30));
+    assert!(err.error().is_timeout() && t.elapsed() >= Duration::from_millis(30));
     assert_eq!(q.try_get().unwrap(), "a");
     assert!(!q.full());
     q.put_timeout("d".to_string(), Duration::from_millis(30)).unwrap();
@@ -364,7 +364,7 @@ fn joinable_queue_task_consumers() {
     for _ in 0..4 {
         tasks.put(None).unwrap();
     }
-    assert!(tasks.join_timeout(LONG), "join did not return: {} unfinished", tasks.unfinished_tasks());
+    assert!(tasks.join_timeout(LONG).is_ok(), "join did not return: {} unfinished", tasks.unfinished_tasks());
     assert_eq!(tasks.unfinished_tasks(), 0);
     for w in workers {
         assert_eq!(reap(w, REAP), 0);
@@ -391,7 +391,7 @@ fn task_done_too_often_is_an_error() {
     let err = q.task_done().unwrap_err();
     assert!(matches!(err, QueueError::TaskDoneTooOften));
     assert!(err.to_string().contains("task_done"), "{err}");
-    assert!(q.join_timeout(Duration::ZERO));
+    assert!(q.join_timeout(Duration::ZERO).is_ok());
 }
 
 #[test]
@@ -407,7 +407,7 @@ fn join_timeout_waits_for_another_process() {
     let q = JoinableQueue::<u32>::new().unwrap();
     q.put(5).unwrap();
     let t = Instant::now();
-    assert!(!q.join_timeout(Duration::from_millis(30)), "nothing was marked done");
+    assert!(q.join_timeout(Duration::from_millis(30)).unwrap_err().is_timeout(), "nothing was marked done");
     assert!(t.elapsed() >= Duration::from_millis(30));
     let worker = {
         let q = q.clone();
@@ -416,7 +416,7 @@ fn join_timeout_waits_for_another_process() {
             _ => 1,
         })
     };
-    assert!(q.join_timeout(LONG), "join did not see the worker's task_done");
+    assert!(q.join_timeout(LONG).is_ok(), "join did not see the worker's task_done");
     assert_eq!(reap(worker, REAP), 0);
 }
 
@@ -537,7 +537,7 @@ fn queues_cross_exec_by_token() {
         assert_eq!(rep.get_timeout(LONG).unwrap(), format!("pong:{s}"));
         rep.task_done().unwrap();
     }
-    assert!(rep.join_timeout(Duration::ZERO));
+    assert!(rep.join_timeout(Duration::ZERO).is_ok());
     let deadline = Instant::now() + REAP;
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -85,7 +85,7 @@ fn spawn_producer(work: &Queue<Option<Item>>, done: &Array<u64>, stop: &Event, p
         while !stop.is_set() {
             match work.put_timeout(Some(item(p as u32, seq)), LONG) {
                 Ok(()) => {}
-                Err(e) if e.is_full() => continue,
+                Err(e) if e.error().is_timeout() => continue,
                 Err(_) => return 1,
             }
             seq += 1;
@@ -202,7 +202,7 @@ fn queue_survives_sigkilled_producers_and_consumers() {
     // No block is left behind: an idle getter takes back the orphans of the
     // killed processes and the warm blocks; what stays is the ring's slots
     // and small blocks (never over 1 KiB each here), not one 64 KiB block.
-    assert!(work.get_timeout(mproc_ipc::queue::IDLE_RELEASE + Duration::from_millis(50)).unwrap_err().is_empty());
+    assert!(work.get_timeout(mproc_ipc::queue::IDLE_RELEASE + Duration::from_millis(50)).unwrap_err().is_timeout());
     let held = work.shared_memory_bytes();
     assert!(held < 64 << 10, "the drained queue still holds {held} bytes");
 

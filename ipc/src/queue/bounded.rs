@@ -71,13 +71,13 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// [`get_bytes_with`](Self::get_bytes_with), waiting at most `timeout`;
-    /// [`QueueError::Empty`] if no item came (then `f` is not called).
+    /// [`QueueError::Timeout`] if no item came (then `f` is not called).
     pub fn get_bytes_with_timeout<R>(
         &self,
         timeout: std::time::Duration,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, QueueError> {
-        self.q.get_bytes(super::Until::after(timeout), f)
+        self.q.get_bytes(super::Until::after(timeout), f).map_err(|e| e.timed_out(timeout))
     }
 
     /// [`get_bytes_with`](Self::get_bytes_with) if an item is ready;

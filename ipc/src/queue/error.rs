@@ -22,6 +22,15 @@ pub enum QueueError {
     /// timeout. Python's `queue.Empty`.
     #[error("queue empty: no item is waiting")]
     Empty,
+    /// A `_timeout` call gave up: no item (`get_timeout`), no room
+    /// (`put_timeout`) or unfinished tasks (`join_timeout`) after `after`. The
+    /// crate's one timeout error, as every blocking call's `x_timeout` form has
+    /// one; `try_` forms report `Empty` / `Full` instead.
+    #[error("the queue call timed out after {after:?}")]
+    Timeout {
+        /// The timeout that passed.
+        after: std::time::Duration,
+    },
     /// This handle was closed with `close`: it can neither put nor get.
     /// Python raises `ValueError("Queue is closed")`.
     #[error("the queue handle is closed")]
@@ -91,6 +100,20 @@ impl QueueError {
         matches!(self, QueueError::Full { .. })
     }
 
+    /// What a `_timeout` form returns for what the waiting core reports: a
+    /// queue still empty or full after `after` is [`QueueError::Timeout`].
+    pub(crate) fn timed_out(self, after: std::time::Duration) -> QueueError {
+        match self {
+            QueueError::Empty | QueueError::Full { .. } => QueueError::Timeout { after },
+            e => e,
+        }
+    }
+
+    /// True for [`QueueError::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, QueueError::Timeout { .. })
+    }
+
     /// True for [`QueueError::Empty`].
     pub fn is_empty(&self) -> bool {
         matches!(self, QueueError::Empty)
@@ -115,6 +138,11 @@ pub struct PutError<T> {
 impl<T> PutError<T> {
     pub(crate) fn new(error: QueueError, item: T) -> PutError<T> {
         PutError { error, item }
+    }
+
+    /// A full queue after `after` becomes [`QueueError::Timeout`].
+    pub(crate) fn timed_out(self, after: std::time::Duration) -> PutError<T> {
+        PutError { error: self.error.timed_out(after), item: self.item }
     }
 
     /// Why the put failed: [`QueueError::Full`], [`QueueError::Closed`],

@@ -22,7 +22,7 @@ use super::{bounded_methods, common_methods, queue_impls, Kind, PutError, QueueB
 /// use mproc_ipc::{JoinableQueue, QueueError};
 /// let q = JoinableQueue::<u32>::new().unwrap();
 /// q.put(7).unwrap();
-/// assert!(!q.join_timeout(std::time::Duration::from_millis(1)));
+/// assert!(q.join_timeout(std::time::Duration::from_millis(1)).unwrap_err().is_timeout());
 /// assert_eq!(q.get().unwrap(), 7);
 /// q.task_done().unwrap();
 /// q.join();
@@ -66,9 +66,14 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         self.q.raw.join(Until::Forever);
     }
 
-    /// Waits at most `timeout` for every item to be marked done; true if they were.
-    pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.q.raw.join(Until::after(timeout))
+    /// Waits at most `timeout` for every item to be marked done;
+    /// [`QueueError::Timeout`] if some are still unfinished then.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), QueueError> {
+        if self.q.raw.join(Until::after(timeout)) {
+            Ok(())
+        } else {
+            Err(QueueError::Timeout { after: timeout })
+        }
     }
 
     /// Tasks put and not yet marked done (a snapshot).

@@ -342,10 +342,11 @@ macro_rules! common_methods {
             self.q.get(crate::queue::Until::Forever)
         }
 
-        /// Takes the oldest item, waiting at most `timeout`; [`QueueError::Empty`]
-        /// if none came. Python's `get(True, timeout)`.
+        /// Takes the oldest item, waiting at most `timeout`;
+        /// [`QueueError::Timeout`] if none came. Python's `get(True, timeout)`
+        /// (which raises `queue.Empty`).
         pub fn get_timeout(&self, timeout: std::time::Duration) -> Result<T, QueueError> {
-            self.q.get(crate::queue::Until::after(timeout))
+            self.q.get(crate::queue::Until::after(timeout)).map_err(|e| e.timed_out(timeout))
         }
 
         /// Takes the oldest item if one is ready; [`QueueError::Empty`] otherwise.
@@ -416,10 +417,11 @@ macro_rules! bounded_methods {
             self.q.put_ref(item, crate::queue::Until::Forever)
         }
 
-        /// Puts `item`, waiting at most `timeout` for room; [`QueueError::Full`]
-        /// if none came. Python's `put(item, True, timeout)`.
+        /// Puts `item`, waiting at most `timeout` for room;
+        /// [`QueueError::Timeout`] (with the item given back) if none came.
+        /// Python's `put(item, True, timeout)` (which raises `queue.Full`).
         pub fn put_timeout(&self, item: T, timeout: std::time::Duration) -> Result<(), PutError<T>> {
-            self.q.put(item, crate::queue::Until::after(timeout))
+            self.q.put(item, crate::queue::Until::after(timeout)).map_err(|e| e.timed_out(timeout))
         }
 
         /// Puts `item` if there is room now; [`QueueError::Full`] otherwise.
