@@ -109,7 +109,7 @@ fn error_of(exc: Value) -> ManagerError {
 
 /// Opens a connection that serves method calls (`accept_connection`).
 pub(crate) fn accept(conn: &mut Conn) -> Result<()> {
-    let name = format!("mproc-{}|{}", crate::client::current_pid(), std::thread::current().name().unwrap_or("thread"));
+    let name = format!("mproc-{}|{}", mproc_shm::sys::pid(), std::thread::current().name().unwrap_or("thread"));
     dispatch(conn, Value::None, "accept_connection", vec![Value::Str(name)], Dict::new()).map(drop)
 }
 

@@ -1,5 +1,5 @@
 //! An in-memory transport for unit tests: a connection is a pair of channels and a
-//! server thread running `ServerState::serve_connection`.
+//! server thread running `python::serve_connection`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -54,6 +54,6 @@ pub(crate) fn pair() -> (MemConn, MemConn) {
 /// Opens a connection to an in-process server.
 pub(crate) fn connect(state: Arc<ServerState>) -> Conn {
     let (client, mut server) = pair();
-    std::thread::spawn(move || state.serve_connection(&mut server));
+    std::thread::spawn(move || crate::python::serve_connection(&state, &mut server));
     Box::new(client)
 }

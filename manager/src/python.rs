@@ -99,6 +99,22 @@ fn send(t: &mut dyn Transport, msg: &Value) -> Result<()> {
     t.send(&bytes)
 }
 
+/// Serves one connection until it closes (or the server shuts down), either kind of
+/// client.
+///
+/// A Python client (CPython's `multiprocessing.managers`) is told apart by its first
+/// frame: a pickle starts with the `PROTO` opcode `0x80`, which no postcard `Request`
+/// does (its first byte is the variant index, 0 to 6). Such a connection is served
+/// here for as long as it lasts; a Rust client's by [`ServerState::serve_rust`].
+pub(crate) fn serve_connection(state: &ServerState, t: &mut dyn Transport) {
+    let Ok(first) = t.recv() else { return };
+    if first.first() == Some(&PICKLE_PROTO) {
+        serve(state, t, first);
+    } else {
+        state.serve_rust(t, first);
+    }
+}
+
 /// Serves one Python connection, whose first frame is `first`, until it closes.
 pub(crate) fn serve(state: &ServerState, t: &mut dyn Transport, first: Vec<u8>) {
     let owner = NEXT_OWNER.fetch_add(1, Ordering::Relaxed);

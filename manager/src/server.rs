@@ -65,7 +65,7 @@ impl Server {
                     return;
                 }
                 set_timeouts(&conn, None);
-                state.serve_connection(&mut SocketConn(conn));
+                crate::python::serve_connection(&state, &mut SocketConn(conn));
             });
             // Out of threads: the connection is dropped (the client sees Disconnected).
             drop(spawned);

@@ -237,22 +237,11 @@ impl ServerState {
         }
     }
 
-    /// Serves one connection until it closes (or the server shuts down): the first frame
-    /// must be `Hello`, then each request frame gets one response frame.
-    ///
-    /// A Python client (CPython's `multiprocessing.managers`) is told apart by its first
-    /// frame: a pickle starts with the `PROTO` opcode `0x80`, which no postcard `Request`
-    /// does (its first byte is the variant index, 0 to 6). Such a connection is served by
-    /// `crate::python` for as long as it lasts.
-    pub fn serve_connection(&self, t: &mut dyn Transport) {
-        let first = match t.recv() {
-            Ok(f) => f,
-            Err(_) => return,
-        };
-        if first.first() == Some(&crate::python::PICKLE_PROTO) {
-            crate::python::serve(self, t, first);
-            return;
-        }
+    /// Serves one Rust client's connection until it closes (or the server shuts
+    /// down): its first frame, `first`, must be `Hello`, then each request frame gets
+    /// one response frame. `crate::python::serve_connection` tells Rust and Python
+    /// clients apart and hands the Rust ones here.
+    pub fn serve_rust(&self, t: &mut dyn Transport, first: Vec<u8>) {
         let client = match from_bytes::<Request>(&first) {
             Ok(Request::Hello { client }) => client,
             Ok(_) => {

@@ -1,0 +1,186 @@
+//! Tests of the report: units, ratios, targets, the table.
+
+use super::*;
+
+fn m(group: &str, function: &str, ns: f64) -> Measured {
+    Measured {
+        group: group.into(),
+        function: function.into(),
+        median_ns: ns,
+        lo_ns: ns * 0.9,
+        hi_ns: ns * 1.1,
+        confidence: 0.95,
+        samples: 10,
+        iterations: 55,
+    }
+}
+
+fn python(pairs: &[(&str, f64)]) -> Python {
+    Python::Ran {
+        version: "CPython 3.11".into(),
+        figures: pairs.iter().map(|(c, f)| (c.to_string(), PyFigure::of(&[*f]))).collect(),
+        failures: BTreeMap::new(),
+    }
+}
+
+fn row<'a>(rows: &'a [Row], case: &str, system: &str) -> &'a Row {
+    rows.iter().find(|r| r.case == case && r.system == system).unwrap()
+}
+
+#[test]
+fn unit_conversion() {
+    assert_eq!(US.of_ns(2500.0), 2.5);
+    assert_eq!(MS.of_ns(3_000_000.0), 3.0);
+    assert_eq!(Convert::PerSecond.of_ns(100.0), 1e7);
+    // 4096 B in 1000 ns = 4.096 GB/s = 4096 MB/s.
+    assert_eq!(Convert::MegabytesPerSecond(4096.0).of_ns(1000.0), 4096.0);
+}
+
+#[test]
+fn ratios_point_the_right_way() {
+    assert_eq!(speed_ratio(Better::Lower, 2.0, 30.0), 15.0);
+    assert_eq!(speed_ratio(Better::Higher, 10e6, 250e3), 40.0);
+}
+
+#[test]
+fn targets() {
+    assert_eq!(target_met(Target::VsCpython(10.0), Some(1.0), Some(10.0), None), Some(true));
+    assert_eq!(target_met(Target::VsCpython(10.0), Some(1.0), Some(9.9), None), Some(false));
+    assert_eq!(target_met(Target::VsCpython(10.0), Some(1.0), None, Some(5.0)), None);
+    assert_eq!(target_met(Target::VsLimit(0.5), Some(1.0), None, Some(0.6)), Some(true));
+    assert_eq!(target_met(Target::AtMost(5.0), Some(5.5), None, None), Some(false));
+    assert_eq!(target_met(Target::AtMost(5.0), None, None, None), None);
+    let both = Target::All(&[Target::VsCpython(5.0), Target::VsLimit(0.8)]);
+    assert_eq!(target_met(both, Some(1.0), Some(6.0), Some(0.9)), Some(true));
+    assert_eq!(target_met(both, Some(1.0), Some(6.0), Some(0.7)), Some(false));
+    assert_eq!(target_met(both, Some(1.0), Some(4.0), Some(0.9)), Some(false));
+    assert_eq!(target_met(both, Some(1.0), None, Some(0.9)), None);
+}
+
+#[test]
+fn rows_combine_criterion_and_cpython() {
+    let measured = [
+        m("pipe_rtt", "mproc", 2_000.0),
+        m("pipe_rtt", "limit-pingpong", 400.0),
+        m("pipe_rtt", "ipc-channel", 8_000.0),
+        m("pipe_rtt", "socketpair", 4_000.0),
+        m("queue_bytes_tput", "mproc", 1_000.0),
+        m("queue_bytes_tput", "limit-memcpy", 800.0),
+    ];
+    let cases: Vec<&Case> = ["pipe_rtt", "queue_bytes_tput", "proc_spawn"].iter().map(|c| case(c).unwrap()).collect();
+    let rows = build_rows(&cases, &measured, &python(&[("pipe_rtt", 30.0), ("queue_bytes_tput", 700.0)]), "missing");
+
+    let s = summary(&cases, &rows);
+    assert!(
+        s.contains(
+            "| pipe_rtt | µs ↓ | 2.00 | 30.0 | 15.0× | 0.400 (limit-pingpong) | 0.200× | 2.00× (socketpair) | ≥ 10× CPython | yes |"
+        ),
+        "{s}"
+    );
+    let pipe = row(&rows, "pipe_rtt", "mproc");
+    assert_eq!(pipe.figure, Some(2.0));
+    assert_eq!(pipe.vs_cpython, Some(15.0));
+    assert_eq!(pipe.vs_limit, Some(0.2));
+    assert_eq!(pipe.met, Some(true));
+    assert_eq!(pipe.range, Some((1.8, 2.2)));
+    assert_eq!(pipe.vs_best_peer, Some(("socketpair".to_owned(), 2.0)), "the faster of the two peers");
+    // Expected peers without results are still listed.
+    assert_eq!(row(&rows, "queue_bytes_tput", "ipc-channel").note, "missing");
+    // Order: mproc, peers, CPython, limits.
+    let order: Vec<&str> = rows.iter().filter(|r| r.case == "pipe_rtt").map(|r| r.system.as_str()).collect();
+    assert_eq!(order, ["mproc", "ipc-channel", "socketpair", "CPython", "limit-pingpong"]);
+
+    let bytes = row(&rows, "queue_bytes_tput", "mproc");
+    assert_eq!(bytes.figure, Some(4096.0));
+    assert_eq!(bytes.vs_limit, Some(0.8));
+    assert_eq!(bytes.met, Some(true), "80 % of memcpy meets ≥ 50 %");
+    let (lo, hi) = bytes.range.unwrap();
+    assert!(lo < 4096.0 && hi > 4096.0, "bounds swap for a throughput");
+
+    let spawn = row(&rows, "proc_spawn", "mproc");
+    assert_eq!((spawn.figure, spawn.met, spawn.note.as_str()), (None, None, "missing"));
+    assert_eq!(row(&rows, "proc_spawn", "CPython").note, "not measured (not run)");
+}
+
+#[test]
+fn unmet_target_and_skipped_python() {
+    let cases = [case("lock_uncontended").unwrap()];
+    let measured = [
+        m("lock_uncontended", "mproc", 20.0),
+        m("lock_uncontended", "limit-cas", 5.0),
+        m("lock_uncontended", "std-mutex", 15.0),
+    ];
+    let rows = build_rows(&cases, &measured, &Python::Skipped("skipped: python3 not found".into()), "missing");
+    let lock = row(&rows, "lock_uncontended", "mproc");
+    assert_eq!((lock.vs_limit, lock.met, lock.vs_cpython), (Some(0.25), Some(false), None));
+    assert_eq!(lock.vs_best_peer, None, "std-mutex is an in-process bound, not a rival");
+    assert_eq!(row(&rows, "lock_uncontended", "CPython").note, "skipped: python3 not found");
+    let t = table(&rows);
+    assert!(
+        t.contains(
+            "| lock_uncontended | mproc | 20.0 | ns ↓ | ±10.0 %, n=10 | — | 0.250× | ≤ 2× the CAS pair | **no** |"
+        ),
+        "{t}"
+    );
+}
+
+#[test]
+fn every_case_appears_even_with_nothing_measured() {
+    let cases: Vec<&Case> = CASES.iter().collect();
+    let rows = build_rows(&cases, &[], &python(&[]), "not measured (bench missing)");
+    for c in CASES {
+        assert!(rows.iter().any(|r| r.case == c.id && r.system == "mproc" && r.target.is_some()));
+        assert!(rows.iter().any(|r| r.case == c.id && r.system == "CPython"));
+    }
+    let md = markdown(
+        &Meta { mode: "quick".into(), criterion_args: vec![], python: "x".into(), notes: vec![] },
+        &cases,
+        &rows,
+        &[],
+    );
+    assert_eq!(md.lines().filter(|l| l.split(" | ").nth(1) == Some("mproc")).count(), CASES.len());
+    let summary = summary(&cases, &rows);
+    assert_eq!(summary.lines().count(), 2 + CASES.len());
+    assert!(
+        summary.contains("| proc_spawn | ms ↓ | — | — | — | — (limit-posix-spawn) | — | — | ≤ 5 ms | n/a |"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn json_rows_carry_every_field() {
+    let cases = [case("pipe_rtt").unwrap()];
+    let rows = build_rows(&cases, &[m("pipe_rtt", "mproc", 3_000.0)], &python(&[("pipe_rtt", 30.0)]), "missing");
+    let meta = Meta {
+        mode: "quick".into(),
+        criterion_args: vec!["--sample-size".into(), "10".into()],
+        python: "p".into(),
+        notes: vec![],
+    };
+    let v: Value =
+        serde_json::from_str(&json(&meta, &rows, &extra_rows(&[m("spsc_64", "mproc", 7.0)])).to_string()).unwrap();
+    let r = &v["rows"][0];
+    for key in ["case", "system", "figure", "unit", "ratio_vs_cpython", "ratio_vs_limit", "target", "met"] {
+        assert!(r.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(r["figure"], 3.0);
+    assert_eq!(r["ratio_vs_cpython"], 10.0);
+    assert_eq!(r["met"], true);
+    assert_eq!(v["extra_groups"][0]["case"], "spsc_64");
+    assert!(v["rows"].as_array().unwrap().iter().any(|r| r["figure"].is_null()));
+}
+
+#[test]
+fn python_median() {
+    let f = PyFigure::of(&[3.0, 1.0, 2.0, 10.0, 4.0]);
+    assert_eq!((f.median, f.min, f.max, f.runs), (3.0, 1.0, 10.0, 5));
+    assert_eq!(PyFigure::of(&[1.0, 2.0]).median, 1.5);
+}
+
+#[test]
+fn numbers_format_to_about_three_digits() {
+    assert_eq!(fmt_num(258_000.4), "258000");
+    assert_eq!(fmt_num(31.64), "31.6");
+    assert_eq!(fmt_num(5.3), "5.30");
+    assert_eq!(fmt_num(0.135), "0.135");
+}
