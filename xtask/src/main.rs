@@ -17,9 +17,10 @@
 //! - `loom [--quick]`: runs every crate's loom models (`*/tests/loom_*.rs`) in
 //!   release mode with `--cfg loom`.
 //! - `ci`: the gates `.ci/run` calls after the README's test command: fmt,
-//!   clippy with warnings as errors, clippy and the tests of each optional feature
-//!   (`FEATURE_GATES`: `mproc-mpi/mpi`; `.ci/run` installs what they need), loom with
-//!   quick settings, the examples, `bench --quick` and `audit`.
+//!   clippy with warnings as errors, the rustdoc build with warnings as errors, clippy
+//!   and the tests of each optional feature (`FEATURE_GATES`: `tokio` on ipc, process,
+//!   pool, manager and the facade; `mpi` on mproc-mpi; `.ci/run` installs what `mpi`
+//!   needs), loom with quick settings, the examples, `bench --quick` and `audit`.
 //!
 //! Cargo is invoked through `$CARGO`, so the toolchain that runs xtask runs
 //! everything else. xtask depends on `serde_json` only (to read criterion's estimates and
@@ -155,37 +156,8 @@ fn leaks() -> Result {
     }
 }
 
-/// The crates with a `tokio` feature (off by default), linted with it on; the
-/// first three hold the async code and run their whole test suites with it,
-/// the facade runs the example that needs it (the manager has no async code of
-/// its own yet). `cargo test --workspace` builds none of tokio.
-const TOKIO_CRATES: [&str; 5] = ["mproc-ipc", "mproc-process", "mproc-pool", "mproc", "mproc-manager"];
-
-fn tokio_feature() -> Result {
-    for pkg in TOKIO_CRATES {
-        let mut t = cargo();
-        t.args(["test", "-p", pkg, "--features", "tokio"]);
-        let what = match pkg {
-            "mproc" => {
-                t.args(["--test", "examples", "--", "async_pool", "every_example_is_checked"]);
-                format!("cargo test -p {pkg} --features tokio --test examples -- async_pool")
-            }
-            "mproc-manager" => String::new(),
-            _ => format!("cargo test -p {pkg} --features tokio"),
-        };
-        if !what.is_empty() {
-            run(&what, t)?;
-        }
-        let mut c = cargo();
-        c.args(["clippy", "-p", pkg, "--features", "tokio", "--all-targets", "--", "-D", "warnings"]);
-        run(&format!("cargo clippy -p {pkg} --features tokio --all-targets -- -D warnings"), c)?;
-    }
-    leaks()
-}
-
 fn ci() -> Result {
     leaks()?;
-    tokio_feature()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run("cargo fmt --all --check", fmt)?;
@@ -206,21 +178,43 @@ fn ci() -> Result {
     audit::run(&root(), &bench::target_dir(&root()))
 }
 
-/// The optional features and the packages they live in: `ci` lints and tests each with the
-/// feature on (`cargo test --workspace` builds none of them), where the machine has what
-/// the feature needs.
-const FEATURE_GATES: &[(&str, &str)] = &[("mproc-mpi", "mpi")];
+/// One optional feature's gate in `ci`: `package` linted with `feature` on, then tested
+/// with it (`test`: the arguments after `cargo test -p PACKAGE --features FEATURE`; `None`:
+/// lint only). `cargo test --workspace` builds none of these features; `.ci/run` installs
+/// what the `mpi` feature needs.
+struct Gate {
+    package: &'static str,
+    feature: &'static str,
+    test: Option<&'static [&'static str]>,
+}
+
+const FEATURE_GATES: &[Gate] = &[
+    // The async code lives in ipc, process and pool; the facade runs the example that
+    // needs it; the manager only forwards the feature.
+    Gate { package: "mproc-ipc", feature: "tokio", test: Some(&[]) },
+    Gate { package: "mproc-process", feature: "tokio", test: Some(&[]) },
+    Gate { package: "mproc-pool", feature: "tokio", test: Some(&[]) },
+    Gate {
+        package: "mproc",
+        feature: "tokio",
+        test: Some(&["--test", "examples", "--", "async_pool", "every_example_is_checked"]),
+    },
+    Gate { package: "mproc-manager", feature: "tokio", test: None },
+    Gate { package: "mproc-mpi", feature: "mpi", test: Some(&[]) },
+];
 
 fn feature_gates() -> Result {
-    for &(pkg, feature) in FEATURE_GATES {
+    for g in FEATURE_GATES {
         let mut clippy = cargo();
-        clippy.args(["clippy", "-p", pkg, "--features", feature, "--all-targets", "--", "-D", "warnings"]);
-        run(&format!("cargo clippy -p {pkg} --features {feature}"), clippy)?;
-        let mut test = cargo();
-        test.args(["test", "-p", pkg, "--features", feature]);
-        run(&format!("cargo test -p {pkg} --features {feature}"), test)?;
+        clippy.args(["clippy", "-p", g.package, "--features", g.feature, "--all-targets", "--", "-D", "warnings"]);
+        run(&format!("cargo clippy -p {} --features {} --all-targets -- -D warnings", g.package, g.feature), clippy)?;
+        if let Some(args) = g.test {
+            let mut test = cargo();
+            test.args(["test", "-p", g.package, "--features", g.feature]).args(args);
+            run(&format!("cargo test -p {} --features {} {}", g.package, g.feature, args.join(" ")), test)?;
+        }
     }
-    Ok(())
+    leaks()
 }
 
 fn audit_cmd(args: &[String]) -> Result {
