@@ -1,5 +1,7 @@
 //! The one error type of the manager, carried over the wire as data.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 /// The result type of every manager call.
@@ -99,6 +101,19 @@ pub enum ManagerError {
     /// Python's `queue.Full`.
     #[error("queue is full")]
     QueueFull,
+    /// A `_timeout` call gave up after `after`: no item (`get_timeout`), no room
+    /// (`put_timeout`), unfinished tasks (`join_timeout`), a lock not free
+    /// (`lock_timeout`, `acquire_timeout`) or no notify or flag (`wait_timeout`).
+    /// Every blocking call of the proxies has a `_timeout` form with this error;
+    /// `try_` forms report `QueueEmpty` / `QueueFull` / `WouldBlock`.
+    #[error("the manager call timed out after {after:?}")]
+    Timeout {
+        /// The timeout that passed.
+        after: Duration,
+    },
+    /// A `try_` call found the lock or semaphore taken and did not wait.
+    #[error("the lock or semaphore is taken (try_ form: no wait)")]
+    WouldBlock,
     /// `task_done` was called more times than items were put.
     #[error("task_done() called too many times")]
     TooManyTaskDone,

@@ -53,6 +53,15 @@ impl std::fmt::Debug for ObjectRef {
     }
 }
 
+/// What a `_timeout` form returns for what the server reports: a queue still empty or
+/// full after `after` is [`ManagerError::Timeout`].
+fn timed_out(e: ManagerError, after: Duration) -> ManagerError {
+    match e {
+        ManagerError::QueueEmpty | ManagerError::QueueFull => ManagerError::Timeout { after },
+        e => e,
+    }
+}
+
 /// A timeout as Python's proxies send it: seconds, as a float.
 fn secs(t: Duration) -> Value {
     Value::Float(t.as_secs_f64())
@@ -384,9 +393,9 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     pub fn put_ref(&self, item: &T) -> Result<()> {
         self.put_value(to_value(item)?, true, None)
     }
-    /// Puts within `timeout`; `QueueFull` if there was no room in time.
+    /// Puts within `timeout`; [`ManagerError::Timeout`] if there was no room in time.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.put_value(to_value(&item)?, true, Some(timeout))
+        self.put_value(to_value(&item)?, true, Some(timeout)).map_err(|e| timed_out(e, timeout))
     }
     /// Puts if there is room now; `QueueFull` otherwise.
     pub fn try_put(&self, item: T) -> Result<()> {
@@ -400,9 +409,9 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     pub fn get(&self) -> Result<T> {
         self.get_with(true, None)
     }
-    /// Takes an item within `timeout`; `QueueEmpty` if none came.
+    /// Takes an item within `timeout`; [`ManagerError::Timeout`] if none came.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_with(true, Some(timeout))
+        self.get_with(true, Some(timeout)).map_err(|e| timed_out(e, timeout))
     }
     /// Takes an item if one is there; `QueueEmpty` otherwise.
     pub fn try_get(&self) -> Result<T> {
@@ -462,9 +471,11 @@ impl<T: Serialize + DeserializeOwned> JoinableQueueProxy<T> {
     pub fn join(&self) -> Result<()> {
         self.q.h.0.call_unit("join", vec![])
     }
-    /// Like `join`, at most `timeout`; false if items are still unfinished.
-    pub fn join_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.q.h.0.call("join", vec![secs(timeout)])
+    /// Like `join`, at most `timeout`; [`ManagerError::Timeout`] if items are still
+    /// unfinished.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        let done: bool = self.q.h.0.call("join", vec![secs(timeout)])?;
+        done.then_some(()).ok_or(ManagerError::Timeout { after: timeout })
     }
 }
 
@@ -504,9 +515,22 @@ impl std::fmt::Debug for LockGuard<'_> {
 }
 
 impl LockProxy {
-    /// Python's `acquire(block, timeout)`: true if acquired.
-    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+    /// Python's `acquire(block, timeout)`, in Python's shape: true if acquired.
+    pub fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         self.h.0.call("acquire", vec![Value::Bool(block), timeout.map_or(int(-1), secs)])
+    }
+    /// Acquires, waiting as long as it takes (release with [`release`](Self::release),
+    /// or use [`lock`](Self::lock) for a guard).
+    pub fn acquire(&self) -> Result<()> {
+        self.acquire_with(true, None).map(drop)
+    }
+    /// Acquires if free now; [`ManagerError::WouldBlock`] otherwise.
+    pub fn try_acquire(&self) -> Result<()> {
+        self.acquire_with(false, None)?.then_some(()).ok_or(ManagerError::WouldBlock)
+    }
+    /// Acquires within `timeout`; [`ManagerError::Timeout`] otherwise.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
+        self.acquire_with(true, Some(timeout))?.then_some(()).ok_or(ManagerError::Timeout { after: timeout })
     }
     /// Releases; `NotHeld` if unlocked (or, for an RLock, held by another thread).
     pub fn release(&self) -> Result<()> {
@@ -514,16 +538,18 @@ impl LockProxy {
     }
     /// Acquires, waiting as long as it takes, and returns a guard.
     pub fn lock(&self) -> Result<LockGuard<'_>> {
-        self.acquire(true, None)?;
+        self.acquire()?;
         Ok(self.guard())
     }
-    /// Acquires if free.
-    pub fn try_lock(&self) -> Result<Option<LockGuard<'_>>> {
-        Ok(self.acquire(false, None)?.then(|| self.guard()))
+    /// Acquires if free now and returns a guard; [`ManagerError::WouldBlock`] otherwise.
+    pub fn try_lock(&self) -> Result<LockGuard<'_>> {
+        self.try_acquire()?;
+        Ok(self.guard())
     }
-    /// Acquires within `timeout`.
-    pub fn lock_timeout(&self, timeout: Duration) -> Result<Option<LockGuard<'_>>> {
-        Ok(self.acquire(true, Some(timeout))?.then(|| self.guard()))
+    /// Acquires within `timeout` and returns a guard; [`ManagerError::Timeout`] otherwise.
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>> {
+        self.acquire_timeout(timeout)?;
+        Ok(self.guard())
     }
     /// True if held by anyone.
     pub fn locked(&self) -> Result<bool> {
@@ -542,9 +568,21 @@ pub struct SemaphoreProxy {
 proxy_common!(SemaphoreProxy);
 
 impl SemaphoreProxy {
-    /// Python's `acquire(block, timeout)`: true if acquired.
-    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+    /// Python's `acquire(block, timeout)`, in Python's shape: true if acquired.
+    pub fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         self.h.0.call("acquire", vec![Value::Bool(block), opt_secs(timeout)])
+    }
+    /// Takes one, waiting as long as it takes.
+    pub fn acquire(&self) -> Result<()> {
+        self.acquire_with(true, None).map(drop)
+    }
+    /// Takes one if there is one now; [`ManagerError::WouldBlock`] otherwise.
+    pub fn try_acquire(&self) -> Result<()> {
+        self.acquire_with(false, None)?.then_some(()).ok_or(ManagerError::WouldBlock)
+    }
+    /// Takes one within `timeout`; [`ManagerError::Timeout`] otherwise.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
+        self.acquire_with(true, Some(timeout))?.then_some(()).ok_or(ManagerError::Timeout { after: timeout })
     }
     /// Releases one; `SemaphoreOverRelease` for a bounded semaphore at its bound.
     pub fn release(&self) -> Result<()> {
@@ -565,9 +603,13 @@ pub struct ConditionProxy {
 proxy_common!(ConditionProxy);
 
 impl ConditionProxy {
-    /// Acquires the condition's lock.
-    pub fn acquire(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
+    /// Python's `acquire(block, timeout)` of the condition's lock, in Python's shape.
+    pub fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         self.h.0.call("acquire", vec![Value::Bool(block), timeout.map_or(int(-1), secs)])
+    }
+    /// Acquires the condition's lock, waiting as long as it takes.
+    pub fn acquire(&self) -> Result<()> {
+        self.acquire_with(true, None).map(drop)
     }
     /// Releases the condition's lock.
     pub fn release(&self) -> Result<()> {
@@ -575,23 +617,37 @@ impl ConditionProxy {
     }
     /// Acquires the lock and returns a guard.
     pub fn lock(&self) -> Result<LockGuard<'_>> {
-        self.acquire(true, None)?;
+        self.acquire()?;
         Ok(LockGuard { release: Box::new(move || self.release()) })
     }
-    /// Waits for a notify (lock held; released while waiting); false on timeout.
-    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
+    /// Waits for a notify (lock held; released while waiting).
+    pub fn wait(&self) -> Result<()> {
+        self.wait_within(None).map(drop)
+    }
+    /// Waits at most `timeout` for a notify; [`ManagerError::Timeout`] if none came.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_within(Some(timeout))?.then_some(()).ok_or(ManagerError::Timeout { after: timeout })
+    }
+    fn wait_within(&self, timeout: Option<Duration>) -> Result<bool> {
         self.h.0.call("wait", vec![opt_secs(timeout)])
     }
-    /// Waits until `pred()` holds, re-checking after each notify; false on timeout.
-    /// A timeout too large to add to the clock waits without limit.
-    pub fn wait_for(&self, mut pred: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
+    /// Waits until `pred()` holds, re-checking after each notify.
+    pub fn wait_for(&self, pred: impl FnMut() -> bool) -> Result<()> {
+        self.wait_for_within(pred, None).map(drop)
+    }
+    /// Waits at most `timeout` until `pred()` holds; [`ManagerError::Timeout`] if it
+    /// still does not. A timeout too large to add to the clock waits without limit.
+    pub fn wait_for_timeout(&self, pred: impl FnMut() -> bool, timeout: Duration) -> Result<()> {
+        self.wait_for_within(pred, Some(timeout))?.then_some(()).ok_or(ManagerError::Timeout { after: timeout })
+    }
+    fn wait_for_within(&self, mut pred: impl FnMut() -> bool, timeout: Option<Duration>) -> Result<bool> {
         let end = Deadline::within(timeout);
         while !pred() {
             let left = end.remaining();
             if left == Some(Duration::ZERO) {
                 return Ok(pred());
             }
-            self.wait(left)?;
+            self.wait_within(left)?;
         }
         Ok(true)
     }
@@ -625,9 +681,15 @@ impl EventProxy {
     pub fn is_set(&self) -> Result<bool> {
         self.h.0.call("is_set", vec![])
     }
-    /// Waits for the flag; returns it (false on timeout).
-    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.h.0.call("wait", vec![opt_secs(timeout)])
+    /// Waits for the flag, as long as it takes.
+    pub fn wait(&self) -> Result<()> {
+        let _: bool = self.h.0.call("wait", vec![Value::None])?;
+        Ok(())
+    }
+    /// Waits at most `timeout` for the flag; [`ManagerError::Timeout`] if it stayed clear.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        let set: bool = self.h.0.call("wait", vec![secs(timeout)])?;
+        set.then_some(()).ok_or(ManagerError::Timeout { after: timeout })
     }
 }
 

@@ -107,12 +107,18 @@ fn queue_and_joinable_queue() {
     q.try_put(2).unwrap();
     assert!(q.full().unwrap());
     assert_eq!(q.try_put(3), Err(ManagerError::QueueFull));
-    assert_eq!(q.put_timeout(3, Duration::from_millis(20)), Err(ManagerError::QueueFull));
+    assert_eq!(
+        q.put_timeout(3, Duration::from_millis(20)),
+        Err(ManagerError::Timeout { after: Duration::from_millis(20) })
+    );
     assert_eq!(q.qsize().unwrap(), 2);
     assert_eq!(q.get().unwrap(), 1);
     assert_eq!(q.get_timeout(Duration::from_secs(1)).unwrap(), 2);
     assert_eq!(q.try_get(), Err(ManagerError::QueueEmpty));
-    assert_eq!(q.get_timeout(Duration::from_millis(20)), Err(ManagerError::QueueEmpty));
+    assert_eq!(
+        q.get_timeout(Duration::from_millis(20)),
+        Err(ManagerError::Timeout { after: Duration::from_millis(20) })
+    );
     assert!(q.empty().unwrap());
 
     // A blocked get is woken by a put from another thread.
@@ -124,7 +130,7 @@ fn queue_and_joinable_queue() {
     let jq = m.joinable_queue::<u32>().unwrap();
     jq.put(1).unwrap();
     jq.put(2).unwrap();
-    assert!(!jq.join_timeout(Duration::from_millis(20)).unwrap());
+    assert!(matches!(jq.join_timeout(Duration::from_millis(20)), Err(ManagerError::Timeout { .. })));
     let jq2 = jq.clone();
     let worker = std::thread::spawn(move || {
         for _ in 0..2 {
@@ -132,7 +138,7 @@ fn queue_and_joinable_queue() {
             jq2.task_done().unwrap();
         }
     });
-    assert!(jq.join_timeout(Duration::from_secs(10)).unwrap());
+    jq.join_timeout(Duration::from_secs(10)).unwrap();
     worker.join().unwrap();
     assert_eq!(jq.task_done(), Err(ManagerError::TooManyTaskDone));
 }
@@ -145,17 +151,17 @@ fn locks_semaphores_event() {
         let _g = l.lock().unwrap();
         assert!(l.locked().unwrap());
         let l2 = l.clone();
-        let other = std::thread::spawn(move || l2.acquire(true, Some(Duration::from_millis(30))).unwrap());
+        let other = std::thread::spawn(move || l2.acquire_with(true, Some(Duration::from_millis(30))).unwrap());
         assert!(!other.join().unwrap(), "a held Lock must not be acquired by another thread");
     }
     assert!(!l.locked().unwrap());
     assert!(matches!(l.release(), Err(ManagerError::NotHeld { .. })));
 
     let r = m.rlock().unwrap();
-    assert!(r.acquire(true, None).unwrap());
-    assert!(r.acquire(true, None).unwrap());
+    r.acquire().unwrap();
+    r.acquire().unwrap();
     let r2 = r.clone();
-    let other = std::thread::spawn(move || (r2.try_lock().unwrap().is_some(), r2.release()));
+    let other = std::thread::spawn(move || (r2.try_lock().is_ok(), r2.release()));
     let (got, rel) = other.join().unwrap();
     assert!(!got);
     assert!(matches!(rel, Err(ManagerError::NotHeld { .. })), "{rel:?}");
@@ -164,9 +170,9 @@ fn locks_semaphores_event() {
     assert!(!r.locked().unwrap());
 
     let s = m.semaphore(2).unwrap();
-    assert!(s.acquire(true, None).unwrap());
-    assert!(s.acquire(false, None).unwrap());
-    assert!(!s.acquire(false, None).unwrap());
+    s.acquire().unwrap();
+    s.try_acquire().unwrap();
+    assert!(matches!(s.try_acquire(), Err(ManagerError::WouldBlock)));
     assert_eq!(s.get_value().unwrap(), 0);
     s.release().unwrap();
     s.release().unwrap();
@@ -176,9 +182,9 @@ fn locks_semaphores_event() {
     assert_eq!(b.release(), Err(ManagerError::SemaphoreOverRelease { initial: 1 }));
 
     let e = m.event().unwrap();
-    assert!(!e.wait(Some(Duration::from_millis(10))).unwrap());
+    assert!(matches!(e.wait_timeout(Duration::from_millis(10)), Err(ManagerError::Timeout { .. })));
     let e2 = e.clone();
-    let waiter = std::thread::spawn(move || e2.wait(Some(Duration::from_secs(10))).unwrap());
+    let waiter = std::thread::spawn(move || e2.wait_timeout(Duration::from_secs(10)).is_ok());
     e.set().unwrap();
     assert!(waiter.join().unwrap());
     assert!(e.is_set().unwrap());
@@ -191,11 +197,11 @@ fn condition_wait_notify() {
     let (m, _) = mem_manager(Registry::sync());
     let c = m.condition().unwrap();
     let flag = m.value(false).unwrap();
-    assert!(matches!(c.wait(Some(Duration::from_millis(1))), Err(ManagerError::NotHeld { .. })));
+    assert!(matches!(c.wait_timeout(Duration::from_millis(1)), Err(ManagerError::NotHeld { .. })));
     let (c2, f2) = (c.clone(), flag.clone());
     let waiter = std::thread::spawn(move || {
         let _g = c2.lock().unwrap();
-        c2.wait_for(|| f2.get().unwrap(), Some(Duration::from_secs(10))).unwrap()
+        c2.wait_for_timeout(|| f2.get().unwrap(), Duration::from_secs(10)).is_ok()
     });
     {
         let _g = c.lock().unwrap();
@@ -204,7 +210,10 @@ fn condition_wait_notify() {
     }
     assert!(waiter.join().unwrap());
     let _g = c.lock().unwrap();
-    assert!(!c.wait(Some(Duration::from_millis(10))).unwrap(), "nobody notifies: timeout");
+    assert!(
+        matches!(c.wait_timeout(Duration::from_millis(10)), Err(ManagerError::Timeout { .. })),
+        "nobody notifies: timeout"
+    );
 }
 
 #[test]
@@ -259,7 +268,7 @@ fn condition_with_a_lock_shares_that_lock() {
         let _g = c.lock().unwrap();
         assert!(lock.locked().unwrap(), "the condition's lock is the Lock");
         let l2 = lock.clone();
-        assert!(!std::thread::spawn(move || l2.acquire(false, None).unwrap()).join().unwrap());
+        assert!(!std::thread::spawn(move || l2.acquire_with(false, None).unwrap()).join().unwrap());
     }
     assert!(!lock.locked().unwrap());
     let entered = m.value(false).unwrap();
@@ -268,12 +277,12 @@ fn condition_with_a_lock_shares_that_lock() {
         let _g = c2.lock().unwrap();
         // The predicate runs with the lock held; the first call marks the waiter as
         // about to wait, still holding the lock.
-        c2.wait_for(|| e2.set(true).is_ok() && f2.get().unwrap(), Some(Duration::from_secs(10))).unwrap()
+        c2.wait_for_timeout(|| e2.set(true).is_ok() && f2.get().unwrap(), Duration::from_secs(10)).is_ok()
     });
     assert!(eventually(|| entered.get().unwrap()));
     // The lock frees only when the waiter's `wait` releases it; taking it through the
     // Lock's proxy makes this thread the condition's owner, allowed to notify.
-    let g = lock.lock_timeout(Duration::from_secs(10)).unwrap().expect("wait releases the shared lock");
+    let g = lock.lock_timeout(Duration::from_secs(10)).expect("wait releases the shared lock");
     flag.set(true).unwrap();
     c.notify_all().unwrap();
     drop(g);
@@ -282,7 +291,7 @@ fn condition_with_a_lock_shares_that_lock() {
     // An RLock works too, and stays re-entrant through the condition.
     let rlock = m.rlock().unwrap();
     let rc = m.condition_with(&rlock).unwrap();
-    assert!(rc.acquire(true, None).unwrap() && rlock.acquire(false, None).unwrap());
+    assert!(rc.acquire_with(true, None).unwrap() && rlock.acquire_with(false, None).unwrap());
     rc.release().unwrap();
     assert!(rlock.locked().unwrap());
     rlock.release().unwrap();
@@ -301,11 +310,17 @@ fn joinable_queue_bounded_refuses_past_maxsize() {
     q.put(1).unwrap();
     assert!(q.full().unwrap());
     assert_eq!(q.try_put(2), Err(ManagerError::QueueFull));
-    assert_eq!(q.put_timeout(2, Duration::from_millis(10)), Err(ManagerError::QueueFull));
+    assert_eq!(
+        q.put_timeout(2, Duration::from_millis(10)),
+        Err(ManagerError::Timeout { after: Duration::from_millis(10) })
+    );
     assert_eq!(q.get().unwrap(), 1);
-    assert!(!q.join_timeout(Duration::from_millis(10)).unwrap(), "one item not done");
+    assert!(
+        matches!(q.join_timeout(Duration::from_millis(10)), Err(ManagerError::Timeout { .. })),
+        "one item not done"
+    );
     q.task_done().unwrap();
-    assert!(q.join_timeout(Duration::from_secs(5)).unwrap());
+    q.join_timeout(Duration::from_secs(5)).unwrap();
     assert!(m.joinable_queue::<u8>().unwrap().try_put(1).is_ok());
 }
 
@@ -315,7 +330,7 @@ fn condition_wait_for_with_a_huge_timeout_waits_without_limit() {
     let c = m.condition().unwrap();
     let flag = m.value(false).unwrap();
     let g = c.lock().unwrap();
-    assert!(c.wait_for(|| true, Some(Duration::MAX)).unwrap(), "no overflow panic; the predicate holds");
+    c.wait_for_timeout(|| true, Duration::MAX).expect("no overflow panic; the predicate holds");
     // The notifier needs the lock, which this thread holds until `wait` releases it.
     let (c2, f2) = (c.clone(), flag.clone());
     let notifier = std::thread::spawn(move || {
@@ -323,7 +338,7 @@ fn condition_wait_for_with_a_huge_timeout_waits_without_limit() {
         f2.set(true).unwrap();
         c2.notify_all().unwrap();
     });
-    assert!(c.wait_for(|| flag.get().unwrap(), Some(Duration::MAX)).unwrap());
+    c.wait_for_timeout(|| flag.get().unwrap(), Duration::MAX).unwrap();
     drop(g);
     notifier.join().unwrap();
 }

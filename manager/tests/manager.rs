@@ -227,7 +227,7 @@ fn client_sigkilled_mid_call_releases_its_objects() {
     let (addr, key) = (manager.address().unwrap().clone(), manager.authkey().to_vec());
     let child = fork_process(30, move || {
         // A lock it takes and never releases, an item it puts, and objects only it holds.
-        let Ok(Some(held)) = l.try_lock() else { return 1 };
+        let Ok(held) = l.try_lock() else { return 1 };
         std::mem::forget(held);
         let private = || -> Result<_, ManagerError> {
             q.put(1)?;
@@ -251,7 +251,7 @@ fn client_sigkilled_mid_call_releases_its_objects() {
     assert_eq!(child.exitcode(), Some(-9));
     // Its references and its lock are released; the server keeps serving.
     assert!(eventually(T, || manager.stats().unwrap() == before), "{:?} vs {before:?}", manager.stats());
-    assert!(lock.acquire(true, Some(T)).unwrap(), "the dead child's lock was released");
+    lock.acquire_timeout(T).expect("the dead child's lock was released");
     assert!(barrier.broken().unwrap(), "a waiter that vanished breaks the barrier");
     assert_eq!(made.qsize().unwrap(), 1, "the child's put is still there");
 }
@@ -334,11 +334,11 @@ fn joinable_queue_event_and_condition_across_processes() {
     for i in 1..=5 {
         jobs.put(i).unwrap();
     }
-    assert!(jobs.join_timeout(T).unwrap(), "every job was marked done by the child");
-    assert!(done.wait(Some(T)).unwrap());
+    jobs.join_timeout(T).expect("every job was marked done by the child");
+    done.wait_timeout(T).unwrap();
     {
         let _g = cond.lock().unwrap();
-        assert!(cond.wait_for(|| ns.get::<bool>("ready").unwrap(), Some(T)).unwrap());
+        cond.wait_for_timeout(|| ns.get::<bool>("ready").unwrap(), T).unwrap();
     }
     assert_eq!(sums.get(&"child".to_string()).unwrap(), Some(15));
     assert_eq!(finish(&mut child, T), 0);

@@ -228,11 +228,11 @@ s.serve_forever()
         assert_eq!(d.get(&"x".to_string())?, Some(1));
         assert!(matches!(d.remove(&"nope".to_string()), Err(ManagerError::KeyMissing { .. })));
         let lock = m.lock()?;
-        assert!(lock.acquire(true, None)?);
+        lock.acquire()?;
         lock.release()?;
         let e = m.event()?;
         e.set()?;
-        assert!(e.wait(Some(Duration::from_secs(1)))?);
+        e.wait_timeout(Duration::from_secs(1))?;
         assert!(m.stats()?.objects >= 5);
         m.shutdown()
     };

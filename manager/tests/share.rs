@@ -31,10 +31,7 @@ fn spawned_appends(a: SpawnArgs) {
         let again: ListProxy<u32> = postcard::from_bytes(&bytes).map_err(|_| 4)?;
         again.append(a.n + 1).map_err(|_| 5)?;
         drop(again);
-        match a.go.wait(Some(T)) {
-            Ok(true) => Ok(()),
-            _ => Err(6),
-        }
+        a.go.wait_timeout(T).map_err(|_| 6)
     })();
     std::process::exit(code.err().unwrap_or(0));
 }

@@ -43,7 +43,7 @@ fn main() -> mproc::Result<()> {
                 std::thread::sleep(Duration::from_millis(10));
                 result.put(r)?;
             }
-            Err(ManagerError::QueueEmpty) => println!("task queue is empty"),
+            Err(ManagerError::Timeout { .. }) => println!("task queue is empty"),
             Err(e) => return Err(e.into()),
         }
     }
