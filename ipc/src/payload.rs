@@ -11,7 +11,7 @@
 //! properly aligned `Vec<T>`.
 //!
 //! Both are ordinary serde types, so they travel wherever a typed item does:
-//! [`Queue`] and its kin, [`Connection::send`](crate::Connection::send) /
+//! [`Queue`](crate::Queue) and its kin, [`Connection::send`](crate::Connection::send) /
 //! [`recv`](crate::Connection::recv), pool arguments and results, manager values.
 //!
 //! # Wire format (postcard)
@@ -149,7 +149,7 @@ fn fail<E: de::Error>(e: PayloadError) -> E {
 
 /// A byte string that encodes as one copy: serde's `serialize_bytes`, not a
 /// sequence of `u8`s. Use it instead of `Vec<u8>` for byte payloads: through a
-/// [`Queue`] a 64 KiB `Bytes` moves about ten times faster than a
+/// [`Queue`](crate::Queue) a 64 KiB `Bytes` moves about ten times faster than a
 /// `Vec<u8>`.
 ///
 /// A thin wrapper over `Vec<u8>`: it derefs to `[u8]`, converts from and into
