@@ -49,6 +49,11 @@
 //! | the ranks run different executables | rank 0 aborts the job before any task, naming the rank |
 //! | started without `mpiexec`, or with one rank | [`MpiError::NoWorkers`]: there is no rank to run tasks |
 //!
+//! # Cores
+//! MPICH's ranks poll while they wait for a message. Start at most one rank per core: a
+//! rank more than the cores takes time from the working ranks (on 2 cores, `map` of small
+//! items costs about 0.03 µs per item with `-n 2` and ten times that with `-n 3`).
+//!
 //! # Features
 //! The MPI binding sits behind the `mpi` cargo feature, off by default: without it this
 //! crate holds only the message framing, so a workspace build needs no MPI library. With

@@ -297,7 +297,7 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: "mpi_pool_map",
-        title: "MPI pool map(identity), per item, 2 worker ranks on this machine (mpiexec -n 3)",
+        title: "MPI pool map(identity), per item, 2 ranks on this machine (mpiexec -n 2)",
         unit: "µs",
         better: Better::Lower,
         convert: US,
