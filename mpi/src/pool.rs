@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mpi::traits::Communicator;
 use mpi::Threading;
-use mproc_pool::remote::RemoteTask;
+use mproc_pool::remote::{default_chunksize, RemoteTask};
 use mproc_pool::{PoolError, StarFn};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -262,10 +262,6 @@ impl Drop for MpiPool {
     }
 }
 
-fn default_chunksize(len: usize, workers: usize) -> usize {
-    len.div_ceil(workers.max(1) * 4).max(1)
-}
-
 /// The result of [`MpiPool::apply_async`], Python's `AsyncResult`.
 pub struct MpiAsyncResult<R> {
     rx: Receiver<Reply>,
@@ -375,18 +371,5 @@ impl<R: DeserializeOwned> Iterator for MpiImap<R> {
                 Err(e) => return Some(Err(e)),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunksize_follows_cpython() {
-        assert_eq!(default_chunksize(0, 2), 1);
-        assert_eq!(default_chunksize(10_000, 2), 1250);
-        assert_eq!(default_chunksize(9, 2), 2);
-        assert_eq!(default_chunksize(5, 0), 2);
     }
 }

@@ -256,9 +256,11 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// CPython's default chunk size for `map`: `ceil(len / (4 × workers))`.
-pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
-    len.div_ceil(4 * workers).max(1)
+/// CPython's default chunk size for `map`: `ceil(len / (4 × workers))`, at least 1
+/// (a count of 0 workers counts as 1). Pools of other launchers share it through
+/// [`remote::default_chunksize`](crate::remote::default_chunksize).
+pub fn default_chunksize(len: usize, workers: usize) -> usize {
+    len.div_ceil(4 * workers.max(1)).max(1)
 }
 
 fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, PoolError> {
@@ -674,6 +676,8 @@ mod tests {
         assert_eq!(default_chunksize(9, 2), 2);
         assert_eq!(default_chunksize(1, 4), 1);
         assert_eq!(default_chunksize(0, 4), 1);
+        assert_eq!(default_chunksize(10_000, 2), 1250);
+        assert_eq!(default_chunksize(5, 0), 2, "no workers counts as one");
     }
 
     #[test]

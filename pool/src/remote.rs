@@ -12,6 +12,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::pool::default_chunksize;
 use crate::task::{Code, StarFn};
 use crate::PoolError;
 
