@@ -15,7 +15,6 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
@@ -24,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 mod common;
+use common::worker::Worker;
 use common::xcopy::xcopy_limit_bytes_per_iter;
 
 /// The queue's bound, as in CPython's run.
@@ -32,40 +32,20 @@ const MAXSIZE: usize = 64;
 const SIZES: [(&str, usize); 3] = [("4k", 4 << 10), ("64k", 64 << 10), ("1m", 1 << 20)];
 
 /// Benches `id`: a forked producer `put_ref`s `item` as often as the parent
-/// asks (over a command queue); the parent gets each, owning it.
+/// asks; the parent gets each, owning it.
 fn queue_case<T>(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, item: T)
 where
     T: Serialize + DeserializeOwned,
 {
     let data: Queue<T> = Queue::with_maxsize(MAXSIZE).unwrap();
-    let cmd = Queue::<u64>::with_maxsize(4).unwrap();
-    let pid = {
-        let (cmd, data) = (cmd.clone(), data.clone());
-        common::fork_child(None, move || {
-            while let Ok(n) = cmd.get() {
-                if n == 0 {
-                    return;
-                }
-                for _ in 0..n {
-                    if data.put_ref(&item).is_err() {
-                        return;
-                    }
-                }
-            }
-        })
-    };
+    let producer = Worker::putting(&data, item);
     g.bench_function(id, |b| {
         b.iter_custom(|iters| {
-            let t = Instant::now();
-            cmd.put(iters).unwrap();
-            for _ in 0..iters {
+            producer.time(iters, || {
                 black_box(data.get().unwrap());
-            }
-            t.elapsed()
+            })
         })
     });
-    cmd.put(0).unwrap();
-    common::reap(pid);
 }
 
 /// Benches `bytes-get-with`: as `queue_case` with `Bytes`, but the parent
@@ -73,35 +53,14 @@ where
 /// each 4 KiB page, so that the bytes are touched) instead of copying it out.
 fn bytes_get_with_case(g: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
     let data = Queue::<Bytes>::with_maxsize(MAXSIZE).unwrap();
-    let cmd = Queue::<u64>::with_maxsize(4).unwrap();
-    let item = Bytes::from(vec![7u8; size]);
-    let pid = {
-        let (cmd, data) = (cmd.clone(), data.clone());
-        common::fork_child(None, move || {
-            while let Ok(n) = cmd.get() {
-                if n == 0 {
-                    return;
-                }
-                for _ in 0..n {
-                    if data.put_ref(&item).is_err() {
-                        return;
-                    }
-                }
-            }
-        })
-    };
+    let producer = Worker::putting(&data, Bytes::from(vec![7u8; size]));
     g.bench_function("bytes-get-with", |b| {
         b.iter_custom(|iters| {
-            let t = Instant::now();
-            cmd.put(iters).unwrap();
-            for _ in 0..iters {
+            producer.time(iters, || {
                 black_box(data.get_with(|b| b.iter().step_by(4096).map(|&x| u64::from(x)).sum::<u64>()).unwrap());
-            }
-            t.elapsed()
+            })
         })
     });
-    cmd.put(0).unwrap();
-    common::reap(pid);
 }
 
 fn payload(c: &mut Criterion) {

@@ -5,8 +5,10 @@
 //! `crossbeam-channel` between two threads (`crossbeam`).
 //!
 //! `queue_bytes_tput`: the same with 4 KiB items (`serde_bytes::ByteBuf`, which
-//! postcard encodes as one length and a copy), against `memcpy` of 4 KiB into a
-//! rotating destination the size of the queue's ring (`limit-memcpy`). As in
+//! postcard encodes as one length and a copy), against the cross-process copy
+//! limit (`limit-xcopy`, below), with an in-process `memcpy` of 4 KiB into a
+//! rotating destination the size of the queue's ring as a reference for scale
+//! (`ref-memcpy`: no cross-process queue can reach it). As in
 //! CPython's benchmark, which puts one `bytes` object again and again, the
 //! producer sends one buffer it keeps: mproc with `put_ref`, `ipc-channel` with
 //! its bytes channel, the socketpair with `write(2)`. The consumer owns each
@@ -19,7 +21,8 @@
 //! processes, an SPSC ring in shared memory, `memcpy` in and `memcpy` out.
 //!
 //! The producer is a forked child told over a command queue how many items to
-//! send; the time runs from the command to the last item received.
+//! send (`common/worker.rs`); the time runs from the command to the last item
+//! received.
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use std::hint::black_box;
@@ -28,93 +31,51 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
 use ipc_channel::ipc;
 use mproc_ipc::{Queue, QueueBuilder};
 use serde_bytes::ByteBuf;
 
 mod common;
 use common::reap;
+use common::worker::Worker;
+use common::xcopy::xcopy_limit_bytes_per_iter;
 
 const BIG: usize = 4096;
 /// The 4 KiB queue's bound: a ring of about 1 MiB, as the SPSC ring bench uses.
 const BIG_SLOTS: usize = 256;
 
-/// mproc: `cmd` carries the count (0: exit), `data` the items, each put by
-/// `put(&data, i)` (false: stop).
-fn mproc_case<T, F>(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, data: Queue<T>, put: F)
+/// mproc: a forked producer puts each item with `put(&data, i)` (false: stop).
+fn mproc_case<T, F>(g: &mut BenchmarkGroup<'_, WallTime>, data: Queue<T>, put: F)
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
     F: Fn(&Queue<T>, u64) -> bool,
 {
-    let cmd = Queue::<u64>::with_maxsize(4).unwrap();
-    let pid = {
-        let (cmd, data) = (cmd.clone(), data.clone());
-        common::fork_child(None, move || {
-            while let Ok(n) = cmd.get() {
-                if n == 0 {
-                    return;
-                }
-                for i in 0..n {
-                    if !put(&data, i) {
-                        return;
-                    }
-                }
-            }
-        })
+    let producer = {
+        let data = data.clone();
+        Worker::producer(move |i| put(&data, i))
     };
     g.bench_function("mproc", |b| {
         b.iter_custom(|iters| {
-            let t = Instant::now();
-            cmd.put(iters).unwrap();
-            for _ in 0..iters {
+            producer.time(iters, || {
                 black_box(data.get().unwrap());
-            }
-            t.elapsed()
+            })
         })
     });
-    cmd.put(0).unwrap();
-    reap(pid);
 }
 
-/// ipc-channel: `cmd` carries the count (0: exit); the child calls `send(i)`
-/// per item (false: stop), the parent `recv()` per item.
-fn ipc_channel_case(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    mut send: impl FnMut(u64) -> bool,
-    mut recv: impl FnMut(),
-) {
-    let (cmd_tx, cmd_rx) = ipc::channel::<u64>().unwrap();
-    let pid = common::fork_child(None, move || {
-        while let Ok(n) = cmd_rx.recv() {
-            if n == 0 {
-                return;
-            }
-            for i in 0..n {
-                if !send(i) {
-                    return;
-                }
-            }
-        }
-    });
-    g.bench_function("ipc-channel", |b| {
-        b.iter_custom(|iters| {
-            let t = Instant::now();
-            cmd_tx.send(iters).unwrap();
-            for _ in 0..iters {
-                recv();
-            }
-            t.elapsed()
-        })
-    });
-    cmd_tx.send(0).unwrap();
-    reap(pid);
+/// ipc-channel: a forked producer calls `send(i)` per item (false: stop), the
+/// parent `recv()` per item.
+fn ipc_channel_case(g: &mut BenchmarkGroup<'_, WallTime>, send: impl FnMut(u64) -> bool, mut recv: impl FnMut()) {
+    let producer = Worker::producer(send);
+    g.bench_function("ipc-channel", |b| b.iter_custom(|iters| producer.time(iters, &mut recv)));
 }
 
 /// A raw socketpair: the producer writes each item with its own `write(2)`
 /// (as a queue's put must make it visible at once); the consumer reads through
 /// a buffer.
-fn socketpair_case(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, size: usize) {
+fn socketpair_case(g: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
     let (here, mut there) = UnixStream::pair().unwrap();
     let here_fd = here.as_raw_fd();
     let pid = common::fork_child(None, move || {
@@ -218,8 +179,9 @@ fn queue_bytes_tput(c: &mut Criterion) {
         },
     );
     socketpair_case(&mut g, BIG);
+    g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| xcopy_limit_bytes_per_iter(BIG, iters)));
     let ring_bytes = BIG_SLOTS * (BIG + 64);
-    g.bench_function("limit-memcpy", |b| b.iter_custom(|iters| memcpy(iters, ring_bytes)));
+    g.bench_function("ref-memcpy", |b| b.iter_custom(|iters| memcpy(iters, ring_bytes)));
     g.finish();
 }
 
@@ -239,7 +201,7 @@ fn queue_large(c: &mut Criterion, id: &str, size: usize) {
             black_box(data_rx.recv().unwrap());
         },
     );
-    g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| common::xcopy::xcopy_limit_bytes_per_iter(size, iters)));
+    g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| xcopy_limit_bytes_per_iter(size, iters)));
     g.finish();
 }
 

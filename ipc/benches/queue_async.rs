@@ -2,7 +2,8 @@
 //! awaits them with `Queue::get_async` on a current-thread tokio runtime
 //! (`mproc`), beside the same consumer calling the blocking `get`
 //! (`mproc-blocking`) — the target is half the blocking throughput. The
-//! producer is a forked child told over a command queue how many items to put.
+//! producer is a forked child told over a command queue how many items to put
+//! (`common/worker.rs`).
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use std::hint::black_box;
@@ -12,33 +13,21 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mproc_ipc::Queue;
 
 mod common;
-use common::reap;
+use common::worker::Worker;
 
 fn queue_tput_async(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue_tput_async");
     let data = Queue::<u64>::new().unwrap();
-    let cmd = Queue::<u64>::with_maxsize(4).unwrap();
-    let pid = {
-        let (cmd, data) = (cmd.clone(), data.clone());
-        common::fork_child(None, move || {
-            while let Ok(n) = cmd.get() {
-                if n == 0 {
-                    return;
-                }
-                for i in 0..n {
-                    if data.put(i).is_err() {
-                        return;
-                    }
-                }
-            }
-        })
+    let producer = {
+        let data = data.clone();
+        Worker::producer(move |i| data.put(i).is_ok())
     };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     g.bench_function("mproc", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
                 let t = Instant::now();
-                cmd.put(iters).unwrap();
+                producer.ask(iters);
                 for _ in 0..iters {
                     black_box(data.get_async().await.unwrap());
                 }
@@ -48,16 +37,12 @@ fn queue_tput_async(c: &mut Criterion) {
     });
     g.bench_function("mproc-blocking", |b| {
         b.iter_custom(|iters| {
-            let t = Instant::now();
-            cmd.put(iters).unwrap();
-            for _ in 0..iters {
+            producer.time(iters, || {
                 black_box(data.get().unwrap());
-            }
-            t.elapsed()
+            })
         })
     });
-    cmd.put(0).unwrap();
-    reap(pid);
+    drop(producer);
     g.finish();
 }
 

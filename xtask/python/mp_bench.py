@@ -6,7 +6,8 @@ standard library only. Each case prints one line, tab-separated:
 
     name<TAB>figure<TAB>unit
 
-Lines starting with `#` are metadata (interpreter version, start method).
+Lines starting with `#` are metadata (interpreter version, start method). A cost
+curve prints one line per point, named `curve/x` (x: bytes or processes).
 
 Usage: python3 mp_bench.py [--quick] [case ...]
        python3 mp_bench.py --manager ADDRESS:AUTHKEY --ops N manager_call_py
@@ -44,6 +45,10 @@ OPS = {
     "manager_call_py": 10_000,
     "pickle_codec": 100_000,
     "mpi_pool_map": 100_000,
+    # The curves: operations at each point up to 1 KiB (fewer for larger items, see _per_size).
+    "pipe_rtt_curve": 20_000,
+    "queue_curve": 20_000,
+    "queue_procs": 100_000,
 }
 QUICK_DIV = 10
 MIN_OPS = 5
@@ -111,8 +116,8 @@ def queue_large_16m(n, size=16 << 20):
     return _queue_large(n, size, "MB/s (16 MiB bytes messages)")
 
 
-def _queue_large(n, size, unit):
-    q = mp.Queue()
+def _queue_large(n, size, unit, maxsize=0):
+    q = mp.Queue(maxsize=maxsize)
     consumer = mp.Process(target=_drain, args=(q, n))
     consumer.start()
     payload = b"\x5a" * size
@@ -318,6 +323,83 @@ def pickle_codec(n):
     return elapsed / n * 1e6, "us/encode+decode"
 
 
+# --- Cost curves: one figure per point, returned as a list of (x, figure, unit). ---
+
+SIZES = [64, 1 << 10, 4 << 10, 64 << 10, 1 << 20, 16 << 20]
+
+
+def _per_size(n, size):
+    """Operations at one size of a curve: n up to 1 KiB, proportionally fewer above."""
+    return max(MIN_OPS, min(n, n * 1024 // size))
+
+
+def pipe_rtt_curve(n):
+    """Round trips of 64 B ... 16 MiB through a Pipe to an echoing process."""
+    out = []
+    for size in SIZES:
+        ops = _per_size(n, size)
+        here, there = mp.Pipe()
+        child = mp.Process(target=_echo, args=(there, ops + 1))
+        child.start()
+        payload = bytes(size)
+        here.send_bytes(payload)  # one round trip to warm up, untimed
+        here.recv_bytes()
+        start = time.perf_counter()
+        for _ in range(ops):
+            here.send_bytes(payload)
+            here.recv_bytes()
+        elapsed = time.perf_counter() - start
+        child.join()
+        out.append((size, elapsed / ops * 1e6, f"us/round-trip ({size} B bytes)"))
+    return out
+
+
+def queue_curve(n):
+    """`bytes` of 64 B ... 16 MiB through Queue(maxsize=min(64, 64 MiB / size)), 1 -> 1."""
+    out = []
+    for size in SIZES:
+        ops = _per_size(n, size)
+        maxsize = max(1, min(64, (64 << 20) // size))
+        out.append((size, *_queue_large(ops, size, f"MB/s ({size} B bytes)", maxsize)))
+    return out
+
+
+def _produce(q, k, ready):
+    ready.wait()
+    for i in range(k):
+        q.put(i)
+
+
+def _consume(q, k, ready, done):
+    ready.wait()
+    for _ in range(k):
+        q.get()
+    done.put(k)
+
+
+def queue_procs(n):
+    """n ints from p producer processes to p consumer processes through one Queue, p = 1, 2, 4;
+    timed from the moment every process is up to the last consumer's report."""
+    out = []
+    for procs in (1, 2, 4):
+        q, done = mp.Queue(), mp.Queue()
+        shares = [n // procs + (k < n % procs) for k in range(procs)]
+        ready = mp.Barrier(2 * procs + 1)
+        workers = [mp.Process(target=_produce, args=(q, k, ready)) for k in shares]
+        workers += [mp.Process(target=_consume, args=(q, k, ready, done)) for k in shares]
+        for w in workers:
+            w.start()
+        ready.wait()
+        start = time.perf_counter()
+        for _ in shares:
+            done.get()
+        elapsed = time.perf_counter() - start
+        for w in workers:
+            w.join()
+        out.append((procs, n / elapsed, f"msgs/s (int, {procs} producers -> {procs} consumers)"))
+    return out
+
+
 CASES = {
     "pipe_rtt": pipe_rtt,
     "queue_tput": queue_tput,
@@ -340,6 +422,9 @@ CASES = {
     "manager_call_py": manager_call_py,
     "pickle_codec": pickle_codec,
     "mpi_pool_map": mpi_pool_map,
+    "pipe_rtt_curve": pipe_rtt_curve,
+    "queue_curve": queue_curve,
+    "queue_procs": queue_procs,
 }
 
 
@@ -360,8 +445,13 @@ def main(argv):
     print(f"#start_method\t{mp.get_start_method()}", flush=True)
     for name in names:
         n = max(MIN_OPS, OPS[name] // QUICK_DIV) if quick else OPS[name]
-        figure, unit = CASES[name](n)
-        print(f"{name}\t{figure:.4f}\t{unit}", flush=True)
+        result = CASES[name](n)
+        if isinstance(result, list):  # a curve: one line per point, named curve/x
+            for x, figure, unit in result:
+                print(f"{name}/{x}\t{figure:.4f}\t{unit}", flush=True)
+        else:
+            figure, unit = result
+            print(f"{name}\t{figure:.4f}\t{unit}", flush=True)
     return 0
 
 

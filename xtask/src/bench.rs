@@ -7,8 +7,9 @@
 //!    `<target>/mproc-bench/criterion`. By convention the group is the case id, the function
 //!    id the system, one iteration one operation.
 //! 3. Reads criterion's estimates of this run, builds the rows of every case (a system that
-//!    reported nothing is listed as not measured), and writes `report.md`, `report.json` and
-//!    one SVG chart per case to `<target>/mproc-bench/`; the table also goes to stdout.
+//!    reported nothing is listed as not measured) and the points of every cost curve, and
+//!    writes `report.md`, `report.json` and one SVG chart per case and per curve to
+//!    `<target>/mproc-bench/`; the report also goes to stdout.
 //!
 //! Progress goes to stderr, the table to stdout.
 //!
@@ -20,6 +21,7 @@
 //! setup (e.g. the ≥100k items of `pool_map`) when it is `quick`.
 
 use crate::criterion;
+use crate::report::curves::{self, Curve, CURVES};
 use crate::report::{self, Case, Meta, PyFigure, Python, CASES};
 use crate::svg;
 use std::collections::BTreeMap;
@@ -109,8 +111,8 @@ pub fn parse_args(args: &[String]) -> crate::Result<Options> {
             "--full" => opts.mode = Mode::Full,
             "--case" => {
                 let name = it.next().ok_or("--case needs a case name")?;
-                if report::case(name).is_none() {
-                    let known: Vec<&str> = CASES.iter().map(|c| c.id).collect();
+                if report::ids().all(|id| id != name) {
+                    let known: Vec<&str> = report::ids().collect();
                     return Err(format!("unknown case `{name}`; the cases are: {}", known.join(", ")));
                 }
                 opts.case = Some(name.clone());
@@ -291,7 +293,9 @@ pub fn parse_python(out: &str) -> (BTreeMap<String, String>, BTreeMap<String, f6
     (meta, figures)
 }
 
-fn run_python(root: &Path, mode: Mode, cases: &[&Case]) -> Python {
+/// CPython's figures for the cases and curves `ids` (id, unit): per case its figure, per
+/// curve one figure per point (keyed `<curve>/<x>`).
+fn run_python(root: &Path, mode: Mode, ids: &[(&str, &str)]) -> Python {
     let script = root.join("xtask/python/mp_bench.py");
     let present = Command::new("python3")
         .args(["-c", "import multiprocessing"])
@@ -309,19 +313,20 @@ fn run_python(root: &Path, mode: Mode, cases: &[&Case]) -> Python {
     let mut version = String::from("CPython");
     let mut figures = BTreeMap::new();
     let mut failures = BTreeMap::new();
-    for case in cases {
-        if !script_src.contains(&format!("\"{}\":", case.id)) {
-            eprintln!("==> CPython {}: no CPython counterpart in mp_bench.py", case.id);
+    for &(id, unit) in ids {
+        if !script_src.contains(&format!("\"{id}\":")) {
+            eprintln!("==> CPython {id}: no CPython counterpart in mp_bench.py");
             continue;
         }
-        let mut got = Vec::new();
+        // Figure name (the id, or `<id>/<x>` for a curve's point) → the figure of each run.
+        let mut got: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for run in 1..=runs {
             let mut cmd = Command::new("python3");
             cmd.arg(&script).current_dir(root).stdout(Stdio::piped());
             if mode == Mode::Quick {
                 cmd.arg("--quick");
             }
-            cmd.arg(case.id);
+            cmd.arg(id);
             let result = run_with_timeout(cmd, mode.python_timeout());
             match result {
                 Ok((status, out)) if status.success() => {
@@ -329,34 +334,33 @@ fn run_python(root: &Path, mode: Mode, cases: &[&Case]) -> Python {
                     if let (Some(v), Some(m)) = (meta.get("python"), meta.get("start_method")) {
                         version = format!("{v}, default start method {m}");
                     }
-                    match figs.get(case.id) {
-                        Some(&f) => {
-                            eprintln!(
-                                "==> CPython {} (run {run}/{runs}): {} {}",
-                                case.id,
-                                report::fmt_num(f),
-                                case.unit
-                            );
-                            got.push(f);
-                        }
-                        None => {
-                            failures.insert(case.id.to_owned(), "not measured (no figure in the output)".to_owned());
-                        }
+                    let ours: Vec<(String, f64)> = figs
+                        .into_iter()
+                        .filter(|(name, _)| name == id || name.strip_prefix(id).is_some_and(|x| x.starts_with('/')))
+                        .collect();
+                    if ours.is_empty() {
+                        failures.insert(id.to_owned(), "not measured (no figure in the output)".to_owned());
+                    }
+                    for (name, f) in ours {
+                        eprintln!("==> CPython {name} (run {run}/{runs}): {} {unit}", report::fmt_num(f));
+                        got.entry(name).or_default().push(f);
                     }
                 }
                 Ok((status, _)) => {
-                    eprintln!("==> CPython {}: failed ({status})", case.id);
-                    failures.insert(case.id.to_owned(), format!("not measured (mp_bench.py {status})"));
+                    eprintln!("==> CPython {id}: failed ({status})");
+                    failures.insert(id.to_owned(), format!("not measured (mp_bench.py {status})"));
                 }
                 Err(e) => {
-                    eprintln!("==> CPython {}: {e}", case.id);
-                    failures.insert(case.id.to_owned(), format!("not measured (mp_bench.py {e})"));
+                    eprintln!("==> CPython {id}: {e}");
+                    failures.insert(id.to_owned(), format!("not measured (mp_bench.py {e})"));
                 }
             }
         }
         if !got.is_empty() {
-            failures.remove(case.id);
-            figures.insert(case.id.to_owned(), PyFigure::of(&got));
+            failures.remove(id);
+        }
+        for (name, figs) in got {
+            figures.insert(name, PyFigure::of(&figs));
         }
     }
     Python::Ran { version, figures, failures }
@@ -370,12 +374,15 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
     let home = out_dir.join("criterion");
     std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
     let cases: Vec<&Case> = CASES.iter().filter(|c| opts.case.as_deref().is_none_or(|id| id == c.id)).collect();
+    let curves: Vec<&Curve> = CURVES.iter().filter(|c| opts.case.as_deref().is_none_or(|id| id == c.id)).collect();
     let criterion_args = opts.mode.criterion_args();
     let mut notes = Vec::new();
     let mut failed = Vec::new();
 
-    eprintln!("==> mproc bench, mode {}, {} case(s)", opts.mode.name(), cases.len());
-    let python = run_python(root, opts.mode, &cases);
+    eprintln!("==> mproc bench, mode {}, {} case(s), {} curve(s)", opts.mode.name(), cases.len(), curves.len());
+    let ids: Vec<(&str, &str)> =
+        cases.iter().map(|c| (c.id, c.unit)).chain(curves.iter().map(|c| (c.id, c.unit))).collect();
+    let python = run_python(root, opts.mode, &ids);
 
     let benches = discover_benches(root);
     if benches.is_empty() {
@@ -447,6 +454,14 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
     };
     let rows = report::build_rows(&cases, &measured, &python, missing);
     let extra = report::extra_rows(&measured);
+    let points = curves::points(&curves, &measured, &python);
+    if let Python::Ran { failures, .. } = &python {
+        for c in &curves {
+            if let Some(why) = failures.get(c.id) {
+                notes.push(format!("CPython's `{}` curve: {why}", c.id));
+            }
+        }
+    }
     let python_desc = match &python {
         Python::Skipped(why) => why.clone(),
         Python::Ran { version, .. } => {
@@ -464,12 +479,17 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
         let path = out_dir.join(name);
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
     };
-    let md = report::markdown(&meta, &cases, &rows, &extra);
+    let md = report::markdown(&meta, &cases, &rows, &curves, &points, &extra);
     write("report.md", &md)?;
-    let json = serde_json::to_string_pretty(&report::json(&meta, &rows, &extra)).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report::json(&meta, &rows, &curves, &points, &extra))
+        .map_err(|e| e.to_string())?;
     write("report.json", &json)?;
     for case in &cases {
         write(&format!("{}.svg", case.id), &svg::chart(case, &rows))?;
+    }
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    for curve in &curves {
+        write(&format!("{}.svg", curve.id), &svg::curve_chart(curve, &points, cpus))?;
     }
     println!("{md}");
     println!("Written: {0}/report.md, {0}/report.json, {0}/<case>.svg", out_dir.display());

@@ -6,9 +6,11 @@
 //! `figure / reference`; so "≤ 2× the limit's time" is a ratio vs the limit of ≥ 0.5.
 
 use crate::criterion::Measured;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+
+pub mod curves;
+mod render;
+pub use render::{fmt_num, json, markdown, Meta};
 
 /// Which way a figure is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,10 +116,10 @@ pub const CASES: &[Case] = &[
         unit: "MB/s",
         better: Better::Higher,
         convert: Convert::MegabytesPerSecond(4096.0),
-        systems: &["mproc", "ipc-channel", "socketpair", "limit-memcpy"],
-        limit: Some("limit-memcpy"),
-        target: Target::VsLimit(0.5),
-        target_text: "≥ 50 % of memcpy",
+        systems: &["mproc", "ipc-channel", "socketpair", "limit-xcopy", "ref-memcpy"],
+        limit: Some("limit-xcopy"),
+        target: Target::VsLimit(0.8),
+        target_text: "≥ 80 % of the cross-process copy limit",
     },
     Case {
         id: "queue_large_1m",
@@ -346,6 +348,11 @@ pub fn case(id: &str) -> Option<&'static Case> {
     CASES.iter().find(|c| c.id == id)
 }
 
+/// Every id `cargo xtask bench` knows: the cases, then the curves.
+pub fn ids() -> impl Iterator<Item = &'static str> {
+    CASES.iter().map(|c| c.id).chain(curves::CURVES.iter().map(|c| c.id))
+}
+
 /// How many times faster `figure` is than `reference` (> 1: faster).
 pub fn speed_ratio(better: Better, figure: f64, reference: f64) -> f64 {
     match better {
@@ -468,13 +475,23 @@ pub const MPROC_VARIANTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Reference rows (`ref-*`): figures no cross-process design reaches, shown after the limits
+/// for scale (never a target, a limit or a rival), with what the report says about each.
+pub const REFERENCES: &[(&str, &str)] = &[(
+    "ref-memcpy",
+    "`ref-memcpy` is an in-process `memcpy` of each item into a rotating buffer the size of \
+     the queue's ring: a reference for scale, not a target. No cross-process queue reaches \
+     it; the limit is `limit-xcopy`, two processes copying through a shared-memory ring.",
+)];
+
 /// Order of systems within a case: mproc, the peers (in the case's order, then any others
-/// alphabetically), CPython, the limits.
+/// alphabetically), CPython, the limits, the references.
 fn system_rank(case: &Case, system: &str) -> (u8, usize, String) {
     let rank = match system {
         "mproc" => 0,
         "CPython" => 2,
         s if s.starts_with("limit-") => 3,
+        s if s.starts_with("ref-") => 4,
         _ => 1,
     };
     let pos = case.systems.iter().position(|s| *s == system).unwrap_or(usize::MAX);
@@ -575,11 +592,12 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
     rows
 }
 
-/// Rows for criterion groups that are not cases of §4 (e.g. `spsc_64`): ns per iteration.
+/// Rows for criterion groups that are neither cases nor curves (e.g. `spsc_64`): ns per
+/// iteration.
 pub fn extra_rows(measured: &[Measured]) -> Vec<Row> {
     measured
         .iter()
-        .filter(|m| case(&m.group).is_none())
+        .filter(|m| case(&m.group).is_none() && curves::curve(&m.group).is_none())
         .map(|m| Row {
             case: m.group.clone(),
             system: m.function.clone(),
@@ -596,199 +614,6 @@ pub fn extra_rows(measured: &[Measured]) -> Vec<Row> {
             vs_best_peer: None,
         })
         .collect()
-}
-
-/// A figure with about three significant digits.
-pub fn fmt_num(x: f64) -> String {
-    let a = x.abs();
-    if a >= 100.0 {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
-        format!("{x:.1}")
-    } else if a >= 1.0 {
-        format!("{x:.2}")
-    } else if a >= 0.01 {
-        format!("{x:.3}")
-    } else {
-        format!("{x:.2e}")
-    }
-}
-
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or("—".to_owned(), |r| format!("{}×", fmt_num(r)))
-}
-
-fn fmt_spread(r: &Row) -> String {
-    let n = if r.system == "CPython" {
-        if r.runs == 1 {
-            "1 run".to_owned()
-        } else {
-            format!("{} runs", r.runs)
-        }
-    } else {
-        format!("n={}", r.runs)
-    };
-    match (r.figure, r.range) {
-        (Some(f), Some((lo, hi))) => format!("±{:.1} %, {n}", (hi - lo) / 2.0 / f * 100.0),
-        (Some(_), None) => n,
-        _ => "—".to_owned(),
-    }
-}
-
-/// The rows as a Markdown table.
-pub fn table(rows: &[Row]) -> String {
-    let mut t = String::from(
-        "| case | system | figure | unit | spread | vs CPython | vs limit | target | met |\n\
-         | --- | --- | ---: | --- | ---: | ---: | ---: | --- | --- |\n",
-    );
-    for r in rows {
-        let figure = r.figure.map_or_else(|| r.note.clone(), fmt_num);
-        let dir = match r.better {
-            Better::Lower => "↓",
-            Better::Higher => "↑",
-        };
-        let met = match r.met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None if r.target.is_some() => "n/a",
-            None => "",
-        };
-        let _ = writeln!(
-            t,
-            "| {} | {} | {} | {} {dir} | {} | {} | {} | {} | {met} |",
-            r.case,
-            r.system,
-            figure,
-            r.unit,
-            fmt_spread(r),
-            fmt_ratio(r.vs_cpython),
-            fmt_ratio(r.vs_limit),
-            r.target.as_deref().unwrap_or(""),
-        );
-    }
-    t
-}
-
-/// One line per case: mproc against CPython and against the limit, and the target.
-pub fn summary(cases: &[&Case], rows: &[Row]) -> String {
-    let mut t = String::from(
-        "| case | unit | mproc | CPython | mproc vs CPython | limit | mproc vs limit | mproc vs best Rust peer | target | met |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
-    );
-    for case in cases {
-        let find = |system: &str| rows.iter().find(|r| r.case == case.id && r.system == system);
-        let fig = |r: Option<&Row>| r.and_then(|r| r.figure).map_or("—".to_owned(), fmt_num);
-        let mproc = find("mproc");
-        let limit = case.limit.map_or("—".to_owned(), |l| format!("{} ({l})", fig(find(l))));
-        let met = match mproc.and_then(|r| r.met) {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "n/a",
-        };
-        let dir = match case.better {
-            Better::Lower => "↓",
-            Better::Higher => "↑",
-        };
-        let _ = writeln!(
-            t,
-            "| {} | {} {dir} | {} | {} | {} | {limit} | {} | {} | {} | {met} |",
-            case.id,
-            case.unit,
-            fig(mproc),
-            fig(find("CPython")),
-            fmt_ratio(mproc.and_then(|r| r.vs_cpython)),
-            fmt_ratio(mproc.and_then(|r| r.vs_limit)),
-            mproc
-                .and_then(|r| r.vs_best_peer.as_ref())
-                .map_or("—".to_owned(), |(peer, ratio)| format!("{} ({peer})", fmt_ratio(Some(*ratio)))),
-            case.target_text,
-        );
-    }
-    t
-}
-
-/// Everything the report says besides the rows.
-pub struct Meta {
-    /// `quick`, `default` or `full`.
-    pub mode: String,
-    /// Criterion arguments used.
-    pub criterion_args: Vec<String>,
-    /// CPython description or why it was skipped.
-    pub python: String,
-    /// Free-form notes (failed benches, unreadable results).
-    pub notes: Vec<String>,
-}
-
-/// The Markdown report.
-pub fn markdown(meta: &Meta, cases: &[&Case], rows: &[Row], extra: &[Row]) -> String {
-    let mut md = String::from("# mproc side-by-side benchmark\n\n");
-    let _ = writeln!(md, "Mode `{}`; criterion `{}`.", meta.mode, meta.criterion_args.join(" "));
-    let _ = writeln!(md, "CPython: {}.", meta.python);
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let _ = writeln!(md, "Machine: {cpus} CPUs available; all figures from this one run.\n");
-    md.push_str(
-        "Figures: mproc, peers and limits are criterion medians (spread = half the confidence \
-         interval of the median, relative; n = criterion samples); CPython figures come from `xtask/python/mp_bench.py` \
-         (one run, or the median of several with `--full`; spread = half the min–max range). \
-         ↓ lower is better, ↑ higher is better. Ratios are speed ratios: how many times faster \
-         than CPython, the limit or the fastest cross-process Rust peer (> 1 = faster; crossbeam, rayon \
-         and std are in-process bounds, not rivals).\n\n## Summary\n\n",
-    );
-    md.push_str(&summary(cases, rows));
-    md.push_str("\n## Every system\n\n");
-    md.push_str(&table(rows));
-    let variants: Vec<&str> =
-        MPROC_VARIANTS.iter().filter(|(v, _)| rows.iter().any(|r| r.system == *v)).map(|(_, note)| *note).collect();
-    if !variants.is_empty() {
-        md.push('\n');
-        for note in variants {
-            let _ = writeln!(md, "- {note}");
-        }
-    }
-    if !extra.is_empty() {
-        md.push_str("\n## Other criterion groups\n\n");
-        md.push_str(&table(extra));
-    }
-    if !meta.notes.is_empty() {
-        md.push_str("\n## Notes\n\n");
-        for n in &meta.notes {
-            let _ = writeln!(md, "- {n}");
-        }
-    }
-    md
-}
-
-fn row_json(r: &Row) -> Value {
-    json!({
-        "case": r.case,
-        "system": r.system,
-        "figure": r.figure,
-        "unit": r.unit,
-        "better": match r.better { Better::Lower => "lower", Better::Higher => "higher" },
-        "low": r.range.map(|x| x.0),
-        "high": r.range.map(|x| x.1),
-        "runs": r.runs,
-        "note": r.note,
-        "ratio_vs_cpython": r.vs_cpython,
-        "ratio_vs_limit": r.vs_limit,
-        "target": r.target,
-        "met": r.met,
-        "best_peer": r.vs_best_peer.as_ref().map(|x| x.0.clone()),
-        "ratio_vs_best_peer": r.vs_best_peer.as_ref().map(|x| x.1),
-    })
-}
-
-/// The machine-readable report.
-pub fn json(meta: &Meta, rows: &[Row], extra: &[Row]) -> Value {
-    json!({
-        "mode": meta.mode,
-        "criterion_args": meta.criterion_args,
-        "python": meta.python,
-        "ratio": "speed ratio: times faster than the reference (> 1 = faster)",
-        "rows": rows.iter().map(row_json).collect::<Vec<_>>(),
-        "extra_groups": extra.iter().map(row_json).collect::<Vec<_>>(),
-        "notes": meta.notes,
-    })
 }
 
 #[cfg(test)]

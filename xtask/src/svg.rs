@@ -1,6 +1,8 @@
-//! Plain SVG bar charts of one case: one horizontal bar per system, on a log scale when the
-//! figures span more than a factor of 20. Written by hand: no plotting crate to compile.
+//! Plain SVG charts: per case one horizontal bar per system, on a log scale when the
+//! figures span more than a factor of 20; per cost curve one line per system on log-log
+//! axes. Written by hand: no plotting crate to compile.
 
+use crate::report::curves::{Curve, Point};
 use crate::report::{fmt_num, Better, Case, Row};
 use std::fmt::Write as _;
 
@@ -14,8 +16,22 @@ fn colour(system: &str) -> &'static str {
         "mproc" => "#d9480f",
         "CPython" => "#1c7ed6",
         s if s.starts_with("limit-") => "#868e96",
+        s if s.starts_with("ref-") => "#ced4da",
         _ => "#37b24d",
     }
+}
+
+/// The opening of a `w` × `h` chart: white ground, `title` in bold, `subtitle` below.
+fn header(w: f64, h: f64, title: &str, subtitle: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#
+    );
+    let _ = writeln!(s, r#"<rect x="0" y="0" width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(s, r#"<text x="10" y="22" font-size="16" font-weight="bold">{}</text>"#, escape(title));
+    let _ = writeln!(s, r##"<text x="10" y="42" fill="#555">{}</text>"##, escape(subtitle));
+    s
 }
 
 /// The chart for `case` from its rows (rows of other cases are ignored).
@@ -46,19 +62,11 @@ pub fn chart(case: &Case, rows: &[Row]) -> String {
         Better::Higher => "higher is better",
     };
     let scale = if log { "log scale" } else { "linear scale" };
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="sans-serif" font-size="13">"#
-    );
-    let _ = writeln!(s, r#"<rect x="0" y="0" width="{W}" height="{h}" fill="white"/>"#);
-    let _ = writeln!(s, r#"<text x="10" y="22" font-size="16" font-weight="bold">{}</text>"#, escape(case.id));
-    let _ = writeln!(
-        s,
-        r##"<text x="10" y="42" fill="#555">{} — {}, {better}, {scale}; target: {}</text>"##,
-        escape(case.title),
-        escape(case.unit),
-        escape(case.target_text)
+    let mut s = header(
+        W,
+        h,
+        case.id,
+        &format!("{} — {}, {better}, {scale}; target: {}", case.title, case.unit, case.target_text),
     );
     if log {
         // Decade grid lines, labelled, so the log scale reads as one.
@@ -109,43 +117,152 @@ pub fn chart(case: &Case, rows: &[Row]) -> String {
     s
 }
 
+/// The log-log line chart of `curve`: one line per system through its points (a point
+/// not measured breaks the line), a decade grid, the points labelled on the x axis
+/// (`cpus` marks oversubscribed process counts). Points of other curves are ignored.
+pub fn curve_chart(curve: &Curve, points: &[Point], cpus: usize) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 400.0;
+    const LEFT: f64 = 70.0;
+    const RIGHT: f64 = 560.0;
+    const TOP: f64 = 60.0;
+    const BOTTOM: f64 = 330.0;
+    let points: Vec<&Point> = points.iter().filter(|p| p.curve == curve.id && p.figure > 0.0).collect();
+    let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), p| (lo.min(p.figure), hi.max(p.figure)));
+    // Whole decades around the figures, at least one.
+    let (d0, d1) = if points.is_empty() { (0.0, 1.0) } else { (lo.log10().floor(), hi.log10().ceil()) };
+    let d1 = if d1 <= d0 { d0 + 1.0 } else { d1 };
+    let y = |f: f64| BOTTOM - (BOTTOM - TOP) * (f.log10() - d0) / (d1 - d0);
+    let (x0, x1) = (curve.xs[0] as f64, curve.xs[curve.xs.len() - 1] as f64);
+    let x = |v: u64| {
+        if x1 > x0 {
+            LEFT + 20.0 + (RIGHT - LEFT - 40.0) * ((v as f64).ln() - x0.ln()) / (x1.ln() - x0.ln())
+        } else {
+            (LEFT + RIGHT) / 2.0
+        }
+    };
+    let better = match curve.better {
+        Better::Lower => "lower is better",
+        Better::Higher => "higher is better",
+    };
+    let mut s = header(W, H, curve.id, &format!("{} — {}, {better}, log-log", curve.title, curve.unit));
+    let mut d = d0;
+    while d <= d1 {
+        let gy = y(10f64.powf(d));
+        let _ = writeln!(s, r##"<line x1="{LEFT}" y1="{gy:.1}" x2="{RIGHT}" y2="{gy:.1}" stroke="#ddd"/>"##);
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{:.1}" fill="#777" font-size="11" text-anchor="end">{}</text>"##,
+            LEFT - 6.0,
+            gy + 4.0,
+            fmt_num(10f64.powf(d))
+        );
+        d += 1.0;
+    }
+    for &v in curve.xs {
+        let label = curve.x_label(v, cpus);
+        let (first, second) = label.split_once(" (").map_or((label.as_str(), None), |(a, b)| (a, Some(b)));
+        let tx = x(v);
+        let _ = writeln!(
+            s,
+            r##"<text x="{tx:.1}" y="{}" fill="#555" font-size="11" text-anchor="middle">{}</text>"##,
+            BOTTOM + 16.0,
+            escape(first)
+        );
+        if let Some(rest) = second {
+            let _ = writeln!(
+                s,
+                r##"<text x="{tx:.1}" y="{}" fill="#c92a2a" font-size="11" text-anchor="middle">({}</text>"##,
+                BOTTOM + 30.0,
+                escape(rest)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        r##"<text x="{}" y="{}" fill="#555" text-anchor="middle">{}</text>"##,
+        (LEFT + RIGHT) / 2.0,
+        BOTTOM + 52.0,
+        escape(curve.axis_title())
+    );
+    if points.is_empty() {
+        let _ = writeln!(s, r#"<text x="{}" y="{}">not measured</text>"#, LEFT + 20.0, (TOP + BOTTOM) / 2.0);
+    }
+    for (i, system) in curve.columns().iter().enumerate() {
+        let colour = colour(system);
+        let dash = if system.starts_with("limit-") { r#" stroke-dasharray="6 4""# } else { "" };
+        // Runs of consecutive measured points, each one polyline.
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for &v in curve.xs {
+            match points.iter().find(|p| p.system == *system && p.x == v) {
+                Some(p) => runs.last_mut().expect("never empty").push((x(v), y(p.figure))),
+                None if runs.last().is_some_and(|r| !r.is_empty()) => runs.push(Vec::new()),
+                None => {}
+            }
+        }
+        for run in runs.iter().filter(|r| r.len() > 1) {
+            let coords: Vec<String> = run.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+            let _ = writeln!(
+                s,
+                r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>"#,
+                coords.join(" ")
+            );
+        }
+        for &(cx, cy) in runs.iter().flatten() {
+            let _ = writeln!(s, r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="3.5" fill="{colour}"/>"#);
+        }
+        let ly = TOP + 10.0 + i as f64 * 22.0;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/>"#,
+            RIGHT + 15.0,
+            RIGHT + 40.0
+        );
+        let _ = writeln!(s, r#"<text x="{}" y="{}">{}</text>"#, RIGHT + 46.0, ly + 4.0, escape(system));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A small well-formedness check for the tests: tags balance, attributes are quoted,
+/// text has no raw `<`/`&`.
+#[cfg(test)]
+pub(crate) fn well_formed(xml: &str) -> Result<(), String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = xml;
+    while let Some(lt) = rest.find('<') {
+        let text = &rest[..lt];
+        if text.contains('>')
+            || text.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "").replace("&quot;", "").contains('&')
+        {
+            return Err(format!("bad text: {text:?}"));
+        }
+        let gt = rest[lt..].find('>').ok_or("unclosed tag")? + lt;
+        let tag = &rest[lt + 1..gt];
+        if tag.matches('"').count() & 1 == 1 {
+            return Err(format!("unbalanced quotes in <{tag}>"));
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            if stack.pop().as_deref() != Some(name) {
+                return Err(format!("unexpected </{name}>"));
+            }
+        } else if !tag.ends_with('/') {
+            stack.push(tag.split_whitespace().next().unwrap_or("").to_owned());
+        }
+        rest = &rest[gt + 1..];
+    }
+    if stack.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unclosed: {stack:?}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::{build_rows, case, PyFigure, Python};
     use std::collections::BTreeMap;
-
-    /// A small well-formedness check: tags balance, attributes are quoted, text has no raw `<`/`&`.
-    fn well_formed(xml: &str) -> Result<(), String> {
-        let mut stack: Vec<String> = Vec::new();
-        let mut rest = xml;
-        while let Some(lt) = rest.find('<') {
-            let text = &rest[..lt];
-            if text.contains('>')
-                || text.replace("&amp;", "").replace("&lt;", "").replace("&gt;", "").replace("&quot;", "").contains('&')
-            {
-                return Err(format!("bad text: {text:?}"));
-            }
-            let gt = rest[lt..].find('>').ok_or("unclosed tag")? + lt;
-            let tag = &rest[lt + 1..gt];
-            if tag.matches('"').count() & 1 == 1 {
-                return Err(format!("unbalanced quotes in <{tag}>"));
-            }
-            if let Some(name) = tag.strip_prefix('/') {
-                if stack.pop().as_deref() != Some(name) {
-                    return Err(format!("unexpected </{name}>"));
-                }
-            } else if !tag.ends_with('/') {
-                stack.push(tag.split_whitespace().next().unwrap_or("").to_owned());
-            }
-            rest = &rest[gt + 1..];
-        }
-        if stack.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("unclosed: {stack:?}"))
-        }
-    }
 
     #[test]
     fn checker_catches_broken_xml() {
@@ -197,35 +314,5 @@ mod tests {
         let svg = chart(c, &build_rows(&[c], &[], &py, "missing"));
         assert!(svg.contains("linear scale"));
         well_formed(&svg).unwrap();
-    }
-}
-#[cfg(test)]
-mod tmp_probe {
-    #[test]
-    fn dump() {
-        use crate::report::*;
-        let c = case("lock_uncontended").unwrap();
-        let ms = |f: &str, ns: f64| crate::criterion::Measured {
-            group: c.id.into(),
-            function: f.into(),
-            median_ns: ns,
-            lo_ns: ns * 0.9,
-            hi_ns: ns * 1.1,
-            confidence: 0.95,
-            samples: 10,
-            iterations: 10,
-        };
-        let py = Python::Ran {
-            version: "v".into(),
-            figures: [("lock_uncontended".to_owned(), PyFigure::of(&[131.0]))].into_iter().collect(),
-            failures: Default::default(),
-        };
-        let rows = build_rows(
-            &[c],
-            &[ms("mproc", 8.0), ms("std-mutex", 15.0), ms("limit-cas", 6.0)],
-            &py,
-            "not measured (bench missing)",
-        );
-        std::fs::write("/tmp/xb-lock.svg", super::chart(c, &rows)).unwrap();
     }
 }

@@ -4,6 +4,8 @@
 //! process `memcpy`s it out into a buffer of its own and frees the slot. No
 //! encoding, no allocation, no sleeping (waits spin, then yield): any queue
 //! that copies an item in and out of shared memory pays at least this.
+//! `xcopy_rtt` is the same for a round trip: a message copied in and out each
+//! way by two processes taking turns.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,14 +45,10 @@ struct Control {
     ready: Line,
 }
 
-/// The time to move `iters` items of `item` bytes from a producer process
-/// (this one) to a consumer process (forked for the call) through an SPSC ring
-/// in shared memory, `memcpy` in and `memcpy` out; warm-up items excluded.
-pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
-    let item = item.max(1);
-    let data_off = std::mem::size_of::<Control>();
-    let len = data_off + SLOTS * item;
-    // SAFETY: a fresh shared anonymous mapping, unmapped below; it aliases nothing.
+/// A fresh zeroed `MAP_SHARED | MAP_ANONYMOUS` mapping of `len` bytes, which a
+/// forked child shares; the caller unmaps it.
+fn shared_mapping(len: usize) -> *mut u8 {
+    // SAFETY: a fresh anonymous mapping: it aliases nothing.
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -62,7 +60,28 @@ pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
         )
     };
     assert!(base != libc::MAP_FAILED, "mmap of {len} bytes failed");
-    let base = base.cast::<u8>();
+    base.cast()
+}
+
+/// Reaps `pid`, a child that has finished its loop, then unmaps the `len` bytes at
+/// `base` that `shared_mapping` gave.
+fn reap_and_unmap(pid: libc::pid_t, base: *mut u8, len: usize) {
+    let mut status = 0;
+    // SAFETY: our own child; then our own mapping, which nothing uses any more.
+    unsafe {
+        libc::waitpid(pid, &mut status, 0);
+        libc::munmap(base.cast(), len);
+    }
+}
+
+/// The time to move `iters` items of `item` bytes from a producer process
+/// (this one) to a consumer process (forked for the call) through an SPSC ring
+/// in shared memory, `memcpy` in and `memcpy` out; warm-up items excluded.
+pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
+    let item = item.max(1);
+    let data_off = std::mem::size_of::<Control>();
+    let len = data_off + SLOTS * item;
+    let base = shared_mapping(len);
     // SAFETY: the mapping starts with a zeroed Control (zero atomics), aligned to a page.
     let ctl = unsafe { &*base.cast::<Control>() };
     // SAFETY: slot `i` lies inside the mapping.
@@ -100,11 +119,61 @@ pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
     }
     wait_until(|| ctl.head.0.load(Ordering::Acquire) >= total);
     let elapsed = start.elapsed();
-    let mut status = 0;
-    // SAFETY: our own child, which has finished its loop; then our own mapping.
-    unsafe {
-        libc::waitpid(pid, &mut status, 0);
-        libc::munmap(base.cast(), len);
+    reap_and_unmap(pid, base, len);
+    elapsed
+}
+
+/// The time of `iters` round trips of `item` bytes between this process and a
+/// consumer process (forked for the call) through shared memory: this side
+/// `memcpy`s the message in and raises a turn counter; the peer, spinning on
+/// it, `memcpy`s it out, back into a second buffer, and hands the turn back;
+/// this side `memcpy`s the answer out. Four copies and two hand-offs per round
+/// trip, as a pipe pays at least; warm-up round trips excluded.
+pub fn xcopy_rtt(item: usize, iters: u64) -> Duration {
+    let item = item.max(1);
+    let data_off = std::mem::size_of::<Control>();
+    let len = data_off + 2 * item;
+    let base = shared_mapping(len);
+    // SAFETY: the mapping starts with a zeroed Control (zero atomics), aligned to a page.
+    let ctl = unsafe { &*base.cast::<Control>() };
+    // `tail` is the turn: odd while the message is the peer's, even once answered.
+    let turn = &ctl.tail.0;
+    // SAFETY: both buffers lie inside the mapping, one after the other.
+    let (there, back) = unsafe { (base.add(data_off), base.add(data_off + item)) };
+    let total = iters + WARM;
+    // SAFETY: the child only copies and spins, then leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let mut tmp = vec![0u8; item];
+        for i in 0..total {
+            wait_until(|| turn.load(Ordering::Acquire) == 2 * i + 1);
+            // SAFETY: the turn is ours (odd) until we raise it; `tmp` holds `item` bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(there, tmp.as_mut_ptr(), item);
+                std::ptr::copy_nonoverlapping(black_box(tmp.as_ptr()), back, item);
+            }
+            turn.store(2 * i + 2, Ordering::Release);
+        }
+        // SAFETY: leaving the forked child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
     }
+    let src = vec![0x5au8; item];
+    let mut dst = vec![0u8; item];
+    let mut start = Instant::now();
+    for i in 0..total {
+        if i == WARM {
+            start = Instant::now();
+        }
+        // SAFETY: the turn is ours (even) until we raise it; both vectors hold `item` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(black_box(src.as_ptr()), there, item) };
+        turn.store(2 * i + 1, Ordering::Release);
+        wait_until(|| turn.load(Ordering::Acquire) == 2 * i + 2);
+        // SAFETY: as above: the peer has answered and waits for the next turn.
+        unsafe { std::ptr::copy_nonoverlapping(back, dst.as_mut_ptr(), item) };
+        black_box(&dst);
+    }
+    let elapsed = start.elapsed();
+    reap_and_unmap(pid, base, len);
     elapsed
 }

@@ -1,6 +1,8 @@
 //! Tests of the report: units, ratios, targets, the table.
 
+use super::render::{summary, table};
 use super::*;
+use serde_json::Value;
 
 fn m(group: &str, function: &str, ns: f64) -> Measured {
     Measured {
@@ -21,6 +23,10 @@ fn python(pairs: &[(&str, f64)]) -> Python {
         figures: pairs.iter().map(|(c, f)| (c.to_string(), PyFigure::of(&[*f]))).collect(),
         failures: BTreeMap::new(),
     }
+}
+
+fn meta() -> Meta {
+    Meta { mode: "quick".into(), criterion_args: vec![], python: "x".into(), notes: vec![] }
 }
 
 fn row<'a>(rows: &'a [Row], case: &str, system: &str) -> &'a Row {
@@ -65,7 +71,8 @@ fn rows_combine_criterion_and_cpython() {
         m("pipe_rtt", "ipc-channel", 8_000.0),
         m("pipe_rtt", "socketpair", 4_000.0),
         m("queue_bytes_tput", "mproc", 1_000.0),
-        m("queue_bytes_tput", "limit-memcpy", 800.0),
+        m("queue_bytes_tput", "limit-xcopy", 800.0),
+        m("queue_bytes_tput", "ref-memcpy", 100.0),
     ];
     let cases: Vec<&Case> = ["pipe_rtt", "queue_bytes_tput", "proc_spawn"].iter().map(|c| case(c).unwrap()).collect();
     let rows = build_rows(&cases, &measured, &python(&[("pipe_rtt", 30.0), ("queue_bytes_tput", 700.0)]), "missing");
@@ -92,8 +99,16 @@ fn rows_combine_criterion_and_cpython() {
 
     let bytes = row(&rows, "queue_bytes_tput", "mproc");
     assert_eq!(bytes.figure, Some(4096.0));
-    assert_eq!(bytes.vs_limit, Some(0.8));
-    assert_eq!(bytes.met, Some(true), "80 % of memcpy meets ≥ 50 %");
+    assert_eq!(bytes.vs_limit, Some(0.8), "against the cross-process copy limit, not the in-process memcpy");
+    assert_eq!(bytes.met, Some(true), "80 % of limit-xcopy meets ≥ 80 %");
+    assert_eq!(bytes.vs_best_peer, None, "a reference row is no rival");
+    // The in-process memcpy comes last, as a reference: compared, never the limit.
+    let order: Vec<&str> = rows.iter().filter(|r| r.case == "queue_bytes_tput").map(|r| r.system.as_str()).collect();
+    assert_eq!(order, ["mproc", "ipc-channel", "socketpair", "CPython", "limit-xcopy", "ref-memcpy"]);
+    assert_eq!(row(&rows, "queue_bytes_tput", "ref-memcpy").vs_limit, Some(8.0));
+    let md = markdown(&meta(), &cases, &rows, &[], &[], &[]);
+    assert!(md.contains("`ref-memcpy` is an in-process `memcpy`"), "{md}");
+    assert!(md.contains("| queue_bytes_tput | MB/s ↑ | 4096 | 700 | 5.85× | 5120 (limit-xcopy) | 0.800× |"), "{md}");
     let (lo, hi) = bytes.range.unwrap();
     assert!(lo < 4096.0 && hi > 4096.0, "bounds swap for a throughput");
 
@@ -132,12 +147,7 @@ fn every_case_appears_even_with_nothing_measured() {
         assert!(rows.iter().any(|r| r.case == c.id && r.system == "mproc" && r.target.is_some()));
         assert!(rows.iter().any(|r| r.case == c.id && r.system == "CPython"));
     }
-    let md = markdown(
-        &Meta { mode: "quick".into(), criterion_args: vec![], python: "x".into(), notes: vec![] },
-        &cases,
-        &rows,
-        &[],
-    );
+    let md = markdown(&meta(), &cases, &rows, &[], &[], &[]);
     assert_eq!(md.lines().filter(|l| l.split(" | ").nth(1) == Some("mproc")).count(), CASES.len());
     let summary = summary(&cases, &rows);
     assert_eq!(summary.lines().count(), 2 + CASES.len());
@@ -158,7 +168,8 @@ fn json_rows_carry_every_field() {
         notes: vec![],
     };
     let v: Value =
-        serde_json::from_str(&json(&meta, &rows, &extra_rows(&[m("spsc_64", "mproc", 7.0)])).to_string()).unwrap();
+        serde_json::from_str(&json(&meta, &rows, &[], &[], &extra_rows(&[m("spsc_64", "mproc", 7.0)])).to_string())
+            .unwrap();
     let r = &v["rows"][0];
     for key in ["case", "system", "figure", "unit", "ratio_vs_cpython", "ratio_vs_limit", "target", "met"] {
         assert!(r.get(key).is_some(), "missing {key}");
@@ -183,4 +194,120 @@ fn numbers_format_to_about_three_digits() {
     assert_eq!(fmt_num(31.64), "31.6");
     assert_eq!(fmt_num(5.3), "5.30");
     assert_eq!(fmt_num(0.135), "0.135");
+}
+
+fn curve_python(pairs: &[(&str, f64)]) -> Python {
+    python(pairs)
+}
+
+#[test]
+fn curve_points_and_table() {
+    let c = curves::curve("queue_curve").unwrap();
+    let measured = [
+        m("queue_curve", "mproc/64", 100.0),
+        m("queue_curve", "mproc/4096", 1_000.0),
+        m("queue_curve", "limit-xcopy/4096", 800.0),
+        m("queue_curve", "mproc/999", 1.0),
+        m("queue_curve", "mproc", 1.0),
+        m("queue_tput", "mproc/64", 1.0),
+    ];
+    let py = curve_python(&[("queue_curve/4096", 300.0), ("queue_curve", 1.0)]);
+    let points = curves::points(&[c], &measured, &py);
+    assert_eq!(points.len(), 4, "not a point: a size off the curve, no size, another group: {points:?}");
+    // MB/s of each point's own item size.
+    assert_eq!(curves::figure(&points, "queue_curve", "mproc", 64), Some(640.0));
+    assert_eq!(curves::figure(&points, "queue_curve", "mproc", 4096), Some(4096.0));
+    assert_eq!(curves::figure(&points, "queue_curve", "CPython", 4096), Some(300.0));
+    let p = points.iter().find(|p| p.system == "mproc" && p.x == 64).unwrap();
+    let (lo, hi) = p.range.unwrap();
+    assert!(lo < 640.0 && hi > 640.0, "bounds swap for a throughput");
+
+    let md = curves::markdown(&[c], &points, 2);
+    assert!(md.contains("![queue_curve](queue_curve.svg)"), "{md}");
+    assert!(
+        md.contains(
+            "| message size | mproc | ipc-channel | CPython | limit-xcopy | mproc vs CPython | mproc vs limit-xcopy |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| 4 KiB | 4096 | — | 300 | 5120 | 13.7× | 0.800× |"), "{md}");
+    assert!(md.contains("| 16 MiB | — | — | — | — | — | — |"), "{md}");
+    // A header, a separator and one line per size.
+    assert_eq!(md.lines().filter(|l| l.starts_with('|')).count(), 2 + curves::SIZES.len());
+    // Curve groups are not "other criterion groups".
+    assert!(extra_rows(&measured).iter().all(|r| r.case != "queue_curve"));
+
+    let v = curves::json(&[c], &points);
+    assert_eq!(v[0]["curve"], "queue_curve");
+    assert_eq!(v[0]["points"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn curve_chart_draws_log_log_lines_with_gaps() {
+    let c = curves::curve("pipe_rtt_curve").unwrap();
+    // mproc at every size but 64 KiB; CPython at two neighbouring sizes; the limit at one.
+    let mut measured: Vec<Measured> = curves::SIZES
+        .iter()
+        .filter(|&&x| x != 64 << 10)
+        .map(|&x| m("pipe_rtt_curve", &format!("mproc/{x}"), 500.0 + x as f64))
+        .collect();
+    measured.push(m("pipe_rtt_curve", "limit-xcopy/1024", 200.0));
+    let py = curve_python(&[("pipe_rtt_curve/64", 60.0), ("pipe_rtt_curve/1024", 20_000.0)]);
+    let points = curves::points(&[c], &measured, &py);
+    assert_eq!(points.len(), 5 + 2 + 1);
+    let svg = crate::svg::curve_chart(c, &points, 2);
+    crate::svg::well_formed(&svg).unwrap();
+    assert!(svg.contains("log-log"));
+    assert_eq!(svg.matches("<circle").count(), points.len(), "one marker per point");
+    // mproc: 64 B–4 KiB and 1–16 MiB (the gap at 64 KiB splits it); CPython: one line;
+    // the limit's single point has no line.
+    assert_eq!(svg.matches("<polyline").count(), 3, "{svg}");
+    for label in ["64 B", "1 KiB", "4 KiB", "64 KiB", "1 MiB", "16 MiB", "message size"] {
+        assert!(svg.contains(&format!(">{label}<")), "missing label {label}");
+    }
+    // Figures from 0.2 µs to 16.8 ms: decades 0.1 µs … 100 ms, each a grid line, plus one
+    // legend line per system.
+    assert_eq!(svg.matches("<line").count(), 7 + c.columns().len(), "{svg}");
+    assert_eq!(svg.matches("stroke-dasharray").count(), 1, "the limit's legend (its one point has no line)");
+    for system in ["mproc", "ipc-channel", "CPython", "limit-xcopy"] {
+        assert!(svg.contains(&format!(">{system}</text>")), "legend lacks {system}");
+    }
+
+    let empty = crate::svg::curve_chart(c, &[], 2);
+    crate::svg::well_formed(&empty).unwrap();
+    assert!(empty.contains("not measured"));
+    assert_eq!(empty.matches("<circle").count(), 0);
+}
+
+#[test]
+fn process_curve_marks_oversubscribed_points() {
+    let c = curves::curve("queue_procs").unwrap();
+    let measured: Vec<Measured> =
+        [1, 2, 4].iter().map(|n| m("queue_procs", &format!("mproc/{n}"), 100.0 * *n as f64)).collect();
+    let points = curves::points(&[c], &measured, &python(&[]));
+    assert_eq!(curves::figure(&points, "queue_procs", "mproc", 2), Some(5e6));
+    // On 2 CPUs, 2 → 2 and 4 → 4 run more busy processes than there are cores.
+    let md = curves::markdown(&[c], &points, 2);
+    assert!(md.contains("| 1 → 1 | 10000000 | — | — |"), "{md}");
+    assert!(md.contains("| 4 → 4 (oversubscribed) |"), "{md}");
+    assert_eq!(md.matches("(oversubscribed)").count(), 2, "{md}");
+    assert_eq!(curves::markdown(&[c], &points, 8).matches("(oversubscribed)").count(), 0);
+    let svg = crate::svg::curve_chart(c, &points, 2);
+    crate::svg::well_formed(&svg).unwrap();
+    assert_eq!(svg.matches("(oversubscribed)").count(), 2);
+    assert!(svg.contains(">4 → 4<"));
+    assert_eq!(svg.matches("<polyline").count(), 1);
+}
+
+#[test]
+fn every_curve_is_a_known_id() {
+    for c in curves::CURVES {
+        assert!(ids().any(|id| id == c.id));
+        assert!(case(c.id).is_none(), "{} is a case and a curve", c.id);
+        assert!(c.xs.windows(2).all(|w| w[0] < w[1]), "{}: points ascend", c.id);
+        assert_eq!(c.systems[0], "mproc");
+    }
+    assert_eq!(curves::fmt_bytes(64), "64 B");
+    assert_eq!(curves::fmt_bytes(16 << 20), "16 MiB");
+    assert_eq!(curves::fmt_bytes(1536), "1536 B");
 }
