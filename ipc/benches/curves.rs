@@ -21,7 +21,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
 use ipc_channel::ipc;
 use mproc_ipc::{Bytes, Queue};
 
@@ -32,12 +33,20 @@ use common::{fork_child, fork_echo, reap, time_rtt};
 
 const SIZES: [usize; 6] = [64, 1 << 10, 4 << 10, 64 << 10, 1 << 20, 16 << 20];
 
+/// Samples of equal iteration counts from 1 MiB up: a 16 MiB item takes tens of
+/// milliseconds, and criterion's default (linear) sampling would run 55 of them
+/// at least, where flat sampling needs one per sample.
+fn sampling_for(g: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
+    g.sampling_mode(if size >= 1 << 20 { SamplingMode::Flat } else { SamplingMode::Auto });
+}
+
 /// The process counts of `queue_procs`: n producers and n consumers.
 const PROCS: [usize; 3] = [1, 2, 4];
 
 fn pipe_rtt_curve(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipe_rtt_curve");
     for size in SIZES {
+        sampling_for(&mut g, size);
         let msg = vec![7u8; size];
         let mut buf = vec![0u8; size];
 
@@ -81,6 +90,7 @@ fn pipe_rtt_curve(c: &mut Criterion) {
 fn queue_curve(c: &mut Criterion) {
     let mut g = c.benchmark_group("queue_curve");
     for size in SIZES {
+        sampling_for(&mut g, size);
         let maxsize = ((64 << 20) / size).clamp(1, 64);
         let data = Queue::<Bytes>::with_maxsize(maxsize).unwrap();
         let producer = Worker::putting(&data, Bytes::from(vec![7u8; size]));

@@ -11,10 +11,15 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Slots in the ring: enough for the producer to run ahead by a few items.
-const SLOTS: usize = 4;
-/// Items moved before the clock starts, so that every page is mapped and warm.
-const WARM: u64 = SLOTS as u64 * 2;
+/// The ring's slots for `item`-byte items: a ring of about 256 KiB (it stays in
+/// cache, as a queue's ring of small items does), between 4 slots (the producer
+/// runs ahead by a few big items) and 64 (the bound of the payload benches' queues).
+fn slots(item: usize) -> usize {
+    ((256 << 10) / item).clamp(4, 64)
+}
+
+/// Round trips before the clock starts, so that every page is mapped and warm.
+const WARM_RTT: u64 = 2;
 
 /// Waits until `ready()`: spins, then yields the CPU (on a machine with fewer
 /// free cores than spinners, pure spinning would burn the other side's time).
@@ -80,13 +85,16 @@ fn reap_and_unmap(pid: libc::pid_t, base: *mut u8, len: usize) {
 pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
     let item = item.max(1);
     let data_off = std::mem::size_of::<Control>();
-    let len = data_off + SLOTS * item;
+    let slots = slots(item);
+    // Items moved before the clock starts: each slot used twice, every page mapped and warm.
+    let warm = 2 * slots as u64;
+    let len = data_off + slots * item;
     let base = shared_mapping(len);
     // SAFETY: the mapping starts with a zeroed Control (zero atomics), aligned to a page.
     let ctl = unsafe { &*base.cast::<Control>() };
     // SAFETY: slot `i` lies inside the mapping.
-    let slot = |i: u64| unsafe { base.add(data_off + (i as usize % SLOTS) * item) };
-    let total = iters + WARM;
+    let slot = |i: u64| unsafe { base.add(data_off + (i as usize % slots) * item) };
+    let total = iters + warm;
     // SAFETY: the child only copies and spins, then leaves with `_exit`.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
@@ -108,12 +116,12 @@ pub fn xcopy_limit_bytes_per_iter(item: usize, iters: u64) -> Duration {
     wait_until(|| ctl.ready.0.load(Ordering::Acquire) != 0);
     let mut start = Instant::now();
     for i in 0..total {
-        if i == WARM {
-            wait_until(|| ctl.head.0.load(Ordering::Acquire) >= WARM);
+        if i == warm {
+            wait_until(|| ctl.head.0.load(Ordering::Acquire) >= warm);
             start = Instant::now();
         }
-        wait_until(|| i - ctl.head.0.load(Ordering::Acquire) < SLOTS as u64);
-        // SAFETY: the slot is free (head > i - SLOTS) and ours until published.
+        wait_until(|| i - ctl.head.0.load(Ordering::Acquire) < slots as u64);
+        // SAFETY: the slot is free (head > i - slots) and ours until published.
         unsafe { std::ptr::copy_nonoverlapping(black_box(src.as_ptr()), slot(i), item) };
         ctl.tail.0.store(i + 1, Ordering::Release);
     }
@@ -140,7 +148,7 @@ pub fn xcopy_rtt(item: usize, iters: u64) -> Duration {
     let turn = &ctl.tail.0;
     // SAFETY: both buffers lie inside the mapping, one after the other.
     let (there, back) = unsafe { (base.add(data_off), base.add(data_off + item)) };
-    let total = iters + WARM;
+    let total = iters + WARM_RTT;
     // SAFETY: the child only copies and spins, then leaves with `_exit`.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
@@ -162,7 +170,7 @@ pub fn xcopy_rtt(item: usize, iters: u64) -> Duration {
     let mut dst = vec![0u8; item];
     let mut start = Instant::now();
     for i in 0..total {
-        if i == WARM {
+        if i == WARM_RTT {
             start = Instant::now();
         }
         // SAFETY: the turn is ours (even) until we raise it; both vectors hold `item` bytes.
