@@ -145,7 +145,8 @@ pub fn curve_chart(curve: &Curve, points: &[Point], cpus: usize) -> String {
         Better::Lower => "lower is better",
         Better::Higher => "higher is better",
     };
-    let mut s = header(W, H, curve.id, &format!("{} — {}, {better}, log-log", curve.title, curve.unit));
+    let title = curve.title.replace('`', "");
+    let mut s = header(W, H, curve.id, &format!("{title} — {}, {better}, log-log", curve.unit));
     let mut d = d0;
     while d <= d1 {
         let gy = y(10f64.powf(d));
@@ -155,7 +156,7 @@ pub fn curve_chart(curve: &Curve, points: &[Point], cpus: usize) -> String {
             r##"<text x="{}" y="{:.1}" fill="#777" font-size="11" text-anchor="end">{}</text>"##,
             LEFT - 6.0,
             gy + 4.0,
-            fmt_num(10f64.powf(d))
+            decade(d)
         );
         d += 1.0;
     }
@@ -222,6 +223,15 @@ pub fn curve_chart(curve: &Curve, points: &[Point], cpus: usize) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// The label of decade `d` (10^d): `0.01`, `1`, `1000`; `1e7` beyond a million.
+fn decade(d: f64) -> String {
+    match d {
+        d if (-3.0..0.0).contains(&d) => format!("{:.*}", -d as usize, 10f64.powf(d)),
+        d if (0.0..=6.0).contains(&d) => format!("{:.0}", 10f64.powf(d)),
+        d => format!("1e{d}"),
+    }
 }
 
 /// A small well-formedness check for the tests: tags balance, attributes are quoted,

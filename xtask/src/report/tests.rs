@@ -269,6 +269,9 @@ fn curve_chart_draws_log_log_lines_with_gaps() {
     // legend line per system.
     assert_eq!(svg.matches("<line").count(), 7 + c.columns().len(), "{svg}");
     assert_eq!(svg.matches("stroke-dasharray").count(), 1, "the limit's legend (its one point has no line)");
+    for decade in [">0.1<", ">1<", ">1000<", ">100000<"] {
+        assert!(svg.contains(decade), "grid label {decade}");
+    }
     for system in ["mproc", "ipc-channel", "CPython", "limit-xcopy"] {
         assert!(svg.contains(&format!(">{system}</text>")), "legend lacks {system}");
     }
