@@ -170,6 +170,9 @@ got = holder['lock']
 show('proxy in dict', type(got).__name__, got.acquire(False), lk2.acquire(False), got.release())
 show('list proxy in dict', type(holder['list']).__name__, list(holder['list']), holder['list'][1])
 holder['list'].append('d')
+holder['temp'] = m.Event()  # the sender's own proxy goes at once
+holder['temp'].set()
+show('proxy outlives its sender', holder['temp'].is_set(), type(holder['temp']).__name__)
 nested = m.list([li, 5])
 show('proxy in list', type(nested[0]).__name__, list(nested[0]), nested[1], list(li))
 
