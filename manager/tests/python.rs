@@ -15,13 +15,19 @@ use mproc_pickle::{Dict, Value};
 /// How long a Python process may run.
 const WATCHDOG: Duration = Duration::from_secs(60);
 
+/// The interpreter: `python3`, or the one `MPROC_TEST_PYTHON` names (to run these tests
+/// against another CPython version, e.g. `MPROC_TEST_PYTHON=python3.13`).
+fn interpreter() -> String {
+    std::env::var("MPROC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
 }
 
 /// Runs `python3 -u args…` to its end, killing it after [`WATCHDOG`].
 fn python(args: &[&str]) -> Output {
-    let mut child = Command::new("python3")
+    let mut child = Command::new(interpreter())
         .arg("-u")
         .args(args)
         .stdin(Stdio::null())
@@ -235,7 +241,7 @@ s = m.get_server()
 print(s.address[1], flush=True)
 s.serve_forever()
 "#;
-    let mut child = Command::new("python3")
+    let mut child = Command::new(interpreter())
         .args(["-u", "-c", code])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

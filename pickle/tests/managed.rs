@@ -16,14 +16,24 @@ tok = Token('Lock', ('127.0.0.1', 50123), '7f3a')
 lock = AcquirerProxy(tok, 'pickle', incref=False)
 "#;
 
+/// The interpreter: `python3`, or the one `MPROC_TEST_PYTHON` names.
+fn interpreter() -> String {
+    std::env::var("MPROC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
 fn python(body: &str, input: &str) -> Option<String> {
-    let ok = Command::new("python3").arg("-c").arg("pass").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok =
+        Command::new(interpreter()).arg("-c").arg("pass").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
     if !ok {
         eprintln!("SKIPPED: python3 is not installed");
         return None;
     }
-    let out =
-        Command::new("python3").arg("-c").arg(format!("{PRELUDE}\n{body}")).arg(input).output().expect("run python3");
+    let out = Command::new(interpreter())
+        .arg("-c")
+        .arg(format!("{PRELUDE}\n{body}"))
+        .arg(input)
+        .output()
+        .expect("run python3");
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     assert!(out.status.success(), "python3 failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     Some(stdout)
