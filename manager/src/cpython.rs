@@ -29,10 +29,11 @@
 //! time; this crate's own methods (`#insert` of `DictProxy::insert`, `get_value`,
 //! `join` with a timeout) do not exist there.
 
-use crate::error::{ManagerError, Result};
-use crate::net::Conn;
 use mproc_pickle::Token;
 
+use crate::error::{ManagerError, Result};
+use crate::net::Conn;
+use crate::objects::iterator::ITERATOR;
 use crate::value::{dumps, loads, Dict, Value};
 use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats};
 
@@ -93,9 +94,9 @@ fn roundtrip(conn: &mut Conn, id: Value, method: &str, args: Vec<Value>, kwds: D
         "#ERROR" => Err(error_of(v)),
         "#TRACEBACK" | "#UNSERIALIZABLE" => Err(ManagerError::PythonTraceback { traceback: v.to_string() }),
         "#PROXY" => match v {
-            Value::Tuple(parts) if parts.len() == 2 => match parts.into_iter().nth(1) {
-                Some(Value::Token(token)) => Ok(Answer::Proxy(*token)),
-                other => Err(ManagerError::Decode { reason: format!("a #PROXY reply naming {other:?}") }),
+            Value::Tuple(parts) => match <[Value; 2]>::try_from(parts) {
+                Ok([_, Value::Token(token)]) => Ok(Answer::Proxy(*token)),
+                _ => Err(ManagerError::Decode { reason: "a #PROXY reply that is not (exposed, token)".into() }),
             },
             other => Err(ManagerError::Decode { reason: format!("a #PROXY reply carrying {other}") }),
         },
@@ -201,7 +202,7 @@ pub(crate) fn request(
                     Answer::Value(v) => Ok(v),
                     Answer::Proxy(token) => {
                         let items = match token.typeid.as_str() {
-                            "Iterator" => drain(c, &token),
+                            ITERATOR => drain(c, &token),
                             _ => Err(unsupported_proxy(method, &token)),
                         };
                         proxied = Some(token);

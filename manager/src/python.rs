@@ -25,15 +25,14 @@
 //! references taken by Python clients are counted together (as CPython counts them) and
 //! never released by a disconnect; a lock held by a Python connection that closes is
 //! released. An object named by a proxy that a client passed in is kept for the server's
-//! lifetime (CPython keeps it in `id_to_local_proxy_obj`); a proxy is taken to name this
+//! lifetime (CPython keeps it in `id_to_local_proxy_obj`). A proxy is taken to name this
 //! server's object when its ident does, since the server does not know the address
 //! clients reach it by; so `Condition(lock)` takes a lock of this server only (CPython's
-//! would call a lock on another server through the proxy). The token of a `'#PROXY'` reply carries no address (`None`):
-//! CPython's client puts in the address it called. A dict's `Iterator` holds the keys
-//! taken at `iter(d)`.
+//! would call a lock on another server through the proxy). The token of a `'#PROXY'`
+//! reply carries no address (`None`): CPython's client puts in the address it called. A
+//! dict's `Iterator` holds the keys taken at `iter(d)`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
 use std::sync::Arc;
 
 use mproc_pickle::{Proxy, Token, MAX_DEPTH};
