@@ -516,6 +516,7 @@ mod tests {
             Options { mode: Mode::Quick, case: Some("pipe_rtt".into()) }
         );
         assert_eq!(parse_args(&args(&["--full"])).unwrap().mode, Mode::Full);
+        assert_eq!(parse_args(&args(&["--case", "queue_procs"])).unwrap().case.as_deref(), Some("queue_procs"));
         assert!(parse_args(&args(&["--case"])).is_err());
         assert!(parse_args(&args(&["--case", "nope"])).unwrap_err().contains("pipe_rtt"));
         assert!(parse_args(&args(&["--fast"])).is_err());
