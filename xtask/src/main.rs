@@ -5,11 +5,12 @@
 //!   Runs CPython's `multiprocessing` through `xtask/python/mp_bench.py` (when `python3` is
 //!   present) and every criterion bench of the workspace, then prints a table of figures,
 //!   ratios against CPython and against the physical limit, and whether each target is met;
-//!   writes `target/mproc-bench/report.md`, `report.json` and one SVG chart per case
-//!   (`$CARGO_TARGET_DIR` is honoured). Default ≤ 10 minutes on 2 cores; `--quick` is the
+//!   writes `target/mproc-bench/report.md`, `report.json` and one SVG chart per case and
+//!   per cost curve (`$CARGO_TARGET_DIR` is honoured). Default ≤ 10 minutes on 2 cores; `--quick` is the
 //!   one-minute CI smoke run; `--full` measures long and repeats the CPython runs.
 //!   Benches follow one convention: criterion group = case id, function id = system
-//!   (`mproc`, a peer, `limit-*`), one iteration = one operation ([`report::CASES`]);
+//!   (`mproc`, a peer, `limit-*`, `ref-*`), one iteration = one operation ([`report::CASES`]);
+//!   a cost curve's points are `<system>/<x>` ([`report::curves::CURVES`]);
 //!   timing belongs in the `criterion_group!` config, not on the group (see [`mod@bench`]).
 //! - `audit [--root DIR]`: every `unsafe` block/impl/fn with its SAFETY justification, and
 //!   the loom / proptest / kill-test coverage of each primitive; writes
