@@ -150,9 +150,13 @@ pub fn markdown(
          design could reach on this machine; a reference (`ref-*`) is an in-process figure shown \
          for scale, never a target.\n\n## Summary\n\n",
     );
-    md.push_str(&summary(cases, rows));
-    md.push_str("\n## Every system\n\n");
-    md.push_str(&table(rows));
+    if cases.is_empty() {
+        md.push_str("No case in this run.\n");
+    } else {
+        md.push_str(&summary(cases, rows));
+        md.push_str("\n## Every system\n\n");
+        md.push_str(&table(rows));
+    }
     let variants: Vec<&str> = MPROC_VARIANTS
         .iter()
         .chain(REFERENCES)
