@@ -61,8 +61,9 @@ use serde::{Deserialize, Serialize};
 use super::blocks::{self, os_error, Blocks, Geometry, StoreHeader};
 use super::QueueError;
 
-/// The largest queue file (sparse: only what holds items is memory).
-const MAX_FILE: usize = 1 << 44;
+/// The largest queue file (sparse: only what holds items is memory; a memfd
+/// may be up to 8 EiB): 64 TiB, what `maxsize` 4096 and a 1 GiB cap need.
+const MAX_FILE: usize = 1 << 46;
 
 /// The largest item cap a queue takes: 1 GiB, as a `Connection::pair` frame.
 pub const MAX_ITEM_CAP: usize = 1 << 30;
@@ -599,9 +600,26 @@ impl RawQueue {
             return Ok(None); // no need to copy the item to learn that
         }
         let not_full = &self.ctrl().not_full.0;
-        let held = match blocks.alloc(len, &self.ring)? {
+        let mut held = blocks.alloc(len, false, &self.ring)?;
+        if held.is_none() && deadline != Until::Now && self.ring.len() > 0 {
+            if let Some(pace) = blocks::pace(len) {
+                // No warm block, but queued items: a consumer will soon give
+                // one back (every get bumps `not_full` after freeing its block).
+                let until = match (deadline, Until::after(pace)) {
+                    (Until::Deadline(d), Until::Deadline(p)) => Until::Deadline(d.min(p)),
+                    (_, p) => p,
+                };
+                held = self.wait_slow(not_full, until, closed, None, &mut || blocks.alloc(len, false, &self.ring))?;
+            }
+        }
+        let held = match held {
             Some(held) => Some(held),
-            None => self.wait_slow(not_full, deadline, closed, None, &mut || blocks.alloc(len, &self.ring))?,
+            None => match blocks.alloc(len, true, &self.ring)? {
+                Some(held) => Some(held),
+                None => {
+                    self.wait_slow(not_full, deadline, closed, None, &mut || blocks.alloc(len, true, &self.ring))?
+                }
+            },
         };
         let Some(mut held) = held else { return Ok(None) };
         let used = encode(held.bytes())?;
