@@ -124,10 +124,34 @@ pub const SIMPLE_MAXSIZE: usize = 16384;
 /// The default cap on one item, in encoded bytes: the frame cap of a
 /// [`Connection`](crate::Connection) ([`DEFAULT_MAX_FRAME`](crate::DEFAULT_MAX_FRAME), 64 MiB).
 pub const DEFAULT_MAX_ITEM: usize = 64 << 20;
-/// The default largest item kept in a ring slot, in encoded bytes: with the
-/// slot's 16-byte header, one slot is one 64-byte cache line, and the 4096
-/// slots of a default queue are 256 KiB.
+/// The largest item kept in a ring slot of a default queue, in encoded bytes:
+/// with the slot's 16-byte header, one slot is one 64-byte cache line, and the
+/// 4096 slots of a default queue are 256 KiB. A queue of a smaller `maxsize`
+/// gets larger slots in the same 256 KiB ([`QueueBuilder::slot_bytes`]).
 pub const DEFAULT_SLOT_BYTES: usize = 48;
+
+/// Bytes of slots a ring holds at most once small items have turned it over
+/// (the default slot size keeps every ring within it).
+const RING_BYTES: usize = 256 << 10;
+/// The largest item a slot takes by default, in the rings of 64 slots or
+/// fewer, whose slots are each a page or more apart.
+const MAX_AUTO_SLOT: usize = 16 << 10;
+/// A slot's header in the ring.
+const SLOT_HEADER: usize = 16;
+
+/// The default slot size for a ring of `maxsize` items: slots share
+/// [`RING_BYTES`] (48 B for 4096 slots, 1008 B for 256, 4080 B for 64); from
+/// a page apart on, a small item touches one page of its slot however large the
+/// slot, so rings of 64 slots or fewer take items up to [`MAX_AUTO_SLOT`] in
+/// their slots at the same cost.
+fn auto_slot_bytes(maxsize: usize) -> usize {
+    let slots = maxsize.max(1).next_power_of_two();
+    if slots <= RING_BYTES / 4096 {
+        MAX_AUTO_SLOT
+    } else {
+        (RING_BYTES / slots).saturating_sub(SLOT_HEADER).max(DEFAULT_SLOT_BYTES)
+    }
+}
 
 /// Builds a queue with chosen sizes.
 ///
@@ -143,7 +167,7 @@ pub const DEFAULT_SLOT_BYTES: usize = 48;
 pub struct QueueBuilder {
     maxsize: Option<usize>,
     max_item: usize,
-    slot_bytes: usize,
+    slot_bytes: Option<usize>,
 }
 
 impl Default for QueueBuilder {
@@ -155,9 +179,10 @@ impl Default for QueueBuilder {
 impl QueueBuilder {
     /// Default sizes: [`DEFAULT_MAXSIZE`] items ([`SIMPLE_MAXSIZE`] for a
     /// `SimpleQueue`) of up to [`DEFAULT_MAX_ITEM`] bytes, those of up to
-    /// [`DEFAULT_SLOT_BYTES`] kept in ring slots.
+    /// [`DEFAULT_SLOT_BYTES`] kept in ring slots (more in a queue of a smaller
+    /// `maxsize`: see [`slot_bytes`](Self::slot_bytes)).
     pub fn new() -> QueueBuilder {
-        QueueBuilder { maxsize: None, max_item: DEFAULT_MAX_ITEM, slot_bytes: DEFAULT_SLOT_BYTES }
+        QueueBuilder { maxsize: None, max_item: DEFAULT_MAX_ITEM, slot_bytes: None }
     }
 
     /// The bound in items, `1..=`[`mproc_shm::ring::mpmc::MAX_SLOTS`]. Python's
@@ -176,20 +201,40 @@ impl QueueBuilder {
     }
 
     /// The largest encoded item kept in a ring slot, in bytes,
-    /// `1..=`[`mproc_shm::ring::mpmc::MAX_MESSAGE`] (default
-    /// [`DEFAULT_SLOT_BYTES`]); larger items go to blocks (see the module doc).
-    /// Values below 16 count as 16: a slot must hold a reference to a block.
-    /// The ring's slots take `maxsize` × this (plus 16, rounded up to 64)
-    /// bytes of address space, resident once used: raise it for a stream of
-    /// medium items (e.g. 4 KiB) that should each take one copy in and out.
+    /// `1..=`[`mproc_shm::ring::mpmc::MAX_MESSAGE`]; larger items go to
+    /// blocks (see the module doc). Values below 16 count as 16: a slot must
+    /// hold a reference to a block. The ring's slots take `maxsize` × this
+    /// (plus 16, rounded up to 64) bytes of address space, resident once used:
+    /// raise it for a stream of medium items that should each take one copy
+    /// in and out with no block between.
+    ///
+    /// By default the slots of a ring share 256 KiB: [`DEFAULT_SLOT_BYTES`]
+    /// (48) for the default 4096 items, 1008 for a `maxsize` of 256, 4080 for
+    /// 64; rings of 64 slots or fewer have slots a page or more apart, where a
+    /// small item touches one page whatever the slot's size, and take items of
+    /// up to 16 KiB in their slots.
+    ///
+    /// ```
+    /// use mproc_ipc::QueueBuilder;
+    /// assert_eq!(QueueBuilder::new().build::<u8>()?.slot_bytes(), 48);
+    /// assert_eq!(QueueBuilder::new().maxsize(256).build::<u8>()?.slot_bytes(), 1008);
+    /// assert_eq!(QueueBuilder::new().maxsize(64).build::<u8>()?.slot_bytes(), 16 << 10);
+    /// assert_eq!(QueueBuilder::new().maxsize(64).slot_bytes(100).build::<u8>()?.slot_bytes(), 100);
+    /// # Ok::<(), mproc_ipc::QueueError>(())
+    /// ```
     pub fn slot_bytes(mut self, bytes: usize) -> QueueBuilder {
-        self.slot_bytes = bytes;
+        self.slot_bytes = Some(bytes);
         self
     }
 
     fn raw<T>(&self, kind: Kind, default_max: usize) -> Result<RawQueue, QueueError> {
         let maxsize = self.maxsize.unwrap_or(default_max);
-        RawQueue::new(kind, maxsize, self.max_item, self.slot_bytes, std::any::type_name::<T>())
+        RawQueue::new(kind, maxsize, self.max_item, self.slot_bytes_for(maxsize), std::any::type_name::<T>())
+    }
+
+    /// The slot size: as chosen, else [`auto_slot_bytes`].
+    fn slot_bytes_for(&self, maxsize: usize) -> usize {
+        self.slot_bytes.unwrap_or_else(|| auto_slot_bytes(maxsize))
     }
 
     /// Builds a [`Queue`].
@@ -210,28 +255,24 @@ impl QueueBuilder {
     /// A [`Queue`] on the heap for loom models (not shareable between processes).
     #[cfg(loom)]
     pub(crate) fn build_heap<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>, QueueError> {
-        let raw =
-            RawQueue::new_heap(Kind::Queue, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item, self.slot_bytes)?;
+        let maxsize = self.maxsize.unwrap_or(DEFAULT_MAXSIZE);
+        let raw = RawQueue::new_heap(Kind::Queue, maxsize, self.max_item, self.slot_bytes_for(maxsize))?;
         Ok(Queue::from_typed(Typed::new(raw)))
     }
 
     /// A [`JoinableQueue`] on the heap for loom models.
     #[cfg(loom)]
     pub(crate) fn build_joinable_heap<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueue<T>, QueueError> {
-        let raw = RawQueue::new_heap(
-            Kind::Joinable,
-            self.maxsize.unwrap_or(DEFAULT_MAXSIZE),
-            self.max_item,
-            self.slot_bytes,
-        )?;
+        let maxsize = self.maxsize.unwrap_or(DEFAULT_MAXSIZE);
+        let raw = RawQueue::new_heap(Kind::Joinable, maxsize, self.max_item, self.slot_bytes_for(maxsize))?;
         Ok(JoinableQueue::from_typed(Typed::new(raw)))
     }
 
     /// A [`SimpleQueue`] on the heap for loom models.
     #[cfg(loom)]
     pub(crate) fn build_simple_heap<T: Serialize + DeserializeOwned>(&self) -> Result<SimpleQueue<T>, QueueError> {
-        let raw =
-            RawQueue::new_heap(Kind::Simple, self.maxsize.unwrap_or(SIMPLE_MAXSIZE), self.max_item, self.slot_bytes)?;
+        let maxsize = self.maxsize.unwrap_or(SIMPLE_MAXSIZE);
+        let raw = RawQueue::new_heap(Kind::Simple, maxsize, self.max_item, self.slot_bytes_for(maxsize))?;
         Ok(SimpleQueue::from_typed(Typed::new(raw)))
     }
 }
