@@ -105,6 +105,9 @@ pub mod __testing {
     #[cfg(loom)]
     use serde::{de::DeserializeOwned, Serialize};
 
+    #[cfg(loom)]
+    pub use crate::queue::testing::{forge_dead_block_writer, forge_dead_reader, release_idle};
+
     /// A [`Queue`](crate::Queue) on the heap for loom models (not shareable
     /// between processes): loom's atomics cannot live in shared memory.
     #[cfg(loom)]

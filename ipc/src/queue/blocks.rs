@@ -674,6 +674,16 @@ pub(crate) fn pace(len: usize) -> Option<std::time::Duration> {
     (len >= LARGE).then(|| std::time::Duration::from_nanos((len >> 13) as u64))
 }
 
+/// Hooks for loom models (see `ipc/tests/loom_queue.rs`).
+#[cfg(loom)]
+impl Blocks {
+    /// Makes block `index` of class 0 look held by a process that died
+    /// writing it (HELD(pid of the dead)).
+    pub(crate) fn forge_dead_holder(&self, index: usize) {
+        self.state(0, index).store(HELD | mproc_shm::sys::LOOM_DEAD_PID as u64, SeqCst);
+    }
+}
+
 impl Drop for Blocks {
     fn drop(&mut self) {
         for class in 0..self.geo.classes as u32 {

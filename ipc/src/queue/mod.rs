@@ -277,6 +277,32 @@ impl QueueBuilder {
     }
 }
 
+/// Hooks for loom models: forging what a killed process leaves behind in a
+/// heap queue whose items go to blocks, and the idle release.
+#[cfg(loom)]
+pub(crate) mod testing {
+    use super::Queue;
+
+    /// Makes block `index` of class 0 look held by a producer that died
+    /// writing it.
+    pub fn forge_dead_block_writer<T>(q: &Queue<T>, index: usize) {
+        q.q.raw.blocks().expect("a queue whose items go to blocks").forge_dead_holder(index);
+    }
+
+    /// Makes the ring slot at `index` (lap 0) look claimed by a consumer
+    /// that died reading it.
+    pub fn forge_dead_reader<T>(q: &Queue<T>, index: usize) {
+        let word = 3 << 30 | mproc_shm::sys::LOOM_DEAD_PID as u64; // READING(lap 0, dead)
+        mproc_shm::__testing::slot_state(q.q.raw.ring(), index).store(word, mproc_sync::primitive::Ordering::SeqCst);
+    }
+
+    /// What a getter idle on the queue for [`IDLE_RELEASE`](super::IDLE_RELEASE)
+    /// does: releases warm blocks and takes back orphans.
+    pub fn release_idle<T>(q: &Queue<T>) {
+        q.q.raw.release_idle();
+    }
+}
+
 /// The typed layer shared by the three queues: encoding, decoding and the
 /// per-handle `closed` flag.
 struct Typed<T> {
@@ -355,11 +381,8 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
             return Err(QueueError::Closed);
         }
         let decode = |msg: &[u8]| {
-            postcard::from_bytes(msg).map_err(|source| QueueError::Decode {
-                type_name: std::any::type_name::<T>(),
-                len: msg.len(),
-                source,
-            })
+            crate::payload::clear_decode_error();
+            postcard::from_bytes(msg).map_err(|source| decode_error::<T>(msg.len(), source))
         };
         self.raw.get(decode, until, &|| self.is_closed())
     }
@@ -373,12 +396,24 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     }
 }
 
+/// Why `len` encoded bytes did not decode as a `T`: the typed cause a
+/// [`PodVec`](crate::PodVec) recorded ([`QueueError::Payload`]), else
+/// postcard's error.
+#[cold]
+fn decode_error<T>(len: usize, source: postcard::Error) -> QueueError {
+    match crate::payload::take_decode_error() {
+        Some(e) => QueueError::Payload(e),
+        None => QueueError::Decode { type_name: std::any::type_name::<T>(), len, source },
+    }
+}
+
 /// The methods every queue has, delegated to its `Typed` field `q`.
 macro_rules! common_methods {
     () => {
         /// Takes the oldest item, waiting as long as it takes. [`QueueError::Closed`]
         /// after [`close`](Self::close); [`QueueError::Decode`] if the item does
-        /// not decode as `T`.
+        /// not decode as `T` ([`QueueError::Payload`] if it is a `PodVec` of
+        /// another element type).
         pub fn get(&self) -> Result<T, QueueError> {
             self.q.get(crate::queue::Until::Forever)
         }

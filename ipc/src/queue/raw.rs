@@ -781,6 +781,26 @@ impl RawQueue {
         }
     }
 
+    /// For loom models: the block store (a heap queue with large items has one).
+    #[cfg(loom)]
+    pub(crate) fn blocks(&self) -> Option<&Blocks> {
+        self.blocks.as_deref()
+    }
+
+    /// For loom models: the ring.
+    #[cfg(loom)]
+    pub(crate) fn ring(&self) -> &MpmcRing {
+        &self.ring
+    }
+
+    /// For loom models: what a getter idle for [`IDLE_RELEASE`] does.
+    #[cfg(loom)]
+    pub(crate) fn release_idle(&self) {
+        if let Some(b) = &self.blocks {
+            b.release_idle(&self.ring)
+        }
+    }
+
     /// Marks one task done; wakes the joiners when none is left.
     pub(crate) fn task_done(&self) -> Result<(), QueueError> {
         let word = &self.ctrl().unfinished.0;
