@@ -19,19 +19,24 @@
 //! `Connection`; [`QueueBuilder::max_item_bytes`] sets it, up to
 //! [`MAX_ITEM_CAP`]). Only an item over the cap is refused, with
 //! [`QueueError::TooLarge`] naming both sizes. For byte payloads prefer
-//! `serde_bytes::ByteBuf` to `Vec<u8>`: serde encodes a `Vec<u8>` byte by byte,
-//! a `ByteBuf` as one copy.
+//! [`Bytes`](crate::Bytes) to `Vec<u8>`, and [`PodVec`](crate::PodVec) to
+//! `Vec<f64>` and kin: serde encodes a `Vec` element by element, these as one
+//! copy.
 //!
 //! Each queue is one memfd (one fd) of its own, laid out as:
 //!
 //! - a control page (futex words, the block store's counters);
-//! - the ring: one 64-byte slot per item place (`maxsize` rounded up to a power
-//!   of two). An item of up to [`DEFAULT_SLOT_BYTES`] (48) encoded bytes is
-//!   encoded straight into its slot and decoded straight out of it: the
-//!   small-item path, one copy each way, as fast as before large items existed;
-//! - a store of blocks (`blocks.rs`) for larger items: power-of-two size classes
-//!   from 64 B up to the cap, `maxsize` + 64 blocks per class, in the sparse
-//!   part of the file that each process maps in chunks as it first needs them.
+//! - the ring: one slot per item place (`maxsize` rounded up to a power of
+//!   two), the slots sharing 256 KiB: 64 B each in a default queue, larger in a
+//!   queue of a smaller `maxsize` (16 KiB from 64 places down; see
+//!   [`QueueBuilder::slot_bytes`]). An item that fits its slot ([`DEFAULT_SLOT_BYTES`],
+//!   48 encoded bytes, in a default queue) is encoded straight into it and
+//!   decoded straight out of it: one copy each way;
+//! - a store of blocks (`blocks.rs`) for larger items: size classes (powers of
+//!   two up to 16 KiB, then four per octave, so a block is at most a quarter
+//!   larger than its item) up to the cap, `maxsize` + 64 blocks per class, in
+//!   the sparse part of the file that each process maps in chunks as it first
+//!   needs them.
 //!   A large item is encoded into a block before its slot is claimed, so
 //!   copying it never holds up the items behind it; the slot then carries a
 //!   16-byte reference, and the consumer decodes in place from the block.
@@ -40,17 +45,19 @@
 //! a new default queue holds one page (4 KiB; measured with
 //! [`Queue::shared_memory_bytes`]), and 1,000 of them add about 4 MiB of RSS and
 //! 1,000 fds. The ring's slots become resident as the ring turns, 256 KiB at
-//! most for the default 4096 slots (1 MiB for a default [`SimpleQueue`]'s
-//! 16384). Blocks are resident while they hold an item. A freed block of a
-//! page or more is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`)
-//! unless the queue's warm set — up to 32 MiB of recently freed blocks, reused
-//! lowest-index first — has room for it; a getter that has waited
-//! [`IDLE_RELEASE`] (100 ms) on an empty queue releases the warm set too. So a queue that
-//! held 1 GiB and was drained is back to its ring and at most 32 MiB at once,
-//! and to its ring alone once idle. Blocks under a page share pages and stay
-//! (`maxsize` × 2 KiB per class at most). Address space: each chunk mapping
-//! covers 64 blocks of a class (up to 4 GiB of address space, no memory, for
-//! the 64 MiB class).
+//! most for small items (1 MiB for a default [`SimpleQueue`]'s 16384 slots;
+//! more in a small queue's large slots while they hold medium items). Blocks
+//! are resident while they hold an item. A freed block of a page or more is
+//! punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`) unless the
+//! queue's warm set has room for it: up to 32 MiB of recently freed blocks, and
+//! in any case 4 blocks of each size class (so 4 × 80 MiB for a stream of
+//! 64 MiB items). A getter that has waited [`IDLE_RELEASE`] (100 ms) on an
+//! empty queue releases the warm set, and the pages of the block table, too.
+//! So a queue that held 1 GiB and was drained is back to its ring and its warm
+//! set at once, and to its ring alone once idle. Blocks under a page share
+//! pages and stay (`maxsize` × 2 KiB per class at most). Address space: each
+//! chunk mapping covers 64 blocks of a class (up to 5 GiB of address space, no
+//! memory, for the 80 MiB class).
 //!
 //! Why blocks in the queue's own memfd:
 //!
@@ -71,9 +78,17 @@
 //! - A warm large item costs one copy in (encoding into the block) and one out
 //!   (decoding from it) plus the consumer's allocation of the decoded value:
 //!   what the `queue_large_*` benches set against the cross-process copy limit
-//!   (two processes, an SPSC ring, `memcpy` in and out). A producer far ahead
-//!   of its consumer fills blocks beyond the warm set, which cost the zeroing
-//!   of fresh pages on top.
+//!   (two processes, an SPSC ring, `memcpy` in and out). A cold block costs
+//!   more than the copy (the kernel zeroes its pages, both processes map them,
+//!   the punch unmaps them again): profiled, a producer running ahead through
+//!   cold blocks spent 57 % of its time in `madvise` and the punches 15 %. So a
+//!   producer of large items (64 KiB and up) paces itself: it takes a warm
+//!   block first, and while a consumer is taking items it keeps at most two
+//!   queued ahead of it, or waits for a block to come back when none is warm —
+//!   in either case at most about what a cold block would cost, after which it
+//!   goes on. A stream thus cycles through a few warm blocks, as an SPSC ring of
+//!   a few slots does, and a burst of puts with no consumer still returns at
+//!   once.
 //!
 //! Handles are cheap clones. Move one into a forked child's closure, or send it
 //! to a spawned child with [`mproc_shm::Share`]; the token names the queue's kind
