@@ -154,6 +154,12 @@ pub enum ManagerError {
         /// What the decoder said.
         reason: String,
     },
+    /// A value is a `PodVec` of another element type than the proxy's (its
+    /// element size or kind differs): the cause, naming both. Raised by the
+    /// client as it decodes; never sent over the wire.
+    #[error("decode failed: {0}")]
+    #[serde(skip)]
+    Payload(#[from] mproc_ipc::PayloadError),
     /// A user-registered method returned an error, or panicked.
     #[error("remote error: {message}")]
     Remote {
