@@ -105,6 +105,7 @@ pub mod __testing {
     #[cfg(loom)]
     use serde::{de::DeserializeOwned, Serialize};
 
+    pub use crate::queue::testing::blocks_not_cold;
     #[cfg(loom)]
     pub use crate::queue::testing::{forge_dead_block_writer, forge_dead_reader, release_idle};
 

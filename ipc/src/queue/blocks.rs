@@ -674,11 +674,21 @@ pub(crate) fn pace(len: usize) -> Option<std::time::Duration> {
     (len >= LARGE).then(|| std::time::Duration::from_nanos((len >> 13) as u64))
 }
 
-/// Hooks for loom models (see `ipc/tests/loom_queue.rs`).
-#[cfg(loom)]
+/// Hooks for tests and loom models (see `ipc/tests/loom_queue.rs`).
 impl Blocks {
+    /// Blocks in any state but FREE and cold: in use, kept warm, or orphaned.
+    pub(crate) fn not_cold(&self) -> usize {
+        (0..self.geo.classes as u32)
+            .map(|c| {
+                let high = (self.words(c).high.load(SeqCst) as usize).min(self.geo.per_class);
+                (0..high).filter(|&i| self.state(c, i).load(SeqCst) != FREE_COLD).count()
+            })
+            .sum()
+    }
+
     /// Makes block `index` of class 0 look held by a process that died
     /// writing it (HELD(pid of the dead)).
+    #[cfg(loom)]
     pub(crate) fn forge_dead_holder(&self, index: usize) {
         self.state(0, index).store(HELD | mproc_shm::sys::LOOM_DEAD_PID as u64, SeqCst);
     }

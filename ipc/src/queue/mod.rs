@@ -292,20 +292,28 @@ impl QueueBuilder {
     }
 }
 
-/// Hooks for loom models: forging what a killed process leaves behind in a
-/// heap queue whose items go to blocks, and the idle release.
-#[cfg(loom)]
+/// Hooks for tests and loom models: what the block store holds; forging
+/// what a killed process leaves behind in a heap queue whose items go to
+/// blocks, and the idle release.
 pub(crate) mod testing {
     use super::Queue;
 
+    /// Blocks of the queue in use, kept warm or orphaned (0 for a drained
+    /// queue once a getter has idled on it).
+    pub fn blocks_not_cold<T>(q: &Queue<T>) -> usize {
+        q.q.raw.block_store().map_or(0, |b| b.not_cold())
+    }
+
     /// Makes block `index` of class 0 look held by a producer that died
     /// writing it.
+    #[cfg(loom)]
     pub fn forge_dead_block_writer<T>(q: &Queue<T>, index: usize) {
-        q.q.raw.blocks().expect("a queue whose items go to blocks").forge_dead_holder(index);
+        q.q.raw.block_store().expect("a queue whose items go to blocks").forge_dead_holder(index);
     }
 
     /// Makes the ring slot at `index` (lap 0) look claimed by a consumer
     /// that died reading it.
+    #[cfg(loom)]
     pub fn forge_dead_reader<T>(q: &Queue<T>, index: usize) {
         let word = 3 << 30 | mproc_shm::sys::LOOM_DEAD_PID as u64; // READING(lap 0, dead)
         mproc_shm::__testing::slot_state(q.q.raw.ring(), index).store(word, mproc_sync::primitive::Ordering::SeqCst);
@@ -313,6 +321,7 @@ pub(crate) mod testing {
 
     /// What a getter idle on the queue for [`IDLE_RELEASE`](super::IDLE_RELEASE)
     /// does: releases warm blocks and takes back orphans.
+    #[cfg(loom)]
     pub fn release_idle<T>(q: &Queue<T>) {
         q.q.raw.release_idle();
     }

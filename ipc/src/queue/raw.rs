@@ -781,9 +781,9 @@ impl RawQueue {
         }
     }
 
-    /// For loom models: the block store (a heap queue with large items has one).
-    #[cfg(loom)]
-    pub(crate) fn blocks(&self) -> Option<&Blocks> {
+    /// For tests and loom models: the block store (a queue whose large items
+    /// go to blocks has one).
+    pub(crate) fn block_store(&self) -> Option<&Blocks> {
         self.blocks.as_deref()
     }
 
