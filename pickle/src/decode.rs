@@ -18,18 +18,17 @@
 //! Source: CPython's `Lib/pickle.py` (`_Unpickler`) and `Lib/pickletools.py` (the opcode
 //! table).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use crate::allow::Global;
 use crate::error::{PickleError, Result};
 use crate::value::Value;
 
+mod memo;
 mod opcodes;
 mod refuse;
 mod resolve;
 mod text;
 
+use memo::Memo;
 use opcodes::*;
 use refuse::{bad_reduce, describe, lookup, malformed};
 use resolve::Resolver;
@@ -44,6 +43,9 @@ pub const MAX_DEPTH: usize = 128;
 
 /// How much memory decoding may take per input byte when no budget is given.
 const EXPANSION: usize = 64;
+
+/// The stack's first capacity, in slots.
+const STACK_START: usize = 160;
 
 /// The smallest memory budget (so tiny inputs may still build a few containers).
 const MIN_BUDGET: usize = 1 << 20;
@@ -74,31 +76,6 @@ impl DecodeOptions {
 
 fn budget_for(len: usize) -> usize {
     len.saturating_mul(EXPANSION).max(MIN_BUDGET)
-}
-
-/// Memo ids to entries. Ids are small dense integers in every pickle CPython writes, so a
-/// multiplicative hash does (SipHash's flood resistance is not needed: the memory budget
-/// and the input cap bound what a hostile pickle can make the reader do).
-type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
-
-/// Fibonacci hashing of one `u32`.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// A value under construction.
@@ -151,9 +128,9 @@ struct Machine<'a> {
     pos: usize,
     stack: Vec<Slot>,
     marks: Vec<usize>,
-    memo: IdMap<Slot>,
+    memo: Memo<Slot>,
     /// References made to each memo entry (see [`Resolver`]).
-    uses: IdMap<u32>,
+    uses: Memo<u32>,
     /// Bytes of memory still allowed for copies made at `STOP`.
     budget: usize,
     total_budget: usize,
@@ -167,10 +144,11 @@ pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value> {
     let mut machine = Machine {
         input,
         pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: IdMap::default(),
-        uses: IdMap::default(),
+        // Enough for a flat container of 64 entries without growing.
+        stack: Vec::with_capacity(STACK_START),
+        marks: Vec::with_capacity(8),
+        memo: Memo::new(input.len()),
+        uses: Memo::new(input.len()),
         budget: options.memory_budget,
         total_budget: options.memory_budget,
     };
@@ -178,7 +156,7 @@ pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value> {
     let mut resolver = Resolver {
         memo: machine.memo,
         uses: machine.uses,
-        cache: IdMap::default(),
+        cache: Memo::new(input.len()),
         active: Vec::new(),
         budget: machine.budget,
         total_budget: machine.total_budget,
@@ -341,49 +319,47 @@ impl<'a> Machine<'a> {
                 EMPTY_SET => self.stack.push(Slot { node: Node::Set(Vec::new()), depth: 1 }),
                 EMPTY_TUPLE => self.stack.push(Slot { node: Node::Tuple(Vec::new()), depth: 1 }),
                 LIST => {
-                    let items = self.pop_mark(at)?;
-                    let depth = depth_of(&items)?;
-                    self.stack.push(Slot { node: Node::List(nodes(items)), depth });
+                    let (items, depth) = self.pop_mark_nodes(at)?;
+                    self.stack.push(Slot { node: Node::List(items), depth });
                 }
                 TUPLE => {
-                    let items = self.pop_mark(at)?;
-                    self.push_tuple(items)?;
+                    let (items, depth) = self.pop_mark_nodes(at)?;
+                    self.stack.push(Slot { node: Node::Tuple(items), depth });
                 }
                 TUPLE1 | TUPLE2 | TUPLE3 => {
                     let n = usize::from(op - TUPLE1 + 1);
                     if self.stack.len() < n + self.marks.last().copied().unwrap_or(0) {
                         return Err(malformed(at, "TUPLEn with too few items on the stack"));
                     }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    self.push_tuple(items)?;
+                    let start = self.stack.len() - n;
+                    let depth = depth_of(&self.stack[start..])?;
+                    let items = self.stack.drain(start..).map(|s| s.node).collect();
+                    self.stack.push(Slot { node: Node::Tuple(items), depth });
                 }
                 FROZENSET => {
-                    let items = self.pop_mark(at)?;
-                    let depth = depth_of(&items)?;
-                    self.stack.push(Slot { node: Node::FrozenSet(nodes(items)), depth });
+                    let (items, depth) = self.pop_mark_nodes(at)?;
+                    self.stack.push(Slot { node: Node::FrozenSet(items), depth });
                 }
                 DICT => {
-                    let items = self.pop_mark(at)?;
-                    let depth = depth_of(&items)?;
-                    let pairs = pairs(items, at)?;
+                    let mark = self.marks.pop().ok_or_else(|| malformed(at, "no MARK"))?;
+                    let depth = depth_of(&self.stack[mark..])?;
+                    let pairs = pairs(self.stack.drain(mark..), at)?;
                     self.stack.push(Slot { node: Node::Dict(pairs), depth });
                 }
                 APPEND => {
                     let item = self.pop(at)?;
-                    self.extend(vec![item], at)?;
+                    self.extend_top([item], at)?;
                 }
                 APPENDS | ADDITEMS => {
-                    let items = self.pop_mark(at)?;
-                    self.extend(items, at)?;
+                    self.extend_from_mark(at)?;
                 }
                 SETITEM => {
                     let value = self.pop(at)?;
                     let key = self.pop(at)?;
-                    self.extend(vec![key, value], at)?;
+                    self.extend_top([key, value], at)?;
                 }
                 SETITEMS => {
-                    let items = self.pop_mark(at)?;
-                    self.extend(items, at)?;
+                    self.extend_from_mark(at)?;
                 }
 
                 // Memo.
@@ -505,18 +481,31 @@ impl<'a> Machine<'a> {
 
     // Input.
 
+    #[inline]
     fn byte(&mut self) -> Result<u8> {
-        let b = *self.input.get(self.pos).ok_or(PickleError::Truncated { offset: self.input.len() })?;
-        self.pos += 1;
-        Ok(b)
+        match self.input.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.truncated()),
+        }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.input.len());
-        let end = end.ok_or(PickleError::Truncated { offset: self.input.len() })?;
-        let bytes = &self.input[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
+        match self.input.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(bytes) => {
+                self.pos += n;
+                Ok(bytes)
+            }
+            None => Err(self.truncated()),
+        }
+    }
+
+    #[cold]
+    fn truncated(&self) -> PickleError {
+        PickleError::Truncated { offset: self.input.len() }
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
@@ -532,7 +521,7 @@ impl<'a> Machine<'a> {
     /// The bytes up to the next `\n` (protocol 0 arguments), without it.
     fn line(&mut self) -> Result<&'a [u8]> {
         let rest = &self.input[self.pos..];
-        let n = rest.iter().position(|&b| b == b'\n').ok_or(PickleError::Truncated { offset: self.input.len() })?;
+        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| self.truncated())?;
         self.pos += n + 1;
         Ok(&rest[..n])
     }
@@ -551,18 +540,19 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn push_tuple(&mut self, items: Vec<Slot>) -> Result<()> {
-        let depth = depth_of(&items)?;
-        self.stack.push(Slot { node: Node::Tuple(nodes(items)), depth });
-        Ok(())
-    }
-
     fn pop(&mut self, at: usize) -> Result<Slot> {
         let floor = self.marks.last().copied().unwrap_or(0);
         if self.stack.len() <= floor {
             return Err(malformed(at, "pop from an empty stack"));
         }
         Ok(self.stack.pop().expect("stack is above the mark"))
+    }
+
+    /// The nodes above the last mark, as a container's items, and that container's depth.
+    fn pop_mark_nodes(&mut self, at: usize) -> Result<(Vec<Node>, usize)> {
+        let mark = self.marks.pop().ok_or_else(|| malformed(at, "no MARK"))?;
+        let depth = depth_of(&self.stack[mark..])?;
+        Ok((self.stack.drain(mark..).map(|s| s.node).collect(), depth))
     }
 
     fn pop_mark(&mut self, at: usize) -> Result<Vec<Slot>> {
@@ -577,7 +567,7 @@ impl<'a> Machine<'a> {
         if self.stack.len() <= floor {
             return Err(malformed(at, "memoize with an empty stack"));
         }
-        if self.memo.contains_key(&id) {
+        if self.memo.contains(id) {
             return Err(malformed(at, "memo entry written twice"));
         }
         let top = self.stack.last_mut().expect("stack is above the mark");
@@ -594,7 +584,7 @@ impl<'a> Machine<'a> {
     }
 
     fn get(&mut self, id: u32, at: usize) -> Result<()> {
-        if !self.memo.contains_key(&id) {
+        if !self.memo.contains(id) {
             return Err(malformed(at, "GET of a memo entry never written"));
         }
         let slot = self.new_ref(id);
@@ -606,14 +596,14 @@ impl<'a> Machine<'a> {
     fn count_refs(&mut self, slots: &[Slot]) {
         for slot in slots {
             if let Node::Ref(id) = slot.node {
-                *self.uses.entry(id).or_insert(0) += 1;
+                *self.uses.get_or_default(id) += 1;
             }
         }
     }
 
     /// A new reference to memo entry `id`, counted.
     fn new_ref(&mut self, id: u32) -> Slot {
-        *self.uses.entry(id).or_insert(0) += 1;
+        *self.uses.get_or_default(id) += 1;
         Slot { node: Node::Ref(id), depth: 1 }
     }
 
@@ -621,7 +611,7 @@ impl<'a> Machine<'a> {
     fn target<'n>(&'n self, mut node: &'n Node) -> Option<&'n Node> {
         for _ in 0..=self.memo.len() {
             match node {
-                Node::Ref(id) => node = &self.memo.get(id)?.node,
+                Node::Ref(id) => node = &self.memo.get(*id)?.node,
                 other => return Some(other),
             }
         }
@@ -631,7 +621,7 @@ impl<'a> Machine<'a> {
     /// The memo id a reference chain ends at.
     fn final_id(&self, mut id: u32) -> Option<u32> {
         for _ in 0..=self.memo.len() {
-            match self.memo.get(&id)?.node {
+            match self.memo.get(id)?.node {
                 Node::Ref(next) => id = next,
                 _ => return Some(id),
             }
@@ -639,31 +629,44 @@ impl<'a> Machine<'a> {
         None
     }
 
-    /// Adds `items` to the container on top of the stack (list items, dict key-value pairs,
-    /// set members), wherever it lives.
-    fn extend(&mut self, items: Vec<Slot>, at: usize) -> Result<()> {
+    /// Moves the items above the last mark into the container below it (list items, dict
+    /// key-value pairs, set members), wherever it lives.
+    fn extend_from_mark(&mut self, at: usize) -> Result<()> {
+        let mark = self.marks.pop().ok_or_else(|| malformed(at, "no MARK"))?;
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if mark <= floor {
+            return Err(malformed(at, "no container to add to"));
+        }
+        let depth = depth_of(&self.stack[mark..])?;
+        if let Node::Ref(id) = self.stack[mark - 1].node {
+            let id = self.final_id(id).ok_or_else(|| malformed(at, "dangling memo reference"))?;
+            let target = self.memo.get_mut(id).expect("final_id returns a present entry");
+            return fill(target, depth, self.stack.drain(mark..), at);
+        }
+        // Lifted out while the items move, so that they move once, straight into it.
+        let placeholder = Slot { node: Node::Ref(u32::MAX), depth: 0 };
+        let mut target = std::mem::replace(&mut self.stack[mark - 1], placeholder);
+        fill(&mut target, depth, self.stack.drain(mark..), at)?;
+        self.stack[mark - 1] = target;
+        Ok(())
+    }
+
+    /// Moves `items` into the container on top of the stack, wherever it lives.
+    fn extend_top<const N: usize>(&mut self, items: [Slot; N], at: usize) -> Result<()> {
         let floor = self.marks.last().copied().unwrap_or(0);
         if self.stack.len() <= floor {
             return Err(malformed(at, "no container to add to"));
         }
+        let depth = depth_of(&items)?;
         let top = self.stack.last_mut().expect("stack is above the mark");
-        let slot = match top.node {
+        let target = match top.node {
             Node::Ref(id) => {
                 let id = self.final_id(id).ok_or_else(|| malformed(at, "dangling memo reference"))?;
-                self.memo.get_mut(&id).expect("final_id returns a present entry")
+                self.memo.get_mut(id).expect("final_id returns a present entry")
             }
             _ => top,
         };
-        slot.depth = slot.depth.max(depth_of(&items)?);
-        // Filling an empty container (the usual case) takes the items' allocation over.
-        match &mut slot.node {
-            Node::List(list) | Node::Set(list) if list.is_empty() => *list = nodes(items),
-            Node::List(list) | Node::Set(list) => list.extend(items.into_iter().map(|s| s.node)),
-            Node::Dict(dict) if dict.is_empty() => *dict = pairs(items, at)?,
-            Node::Dict(dict) => dict.extend(pairs(items, at)?),
-            _ => return Err(malformed(at, "adding items to a value that is no list, dict or set")),
-        }
-        Ok(())
+        fill(target, depth, items.into_iter(), at)
     }
 
     /// A copy of a stack slot, for `DUP` (CPython never writes it).
@@ -775,14 +778,32 @@ fn nodes(slots: Vec<Slot>) -> Vec<Node> {
     slots.into_iter().map(|s| s.node).collect()
 }
 
-fn pairs(items: Vec<Slot>, at: usize) -> Result<Vec<(Node, Node)>> {
+/// Adds `items`, whose own nesting is `depth`, to the list, set or dict in `target`.
+fn fill(target: &mut Slot, depth: usize, items: impl ExactSizeIterator<Item = Slot>, at: usize) -> Result<()> {
+    target.depth = target.depth.max(depth);
+    match &mut target.node {
+        Node::List(list) | Node::Set(list) => list.extend(items.map(|s| s.node)),
+        Node::Dict(dict) => push_pairs(dict, items, at)?,
+        _ => return Err(malformed(at, "adding items to a value that is no list, dict or set")),
+    }
+    Ok(())
+}
+
+fn pairs(items: impl ExactSizeIterator<Item = Slot>, at: usize) -> Result<Vec<(Node, Node)>> {
+    let mut pairs = Vec::new();
+    push_pairs(&mut pairs, items, at)?;
+    Ok(pairs)
+}
+
+/// Appends `items`, taken two by two as key and value, to `dict`.
+fn push_pairs(dict: &mut Vec<(Node, Node)>, items: impl ExactSizeIterator<Item = Slot>, at: usize) -> Result<()> {
     if items.len() % 2 != 0 {
         return Err(malformed(at, "dict items are not key-value pairs"));
     }
-    let mut pairs = Vec::with_capacity(items.len() / 2);
-    let mut it = items.into_iter();
+    dict.reserve_exact(items.len() / 2);
+    let mut it = items;
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        pairs.push((k.node, v.node));
+        dict.push((k.node, v.node));
     }
-    Ok(pairs)
+    Ok(())
 }

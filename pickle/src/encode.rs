@@ -210,10 +210,24 @@ fn write_bigint(b: &BigInt, out: &mut Vec<u8>) {
     out.extend_from_slice(&bytes);
 }
 
+/// A guess at the pickle's length from the top level alone (a walk of the whole tree
+/// would cost more than the buffer growing once or twice): 16 bytes an item.
+fn size_hint(value: &Value) -> usize {
+    let items = match value {
+        Value::Str(s) => s.len(),
+        Value::Bytes(b) | Value::ByteArray(b) => b.len(),
+        Value::List(items) | Value::Tuple(items) => 16 * items.len(),
+        Value::Dict(d) => 32 * d.len(),
+        Value::Set(s) | Value::FrozenSet(s) => 16 * s.len(),
+        _ => 0,
+    };
+    items.saturating_add(32)
+}
+
 impl Value {
     /// The protocol-5 pickle of this value (same as [`crate::dumps_value`]).
     pub fn to_pickle(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(size_hint(self));
         encode(self, &mut out)?;
         Ok(out)
     }

@@ -3,7 +3,8 @@
 use std::mem::size_of;
 
 use super::refuse::bad_reduce;
-use super::{IdMap, Node, Slot, MAX_DEPTH};
+use super::memo::Memo;
+use super::{Node, Slot, MAX_DEPTH};
 use crate::error::{PickleError, Result};
 use crate::value::{Dict, Value};
 
@@ -11,11 +12,11 @@ use crate::value::{Dict, Value};
 /// used more often is resolved once and then copied, each copy charged to the memory
 /// budget before it is made.
 pub(super) struct Resolver {
-    pub(super) memo: IdMap<Slot>,
+    pub(super) memo: Memo<Slot>,
     /// How many references to each memo entry were made (an over-count only costs a copy).
-    pub(super) uses: IdMap<u32>,
+    pub(super) uses: Memo<u32>,
     /// Shared memo entries already resolved, with their cost in bytes.
-    pub(super) cache: IdMap<(Value, usize)>,
+    pub(super) cache: Memo<(Value, usize)>,
     /// Memo entries being resolved (a reference to one of them is a cycle).
     pub(super) active: Vec<u32>,
     pub(super) budget: usize,
@@ -71,11 +72,11 @@ impl Resolver {
     }
 
     fn resolve_ref(&mut self, id: u32, depth: usize) -> Result<Value> {
-        if let Some(&(_, cost)) = self.cache.get(&id) {
+        if let Some(&(_, cost)) = self.cache.get(id) {
             self.charge(cost)?;
-            return Ok(self.cache[&id].0.clone());
+            return Ok(self.cache.get(id).expect("found above").0.clone());
         }
-        let Some(slot) = self.memo.remove(&id) else {
+        let Some(slot) = self.memo.remove(id) else {
             return Err(if self.active.contains(&id) {
                 PickleError::Recursive { memo: id }
             } else {
@@ -86,7 +87,7 @@ impl Resolver {
         let value = self.resolve(slot.node, depth);
         self.active.pop();
         let value = value?;
-        if self.uses.get(&id).copied().unwrap_or(0) > 1 {
+        if self.uses.get(id).copied().unwrap_or(0) > 1 {
             // The cached original is charged too: it lives as long as the decoder.
             let cost = cost_deep(&value);
             self.charge(cost)?;
