@@ -22,6 +22,7 @@ use crate::allow::Global;
 use crate::error::{PickleError, Result};
 use crate::value::Value;
 
+mod call;
 mod memo;
 mod opcodes;
 mod refuse;
@@ -30,7 +31,7 @@ mod text;
 
 use memo::Memo;
 use opcodes::*;
-use refuse::{bad_reduce, describe, lookup, malformed};
+use refuse::{bad_reduce, lookup, malformed};
 use resolve::Resolver;
 use text::*;
 
@@ -675,101 +676,6 @@ impl<'a> Machine<'a> {
             Node::Leaf(v) => Ok(Slot::leaf(v.clone())),
             Node::Ref(id) => Ok(Slot { node: Node::Ref(*id), depth: 1 }),
             _ => Err(malformed(at, "DUP of a container that is not memoized")),
-        }
-    }
-
-    // Calls.
-
-    fn global_of(&self, slot: &Slot, at: usize) -> Result<Global> {
-        match self.target(&slot.node) {
-            Some(Node::Global(g)) => Ok(g.clone()),
-            _ => Err(malformed(at, "call of a value that is not a global")),
-        }
-    }
-
-    fn tuple_items(&mut self, args: Slot, at: usize) -> Result<Vec<Slot>> {
-        match args.node {
-            Node::Tuple(items) => Ok(items.into_iter().map(|node| Slot { node, depth: args.depth - 1 }).collect()),
-            Node::Ref(_) => match self.target(&args.node) {
-                Some(Node::Tuple(items)) => {
-                    let copies = items.iter().map(|item| self.copy_node(item, at)).collect::<Result<Vec<_>>>()?;
-                    self.count_refs(&copies);
-                    Ok(copies)
-                }
-                _ => Err(malformed(at, "call arguments are not a tuple")),
-            },
-            _ => Err(malformed(at, "call arguments are not a tuple")),
-        }
-    }
-
-    /// A shallow copy: leaves are cloned, containers become references when memoized, and
-    /// an unmemoized container inside a memoized tuple is refused (CPython memoizes every
-    /// container it writes).
-    fn copy_node(&self, node: &Node, at: usize) -> Result<Slot> {
-        match node {
-            Node::Leaf(v) => Ok(Slot::leaf(v.clone())),
-            Node::Ref(id) => Ok(Slot { node: Node::Ref(*id), depth: 1 }),
-            Node::Tuple(items) if items.is_empty() => Ok(Slot { node: Node::Tuple(Vec::new()), depth: 1 }),
-            _ => Err(malformed(at, "shared call arguments hold an unmemoized container")),
-        }
-    }
-
-    /// Calls an allow-listed global with `args`.
-    fn call(&mut self, global: Global, args: Vec<Slot>, at: usize) -> Result<Slot> {
-        let (module, name) = global.name();
-        match global {
-            Global::Exception(module, name) => {
-                let depth = depth_of(&args)?;
-                Ok(Slot { node: Node::Exception { module, name, args: nodes(args) }, depth })
-            }
-            Global::Set | Global::FrozenSet => {
-                let members = match args.as_slice() {
-                    [] => Vec::new(),
-                    [iterable] => {
-                        let members = self.members(&iterable.node, at)?;
-                        self.count_refs(&members);
-                        members
-                    }
-                    _ => return Err(bad_reduce(module, name, &describe(&args))),
-                };
-                let depth = depth_of(&members)?;
-                let members = nodes(members);
-                let node = if global == Global::Set { Node::Set(members) } else { Node::FrozenSet(members) };
-                Ok(Slot { node, depth })
-            }
-            Global::ByteArray | Global::Bytes | Global::CodecsEncode => {
-                let bytes = match args.as_slice() {
-                    [] if global != Global::CodecsEncode => Vec::new(),
-                    [data] if global != Global::CodecsEncode => match self.target(&data.node) {
-                        Some(Node::Leaf(Value::Bytes(b) | Value::ByteArray(b))) => b.clone(),
-                        _ => return Err(bad_reduce(module, name, &describe(&args))),
-                    },
-                    [text, encoding] => match (self.target(&text.node), self.target(&encoding.node)) {
-                        (Some(Node::Leaf(Value::Str(text))), Some(Node::Leaf(Value::Str(encoding))))
-                            if is_latin1(encoding) =>
-                        {
-                            latin1(text).ok_or_else(|| bad_reduce(module, name, "a str beyond latin-1"))?
-                        }
-                        _ => return Err(bad_reduce(module, name, &describe(&args))),
-                    },
-                    _ => return Err(bad_reduce(module, name, &describe(&args))),
-                };
-                let value = if global == Global::ByteArray { Value::ByteArray(bytes) } else { Value::Bytes(bytes) };
-                Ok(Slot::leaf(value))
-            }
-        }
-    }
-
-    /// The members of the list, tuple or set that `set(…)`/`frozenset(…)` is called with.
-    fn members(&self, node: &Node, at: usize) -> Result<Vec<Slot>> {
-        match self.target(node) {
-            Some(Node::List(items) | Node::Tuple(items) | Node::Set(items) | Node::FrozenSet(items)) => {
-                items.iter().map(|item| self.copy_node(item, at)).collect()
-            }
-            _ => {
-                let (module, name) = ("builtins", "set");
-                Err(bad_reduce(module, name, "an argument that is not a list"))
-            }
         }
     }
 }

@@ -74,18 +74,8 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
             out.extend_from_slice(&f.to_be_bytes());
         }
         Value::Str(s) => write_str(s, out),
-        Value::Bytes(b) => {
-            if let Ok(n) = u8::try_from(b.len()) {
-                out.extend_from_slice(&[SHORT_BINBYTES, n]);
-            } else if let Ok(n) = u32::try_from(b.len()) {
-                out.push(BINBYTES);
-                out.extend_from_slice(&n.to_le_bytes());
-            } else {
-                out.push(BINBYTES8);
-                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-            }
-            out.extend_from_slice(b);
-        }
+        Value::Bytes(b) => write_bytes(b, out),
+        Value::Array { typecode, data } => write_array(*typecode, data, out)?,
         Value::ByteArray(b) => {
             out.push(BYTEARRAY8);
             out.extend_from_slice(&(b.len() as u64).to_le_bytes());
@@ -142,6 +132,41 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `array._array_reconstructor(array.array, typecode, mformat, data)`, as CPython writes
+/// an array from protocol 3 on.
+fn write_array(typecode: char, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let Some(mformat) = crate::array::mformat_le(typecode) else {
+        return Err(PickleError::Serde(format!("array typecode {typecode:?} is not one array.array knows")));
+    };
+    write_str("array", out);
+    write_str("_array_reconstructor", out);
+    out.push(STACK_GLOBAL);
+    out.push(MARK);
+    write_str("array", out);
+    write_str("array", out);
+    out.push(STACK_GLOBAL);
+    let mut code = [0; 4];
+    write_str(typecode.encode_utf8(&mut code), out);
+    out.extend_from_slice(&[BININT1, mformat]);
+    write_bytes(data, out);
+    out.push(TUPLE);
+    out.push(REDUCE);
+    Ok(())
+}
+
+fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
+    if let Ok(n) = u8::try_from(b.len()) {
+        out.extend_from_slice(&[SHORT_BINBYTES, n]);
+    } else if let Ok(n) = u32::try_from(b.len()) {
+        out.push(BINBYTES);
+        out.extend_from_slice(&n.to_le_bytes());
+    } else {
+        out.push(BINBYTES8);
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    }
+    out.extend_from_slice(b);
 }
 
 fn write_tuple(items: &[Value], out: &mut Vec<u8>, depth: usize) -> Result<()> {
@@ -215,7 +240,7 @@ fn write_bigint(b: &BigInt, out: &mut Vec<u8>) {
 fn size_hint(value: &Value) -> usize {
     let items = match value {
         Value::Str(s) => s.len(),
-        Value::Bytes(b) | Value::ByteArray(b) => b.len(),
+        Value::Bytes(b) | Value::ByteArray(b) | Value::Array { data: b, .. } => b.len(),
         Value::List(items) | Value::Tuple(items) => 16 * items.len(),
         Value::Dict(d) => 32 * d.len(),
         Value::Set(s) | Value::FrozenSet(s) => 16 * s.len(),

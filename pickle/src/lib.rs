@@ -41,6 +41,7 @@
 pub struct ReadmeDoctests;
 
 mod allow;
+mod array;
 mod decode;
 mod encode;
 mod error;
@@ -48,6 +49,7 @@ mod serde_value;
 mod value;
 
 pub use allow::{ALLOWED_EXCEPTIONS, ALLOWED_RECONSTRUCTORS};
+pub use array::{ARRAY_FROM_PYTHON, ARRAY_KINDS, ARRAY_NEWTYPE};
 pub use decode::{DecodeOptions, MAX_DEPTH};
 pub use encode::PROTOCOL;
 pub use error::{PickleError, Result};

@@ -31,6 +31,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, EnumAccess, MapAccess, 
 use serde::ser::{self, Serialize};
 use serde::Deserialize;
 
+use crate::array::ARRAY_NEWTYPE;
 use crate::error::{PickleError, Result};
 use crate::value::{Dict, Set, Value};
 
@@ -91,6 +92,10 @@ impl Serialize for Value {
             Value::Str(t) => s.serialize_str(t),
             Value::Bytes(b) => s.serialize_bytes(b),
             Value::ByteArray(b) => s.serialize_newtype_struct(BYTEARRAY, &BytesRef(b)),
+            Value::Array { typecode, data } => {
+                let (size, kind) = array_header(*typecode);
+                s.serialize_newtype_struct(ARRAY_NEWTYPE, &(size, kind, BytesRef(data)))
+            }
             Value::List(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for item in items {
@@ -360,6 +365,22 @@ impl ser::Serializer for ValueSerializer {
                 },
                 _ => return Err(mismatch()),
             },
+            ARRAY_NEWTYPE => match inner {
+                Value::Tuple(parts) => match parts.as_slice() {
+                    [Value::Int(size), Value::Int(kind), Value::Bytes(_)] => {
+                        match crate::array::typecode_of_kind(*kind & !i64::from(crate::array::ARRAY_FROM_PYTHON)) {
+                            Some(typecode) if crate::array::item_size(typecode) == usize::try_from(*size).ok() => {
+                                let Some(Value::Bytes(data)) = parts.into_iter().nth(2) else { unreachable!() };
+                                Value::Array { typecode, data }
+                            }
+                            // 128-bit and non-primitive elements have no typecode: the triple.
+                            _ => Value::Tuple(parts),
+                        }
+                    }
+                    _ => return Err(PickleError::Serde("a malformed array".to_owned())),
+                },
+                _ => return Err(mismatch()),
+            },
             EXCEPTION => match inner {
                 Value::Tuple(mut parts) if parts.len() == 3 => {
                     let args = parts.pop();
@@ -557,6 +578,13 @@ impl ser::SerializeStructVariant for MapBuilder {
     }
 }
 
+/// The element size and kind of an array's typecode, as a typed array writes them, marked
+/// as from Python (see `ARRAY_FROM_PYTHON`).
+fn array_header(typecode: char) -> (u32, u8) {
+    let size = crate::array::item_size(typecode).unwrap_or(0) as u32;
+    (size, crate::array::kind_of_typecode(typecode).unwrap_or(0x7f) | crate::array::ARRAY_FROM_PYTHON)
+}
+
 // ---------------------------------------------------------------------------------------
 // Deserializer: Value → Rust.
 
@@ -585,6 +613,11 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
             Value::Float(f) => visitor.visit_f64(f),
             Value::Str(s) => visitor.visit_string(s),
             Value::Bytes(b) | Value::ByteArray(b) => visitor.visit_byte_buf(b),
+            Value::Array { typecode, data } => {
+                // The triple a typed array reads (see `ARRAY_NEWTYPE`).
+                let (size, kind) = array_header(typecode);
+                visit_seq(vec![Value::Int(size as i64), Value::Int(kind.into()), Value::Bytes(data)], visitor)
+            }
             Value::List(items) | Value::Tuple(items) => visit_seq(items, visitor),
             Value::Set(members) | Value::FrozenSet(members) => visit_seq(members.into_iter().collect(), visitor),
             Value::Dict(d) => visitor.visit_map(DictAccess { entries: d.into_iter(), value: None }),

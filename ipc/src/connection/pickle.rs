@@ -43,7 +43,12 @@ impl Connection {
     #[doc(alias = "Connection.recv")]
     pub fn recv_pickle<T: DeserializeOwned>(&mut self) -> Result<T> {
         let value = self.recv_pickle_value_as::<T>()?;
-        mproc_pickle::from_value(value).map_err(pickle_error::<T>)
+        crate::payload::clear_decode_error();
+        mproc_pickle::from_value(value).map_err(|source| match crate::payload::take_decode_error() {
+            // A `PodVec` of the wrong element type says so in its own terms.
+            Some(e) => IpcError::Payload(e),
+            None => pickle_error::<T>(source),
+        })
     }
 
     /// Receives one message and unpickles it as a [`Value`](mproc_pickle::Value): any

@@ -102,7 +102,7 @@ fn cost_deep(value: &Value) -> usize {
     size_of::<Value>()
         + match value {
             Value::Str(s) => s.len(),
-            Value::Bytes(b) | Value::ByteArray(b) => b.len(),
+            Value::Bytes(b) | Value::ByteArray(b) | Value::Array { data: b, .. } => b.len(),
             Value::BigInt(b) => (b.bits() / 8) as usize,
             Value::List(items) | Value::Tuple(items) => items.iter().map(cost_deep).sum(),
             Value::Exception { module, name, args } => {
