@@ -153,7 +153,10 @@ mod tests {
         assert_eq!(v, Value::Array { typecode: 'H', data: vec![0x02, 0x01] });
         let err = reconstruct("d", 8, &[0; 8]).unwrap_err().to_string();
         assert!(err.contains("'d'") && err.contains("machine format 8"), "{err}");
-        assert_eq!(reconstruct("d", 17, &[1, 0, 0, 0, 0, 0, 0, 0]).unwrap(), Value::Array { typecode: 'd', data: vec![0, 0, 0, 0, 0, 0, 0, 1] });
+        assert_eq!(
+            reconstruct("d", 17, &[1, 0, 0, 0, 0, 0, 0, 0]).unwrap(),
+            Value::Array { typecode: 'd', data: vec![0, 0, 0, 0, 0, 0, 0, 1] }
+        );
         assert!(reconstruct("d", 16, &[0; 7]).is_err());
         assert!(reconstruct("dd", 16, &[]).is_err());
         assert!(reconstruct("x", 16, &[]).is_err());

@@ -18,9 +18,11 @@
 //! Source: CPython's `Lib/pickle.py` (`_Unpickler`) and `Lib/pickletools.py` (the opcode
 //! table).
 
+use std::cell::Cell;
+
 use crate::allow::Global;
 use crate::error::{PickleError, Result};
-use crate::value::Value;
+use crate::value::{Dict, Value};
 
 mod call;
 mod memo;
@@ -47,6 +49,14 @@ const EXPANSION: usize = 64;
 
 /// The stack's first capacity, in slots.
 const STACK_START: usize = 160;
+
+/// The largest stack (in slots) kept for the thread's next decode.
+const STACK_KEPT: usize = 4096;
+
+thread_local! {
+    /// The last decode's stack, empty, so that the next one does not allocate its own.
+    static STACK: Cell<Vec<Slot>> = const { Cell::new(Vec::new()) };
+}
 
 /// The smallest memory budget (so tiny inputs may still build a few containers).
 const MIN_BUDGET: usize = 1 << 20;
@@ -87,7 +97,7 @@ enum Node {
     Leaf(Value),
     List(Vec<Node>),
     Tuple(Vec<Node>),
-    Dict(Vec<(Node, Node)>),
+    Dict(Box<DictNode>),
     Set(Vec<Node>),
     FrozenSet(Vec<Node>),
     Exception {
@@ -99,6 +109,21 @@ enum Node {
     Ref(u32),
     /// An allow-listed class or function, waiting for `REDUCE`.
     Global(Global),
+}
+
+/// A dict under construction. Entries whose key and value are both finished values go
+/// straight into `built`, until the first that is not (a memo reference or a container):
+/// it and every later entry wait in `pending`, in order, for `STOP`.
+#[derive(Debug, Default)]
+struct DictNode {
+    built: Dict,
+    pending: Vec<(Node, Node)>,
+}
+
+impl DictNode {
+    fn is_empty(&self) -> bool {
+        self.built.is_empty() && self.pending.is_empty()
+    }
 }
 
 /// A node and how deep it nests (a leaf or a reference is 1).
@@ -145,15 +170,23 @@ pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value> {
     let mut machine = Machine {
         input,
         pos: 0,
-        // Enough for a flat container of 64 entries without growing.
-        stack: Vec::with_capacity(STACK_START),
+        stack: STACK.take(),
         marks: Vec::with_capacity(8),
         memo: Memo::new(input.len()),
         uses: Memo::new(input.len()),
         budget: options.memory_budget,
         total_budget: options.memory_budget,
     };
+    if machine.stack.capacity() == 0 {
+        // Enough for a flat container of 64 entries without growing.
+        machine.stack.reserve(STACK_START);
+    }
     let top = machine.run()?;
+    let mut stack = std::mem::take(&mut machine.stack);
+    stack.clear();
+    if stack.capacity() <= STACK_KEPT {
+        STACK.set(stack);
+    }
     let mut resolver = Resolver {
         memo: machine.memo,
         uses: machine.uses,
@@ -316,7 +349,7 @@ impl<'a> Machine<'a> {
 
                 // Containers.
                 EMPTY_LIST => self.stack.push(Slot { node: Node::List(Vec::new()), depth: 1 }),
-                EMPTY_DICT => self.stack.push(Slot { node: Node::Dict(Vec::new()), depth: 1 }),
+                EMPTY_DICT => self.stack.push(Slot { node: Node::Dict(Box::default()), depth: 1 }),
                 EMPTY_SET => self.stack.push(Slot { node: Node::Set(Vec::new()), depth: 1 }),
                 EMPTY_TUPLE => self.stack.push(Slot { node: Node::Tuple(Vec::new()), depth: 1 }),
                 LIST => {
@@ -344,8 +377,9 @@ impl<'a> Machine<'a> {
                 DICT => {
                     let mark = self.marks.pop().ok_or_else(|| malformed(at, "no MARK"))?;
                     let depth = depth_of(&self.stack[mark..])?;
-                    let pairs = pairs(self.stack.drain(mark..), at)?;
-                    self.stack.push(Slot { node: Node::Dict(pairs), depth });
+                    let mut dict = Box::<DictNode>::default();
+                    push_pairs(&mut dict, self.stack.drain(mark..), at)?;
+                    self.stack.push(Slot { node: Node::Dict(dict), depth });
                 }
                 APPEND => {
                     let item = self.pop(at)?;
@@ -695,21 +729,22 @@ fn fill(target: &mut Slot, depth: usize, items: impl ExactSizeIterator<Item = Sl
     Ok(())
 }
 
-fn pairs(items: impl ExactSizeIterator<Item = Slot>, at: usize) -> Result<Vec<(Node, Node)>> {
-    let mut pairs = Vec::new();
-    push_pairs(&mut pairs, items, at)?;
-    Ok(pairs)
-}
-
 /// Appends `items`, taken two by two as key and value, to `dict`.
-fn push_pairs(dict: &mut Vec<(Node, Node)>, items: impl ExactSizeIterator<Item = Slot>, at: usize) -> Result<()> {
+fn push_pairs(dict: &mut DictNode, items: impl ExactSizeIterator<Item = Slot>, at: usize) -> Result<()> {
     if items.len() % 2 != 0 {
         return Err(malformed(at, "dict items are not key-value pairs"));
     }
-    dict.reserve_exact(items.len() / 2);
+    if dict.pending.is_empty() {
+        dict.built.reserve(items.len() / 2);
+    }
     let mut it = items;
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        dict.push((k.node, v.node));
+        match (k.node, v.node) {
+            (Node::Leaf(k), Node::Leaf(v)) if dict.pending.is_empty() => {
+                dict.built.insert(k, v);
+            }
+            (k, v) => dict.pending.push((k, v)),
+        }
     }
     Ok(())
 }

@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::value::Value;
 
 impl Machine<'_> {
-
     pub(super) fn global_of(&self, slot: &Slot, at: usize) -> Result<Global> {
         match self.target(&slot.node) {
             Some(Node::Global(g)) => Ok(g.clone()),

@@ -72,7 +72,8 @@ impl<T> Memo<T> {
 
     pub(super) fn remove(&mut self, id: u32) -> Option<T> {
         let i = id as usize;
-        let old = if i < self.dense_limit { self.dense.get_mut(i).and_then(Option::take) } else { self.sparse.remove(&id) };
+        let old =
+            if i < self.dense_limit { self.dense.get_mut(i).and_then(Option::take) } else { self.sparse.remove(&id) };
         if old.is_some() {
             self.len -= 1;
         }

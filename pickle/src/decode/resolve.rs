@@ -2,11 +2,11 @@
 
 use std::mem::size_of;
 
-use super::refuse::bad_reduce;
 use super::memo::Memo;
+use super::refuse::bad_reduce;
 use super::{Node, Slot, MAX_DEPTH};
 use crate::error::{PickleError, Result};
-use crate::value::{Dict, Value};
+use crate::value::Value;
 
 /// Turns the finished graph into a tree. A memo entry used once is moved into place; one
 /// used more often is resolved once and then copied, each copy charged to the memory
@@ -39,9 +39,10 @@ impl Resolver {
             Node::Tuple(items) => Value::Tuple(self.resolve_all(items, depth)?),
             Node::Set(items) => Value::Set(self.resolve_all(items, depth)?.into_iter().collect()),
             Node::FrozenSet(items) => Value::FrozenSet(self.resolve_all(items, depth)?.into_iter().collect()),
-            Node::Dict(pairs) => {
-                let mut dict = Dict::with_capacity(pairs.len());
-                for (k, v) in pairs {
+            Node::Dict(dict) => {
+                let super::DictNode { built: mut dict, pending } = *dict;
+                dict.reserve(pending.len());
+                for (k, v) in pending {
                     let k = self.resolve(k, depth + 1)?;
                     let v = self.resolve(v, depth + 1)?;
                     dict.insert(k, v);
