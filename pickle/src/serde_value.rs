@@ -10,6 +10,7 @@
 //! | `f32`, `f64`                       | `float`                                 |
 //! | `char`, `String`, `&str`           | `str`                                   |
 //! | bytes (`serde_bytes`, `ipc::Bytes`) | `bytes`                                |
+//! | a typed array (`ipc::PodVec<f64>` …, see [`ARRAY_NEWTYPE`]) | `array.array` |
 //! | `None`, `()`, unit struct          | `None`                                  |
 //! | `Some(v)`, newtype struct          | `v`                                     |
 //! | `Vec<T>`, sequences, sets          | `list`                                  |
@@ -18,7 +19,8 @@
 //! | unit variant `E::A`                | `'A'`                                   |
 //! | other variants `E::A(x)`, `E::A { f }` | `{'A': x}`, `{'A': {'f': …}}`       |
 //!
-//! Python to Rust is the reverse, plus: `bytes` and `bytearray` also fill a `Vec<u8>`;
+//! Python to Rust is the reverse (an `array.array` of another typecode than the typed
+//! array's is an error naming both), plus: `bytes` and `bytearray` also fill a `Vec<u8>`;
 //! `set`, `frozenset` and `tuple` fill any sequence; an `int` fills a `f64`. A `Value`
 //! inside a typed structure (`(String, Value)`, `Vec<Value>`) keeps every Python type
 //! (tuple, bytearray, set, exception …) both ways.
