@@ -425,7 +425,7 @@ conn.send(array.array('i', [7]))
 print('sent', flush=True)
 "#;
     let (child, out, mut conn) = start(body, Meet::Pipe);
-    let mut next = |conn: &mut Connection| {
+    let next = |conn: &mut Connection| {
         assert!(conn.poll(Some(Duration::from_secs(60))).unwrap(), "python3 sent nothing");
     };
     next(&mut conn);
