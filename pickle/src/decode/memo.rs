@@ -55,8 +55,21 @@ impl<T> Memo<T> {
     }
 
     /// Stores `value` under `id`, replacing any entry there.
+    #[inline]
     pub(super) fn insert(&mut self, id: u32, value: T) {
         let i = id as usize;
+        if i == self.dense.len() && i < self.dense_limit {
+            // The next id in order: what every CPython pickle does.
+            if self.dense.capacity() == 0 {
+                // One memo entry takes at least 3 input bytes (a 1-byte opcode with its
+                // argument, then `MEMOIZE`): a tenth of the input is a guess that grows
+                // at most a few times.
+                self.dense.reserve((self.dense_limit / 10).clamp(8, 4096));
+            }
+            self.dense.push(Some(value));
+            self.len += 1;
+            return;
+        }
         let old = if i < self.dense_limit {
             if i >= self.dense.len() {
                 self.dense.resize_with(i + 1, || None);
