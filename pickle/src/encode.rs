@@ -1,5 +1,7 @@
 //! The pickle writer for [`Value`]: protocol 5, which CPython reads from 3.8 on.
 //!
+//! The body is one `FRAME` (CPython frames protocol 4 and 5 pickles so that a reader on a
+//! stream can fetch each frame in one read; a message read whole only skips its header).
 //! Each value is written with the opcode CPython itself would pick (`BININT1` for a small
 //! int, `SHORT_BINUNICODE` for a short str, `BYTEARRAY8` for a bytearray, `EMPTY_SET` +
 //! `ADDITEMS` for a set …). Nothing is memoized: a [`Value`] is a tree, so no entry would be
@@ -35,6 +37,7 @@ const EMPTY_TUPLE: u8 = b')';
 const SETITEMS: u8 = b'u';
 const BINFLOAT: u8 = b'G';
 const PROTO: u8 = 0x80;
+const FRAME: u8 = 0x95;
 const TUPLE1: u8 = 0x85;
 const NEWTRUE: u8 = 0x88;
 const NEWFALSE: u8 = 0x89;
@@ -51,11 +54,17 @@ const FROZENSET: u8 = 0x91;
 const STACK_GLOBAL: u8 = 0x93;
 const BYTEARRAY8: u8 = 0x96;
 
-/// Appends the pickle of `value` to `out`.
+/// Appends the pickle of `value` to `out`: the protocol, then one frame (as CPython's
+/// framer writes for protocols 4 and 5) holding every opcode up to and including `STOP`,
+/// its length filled in once the body is written.
 pub(crate) fn encode(value: &Value, out: &mut Vec<u8>) -> Result<()> {
     out.extend_from_slice(&[PROTO, PROTOCOL]);
+    let frame = out.len();
+    out.extend_from_slice(&[FRAME, 0, 0, 0, 0, 0, 0, 0, 0]);
     write(value, out, 0)?;
     out.push(STOP);
+    let len = (out.len() - frame - 9) as u64;
+    out[frame + 1..frame + 9].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }
 
