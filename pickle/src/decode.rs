@@ -25,6 +25,7 @@ use crate::error::{PickleError, Result};
 use crate::value::{Dict, Value};
 
 mod call;
+mod managed;
 mod memo;
 mod opcodes;
 mod refuse;
@@ -109,6 +110,13 @@ enum Node {
     Ref(u32),
     /// An allow-listed class or function, waiting for `REDUCE`.
     Global(Global),
+    /// `Token.__new__(Token)`, with its state `(typeid, address, id)` once `BUILD` gave it.
+    Token(Option<Box<Node>>),
+    /// `RebuildProxy(proxytype, token, serializer, kwds)`: the last three arguments.
+    Proxy {
+        proxytype: &'static str,
+        args: Vec<Node>,
+    },
 }
 
 /// A dict under construction. Entries whose key and value are both finished values go
@@ -488,13 +496,8 @@ impl<'a> Machine<'a> {
                     self.stack.push(slot);
                 }
                 BUILD => {
-                    // Only exceptions are built from a global and then given state (their
-                    // `__dict__`); the state is dropped: a `Value::Exception` keeps `args`.
-                    let _state = self.pop(at)?;
-                    let target = self.stack.last().ok_or_else(|| malformed(at, "BUILD on an empty stack"))?;
-                    if !matches!(self.target(&target.node), Some(Node::Exception { .. })) {
-                        return Err(malformed(at, "BUILD on a value that is not an exception"));
-                    }
+                    let state = self.pop(at)?;
+                    self.build(state, at)?;
                 }
 
                 PERSID | BINPERSID => {

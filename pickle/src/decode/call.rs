@@ -110,6 +110,7 @@ impl Machine<'_> {
                 let value = if global == Global::ByteArray { Value::ByteArray(bytes) } else { Value::Bytes(bytes) };
                 Ok(Slot::leaf(value))
             }
+            Global::Token | Global::RebuildProxy | Global::ProxyType(_) => self.call_managed(global, args),
         }
     }
 
