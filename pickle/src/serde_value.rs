@@ -45,6 +45,8 @@ const SET: &str = "\0mproc_pickle::set";
 const FROZENSET: &str = "\0mproc_pickle::frozenset";
 const BIGINT: &str = "\0mproc_pickle::int";
 const EXCEPTION: &str = "\0mproc_pickle::exception";
+/// A `Value::Array` as `(typecode, bytes)`, its typecode kept exactly (`'l'` is not `'q'`).
+const ARRAY_VALUE: &str = "\0mproc_pickle::array_value";
 const TOKEN: &str = "\0mproc_pickle::token";
 const PROXY: &str = "\0mproc_pickle::proxy";
 /// Asks the value deserializer to hand its `Value` over whole (see [`TAKEN`]).
@@ -98,8 +100,8 @@ impl Serialize for Value {
             Value::Bytes(b) => s.serialize_bytes(b),
             Value::ByteArray(b) => s.serialize_newtype_struct(BYTEARRAY, &BytesRef(b)),
             Value::Array { typecode, data } => {
-                let (size, kind) = array_header(*typecode);
-                s.serialize_newtype_struct(ARRAY_NEWTYPE, &(size, kind, BytesRef(data)))
+                let mut code = [0; 4];
+                s.serialize_newtype_struct(ARRAY_VALUE, &(&*typecode.encode_utf8(&mut code), BytesRef(data)))
             }
             Value::List(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
@@ -417,6 +419,16 @@ impl ser::Serializer for ValueSerializer {
                             _ => Value::Tuple(parts),
                         }
                     }
+                    _ => return Err(PickleError::Serde("a malformed array".to_owned())),
+                },
+                _ => return Err(mismatch()),
+            },
+            ARRAY_VALUE => match inner {
+                Value::Tuple(mut parts) if parts.len() == 2 => match (parts.pop(), parts.pop()) {
+                    (Some(Value::Bytes(data)), Some(Value::Str(code))) => match code.chars().next() {
+                        Some(typecode) if code.chars().count() == 1 => Value::Array { typecode, data },
+                        _ => return Err(PickleError::Serde(format!("a malformed array typecode {code:?}"))),
+                    },
                     _ => return Err(PickleError::Serde("a malformed array".to_owned())),
                 },
                 _ => return Err(mismatch()),
