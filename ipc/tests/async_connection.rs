@@ -182,26 +182,15 @@ fn sigkilled_peer_ends_pending_recv_and_send() {
 #[test]
 fn a_two_second_await_does_not_spin() {
     for (name, _a, mut b) in pairs() {
-        let before = cpu_time();
+        let before = mproc_testkit::thread_cpu_time();
         current().block_on(async {
             let r = tokio::time::timeout(Duration::from_secs(2), b.recv_bytes_async()).await;
             assert!(r.is_err(), "{name}: nothing was sent");
         });
-        let used = cpu_time() - before;
+        let used = mproc_testkit::thread_cpu_time() - before;
         eprintln!("{name}: {used:?} of CPU in a 2 s await");
         assert!(used < Duration::from_millis(20), "{name}: a 2 s await used {used:?} of CPU (over 1 %)");
     }
-}
-
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the struct we pass.
-    let ru = unsafe {
-        let mut ru = std::mem::zeroed::<libc::rusage>();
-        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut ru), 0);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 #[test]

@@ -128,12 +128,12 @@ fn a_two_second_get_async_does_not_spin() {
         .block_on(async { assert!(tokio::time::timeout(Duration::from_millis(10), q.get_async()).await.is_err()) });
     let q2 = q.clone();
     let pid = mproc_testkit::fork(20, move || {
-        let before = cpu_time();
+        let before = mproc_testkit::cpu_time();
         let rt = current();
         rt.block_on(async {
             assert!(tokio::time::timeout(Duration::from_secs(2), q2.get_async()).await.is_err());
         });
-        let used = cpu_time() - before;
+        let used = mproc_testkit::cpu_time() - before;
         eprintln!("a 2 s get_async used {used:?} of CPU");
         if used >= Duration::from_millis(20) {
             return 1;
@@ -148,18 +148,6 @@ fn a_two_second_get_async_does_not_spin() {
         }
     });
     assert_eq!(mproc_testkit::reap(pid, LIMIT), 0, "over 1 % of a core (1) or no wake-up in the child (2)");
-}
-
-fn cpu_time() -> Duration {
-    // The process's CPU time: the futex waiter thread's share counts too.
-    // SAFETY: getrusage fills the struct we pass.
-    let ru = unsafe {
-        let mut ru = std::mem::zeroed::<libc::rusage>();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut ru), 0);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 proptest! {

@@ -35,6 +35,8 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-sync supports Linux only: it relies on futex(2) and pidfd_open(2)");
 
+#[cfg(feature = "tokio")]
+pub mod asyncio;
 mod barrier;
 mod condition;
 mod error;
