@@ -224,6 +224,11 @@ impl ServerState {
                 if !lock(&self.table).objects.contains_key(&id) {
                     return Err(ManagerError::NoSuchObject { id });
                 }
+                if !alive() {
+                    // The caller hung up after sending (a dropped async call): run
+                    // nothing on its behalf, so a `get` takes no item it cannot return.
+                    return Err(ManagerError::Disconnected { reason: "the calling client went away".into() });
+                }
                 let v = self.call((client, thread), id, &method, rust_args(&args)?, alive)?;
                 Ok(Reply::Value(crate::value::dumps(&v)?))
             }
