@@ -12,19 +12,11 @@ use std::time::Duration;
 use mproc_ipc::{pipe, pipe_with_capacity, Connection, IpcError};
 use proptest::prelude::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
+mod common;
+#[path = "../../testkit/src/runtime.rs"]
+mod runtime;
 
-fn current() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-fn multi() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-async fn within<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, f).await.expect("an await took longer than the watchdog")
-}
+use runtime::{current, multi, within, LIMIT};
 
 /// Both kinds of connection pair.
 fn pairs() -> Vec<(&'static str, Connection, Connection)> {
@@ -309,15 +301,10 @@ fn accept_and_connect_async_with_authkey() {
 /// shows a dropped `accept_async` keeps what it took.
 #[test]
 fn accept_async_is_not_held_up_by_silent_peers() {
-    use mproc_ipc::{Address, Client, Listener};
+    use mproc_ipc::Client;
     const SILENT: usize = 200;
     const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
-    let mut l = Listener::bind(Address::loopback(0), Some(b"key")).unwrap();
-    l.set_handshake_timeout(Some(HANDSHAKE_TIMEOUT));
-    let Address::Tcp(sa) = l.address().clone() else { unreachable!() };
-    // Connect from a thread: past the kernel's backlog, connect waits for accept.
-    let silent =
-        std::thread::spawn(move || (0..SILENT).map(|_| std::net::TcpStream::connect(sa).unwrap()).collect::<Vec<_>>());
+    let (l, silent) = common::listener_with_silent_peers(SILENT, HANDSHAKE_TIMEOUT);
     let rt = current();
     let watchdog = std::time::Instant::now() + Duration::from_secs(30);
     while l.handshakes_in_flight() < SILENT {

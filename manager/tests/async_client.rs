@@ -12,19 +12,10 @@ use std::time::Duration;
 use mproc_manager::{Manager, ManagerError};
 use mproc_testkit::{finish, fork_process};
 
-const LIMIT: Duration = Duration::from_secs(20);
+#[path = "../../testkit/src/runtime.rs"]
+mod runtime;
 
-fn current() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-fn multi() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-async fn within<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, f).await.expect("an await took longer than the watchdog")
-}
+use runtime::{current, multi, within, LIMIT};
 
 #[test]
 fn queue_put_and_get_async_both_runtimes() {
@@ -67,32 +58,11 @@ fn tasks_await_a_queue_another_process_fills() {
         }
         0
     });
-    let (sum, n) = multi().block_on(async {
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let q = q.clone();
-                tokio::spawn(async move {
-                    let (mut sum, mut n) = (0u64, 0u64);
-                    loop {
-                        match within(q.get_async()).await.unwrap() {
-                            0 => return (sum, n),
-                            v => {
-                                sum += v;
-                                n += 1;
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        let (mut sum, mut n) = (0, 0);
-        for t in tasks {
-            let (s, c) = within(t).await.unwrap();
-            sum += s;
-            n += c;
-        }
-        (sum, n)
-    });
+    let get = move || {
+        let q = q.clone();
+        async move { q.get_async().await }
+    };
+    let (sum, n) = multi().block_on(runtime::consume_until_zero(TASKS, get));
     assert_eq!(finish(&mut child, LIMIT), 0);
     assert_eq!(n, ITEMS);
     assert_eq!(sum, ITEMS * (ITEMS + 1) / 2);

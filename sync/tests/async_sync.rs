@@ -18,19 +18,10 @@ use mproc_sync::{BoundedSemaphore, Event, Lock, Semaphore, SyncError};
 use mproc_testkit::{eventually, fork, reap};
 use proptest::prelude::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
+#[path = "../../testkit/src/runtime.rs"]
+mod runtime;
 
-fn current() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-fn multi() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-async fn within<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, f).await.expect("an await took longer than the watchdog")
-}
+use runtime::{current, multi, within, LIMIT};
 
 #[test]
 fn smoke_both_runtimes() {
