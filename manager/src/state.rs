@@ -224,11 +224,6 @@ impl ServerState {
                 if !lock(&self.table).objects.contains_key(&id) {
                     return Err(ManagerError::NoSuchObject { id });
                 }
-                if !alive() {
-                    // The caller hung up after sending (a dropped async call): run
-                    // nothing on its behalf, so a `get` takes no item it cannot return.
-                    return Err(ManagerError::Disconnected { reason: "the calling client went away".into() });
-                }
                 let v = self.call((client, thread), id, &method, rust_args(&args)?, alive)?;
                 Ok(Reply::Value(crate::value::dumps(&v)?))
             }
@@ -271,6 +266,11 @@ impl ServerState {
             };
             if self.is_shut_down() {
                 let _ = reply(t, &Err(ManagerError::Disconnected { reason: "the manager server shut down".into() }));
+                break;
+            }
+            if !t.alive() {
+                // The client hung up after sending (a dropped async call): run
+                // nothing on its behalf, so a `get` takes no item it cannot receive.
                 break;
             }
             let resp = {

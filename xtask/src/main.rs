@@ -200,7 +200,7 @@ const FEATURE_GATES: &[Gate] = &[
         feature: "tokio",
         test: Some(&["--test", "examples", "--", "async_pool", "every_example_is_checked"]),
     },
-    Gate { package: "mproc-manager", feature: "tokio", test: None },
+    Gate { package: "mproc-manager", feature: "tokio", test: Some(&["--test", "async_client"]) },
     Gate { package: "mproc-mpi", feature: "mpi", test: Some(&[]) },
 ];
 
