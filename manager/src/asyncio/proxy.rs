@@ -19,7 +19,8 @@ use crate::value::{Dict, Value};
 impl ObjectRef {
     /// Calls `method` on the object with positional `args`, awaited: any
     /// method of any proxy's type, by its Python name (`"append"`,
-    /// `"__getitem__"`, …), returning the Python value.
+    /// `"__getitem__"`, …), arguments and result as Python values
+    /// (`mproc_pickle::Value`).
     ///
     /// # Cancel safety
     /// Dropped before the request is sent, nothing happens; after, the call
