@@ -223,22 +223,20 @@ fn syscall_of(tid: i32) -> Vec<String> {
         .collect()
 }
 
-/// The futex waiter thread's tid.
-fn waiter_tid() -> i32 {
-    for task in std::fs::read_dir("/proc/self/task").unwrap() {
-        let task = task.unwrap();
+/// The futex waiter thread's tid, once it runs under its name (a new thread
+/// names itself when it starts).
+fn waiter_tid() -> Option<i32> {
+    std::fs::read_dir("/proc/self/task").unwrap().flatten().find_map(|task| {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "mproc-futex-wai" {
-            return task.file_name().to_str().unwrap().parse().unwrap();
-        }
-    }
-    panic!("no futex waiter thread");
+        (comm.trim() == "mproc-futex-wai").then(|| task.file_name().to_str()?.parse().ok()).flatten()
+    })
 }
 
 /// The waiter thread is asleep in `futex_waitv` on the kick word and `words`
 /// more.
 fn waiter_sleeps_on(words: usize) -> bool {
-    let call = syscall_of(waiter_tid());
+    let Some(tid) = waiter_tid() else { return false };
+    let call = syscall_of(tid);
     call.first().map(String::as_str) == Some("449") && call.get(2) == Some(&format!("0x{:x}", words + 1))
 }
 
