@@ -90,9 +90,9 @@ const OWNED: u64 = u64::MAX;
 
 /// A fixed-length buffer of plain data (`[T]`, `T: bytemuck::Pod`) in a
 /// shared-memory segment of its own, which moves to another process by name:
-/// put it in a [`Queue`](../mproc_ipc/struct.Queue.html), send it over a
-/// `Connection`, or serialise it into any message. The receiver maps the same
-/// memory; no byte of the data is copied.
+/// put it in a `mproc_ipc::Queue`, send it over a `Connection`, or serialise
+/// it into any message. The receiver maps the same memory; no byte of the
+/// data is copied.
 ///
 /// The receiver owns the box after receipt; it is freed once, when its owner
 /// drops it. A box sent and never received, or held by a killed process, is
@@ -206,7 +206,8 @@ impl<T: Pod> ShmBox<[T]> {
         at.identity(magic::SHM_BOX, word, version)?;
         // SAFETY: the header was checked to be a box header, in bounds.
         let receipts = unsafe { &(*header.cast::<BoxHeader>().as_ptr()).receipts };
-        if sent_at == OWNED || receipts.compare_exchange(sent_at, sent_at + 1, Ordering::AcqRel, Ordering::Relaxed).is_err()
+        if sent_at == OWNED
+            || receipts.compare_exchange(sent_at, sent_at + 1, Ordering::AcqRel, Ordering::Relaxed).is_err()
         {
             return Err(ShmError::BoxGone { name: name.to_owned() });
         }
@@ -294,7 +295,8 @@ impl<T: Pod> Serialize for ShmBox<[T]> {
         let state = self.state.load(Ordering::Relaxed);
         if RECLAIMING.with(Cell::get) {
             // Taken back only if nobody claimed this handle's token meanwhile.
-            if state != OWNED && receipts.compare_exchange(state, state + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            if state != OWNED
+                && receipts.compare_exchange(state, state + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
             {
                 self.state.store(OWNED, Ordering::Relaxed);
             }
@@ -396,11 +398,15 @@ fn create_named(bytes: usize) -> Result<(Segment, String)> {
 /// unlink any other segment.
 fn check_name(name: &str) -> Result<()> {
     let rest = name.strip_prefix(PREFIX);
-    let ok = rest.is_some_and(|r| r.len() <= 40 && !r.is_empty() && r.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
+    let ok =
+        rest.is_some_and(|r| r.len() <= 40 && !r.is_empty() && r.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
     if ok {
         Ok(())
     } else {
-        Err(ShmError::InvalidName { name: name.to_owned(), reason: "it is not the name of a ShmBox (mproc-box-<pid>-<hex>)" })
+        Err(ShmError::InvalidName {
+            name: name.to_owned(),
+            reason: "it is not the name of a ShmBox (mproc-box-<pid>-<hex>)",
+        })
     }
 }
 
