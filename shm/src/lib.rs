@@ -66,6 +66,12 @@ pub mod __testing {
         crate::arena::hold_lock()
     }
 
+    /// The claim of a `ShmBox` by a token sent at `sent_at`, on its header's
+    /// `receipts` word (for the loom model of receipt and reclaim).
+    pub fn claim_box(receipts: &AtomicU64, sent_at: u64) -> bool {
+        crate::shm_box::claim(receipts, sent_at)
+    }
+
     /// Slot `index`'s state word of `ring`, for tests that forge a dead
     /// claimer's state (see the state table of `MpmcRing`).
     pub fn slot_state(ring: &MpmcRing, index: usize) -> &AtomicU64 {

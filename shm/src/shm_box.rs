@@ -57,7 +57,9 @@ use bytemuck::Pod;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::primitive::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
+
+use crate::primitive::{AtomicU64, Ordering};
 use crate::sys::magic::{self, Attach};
 use crate::{view, Result, Segment, ShmError};
 
@@ -87,6 +89,14 @@ fn view_offset<T>() -> usize {
 
 /// A handle's state: [`OWNED`], or the `receipts` value it was sent at.
 const OWNED: u64 = u64::MAX;
+
+/// Claims the box whose `receipts` word this is for the holder of a token
+/// sent at `sent_at`: true for exactly one of the claims of one token (a
+/// receiver's, or the sender's own in [`reclaim_unsent`]), and never for a
+/// token older than the last claim. Lock-free: one compare-and-swap.
+pub(crate) fn claim(receipts: &AtomicU64, sent_at: u64) -> bool {
+    sent_at != OWNED && receipts.compare_exchange(sent_at, sent_at + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+}
 
 /// A fixed-length buffer of plain data (`[T]`, `T: bytemuck::Pod`) in a
 /// shared-memory segment of its own, which moves to another process by name:
@@ -206,9 +216,7 @@ impl<T: Pod> ShmBox<[T]> {
         at.identity(magic::SHM_BOX, word, version)?;
         // SAFETY: the header was checked to be a box header, in bounds.
         let receipts = unsafe { &(*header.cast::<BoxHeader>().as_ptr()).receipts };
-        if sent_at == OWNED
-            || receipts.compare_exchange(sent_at, sent_at + 1, Ordering::AcqRel, Ordering::Relaxed).is_err()
-        {
+        if !claim(receipts, sent_at) {
             return Err(ShmError::BoxGone { name: name.to_owned() });
         }
         // Claimed: ours now, to free if it turns out unusable.
@@ -295,9 +303,7 @@ impl<T: Pod> Serialize for ShmBox<[T]> {
         let state = self.state.load(Ordering::Relaxed);
         if RECLAIMING.with(Cell::get) {
             // Taken back only if nobody claimed this handle's token meanwhile.
-            if state != OWNED
-                && receipts.compare_exchange(state, state + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()
-            {
+            if claim(receipts, state) {
                 self.state.store(OWNED, Ordering::Relaxed);
             }
             return ().serialize(s);
