@@ -99,7 +99,7 @@ const _: () = assert!(queue::DEFAULT_MAX_ITEM == DEFAULT_MAX_FRAME);
 /// (hidden from the docs).
 #[doc(hidden)]
 pub mod __testing {
-    pub use crate::doorbell::{Bell, Rang, SLEEP_FUTEX, SLEEP_POLL};
+    pub use crate::doorbell::{Bell, Presence, Rang, SLEEP_FUTEX, SLEEP_POLL};
     #[cfg(loom)]
     use crate::{JoinableQueue, QueueBuilder, QueueError, SimpleQueue};
     #[cfg(loom)]

@@ -61,7 +61,7 @@ use mproc_shm::{Segment, SegmentToken, Share, ShmError, SpscRing};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use serde::{Deserialize, Serialize};
 
-use crate::doorbell::Bell;
+use crate::doorbell::{Bell, Presence};
 use crate::error::{IpcError, Result};
 
 #[cfg(feature = "tokio")]
@@ -71,10 +71,13 @@ mod asyncio;
 /// How long a reader (or a writer facing a full ring) first spins before it
 /// sleeps; the spin then adapts between [`MIN_SPIN`] and [`MAX_SPIN`].
 pub const SPIN: Duration = Duration::from_micros(20);
-/// How many times a waiter yields its CPU after spinning, before it sleeps.
-const YIELDS: usize = 2;
 /// Every this many waits, the spin lasts [`MAX_SPIN`].
 const PROBE: u32 = 512;
+/// Every this many waits, an end reads its CPU afresh.
+const CPU_EVERY: u32 = 64;
+/// A gap this long between two looks at the clock while spinning means the
+/// spinner was descheduled: it stops spinning.
+const PREEMPTED: Duration = Duration::from_micros(30);
 
 /// The shortest adaptive spin.
 pub const MIN_SPIN: Duration = Duration::from_micros(1);
@@ -94,6 +97,10 @@ const ROOM: usize = 1;
 #[repr(C, align(64))]
 struct Line(Bell);
 
+/// A presence word on a cache line of its own.
+#[repr(C, align(64))]
+struct PresenceLine(Presence);
+
 /// The control block at offset 0 of a pipe's segment.
 #[repr(C)]
 struct Control {
@@ -106,6 +113,10 @@ struct Control {
     _pad: u32,
     /// `bells[ring][DATA | ROOM]`.
     bells: [[Line; 2]; 2],
+    /// `presence[end]`: written by that end, read by its peer (a hint for
+    /// the spin decision; zero, "awake nowhere", in a fresh segment and in
+    /// one made before the field existed).
+    presence: [PresenceLine; 2],
 }
 #[cfg(not(loom))]
 const _: () = assert!(size_of::<Control>() <= CONTROL && CONTROL % SpscRing::ALIGN == 0);
@@ -198,10 +209,18 @@ impl PipeShared {
         Ok(ring)
     }
 
+    #[inline]
     fn bell(&self, ring: usize, which: usize) -> &Bell {
         // SAFETY: `ctl` is valid for as long as `self.seg` is mapped (see the
         // Send impl); `ring < 2` and `which < 2` index the fixed arrays.
         unsafe { &(*self.ctl.as_ptr()).bells[ring][which].0 }
+    }
+
+    /// The presence word of `end` (0 or 1).
+    #[inline]
+    fn presence(&self, end: u8) -> &Presence {
+        // SAFETY: as for `bell`; `end < 2` (checked in `RingEnd::new` and on import).
+        unsafe { &(*self.ctl.as_ptr()).presence[usize::from(end & 1)].0 }
     }
 }
 
@@ -231,8 +250,11 @@ struct Live {
     peer_gone: AtomicBool,
     /// The current spin budget, in nanoseconds.
     spin_ns: AtomicU32,
-    /// Waits so far (for the periodic long spin).
+    /// Waits so far (for the periodic long spin and CPU refresh); only the
+    /// owner of the end counts, so a load and a store suffice.
     waits: AtomicU32,
+    /// The CPU this end last waited on, plus one (0: not known yet).
+    cpu: AtomicU32,
 }
 
 impl std::fmt::Debug for RingEnd {
@@ -280,6 +302,7 @@ impl RingEnd {
             peer_gone: AtomicBool::new(false),
             spin_ns: AtomicU32::new(SPIN.as_nanos() as u32),
             waits: AtomicU32::new(0),
+            cpu: AtomicU32::new(0),
         };
         Ok(RingEnd {
             shared,
@@ -307,6 +330,33 @@ impl RingEnd {
 
     fn peer_gone(&self) -> bool {
         self.live.peer_gone.load(Relaxed)
+    }
+
+    /// This end's presence word, which it writes.
+    #[inline]
+    fn me(&self) -> &Presence {
+        self.shared.presence(self.end)
+    }
+
+    /// The peer's presence word, which this end reads.
+    #[inline]
+    fn peer(&self) -> &Presence {
+        self.shared.presence(self.end ^ 1)
+    }
+
+    /// Rings bell `which` of ring `i` after publishing; a peer woken from a
+    /// futex sleep is marked awake at once (it will run soon: worth spinning
+    /// for), and a peer sleeping in `poll(2)` gets a doorbell byte.
+    #[inline]
+    fn ring_bell(&self, i: usize, which: usize, fd: BorrowedFd<'_>) -> Result<()> {
+        let rang = self.shared.bell(i, which).ring();
+        if rang.futex || rang.poll {
+            self.peer().wake();
+            if rang.poll {
+                doorbell(fd)?;
+            }
+        }
+        Ok(())
     }
 
     /// A message is waiting, or end of file was seen (a read would not block).
@@ -358,7 +408,14 @@ impl RingEnd {
                     Some(used) => {
                         let ring = tx.ring();
                         // Room appears when the consumer moves `head`: fewer bytes in use.
-                        match self.live.wait_for(self.shared.bell(i, ROOM), fd, || ring.len_bytes() < used, None)? {
+                        let who = Who { me: self.shared.presence(self.end), peer: self.shared.presence(self.end ^ 1) };
+                        match self.live.wait_for(
+                            self.shared.bell(i, ROOM),
+                            who,
+                            fd,
+                            || ring.len_bytes() < used,
+                            None,
+                        )? {
                             Wait::Ready => {}
                             Wait::Hup | Wait::Timeout => return Err(broken_pipe()),
                         }
@@ -367,19 +424,17 @@ impl RingEnd {
                 Err(e) => return Err(ring_error(e)),
             }
         }
-        if self.shared.bell(i, DATA).ring().poll {
-            doorbell(fd)?;
-        }
-        Ok(())
+        self.ring_bell(i, DATA, fd)
     }
 
     // ---- receiving --------------------------------------------------------
 
     /// Waits for the next message (or end of file) up to `deadline`.
     fn wait_rx(&self, fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Wait> {
-        let (rx, i) = self.rx.as_ref().ok_or(IpcError::WrongDirection { op: "receive", end: "send" })?;
+        let (rx, i) = self.rx.as_ref().ok_or_else(wrong_receive)?;
         let ring = rx.ring();
-        self.live.wait_for(self.shared.bell(*i, DATA), fd, || !ring.is_empty(), deadline)
+        let who = Who { me: self.me(), peer: self.peer() };
+        self.live.wait_for(self.shared.bell(*i, DATA), who, fd, || !ring.is_empty(), deadline)
     }
 
     /// Receives one message of at most `max` bytes and hands it to `f`: in
@@ -395,23 +450,39 @@ impl RingEnd {
         if self.rx_partial.is_some() {
             return self.finish_partial(fd, f);
         }
-        match self.wait_rx(fd, None)? {
-            Wait::Ready => {}
-            Wait::Hup | Wait::Timeout => return Err(IpcError::Eof),
-        }
         let m = self.chunk;
-        let (rx, i) = self.rx.as_mut().expect("checked by wait_rx");
+        // The common case first: a one-record message is already there (no
+        // wait, no clock read).
+        loop {
+            let (rx, i) = self.rx.as_mut().ok_or_else(wrong_receive)?;
+            let i = *i;
+            match rx.peek().map_err(ring_error)? {
+                Some(grant) if grant.len() < m => {
+                    if grant.len() > max {
+                        return Err(IpcError::MessageTooLarge { len: grant.len() as u64, max });
+                    }
+                    let r = f(Payload::Slice(&grant));
+                    grant.release();
+                    self.released(i, fd);
+                    return Ok(r);
+                }
+                Some(_) => return self.with_chunked(fd, max, f),
+                None => match self.wait_rx(fd, None)? {
+                    Wait::Ready => {}
+                    Wait::Hup | Wait::Timeout => return Err(IpcError::Eof),
+                },
+            }
+        }
+    }
+
+    /// [`with_message`](RingEnd::with_message) for a chunked message, whose
+    /// first record waits in the ring.
+    #[cold]
+    fn with_chunked<R>(&mut self, fd: BorrowedFd<'_>, max: usize, f: impl FnOnce(Payload<'_>) -> R) -> Result<R> {
+        let m = self.chunk;
+        let (rx, i) = self.rx.as_mut().expect("checked by the caller");
         let i = *i;
         let grant = rx.peek().map_err(ring_error)?.ok_or_else(|| unreadable("the ring emptied under its reader"))?;
-        if grant.len() < m {
-            if grant.len() > max {
-                return Err(IpcError::MessageTooLarge { len: grant.len() as u64, max });
-            }
-            let r = f(Payload::Slice(&grant));
-            grant.release();
-            self.released(i, fd);
-            return Ok(r);
-        }
         // A chunked message: the first record holds the total length.
         let total = u64::from_le_bytes(grant[..8].try_into().expect("8 bytes"));
         if total > max as u64 {
@@ -453,10 +524,8 @@ impl RingEnd {
     /// `poll(2)` (an async send) gets a doorbell byte.
     #[inline]
     fn released(&self, i: usize, fd: BorrowedFd<'_>) {
-        if self.shared.bell(i, ROOM).ring().poll {
-            // Fails only when the writer is gone: nobody to wake.
-            let _ = doorbell(fd);
-        }
+        // Fails only when the writer is gone: nobody to wake.
+        let _ = self.ring_bell(i, ROOM, fd);
     }
 
     /// Whether a message or end of file is there, waiting up to `timeout`.
@@ -470,6 +539,7 @@ impl RingEnd {
     /// Announces a `poll(2)` sleep on the doorbell socket.
     pub(crate) fn arm_poll(&self) {
         if let Some((_, i)) = &self.rx {
+            self.me().fall_asleep();
             self.shared.bell(*i, DATA).arm_poll();
         }
     }
@@ -480,6 +550,7 @@ impl RingEnd {
     pub(crate) fn disarm_poll(&self, fd: BorrowedFd<'_>, polled: bool) -> Result<bool> {
         if let Some((_, i)) = &self.rx {
             self.shared.bell(*i, DATA).disarm_poll();
+            self.me().wake();
         }
         if polled && drain(fd)? {
             self.live.peer_gone.store(true, Relaxed);
@@ -545,14 +616,55 @@ impl Payload<'_> {
     }
 }
 
+/// The two presence words a wait looks at.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    /// This end's, which the wait writes.
+    me: &'a Presence,
+    /// The peer's, which the wait reads.
+    peer: &'a Presence,
+}
+
+impl Who<'_> {
+    /// Whether the peer may answer while this end spins: it is not asleep in
+    /// the kernel, and it did not last wait on this end's CPU (then it is not
+    /// running now, and spinning would only keep it off the CPU).
+    #[inline]
+    fn peer_may_run(&self, cpu: Option<u32>) -> bool {
+        !self.peer.asleep() && (cpu.is_none() || self.peer.cpu() != cpu)
+    }
+}
+
 impl Live {
-    /// Waits until `ready()`, the peer is gone (`Hup`) or `deadline` passes:
-    /// spins for the adaptive budget, then sleeps on `bell` in slices of at
-    /// most [`SLEEP_SLICE`], looking at the doorbell socket after each slice
-    /// that brought no news.
+    /// This end's CPU, read afresh every [`CPU_EVERY`] waits and published
+    /// in its presence word.
+    #[inline]
+    fn cpu(&self, waits: u32, me: &Presence) -> Option<u32> {
+        let cached = self.cpu.load(Relaxed);
+        let cpu = if cached == 0 || waits % CPU_EVERY == 0 {
+            let c = rustix::thread::sched_getcpu() as u32;
+            self.cpu.store(c.wrapping_add(1), Relaxed);
+            Some(c)
+        } else {
+            Some(cached - 1)
+        };
+        me.awake_on(cpu);
+        cpu
+    }
+
+    /// Waits until `ready()`, the peer is gone (`Hup`) or `deadline` passes.
+    ///
+    /// While the peer may be running (see [`Who::peer_may_run`]) it spins for
+    /// the adaptive budget, and stops early when the peer falls asleep or
+    /// this end finds it was itself descheduled (a gap of [`PREEMPTED`]
+    /// between two looks at the clock: the machine is oversubscribed). Then
+    /// it yields its CPU (unless the peer sleeps) and sleeps on `bell` in
+    /// slices of at most [`SLEEP_SLICE`], marked asleep in its presence word,
+    /// looking at the doorbell socket after each slice that brought no news.
     fn wait_for(
         &self,
         bell: &Bell,
+        who: Who<'_>,
         fd: BorrowedFd<'_>,
         mut ready: impl FnMut() -> bool,
         deadline: Option<Instant>,
@@ -563,40 +675,51 @@ impl Live {
         if self.peer_gone.load(Relaxed) {
             return Ok(Wait::Hup);
         }
-        // Every PROBE-th wait spins at least MAX_SPIN: two ends that fell back
-        // to futex sleeps under load find their way back to spinning once the
-        // machine is idle again (a short spin never sees a sleeping peer answer:
-        // waking it takes microseconds, tens of them in a virtual machine).
-        let probe = self.waits.fetch_add(1, Relaxed) % PROBE == 0;
-        let stored = self.spin_ns.load(Relaxed);
-        let budget = if probe { MAX_SPIN.as_nanos() as u32 } else { stored };
-        let start = Instant::now();
-        let spin_end = start + Duration::from_nanos(budget.into());
-        let spin_end = deadline.map_or(spin_end, |d| d.min(spin_end));
-        loop {
-            for _ in 0..32 {
-                std::hint::spin_loop();
-                if ready() {
+        let waits = self.waits.load(Relaxed).wrapping_add(1);
+        self.waits.store(waits, Relaxed);
+        let cpu = self.cpu(waits, who.me);
+        if who.peer_may_run(cpu) {
+            // Every PROBE-th wait spins at least MAX_SPIN: two ends that fell
+            // back to futex sleeps under load find their way back to spinning
+            // once the machine is idle again (a short spin never sees a
+            // sleeping peer answer: waking it takes microseconds, tens of them
+            // in a virtual machine).
+            let stored = self.spin_ns.load(Relaxed);
+            let budget = if waits % PROBE == 0 { MAX_SPIN.as_nanos() as u32 } else { stored };
+            match spin(&mut ready, who, cpu, budget, deadline) {
+                Spun::Ready => {
                     let grown = budget.saturating_mul(2).min(MAX_SPIN.as_nanos() as u32);
-                    self.spin_ns.store(grown, Relaxed);
+                    if grown != stored {
+                        self.spin_ns.store(grown, Relaxed);
+                    }
                     return Ok(Wait::Ready);
                 }
-            }
-            if Instant::now() >= spin_end {
-                break;
-            }
-        }
-        if deadline.is_none_or(|d| spin_end < d) {
-            self.spin_ns.store((stored / 2).max(MIN_SPIN.as_nanos() as u32), Relaxed);
-            // The peer may be runnable on this very CPU: let it run before
-            // paying for a futex sleep and wake-up.
-            for _ in 0..YIELDS {
-                std::thread::yield_now();
-                if ready() {
-                    return Ok(Wait::Ready);
+                Spun::Deadline => {}
+                Spun::Gave => {
+                    let shrunk = (stored / 2).max(MIN_SPIN.as_nanos() as u32);
+                    if shrunk != stored {
+                        self.spin_ns.store(shrunk, Relaxed);
+                    }
                 }
             }
         }
+        // No `sched_yield` here: with a CPU hog beside it, a yield hands the
+        // hog a whole time slice (milliseconds), while a futex sleeper is woken
+        // at once and preempts it.
+        who.me.fall_asleep();
+        let slept = self.sleep(bell, fd, &mut ready, deadline);
+        who.me.wake();
+        slept
+    }
+
+    /// The sleeping part of [`wait_for`](Live::wait_for).
+    fn sleep(
+        &self,
+        bell: &Bell,
+        fd: BorrowedFd<'_>,
+        ready: &mut dyn FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<Wait> {
         loop {
             let slice = match deadline {
                 None => SLEEP_SLICE,
@@ -606,15 +729,15 @@ impl Live {
                         if ready() {
                             return Ok(Wait::Ready);
                         }
-                        return Ok(self.hup(fd, &mut ready)?.unwrap_or(Wait::Timeout));
+                        return Ok(self.hup(fd, ready)?.unwrap_or(Wait::Timeout));
                     }
                     left.min(SLEEP_SLICE)
                 }
             };
-            if bell.wait_once(&mut ready, Some(slice)) {
+            if bell.wait_once(&mut *ready, Some(slice)) {
                 return Ok(Wait::Ready);
             }
-            if let Some(w) = self.hup(fd, &mut ready)? {
+            if let Some(w) = self.hup(fd, ready)? {
                 return Ok(w);
             }
         }
@@ -629,6 +752,64 @@ impl Live {
             return Ok(Some(if ready() { Wait::Ready } else { Wait::Hup }));
         }
         Ok(None)
+    }
+}
+
+/// How a spin ended.
+enum Spun {
+    /// `ready()` held.
+    Ready,
+    /// The deadline passed.
+    Deadline,
+    /// The budget ran out, the peer could no longer answer, or this end was
+    /// descheduled.
+    Gave,
+}
+
+/// Spins on `ready()` for `budget_ns` nanoseconds at most, looking at the
+/// clock and at the peer's presence every 32 tries (the first 32 without a
+/// clock read: most answers of a running peer come within them).
+#[inline]
+fn spin(
+    ready: &mut impl FnMut() -> bool,
+    who: Who<'_>,
+    cpu: Option<u32>,
+    budget_ns: u32,
+    deadline: Option<Instant>,
+) -> Spun {
+    let mut tries = || {
+        for _ in 0..32 {
+            std::hint::spin_loop();
+            if ready() {
+                return true;
+            }
+        }
+        false
+    };
+    if tries() {
+        return Spun::Ready;
+    }
+    let start = Instant::now();
+    let spin_end = start + Duration::from_nanos(budget_ns.into());
+    let (end, why) = match deadline {
+        Some(d) if d < spin_end => (d, Spun::Deadline),
+        _ => (spin_end, Spun::Gave),
+    };
+    let mut last = start;
+    loop {
+        if tries() {
+            return Spun::Ready;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return why;
+        }
+        // A long gap since the last look: this end was descheduled, so the
+        // machine has more runnable threads than CPUs. Stop burning slices.
+        if now - last >= PREEMPTED || !who.peer_may_run(cpu) {
+            return Spun::Gave;
+        }
+        last = now;
     }
 }
 
@@ -660,6 +841,10 @@ fn doorbell(fd: BorrowedFd<'_>) -> Result<()> {
             Err(e) => return Err(IpcError::os("send", "pipe doorbell", e)),
         }
     }
+}
+
+fn wrong_receive() -> IpcError {
+    IpcError::WrongDirection { op: "receive", end: "send" }
 }
 
 fn broken_pipe() -> IpcError {
