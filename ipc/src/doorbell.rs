@@ -245,3 +245,25 @@ impl Bell {
         self.word.load(Ordering::Acquire)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Presence;
+
+    #[test]
+    fn presence_keeps_the_cpu_across_sleep_and_wake() {
+        let p = Presence::new();
+        assert!(!p.asleep());
+        assert_eq!(p.cpu(), None);
+        p.awake_on(Some(3));
+        assert_eq!((p.asleep(), p.cpu()), (false, Some(3)));
+        p.fall_asleep();
+        assert_eq!((p.asleep(), p.cpu()), (true, Some(3)));
+        p.wake();
+        assert_eq!((p.asleep(), p.cpu()), (false, Some(3)));
+        p.awake_on(Some(0));
+        assert_eq!(p.cpu(), Some(0));
+        p.awake_on(None);
+        assert_eq!(p.cpu(), None);
+    }
+}
