@@ -403,17 +403,7 @@ impl Connection {
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
-            return r
-                .with_message(fd, self.max_frame, |msg| {
-                    let bytes = msg.as_slice();
-                    if bytes.len() <= buf.len() {
-                        buf[..bytes.len()].copy_from_slice(bytes);
-                        Ok(bytes.len())
-                    } else {
-                        Err(IpcError::BufferTooShort { capacity: buf.len(), message: msg.into_vec() })
-                    }
-                })
-                .and_then(|r| r);
+            return r.recv_into(fd, self.max_frame, buf);
         }
         let max = self.max_frame;
         let (reader, mut src) = self.source()?;
