@@ -105,8 +105,8 @@ pub const CASES: &[Case] = &[
         convert: US,
         systems: &["mproc", "socketpair"],
         limit: None,
-        target: Target::VsSystem("socketpair", 1.0),
-        target_text: "≤ the socketpair round trip",
+        target: Target::VsSystem("socketpair", 0.66),
+        target_text: "≤ 1.5× the socketpair round trip",
     },
     Case {
         id: "queue_tput",
