@@ -323,7 +323,18 @@ impl Connection {
     /// `memcpy` into the message. A `Vec<u8>` costs about 1.7 ns per byte
     /// (serde writes it byte by byte): send bytes as `Bytes`, or raw with
     /// [`send_bytes`](Connection::send_bytes).
+    ///
+    /// A [`ShmBox`](mproc_shm::ShmBox) in `v` goes by name; a failed send
+    /// leaves it the sender's.
     pub fn send<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
+        let sent = self.send_encoded(v);
+        if sent.is_err() {
+            crate::handoff::reclaim(v);
+        }
+        sent
+    }
+
+    fn send_encoded<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
         #[cfg(feature = "tokio")]
         self.finish_async_send()?;
         let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();

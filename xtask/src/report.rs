@@ -153,6 +153,17 @@ pub const CASES: &[Case] = &[
         target_text: "≥ 50 % of the cross-process copy limit, ≥ 3× CPython",
     },
     Case {
+        id: "handoff_16mib",
+        title: "Hand a 16 MiB buffer to another process and read one byte there (ShmBox through a Queue)",
+        unit: "µs",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc", "queue-64b", "queue-copy"],
+        limit: None,
+        target: Target::VsSystem("queue-64b", 0.5),
+        target_text: "≤ 2× a 64 B queue item",
+    },
+    Case {
         id: "payload_bytes_4k",
         title: "Queue, 1 → 1 processes, maxsize 64, `Bytes` items of 4 KiB",
         unit: "MB/s",
