@@ -103,7 +103,13 @@ const _: () = assert!(queue::DEFAULT_MAX_ITEM == DEFAULT_MAX_FRAME);
 /// (hidden from the docs).
 #[doc(hidden)]
 pub mod __testing {
-    pub use crate::doorbell::{Bell, Rang, SLEEP_FUTEX, SLEEP_POLL};
+    pub use crate::doorbell::{Bell, Presence, Rang, SLEEP_FUTEX, SLEEP_POLL};
+
+    /// Whether the peer of a pipe connection says it sleeps in the kernel
+    /// (its presence word); `None` for a socket connection.
+    pub fn pipe_peer_asleep(conn: &crate::Connection) -> Option<bool> {
+        conn.ring_end().map(|r| r.peer_asleep())
+    }
     #[cfg(loom)]
     use crate::{JoinableQueue, QueueBuilder, QueueError, SimpleQueue};
     #[cfg(loom)]

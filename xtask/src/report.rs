@@ -98,6 +98,17 @@ pub const CASES: &[Case] = &[
         target_text: "≥ 10× CPython",
     },
     Case {
+        id: "pipe_rtt_oversubscribed",
+        title: "Pipe round trip, 64 B, 2 processes, a CPU hog on every core",
+        unit: "µs",
+        better: Better::Lower,
+        convert: US,
+        systems: &["mproc", "socketpair"],
+        limit: None,
+        target: Target::VsSystem("socketpair", 0.66),
+        target_text: "≤ 1.5× the socketpair round trip",
+    },
+    Case {
         id: "queue_tput",
         title: "Queue, 1 producer → 1 consumer process, 8 B items",
         unit: "msgs/s",
