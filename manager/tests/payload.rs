@@ -89,14 +89,16 @@ fn sixteen_mib_round_trips_or_is_refused_by_the_frame_cap() {
 
 /// A value stored as `f64`s read through a proxy of `u32`s (another client's
 /// view of the same object) is [`ManagerError::Payload`] naming both element
-/// sizes, never reinterpreted bytes.
+/// types, never reinterpreted bytes.
 #[test]
 fn pod_vec_of_another_element_type_is_a_payload_error() {
     let mut manager = Manager::start().unwrap();
     let value = manager.value(f64s(4 << 10)).unwrap();
     let as_u32s: ValueProxy<PodVec<u32>> = ValueProxy::from_handle(value.object().clone());
+    // The server holds the array as Python's `array.array('d')`: the cause
+    // names both typecodes.
     match as_u32s.get() {
-        Err(ManagerError::Payload(PayloadError::ElementSize { expected: 4, got: 8, type_name })) => {
+        Err(ManagerError::Payload(PayloadError::ArrayTypecode { expected: 'I', got: 'd', type_name })) => {
             assert!(type_name.contains("PodVec<u32>"), "{type_name}")
         }
         other => panic!("f64s read as u32s: {other:?}"),
