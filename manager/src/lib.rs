@@ -56,6 +56,7 @@ mod client;
 mod cpython;
 mod error;
 mod launcher;
+mod local;
 mod manager;
 #[cfg(test)]
 mod memory;
@@ -76,6 +77,7 @@ mod tests;
 
 pub use builder::ManagerBuilder;
 pub use error::{ManagerError, Result};
+pub use local::ClientTransport;
 pub use manager::Manager;
 pub use net::Address;
 pub use object::Served;
