@@ -17,13 +17,23 @@
 //! `Stats`; this crate's server answers with a postcard reply, CPython's with a pickled
 //! `'#TRACEBACK'` (it cannot unpickle the frame), whose first byte is `0x80`.
 //!
+//! A `('#PROXY', (exposed, token))` reply — a method CPython marks in `method_to_typeid`
+//! answers with a new object — naming an `Iterator` (a dict's `__iter__`) is drained into
+//! a list, one `__next__` call per item on the same connection, and the reference the
+//! server took for the reply is dropped; so `__iter__` answers a list here, as it does
+//! on this crate's server. A proxy of another typeid is an error naming it (its
+//! reference dropped too).
+//!
 //! Limits: a CPython server owns an `RLock`/`Condition` by the connection that acquired
 //! it, and pooled connections are not tied to threads, so use those from one thread at a
 //! time; this crate's own methods (`#insert` of `DictProxy::insert`, `get_value`,
 //! `join` with a timeout) do not exist there.
 
+use mproc_pickle::Token;
+
 use crate::error::{ManagerError, Result};
 use crate::net::Conn;
+use crate::objects::iterator::ITERATOR;
 use crate::value::{dumps, loads, Dict, Value};
 use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats};
 
@@ -61,8 +71,14 @@ fn parse_ident(v: &Value) -> Result<ObjectId> {
     }
 }
 
+/// What a method call answered: a value, or a new object's token (`'#PROXY'`).
+enum Answer {
+    Value(Value),
+    Proxy(Token),
+}
+
 /// Sends one request and maps the reply.
-pub(crate) fn dispatch(conn: &mut Conn, id: Value, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Value> {
+fn roundtrip(conn: &mut Conn, id: Value, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Answer> {
     let req = Value::Tuple(vec![id, Value::from(method), Value::Tuple(args), Value::Dict(kwds)]);
     conn.send(&dumps(&req)?)?;
     let frame = conn.recv()?;
@@ -74,11 +90,46 @@ pub(crate) fn dispatch(conn: &mut Conn, id: Value, method: &str, args: Vec<Value
         return Err(ManagerError::Decode { reason: "a reply that is not (kind, value)".into() });
     };
     match kind.as_str() {
-        "#RETURN" => Ok(v),
+        "#RETURN" => Ok(Answer::Value(v)),
         "#ERROR" => Err(error_of(v)),
         "#TRACEBACK" | "#UNSERIALIZABLE" => Err(ManagerError::PythonTraceback { traceback: v.to_string() }),
-        "#PROXY" => Err(ManagerError::Decode { reason: "the server returned a proxy, which is not supported".into() }),
+        "#PROXY" => match v {
+            Value::Tuple(parts) => match <[Value; 2]>::try_from(parts) {
+                Ok([_, Value::Token(token)]) => Ok(Answer::Proxy(*token)),
+                _ => Err(ManagerError::Decode { reason: "a #PROXY reply that is not (exposed, token)".into() }),
+            },
+            other => Err(ManagerError::Decode { reason: format!("a #PROXY reply carrying {other}") }),
+        },
         other => Err(ManagerError::Decode { reason: format!("unknown reply kind {other:?}") }),
+    }
+}
+
+/// Sends one request to which the answer is a value.
+pub(crate) fn dispatch(conn: &mut Conn, id: Value, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Value> {
+    match roundtrip(conn, id, method, args, kwds)? {
+        Answer::Value(v) => Ok(v),
+        Answer::Proxy(token) => Err(unsupported_proxy(method, &token)),
+    }
+}
+
+fn unsupported_proxy(method: &str, token: &Token) -> ManagerError {
+    ManagerError::Decode {
+        reason: format!("{method} answered a proxy to a new {:?} object, which only an Iterator may be", token.typeid),
+    }
+}
+
+/// The items of the `Iterator` object `token` names: `__next__` until `StopIteration`.
+fn drain(conn: &mut Conn, token: &Token) -> Result<Value> {
+    let mut items = Vec::new();
+    loop {
+        match roundtrip(conn, Value::Str(token.id.clone()), "__next__", Vec::new(), Dict::new()) {
+            Ok(Answer::Value(v)) => items.push(v),
+            Err(ManagerError::PythonException { name, .. }) if name == "StopIteration" => {
+                return Ok(Value::List(items))
+            }
+            Ok(Answer::Proxy(inner)) => return Err(unsupported_proxy("__next__", &inner)),
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -144,11 +195,26 @@ pub(crate) fn request(
         Request::Call { id, method, args, .. } => {
             let (args, kwds) = unpack(args)?;
             let mut once = Some((args, kwds));
+            let mut proxied = None;
             let v = call_conn(&mut |c| {
                 let (a, k) = once.take().unwrap_or_default();
-                dispatch(c, ident(*id), method, a, k)
-            })?;
-            Ok(Reply::Value(dumps(&v)?))
+                match roundtrip(c, ident(*id), method, a, k)? {
+                    Answer::Value(v) => Ok(v),
+                    Answer::Proxy(token) => {
+                        let items = match token.typeid.as_str() {
+                            ITERATOR => drain(c, &token),
+                            _ => Err(unsupported_proxy(method, &token)),
+                        };
+                        proxied = Some(token);
+                        items
+                    }
+                }
+            });
+            // The server's reference to the object it answered with goes, whatever came of it.
+            if let Some(token) = proxied {
+                let _ = server("decref", vec![Value::Str(token.id)], Dict::new());
+            }
+            Ok(Reply::Value(dumps(&v?)?))
         }
         Request::IncRef { id } => server("incref", vec![ident(*id)], Dict::new()).map(|_| Reply::Done),
         Request::DecRef { id } => server("decref", vec![ident(*id)], Dict::new()).map(|_| Reply::Done),

@@ -45,6 +45,32 @@ impl ObjectRef {
     pub fn typeid(&self) -> &str {
         &self.0 .0.typeid
     }
+    /// Calls any method of the object by name, with Python values for `*args` and
+    /// `**kwds` (a method no typed proxy has, or an object of a typeid a Python program
+    /// registered). A method answered by an iterator (a dict's `__iter__`) returns its
+    /// items as a list.
+    ///
+    /// ```no_run
+    /// # fn main() -> mproc_manager::Result<()> {
+    /// use mproc_manager::{Manager, Address};
+    /// use mproc_pickle::{Dict, Value};
+    ///
+    /// let m = Manager::connect(Address::loopback(50000), b"abc")?;
+    /// let d = m.dict::<String, u64>()?;
+    /// d.insert("a".into(), 1)?;
+    /// let keys = d.object().call_value("__iter__", vec![], Dict::new())?;
+    /// assert_eq!(keys, Value::List(vec![Value::from("a")]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn call_value(
+        &self,
+        method: &str,
+        args: Vec<mproc_pickle::Value>,
+        kwds: mproc_pickle::Dict,
+    ) -> Result<mproc_pickle::Value> {
+        self.0.call_value(method, args, kwds)
+    }
 }
 
 impl std::fmt::Debug for ObjectRef {

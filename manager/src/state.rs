@@ -126,12 +126,23 @@ impl ServerState {
     pub fn create(&self, client: u64, typeid: &str, args: Args) -> Result<(ObjectId, Arc<dyn Object>)> {
         let lookup = |id| lock(&self.table).objects.get(&id).map(|e| e.obj.clone());
         let obj = self.registry.create(typeid, args, &lookup)?;
+        Ok((self.insert(client, obj.clone()), obj))
+    }
+
+    /// Adds an object made outside the registry (an `Iterator` a method answered with);
+    /// `client` holds one reference to it.
+    pub fn insert(&self, client: u64, obj: Arc<dyn Object>) -> ObjectId {
         let mut t = lock(&self.table);
         let id = t.next_id;
         t.next_id += 1;
-        t.objects.insert(id, Entry { obj: obj.clone(), refs: 1 });
+        t.objects.insert(id, Entry { obj, refs: 1 });
         *t.clients.entry(client).or_default().refs.entry(id).or_default() += 1;
-        Ok((id, obj))
+        id
+    }
+
+    /// The live object `id`, if there is one.
+    pub fn object(&self, id: ObjectId) -> Option<Arc<dyn Object>> {
+        lock(&self.table).objects.get(&id).map(|e| e.obj.clone())
     }
 
     /// Runs `method` of object `id` for `(client, thread)`. `#GETVALUE`, `__str__` and
@@ -144,8 +155,7 @@ impl ServerState {
         args: Args,
         alive: &dyn Fn() -> bool,
     ) -> Result<Value> {
-        let obj = lock(&self.table).objects.get(&id).map(|e| e.obj.clone());
-        let obj = obj.ok_or(ManagerError::NoSuchObject { id })?;
+        let obj = self.object(id).ok_or(ManagerError::NoSuchObject { id })?;
         if matches!(method, "__str__" | "__repr__") {
             return Ok(Value::Str(obj.repr()));
         }

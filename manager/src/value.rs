@@ -230,11 +230,23 @@ pub(crate) fn python_exception(e: &ManagerError) -> Option<Value> {
         ManagerError::TooManyTaskDone => ex("ValueError", "task_done() called too many times".into()),
         ManagerError::NotHeld { .. } => ex("RuntimeError", e.to_string()),
         ManagerError::SemaphoreOverRelease { .. } => ex("ValueError", "Semaphore released too many times".into()),
-        // threading.BrokenBarrierError is a RuntimeError; the codec's allow-list has the base.
-        ManagerError::BrokenBarrier => ex("RuntimeError", "barrier is broken".into()),
+        ManagerError::BrokenBarrier => {
+            Some(Value::Exception { module: "threading".into(), name: "BrokenBarrierError".into(), args: vec![] })
+        }
         ManagerError::UnknownMethod { .. } => ex("AttributeError", e.to_string()),
         ManagerError::InvalidArgument { .. } => ex("TypeError", e.to_string()),
         ManagerError::Remote { message } => ex("RuntimeError", message.clone()),
+        // An exception the server raises as Python does (`StopIteration` ending a
+        // client's loop), if the codec may write its class.
+        ManagerError::PythonException { module, name, args }
+            if mproc_pickle::ALLOWED_EXCEPTIONS.contains(&(module.as_str(), name.as_str())) =>
+        {
+            Some(Value::Exception {
+                module: module.clone(),
+                name: name.clone(),
+                args: args.iter().map(|a| Value::Str(a.clone())).collect(),
+            })
+        }
         _ => None,
     }
 }

@@ -10,9 +10,16 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mproc_manager::{Address, DictProxy, ListProxy, Manager, ManagerBuilder, ManagerError, QueueProxy};
+use mproc_pickle::{Dict, Value};
 
 /// How long a Python process may run.
 const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// The interpreter: `python3`, or the one `MPROC_TEST_PYTHON` names (to run these tests
+/// against another CPython version, e.g. `MPROC_TEST_PYTHON=python3.13`).
+fn interpreter() -> String {
+    std::env::var("MPROC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
@@ -20,7 +27,7 @@ fn script(name: &str) -> PathBuf {
 
 /// Runs `python3 -u args…` to its end, killing it after [`WATCHDOG`].
 fn python(args: &[&str]) -> Output {
-    let mut child = Command::new("python3")
+    let mut child = Command::new(interpreter())
         .arg("-u")
         .args(args)
         .stdin(Stdio::null())
@@ -132,6 +139,55 @@ print(sorted(results.get(timeout=20) for _ in range(5)), flush=True)
     m.shutdown().unwrap();
 }
 
+/// A proxy crosses between the two kinds of client as data: a Python client puts its
+/// `Lock` proxy (an `AutoProxy`) on a queue, a Rust client gets it as `Value::Proxy`
+/// naming the lock and puts it back, and Python rebuilds a working proxy to the same
+/// lock. A Rust client's `__iter__` on a dict answers the keys.
+#[test]
+fn a_python_proxy_crosses_a_rust_client_and_comes_back_working() {
+    let mut registry = mproc_manager::Registry::sync();
+    registry.register_shared_queue("get_jobs", 0).register_shared_queue("get_results", 0);
+    let mut m =
+        ManagerBuilder::new().registry(registry).address(Address::loopback(0)).authkey(b"proxied").start().unwrap();
+    let Some(Address::Tcp(addr)) = m.address() else { panic!("a TCP manager") };
+    let code = format!(
+        r#"
+import multiprocessing
+from multiprocessing.managers import BaseManager
+class M(BaseManager):
+    pass
+M.register('get_jobs')
+M.register('get_results')
+M.register('Lock')
+multiprocessing.current_process().authkey = b'proxied'
+m = M(address=('127.0.0.1', {port}), authkey=b'proxied')
+m.connect()
+jobs, results = m.get_jobs(), m.get_results()
+lock = m.Lock()
+jobs.put(lock)
+back = results.get(timeout=20)
+print(type(back).__name__, back.acquire(False), lock.acquire(False), back.release(), flush=True)
+"#,
+        port = addr.port()
+    );
+    let py = std::thread::spawn(move || python(&["-c", &code]));
+    let jobs: QueueProxy<Value> = m.proxy("get_jobs").unwrap();
+    let results: QueueProxy<Value> = m.proxy("get_results").unwrap();
+    let got = jobs.get_timeout(WATCHDOG).unwrap();
+    let Value::Proxy(p) = &got else { panic!("a proxy, got {got}") };
+    assert_eq!((p.proxytype.as_str(), p.token.typeid.as_str()), ("AutoProxy", "Lock"));
+    results.put(got).unwrap();
+    let out = py.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "AutoProxy[Lock] True False None");
+
+    let d: DictProxy<String, u64> = m.dict().unwrap();
+    d.update([("b".to_string(), 2), ("a".to_string(), 1)]).unwrap();
+    let keys = d.object().call_value("__iter__", vec![], Dict::new()).unwrap();
+    assert_eq!(keys, Value::List(vec![Value::from("b"), Value::from("a")]));
+    m.shutdown().unwrap();
+}
+
 /// A pickle naming `os.system` sent to the server gets a `'#TRACEBACK'` reply naming
 /// it; nothing runs, and the server serves the same connection and new ones.
 #[test]
@@ -185,7 +241,7 @@ s = m.get_server()
 print(s.address[1], flush=True)
 s.serve_forever()
 "#;
-    let mut child = Command::new("python3")
+    let mut child = Command::new(interpreter())
         .args(["-u", "-c", code])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -227,6 +283,12 @@ s.serve_forever()
         d.update([("x".to_string(), 1)])?;
         assert_eq!(d.get(&"x".to_string())?, Some(1));
         assert!(matches!(d.remove(&"nope".to_string()), Err(ManagerError::KeyMissing { .. })));
+        // `__iter__` answers a proxy to an Iterator, which the client drains and lets go.
+        d.update([("y".to_string(), 2)])?;
+        let objects = m.stats()?.objects;
+        let keys = d.object().call_value("__iter__", vec![], Dict::new())?;
+        assert_eq!(keys, Value::List(vec![Value::from("x"), Value::from("y")]));
+        assert_eq!(m.stats()?.objects, objects, "the Iterator's reference was dropped");
         let lock = m.lock()?;
         lock.acquire()?;
         lock.release()?;

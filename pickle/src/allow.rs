@@ -8,6 +8,8 @@
 //! CPython writes for protocols 0–2, and `_queue` (where `queue.Empty` is defined) are read
 //! as the Python 3 names `builtins` and `queue`.
 
+use crate::managed::{MANAGERS, PROXY_TYPES};
+
 /// Exception classes a pickle may carry, as `(module, name)`: those a manager replies with
 /// (`KeyError` from a dict, `IndexError` from a list, `queue.Empty` from `get_nowait` …).
 /// Each one decodes to, and encodes from,
@@ -43,6 +45,8 @@ pub const ALLOWED_EXCEPTIONS: &[(&str, &str)] = &[
     ("builtins", "ZeroDivisionError"),
     ("queue", "Empty"),
     ("queue", "Full"),
+    // A manager's `Barrier` raises it (a `RuntimeError` subclass).
+    ("threading", "BrokenBarrierError"),
 ];
 
 /// Other allowed globals, as `(module, name)`: the reconstructors CPython writes for
@@ -60,6 +64,19 @@ pub const ALLOWED_RECONSTRUCTORS: &[(&str, &str)] = &[
     ("_codecs", "encode"),
 ];
 
+/// The globals of `multiprocessing.managers` a pickle may name, as `(module, name)`: the
+/// two a manager reference is made of, read into [`Token`](crate::Token) and
+/// [`Proxy`](crate::Proxy) without calling either.
+///
+/// - `Token` (a proxy's target: `NEWOBJ` with no arguments, then `BUILD` with
+///   `(typeid, address, id)`);
+/// - `RebuildProxy` (a pickled proxy: `RebuildProxy(proxytype, token, serializer, kwds)`);
+///
+/// and, only as `RebuildProxy`'s first argument, the proxy types in
+/// [`PROXY_TYPES`](crate::PROXY_TYPES).
+pub const ALLOWED_MANAGER_GLOBALS: &[(&str, &str)] =
+    &[("multiprocessing.managers", "Token"), ("multiprocessing.managers", "RebuildProxy")];
+
 /// A resolved allow-listed global.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Global {
@@ -70,6 +87,12 @@ pub(crate) enum Global {
     CodecsEncode,
     /// An exception class, module and name in their Python 3 spelling.
     Exception(&'static str, &'static str),
+    /// `multiprocessing.managers.Token`.
+    Token,
+    /// `multiprocessing.managers.RebuildProxy`.
+    RebuildProxy,
+    /// A proxy type of `multiprocessing.managers` (only an argument of `RebuildProxy`).
+    ProxyType(&'static str),
 }
 
 impl Global {
@@ -82,6 +105,9 @@ impl Global {
             Global::Bytes => ("builtins", "bytes"),
             Global::CodecsEncode => ("_codecs", "encode"),
             Global::Exception(module, name) => (module, name),
+            Global::Token => (MANAGERS, "Token"),
+            Global::RebuildProxy => (MANAGERS, "RebuildProxy"),
+            Global::ProxyType(name) => (MANAGERS, name),
         }
     }
 }
@@ -105,6 +131,9 @@ pub(crate) fn resolve(module: &str, name: &str) -> Option<Global> {
         ("builtins", "bytearray") => Global::ByteArray,
         ("builtins", "bytes") => Global::Bytes,
         ("_codecs", "encode") => Global::CodecsEncode,
+        (MANAGERS, "Token") => Global::Token,
+        (MANAGERS, "RebuildProxy") => Global::RebuildProxy,
+        (MANAGERS, name) => Global::ProxyType(PROXY_TYPES.iter().find(|&&t| t == name)?),
         _ => {
             let &(m, n) = ALLOWED_EXCEPTIONS.iter().find(|&&(m, n)| m == module && n == name)?;
             Global::Exception(m, n)

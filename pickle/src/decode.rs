@@ -25,6 +25,7 @@ use crate::allow::Global;
 use crate::error::{PickleError, Result};
 use crate::value::Value;
 
+mod managed;
 mod opcodes;
 mod refuse;
 mod resolve;
@@ -121,6 +122,13 @@ enum Node {
     Ref(u32),
     /// An allow-listed class or function, waiting for `REDUCE`.
     Global(Global),
+    /// `Token.__new__(Token)`, with its state `(typeid, address, id)` once `BUILD` gave it.
+    Token(Option<Box<Node>>),
+    /// `RebuildProxy(proxytype, token, serializer, kwds)`: the last three arguments.
+    Proxy {
+        proxytype: &'static str,
+        args: Vec<Node>,
+    },
 }
 
 /// A node and how deep it nests (a leaf or a reference is 1).
@@ -477,13 +485,8 @@ impl<'a> Machine<'a> {
                     self.stack.push(slot);
                 }
                 BUILD => {
-                    // Only exceptions are built from a global and then given state (their
-                    // `__dict__`); the state is dropped: a `Value::Exception` keeps `args`.
-                    let _state = self.pop(at)?;
-                    let target = self.stack.last().ok_or_else(|| malformed(at, "BUILD on an empty stack"))?;
-                    if !matches!(self.target(&target.node), Some(Node::Exception { .. })) {
-                        return Err(malformed(at, "BUILD on a value that is not an exception"));
-                    }
+                    let state = self.pop(at)?;
+                    self.build(state, at)?;
                 }
 
                 PERSID | BINPERSID => {
@@ -754,6 +757,7 @@ impl<'a> Machine<'a> {
                 let value = if global == Global::ByteArray { Value::ByteArray(bytes) } else { Value::Bytes(bytes) };
                 Ok(Slot::leaf(value))
             }
+            Global::Token | Global::RebuildProxy | Global::ProxyType(_) => self.call_managed(global, args),
         }
     }
 

@@ -14,6 +14,7 @@ use num_bigint::BigInt;
 use crate::allow;
 use crate::decode::MAX_DEPTH;
 use crate::error::{PickleError, Result};
+use crate::managed::{Proxy, Token, MANAGERS, PROXY_TYPES};
 use crate::value::Value;
 
 /// The protocol written.
@@ -50,6 +51,8 @@ const ADDITEMS: u8 = 0x90;
 const FROZENSET: u8 = 0x91;
 const STACK_GLOBAL: u8 = 0x93;
 const BYTEARRAY8: u8 = 0x96;
+const NEWOBJ: u8 = 0x81;
+const BUILD: u8 = b'b';
 
 /// Appends the pickle of `value` to `out`.
 pub(crate) fn encode(value: &Value, out: &mut Vec<u8>) -> Result<()> {
@@ -140,8 +143,43 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
             write_tuple(args, out, depth)?;
             out.push(REDUCE);
         }
+        Value::Token(token) => write_token(token, out, depth)?,
+        Value::Proxy(proxy) => write_proxy(proxy, out, depth)?,
     }
     Ok(())
+}
+
+/// `Token.__new__(Token)`, then `BUILD` with `(typeid, address, id)`, as CPython writes it.
+fn write_token(token: &Token, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+    write_global(MANAGERS, "Token", out);
+    out.extend_from_slice(&[EMPTY_TUPLE, NEWOBJ]);
+    write_str(&token.typeid, out);
+    write(&token.address, out, depth + 1)?;
+    write_str(&token.id, out);
+    out.extend_from_slice(&[TUPLE1 + 2, BUILD]);
+    Ok(())
+}
+
+/// `RebuildProxy(proxytype, token, serializer, kwds)`; only a proxy type of
+/// [`PROXY_TYPES`] is written.
+fn write_proxy(proxy: &Proxy, out: &mut Vec<u8>, depth: usize) -> Result<()> {
+    let Some(&proxytype) = PROXY_TYPES.iter().find(|&&t| t == proxy.proxytype) else {
+        return Err(PickleError::ForbiddenGlobal { module: MANAGERS.to_owned(), name: proxy.proxytype.clone() });
+    };
+    write_global(MANAGERS, "RebuildProxy", out);
+    out.push(MARK);
+    write_global(MANAGERS, proxytype, out);
+    write_token(&proxy.token, out, depth + 1)?;
+    write_str(&proxy.serializer, out);
+    write(&Value::Dict(proxy.kwds.clone()), out, depth + 1)?;
+    out.extend_from_slice(&[TUPLE, REDUCE]);
+    Ok(())
+}
+
+fn write_global(module: &str, name: &str, out: &mut Vec<u8>) {
+    write_str(module, out);
+    write_str(name, out);
+    out.push(STACK_GLOBAL);
 }
 
 fn write_tuple(items: &[Value], out: &mut Vec<u8>, depth: usize) -> Result<()> {

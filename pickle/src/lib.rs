@@ -9,7 +9,9 @@
 //! - **Safe by construction.** A pickle can name any importable callable (`os.system`) and
 //!   ask the reader to call it. This reader imports and calls nothing: the few globals it
 //!   accepts — the exception classes in [`ALLOWED_EXCEPTIONS`] and the builtin
-//!   reconstructors in [`ALLOWED_RECONSTRUCTORS`] — are built by code here, and any other
+//!   reconstructors in [`ALLOWED_RECONSTRUCTORS`], the manager references in
+//!   [`ALLOWED_MANAGER_GLOBALS`] (read as data: [`Token`], [`Proxy`]) — are built by code
+//!   here, and any other
 //!   is [`PickleError::ForbiddenGlobal`] naming it. Persistent ids, the extension registry
 //!   and out-of-band buffers are refused too.
 //! - **Bounded.** [`loads_value_capped`] refuses an input longer than the cap before
@@ -44,13 +46,15 @@ mod allow;
 mod decode;
 mod encode;
 mod error;
+mod managed;
 mod serde_value;
 mod value;
 
-pub use allow::{ALLOWED_EXCEPTIONS, ALLOWED_RECONSTRUCTORS};
+pub use allow::{ALLOWED_EXCEPTIONS, ALLOWED_MANAGER_GLOBALS, ALLOWED_RECONSTRUCTORS};
 pub use decode::{DecodeOptions, MAX_DEPTH};
 pub use encode::PROTOCOL;
 pub use error::{PickleError, Result};
+pub use managed::{Proxy, Token, PROXY_TYPES};
 pub use serde_value::{from_value, to_value};
 pub use value::{Dict, Set, Value};
 

@@ -32,6 +32,7 @@ use serde::ser::{self, Serialize};
 use serde::Deserialize;
 
 use crate::error::{PickleError, Result};
+use crate::managed::{Proxy, Token};
 use crate::value::{Dict, Set, Value};
 
 // Newtype-struct names that carry a Python type through serde's data model. Any other
@@ -41,6 +42,8 @@ const SET: &str = "\0mproc_pickle::set";
 const FROZENSET: &str = "\0mproc_pickle::frozenset";
 const BIGINT: &str = "\0mproc_pickle::int";
 const EXCEPTION: &str = "\0mproc_pickle::exception";
+const TOKEN: &str = "\0mproc_pickle::token";
+const PROXY: &str = "\0mproc_pickle::proxy";
 /// Asks the value deserializer to hand its `Value` over whole (see [`TAKEN`]).
 const WHOLE: &str = "\0mproc_pickle::value";
 
@@ -117,7 +120,42 @@ impl Serialize for Value {
             Value::Exception { module, name, args } => {
                 s.serialize_newtype_struct(EXCEPTION, &(module, name, TupleRef(args)))
             }
+            Value::Token(t) => s.serialize_newtype_struct(TOKEN, &TokenRef(t)),
+            Value::Proxy(p) => s.serialize_newtype_struct(
+                PROXY,
+                &(&p.proxytype, TokenAsValue(&p.token), &p.serializer, DictRef(&p.kwds)),
+            ),
         }
+    }
+}
+
+struct TokenRef<'a>(&'a Token);
+
+impl Serialize for TokenRef<'_> {
+    fn serialize<S: ser::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (&self.0.typeid, &self.0.address, &self.0.id).serialize(s)
+    }
+}
+
+/// A token inside a proxy, tagged as one.
+struct TokenAsValue<'a>(&'a Token);
+
+impl Serialize for TokenAsValue<'_> {
+    fn serialize<S: ser::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_newtype_struct(TOKEN, &TokenRef(self.0))
+    }
+}
+
+struct DictRef<'a>(&'a Dict);
+
+impl Serialize for DictRef<'_> {
+    fn serialize<S: ser::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
 }
 
@@ -374,6 +412,25 @@ impl ser::Serializer for ValueSerializer {
                 }
                 _ => return Err(mismatch()),
             },
+            TOKEN => match inner {
+                Value::Tuple(parts) => Value::Token(Box::new(token_of(parts)?)),
+                _ => return Err(mismatch()),
+            },
+            PROXY => match inner {
+                Value::Tuple(parts) if parts.len() == 4 => {
+                    let mut parts = parts.into_iter();
+                    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                        (
+                            Some(Value::Str(proxytype)),
+                            Some(Value::Token(token)),
+                            Some(Value::Str(serializer)),
+                            Some(Value::Dict(kwds)),
+                        ) => Value::Proxy(Box::new(Proxy { proxytype, token: *token, serializer, kwds })),
+                        _ => return Err(PickleError::Serde("a malformed proxy".to_owned())),
+                    }
+                }
+                _ => return Err(mismatch()),
+            },
             _ => inner,
         })
     }
@@ -595,6 +652,15 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
                 d.insert(Value::from("args"), Value::Tuple(args));
                 visitor.visit_map(DictAccess { entries: d.into_iter(), value: None })
             }
+            Value::Token(t) => visitor.visit_map(DictAccess { entries: token_dict(*t).into_iter(), value: None }),
+            Value::Proxy(p) => {
+                let mut d = Dict::with_capacity(4);
+                d.insert(Value::from("proxytype"), Value::Str(p.proxytype));
+                d.insert(Value::from("token"), Value::Dict(token_dict(p.token)));
+                d.insert(Value::from("serializer"), Value::Str(p.serializer));
+                d.insert(Value::from("kwds"), Value::Dict(p.kwds));
+                visitor.visit_map(DictAccess { entries: d.into_iter(), value: None })
+            }
         }
     }
 
@@ -788,5 +854,23 @@ impl<'de> VariantAccess<'de> for VariantValue {
     }
     fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], visitor: V) -> Result<V::Value> {
         de::Deserializer::deserialize_any(ValueDeserializer(self.0.unwrap_or(Value::None)), visitor)
+    }
+}
+
+/// A token's fields as a dict, for a typed Rust reader.
+fn token_dict(t: Token) -> Dict {
+    let mut d = Dict::with_capacity(3);
+    d.insert(Value::from("typeid"), Value::Str(t.typeid));
+    d.insert(Value::from("address"), t.address);
+    d.insert(Value::from("id"), Value::Str(t.id));
+    d
+}
+
+/// A token from its serialised `(typeid, address, id)`.
+fn token_of(parts: Vec<Value>) -> Result<Token> {
+    let mut parts = parts.into_iter();
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Value::Str(typeid)), Some(address), Some(Value::Str(id)), None) => Ok(Token { typeid, address, id }),
+        _ => Err(PickleError::Serde("a malformed token".to_owned())),
     }
 }

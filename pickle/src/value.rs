@@ -17,6 +17,8 @@ use indexmap::{IndexMap, IndexSet};
 use num_bigint::BigInt;
 use num_traits::{FromPrimitive, ToPrimitive};
 
+use crate::managed::{Proxy, Token};
+
 /// A Python `dict`: insertion-ordered, keys compared with Python's equality.
 pub type Dict = IndexMap<Value, Value>;
 
@@ -78,6 +80,12 @@ pub enum Value {
         /// The exception's `args`.
         args: Vec<Value>,
     },
+    /// A `multiprocessing.managers.Token`, read as data (a manager's `get_methods`
+    /// argument, the target of a `'#PROXY'` reply).
+    Token(Box<Token>),
+    /// A pickled manager proxy (`RebuildProxy(proxytype, token, serializer, kwds)`), read
+    /// as data: what a Python client sends when it passes a proxy to a manager.
+    Proxy(Box<Proxy>),
 }
 
 impl Value {
@@ -110,6 +118,8 @@ impl Value {
             Value::Set(_) => "set",
             Value::FrozenSet(_) => "frozenset",
             Value::Exception { name, .. } => name,
+            Value::Token(_) => "Token",
+            Value::Proxy(p) => &p.proxytype,
         }
     }
 
@@ -232,6 +242,8 @@ impl PartialEq for Value {
                 Value::Exception { module: m1, name: n1, args: a1 },
                 Value::Exception { module: m2, name: n2, args: a2 },
             ) => m1 == m2 && n1 == n2 && a1 == a2,
+            (Value::Token(a), Value::Token(b)) => a == b,
+            (Value::Proxy(a), Value::Proxy(b)) => a == b,
             _ => false,
         }
     }
@@ -283,6 +295,16 @@ impl Hash for Value {
                 module.hash(state);
                 name.hash(state);
                 args.hash(state);
+            }
+            Value::Token(t) => {
+                state.write_u8(9);
+                t.hash(state);
+            }
+            Value::Proxy(p) => {
+                // The keyword arguments (a dict) are left out, as a dict's entries are.
+                state.write_u8(10);
+                p.proxytype.hash(state);
+                p.token.hash(state);
             }
             Value::Bool(_) | Value::Int(_) | Value::BigInt(_) | Value::Float(_) => {
                 unreachable!("numbers are hashed above")
@@ -360,6 +382,19 @@ impl fmt::Display for Value {
                 write!(f, "{name}(")?;
                 seq(f, args)?;
                 f.write_str(")")
+            }
+            // As CPython's `Token.__repr__` and (near enough) `BaseProxy.__repr__`.
+            Value::Token(t) => {
+                write!(
+                    f,
+                    "Token(typeid={}, address={}, id={})",
+                    Value::from(t.typeid.as_str()),
+                    t.address,
+                    Value::from(t.id.as_str())
+                )
+            }
+            Value::Proxy(p) => {
+                write!(f, "<{} object, typeid {} at {}>", p.proxytype, Value::from(p.token.typeid.as_str()), p.token.id)
             }
         }
     }

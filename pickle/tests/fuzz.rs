@@ -55,6 +55,12 @@ const CPYTHON: [[&str; 5]; 5] = [
     ],
 ];
 
+/// `('7f', '__setitem__', ('k', lock, lock), {})`, `lock` an `AcquirerProxy`.
+const PROXY_REQUEST: &str = "800495a200000000000000288c023766948c0b5f5f7365746974656d5f5f948c016b948c186d756c746970726f63657373696e672e6d616e6167657273948c0c52656275696c6450726f78799493942868038c0d416371756972657250726f787994939468038c05546f6b656e9493942981948c044c6f636b948c093132372e302e302e31944dcbc386948c0437663361948794628c067069636b6c65947d9474945294681387947d9474942e";
+
+/// `('#PROXY', (('__next__',), Token('Iterator', '/tmp/x', 'a1')))`.
+const PROXY_REPLY: &str = "800258060000002350524f5859710058080000005f5f6e6578745f5f7101857102636d756c746970726f63657373696e672e6d616e61676572730a546f6b656e0a71032981710458080000004974657261746f72710558060000002f746d702f7871065802000000613171078771086286710986710a2e";
+
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
@@ -241,6 +247,10 @@ fn corpus() -> Vec<Vec<u8>> {
     corpus.push(dumps_value(&Value::List((0..200).map(Value::Int).collect())).unwrap());
     corpus.push(dumps_value(&Value::int(num_bigint::BigInt::from(-7) << 300)).unwrap());
     corpus.push(dumps_value(&Value::ByteArray(vec![1; 300])).unwrap());
+    // Manager references from CPython 3.11: a request storing a proxy (twice, memoized,
+    // protocol 4) and a `'#PROXY'` reply (protocol 2).
+    corpus.push(unhex(PROXY_REQUEST));
+    corpus.push(unhex(PROXY_REPLY));
     corpus
 }
 

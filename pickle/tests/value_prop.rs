@@ -5,7 +5,9 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
-use mproc_pickle::{dumps, dumps_value, loads, loads_value, Dict, Value};
+use mproc_pickle::{
+    dumps, dumps_value, from_value, loads, loads_value, to_value, Dict, Proxy, Token, Value, PROXY_TYPES,
+};
 use num_bigint::BigInt;
 use proptest::prelude::*;
 
@@ -39,11 +41,31 @@ fn value() -> impl Strategy<Value = Value> {
                 .prop_map(|kv| Value::Dict(kv.into_iter().collect::<Dict>())),
             proptest::collection::vec(hashable(), 0..8).prop_map(|m| Value::Set(m.into_iter().collect())),
             proptest::collection::vec(hashable(), 0..8).prop_map(|m| Value::FrozenSet(m.into_iter().collect())),
-            (prop::sample::select(mproc_pickle::ALLOWED_EXCEPTIONS), proptest::collection::vec(inner, 0..3)).prop_map(
-                |((module, name), args)| Value::Exception { module: module.to_owned(), name: name.to_owned(), args }
-            ),
+            (prop::sample::select(mproc_pickle::ALLOWED_EXCEPTIONS), proptest::collection::vec(inner.clone(), 0..3))
+                .prop_map(|((module, name), args)| Value::Exception {
+                    module: module.to_owned(),
+                    name: name.to_owned(),
+                    args
+                }),
+            token(inner.clone()).prop_map(|t| Value::Token(Box::new(t))),
+            (
+                prop::sample::select(PROXY_TYPES),
+                token(inner.clone()),
+                proptest::collection::vec((hashable(), inner), 0..3)
+            )
+                .prop_map(|(proxytype, token, kwds)| Value::Proxy(Box::new(Proxy {
+                    proxytype: proxytype.to_owned(),
+                    token,
+                    serializer: "pickle".to_owned(),
+                    kwds: kwds.into_iter().collect(),
+                }))),
         ]
     })
+}
+
+/// A manager token: any address value (CPython's are a `(host, port)` tuple or a path).
+fn token(address: impl Strategy<Value = Value>) -> impl Strategy<Value = Token> {
+    (".{0,12}", address, "[0-9a-f]{1,16}").prop_map(|(typeid, address, id)| Token { typeid, address, id })
 }
 
 fn hash(v: &Value) -> u64 {
@@ -59,6 +81,13 @@ proptest! {
         prop_assert_eq!(&back, &v);
         // Display shows the Python type (tuple vs list, bytearray vs bytes, set vs frozenset).
         prop_assert_eq!(back.to_string(), v.to_string());
+    }
+
+    #[test]
+    fn values_survive_serde_as_values(v in value()) {
+        let back: Value = from_value(to_value(&v).unwrap()).unwrap();
+        prop_assert_eq!(back.to_string(), v.to_string());
+        prop_assert_eq!(back, v);
     }
 
     #[test]

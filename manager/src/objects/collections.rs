@@ -240,11 +240,12 @@ impl Object for ListObject {
     }
 }
 
-/// The methods CPython's `DictProxy` calls (but `__iter__`), plus `#GETVALUE`.
+/// The methods of CPython's `DictProxy`, in its order.
 const DICT_METHODS: &[&str] = &[
     "__contains__",
     "__delitem__",
     "__getitem__",
+    "__iter__",
     "__len__",
     "__setitem__",
     "clear",
@@ -327,6 +328,8 @@ impl Object for DictObject {
                 Value::None
             }
             "__contains__" => Value::Bool(map.contains_key(args.req(0, "key")?)),
+            // The keys; a Python client gets them behind an `Iterator` proxy (`#PROXY`).
+            "__iter__" => Value::List(map.keys().cloned().collect()),
             "__len__" => Value::Int(map.len() as i64),
             "get" => map
                 .get(args.req(0, "key")?)

@@ -5,5 +5,6 @@
 //! `crate::proxy` encode, and that the object decodes in `Object::call`.
 
 pub(crate) mod collections;
+pub(crate) mod iterator;
 pub(crate) mod queue;
 pub(crate) mod sync;

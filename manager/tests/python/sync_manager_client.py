@@ -5,11 +5,14 @@
 #
 # The two runs must print the same lines.
 
-import queue, sys, threading
+import multiprocessing, queue, sys, threading
 from multiprocessing.managers import SyncManager
 
 if len(sys.argv) > 1:
     host, port = sys.argv[1].rsplit(':', 1)
+    # A proxy rebuilt from a pickle (one stored in a dict) authenticates with the
+    # process's authkey, as with any remote CPython manager.
+    multiprocessing.current_process().authkey = sys.argv[2].encode()
     m = SyncManager(address=(host, int(port)), authkey=sys.argv[2].encode())
     m.connect()
 else:
@@ -24,7 +27,7 @@ def error(f):
         f()
         return 'no error'
     except Exception as e:
-        return type(e).__name__ if not isinstance(e, RuntimeError) else 'RuntimeError'
+        return type(e).__name__
 
 # list
 l = m.list([3, 1, 2])
@@ -143,6 +146,65 @@ br.abort()
 show('barrier aborted', br.broken, error(lambda: br.wait()))
 br.reset()
 show('barrier reset', br.broken, br.wait())
+
+# Iterating: a dict proxy's __iter__ answers an Iterator proxy; a list proxy's goes by index
+di = m.dict({'x': 1, 'y': 2, 3: 'z'})
+show('dict iter', list(di), [k for k in di], sorted(iter(di), key=str))
+it = iter(di)
+show('dict iterator', type(it).__name__, next(it), next(it), next(it), error(lambda: next(it)))
+li = m.list(['a', 'b', 'c'])
+show('list iter', list(li), [x * 2 for x in li], sorted(li, reverse=True))
+
+# Condition(lock) over a Lock proxy: the condition and the proxy hold one lock
+lk2 = m.Lock()
+cv = m.Condition(lk2)
+with cv:
+    show('condition over lock', lk2.acquire(False), cv.wait(0.05), lk2.acquire(False))
+show('condition lock free', lk2.acquire(False), lk2.release())
+
+# Proxies stored in a dict and a list come back as proxies to the same objects
+holder = m.dict()
+holder['lock'] = lk2
+holder['list'] = li
+got = holder['lock']
+show('proxy in dict', type(got).__name__, got.acquire(False), lk2.acquire(False), got.release())
+show('list proxy in dict', type(holder['list']).__name__, list(holder['list']), holder['list'][1])
+holder['list'].append('d')
+holder['temp'] = m.Event()  # the sender's own proxy goes at once
+holder['temp'].set()
+show('proxy outlives its sender', holder['temp'].is_set(), type(holder['temp']).__name__)
+nested = m.list([li, 5])
+show('proxy in list', type(nested[0]).__name__, list(nested[0]), nested[1], list(li))
+
+# get_methods, and calls through an AutoProxy built from it
+from multiprocessing.managers import AutoProxy, dispatch
+def get_methods(proxy):
+    # The server answers one request per connection at its own level.
+    conn = m._Client(m._address, authkey=m._authkey)
+    try:
+        return dispatch(conn, None, 'get_methods', (proxy._token,))
+    finally:
+        conn.close()
+show('get_methods', sorted(get_methods(lk2)), sorted(get_methods(di)), sorted(get_methods(it)))
+auto = AutoProxy(di._token, 'pickle', manager=m, authkey=m._authkey)
+show('autoproxy', type(auto).__name__, auto.get('x'), len(auto), auto.__getitem__(3), error(lambda: auto.__getitem__('q')))
+auto2 = AutoProxy(lk2._token, 'pickle', manager=m, authkey=m._authkey)
+show('autoproxy lock', auto2.acquire(False), lk2.acquire(False), auto2.release())
+
+# A broken barrier raises threading.BrokenBarrierError
+bb = m.Barrier(2, timeout=0.05)
+show('barrier broken', error(lambda: bb.wait()), bb.broken, error(lambda: bb.wait()))
+
+# A KeyError carries the key itself, of its own type
+def key_error(f):
+    try:
+        f()
+        return 'no error'
+    except KeyError as e:
+        return repr(e.args), type(e.args[0]).__name__
+kd = m.dict({1: 'a'})
+show('key errors', key_error(lambda: kd[2]), key_error(lambda: kd[(1, 'x')]), key_error(lambda: kd.pop(2.5)))
+show('key errors del', key_error(lambda: kd.__delitem__(b'k')), key_error(lambda: kd[None]), key_error(lambda: kd['s']))
 
 show('done')
 if len(sys.argv) <= 1:

@@ -33,6 +33,8 @@ pub(super) fn describe(args: &[Slot]) -> String {
             Node::Exception { name, .. } => name,
             Node::Ref(_) => "a shared value",
             Node::Global(_) => "a class",
+            Node::Token(_) => "Token",
+            Node::Proxy { .. } => "a proxy",
         })
         .collect();
     format!("arguments ({})", kinds.join(", "))

@@ -5,6 +5,7 @@ use std::mem::size_of;
 use super::refuse::bad_reduce;
 use super::{IdMap, Node, Slot, MAX_DEPTH};
 use crate::error::{PickleError, Result};
+use crate::managed::{Proxy, Token, MANAGERS};
 use crate::value::{Dict, Value};
 
 /// Turns the finished graph into a tree. A memo entry used once is moved into place; one
@@ -52,6 +53,26 @@ impl Resolver {
                 name: name.to_owned(),
                 args: self.resolve_all(args, depth)?,
             },
+            Node::Token(state) => Value::Token(Box::new(self.token(state, depth)?)),
+            Node::Proxy { proxytype, args } => {
+                let [token, serializer, kwds]: [Node; 3] =
+                    args.try_into().map_err(|_| bad_reduce(MANAGERS, "RebuildProxy", "not 4 arguments"))?;
+                let token = self.resolve(token, depth + 1)?;
+                let serializer = self.resolve(serializer, depth + 1)?;
+                let kwds = self.resolve(kwds, depth + 1)?;
+                match (token, serializer, kwds) {
+                    (Value::Token(token), Value::Str(serializer), Value::Dict(kwds)) => Value::Proxy(Box::new(Proxy {
+                        proxytype: proxytype.to_owned(),
+                        token: *token,
+                        serializer,
+                        kwds,
+                    })),
+                    (t, s, k) => {
+                        let args = format!("arguments ({}, {}, {})", t.type_name(), s.type_name(), k.type_name());
+                        return Err(bad_reduce(MANAGERS, "RebuildProxy", &args));
+                    }
+                }
+            }
             Node::Ref(id) => return self.resolve_ref(id, depth),
             Node::Global(g) => {
                 let (module, name) = g.name();
@@ -59,6 +80,18 @@ impl Resolver {
             }
         };
         Ok(value)
+    }
+
+    /// A token from the state `BUILD` gave it: `(typeid, address, id)`.
+    fn token(&mut self, state: Option<Box<Node>>, depth: usize) -> Result<Token> {
+        let bad = |what: &str| bad_reduce(MANAGERS, "Token", what);
+        let state = self.resolve(*state.ok_or_else(|| bad("no state (a Token without BUILD)"))?, depth + 1)?;
+        let Value::Tuple(fields) = state else { return Err(bad(&format!("state {}", state.type_name()))) };
+        let mut fields = fields.into_iter();
+        match (fields.next(), fields.next(), fields.next(), fields.next()) {
+            (Some(Value::Str(typeid)), Some(address), Some(Value::Str(id)), None) => Ok(Token { typeid, address, id }),
+            _ => Err(bad("a state that is not (typeid, address, id)")),
+        }
     }
 
     fn resolve_all(&mut self, items: Vec<Node>, depth: usize) -> Result<Vec<Value>> {
@@ -109,6 +142,15 @@ fn cost_deep(value: &Value) -> usize {
             }
             Value::Set(s) | Value::FrozenSet(s) => s.iter().map(cost_deep).sum::<usize>() + 8 * s.len(),
             Value::Dict(d) => d.iter().map(|(k, v)| cost_deep(k) + cost_deep(v) + 8).sum(),
+            Value::Token(t) => t.typeid.len() + t.id.len() + cost_deep(&t.address),
+            Value::Proxy(p) => {
+                p.proxytype.len()
+                    + p.serializer.len()
+                    + p.token.typeid.len()
+                    + p.token.id.len()
+                    + cost_deep(&p.token.address)
+                    + p.kwds.iter().map(|(k, v)| cost_deep(k) + cost_deep(v) + 8).sum::<usize>()
+            }
             Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => 0,
         }
 }
