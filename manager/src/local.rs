@@ -32,7 +32,10 @@
 //! # Waiting
 //! Waiting is the pipe's: a reader that finds its ring empty spins for an adaptive
 //! budget (longer after waits that ended while spinning, shorter after ones that had
-//! to sleep), yields, then sleeps on a futex. On an idle machine the server thread of
+//! to sleep), then sleeps on a futex. It does not `sched_yield` in between: with every
+//! core busy a yield cost a whole scheduler slice, and a call took milliseconds
+//! instead of tens of microseconds (the `manager_call_oversubscribed` bench case
+//! measures this against the socket under the same load). On an idle machine the server thread of
 //! a client making calls back to back is still spinning when the next request lands,
 //! and the client is spinning when the reply does; with every core busy the budgets
 //! shrink to their floor and both sides sleep on futexes, which is what the socket
