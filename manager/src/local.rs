@@ -35,11 +35,11 @@
 //! to sleep), then sleeps on a futex. It does not `sched_yield` in between: with every
 //! core busy a yield cost a whole scheduler slice, and a call took milliseconds
 //! instead of tens of microseconds (the `manager_call_oversubscribed` bench case
-//! measures this against the socket under the same load). On an idle machine the server thread of
-//! a client making calls back to back is still spinning when the next request lands,
-//! and the client is spinning when the reply does; with every core busy the budgets
-//! shrink to their floor and both sides sleep on futexes, which is what the socket
-//! transport does on every call.
+//! measures this against the socket under the same load). On an idle machine the
+//! server thread of a client making calls back to back is still spinning when the next
+//! request lands, and the client is spinning when the reply does; with every core busy
+//! the budgets shrink to their floor and both sides sleep on futexes, which is what
+//! the socket transport does on every call.
 //!
 //! # Cost
 //! Per connection: one memfd of two 128 KiB rings plus a page (pages are touched as
