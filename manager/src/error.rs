@@ -142,6 +142,13 @@ pub enum ManagerError {
         /// Why it was refused.
         reason: String,
     },
+    /// The call is not available here (an async call to a CPython server, or
+    /// outside a tokio runtime).
+    #[error("not available: {what}")]
+    Unsupported {
+        /// What was asked, and why it cannot be done.
+        what: String,
+    },
     /// A value could not be encoded.
     #[error("encode failed: {reason}")]
     Encode {

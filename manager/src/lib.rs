@@ -56,6 +56,11 @@
 //! `lock.acquire`, `event.wait`, `barrier.wait`) blocks only its thread; on the server
 //! it blocks only that connection's thread, and ends early if the client goes away.
 //!
+//! With the cargo feature `tokio` (off by default) the proxies have `*_async` forms of
+//! those calls (`get_async`, `acquire_async`, `wait_async`, …, and
+//! `ObjectRef::call_async` for any method), sent over ipc's async connections; the
+//! design and cancel safety are in `src/asyncio/client.rs`.
+//!
 //! Other ways across: every proxy is serde `Serialize + Deserialize` (a pool task's
 //! argument, a queue item) and implements shm's `Share` (spawn arguments, as
 //! `mproc_process::Shared<ListProxy<T>>`). The receiver connects and takes its own

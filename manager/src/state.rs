@@ -282,6 +282,11 @@ impl ServerState {
                 let _ = reply(t, &Err(ManagerError::Disconnected { reason: "the manager server shut down".into() }));
                 break;
             }
+            if !t.alive() {
+                // The client hung up after sending (a dropped async call): run
+                // nothing on its behalf, so a `get` takes no item it cannot receive.
+                break;
+            }
             let resp = {
                 let alive = || t.alive() && !self.is_shut_down();
                 self.handle(client, &frame, &alive)

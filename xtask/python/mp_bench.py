@@ -47,6 +47,7 @@ OPS = {
     "manager_call_py": 10_000,
     "pickle_codec": 100_000,
     "mpi_pool_map": 100_000,
+    "handoff_16mib": 2_000,
 }
 QUICK_DIV = 10
 MIN_OPS = 5
@@ -355,6 +356,47 @@ def pickle_codec(n):
     return elapsed / n * 1e6, "us/encode+decode"
 
 
+HANDOFF_SIZE = 16 << 20
+
+
+def _handoff_echo(names, back):
+    from multiprocessing import shared_memory
+
+    while True:
+        name = names.get()
+        if name is None:
+            return
+        shm = shared_memory.SharedMemory(name=name)
+        shm.buf[HANDOFF_SIZE - 1]  # read one byte there
+        t1 = time.perf_counter()
+        shm.close()
+        back.put(t1)
+
+
+def handoff_16mib(n):
+    """A 16 MiB SharedMemory handed to another process by name through a Queue;
+    the time runs from the put to the receiver having read one byte of it
+    (time.perf_counter is CLOCK_MONOTONIC, one clock for both processes). The
+    receiver answers with that time; the answer's trip is not counted."""
+    from multiprocessing import shared_memory
+
+    shm = shared_memory.SharedMemory(create=True, size=HANDOFF_SIZE)
+    shm.buf[:] = b"\x07" * HANDOFF_SIZE
+    names, back = mp.Queue(), mp.Queue()
+    child = mp.Process(target=_handoff_echo, args=(names, back))
+    child.start()
+    total = 0.0
+    for _ in range(n):
+        t0 = time.perf_counter()
+        names.put(shm.name)
+        total += back.get() - t0
+    names.put(None)
+    child.join()
+    shm.close()
+    shm.unlink()
+    return total / n * 1e6, "us/hand-off (16 MiB SharedMemory by name through a Queue, one byte read there)"
+
+
 CASES = {
     "pipe_rtt": pipe_rtt,
     "queue_tput": queue_tput,
@@ -379,6 +421,7 @@ CASES = {
     "manager_call_py": manager_call_py,
     "pickle_codec": pickle_codec,
     "mpi_pool_map": mpi_pool_map,
+    "handoff_16mib": handoff_16mib,
 }
 
 

@@ -289,7 +289,12 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
             // Only a `Serialize` that writes differently on a second pass gets here.
             Err(source) => Err(encode_error(source)),
         };
-        self.raw.put(encode, size, until, &|| self.is_closed())
+        let put = self.raw.put(encode, size, until, &|| self.is_closed());
+        if put.is_err() {
+            // Encoded (sized) but not queued: the ShmBoxes in it stay the sender's.
+            crate::handoff::reclaim(item);
+        }
+        put
     }
 
     /// Hands the oldest item's encoded bytes to `f` in place (its slot or its
