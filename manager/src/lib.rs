@@ -34,9 +34,9 @@
 //! client its end over the socket (`SCM_RIGHTS`), and both drop the socket. Frames,
 //! frame cap and errors are those of the socket; a call then costs copies into and out
 //! of the rings and, while both ends are awake, no system call: a waiting end spins
-//! for an adaptive budget before it sleeps on a futex, so calls made back to back stay
-//! in user space on an idle machine, and with every core busy both ends fall back to
-//! futex sleeps, as the socket transport sleeps in `recv`. A killed client or server is
+//! while the other may answer, for an adaptive budget, before it sleeps on a futex, so
+//! calls made back to back stay in user space on an idle machine, and with every core
+//! busy both ends fall back to futex sleeps, as the socket transport sleeps in `recv`. A killed client or server is
 //! seen through the pipe's doorbell socket pair, which the kernel closes: the other
 //! side's calls end as on the socket (`Disconnected`; the server releases the client's
 //! references and locks). CPython clients and TCP clients stay on their socket;

@@ -30,16 +30,15 @@
 //! in a call asks the same socket whether its client is still there.
 //!
 //! # Waiting
-//! Waiting is the pipe's: a reader that finds its ring empty spins for an adaptive
-//! budget (longer after waits that ended while spinning, shorter after ones that had
-//! to sleep), then sleeps on a futex. It does not `sched_yield` in between: with every
-//! core busy a yield cost a whole scheduler slice, and a call took milliseconds
-//! instead of tens of microseconds (the `manager_call_oversubscribed` bench case
-//! measures this against the socket under the same load). On an idle machine the
-//! server thread of a client making calls back to back is still spinning when the next
-//! request lands, and the client is spinning when the reply does; with every core busy
-//! the budgets shrink to their floor and both sides sleep on futexes, which is what
-//! the socket transport does on every call.
+//! Waiting is the pipe's: a reader that finds its ring empty spins only while the peer
+//! may answer (the pipe's presence word says it is not asleep in the kernel and not
+//! descheduled), for an adaptive budget, then sleeps on a futex; it never
+//! `sched_yield`s, which with every core busy would cost a scheduler slice. On an idle
+//! machine the server thread of a client making calls back to back is still spinning
+//! when the next request lands, and the client is spinning when the reply does; with
+//! every core busy both sides sleep on futexes, which is what the socket transport
+//! does on every call (`manager_call_oversubscribed` measures the two under the same
+//! load).
 //!
 //! # Cost
 //! Per connection: one memfd of two 128 KiB rings plus a page (pages are touched as
