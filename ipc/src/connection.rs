@@ -768,10 +768,11 @@ impl Share for Connection {
             )));
         }
         let here = sys::pid();
-        let mut taken = sys::lock(imported());
+        // The table's lock only when it is needed (not for a received fd): a fork
+        // from another thread while it is held leaves the child's copy locked.
         let owned = if let Some(owned) = received {
             owned
-        } else if here != token.exporter && taken.insert(fd) {
+        } else if here != token.exporter && sys::lock(imported()).insert(fd) {
             // SAFETY: [1] the fd is open and is the exported socket (checked
             // above); [2] it was inherited across exec for this import, and the
             // `imported` set guarantees only this one OwnedFd is made from it.

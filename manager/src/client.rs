@@ -52,17 +52,25 @@ pub(crate) struct Target {
     pub closed: AtomicBool,
     /// Set when the server is CPython's (see `crate::cpython`).
     python: AtomicBool,
+    /// Whether connections to a server of this crate may move to shared memory.
+    transport: crate::ClientTransport,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 impl Target {
     pub fn new(endpoint: Endpoint) -> Arc<Self> {
+        Target::with_transport(endpoint, crate::ClientTransport::Auto)
+    }
+
+    /// A target whose connections use `transport`.
+    pub fn with_transport(endpoint: Endpoint, transport: crate::ClientTransport) -> Arc<Self> {
         Arc::new(Target {
             endpoint,
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
             closed: AtomicBool::new(false),
             python: AtomicBool::new(false),
+            transport,
         })
     }
 
@@ -89,8 +97,16 @@ impl Target {
         self.python.load(Ordering::Relaxed)
     }
 
-    /// Opens a fresh connection (outside the pool) and says `Hello`.
+    /// Opens a fresh connection (outside the pool) and says `Hello`; to a server of
+    /// this crate on this machine, the connection moves to shared memory
+    /// (`crate::local`) unless the target says otherwise.
     pub fn connect(&self) -> Result<Conn> {
+        match &self.endpoint {
+            Endpoint::Socket { address, authkey } if !self.python.load(Ordering::Relaxed) => {
+                return crate::local::connect(address, authkey, client_id()?, self.transport);
+            }
+            _ => {}
+        }
         let mut conn = self.connect_bare()?;
         if !self.python.load(Ordering::Relaxed) {
             conn.send(&to_bytes(&Request::Hello { client: client_id()? })?)?;

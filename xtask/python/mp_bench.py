@@ -17,6 +17,7 @@ Usage: python3 mp_bench.py [--quick] [case ...]
 """
 import array
 import multiprocessing as mp
+import os
 import platform
 import sys
 import time
@@ -41,6 +42,8 @@ OPS = {
     "proc_fork": 50,
     "proc_spawn": 10,
     "manager_call": 10_000,
+    "manager_call_socket": 10_000,
+    "manager_call_oversubscribed": 2_000,
     "manager_call_py": 10_000,
     "pickle_codec": 100_000,
     "mpi_pool_map": 100_000,
@@ -275,6 +278,40 @@ def manager_call(n):
     return elapsed / n * 1e6, "us/proxy call (list.append)"
 
 
+def manager_call_socket(n):
+    """mproc's call over its Unix socket; CPython's manager always uses its socket."""
+    return manager_call(n)
+
+
+def _hog(stop):
+    x = 0
+    while not stop.is_set():
+        for _ in range(10_000):
+            x += 1
+
+
+def manager_call_oversubscribed(n):
+    """manager_call while a busy-looping process runs on every core (started after the
+    manager, stopped after the measurement), as mproc's bench runs a busy thread per core."""
+    with mp.Manager() as manager:
+        shared = manager.list()
+        shared.append(0)
+        stop = mp.Event()
+        hogs = [mp.Process(target=_hog, args=(stop,)) for _ in range(os.cpu_count() or 2)]
+        for h in hogs:
+            h.start()
+        try:
+            start = time.perf_counter()
+            for i in range(n):
+                shared.append(i)
+            elapsed = time.perf_counter() - start
+        finally:
+            stop.set()
+            for h in hogs:
+                h.join()
+    return elapsed / n * 1e6, "us/proxy call (list.append, every core busy)"
+
+
 def manager_call_py(n, manager=None):
     """One list.append from this CPython client through a SyncManager proxy: on CPython's
     own manager (on a Unix socket), or (``--manager ADDRESS:AUTHKEY``, as mproc's bench runs
@@ -379,6 +416,8 @@ CASES = {
     "proc_fork": proc_fork,
     "proc_spawn": proc_spawn,
     "manager_call": manager_call,
+    "manager_call_socket": manager_call_socket,
+    "manager_call_oversubscribed": manager_call_oversubscribed,
     "manager_call_py": manager_call_py,
     "pickle_codec": pickle_codec,
     "mpi_pool_map": mpi_pool_map,
