@@ -161,12 +161,6 @@ pub enum ManagerError {
         /// What the decoder said.
         reason: String,
     },
-    /// A value is a `PodVec` of another element type than the proxy's (its
-    /// element size or kind differs): the cause, naming both. Raised by the
-    /// client as it decodes; never sent over the wire.
-    #[error("decode failed: {0}")]
-    #[serde(skip)]
-    Payload(#[from] mproc_ipc::PayloadError),
     /// A user-registered method returned an error, or panicked.
     #[error("remote error: {message}")]
     Remote {
@@ -196,6 +190,16 @@ pub enum ManagerError {
         /// Why.
         reason: String,
     },
+    /// A value is a `PodVec` of another element type than the proxy's (its
+    /// element size or kind differs): the cause, naming both. Raised by the
+    /// client as it decodes; never sent over the wire.
+    ///
+    /// Last on purpose: serde's derive numbers the variants after a skipped one
+    /// differently when it decodes than when it encodes, so a skipped variant
+    /// anywhere else would shift every later one on the (index-tagged) wire.
+    #[error("decode failed: {0}")]
+    #[serde(skip)]
+    Payload(#[from] mproc_ipc::PayloadError),
 }
 
 impl ManagerError {
