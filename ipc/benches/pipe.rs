@@ -6,6 +6,11 @@
 //! - `socketpair`: a raw Unix stream pair, no framing;
 //! - `limit-pingpong`: the physical limit, a counter in a shared page that the
 //!   two processes bump in turn (one cache-line transfer each way).
+//!
+//! `pipe_rtt_oversubscribed`: the same round trip with a CPU hog (a process
+//! spinning at the same priority) on every core, so that the two ends compete
+//! with more runnable threads than CPUs: `mproc` beside the `socketpair`
+//! round trip, whose ends sleep in the kernel while they wait.
 #![allow(missing_docs)] // the criterion group macro generates an undocumented fn
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,9 +123,43 @@ fn pipe_rtt(c: &mut Criterion) {
     g.finish();
 }
 
+/// Forks one CPU hog per core: children that spin until killed.
+fn start_hogs() -> Vec<libc::pid_t> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (0..cores)
+        .map(|_| {
+            fork_child(None, || {
+                let mut x = 0u64;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            })
+        })
+        .collect()
+}
+
+/// Kills and reaps the hogs.
+fn stop_hogs(hogs: Vec<libc::pid_t>) {
+    for pid in hogs {
+        // SAFETY: `pid` is our own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        reap(pid);
+    }
+}
+
+fn pipe_rtt_oversubscribed(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipe_rtt_oversubscribed");
+    let hogs = start_hogs();
+    let (here, there) = mproc_ipc::pipe(true).unwrap();
+    connection_rtt(&mut g, "mproc", here, there);
+    socketpair_rtt(&mut g);
+    stop_hogs(hogs);
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    targets = pipe_rtt
+    targets = pipe_rtt, pipe_rtt_oversubscribed
 }
 criterion_main!(benches);

@@ -194,7 +194,7 @@ impl Connection {
     }
 
     fn source_with(&mut self, dontwait: bool) -> Result<(&mut FrameReader, SocketSource<'_>)> {
-        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();
         let received = (self.kind == SocketKind::Unix).then_some((&mut self.received, &mut self.fds_lost));
         Ok((&mut self.reader, SocketSource { fd, dontwait, received }))
     }
@@ -299,7 +299,7 @@ impl Connection {
     pub fn send_bytes(&mut self, buf: &[u8]) -> Result<()> {
         #[cfg(feature = "tokio")]
         self.finish_async_send()?;
-        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
             return r.send_bytes(fd, buf);
         }
@@ -323,10 +323,21 @@ impl Connection {
     /// `memcpy` into the message. A `Vec<u8>` costs about 1.7 ns per byte
     /// (serde writes it byte by byte): send bytes as `Bytes`, or raw with
     /// [`send_bytes`](Connection::send_bytes).
+    ///
+    /// A [`ShmBox`](mproc_shm::ShmBox) in `v` goes by name; a failed send
+    /// leaves it the sender's.
     pub fn send<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
+        let sent = self.send_encoded(v);
+        if sent.is_err() {
+            crate::handoff::reclaim(v);
+        }
+        sent
+    }
+
+    fn send_encoded<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<()> {
         #[cfg(feature = "tokio")]
         self.finish_async_send()?;
-        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
             let mut buf = std::mem::take(&mut self.wbuf);
             buf.clear();
@@ -375,7 +386,7 @@ impl Connection {
     /// later call with a larger `max` receives it.
     pub fn recv_bytes_max(&mut self, max: usize) -> Result<Vec<u8>> {
         let max = max.min(self.max_frame);
-        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
             return r.with_message(fd, max, |m| m.into_vec());
         }
@@ -401,19 +412,9 @@ impl Connection {
     /// # Ok::<(), IpcError>(())
     /// ```
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
-            return r
-                .with_message(fd, self.max_frame, |msg| {
-                    let bytes = msg.as_slice();
-                    if bytes.len() <= buf.len() {
-                        buf[..bytes.len()].copy_from_slice(bytes);
-                        Ok(bytes.len())
-                    } else {
-                        Err(IpcError::BufferTooShort { capacity: buf.len(), message: msg.into_vec() })
-                    }
-                })
-                .and_then(|r| r);
+            return r.recv_into(fd, self.max_frame, buf);
         }
         let max = self.max_frame;
         let (reader, mut src) = self.source()?;
@@ -455,7 +456,7 @@ impl Connection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn recv_bytes_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();
         if let Transport::Ring(r) = &mut self.transport {
             return r.with_message(fd, self.max_frame, |msg| f(msg.as_slice()));
         }
@@ -509,7 +510,7 @@ impl Connection {
         let mut header = [0u8; MAX_HEADER];
         let hlen = encode_header(msg.len() as u64, &mut header);
         let frame = [&header[..hlen], &msg[..]].concat();
-        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();
         // SAFETY: the numbers were recorded by `export` from fds that `handle`
         // (borrowed for this whole call) keeps open.
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|&n| unsafe { BorrowedFd::borrow_raw(n) }).collect();
@@ -580,7 +581,7 @@ impl Connection {
     /// # Ok::<(), mproc_ipc::IpcError>(())
     /// ```
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        let fd = self.fd.as_ref().ok_or(IpcError::Closed)?.as_fd();
+        let fd = self.fd.as_ref().ok_or_else(closed)?.as_fd();
         if let Transport::Ring(r) = &self.transport {
             return r.poll(fd, timeout);
         }
@@ -622,7 +623,7 @@ impl Connection {
     }
 
     pub(crate) fn borrowed_fd(&self) -> Result<BorrowedFd<'_>> {
-        self.fd.as_ref().map(|fd| fd.as_fd()).ok_or(IpcError::Closed)
+        self.fd.as_ref().map(|fd| fd.as_fd()).ok_or_else(closed)
     }
 }
 
@@ -649,6 +650,13 @@ struct HandleMsg {
 
 /// Sends all of `buf` with `MSG_NOSIGNAL` (a closed peer is an `EPIPE` error,
 /// never a `SIGPIPE`), retrying on `EINTR`.
+/// The error of an operation on a closed connection, built only when needed
+/// (an eager `ok_or(IpcError::Closed)` costs a drop on the hot path).
+#[inline]
+fn closed() -> IpcError {
+    IpcError::Closed
+}
+
 fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<()> {
     while !buf.is_empty() {
         match rustix::net::send(fd, buf, SendFlags::NOSIGNAL) {
@@ -760,10 +768,11 @@ impl Share for Connection {
             )));
         }
         let here = sys::pid();
-        let mut taken = sys::lock(imported());
+        // The table's lock only when it is needed (not for a received fd): a fork
+        // from another thread while it is held leaves the child's copy locked.
         let owned = if let Some(owned) = received {
             owned
-        } else if here != token.exporter && taken.insert(fd) {
+        } else if here != token.exporter && sys::lock(imported()).insert(fd) {
             // SAFETY: [1] the fd is open and is the exported socket (checked
             // above); [2] it was inherited across exec for this import, and the
             // `imported` set guarantees only this one OwnedFd is made from it.

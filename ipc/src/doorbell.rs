@@ -31,6 +31,17 @@
 //! The waiter never relies on a wake-up alone for end of file: a peer killed
 //! mid-way rings nothing, so sleeps are capped and the waiter then looks at its
 //! doorbell socket for `POLLHUP` (see `pipe.rs`).
+//!
+//! # Presence: whether spinning can pay
+//! Beside its bells, each end of a pipe publishes a [`Presence`] word: whether
+//! it sleeps in the kernel (futex or `poll(2)`) and the CPU it last waited on.
+//! A waiter reads its peer's word to decide whether to spin: a peer that
+//! sleeps cannot answer before someone wakes it, and a peer that last ran on
+//! the waiter's own CPU is not running now, so spinning would only delay it.
+//! The word is a hint, never part of the wake-up protocol above: a stale or
+//! garbled value (a peer killed mid-way) costs time, never a lost wake-up.
+//! The owner writes its word only when the value changes, so two ends spinning
+//! on their own CPUs never move its cache line.
 
 use std::time::Duration;
 
@@ -45,6 +56,85 @@ pub const SLEEP_POLL: u32 = 2;
 const FLAGS: u32 = SLEEP_FUTEX | SLEEP_POLL;
 /// One step of the counter.
 const STEP: u32 = 4;
+
+/// [`Presence`] bit: the end sleeps (or is about to) in the kernel.
+const ASLEEP: u32 = 1;
+/// [`Presence`] value of an end that is awake on no known CPU.
+const AWAKE_NOWHERE: u32 = 0;
+
+/// What one end of a pipe publishes about itself for its peer's spin decision
+/// (see the module doc): an `ASLEEP` bit and, above it, its CPU plus one (0:
+/// not known).
+#[repr(transparent)]
+pub struct Presence {
+    word: AtomicU32,
+}
+
+impl Default for Presence {
+    fn default() -> Self {
+        Presence::new()
+    }
+}
+
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence").field("asleep", &self.asleep()).field("cpu", &self.cpu()).finish()
+    }
+}
+
+impl Presence {
+    /// An end that is awake on no known CPU (the zeroed word).
+    pub fn new() -> Presence {
+        Presence { word: AtomicU32::new(AWAKE_NOWHERE) }
+    }
+
+    /// The owner is awake and waits on `cpu` (if known). Writes only on change.
+    #[inline]
+    pub fn awake_on(&self, cpu: Option<u32>) {
+        let v = cpu.map_or(AWAKE_NOWHERE, |c| c.wrapping_add(1) << 1);
+        if self.word.load(Ordering::Relaxed) != v {
+            self.word.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the owner sleeps (or is about to) in the kernel.
+    #[inline]
+    pub fn asleep(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & ASLEEP != 0
+    }
+
+    /// Marks the owner as about to sleep in the kernel; keeps its CPU.
+    #[inline]
+    pub fn fall_asleep(&self) {
+        let v = self.word.load(Ordering::Relaxed);
+        if v & ASLEEP == 0 {
+            self.word.store(v | ASLEEP, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the owner awake again, keeping its CPU; called by the owner after
+    /// a sleep, and by the peer that just woke it (it will run soon).
+    #[inline]
+    pub fn wake(&self) {
+        if self.word.load(Ordering::Relaxed) & ASLEEP != 0 {
+            self.word.fetch_and(!ASLEEP, Ordering::Relaxed);
+        }
+    }
+
+    /// The CPU the owner last published, if any.
+    #[inline]
+    pub fn cpu(&self) -> Option<u32> {
+        match self.word.load(Ordering::Relaxed) >> 1 {
+            0 => None,
+            c => Some(c - 1),
+        }
+    }
+
+    /// The raw word (for tests and debugging).
+    pub fn load(&self) -> u32 {
+        self.word.load(Ordering::Relaxed)
+    }
+}
 
 /// What a [`Bell::ring`] found: who was waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,5 +243,27 @@ impl Bell {
     /// The raw word (for tests and debugging).
     pub fn load(&self) -> u32 {
         self.word.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Presence;
+
+    #[test]
+    fn presence_keeps_the_cpu_across_sleep_and_wake() {
+        let p = Presence::new();
+        assert!(!p.asleep());
+        assert_eq!(p.cpu(), None);
+        p.awake_on(Some(3));
+        assert_eq!((p.asleep(), p.cpu()), (false, Some(3)));
+        p.fall_asleep();
+        assert_eq!((p.asleep(), p.cpu()), (true, Some(3)));
+        p.wake();
+        assert_eq!((p.asleep(), p.cpu()), (false, Some(3)));
+        p.awake_on(Some(0));
+        assert_eq!(p.cpu(), Some(0));
+        p.awake_on(None);
+        assert_eq!(p.cpu(), None);
     }
 }

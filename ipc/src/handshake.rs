@@ -274,6 +274,13 @@ impl Handshakes {
         self.pending.iter().map(|p| PollFd::from_borrowed_fd(p.stream.fd(), p.events()))
     }
 
+    /// Each handshake's socket and whether it waits to write (`true`) or to
+    /// read: what [`poll_fds`](Handshakes::poll_fds) polls, for an `epoll` set.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn interest(&self) -> impl Iterator<Item = (BorrowedFd<'_>, bool)> {
+        self.pending.iter().map(|p| (p.stream.fd(), p.events() == PollFlags::OUT))
+    }
+
     /// Advances the handshakes whose poll entry (same order as
     /// [`poll_fds`](Handshakes::poll_fds)) reported an event, and fails the
     /// ones past their deadline. Finished ones move to `ready`.

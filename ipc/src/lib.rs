@@ -14,6 +14,9 @@
 //! - [`Bytes`], [`PodVec`]: byte strings and plain-data arrays (`f64`, `u32`,
 //!   `#[repr(C)]` structs) that every carrier — queues, connections, pool
 //!   arguments and results, manager values — moves as one copy each way.
+//! - [`ShmBox`](mproc_shm::ShmBox): a buffer in shared memory of its own that
+//!   every carrier moves by name, not by copy; the receiver maps the same bytes
+//!   (`Queue<ShmBox<[u8]>>`, `Connection::send(&b)`).
 //!
 //! # Fast payloads
 //! Items travel as serde types encoded with postcard. Byte payloads should be
@@ -71,6 +74,7 @@ mod connection;
 mod doorbell;
 mod error;
 pub mod framing;
+mod handoff;
 mod handshake;
 mod listener;
 pub mod payload;
@@ -99,11 +103,21 @@ const _: () = assert!(queue::DEFAULT_MAX_ITEM == DEFAULT_MAX_FRAME);
 /// (hidden from the docs).
 #[doc(hidden)]
 pub mod __testing {
-    pub use crate::doorbell::{Bell, Rang, SLEEP_FUTEX, SLEEP_POLL};
+    pub use crate::doorbell::{Bell, Presence, Rang, SLEEP_FUTEX, SLEEP_POLL};
+
+    /// Whether the peer of a pipe connection says it sleeps in the kernel
+    /// (its presence word); `None` for a socket connection.
+    pub fn pipe_peer_asleep(conn: &crate::Connection) -> Option<bool> {
+        conn.ring_end().map(|r| r.peer_asleep())
+    }
     #[cfg(loom)]
     use crate::{JoinableQueue, QueueBuilder, QueueError, SimpleQueue};
     #[cfg(loom)]
     use serde::{de::DeserializeOwned, Serialize};
+
+    pub use crate::queue::testing::blocks_not_cold;
+    #[cfg(loom)]
+    pub use crate::queue::testing::{forge_dead_block_writer, forge_dead_reader, release_idle};
 
     /// A [`Queue`](crate::Queue) on the heap for loom models (not shareable
     /// between processes): loom's atomics cannot live in shared memory.

@@ -29,10 +29,16 @@
 //!
 //! # In Python's terms
 //!
-//! A pickle codec maps `Bytes` to `bytes` and `PodVec<T>` of a primitive to
-//! `array.array(typecode, bytes)` with the typecode of
-//! [`PodVec::array_typecode`] (`'d'` for `f64`, `'I'` for `u32`, …), which
-//! NumPy reads with `numpy.frombuffer(a, dtype=a.typecode)`.
+//! [`Connection::send_pickle`](crate::Connection::send_pickle) writes `Bytes` as
+//! `bytes` and `PodVec<T>` of a primitive as a real `array.array` with the
+//! typecode of [`PodVec::array_typecode`] (`'d'` for `f64`, `'I'` for `u32`, …),
+//! pickled as CPython pickles one (`array._array_reconstructor(array.array,
+//! typecode, format, bytes)`), which NumPy reads with
+//! `numpy.frombuffer(a, dtype=a.typecode)`. `recv_pickle` reads such an array
+//! back into a `PodVec<T>` (matching the two globals by name, calling nothing);
+//! an array of another typecode is a [`PayloadError`] naming both element
+//! types. `PodVec`s of `u128`, `i128` and non-primitive types, which have no
+//! typecode, reach Python as the `(element size, kind, bytes)` tuple.
 //!
 //! ```
 //! use mproc_ipc::{Bytes, PodVec};
@@ -52,14 +58,13 @@ use std::any::TypeId;
 use std::borrow::{Borrow, BorrowMut};
 use std::cell::Cell;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
 use bytemuck::Pod;
-use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
-use serde::ser::SerializeTuple;
+use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod pod_serde;
 mod queue;
 
 /// Why a payload could not be decoded. Every variant names the sizes or types
@@ -86,6 +91,17 @@ pub enum PayloadError {
         expected: &'static str,
         /// The sender's element type, e.g. `f32`.
         got: &'static str,
+    },
+    /// A Python `array.array` of another typecode than the receiver's element type
+    /// (read by [`Connection::recv_pickle`](crate::Connection::recv_pickle)).
+    #[error("received an array.array of typecode '{got}' as {type_name}, whose typecode is '{expected}'")]
+    ArrayTypecode {
+        /// The receiving type, e.g. `PodVec<i32>`.
+        type_name: &'static str,
+        /// The receiver's typecode, e.g. `'i'`.
+        expected: char,
+        /// The array's typecode, e.g. `'d'` (`'?'` for a wide-character array).
+        got: char,
     },
     /// The element bytes are not a whole number of elements.
     #[error("a PodVec payload of {len} bytes is not a whole number of {elem_size}-byte elements")]
@@ -682,86 +698,5 @@ impl<T: Pod + PartialEq, const N: usize> PartialEq<[T; N]> for PodVec<T> {
 impl<T: Pod + PartialEq> PartialEq<Vec<T>> for PodVec<T> {
     fn eq(&self, other: &Vec<T>) -> bool {
         &self.0 == other
-    }
-}
-
-impl<T: Pod> Serialize for PodVec<T> {
-    #[inline]
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        const { assert!(size_of::<T>() > 0, "PodVec of a zero-sized type") };
-        let mut t = s.serialize_tuple(3)?;
-        t.serialize_element(&(size_of::<T>() as u32))?;
-        t.serialize_element(&kind_of::<T>())?;
-        if cfg!(target_endian = "big") {
-            let mut le = self.as_bytes().to_vec();
-            swap_elements::<T>(&mut le).map_err(serde::ser::Error::custom)?;
-            t.serialize_element(serde_bytes::Bytes::new(&le))?;
-        } else {
-            t.serialize_element(serde_bytes::Bytes::new(self.as_bytes()))?;
-        }
-        t.end()
-    }
-}
-
-impl<'de, T: Pod> Deserialize<'de> for PodVec<T> {
-    #[inline]
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PodVec<T>, D::Error> {
-        d.deserialize_tuple(3, PodVecVisitor::<T>(PhantomData))
-    }
-}
-
-struct PodVecVisitor<T>(PhantomData<fn() -> T>);
-
-impl<'de, T: Pod> Visitor<'de> for PodVecVisitor<T> {
-    type Value = PodVec<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a {} (element size, kind, bytes)", std::any::type_name::<PodVec<T>>())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PodVec<T>, A::Error> {
-        let size: u32 = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let kind: u8 = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
-        let type_name = std::any::type_name::<PodVec<T>>();
-        if size as usize != size_of::<T>() {
-            return Err(fail(PayloadError::ElementSize { type_name, expected: size_of::<T>(), got: size.into() }));
-        }
-        let ours = kind_of::<T>();
-        if kind != 0 && ours != 0 && kind != ours {
-            return Err(fail(PayloadError::ElementKind { type_name, expected: kind_name(ours), got: kind_name(kind) }));
-        }
-        seq.next_element_seed(PodBytes::<T>(PhantomData))?.ok_or_else(|| de::Error::invalid_length(2, &self))
-    }
-}
-
-/// The element bytes of a [`PodVec`], copied once into an aligned `Vec<T>`.
-struct PodBytes<T>(PhantomData<fn() -> T>);
-
-impl<'de, T: Pod> DeserializeSeed<'de> for PodBytes<T> {
-    type Value = PodVec<T>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PodVec<T>, D::Error> {
-        d.deserialize_bytes(self)
-    }
-}
-
-impl<'de, T: Pod> Visitor<'de> for PodBytes<T> {
-    type Value = PodVec<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the element bytes of a {}", std::any::type_name::<PodVec<T>>())
-    }
-
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<PodVec<T>, E> {
-        PodVec::from_le_bytes(v).map_err(fail)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PodVec<T>, A::Error> {
-        // Formats without a byte-string type (e.g. JSON) write a sequence.
-        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
-        while let Some(b) = seq.next_element::<u8>()? {
-            bytes.push(b);
-        }
-        PodVec::from_le_bytes(&bytes).map_err(fail)
     }
 }

@@ -12,19 +12,11 @@ use std::time::Duration;
 use mproc_ipc::{pipe, pipe_with_capacity, Connection, IpcError};
 use proptest::prelude::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
+mod common;
+#[path = "../../testkit/src/runtime.rs"]
+mod runtime;
 
-fn current() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-fn multi() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-async fn within<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, f).await.expect("an await took longer than the watchdog")
-}
+use runtime::{current, multi, within, LIMIT};
 
 /// Both kinds of connection pair.
 fn pairs() -> Vec<(&'static str, Connection, Connection)> {
@@ -182,26 +174,15 @@ fn sigkilled_peer_ends_pending_recv_and_send() {
 #[test]
 fn a_two_second_await_does_not_spin() {
     for (name, _a, mut b) in pairs() {
-        let before = cpu_time();
+        let before = mproc_testkit::thread_cpu_time();
         current().block_on(async {
             let r = tokio::time::timeout(Duration::from_secs(2), b.recv_bytes_async()).await;
             assert!(r.is_err(), "{name}: nothing was sent");
         });
-        let used = cpu_time() - before;
+        let used = mproc_testkit::thread_cpu_time() - before;
         eprintln!("{name}: {used:?} of CPU in a 2 s await");
         assert!(used < Duration::from_millis(20), "{name}: a 2 s await used {used:?} of CPU (over 1 %)");
     }
-}
-
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the struct we pass.
-    let ru = unsafe {
-        let mut ru = std::mem::zeroed::<libc::rusage>();
-        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut ru), 0);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 #[test]
@@ -309,4 +290,93 @@ fn accept_and_connect_async_with_authkey() {
             assert!(matches!(within(bad).await.unwrap(), Err(IpcError::Authentication { .. })));
         });
     }
+}
+
+/// 200 TCP peers connect to a keyed listener and say nothing; a good client in
+/// another process then connects and is accepted by `accept_async` at once.
+/// With the handshake in front of the accept, it would wait behind the first
+/// silent peer for the whole handshake timeout (20 s here), so the bound
+/// below (a quarter of it) only a stall can break. The silent peers are taken
+/// into the table by `accept_async` calls cut short by a timeout, so this also
+/// shows a dropped `accept_async` keeps what it took.
+#[test]
+fn accept_async_is_not_held_up_by_silent_peers() {
+    use mproc_ipc::Client;
+    const SILENT: usize = 200;
+    const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+    let (l, silent) = common::listener_with_silent_peers(SILENT, HANDSHAKE_TIMEOUT);
+    let rt = current();
+    let watchdog = std::time::Instant::now() + Duration::from_secs(30);
+    while l.handshakes_in_flight() < SILENT {
+        assert!(
+            std::time::Instant::now() < watchdog,
+            "only {} silent peers reached the listener",
+            l.handshakes_in_flight()
+        );
+        let cut_short = rt.block_on(async { tokio::time::timeout(Duration::from_millis(20), l.accept_async()).await });
+        assert!(cut_short.is_err(), "a silent peer completed: {cut_short:?}");
+    }
+    let silent = silent.join().unwrap();
+    let addr = l.address().clone();
+    let start = std::time::Instant::now();
+    let pid = mproc_testkit::fork(20, move || {
+        let talk = |mut c: Connection| c.send_bytes(b"ping").and_then(|()| c.recv_bytes());
+        match Client::connect(&addr, Some(b"key")).and_then(talk) {
+            Ok(reply) if reply == b"pong" => 0,
+            _ => 1,
+        }
+    });
+    rt.block_on(async {
+        let mut c = tokio::time::timeout(HANDSHAKE_TIMEOUT / 4, l.accept_async())
+            .await
+            .expect("the good client was held up")
+            .unwrap();
+        assert_eq!(within(c.recv_bytes_async()).await.unwrap(), b"ping");
+        within(c.send_bytes_async(b"pong")).await.unwrap();
+    });
+    println!("accept_async behind {SILENT} silent peers: a good client in {:?}", start.elapsed());
+    assert_eq!(mproc_testkit::reap(pid, LIMIT), 0);
+    assert_eq!(l.handshakes_in_flight(), SILENT, "the silent peers are still held, not dropped");
+    drop(silent);
+}
+
+/// A silent peer past the listener's handshake timeout ends one
+/// `accept_async` with the blocking accept's error — on a runtime with no
+/// timer driver (the deadline is a timerfd), under a watchdog.
+#[test]
+fn accept_async_reports_a_silent_peer_past_its_deadline() {
+    use mproc_ipc::{Address, Listener};
+    let _watchdog = mproc_testkit::watchdog(20);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap();
+    let mut l = Listener::bind(Address::loopback(0), Some(b"key")).unwrap();
+    l.set_handshake_timeout(Some(Duration::from_millis(100)));
+    let Address::Tcp(sa) = l.address().clone() else { unreachable!() };
+    let _silent = std::net::TcpStream::connect(sa).unwrap();
+    match rt.block_on(l.accept_async()) {
+        Err(IpcError::Authentication { reason }) => assert!(reason.contains("in time"), "{reason}"),
+        other => panic!("expected a handshake timeout, got {other:?}"),
+    }
+    assert_eq!(l.handshakes_in_flight(), 0);
+}
+
+/// A "listener" that accepts and never speaks cannot stall `connect_async`:
+/// the handshake gives up after the timeout with the blocking call's error.
+#[test]
+fn connect_async_facing_a_silent_listener_times_out() {
+    use mproc_ipc::{Address, Client};
+    let path = std::env::temp_dir().join(format!("mproc-silent-async-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let silent = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    for addr in [Address::Unix(path.clone()), Address::Tcp(tcp.local_addr().unwrap())] {
+        let shown = addr.to_string();
+        let got =
+            current().block_on(within(Client::connect_timeout_async(addr, Some(b"k"), Duration::from_millis(100))));
+        match got {
+            Err(IpcError::Authentication { reason }) => assert!(reason.contains("in time"), "{shown}: {reason}"),
+            other => panic!("{shown}: expected a handshake timeout, got {other:?}"),
+        }
+    }
+    std::fs::remove_file(&path).unwrap();
+    drop((silent, tcp));
 }

@@ -12,19 +12,10 @@ use std::time::Duration;
 use mproc_ipc::{JoinableQueue, Queue, SimpleQueue};
 use proptest::prelude::*;
 
-const LIMIT: Duration = Duration::from_secs(20);
+#[path = "../../testkit/src/runtime.rs"]
+mod runtime;
 
-fn current() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-fn multi() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-async fn within<T>(f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(LIMIT, f).await.expect("an await took longer than the watchdog")
-}
+use runtime::{current, multi, within, LIMIT};
 
 #[test]
 fn smoke_bounded_queue_both_runtimes() {
@@ -86,32 +77,11 @@ fn one_producer_process_a_thousand_consumer_tasks() {
         }
         0
     });
-    let (sum, count) = current().block_on(async {
-        let tasks: Vec<_> = (0..CONSUMERS)
-            .map(|_| {
-                let q = q.clone();
-                tokio::spawn(async move {
-                    let (mut sum, mut n) = (0u64, 0u64);
-                    loop {
-                        match within(q.get_async()).await.unwrap() {
-                            0 => return (sum, n),
-                            v => {
-                                sum += v;
-                                n += 1;
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        let (mut sum, mut n) = (0, 0);
-        for t in tasks {
-            let (s, c) = within(t).await.unwrap();
-            sum += s;
-            n += c;
-        }
-        (sum, n)
-    });
+    let get = move || {
+        let q = q.clone();
+        async move { q.get_async().await }
+    };
+    let (sum, count) = current().block_on(runtime::consume_until_zero(CONSUMERS, get));
     assert_eq!(count, ITEMS);
     assert_eq!(sum, ITEMS * (ITEMS + 1) / 2);
     assert_eq!(mproc_testkit::reap(pid, LIMIT), 0);
@@ -128,12 +98,12 @@ fn a_two_second_get_async_does_not_spin() {
         .block_on(async { assert!(tokio::time::timeout(Duration::from_millis(10), q.get_async()).await.is_err()) });
     let q2 = q.clone();
     let pid = mproc_testkit::fork(20, move || {
-        let before = cpu_time();
+        let before = mproc_testkit::cpu_time();
         let rt = current();
         rt.block_on(async {
             assert!(tokio::time::timeout(Duration::from_secs(2), q2.get_async()).await.is_err());
         });
-        let used = cpu_time() - before;
+        let used = mproc_testkit::cpu_time() - before;
         eprintln!("a 2 s get_async used {used:?} of CPU");
         if used >= Duration::from_millis(20) {
             return 1;
@@ -148,18 +118,6 @@ fn a_two_second_get_async_does_not_spin() {
         }
     });
     assert_eq!(mproc_testkit::reap(pid, LIMIT), 0, "over 1 % of a core (1) or no wake-up in the child (2)");
-}
-
-fn cpu_time() -> Duration {
-    // The process's CPU time: the futex waiter thread's share counts too.
-    // SAFETY: getrusage fills the struct we pass.
-    let ru = unsafe {
-        let mut ru = std::mem::zeroed::<libc::rusage>();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut ru), 0);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 proptest! {

@@ -2,6 +2,8 @@
 //! keys both ways, Unix and TCP, socket file permissions and cleanup, and a
 //! client in a forked process.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -282,12 +284,7 @@ fn abstract_unix_address() {
 fn silent_tcp_peers_do_not_delay_a_good_client() {
     const SILENT: usize = 200;
     const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
-    let mut l = Listener::bind(Address::loopback(0), Some(b"key")).unwrap();
-    l.set_handshake_timeout(Some(HANDSHAKE_TIMEOUT));
-    let Address::Tcp(sa) = l.address().clone() else { unreachable!() };
-    // Connect from a thread: past the kernel's backlog, connect waits for accept.
-    let silent =
-        thread::spawn(move || (0..SILENT).map(|_| std::net::TcpStream::connect(sa).unwrap()).collect::<Vec<_>>());
+    let (l, silent) = common::listener_with_silent_peers(SILENT, HANDSHAKE_TIMEOUT);
     let watchdog = Instant::now() + Duration::from_secs(30);
     while l.handshakes_in_flight() < SILENT {
         assert!(Instant::now() < watchdog, "only {} silent peers reached the listener", l.handshakes_in_flight());

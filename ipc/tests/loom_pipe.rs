@@ -4,12 +4,13 @@
 //! loom's model from `mproc-sync`, where a timed wait sleeps until woken, so
 //! a lost wake-up shows up as a deadlock. Also modelled: the `poll(2)` sleep
 //! of `wait`, whose wake-up is a doorbell byte (a counter here), and a writer
-//! waiting for room in a full ring.
+//! waiting for room in a full ring; and the presence hints (`Presence`) that
+//! gate the reader's spin, which must never cost a wake-up.
 #![cfg(loom)]
 
 use loom::sync::Arc;
 use loom::thread;
-use mproc_ipc::__testing::Bell;
+use mproc_ipc::__testing::{Bell, Presence};
 use mproc_shm::ring::SpscRing;
 use mproc_sync::futex;
 use mproc_sync::primitive::{AtomicU32, Ordering};
@@ -115,5 +116,58 @@ fn a_writer_waiting_for_room_is_woken() {
             }
         }
         assert_eq!(reader.join().unwrap(), vec![1; 24]);
+    });
+}
+
+/// The reader as `wait_for` does it: spins (two looks here) only while the
+/// peer's presence says it may run (awake, not on the reader's CPU), then
+/// sleeps marked asleep. The writer meanwhile marks itself asleep and awake
+/// (an end waiting for something else), publishes, rings, and marks the
+/// reader awake when the ring found it asleep. Whatever the hints say when
+/// the reader looks, the message is received: the hints decide only how the
+/// reader waits, never whether it is woken.
+#[test]
+fn presence_hints_never_cost_a_wake_up() {
+    let n = if quick() { 1 } else { 2 };
+    loom::model(move || {
+        let ring = SpscRing::new_heap(64).unwrap();
+        let (mut tx, mut rx) = ring.split();
+        let bell = Arc::new(Bell::new());
+        // presence[0]: the reader's, presence[1]: the writer's.
+        let presence = Arc::new([Presence::new(), Presence::new()]);
+        let (b, p) = (bell.clone(), presence.clone());
+        let writer = thread::spawn(move || {
+            for i in 0..n {
+                p[1].fall_asleep();
+                p[1].awake_on(Some(i as u32));
+                tx.try_push(&[i as u8]).unwrap();
+                if b.ring().futex {
+                    p[0].wake();
+                }
+            }
+        });
+        let (me, peer) = (&presence[0], &presence[1]);
+        for i in 0..n {
+            me.awake_on(Some(0));
+            let mut got = rx.try_pop().unwrap();
+            if got.is_none() && !peer.asleep() && peer.cpu() != Some(0) {
+                for _ in 0..2 {
+                    thread::yield_now();
+                    got = rx.try_pop().unwrap();
+                    if got.is_some() {
+                        break;
+                    }
+                }
+            }
+            while got.is_none() {
+                me.fall_asleep();
+                let r = rx.ring().clone();
+                bell.wait_once(|| !r.is_empty(), None);
+                me.wake();
+                got = rx.try_pop().unwrap();
+            }
+            assert_eq!(got, Some(vec![i as u8]));
+        }
+        writer.join().unwrap();
     });
 }

@@ -1,7 +1,10 @@
 //! loom models of the queues' blocking protocol (`ipc/src/queue/raw.rs`): a
 //! `Queue` get asleep on an empty queue is woken by a put, a put asleep on a
 //! full queue by a get, a `JoinableQueue` join by the last `task_done`, and a
-//! `SimpleQueue` get by a put.
+//! `SimpleQueue` get by a put; and of the block store (`ipc/src/queue/blocks.rs`):
+//! items pass whole through blocks, and the blocks a killed process leaves
+//! behind are taken back (by a producer or by the idle release) while the
+//! queue is in use.
 //!
 //! The queues live on the heap (`__testing::heap_queue`): loom's atomics cannot live in
 //! shared memory. The futex is loom's model of it (`sync/src/futex/model.rs`),
@@ -158,5 +161,73 @@ fn two_block_producers_share_slots_and_blocks() {
         putter.join().unwrap();
         got.sort();
         assert_eq!(got, vec![vec![1; 20], vec![2; 20]]);
+    });
+}
+
+/// A producer died writing block 0 (HELD by a dead pid). With one slot and
+/// two blocks, the second put needs it back: a producer takes the orphan over
+/// (or the idle release frees it first, racing the producer for it), while
+/// the consumer reads the other block. Both items arrive whole.
+#[test]
+fn orphan_of_a_dead_writer_is_taken_back() {
+    if quick() {
+        return;
+    }
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(1);
+    model.check(|| {
+        let q = block_queue(1);
+        mproc_ipc::__testing::forge_dead_block_writer(&q, 0);
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || {
+                q.put(vec![1; 20]).unwrap();
+                q.put(vec![2; 30]).unwrap();
+            })
+        };
+        let releaser = {
+            let q = q.clone();
+            thread::spawn(move || mproc_ipc::__testing::release_idle(&q))
+        };
+        assert_eq!(q.get().unwrap(), vec![1; 20]);
+        assert_eq!(q.get().unwrap(), vec![2; 30]);
+        putter.join().unwrap();
+        releaser.join().unwrap();
+        assert!(q.empty());
+    });
+}
+
+/// A consumer died reading the item of position 0: its block stays QUEUED(0)
+/// once the ring has passed the position. A producer reclaims the slot, then
+/// needs the block back for its second item (taking the orphan over, or
+/// finding it freed by the idle release); the consumer gets both new items
+/// whole and never the dead one's.
+#[test]
+fn orphan_of_a_dead_reader_is_taken_back() {
+    if quick() {
+        return;
+    }
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(1);
+    model.check(|| {
+        let q = block_queue(1);
+        q.put(vec![9; 20]).unwrap();
+        mproc_ipc::__testing::forge_dead_reader(&q, 0);
+        let putter = {
+            let q = q.clone();
+            thread::spawn(move || {
+                q.put(vec![1; 20]).unwrap();
+                q.put(vec![2; 30]).unwrap();
+            })
+        };
+        let releaser = {
+            let q = q.clone();
+            thread::spawn(move || mproc_ipc::__testing::release_idle(&q))
+        };
+        assert_eq!(q.get().unwrap(), vec![1; 20]);
+        assert_eq!(q.get().unwrap(), vec![2; 30]);
+        putter.join().unwrap();
+        releaser.join().unwrap();
+        assert!(q.empty());
     });
 }

@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 use std::time::Duration;
 
-use mproc_ipc::{pipe, Bytes, Connection, IpcError, PayloadError, PodVec, Queue, QueueBuilder};
+use mproc_ipc::{pipe, Bytes, Connection, IpcError, PayloadError, PodVec, Queue, QueueBuilder, QueueError};
 use mproc_testkit::{fork, reap};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -189,6 +189,52 @@ fn pod_vec_of_another_size_is_a_typed_error_naming_both() {
         assert_eq!(rx.recv::<PodVec<u32>>().unwrap(), u32s(4 << 10));
         assert_eq!(reap(child, REAP), 0);
     }
+}
+
+/// A frame whose sender writes `f64` samples and whose receiver reads `u32`
+/// ones: what two builds of a program that changed the element type of a
+/// same-named item do to each other (the queue only checks the type's name).
+#[derive(Debug, PartialEq)]
+struct SkewedFrame(PodVec<f64>);
+
+impl Serialize for SkewedFrame {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SkewedFrame {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SkewedFrame, D::Error> {
+        let v = PodVec::<u32>::deserialize(d)?;
+        Ok(SkewedFrame(v.iter().map(|&x| f64::from(x)).collect()))
+    }
+}
+
+/// Through a queue, across processes, in a slot and in a block: a `PodVec`
+/// of another element type is [`QueueError::Payload`] naming both element
+/// sizes, never reinterpreted bytes; the queue goes on.
+#[test]
+fn queue_item_of_another_element_type_is_a_payload_error_naming_both() {
+    let q = Queue::<SkewedFrame>::with_maxsize(4).unwrap();
+    let child = fork(20, || {
+        for size in [8, 4 << 10, 1 << 20] {
+            q.put(SkewedFrame(f64s(size))).unwrap();
+        }
+        0
+    });
+    for size in [8, 4 << 10, 1 << 20] {
+        match q.get_timeout(LONG) {
+            Err(QueueError::Payload(PayloadError::ElementSize { expected: 4, got: 8, type_name })) => {
+                assert!(type_name.contains("PodVec<u32>"), "{type_name}")
+            }
+            other => panic!("{size} bytes of f64s taken as u32s: {other:?}"),
+        }
+    }
+    assert_eq!(reap(child, REAP), 0);
+    // The failed items were consumed whole, blocks and slots given back.
+    assert!(q.try_get().unwrap_err().is_empty());
+    q.put(SkewedFrame(f64s(1 << 20))).unwrap();
+    assert!(matches!(q.get_timeout(LONG), Err(QueueError::Payload(PayloadError::ElementSize { .. }))));
 }
 
 #[test]

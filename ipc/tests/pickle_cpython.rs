@@ -16,12 +16,12 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mproc_ipc::{Address, Bytes, Client, Connection, IpcError, Listener, PodVec};
+use mproc_ipc::{Address, Bytes, Client, Connection, IpcError, Listener, PayloadError, PodVec};
 use mproc_pickle::{PickleError, Value};
 use serde::{Deserialize, Serialize};
 
 const PY_PRELUDE: &str = r#"
-import sys, signal, math, queue
+import sys, signal, math, queue, array
 signal.alarm(120)
 from multiprocessing import connection as mc
 
@@ -56,7 +56,9 @@ SIZES = [n for n in (0, 1, 255, 256, 65535, 65536, MiB, 16 * MiB) if n <= int(sy
 VALUES = [None, True, False, 0, -1, 255, 2**31, -2**63, 2**64, 10**40, 0.0, -0.0, 1.5, math.inf, math.nan,
           (), (1,), (1, 'a', None, 2.5), [], [1, [2, [3]]], {}, {'a': 1, 2: (3,), None: b'x'},
           set(), {1, 'b'}, frozenset(), frozenset({(1, 2)}), bytearray(), bytearray(b'\x00\xff'),
-          KeyError('k'), IndexError('i'), ValueError('v', 2), queue.Empty(), queue.Full(), EOFError()]
+          KeyError('k'), IndexError('i'), ValueError('v', 2), queue.Empty(), queue.Full(), EOFError(),
+          array.array('d'), array.array('d', [1.5, -0.0]), array.array('B', b'xyz'), array.array('q', [-2**63]),
+          array.array('H', [65535]), array.array('l', [1]), array.array('f', [0.25])]
 VALUES += [b'\xab' * n for n in SIZES] + ['é' * (n // 2) for n in SIZES] + [bytearray(b'z' * n) for n in SIZES]
 VALUES += [list(range(n // 8)) for n in SIZES if n <= MiB]
 "#;
@@ -351,11 +353,11 @@ print(conn.recv(), flush=True)
     assert_eq!(finish(child, out).trim(), "ok");
 }
 
-/// mproc's payload types: `Bytes` is Python `bytes`; `PodVec<f64>` is the tuple
-/// `(element_size, kind, data)`, from which Python builds `array.array('d', data)`, and
-/// which Python sends back from an array's `tobytes()`.
+/// `Bytes` reach Python as `bytes`; `PodVec<f64>`, `PodVec<i32>` and `PodVec<u8>` of 0, 1
+/// and 1 MiB of items reach Python as real `array.array`s of typecodes 'd', 'i' and 'B',
+/// and arrays Python sends come back into `PodVec`s.
 #[test]
-fn payload_types_reach_python_as_bytes_and_array_data() {
+fn payload_types_reach_python_as_bytes_and_real_arrays() {
     if !python() {
         return;
     }
@@ -363,24 +365,83 @@ fn payload_types_reach_python_as_bytes_and_array_data() {
 import array
 conn = connect()
 b = conn.recv()
-size, kind, data = conn.recv()
-a = array.array('d', data)
-ok = type(b) is bytes and len(b) == 1 << 20 and b[:2] == b'\x00\x01' and size == 8 and list(a[:3]) == [0.0, 0.5, 1.0] and len(a) == 100_000
+ok = type(b) is bytes and len(b) == 1 << 20 and b[:2] == b'\x00\x01'
 conn.send(b[::-1])
-a.reverse()
-conn.send((8, kind, a.tobytes()))
-print('ok' if ok else f'bad: {type(b).__name__} {len(b)} {size} {kind} {len(a)}', flush=True)
+ITEM = {'d': lambda i: i * 0.5, 'i': lambda i: i - 1000, 'B': lambda i: i % 256}
+bad = [] if ok else ['bytes']
+n = 0
+while True:
+    msg = conn.recv()
+    if msg == '#DONE':
+        break
+    code, count, a = msg
+    n += 1
+    want = array.array(code, map(ITEM[code], range(count)))
+    if type(a) is not array.array or a.typecode != code or a != want:
+        bad.append(f'{code} x {count}: got {type(a).__name__} {getattr(a, "typecode", "")} of {len(a)}')
+    conn.send(array.array(code, reversed(want)))
+print(n, 'arrays; bad:', bad, flush=True)
 "#;
     let (child, out, mut conn) = start(body, Meet::Pipe);
     let bytes = Bytes::from((0..1u32 << 20).map(|i| i as u8).collect::<Vec<u8>>());
-    let floats = PodVec::from((0..100_000).map(|i| f64::from(i) * 0.5).collect::<Vec<f64>>());
     conn.send_pickle(&bytes).unwrap();
-    conn.send_pickle(&floats).unwrap();
     assert!(conn.poll(Some(Duration::from_secs(60))).unwrap());
     let back: Bytes = conn.recv_pickle().unwrap();
     assert!(back.iter().eq(bytes.iter().rev()));
-    assert!(conn.poll(Some(Duration::from_secs(60))).unwrap());
-    let back: PodVec<f64> = conn.recv_pickle().unwrap();
-    assert!(back.iter().eq(floats.iter().rev()));
-    assert_eq!(finish(child, out).trim(), "ok");
+
+    fn round_trip<T>(conn: &mut Connection, code: &str, item: impl Fn(usize) -> T)
+    where
+        T: bytemuck::Pod + PartialEq + std::fmt::Debug,
+    {
+        for count in [0, 1, (1 << 20) / size_of::<T>()] {
+            let v: PodVec<T> = (0..count).map(&item).collect();
+            conn.send_pickle(&(code, count, &v)).unwrap();
+            assert!(conn.poll(Some(Duration::from_secs(60))).unwrap(), "python3 answered nothing");
+            let back: PodVec<T> = conn.recv_pickle().unwrap_or_else(|e| panic!("{code} x {count}: {e}"));
+            assert!(back.iter().eq(v.iter().rev()), "{code} x {count}: python3 sent back {back:?}");
+        }
+    }
+    round_trip(&mut conn, "d", |i| i as f64 * 0.5);
+    round_trip(&mut conn, "i", |i| i as i32 - 1000);
+    round_trip(&mut conn, "B", |i| i as u8);
+    conn.send_pickle("#DONE").unwrap();
+    assert_eq!(finish(child, out).trim(), "9 arrays; bad: []");
+}
+
+/// An `array.array` of another typecode than the `PodVec`'s element type is a typed error
+/// naming both typecodes, whether the sizes differ ('d' as `i32`) or not ('q' as `f64`).
+#[test]
+fn an_array_of_another_typecode_is_a_typed_error_naming_both() {
+    if !python() {
+        return;
+    }
+    let body = r#"
+import array
+conn = connect()
+conn.send(array.array('d', [1.0, 2.0]))
+conn.send(array.array('q', [1, 2]))
+conn.send(array.array('u', 'ab'))
+conn.send(array.array('i', [7]))
+print('sent', flush=True)
+"#;
+    let (child, out, mut conn) = start(body, Meet::Pipe);
+    let next = |conn: &mut Connection| {
+        assert!(conn.poll(Some(Duration::from_secs(60))).unwrap(), "python3 sent nothing");
+    };
+    next(&mut conn);
+    let err = conn.recv_pickle::<PodVec<i32>>().unwrap_err();
+    let IpcError::Payload(PayloadError::ArrayTypecode { expected: 'i', got: 'd', .. }) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(err.to_string().contains("'d'") && err.to_string().contains("'i'"), "{err}");
+    next(&mut conn);
+    let err = conn.recv_pickle::<PodVec<f64>>().unwrap_err();
+    assert!(matches!(err, IpcError::Payload(PayloadError::ArrayTypecode { expected: 'd', got: 'q', .. })), "{err:?}");
+    next(&mut conn);
+    let err = conn.recv_pickle::<PodVec<u32>>().unwrap_err();
+    assert!(matches!(err, IpcError::Payload(PayloadError::ArrayTypecode { expected: 'I', got: '?', .. })), "{err:?}");
+    // The connection goes on, and a matching array is read.
+    next(&mut conn);
+    assert_eq!(conn.recv_pickle::<PodVec<i32>>().unwrap(), [7]);
+    assert_eq!(finish(child, out).trim(), "sent");
 }

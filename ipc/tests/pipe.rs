@@ -95,6 +95,39 @@ fn ping_pong_10k_across_fork() {
     assert_eq!(reap(child, LIMIT), 0);
 }
 
+/// The presence hint crosses processes: a child sleeping in `recv` is seen
+/// asleep by the parent, which then receives its answer to a message (the
+/// wake-up marks the child awake again) and sees it asleep once more.
+#[test]
+fn a_peer_sleeping_in_recv_is_seen_asleep_and_still_answers() {
+    use mproc_ipc::__testing::pipe_peer_asleep;
+    let (mut here, there) = pipe(true).unwrap();
+    let here_fd = here.as_raw_fd();
+    let child = fork(20, move || {
+        close_fd(here_fd);
+        let mut there = there;
+        while let Ok(m) = there.recv_bytes() {
+            there.send_bytes(&m).unwrap();
+        }
+        0
+    });
+    let asleep_within = |here: &Connection| {
+        let t = Instant::now();
+        while pipe_peer_asleep(here) != Some(true) {
+            assert!(t.elapsed() < LIMIT, "the child never said it sleeps");
+            std::thread::yield_now();
+        }
+    };
+    for round in 0..3u8 {
+        asleep_within(&here);
+        here.send_bytes(&[round]).unwrap();
+        assert!(here.poll(Some(LIMIT)).unwrap());
+        assert_eq!(here.recv_bytes().unwrap(), [round]);
+    }
+    drop(here);
+    assert_eq!(reap(child, LIMIT), 0);
+}
+
 #[test]
 fn peer_sigkill_gives_eof_after_the_buffered_messages() {
     let (mut rx, tx) = pipe(false).unwrap();

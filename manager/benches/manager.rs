@@ -1,22 +1,38 @@
-//! Manager benches: `manager_call` (one `list.append` proxy call to a started manager
-//! over its Unix socket, against a raw 64 B socketpair round trip between two processes
-//! as the limit), `manager_queue` (one `put` + `get` through the manager) and
-//! `manager_call_py` (a CPython client's `list.append` on this crate's manager).
+//! Manager benches: `manager_call` (one `list.append` proxy call to a started manager,
+//! on the local transport — a shared-memory pipe — beside a 64 B `mproc_ipc::pipe`
+//! round trip between two processes (`pipe-rtt`, the `pipe_rtt` case measured again in
+//! this group so the two compare within one run) and a raw 64 B socketpair round trip),
+//! `manager_call_socket` (the same call on the Unix socket, as before the local
+//! transport), `manager_call_oversubscribed` (the local and the socket transport while
+//! a busy-looping thread runs on every core), `manager_queue` (one `put` + `get` through
+//! the manager) and `manager_call_py` (a CPython client's `list.append` on this crate's
+//! manager).
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
-use mproc_manager::Manager;
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use mproc_manager::{ClientTransport, Manager, ManagerBuilder};
 
-fn manager_call(c: &mut Criterion) {
-    let manager = Manager::start().expect("start manager");
+/// A started manager whose client uses `transport`, and a list on it.
+fn list_on(transport: ClientTransport) -> (Manager, mproc_manager::ListProxy<u64>) {
+    let manager = ManagerBuilder::new().client_transport(transport).start().expect("start manager");
     let list = manager.list::<u64>().expect("list");
-    let mut g = c.benchmark_group("manager_call");
-    g.bench_function("mproc", |b| {
+    let stats = manager.stats().expect("stats");
+    let local = stats.shared_memory > 0;
+    assert_eq!(local, transport == ClientTransport::Auto, "{transport:?} gave {stats:?}");
+    (manager, list)
+}
+
+/// Benches `list.append` on `list` as `id`.
+fn bench_append(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, list: &mproc_manager::ListProxy<u64>) {
+    g.bench_function(id, |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for i in 0..iters {
@@ -26,6 +42,42 @@ fn manager_call(c: &mut Criterion) {
             list.clear().expect("clear");
             t
         })
+    });
+}
+
+fn manager_call(c: &mut Criterion) {
+    let (_manager, list) = list_on(ClientTransport::Auto);
+    let mut g = c.benchmark_group("manager_call");
+    bench_append(&mut g, "mproc", &list);
+    g.bench_function("pipe-rtt", |b| {
+        // The pipe_rtt case: 64 B through `mproc_ipc::pipe` to a child that echoes it.
+        let (mut here, mut there) = mproc_ipc::pipe(true).expect("pipe");
+        let here_fd = here.as_raw_fd();
+        let pid = mproc_testkit::fork(600, move || {
+            // SAFETY: the parent's doorbell socket, inherited: closing it here lets the
+            // child see end of file when the parent drops its end; nothing in this child
+            // uses it (it leaves through `_exit`).
+            unsafe { libc::close(here_fd) };
+            let mut buf = [0u8; 64];
+            while let Ok(n) = there.recv_bytes_into(&mut buf) {
+                if there.send_bytes(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            0
+        });
+        let msg = [7u8; 64];
+        let mut buf = [0u8; 64];
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                here.send_bytes(&msg).expect("send");
+                here.recv_bytes_into(&mut buf).expect("recv");
+            }
+            start.elapsed()
+        });
+        drop(here);
+        mproc_testkit::wait(pid);
     });
     g.bench_function("socketpair", |b| {
         let (mut parent, mut child) = UnixStream::pair().expect("socketpair");
@@ -57,6 +109,65 @@ fn manager_call(c: &mut Criterion) {
         mproc_testkit::wait(pid);
     });
     g.finish();
+}
+
+/// The call on the Unix socket: what every call cost before the local transport, and
+/// what a CPython client's call to a manager costs.
+fn manager_call_socket(c: &mut Criterion) {
+    let (_manager, list) = list_on(ClientTransport::Socket);
+    let mut g = c.benchmark_group("manager_call_socket");
+    bench_append(&mut g, "mproc", &list);
+    g.finish();
+}
+
+/// One thread per core that spins until dropped: every core is busy, so a process that
+/// spins while it waits takes time from the one it waits for.
+struct Hogs {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Hogs {
+    fn start() -> Hogs {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..1000 {
+                            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                        }
+                    }
+                })
+            })
+            .collect();
+        Hogs { stop, threads }
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Both transports with a busy-looping thread on every core, started after the
+/// managers so that only the measurement runs beside them.
+fn manager_call_oversubscribed(c: &mut Criterion) {
+    let (_local, local_list) = list_on(ClientTransport::Auto);
+    let (_socket, socket_list) = list_on(ClientTransport::Socket);
+    let hogs = Hogs::start();
+    let mut g = c.benchmark_group("manager_call_oversubscribed");
+    bench_append(&mut g, "mproc", &local_list);
+    bench_append(&mut g, "mproc-socket", &socket_list);
+    g.finish();
+    drop(hogs);
 }
 
 fn manager_queue(c: &mut Criterion) {
@@ -110,5 +221,12 @@ fn manager_call_py(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, manager_call, manager_queue, manager_call_py);
+criterion_group!(
+    benches,
+    manager_call,
+    manager_call_socket,
+    manager_call_oversubscribed,
+    manager_queue,
+    manager_call_py
+);
 criterion_main!(benches);

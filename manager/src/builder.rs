@@ -9,6 +9,7 @@ use mproc_ipc::Listener;
 use crate::client::{remember, Endpoint, Target};
 use crate::error::{ManagerError, Result};
 use crate::launcher::{launch, plan_address};
+use crate::local::ClientTransport;
 use crate::manager::Manager;
 use crate::net::Address;
 use crate::registry::Registry;
@@ -22,6 +23,7 @@ pub struct ManagerBuilder {
     registry: Registry,
     address: Option<Address>,
     authkey: Option<Vec<u8>>,
+    transport: ClientTransport,
 }
 
 impl Default for ManagerBuilder {
@@ -41,7 +43,7 @@ impl Manager {
 impl ManagerBuilder {
     /// A `SyncManager` on a private Unix socket with this process tree's authkey.
     pub fn new() -> Self {
-        ManagerBuilder { registry: Registry::sync(), address: None, authkey: None }
+        ManagerBuilder { registry: Registry::sync(), address: None, authkey: None, transport: ClientTransport::Auto }
     }
 
     /// Serves `registry` instead (a `BaseManager`: `Registry::new()` plus registrations).
@@ -53,6 +55,24 @@ impl ManagerBuilder {
     /// Listens on `address` (e.g. `Address::Tcp("127.0.0.1:5000".parse()?)`).
     pub fn address(mut self, address: Address) -> Self {
         self.address = Some(address);
+        self
+    }
+
+    /// How the returned [`Manager`]'s connections reach the server: by default
+    /// ([`ClientTransport::Auto`]) a shared-memory pipe when the server listens on a
+    /// Unix socket, the socket otherwise. Proxies decoded in other processes choose
+    /// for themselves.
+    ///
+    /// ```no_run
+    /// use mproc_manager::{ClientTransport, ManagerBuilder};
+    ///
+    /// // Calls over the Unix socket, as a CPython client makes them.
+    /// let manager = ManagerBuilder::new().client_transport(ClientTransport::Socket).start()?;
+    /// assert_eq!(manager.stats()?.shared_memory, 0);
+    /// # Ok::<(), mproc_manager::ManagerError>(())
+    /// ```
+    pub fn client_transport(mut self, transport: ClientTransport) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -95,10 +115,10 @@ impl ManagerBuilder {
     pub fn start(self) -> Result<Manager> {
         let authkey = self.authkey_or_tree();
         let (address, dir) = plan_address(self.address.clone())?;
-        let builder =
-            ManagerBuilder { registry: self.registry, address: Some(address), authkey: Some(authkey.to_vec()) };
+        let transport = self.transport;
+        let builder = ManagerBuilder { address: Some(address), authkey: Some(authkey.to_vec()), ..self };
         let (address, server) = launch(move || builder.bind(), dir)?;
-        let target = Target::new(Endpoint::Socket { address, authkey });
+        let target = Target::with_transport(Endpoint::Socket { address, authkey }, transport);
         remember(&target);
         Ok(Manager { target, server: Some(server) })
     }

@@ -26,6 +26,10 @@ use crate::object::lock;
 use crate::value::{from_value, Dict, Value};
 use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats, MAX_FRAME};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/client.rs"]
+mod asyncio;
+
 /// How to reach a server.
 #[derive(Clone)]
 pub(crate) enum Endpoint {
@@ -48,17 +52,25 @@ pub(crate) struct Target {
     pub closed: AtomicBool,
     /// Set when the server is CPython's (see `crate::cpython`).
     python: AtomicBool,
+    /// Whether connections to a server of this crate may move to shared memory.
+    transport: crate::ClientTransport,
 }
 
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 impl Target {
     pub fn new(endpoint: Endpoint) -> Arc<Self> {
+        Target::with_transport(endpoint, crate::ClientTransport::Auto)
+    }
+
+    /// A target whose connections use `transport`.
+    pub fn with_transport(endpoint: Endpoint, transport: crate::ClientTransport) -> Arc<Self> {
         Arc::new(Target {
             endpoint,
             serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
             closed: AtomicBool::new(false),
             python: AtomicBool::new(false),
+            transport,
         })
     }
 
@@ -85,8 +97,16 @@ impl Target {
         self.python.load(Ordering::Relaxed)
     }
 
-    /// Opens a fresh connection (outside the pool) and says `Hello`.
+    /// Opens a fresh connection (outside the pool) and says `Hello`; to a server of
+    /// this crate on this machine, the connection moves to shared memory
+    /// (`crate::local`) unless the target says otherwise.
     pub fn connect(&self) -> Result<Conn> {
+        match &self.endpoint {
+            Endpoint::Socket { address, authkey } if !self.python.load(Ordering::Relaxed) => {
+                return crate::local::connect(address, authkey, client_id()?, self.transport);
+            }
+            _ => {}
+        }
         let mut conn = self.connect_bare()?;
         if !self.python.load(Ordering::Relaxed) {
             conn.send(&to_bytes(&Request::Hello { client: client_id()? })?)?;
@@ -159,8 +179,17 @@ impl Target {
 
     /// Drops this process's idle connections to the server.
     pub fn forget_idle(&self) {
-        let idle = pool().as_mut().and_then(|p| p.idle.remove(&self.serial));
+        let mut g = pool();
+        let idle = g.as_mut().and_then(|p| p.idle.remove(&self.serial));
+        #[cfg(feature = "tokio")]
+        let idle_async = g.as_mut().map(|p| {
+            let keys: Vec<_> = p.idle_async.keys().filter(|k| k.0 == self.serial).copied().collect();
+            keys.into_iter().filter_map(|k| p.idle_async.remove(&k)).collect::<Vec<_>>()
+        });
+        drop(g);
         drop(idle);
+        #[cfg(feature = "tokio")]
+        drop(idle_async);
     }
 }
 
@@ -190,6 +219,10 @@ pub(crate) fn unexpected(reply: &Reply) -> ManagerError {
 struct Pool {
     pid: u32,
     idle: HashMap<u64, Vec<Conn>>,
+    /// The async calls' idle connections, by target serial and runtime: an
+    /// awaited connection stays bound to the runtime that first awaited it.
+    #[cfg(feature = "tokio")]
+    idle_async: HashMap<(u64, tokio::runtime::Id), Vec<mproc_ipc::Connection>>,
 }
 
 static POOL: Mutex<Option<Pool>> = Mutex::new(None);
@@ -245,11 +278,16 @@ fn pool() -> MutexGuard<'static, Option<Pool>> {
         // Inherited from the parent across fork: those sockets are the parent's.
         // Leak them rather than run any drop logic on them in the child.
         if let Some(old) = g.take() {
-            std::mem::forget(old.idle);
+            std::mem::forget(old);
         }
     }
     if g.is_none() {
-        *g = Some(Pool { pid: me, idle: HashMap::new() });
+        *g = Some(Pool {
+            pid: me,
+            idle: HashMap::new(),
+            #[cfg(feature = "tokio")]
+            idle_async: HashMap::new(),
+        });
     }
     g
 }
@@ -388,19 +426,31 @@ impl Handle {
 
     /// Calls `method` with positional `args` and keyword `kwds`; returns its value.
     pub fn call_value(&self, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Value> {
-        let me = current_pid();
-        let h = &self.0;
-        if h.pid.load(Ordering::Relaxed) != me {
-            // First use in a forked child: take this process's own reference.
-            h.target.call(&Request::IncRef { id: h.id })?;
-            h.pid.store(me, Ordering::Relaxed);
+        if let Some(incref) = self.adopt() {
+            self.0.target.call(&incref)?;
+            self.adopted();
         }
-        let req =
-            Request::Call { id: h.id, thread: thread_id(), method: method.to_string(), args: pack_args(args, kwds)? };
-        match h.target.call(&req)? {
-            Reply::Value(v) => crate::value::loads(&v).map_err(|e| ManagerError::Decode { reason: e.to_string() }),
-            other => Err(unexpected(&other)),
-        }
+        value_of(self.0.target.call(&self.request(method, args, kwds)?)?)
+    }
+
+    /// In a forked child, before its first call: the `IncRef` that takes this
+    /// process's own reference (then [`adopted`](Handle::adopted)).
+    fn adopt(&self) -> Option<Request> {
+        (self.0.pid.load(Ordering::Relaxed) != current_pid()).then_some(Request::IncRef { id: self.0.id })
+    }
+
+    fn adopted(&self) {
+        self.0.pid.store(current_pid(), Ordering::Relaxed);
+    }
+
+    /// The request that calls `method` on the object.
+    fn request(&self, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Request> {
+        Ok(Request::Call {
+            id: self.0.id,
+            thread: thread_id(),
+            method: method.to_string(),
+            args: pack_args(args, kwds)?,
+        })
     }
 
     /// Calls `method` with positional `args` and converts the result to `R`.
@@ -411,6 +461,14 @@ impl Handle {
     /// Calls `method` with positional `args`, ignoring the result.
     pub fn call_unit(&self, method: &str, args: Vec<Value>) -> Result<()> {
         self.call_value(method, args, Dict::new()).map(drop)
+    }
+}
+
+/// A call's value out of its reply.
+fn value_of(reply: Reply) -> Result<Value> {
+    match reply {
+        Reply::Value(v) => crate::value::loads(&v).map_err(|e| ManagerError::Decode { reason: e.to_string() }),
+        other => Err(unexpected(&other)),
     }
 }
 

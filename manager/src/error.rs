@@ -142,6 +142,13 @@ pub enum ManagerError {
         /// Why it was refused.
         reason: String,
     },
+    /// The call is not available here (an async call to a CPython server, or
+    /// outside a tokio runtime).
+    #[error("not available: {what}")]
+    Unsupported {
+        /// What was asked, and why it cannot be done.
+        what: String,
+    },
     /// A value could not be encoded.
     #[error("encode failed: {reason}")]
     Encode {
@@ -183,6 +190,16 @@ pub enum ManagerError {
         /// Why.
         reason: String,
     },
+    /// A value is a `PodVec` of another element type than the proxy's (its
+    /// element size or kind differs): the cause, naming both. Raised by the
+    /// client as it decodes; never sent over the wire.
+    ///
+    /// Last on purpose: serde's derive numbers the variants after a skipped one
+    /// differently when it decodes than when it encodes, so a skipped variant
+    /// anywhere else would shift every later one on the (index-tagged) wire.
+    #[error("decode failed: {0}")]
+    #[serde(skip)]
+    Payload(#[from] mproc_ipc::PayloadError),
 }
 
 impl ManagerError {

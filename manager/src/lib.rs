@@ -3,6 +3,8 @@
 //!
 //! A manager server owns objects; clients hold typed proxies and call methods over
 //! sockets (a Unix socket locally, TCP for remote use) after the authkey handshake.
+//! A Rust client on the server's machine then moves each connection to a shared-memory
+//! pipe (see *Local transport* below).
 //!
 //! - [`Manager`]: `Manager::start()` runs a `SyncManager` in a child process;
 //!   [`Manager::connect`] reaches a running server; [`ManagerBuilder`] picks the
@@ -25,6 +27,27 @@
 //! Objects are reference-counted per client process and released when its last
 //! connection closes — including when it dies.
 //!
+//! # Local transport
+//! A Rust client that reaches the server on a Unix socket (so on one machine: what
+//! [`Manager::start`] listens on) asks, in its first frame, to move: the server makes a
+//! duplex `mproc_ipc::pipe` (two SPSC rings in one memfd, futex doorbells), sends the
+//! client its end over the socket (`SCM_RIGHTS`), and both drop the socket. Frames,
+//! frame cap and errors are those of the socket; a call then costs copies into and out
+//! of the rings and, while both ends are awake, no system call: a waiting end spins
+//! while the other may answer, for an adaptive budget, before it sleeps on a futex, so
+//! calls made back to back stay in user space on an idle machine, and with every core
+//! busy both ends fall back to futex sleeps, as the socket transport sleeps in `recv`. A killed client or server is
+//! seen through the pipe's doorbell socket pair, which the kernel closes: the other
+//! side's calls end as on the socket (`Disconnected`; the server releases the client's
+//! references and locks). CPython clients and TCP clients stay on their socket;
+//! [`ClientTransport::Socket`] keeps a Rust client there too, and
+//! [`ServerStats::shared_memory`] counts the connections that moved.
+//!
+//! Cost: per pooled connection, a memfd of two 128 KiB rings (touched as used) and a
+//! socket pair, one more round trip when it is opened, and a server thread that looks at
+//! its doorbell socket every 20 ms while its client is idle. If the server cannot make a
+//! pipe, the connection stays on the socket.
+//!
 //! # Processes
 //! Proxies are `Clone + Send + Sync` and hold the server's address, authkey and object
 //! id, so a proxy moved into a forked child works there: the child opens its own
@@ -32,6 +55,11 @@
 //! process (one per concurrently calling thread), so a blocking call (`queue.get`,
 //! `lock.acquire`, `event.wait`, `barrier.wait`) blocks only its thread; on the server
 //! it blocks only that connection's thread, and ends early if the client goes away.
+//!
+//! With the cargo feature `tokio` (off by default) the proxies have `*_async` forms of
+//! those calls (`get_async`, `acquire_async`, `wait_async`, …, and
+//! `ObjectRef::call_async` for any method), sent over ipc's async connections; the
+//! design and cancel safety are in `src/asyncio/client.rs`.
 //!
 //! Other ways across: every proxy is serde `Serialize + Deserialize` (a pool task's
 //! argument, a queue item) and implements shm's `Share` (spawn arguments, as
@@ -56,6 +84,7 @@ mod client;
 mod cpython;
 mod error;
 mod launcher;
+mod local;
 mod manager;
 #[cfg(test)]
 mod memory;
@@ -76,6 +105,7 @@ mod tests;
 
 pub use builder::ManagerBuilder;
 pub use error::{ManagerError, Result};
+pub use local::ClientTransport;
 pub use manager::Manager;
 pub use net::Address;
 pub use object::Served;

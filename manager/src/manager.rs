@@ -55,8 +55,17 @@ impl Manager {
     /// Connects to a running server (Python's `BaseManager(address, authkey).connect()`):
     /// this crate's, or one run by CPython's `multiprocessing.managers` (`BaseManager`,
     /// `SyncManager`), which it then talks to in CPython's protocol.
+    ///
+    /// A client of this crate's server on the same machine (a Unix-socket address)
+    /// moves each connection to a shared-memory pipe after the handshake; see
+    /// [`ClientTransport`](crate::ClientTransport) and [`Manager::connect_with`].
     pub fn connect(address: Address, authkey: &[u8]) -> Result<Manager> {
-        let target = Target::new(Endpoint::Socket { address, authkey: authkey.into() });
+        Manager::connect_with(address, authkey, crate::ClientTransport::Auto)
+    }
+
+    /// [`Manager::connect`], with connections that use `transport`.
+    pub fn connect_with(address: Address, authkey: &[u8], transport: crate::ClientTransport) -> Result<Manager> {
+        let target = Target::with_transport(Endpoint::Socket { address, authkey: authkey.into() }, transport);
         // Fail now, not at the first call, if the server is not there or the key is
         // wrong; and learn whether it is this crate's server or CPython's.
         target.probe()?;

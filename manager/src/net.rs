@@ -1,6 +1,6 @@
-//! The transport: framed byte channels to one peer ([`Transport`]), and the socket kind
-//! of it (Unix or TCP, after the authkey handshake). Knows nothing of what the frames
-//! hold.
+//! The transport: framed byte channels to one peer ([`Transport`]), and the ipc kind
+//! of it: a socket (Unix or TCP, after the authkey handshake) or the shared-memory pipe
+//! a local client moves to (`crate::local`). Knows nothing of what the frames hold.
 
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -27,10 +27,12 @@ pub(crate) trait Transport {
 /// A boxed connection to a server.
 pub(crate) type Conn = Box<dyn Transport + Send>;
 
-/// An ipc `Connection` as a [`Transport`].
-pub(crate) struct SocketConn(pub Connection);
+/// An ipc `Connection` as a [`Transport`]: a socket, or a shared-memory pipe, whose
+/// `AsRawFd` is its doorbell socket, which hangs up as the socket does when the peer
+/// is gone.
+pub(crate) struct IpcConn(pub Connection);
 
-impl Transport for SocketConn {
+impl Transport for IpcConn {
     fn send(&mut self, frame: &[u8]) -> Result<()> {
         self.0.send_bytes(frame).map_err(|e| ManagerError::Disconnected { reason: e.to_string() })
     }
@@ -47,7 +49,8 @@ impl Transport for SocketConn {
         if fd < 0 {
             return false;
         }
-        // SAFETY: `fd` is the open socket `self.0` owns; it outlives this borrow.
+        // SAFETY: `fd` is the open socket (or pipe doorbell socket) `self.0` owns; it
+        // outlives this borrow.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         let mut fds = [PollFd::new(&fd, PollFlags::RDHUP)];
         match rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })) {
@@ -62,7 +65,7 @@ impl Transport for SocketConn {
 /// handshake is [`ManagerError::Authentication`], as ipc's `IpcError::Authentication`.
 pub(crate) fn connect(address: &Address, authkey: &[u8]) -> Result<Conn> {
     let conn = connect_socket(address, authkey)?;
-    Ok(Box::new(SocketConn(conn)))
+    Ok(Box::new(IpcConn(conn)))
 }
 
 /// [`connect`], returning the bare `Connection`.

@@ -25,6 +25,10 @@ use crate::object::{Served, SERVED_METHOD};
 use crate::value::{from_value, to_value, Dict, Value};
 use crate::wire::{from_bytes, to_bytes, ObjectId};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/proxy.rs"]
+mod asyncio;
+
 /// A proxy type made from a reference to a server object (see
 /// [`Manager::proxy`](crate::Manager::proxy)).
 pub trait ProxyType: Sized {

@@ -124,8 +124,11 @@ fn send(t: &mut dyn Transport, msg: &Value) -> Result<()> {
 ///
 /// A Python client (CPython's `multiprocessing.managers`) is told apart by its first
 /// frame: a pickle starts with the `PROTO` opcode `0x80`, which no postcard `Request`
-/// does (its first byte is the variant index, 0 to 6). Such a connection is served
+/// does (its first byte is the variant index, 0 to 7). Such a connection is served
 /// here for as long as it lasts; a Rust client's by [`ServerState::serve_rust`].
+/// (The socket server does the same in `crate::local::serve_socket`, which also moves
+/// local Rust clients to shared memory; this is the in-memory test transport's.)
+#[cfg(test)]
 pub(crate) fn serve_connection(state: &ServerState, t: &mut dyn Transport) {
     let Ok(first) = t.recv() else { return };
     if first.first() == Some(&PICKLE_PROTO) {

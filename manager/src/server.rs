@@ -9,7 +9,7 @@ use mproc_ipc::auth::{answer_challenge, deliver_challenge};
 use mproc_ipc::{Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 
 use crate::error::Result;
-use crate::net::{poke, set_timeouts, Address, SocketConn};
+use crate::net::{poke, set_timeouts, Address};
 use crate::state::ServerState;
 use crate::wire::MAX_FRAME;
 
@@ -38,7 +38,8 @@ impl Server {
         self.state.stats()
     }
 
-    /// Serves clients — one thread each, authenticated first — until a client sends
+    /// Serves clients — one thread each, authenticated first, local Rust clients moved
+    /// to a shared-memory pipe (see [`ClientTransport`](crate::ClientTransport)) — until a client sends
     /// `Shutdown` ([`Manager::shutdown`](crate::Manager::shutdown)). Threads of clients
     /// still connected then are left to end when their clients hang up.
     pub fn serve_forever(self) -> Result<()> {
@@ -65,7 +66,7 @@ impl Server {
                     return;
                 }
                 set_timeouts(&conn, None);
-                crate::python::serve_connection(&state, &mut SocketConn(conn));
+                crate::local::serve_socket(&state, conn);
             });
             // Out of threads: the connection is dropped (the client sees Disconnected).
             drop(spawned);

@@ -2,7 +2,7 @@
 //! loop that serves one connection. Transport-agnostic: see `net::Transport`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{ManagerError, Result};
@@ -49,6 +49,8 @@ pub(crate) struct ServerState {
     registry: Registry,
     table: Mutex<Table>,
     shutdown: AtomicBool,
+    /// Open connections served over a shared-memory pipe (see `crate::local`).
+    pub(crate) shared_memory: AtomicU64,
     /// Run once when a `Shutdown` request arrives (wakes the accept loop).
     on_shutdown: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
@@ -59,6 +61,7 @@ impl ServerState {
             registry,
             table: Mutex::new(Table { next_id: 1, ..Table::default() }),
             shutdown: AtomicBool::new(false),
+            shared_memory: AtomicU64::new(0),
             on_shutdown: Mutex::new(None),
         })
     }
@@ -91,6 +94,7 @@ impl ServerState {
             clients: t.clients.len() as u64,
             connections: t.clients.values().map(|c| c.connections).sum(),
             references: t.clients.values().flat_map(|c| c.refs.values()).sum(),
+            shared_memory: self.shared_memory.load(Ordering::Relaxed),
         }
     }
 
@@ -220,7 +224,7 @@ impl ServerState {
     pub fn handle(&self, client: u64, frame: &[u8], alive: &dyn Fn() -> bool) -> Response {
         let req: Request = from_bytes(frame).map_err(|e| ManagerError::BadRequest { reason: e.to_string() })?;
         match req {
-            Request::Hello { .. } => {
+            Request::Hello { .. } | Request::Local { .. } => {
                 Err(ManagerError::BadRequest { reason: "Hello sent twice on one connection".into() })
             }
             Request::Create { typeid, args } => {
@@ -276,6 +280,11 @@ impl ServerState {
             };
             if self.is_shut_down() {
                 let _ = reply(t, &Err(ManagerError::Disconnected { reason: "the manager server shut down".into() }));
+                break;
+            }
+            if !t.alive() {
+                // The client hung up after sending (a dropped async call): run
+                // nothing on its behalf, so a `get` takes no item it cannot receive.
                 break;
             }
             let resp = {

@@ -881,3 +881,19 @@ mod models {
         }
     }
 }
+
+#[test]
+fn every_wire_error_survives_postcard() {
+    // The wire tags enum variants by index: a variant serde skips must not shift the others.
+    let all = [
+        ManagerError::Decode { reason: "d".into() },
+        ManagerError::Remote { message: "refused".into() },
+        ManagerError::PythonException { module: "builtins".into(), name: "KeyError".into(), args: vec!["1".into()] },
+        ManagerError::PythonTraceback { traceback: "tb".into() },
+        ManagerError::Start { reason: "s".into() },
+    ];
+    for e in all {
+        let bytes = postcard::to_allocvec(&e).unwrap();
+        assert_eq!(postcard::from_bytes::<ManagerError>(&bytes).unwrap(), e);
+    }
+}

@@ -21,7 +21,11 @@ pub(crate) fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
 
 /// Converts a [`Value`] to a Rust value.
 pub(crate) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
-    mproc_pickle::from_value(value).map_err(|e| ManagerError::Decode { reason: e.to_string() })
+    mproc_ipc::payload::clear_decode_error();
+    mproc_pickle::from_value(value).map_err(|e| match mproc_ipc::payload::take_decode_error() {
+        Some(cause) => ManagerError::Payload(cause),
+        None => ManagerError::Decode { reason: e.to_string() },
+    })
 }
 
 /// Pickles a [`Value`].

@@ -30,6 +30,7 @@ pub enum Request {
         /// The registered name.
         typeid: String,
         /// Constructor arguments: a pickled `(args_tuple, kwds_dict)`.
+        #[serde(with = "serde_bytes")]
         args: Vec<u8>,
     },
     /// Call a method by its Python name (`"append"`, `"__getitem__"`).
@@ -41,6 +42,7 @@ pub enum Request {
         /// The method.
         method: String,
         /// A pickled `(args_tuple, kwds_dict)`.
+        #[serde(with = "serde_bytes")]
         args: Vec<u8>,
     },
     /// Add one reference held by this client.
@@ -57,6 +59,15 @@ pub enum Request {
     Stats,
     /// Stop the server.
     Shutdown,
+    /// The first frame of a connection that asks for the local transport: `Hello`,
+    /// and, if the server can, a move to a shared-memory pipe. The server answers
+    /// [`Reply::SharedMemory`] and then sends the client's end of the pipe over the
+    /// Unix socket (`Connection::send_handle`), or [`Reply::Done`] and goes on
+    /// serving on the socket.
+    Local {
+        /// A random id chosen once per client process, as in `Hello`.
+        client: u64,
+    },
 }
 
 /// A successful reply.
@@ -70,11 +81,14 @@ pub enum Reply {
         typeid: String,
     },
     /// A method's return value, pickled.
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The server's counters.
     Stats(ServerStats),
     /// Done, nothing to return.
     Done,
+    /// The answer to [`Request::Local`]: the client's end of a shared-memory pipe
+    /// follows on the socket, and every later frame travels through the pipe.
+    SharedMemory,
 }
 
 /// One response frame, server → client.
@@ -91,6 +105,9 @@ pub struct ServerStats {
     pub connections: u64,
     /// References held, summed over clients.
     pub references: u64,
+    /// Open connections of local Rust clients that moved to a shared-memory pipe
+    /// (counted in `connections` too).
+    pub shared_memory: u64,
 }
 
 /// Encodes `value` with postcard.

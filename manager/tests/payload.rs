@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use mproc_ipc::{Bytes, PodVec};
-use mproc_manager::{Manager, ManagerError};
+use mproc_ipc::{Bytes, PayloadError, PodVec};
+use mproc_manager::{Manager, ManagerError, ProxyType, ValueProxy};
 use mproc_testkit::{finish, fork_process};
 
 const T: Duration = Duration::from_secs(60);
@@ -85,4 +85,24 @@ fn sixteen_mib_round_trips_or_is_refused_by_the_frame_cap() {
     }
     queue.put(bytes(4 << 10)).unwrap();
     assert!(queue.get_timeout(T).unwrap() == bytes(4 << 10));
+}
+
+/// A value stored as `f64`s read through a proxy of `u32`s (another client's
+/// view of the same object) is [`ManagerError::Payload`] naming both element
+/// types, never reinterpreted bytes.
+#[test]
+fn pod_vec_of_another_element_type_is_a_payload_error() {
+    let mut manager = Manager::start().unwrap();
+    let value = manager.value(f64s(4 << 10)).unwrap();
+    let as_u32s: ValueProxy<PodVec<u32>> = ValueProxy::from_handle(value.object().clone());
+    // The server holds the array as Python's `array.array('d')`: the cause
+    // names both typecodes.
+    match as_u32s.get() {
+        Err(ManagerError::Payload(PayloadError::ArrayTypecode { expected: 'I', got: 'd', type_name })) => {
+            assert!(type_name.contains("PodVec<u32>"), "{type_name}")
+        }
+        other => panic!("f64s read as u32s: {other:?}"),
+    }
+    assert_eq!(value.get().unwrap(), f64s(4 << 10));
+    manager.shutdown().unwrap();
 }

@@ -70,6 +70,7 @@
 //! | `connection.Client(address, authkey=..)`, `connection.wait` | [`Client::connect`], [`wait`] (connections), [`wait_any`] (with `Process::sentinel`s and sockets) |
 //! | `reduction.send_handle`, `recv_handle` | [`Connection::send_handle`], [`Connection::recv_handle`] (any [`Share`] handle, by `SCM_RIGHTS`) |
 //! | `shared_memory.SharedMemory(name, create=True)`, resource tracker | [`Segment::create`] / [`Segment::open`] / [`Segment::unlink`] (a tracker process unlinks a killed program's names) |
+//! | a `SharedMemory` handed to another process by name (`q.put(shm.name)`; the receiver attaches, someone unlinks) | [`ShmBox`]`<[T]>` put in a [`Queue`] or sent over a [`Connection`]: moved by name, never copied; the receiver owns it, and it is freed once |
 //! | `SharedMemory(name, create=True, track=False)` (3.13) | [`Segment::create_untracked`] (outlives the program; whoever knows the name unlinks it) |
 //! | `Pool(n)`, `apply`, `apply_async`, `map`, `starmap`, `imap`, `imap_unordered` | [`Pool::new`], [`Pool::apply`], [`Pool::apply_async`], [`Pool::map`], [`Pool::starmap`], [`Pool::imap`], [`Pool::imap_unordered`] (tasks are `fn` items) |
 //! | `AsyncResult.get(timeout)`, `ready`, `successful`, `wait` | [`AsyncResult::get`] / [`AsyncResult::get_timeout`], [`AsyncResult::ready`], [`AsyncResult::successful`], [`AsyncResult::wait`] / [`AsyncResult::wait_timeout`] |
@@ -161,7 +162,7 @@ pub use mproc_sync::{
     SyncError, SyncGuard, Synchronized, SynchronizedArray, Wakeup,
 };
 
-pub use mproc_shm::{Segment, Share, ShmError};
+pub use mproc_shm::{Segment, Share, ShmBox, ShmError};
 
 pub use mproc_ipc::{
     pipe, pipe_with_capacity, wait, wait_any, Address, Client, Connection, IpcError, JoinableQueue, Listener, PutError,
@@ -314,7 +315,7 @@ pub mod prelude {
     pub use crate::{
         active_children, cpu_count, current_process, parent_process, pipe, Array, AsyncResult, Barrier,
         BoundedSemaphore, Bytes, Condition, Connection, Event, JoinableQueue, Lock, Manager, PodVec, Pool, Process,
-        Queue, RLock, RawArray, RawValue, Run, Semaphore, Share, SimpleQueue, Value,
+        Queue, RLock, RawArray, RawValue, Run, Semaphore, Share, ShmBox, SimpleQueue, Value,
     };
 }
 

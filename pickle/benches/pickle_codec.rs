@@ -1,5 +1,5 @@
 //! `pickle_codec`: pickle encode + decode of a 1 KiB dict (1029 bytes as CPython 3.11
-//! pickles it, 934 as mproc does, without memo opcodes; 64 entries: str keys; int, str
+//! pickles it, 943 as mproc does, without memo opcodes; 64 entries: str keys; int, str
 //! and float values), the same dict `mp_bench.py` times with CPython's `pickle.dumps` +
 //! `pickle.loads`.
 //!

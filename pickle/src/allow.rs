@@ -55,13 +55,18 @@ pub const ALLOWED_EXCEPTIONS: &[(&str, &str)] = &[
 /// - `builtins.set`, `builtins.frozenset` (protocols 0–3: `set([items])`);
 /// - `builtins.bytearray` (protocols 0–4: `bytearray(b'…')`, or `bytearray('…', 'latin-1')`);
 /// - `builtins.bytes` (protocols 0–2, empty bytes: `bytes()`);
-/// - `_codecs.encode` (protocols 0–2, bytes: `_codecs.encode('…', 'latin1')`).
+/// - `_codecs.encode` (protocols 0–2, bytes: `_codecs.encode('…', 'latin1')`);
+/// - `array._array_reconstructor` with `array.array` as its first argument (protocols
+///   3–5, `array.array`: the class is only matched as that argument, never called; see
+///   [`Value::Array`](crate::Value::Array)).
 pub const ALLOWED_RECONSTRUCTORS: &[(&str, &str)] = &[
     ("builtins", "set"),
     ("builtins", "frozenset"),
     ("builtins", "bytearray"),
     ("builtins", "bytes"),
     ("_codecs", "encode"),
+    ("array", "_array_reconstructor"),
+    ("array", "array"),
 ];
 
 /// The globals of `multiprocessing.managers` a pickle may name, as `(module, name)`: the
@@ -85,6 +90,9 @@ pub(crate) enum Global {
     ByteArray,
     Bytes,
     CodecsEncode,
+    ArrayReconstructor,
+    /// `array.array`, only accepted as the first argument of `ArrayReconstructor`.
+    ArrayClass,
     /// An exception class, module and name in their Python 3 spelling.
     Exception(&'static str, &'static str),
     /// `multiprocessing.managers.Token`.
@@ -104,6 +112,8 @@ impl Global {
             Global::ByteArray => ("builtins", "bytearray"),
             Global::Bytes => ("builtins", "bytes"),
             Global::CodecsEncode => ("_codecs", "encode"),
+            Global::ArrayReconstructor => ("array", "_array_reconstructor"),
+            Global::ArrayClass => ("array", "array"),
             Global::Exception(module, name) => (module, name),
             Global::Token => (MANAGERS, "Token"),
             Global::RebuildProxy => (MANAGERS, "RebuildProxy"),
@@ -131,6 +141,8 @@ pub(crate) fn resolve(module: &str, name: &str) -> Option<Global> {
         ("builtins", "bytearray") => Global::ByteArray,
         ("builtins", "bytes") => Global::Bytes,
         ("_codecs", "encode") => Global::CodecsEncode,
+        ("array", "_array_reconstructor") => Global::ArrayReconstructor,
+        ("array", "array") => Global::ArrayClass,
         (MANAGERS, "Token") => Global::Token,
         (MANAGERS, "RebuildProxy") => Global::RebuildProxy,
         (MANAGERS, name) => Global::ProxyType(PROXY_TYPES.iter().find(|&&t| t == name)?),

@@ -18,21 +18,23 @@
 //! Source: CPython's `Lib/pickle.py` (`_Unpickler`) and `Lib/pickletools.py` (the opcode
 //! table).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::cell::Cell;
 
 use crate::allow::Global;
 use crate::error::{PickleError, Result};
-use crate::value::Value;
+use crate::value::{Dict, Value};
 
+mod call;
 mod managed;
+mod memo;
 mod opcodes;
 mod refuse;
 mod resolve;
 mod text;
 
+use memo::Memo;
 use opcodes::*;
-use refuse::{bad_reduce, describe, lookup, malformed};
+use refuse::{bad_reduce, lookup, malformed};
 use resolve::Resolver;
 use text::*;
 
@@ -45,6 +47,17 @@ pub const MAX_DEPTH: usize = 128;
 
 /// How much memory decoding may take per input byte when no budget is given.
 const EXPANSION: usize = 64;
+
+/// The stack's first capacity, in slots.
+const STACK_START: usize = 160;
+
+/// The largest stack (in slots) kept for the thread's next decode.
+const STACK_KEPT: usize = 4096;
+
+thread_local! {
+    /// The last decode's stack, empty, so that the next one does not allocate its own.
+    static STACK: Cell<Vec<Slot>> = const { Cell::new(Vec::new()) };
+}
 
 /// The smallest memory budget (so tiny inputs may still build a few containers).
 const MIN_BUDGET: usize = 1 << 20;
@@ -77,31 +90,6 @@ fn budget_for(len: usize) -> usize {
     len.saturating_mul(EXPANSION).max(MIN_BUDGET)
 }
 
-/// Memo ids to entries. Ids are small dense integers in every pickle CPython writes, so a
-/// multiplicative hash does (SipHash's flood resistance is not needed: the memory budget
-/// and the input cap bound what a hostile pickle can make the reader do).
-type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
-
-/// Fibonacci hashing of one `u32`.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// A value under construction.
 #[derive(Debug)]
 enum Node {
@@ -110,7 +98,7 @@ enum Node {
     Leaf(Value),
     List(Vec<Node>),
     Tuple(Vec<Node>),
-    Dict(Vec<(Node, Node)>),
+    Dict(Box<DictNode>),
     Set(Vec<Node>),
     FrozenSet(Vec<Node>),
     Exception {
@@ -129,6 +117,21 @@ enum Node {
         proxytype: &'static str,
         args: Vec<Node>,
     },
+}
+
+/// A dict under construction. Entries whose key and value are both finished values go
+/// straight into `built`, until the first that is not (a memo reference or a container):
+/// it and every later entry wait in `pending`, in order, for `STOP`.
+#[derive(Debug, Default)]
+struct DictNode {
+    built: Dict,
+    pending: Vec<(Node, Node)>,
+}
+
+impl DictNode {
+    fn is_empty(&self) -> bool {
+        self.built.is_empty() && self.pending.is_empty()
+    }
 }
 
 /// A node and how deep it nests (a leaf or a reference is 1).
@@ -159,9 +162,9 @@ struct Machine<'a> {
     pos: usize,
     stack: Vec<Slot>,
     marks: Vec<usize>,
-    memo: IdMap<Slot>,
+    memo: Memo<Slot>,
     /// References made to each memo entry (see [`Resolver`]).
-    uses: IdMap<u32>,
+    uses: Memo<u32>,
     /// Bytes of memory still allowed for copies made at `STOP`.
     budget: usize,
     total_budget: usize,
@@ -175,18 +178,27 @@ pub(crate) fn decode(input: &[u8], options: DecodeOptions) -> Result<Value> {
     let mut machine = Machine {
         input,
         pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: IdMap::default(),
-        uses: IdMap::default(),
+        stack: STACK.take(),
+        marks: Vec::with_capacity(8),
+        memo: Memo::new(input.len()),
+        uses: Memo::new(input.len()),
         budget: options.memory_budget,
         total_budget: options.memory_budget,
     };
+    if machine.stack.capacity() == 0 {
+        // Enough for a flat container of 64 entries without growing.
+        machine.stack.reserve(STACK_START);
+    }
     let top = machine.run()?;
+    let mut stack = std::mem::take(&mut machine.stack);
+    stack.clear();
+    if stack.capacity() <= STACK_KEPT {
+        STACK.set(stack);
+    }
     let mut resolver = Resolver {
         memo: machine.memo,
         uses: machine.uses,
-        cache: IdMap::default(),
+        cache: Memo::new(input.len()),
         active: Vec::new(),
         budget: machine.budget,
         total_budget: machine.total_budget,
@@ -345,53 +357,52 @@ impl<'a> Machine<'a> {
 
                 // Containers.
                 EMPTY_LIST => self.stack.push(Slot { node: Node::List(Vec::new()), depth: 1 }),
-                EMPTY_DICT => self.stack.push(Slot { node: Node::Dict(Vec::new()), depth: 1 }),
+                EMPTY_DICT => self.stack.push(Slot { node: Node::Dict(Box::default()), depth: 1 }),
                 EMPTY_SET => self.stack.push(Slot { node: Node::Set(Vec::new()), depth: 1 }),
                 EMPTY_TUPLE => self.stack.push(Slot { node: Node::Tuple(Vec::new()), depth: 1 }),
                 LIST => {
-                    let items = self.pop_mark(at)?;
-                    let depth = depth_of(&items)?;
-                    self.stack.push(Slot { node: Node::List(nodes(items)), depth });
+                    let (items, depth) = self.pop_mark_nodes(at)?;
+                    self.stack.push(Slot { node: Node::List(items), depth });
                 }
                 TUPLE => {
-                    let items = self.pop_mark(at)?;
-                    self.push_tuple(items)?;
+                    let (items, depth) = self.pop_mark_nodes(at)?;
+                    self.stack.push(Slot { node: Node::Tuple(items), depth });
                 }
                 TUPLE1 | TUPLE2 | TUPLE3 => {
                     let n = usize::from(op - TUPLE1 + 1);
                     if self.stack.len() < n + self.marks.last().copied().unwrap_or(0) {
                         return Err(malformed(at, "TUPLEn with too few items on the stack"));
                     }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    self.push_tuple(items)?;
+                    let start = self.stack.len() - n;
+                    let depth = depth_of(&self.stack[start..])?;
+                    let items = self.stack.drain(start..).map(|s| s.node).collect();
+                    self.stack.push(Slot { node: Node::Tuple(items), depth });
                 }
                 FROZENSET => {
-                    let items = self.pop_mark(at)?;
-                    let depth = depth_of(&items)?;
-                    self.stack.push(Slot { node: Node::FrozenSet(nodes(items)), depth });
+                    let (items, depth) = self.pop_mark_nodes(at)?;
+                    self.stack.push(Slot { node: Node::FrozenSet(items), depth });
                 }
                 DICT => {
-                    let items = self.pop_mark(at)?;
-                    let depth = depth_of(&items)?;
-                    let pairs = pairs(items, at)?;
-                    self.stack.push(Slot { node: Node::Dict(pairs), depth });
+                    let mark = self.marks.pop().ok_or_else(|| malformed(at, "no MARK"))?;
+                    let depth = depth_of(&self.stack[mark..])?;
+                    let mut dict = Box::<DictNode>::default();
+                    push_pairs(&mut dict, self.stack.drain(mark..), at)?;
+                    self.stack.push(Slot { node: Node::Dict(dict), depth });
                 }
                 APPEND => {
                     let item = self.pop(at)?;
-                    self.extend(vec![item], at)?;
+                    self.extend_top([item], at)?;
                 }
                 APPENDS | ADDITEMS => {
-                    let items = self.pop_mark(at)?;
-                    self.extend(items, at)?;
+                    self.extend_from_mark(at)?;
                 }
                 SETITEM => {
                     let value = self.pop(at)?;
                     let key = self.pop(at)?;
-                    self.extend(vec![key, value], at)?;
+                    self.extend_top([key, value], at)?;
                 }
                 SETITEMS => {
-                    let items = self.pop_mark(at)?;
-                    self.extend(items, at)?;
+                    self.extend_from_mark(at)?;
                 }
 
                 // Memo.
@@ -508,18 +519,31 @@ impl<'a> Machine<'a> {
 
     // Input.
 
+    #[inline]
     fn byte(&mut self) -> Result<u8> {
-        let b = *self.input.get(self.pos).ok_or(PickleError::Truncated { offset: self.input.len() })?;
-        self.pos += 1;
-        Ok(b)
+        match self.input.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.truncated()),
+        }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&end| end <= self.input.len());
-        let end = end.ok_or(PickleError::Truncated { offset: self.input.len() })?;
-        let bytes = &self.input[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
+        match self.input.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(bytes) => {
+                self.pos += n;
+                Ok(bytes)
+            }
+            None => Err(self.truncated()),
+        }
+    }
+
+    #[cold]
+    fn truncated(&self) -> PickleError {
+        PickleError::Truncated { offset: self.input.len() }
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
@@ -535,7 +559,7 @@ impl<'a> Machine<'a> {
     /// The bytes up to the next `\n` (protocol 0 arguments), without it.
     fn line(&mut self) -> Result<&'a [u8]> {
         let rest = &self.input[self.pos..];
-        let n = rest.iter().position(|&b| b == b'\n').ok_or(PickleError::Truncated { offset: self.input.len() })?;
+        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| self.truncated())?;
         self.pos += n + 1;
         Ok(&rest[..n])
     }
@@ -554,18 +578,19 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn push_tuple(&mut self, items: Vec<Slot>) -> Result<()> {
-        let depth = depth_of(&items)?;
-        self.stack.push(Slot { node: Node::Tuple(nodes(items)), depth });
-        Ok(())
-    }
-
     fn pop(&mut self, at: usize) -> Result<Slot> {
         let floor = self.marks.last().copied().unwrap_or(0);
         if self.stack.len() <= floor {
             return Err(malformed(at, "pop from an empty stack"));
         }
         Ok(self.stack.pop().expect("stack is above the mark"))
+    }
+
+    /// The nodes above the last mark, as a container's items, and that container's depth.
+    fn pop_mark_nodes(&mut self, at: usize) -> Result<(Vec<Node>, usize)> {
+        let mark = self.marks.pop().ok_or_else(|| malformed(at, "no MARK"))?;
+        let depth = depth_of(&self.stack[mark..])?;
+        Ok((self.stack.drain(mark..).map(|s| s.node).collect(), depth))
     }
 
     fn pop_mark(&mut self, at: usize) -> Result<Vec<Slot>> {
@@ -580,7 +605,7 @@ impl<'a> Machine<'a> {
         if self.stack.len() <= floor {
             return Err(malformed(at, "memoize with an empty stack"));
         }
-        if self.memo.contains_key(&id) {
+        if self.memo.contains(id) {
             return Err(malformed(at, "memo entry written twice"));
         }
         let top = self.stack.last_mut().expect("stack is above the mark");
@@ -597,7 +622,7 @@ impl<'a> Machine<'a> {
     }
 
     fn get(&mut self, id: u32, at: usize) -> Result<()> {
-        if !self.memo.contains_key(&id) {
+        if !self.memo.contains(id) {
             return Err(malformed(at, "GET of a memo entry never written"));
         }
         let slot = self.new_ref(id);
@@ -609,14 +634,14 @@ impl<'a> Machine<'a> {
     fn count_refs(&mut self, slots: &[Slot]) {
         for slot in slots {
             if let Node::Ref(id) = slot.node {
-                *self.uses.entry(id).or_insert(0) += 1;
+                *self.uses.get_or_default(id) += 1;
             }
         }
     }
 
     /// A new reference to memo entry `id`, counted.
     fn new_ref(&mut self, id: u32) -> Slot {
-        *self.uses.entry(id).or_insert(0) += 1;
+        *self.uses.get_or_default(id) += 1;
         Slot { node: Node::Ref(id), depth: 1 }
     }
 
@@ -624,7 +649,7 @@ impl<'a> Machine<'a> {
     fn target<'n>(&'n self, mut node: &'n Node) -> Option<&'n Node> {
         for _ in 0..=self.memo.len() {
             match node {
-                Node::Ref(id) => node = &self.memo.get(id)?.node,
+                Node::Ref(id) => node = &self.memo.get(*id)?.node,
                 other => return Some(other),
             }
         }
@@ -634,7 +659,7 @@ impl<'a> Machine<'a> {
     /// The memo id a reference chain ends at.
     fn final_id(&self, mut id: u32) -> Option<u32> {
         for _ in 0..=self.memo.len() {
-            match self.memo.get(&id)?.node {
+            match self.memo.get(id)?.node {
                 Node::Ref(next) => id = next,
                 _ => return Some(id),
             }
@@ -642,31 +667,44 @@ impl<'a> Machine<'a> {
         None
     }
 
-    /// Adds `items` to the container on top of the stack (list items, dict key-value pairs,
-    /// set members), wherever it lives.
-    fn extend(&mut self, items: Vec<Slot>, at: usize) -> Result<()> {
+    /// Moves the items above the last mark into the container below it (list items, dict
+    /// key-value pairs, set members), wherever it lives.
+    fn extend_from_mark(&mut self, at: usize) -> Result<()> {
+        let mark = self.marks.pop().ok_or_else(|| malformed(at, "no MARK"))?;
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if mark <= floor {
+            return Err(malformed(at, "no container to add to"));
+        }
+        let depth = depth_of(&self.stack[mark..])?;
+        if let Node::Ref(id) = self.stack[mark - 1].node {
+            let id = self.final_id(id).ok_or_else(|| malformed(at, "dangling memo reference"))?;
+            let target = self.memo.get_mut(id).expect("final_id returns a present entry");
+            return fill(target, depth, self.stack.drain(mark..), at);
+        }
+        // Lifted out while the items move, so that they move once, straight into it.
+        let placeholder = Slot { node: Node::Ref(u32::MAX), depth: 0 };
+        let mut target = std::mem::replace(&mut self.stack[mark - 1], placeholder);
+        fill(&mut target, depth, self.stack.drain(mark..), at)?;
+        self.stack[mark - 1] = target;
+        Ok(())
+    }
+
+    /// Moves `items` into the container on top of the stack, wherever it lives.
+    fn extend_top<const N: usize>(&mut self, items: [Slot; N], at: usize) -> Result<()> {
         let floor = self.marks.last().copied().unwrap_or(0);
         if self.stack.len() <= floor {
             return Err(malformed(at, "no container to add to"));
         }
+        let depth = depth_of(&items)?;
         let top = self.stack.last_mut().expect("stack is above the mark");
-        let slot = match top.node {
+        let target = match top.node {
             Node::Ref(id) => {
                 let id = self.final_id(id).ok_or_else(|| malformed(at, "dangling memo reference"))?;
-                self.memo.get_mut(&id).expect("final_id returns a present entry")
+                self.memo.get_mut(id).expect("final_id returns a present entry")
             }
             _ => top,
         };
-        slot.depth = slot.depth.max(depth_of(&items)?);
-        // Filling an empty container (the usual case) takes the items' allocation over.
-        match &mut slot.node {
-            Node::List(list) | Node::Set(list) if list.is_empty() => *list = nodes(items),
-            Node::List(list) | Node::Set(list) => list.extend(items.into_iter().map(|s| s.node)),
-            Node::Dict(dict) if dict.is_empty() => *dict = pairs(items, at)?,
-            Node::Dict(dict) => dict.extend(pairs(items, at)?),
-            _ => return Err(malformed(at, "adding items to a value that is no list, dict or set")),
-        }
-        Ok(())
+        fill(target, depth, items.into_iter(), at)
     }
 
     /// A copy of a stack slot, for `DUP` (CPython never writes it).
@@ -677,116 +715,39 @@ impl<'a> Machine<'a> {
             _ => Err(malformed(at, "DUP of a container that is not memoized")),
         }
     }
-
-    // Calls.
-
-    fn global_of(&self, slot: &Slot, at: usize) -> Result<Global> {
-        match self.target(&slot.node) {
-            Some(Node::Global(g)) => Ok(g.clone()),
-            _ => Err(malformed(at, "call of a value that is not a global")),
-        }
-    }
-
-    fn tuple_items(&mut self, args: Slot, at: usize) -> Result<Vec<Slot>> {
-        match args.node {
-            Node::Tuple(items) => Ok(items.into_iter().map(|node| Slot { node, depth: args.depth - 1 }).collect()),
-            Node::Ref(_) => match self.target(&args.node) {
-                Some(Node::Tuple(items)) => {
-                    let copies = items.iter().map(|item| self.copy_node(item, at)).collect::<Result<Vec<_>>>()?;
-                    self.count_refs(&copies);
-                    Ok(copies)
-                }
-                _ => Err(malformed(at, "call arguments are not a tuple")),
-            },
-            _ => Err(malformed(at, "call arguments are not a tuple")),
-        }
-    }
-
-    /// A shallow copy: leaves are cloned, containers become references when memoized, and
-    /// an unmemoized container inside a memoized tuple is refused (CPython memoizes every
-    /// container it writes).
-    fn copy_node(&self, node: &Node, at: usize) -> Result<Slot> {
-        match node {
-            Node::Leaf(v) => Ok(Slot::leaf(v.clone())),
-            Node::Ref(id) => Ok(Slot { node: Node::Ref(*id), depth: 1 }),
-            Node::Tuple(items) if items.is_empty() => Ok(Slot { node: Node::Tuple(Vec::new()), depth: 1 }),
-            _ => Err(malformed(at, "shared call arguments hold an unmemoized container")),
-        }
-    }
-
-    /// Calls an allow-listed global with `args`.
-    fn call(&mut self, global: Global, args: Vec<Slot>, at: usize) -> Result<Slot> {
-        let (module, name) = global.name();
-        match global {
-            Global::Exception(module, name) => {
-                let depth = depth_of(&args)?;
-                Ok(Slot { node: Node::Exception { module, name, args: nodes(args) }, depth })
-            }
-            Global::Set | Global::FrozenSet => {
-                let members = match args.as_slice() {
-                    [] => Vec::new(),
-                    [iterable] => {
-                        let members = self.members(&iterable.node, at)?;
-                        self.count_refs(&members);
-                        members
-                    }
-                    _ => return Err(bad_reduce(module, name, &describe(&args))),
-                };
-                let depth = depth_of(&members)?;
-                let members = nodes(members);
-                let node = if global == Global::Set { Node::Set(members) } else { Node::FrozenSet(members) };
-                Ok(Slot { node, depth })
-            }
-            Global::ByteArray | Global::Bytes | Global::CodecsEncode => {
-                let bytes = match args.as_slice() {
-                    [] if global != Global::CodecsEncode => Vec::new(),
-                    [data] if global != Global::CodecsEncode => match self.target(&data.node) {
-                        Some(Node::Leaf(Value::Bytes(b) | Value::ByteArray(b))) => b.clone(),
-                        _ => return Err(bad_reduce(module, name, &describe(&args))),
-                    },
-                    [text, encoding] => match (self.target(&text.node), self.target(&encoding.node)) {
-                        (Some(Node::Leaf(Value::Str(text))), Some(Node::Leaf(Value::Str(encoding))))
-                            if is_latin1(encoding) =>
-                        {
-                            latin1(text).ok_or_else(|| bad_reduce(module, name, "a str beyond latin-1"))?
-                        }
-                        _ => return Err(bad_reduce(module, name, &describe(&args))),
-                    },
-                    _ => return Err(bad_reduce(module, name, &describe(&args))),
-                };
-                let value = if global == Global::ByteArray { Value::ByteArray(bytes) } else { Value::Bytes(bytes) };
-                Ok(Slot::leaf(value))
-            }
-            Global::Token | Global::RebuildProxy | Global::ProxyType(_) => self.call_managed(global, args),
-        }
-    }
-
-    /// The members of the list, tuple or set that `set(…)`/`frozenset(…)` is called with.
-    fn members(&self, node: &Node, at: usize) -> Result<Vec<Slot>> {
-        match self.target(node) {
-            Some(Node::List(items) | Node::Tuple(items) | Node::Set(items) | Node::FrozenSet(items)) => {
-                items.iter().map(|item| self.copy_node(item, at)).collect()
-            }
-            _ => {
-                let (module, name) = ("builtins", "set");
-                Err(bad_reduce(module, name, "an argument that is not a list"))
-            }
-        }
-    }
 }
 
 fn nodes(slots: Vec<Slot>) -> Vec<Node> {
     slots.into_iter().map(|s| s.node).collect()
 }
 
-fn pairs(items: Vec<Slot>, at: usize) -> Result<Vec<(Node, Node)>> {
+/// Adds `items`, whose own nesting is `depth`, to the list, set or dict in `target`.
+fn fill(target: &mut Slot, depth: usize, items: impl ExactSizeIterator<Item = Slot>, at: usize) -> Result<()> {
+    target.depth = target.depth.max(depth);
+    match &mut target.node {
+        Node::List(list) | Node::Set(list) => list.extend(items.map(|s| s.node)),
+        Node::Dict(dict) => push_pairs(dict, items, at)?,
+        _ => return Err(malformed(at, "adding items to a value that is no list, dict or set")),
+    }
+    Ok(())
+}
+
+/// Appends `items`, taken two by two as key and value, to `dict`.
+fn push_pairs(dict: &mut DictNode, items: impl ExactSizeIterator<Item = Slot>, at: usize) -> Result<()> {
     if items.len() % 2 != 0 {
         return Err(malformed(at, "dict items are not key-value pairs"));
     }
-    let mut pairs = Vec::with_capacity(items.len() / 2);
-    let mut it = items.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        pairs.push((k.node, v.node));
+    if dict.pending.is_empty() {
+        dict.built.reserve(items.len() / 2);
     }
-    Ok(pairs)
+    let mut it = items;
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        match (k.node, v.node) {
+            (Node::Leaf(k), Node::Leaf(v)) if dict.pending.is_empty() => {
+                dict.built.insert(k, v);
+            }
+            (k, v) => dict.pending.push((k, v)),
+        }
+    }
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! The pickle writer for [`Value`]: protocol 5, which CPython reads from 3.8 on.
 //!
+//! The body is one `FRAME` (CPython frames protocol 4 and 5 pickles so that a reader on a
+//! stream can fetch each frame in one read; a message read whole only skips its header).
 //! Each value is written with the opcode CPython itself would pick (`BININT1` for a small
 //! int, `SHORT_BINUNICODE` for a short str, `BYTEARRAY8` for a bytearray, `EMPTY_SET` +
 //! `ADDITEMS` for a set …). Nothing is memoized: a [`Value`] is a tree, so no entry would be
@@ -36,6 +38,7 @@ const EMPTY_TUPLE: u8 = b')';
 const SETITEMS: u8 = b'u';
 const BINFLOAT: u8 = b'G';
 const PROTO: u8 = 0x80;
+const FRAME: u8 = 0x95;
 const TUPLE1: u8 = 0x85;
 const NEWTRUE: u8 = 0x88;
 const NEWFALSE: u8 = 0x89;
@@ -54,11 +57,17 @@ const BYTEARRAY8: u8 = 0x96;
 const NEWOBJ: u8 = 0x81;
 const BUILD: u8 = b'b';
 
-/// Appends the pickle of `value` to `out`.
+/// Appends the pickle of `value` to `out`: the protocol, then one frame (as CPython's
+/// framer writes for protocols 4 and 5) holding every opcode up to and including `STOP`,
+/// its length filled in once the body is written.
 pub(crate) fn encode(value: &Value, out: &mut Vec<u8>) -> Result<()> {
     out.extend_from_slice(&[PROTO, PROTOCOL]);
+    let frame = out.len();
+    out.extend_from_slice(&[FRAME, 0, 0, 0, 0, 0, 0, 0, 0]);
     write(value, out, 0)?;
     out.push(STOP);
+    let len = (out.len() - frame - 9) as u64;
+    out[frame + 1..frame + 9].copy_from_slice(&len.to_le_bytes());
     Ok(())
 }
 
@@ -77,18 +86,8 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
             out.extend_from_slice(&f.to_be_bytes());
         }
         Value::Str(s) => write_str(s, out),
-        Value::Bytes(b) => {
-            if let Ok(n) = u8::try_from(b.len()) {
-                out.extend_from_slice(&[SHORT_BINBYTES, n]);
-            } else if let Ok(n) = u32::try_from(b.len()) {
-                out.push(BINBYTES);
-                out.extend_from_slice(&n.to_le_bytes());
-            } else {
-                out.push(BINBYTES8);
-                out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-            }
-            out.extend_from_slice(b);
-        }
+        Value::Bytes(b) => write_bytes(b, out),
+        Value::Array { typecode, data } => write_array(*typecode, data, out)?,
         Value::ByteArray(b) => {
             out.push(BYTEARRAY8);
             out.extend_from_slice(&(b.len() as u64).to_le_bytes());
@@ -147,6 +146,41 @@ fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<()> {
         Value::Proxy(proxy) => write_proxy(proxy, out, depth)?,
     }
     Ok(())
+}
+
+/// `array._array_reconstructor(array.array, typecode, mformat, data)`, as CPython writes
+/// an array from protocol 3 on.
+fn write_array(typecode: char, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    let Some(mformat) = crate::array::mformat_le(typecode) else {
+        return Err(PickleError::Serde(format!("array typecode {typecode:?} is not one array.array knows")));
+    };
+    write_str("array", out);
+    write_str("_array_reconstructor", out);
+    out.push(STACK_GLOBAL);
+    out.push(MARK);
+    write_str("array", out);
+    write_str("array", out);
+    out.push(STACK_GLOBAL);
+    let mut code = [0; 4];
+    write_str(typecode.encode_utf8(&mut code), out);
+    out.extend_from_slice(&[BININT1, mformat]);
+    write_bytes(data, out);
+    out.push(TUPLE);
+    out.push(REDUCE);
+    Ok(())
+}
+
+fn write_bytes(b: &[u8], out: &mut Vec<u8>) {
+    if let Ok(n) = u8::try_from(b.len()) {
+        out.extend_from_slice(&[SHORT_BINBYTES, n]);
+    } else if let Ok(n) = u32::try_from(b.len()) {
+        out.push(BINBYTES);
+        out.extend_from_slice(&n.to_le_bytes());
+    } else {
+        out.push(BINBYTES8);
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+    }
+    out.extend_from_slice(b);
 }
 
 /// `Token.__new__(Token)`, then `BUILD` with `(typeid, address, id)`, as CPython writes it.
@@ -248,10 +282,24 @@ fn write_bigint(b: &BigInt, out: &mut Vec<u8>) {
     out.extend_from_slice(&bytes);
 }
 
+/// A guess at the pickle's length from the top level alone (a walk of the whole tree
+/// would cost more than the buffer growing once or twice): 16 bytes an item.
+fn size_hint(value: &Value) -> usize {
+    let items = match value {
+        Value::Str(s) => s.len(),
+        Value::Bytes(b) | Value::ByteArray(b) | Value::Array { data: b, .. } => b.len(),
+        Value::List(items) | Value::Tuple(items) => 16 * items.len(),
+        Value::Dict(d) => 32 * d.len(),
+        Value::Set(s) | Value::FrozenSet(s) => 16 * s.len(),
+        _ => 0,
+    };
+    items.saturating_add(32)
+}
+
 impl Value {
     /// The protocol-5 pickle of this value (same as [`crate::dumps_value`]).
     pub fn to_pickle(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(size_hint(self));
         encode(self, &mut out)?;
         Ok(out)
     }

@@ -97,6 +97,28 @@ impl serde::de::Error for PickleError {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
         PickleError::Serde(msg.to_string())
     }
+
+    /// serde's message, built without the formatting machinery where it can be: serde's
+    /// untagged enums make (and drop) one of these for every variant that does not match,
+    /// so its cost shows in every typed decode of one.
+    fn invalid_type(unexp: serde::de::Unexpected, exp: &dyn serde::de::Expected) -> Self {
+        use std::fmt::Write;
+        let mut msg = String::with_capacity(64);
+        msg.push_str("invalid type: ");
+        match unexp {
+            serde::de::Unexpected::Str(s) => {
+                msg.push_str("string \"");
+                msg.push_str(s);
+                msg.push('"');
+            }
+            other => {
+                let _ = write!(msg, "{other}");
+            }
+        }
+        msg.push_str(", expected ");
+        let _ = write!(msg, "{exp}");
+        PickleError::Serde(msg)
+    }
 }
 
 impl serde::ser::Error for PickleError {

@@ -43,6 +43,7 @@
 pub struct ReadmeDoctests;
 
 mod allow;
+mod array;
 mod decode;
 mod encode;
 mod error;
@@ -51,6 +52,7 @@ mod serde_value;
 mod value;
 
 pub use allow::{ALLOWED_EXCEPTIONS, ALLOWED_MANAGER_GLOBALS, ALLOWED_RECONSTRUCTORS};
+pub use array::{ARRAY_FROM_PYTHON, ARRAY_KINDS, ARRAY_NEWTYPE};
 pub use decode::{DecodeOptions, MAX_DEPTH};
 pub use encode::PROTOCOL;
 pub use error::{PickleError, Result};

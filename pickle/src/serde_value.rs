@@ -10,6 +10,7 @@
 //! | `f32`, `f64`                       | `float`                                 |
 //! | `char`, `String`, `&str`           | `str`                                   |
 //! | bytes (`serde_bytes`, `ipc::Bytes`) | `bytes`                                |
+//! | a typed array (`ipc::PodVec<f64>` …, see [`ARRAY_NEWTYPE`]) | `array.array` |
 //! | `None`, `()`, unit struct          | `None`                                  |
 //! | `Some(v)`, newtype struct          | `v`                                     |
 //! | `Vec<T>`, sequences, sets          | `list`                                  |
@@ -18,7 +19,8 @@
 //! | unit variant `E::A`                | `'A'`                                   |
 //! | other variants `E::A(x)`, `E::A { f }` | `{'A': x}`, `{'A': {'f': …}}`       |
 //!
-//! Python to Rust is the reverse, plus: `bytes` and `bytearray` also fill a `Vec<u8>`;
+//! Python to Rust is the reverse (an `array.array` of another typecode than the typed
+//! array's is an error naming both), plus: `bytes` and `bytearray` also fill a `Vec<u8>`;
 //! `set`, `frozenset` and `tuple` fill any sequence; an `int` fills a `f64`. A `Value`
 //! inside a typed structure (`(String, Value)`, `Vec<Value>`) keeps every Python type
 //! (tuple, bytearray, set, exception …) both ways.
@@ -31,6 +33,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, EnumAccess, MapAccess, 
 use serde::ser::{self, Serialize};
 use serde::Deserialize;
 
+use crate::array::ARRAY_NEWTYPE;
 use crate::error::{PickleError, Result};
 use crate::managed::{Proxy, Token};
 use crate::value::{Dict, Set, Value};
@@ -42,6 +45,8 @@ const SET: &str = "\0mproc_pickle::set";
 const FROZENSET: &str = "\0mproc_pickle::frozenset";
 const BIGINT: &str = "\0mproc_pickle::int";
 const EXCEPTION: &str = "\0mproc_pickle::exception";
+/// A `Value::Array` as `(typecode, bytes)`, its typecode kept exactly (`'l'` is not `'q'`).
+const ARRAY_VALUE: &str = "\0mproc_pickle::array_value";
 const TOKEN: &str = "\0mproc_pickle::token";
 const PROXY: &str = "\0mproc_pickle::proxy";
 /// Asks the value deserializer to hand its `Value` over whole (see [`TAKEN`]).
@@ -94,6 +99,10 @@ impl Serialize for Value {
             Value::Str(t) => s.serialize_str(t),
             Value::Bytes(b) => s.serialize_bytes(b),
             Value::ByteArray(b) => s.serialize_newtype_struct(BYTEARRAY, &BytesRef(b)),
+            Value::Array { typecode, data } => {
+                let mut code = [0; 4];
+                s.serialize_newtype_struct(ARRAY_VALUE, &(&*typecode.encode_utf8(&mut code), BytesRef(data)))
+            }
             Value::List(items) => {
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for item in items {
@@ -398,6 +407,32 @@ impl ser::Serializer for ValueSerializer {
                 },
                 _ => return Err(mismatch()),
             },
+            ARRAY_NEWTYPE => match inner {
+                Value::Tuple(parts) => match parts.as_slice() {
+                    [Value::Int(size), Value::Int(kind), Value::Bytes(_)] => {
+                        match crate::array::typecode_of_kind(*kind & !i64::from(crate::array::ARRAY_FROM_PYTHON)) {
+                            Some(typecode) if crate::array::item_size(typecode) == usize::try_from(*size).ok() => {
+                                let Some(Value::Bytes(data)) = parts.into_iter().nth(2) else { unreachable!() };
+                                Value::Array { typecode, data }
+                            }
+                            // 128-bit and non-primitive elements have no typecode: the triple.
+                            _ => Value::Tuple(parts),
+                        }
+                    }
+                    _ => return Err(PickleError::Serde("a malformed array".to_owned())),
+                },
+                _ => return Err(mismatch()),
+            },
+            ARRAY_VALUE => match inner {
+                Value::Tuple(mut parts) if parts.len() == 2 => match (parts.pop(), parts.pop()) {
+                    (Some(Value::Bytes(data)), Some(Value::Str(code))) => match code.chars().next() {
+                        Some(typecode) if code.chars().count() == 1 => Value::Array { typecode, data },
+                        _ => return Err(PickleError::Serde(format!("a malformed array typecode {code:?}"))),
+                    },
+                    _ => return Err(PickleError::Serde("a malformed array".to_owned())),
+                },
+                _ => return Err(mismatch()),
+            },
             EXCEPTION => match inner {
                 Value::Tuple(mut parts) if parts.len() == 3 => {
                     let args = parts.pop();
@@ -614,6 +649,13 @@ impl ser::SerializeStructVariant for MapBuilder {
     }
 }
 
+/// The element size and kind of an array's typecode, as a typed array writes them, marked
+/// as from Python (see `ARRAY_FROM_PYTHON`).
+fn array_header(typecode: char) -> (u32, u8) {
+    let size = crate::array::item_size(typecode).unwrap_or(0) as u32;
+    (size, crate::array::kind_of_typecode(typecode).unwrap_or(0x7f) | crate::array::ARRAY_FROM_PYTHON)
+}
+
 // ---------------------------------------------------------------------------------------
 // Deserializer: Value → Rust.
 
@@ -642,6 +684,11 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer {
             Value::Float(f) => visitor.visit_f64(f),
             Value::Str(s) => visitor.visit_string(s),
             Value::Bytes(b) | Value::ByteArray(b) => visitor.visit_byte_buf(b),
+            Value::Array { typecode, data } => {
+                // The triple a typed array reads (see `ARRAY_NEWTYPE`).
+                let (size, kind) = array_header(typecode);
+                visit_seq(vec![Value::Int(size as i64), Value::Int(kind.into()), Value::Bytes(data)], visitor)
+            }
             Value::List(items) | Value::Tuple(items) => visit_seq(items, visitor),
             Value::Set(members) | Value::FrozenSet(members) => visit_seq(members.into_iter().collect(), visitor),
             Value::Dict(d) => visitor.visit_map(DictAccess { entries: d.into_iter(), value: None }),

@@ -69,6 +69,17 @@ pub enum Value {
     Set(Set),
     /// `frozenset`.
     FrozenSet(Set),
+    /// `array.array`: a typecode (`'d'`, `'i'`, `'B'` …) and the items' bytes,
+    /// little-endian. Pickled as CPython pickles it (protocol 3 on); see
+    /// [`crate::ARRAY_KINDS`] for the typed arrays it maps to. Two arrays are equal when
+    /// typecode and bytes are (Python also equates `array('i', [1])` with
+    /// `array('d', [1.0])`; this does not).
+    Array {
+        /// The `array.array` typecode.
+        typecode: char,
+        /// The items, little-endian, a whole number of items long.
+        data: Vec<u8>,
+    },
     /// An instance of an allow-listed exception class, e.g. `KeyError('k')` is
     /// `{ module: "builtins", name: "KeyError", args: [Str("k")] }` and `queue.Empty()` is
     /// `{ module: "queue", name: "Empty", args: [] }`. See [`crate::ALLOWED_EXCEPTIONS`].
@@ -117,6 +128,7 @@ impl Value {
             Value::Dict(_) => "dict",
             Value::Set(_) => "set",
             Value::FrozenSet(_) => "frozenset",
+            Value::Array { .. } => "array",
             Value::Exception { name, .. } => name,
             Value::Token(_) => "Token",
             Value::Proxy(p) => &p.proxytype,
@@ -238,6 +250,7 @@ impl PartialEq for Value {
             (Value::List(a), Value::List(b)) | (Value::Tuple(a), Value::Tuple(b)) => a == b,
             (Value::Dict(a), Value::Dict(b)) => a == b,
             (Value::Set(a) | Value::FrozenSet(a), Value::Set(b) | Value::FrozenSet(b)) => a == b,
+            (Value::Array { typecode: t1, data: d1 }, Value::Array { typecode: t2, data: d2 }) => t1 == t2 && d1 == d2,
             (
                 Value::Exception { module: m1, name: n1, args: a1 },
                 Value::Exception { module: m2, name: n2, args: a2 },
@@ -265,6 +278,11 @@ impl Hash for Value {
             Value::Bytes(b) | Value::ByteArray(b) => {
                 state.write_u8(3);
                 b.hash(state);
+            }
+            Value::Array { typecode, data } => {
+                state.write_u8(9);
+                typecode.hash(state);
+                data.hash(state);
             }
             Value::List(items) => {
                 state.write_u8(4);
@@ -347,6 +365,7 @@ impl fmt::Display for Value {
             Value::Str(s) => write!(f, "{s:?}"),
             Value::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(b)),
             Value::ByteArray(b) => write!(f, "bytearray(b{:?})", String::from_utf8_lossy(b)),
+            Value::Array { typecode, data } => write!(f, "array({typecode:?}, <{} bytes>)", data.len()),
             Value::List(items) => {
                 f.write_str("[")?;
                 seq(f, items)?;

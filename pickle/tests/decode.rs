@@ -209,3 +209,33 @@ fn accessors_see_through_to_python_contents() {
     assert_eq!(Value::ByteArray(vec![1]).as_bytes(), Some(&[1u8][..]));
     assert_eq!(Value::Float(1.0).as_i64(), None);
 }
+
+/// CPython's `array.array` pickle (protocol 3 on) reads as `Value::Array` without calling
+/// anything; `array.array` is accepted only as the reconstructor's argument, and the
+/// writer's form reads back.
+#[test]
+fn arrays_read_by_matching_their_globals_and_nothing_else() {
+    // CPython 3.11: pickle.dumps(array.array('i', [7, -1]), 5)
+    let cpython = b"\x80\x05\x95J\x00\x00\x00\x00\x00\x00\x00\x8c\x05array\x94\x8c\x14_array_reconstructor\x94\x93\x94(\x8c\x05array\x94\x8c\x05array\x94\x93\x94\x8c\x01i\x94K\x08C\x08\x07\x00\x00\x00\xff\xff\xff\xff\x94t\x94R\x94.";
+    let want = Value::Array { typecode: 'i', data: vec![7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff] };
+    assert_eq!(loads_value(cpython).unwrap(), want);
+    assert_eq!(loads_value(&dumps_value(&want).unwrap()).unwrap(), want);
+    // Protocol 2's form calls array.array('i', [7, -1]): refused, naming the global.
+    let p2 = b"\x80\x02carray\narray\nq\x00X\x01\x00\x00\x00iq\x01]q\x02(K\x07J\xff\xff\xff\xffe\x86q\x03Rq\x04.";
+    let err = loads_value(p2).unwrap_err();
+    assert!(
+        matches!(&err, PickleError::BadReduce { module, name, .. } if module == "array" && name == "array"),
+        "{err}"
+    );
+    // The class alone is no value.
+    assert!(loads_value(b"\x80\x04\x8c\x05array\x8c\x05array\x93.").is_err());
+    // The reconstructor with something else than the class first.
+    let err =
+        loads_value(b"\x80\x04\x8c\x05array\x8c\x14_array_reconstructor\x93(N\x8c\x01iK\x08C\x00tR.").unwrap_err();
+    assert!(err.to_string().contains("_array_reconstructor"), "{err}");
+    // A typecode whose width the format contradicts.
+    let bad =
+        b"\x80\x04\x8c\x05array\x8c\x14_array_reconstructor\x93(\x8c\x05array\x8c\x05array\x93\x8c\x01dK\x08C\x00tR.";
+    let err = loads_value(bad).unwrap_err().to_string();
+    assert!(err.contains("'d'") && err.contains("machine format 8"), "{err}");
+}

@@ -247,6 +247,11 @@ fn corpus() -> Vec<Vec<u8>> {
     corpus.push(dumps_value(&Value::List((0..200).map(Value::Int).collect())).unwrap());
     corpus.push(dumps_value(&Value::int(num_bigint::BigInt::from(-7) << 300)).unwrap());
     corpus.push(dumps_value(&Value::ByteArray(vec![1; 300])).unwrap());
+    // CPython 3.11: pickle.dumps(array.array('i', [7, -1]), 5)
+    corpus.push(
+        b"\x80\x05\x95J\x00\x00\x00\x00\x00\x00\x00\x8c\x05array\x94\x8c\x14_array_reconstructor\x94\x93\x94(\x8c\x05array\x94\x8c\x05array\x94\x93\x94\x8c\x01i\x94K\x08C\x08\x07\x00\x00\x00\xff\xff\xff\xff\x94t\x94R\x94."
+            .to_vec(),
+    );
     // Manager references from CPython 3.11: a request storing a proxy (twice, memoized,
     // protocol 4) and a `'#PROXY'` reply (protocol 2).
     corpus.push(unhex(PROXY_REQUEST));

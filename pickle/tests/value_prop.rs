@@ -21,6 +21,16 @@ fn scalar() -> impl Strategy<Value = Value> {
         ".{0,40}".prop_map(Value::Str),
         proptest::collection::vec(any::<u8>(), 0..300).prop_map(Value::Bytes),
         proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::ByteArray),
+        (prop::sample::select(&['b', 'B', 'h', 'H', 'i', 'I', 'l', 'L', 'q', 'Q', 'f', 'd'][..]), 0usize..6)
+            .prop_flat_map(|(typecode, n)| {
+                let size = match typecode {
+                    'b' | 'B' => 1,
+                    'h' | 'H' => 2,
+                    'i' | 'I' | 'f' => 4,
+                    _ => 8,
+                };
+                proptest::collection::vec(any::<u8>(), n * size).prop_map(move |data| Value::Array { typecode, data })
+            }),
     ]
 }
 

@@ -97,6 +97,10 @@ pub enum PoolError {
     /// A result (or argument, in the worker) could not be deserialized.
     #[error("cannot decode a task's data: {0}")]
     Decode(String),
+    /// A result is a `PodVec` of another element type than the caller's (its
+    /// element size or kind differs): the cause, naming both.
+    #[error("cannot decode a task's result: {0}")]
+    Payload(#[from] mproc_ipc::PayloadError),
     /// A worker process could not be started, or its channel could not be
     /// created. Also the error of every outstanding and later call of a pool
     /// that stopped because, with no worker left, starts kept failing.

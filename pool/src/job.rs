@@ -52,7 +52,11 @@ pub(crate) trait Job: Send + Sync {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PoolError> {
-    postcard::from_bytes(bytes).map_err(|e| PoolError::Decode(e.to_string()))
+    mproc_ipc::payload::clear_decode_error();
+    postcard::from_bytes(bytes).map_err(|e| match mproc_ipc::payload::take_decode_error() {
+        Some(cause) => PoolError::Payload(cause),
+        None => PoolError::Decode(e.to_string()),
+    })
 }
 
 /// `callback` / `error_callback`, run on the collector thread before the result
@@ -302,6 +306,21 @@ mod tests {
         let job = ApplyJob::<String> { slot: slot.clone(), callbacks: Mutex::new(None) };
         job.deliver(0, None, Delivery::Done(&[5, b'a']));
         assert!(matches!(AsyncResult::new(slot).get_timeout(Duration::from_secs(1)), Err(PoolError::Decode(_))));
+    }
+
+    /// A result that is a `PodVec` of another element type (a worker of
+    /// another build, or a `RemoteTask` of another signature) is the typed
+    /// cause, naming both sizes.
+    #[test]
+    fn pod_vec_result_of_another_element_type_is_a_payload_error() {
+        let slot = Slot::new();
+        let job = ApplyJob::<mproc_ipc::PodVec<u32>> { slot: slot.clone(), callbacks: Mutex::new(None) };
+        job.deliver(0, None, Delivery::Done(&enc(&mproc_ipc::PodVec::from(vec![1.5f64, 2.5]))));
+        let got = AsyncResult::new(slot).get_timeout(Duration::from_secs(1));
+        assert!(
+            matches!(got, Err(PoolError::Payload(mproc_ipc::PayloadError::ElementSize { expected: 4, got: 8, .. }))),
+            "{got:?}"
+        );
     }
 
     #[test]

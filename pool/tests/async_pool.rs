@@ -126,22 +126,11 @@ fn a_two_second_await_does_not_spin() {
     let pool = Pool::new(1).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let r = pool.apply_async(sleep_ms, 60_000).unwrap();
-    let before = cpu_time();
+    let before = mproc_testkit::thread_cpu_time();
     rt.block_on(async {
         assert!(tokio::time::timeout(Duration::from_secs(2), r.into_future()).await.is_err());
     });
-    let used = cpu_time() - before;
+    let used = mproc_testkit::thread_cpu_time() - before;
     assert!(used < Duration::from_millis(20), "a 2 s await used {used:?} of CPU (over 1 %)");
     pool.terminate();
-}
-
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the struct we pass.
-    let ru = unsafe {
-        let mut ru = std::mem::zeroed::<libc::rusage>();
-        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut ru), 0);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }

@@ -96,23 +96,12 @@ fn a_two_second_join_async_does_not_spin() {
         0
     });
     p.start().unwrap();
-    let before = cpu_time();
+    let before = mproc_testkit::thread_cpu_time();
     rt.block_on(async {
         assert!(tokio::time::timeout(Duration::from_secs(2), p.join_async()).await.is_err());
     });
-    let used = cpu_time() - before;
+    let used = mproc_testkit::thread_cpu_time() - before;
     assert!(used < Duration::from_millis(20), "a 2 s join_async used {used:?} of CPU (over 1 %)");
     p.kill().unwrap();
     p.join().unwrap();
-}
-
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage fills the struct we pass.
-    let ru = unsafe {
-        let mut ru = std::mem::zeroed::<libc::rusage>();
-        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut ru), 0);
-        ru
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }

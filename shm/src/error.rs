@@ -38,6 +38,15 @@ pub enum ShmError {
         /// The segment's name.
         name: String,
     },
+    /// A [`ShmBox`](crate::ShmBox) that arrived as a name whose segment is no
+    /// longer there: another receiver took it first (it was sent twice), or
+    /// the process tree of its creator has ended and the resource tracker
+    /// removed it.
+    #[error("ShmBox {name:?} is gone: received already, or its creator's process tree has ended")]
+    BoxGone {
+        /// The segment's name.
+        name: String,
+    },
     /// A name that cannot be a POSIX shared-memory name.
     #[error("invalid shared memory name {name:?}: {reason}")]
     InvalidName {

@@ -12,6 +12,9 @@
 //! - [`SpscRing`] and [`MpmcRing`] ([`ring`]): lock-free rings of byte messages,
 //!   one producer to one consumer (for pipes) and many to many, crash-safe (for
 //!   queues). They never block: the `ipc` crate waits on futex words of its own.
+//! - [`ShmBox`]: a buffer of plain data in a segment of its own that moves to
+//!   another process by name through any carrier (queue, pipe, socket),
+//!   never copied, and is freed exactly once ([`shm_box`]).
 //! - [`Share`]: how a handle crosses into a child process (fork or spawn).
 //! - [`sys`]: the project's OS layer — cached pid/tid, process liveness, random
 //!   bytes, deadlines, the list of shared-memory magics and the attach check.
@@ -29,6 +32,7 @@ pub mod primitive;
 pub mod ring;
 mod segment;
 mod share;
+pub mod shm_box;
 pub mod sys;
 pub mod tracker;
 mod view;
@@ -38,6 +42,7 @@ pub use error::{Result, ShmError};
 pub use ring::{MpmcRing, RingError, SpscRing};
 pub use segment::{Segment, SegmentToken};
 pub use share::{import_with_fds, received_fd, take_received_fd, Exports, Share};
+pub use shm_box::ShmBox;
 pub use view::{Array, Value};
 
 /// The size of a cache line on the platforms mproc supports; shared objects are
@@ -59,6 +64,12 @@ pub mod __testing {
     /// while another thread is inside the arena.
     pub fn hold_arena_lock() -> impl Drop {
         crate::arena::hold_lock()
+    }
+
+    /// The claim of a `ShmBox` by a token sent at `sent_at`, on its header's
+    /// `receipts` word (for the loom model of receipt and reclaim).
+    pub fn claim_box(receipts: &AtomicU64, sent_at: u64) -> bool {
+        crate::shm_box::claim(receipts, sent_at)
     }
 
     /// Slot `index`'s state word of `ring`, for tests that forge a dead

@@ -365,13 +365,30 @@ impl Share for Segment {
         match token {
             SegmentToken::Named { name } => Segment::open(&name),
             SegmentToken::Memfd { fd, ino, len } => {
+                let bad = |detail: String| ShmError::BadToken { what: "segment", detail };
+                // Received under another number (SCM_RIGHTS): that fd is this handle's
+                // alone, so it is taken over and the segment is not kept in the table,
+                // which would hold its mapping and fd for the life of the process (a
+                // process that receives many handles, e.g. one pipe per manager
+                // connection, would never get them back). Nor is the table's lock
+                // taken: a fork from another thread while it is held would leave the
+                // child's copy locked.
+                if let Some(owned) = crate::share::take_received_fd(fd) {
+                    let st = rfs::fstat(&owned).map_err(|e| bad(format!("received fd for {fd}: {e}")))?;
+                    if st.st_ino != ino || (st.st_size as u64) < len {
+                        return Err(bad(format!(
+                            "the fd received for {fd} is inode {} of {} bytes, the token names inode {ino} of {len} \
+                             bytes",
+                            st.st_ino, st.st_size
+                        )));
+                    }
+                    return Segment::map_fd(owned, len as usize);
+                }
+                // Inherited at `fd`.
                 let mut map = crate::sys::lock(imported());
                 if let Some(seg) = map.get(&ino) {
                     return Ok(seg.clone());
                 }
-                // Inherited at `fd`, or received under another number (SCM_RIGHTS).
-                let fd = crate::share::received_fd(fd);
-                let bad = |detail: String| ShmError::BadToken { what: "segment", detail };
                 // SAFETY: fstat and dup on an fd number we do not own are sound: at worst
                 // it is closed (EBADF) or another file, and both are checked below; the
                 // borrow ends before this function returns.

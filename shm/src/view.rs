@@ -71,7 +71,7 @@ struct Region {
 }
 
 /// Writes a fresh header + `len` elements at `offset`.
-fn place<T: Pod>(seg: &Segment, offset: usize, len: usize, what: &'static str) -> Result<NonNull<T>> {
+pub(crate) fn place<T: Pod>(seg: &Segment, offset: usize, len: usize, what: &'static str) -> Result<NonNull<T>> {
     let bytes =
         footprint::<T>(len).ok_or(ShmError::TooLarge { what, size: len, limit: usize::MAX / size_of::<T>().max(1) })?;
     let base = seg.check_range(what, offset, bytes, align_of::<ViewHeader>().max(align_of::<T>()))?;
@@ -85,7 +85,7 @@ fn place<T: Pod>(seg: &Segment, offset: usize, len: usize, what: &'static str) -
 }
 
 /// Checks the header at `offset` and returns the element count and data address.
-fn attach<T: Pod>(seg: &Segment, offset: usize, what: &'static str) -> Result<(usize, NonNull<T>)> {
+pub(crate) fn attach<T: Pod>(seg: &Segment, offset: usize, what: &'static str) -> Result<(usize, NonNull<T>)> {
     let at = Attach::new(seg, offset, what);
     let base = at.range(size_of::<ViewHeader>(), align_of::<ViewHeader>())?;
     // SAFETY: the header range was checked to be in bounds and aligned; any bit

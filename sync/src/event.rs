@@ -13,6 +13,10 @@ use crate::error::{Result, SyncError};
 use crate::primitive::{self, AtomicU32, Ordering, WaitOutcome};
 use crate::shared::{self, kind, placed, Object, Place};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/event.rs"]
+mod asyncio;
+
 /// The flag.
 pub const SET_BIT: u32 = 1;
 /// Some process may sleep on the word: `set` must wake them.
@@ -93,25 +97,33 @@ impl RawEvent {
         }
         let generation = s & !(SET_BIT | WAITERS_BIT);
         loop {
-            if s & SET_BIT != 0 || s & !(SET_BIT | WAITERS_BIT) != generation {
-                return true;
-            }
-            if s & WAITERS_BIT == 0 {
-                if let Err(now) = self.state.compare_exchange(s, s | WAITERS_BIT, Ordering::Acquire, Ordering::Acquire)
-                {
-                    s = now;
-                    continue;
-                }
-                s |= WAITERS_BIT;
-            }
+            let Some(armed) = self.arm(s, generation) else { return true };
             let left = shared::remaining(deadline);
             if left == Some(Duration::ZERO) {
                 return false;
             }
-            let outcome = primitive::wait(&self.state, s, left);
+            let outcome = primitive::wait(&self.state, armed, left);
             s = self.state.load(Ordering::Acquire);
             if outcome == WaitOutcome::TimedOut && s & SET_BIT == 0 && s & !(SET_BIT | WAITERS_BIT) == generation {
                 return false;
+            }
+        }
+    }
+
+    /// A waiter's look at the word `s`: `None` once the flag is set or a `set`
+    /// moved the generation past `generation` (the wait is over); else sets
+    /// [`WAITERS_BIT`] and returns the word to sleep on.
+    fn arm(&self, mut s: u32, generation: u32) -> Option<u32> {
+        loop {
+            if s & SET_BIT != 0 || s & !(SET_BIT | WAITERS_BIT) != generation {
+                return None;
+            }
+            if s & WAITERS_BIT != 0 {
+                return Some(s);
+            }
+            match self.state.compare_exchange(s, s | WAITERS_BIT, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => return Some(s | WAITERS_BIT),
+                Err(now) => s = now,
             }
         }
     }

@@ -30,11 +30,19 @@
 //! A process killed while holding a [`Lock`] or [`RLock`] does not hang the
 //! others: the next acquirer takes the lock over and is told so (see `lock.rs`).
 //!
+//! With the cargo feature `tokio` (off by default), `Lock::lock_async`,
+//! `Event::wait_async` and `Semaphore::acquire_async` await instead of
+//! blocking, through one futex waiter thread per process; the design, its
+//! wake-up cost and the cancel safety are in the `asyncio` module (runtime
+//! agnostic: no tokio type in it).
+//!
 //! Linux only.
 
 #[cfg(not(target_os = "linux"))]
 compile_error!("mproc-sync supports Linux only: it relies on futex(2) and pidfd_open(2)");
 
+#[cfg(feature = "tokio")]
+pub mod asyncio;
 mod barrier;
 mod condition;
 mod error;

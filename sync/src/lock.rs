@@ -74,6 +74,10 @@ use crate::ident::{self, PID_BITS};
 use crate::primitive::{self, AtomicU32, Ordering, WaitOutcome};
 use crate::shared::{self, kind, placed, Object, Place};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/lock.rs"]
+mod asyncio;
+
 /// The holder's pid (0: unlocked).
 pub const PID_MASK: u32 = (1 << PID_BITS) - 1;
 /// Some waiter may be asleep on the futex: `unlock` must wake one.
@@ -181,25 +185,11 @@ impl RawLock {
         // `me | PARKED_BIT`, because the unlock that woke it cleared the bit and
         // other sleepers may remain (Drepper's "take it as contended").
         let mut take = me;
-        let mut s = self.state.load(Ordering::Relaxed);
         loop {
-            if s & PID_MASK == 0 {
-                match self.state.compare_exchange(s, take, Ordering::Acquire, Ordering::Relaxed) {
-                    Ok(_) => return Some(Acquired::Clean),
-                    Err(now) => {
-                        s = now;
-                        continue;
-                    }
-                }
-            }
-            // Held: announce a sleeper (no spinning first; see the module doc).
-            if s & PARKED_BIT == 0 {
-                if let Err(now) = self.state.compare_exchange(s, s | PARKED_BIT, Ordering::Relaxed, Ordering::Relaxed) {
-                    s = now;
-                    continue;
-                }
-            }
-            let parked = s | PARKED_BIT;
+            let parked = match self.take_or_park(take) {
+                Ok(()) => return Some(Acquired::Clean),
+                Err(parked) => parked,
+            };
             let left = shared::remaining(deadline);
             if left == Some(Duration::ZERO) {
                 // Out of time (or a zero timeout): a dead holder still gives way.
@@ -208,16 +198,50 @@ impl RawLock {
             let nap = left.map_or(OWNER_POLL, |l| l.min(OWNER_POLL));
             take = me | PARKED_BIT;
             if primitive::wait(&self.state, parked, Some(nap)) == WaitOutcome::TimedOut {
-                let holder = parked & PID_MASK;
-                if self.state.load(Ordering::Relaxed) == parked
-                    && !ident::alive(holder)
-                    && self.state.compare_exchange(parked, take, Ordering::Acquire, Ordering::Relaxed).is_ok()
-                {
-                    return Some(Acquired::OwnerDied);
+                if let Some(how) = self.take_over(parked, take) {
+                    return Some(how);
                 }
             }
-            s = self.state.load(Ordering::Relaxed);
         }
+    }
+
+    /// The slow path's look at the word: takes a free lock by storing `take`
+    /// (`Ok`), or announces a sleeper on a held one and returns the value to
+    /// sleep on (`Err`: the word with [`PARKED_BIT`]). No spinning first; see
+    /// the module doc.
+    #[inline]
+    fn take_or_park(&self, take: u32) -> std::result::Result<(), u32> {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & PID_MASK == 0 {
+                match self.state.compare_exchange(s, take, Ordering::Acquire, Ordering::Relaxed) {
+                    Ok(_) => return Ok(()),
+                    Err(now) => {
+                        s = now;
+                        continue;
+                    }
+                }
+            }
+            if s & PARKED_BIT == 0 {
+                if let Err(now) = self.state.compare_exchange(s, s | PARKED_BIT, Ordering::Relaxed, Ordering::Relaxed) {
+                    s = now;
+                    continue;
+                }
+            }
+            return Err(s | PARKED_BIT);
+        }
+    }
+
+    /// An owner poll found the word still `parked` after a full nap: takes the
+    /// lock over (storing `take`) if its holder is dead. One compare-exchange
+    /// of the dead word, so exactly one waiter wins.
+    #[cold]
+    fn take_over(&self, parked: u32, take: u32) -> Option<Acquired> {
+        let holder = parked & PID_MASK;
+        (self.state.load(Ordering::Relaxed) == parked
+            && !ident::alive(holder)
+            && self.state.compare_exchange(parked, take, Ordering::Acquire, Ordering::Relaxed).is_ok())
+        .then_some(Acquired::OwnerDied)
     }
 
     /// Releases the lock; `false` if it was not held (nothing changes then).

@@ -23,6 +23,10 @@ use crate::error::{Result, SyncError};
 use crate::primitive::{self, AtomicU32, Ordering, WaitOutcome};
 use crate::shared::{self, kind, placed, Object, Place};
 
+#[cfg(feature = "tokio")]
+#[path = "asyncio/semaphore.rs"]
+mod asyncio;
+
 /// Some process may sleep on the word: `release` must wake one.
 pub const WAITERS_BIT: u32 = 1 << 31;
 /// The value bits; also Python's `SEM_VALUE_MAX` (2³¹ − 1).
@@ -103,23 +107,8 @@ impl RawSemaphore {
         }
         let mut timed_out = false;
         loop {
-            let s = self.state.load(Ordering::Relaxed);
-            if s & VALUE_MASK > 0 {
-                // Take a unit; leave the bit set, since other sleepers may remain.
-                let next = (s - 1) | WAITERS_BIT;
-                if self.state.compare_exchange(s, next, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                    if next & VALUE_MASK > 0 {
-                        // Units left over: pass the baton to the next sleeper.
-                        primitive::wake(&self.state, 1);
-                    }
-                    return true;
-                }
-                continue;
-            }
-            if s & WAITERS_BIT == 0
-                && self.state.compare_exchange(s, s | WAITERS_BIT, Ordering::Relaxed, Ordering::Relaxed).is_err()
-            {
-                continue;
+            if self.take_or_announce() {
+                return true;
             }
             if timed_out {
                 // The bit is set and nothing is free: giving up loses no wake-up.
@@ -133,6 +122,32 @@ impl RawSemaphore {
             if primitive::wait(&self.state, WAITERS_BIT, left) == WaitOutcome::TimedOut {
                 timed_out = true;
             }
+        }
+    }
+
+    /// The slow path's look at the word: takes a unit if one is free (`true`),
+    /// leaving [`WAITERS_BIT`] set, since other sleepers may remain, and
+    /// passing the baton if units are left over; else sets the bit (`false`:
+    /// sleep on the word `WAITERS_BIT`).
+    fn take_or_announce(&self) -> bool {
+        loop {
+            let s = self.state.load(Ordering::Relaxed);
+            if s & VALUE_MASK > 0 {
+                let next = (s - 1) | WAITERS_BIT;
+                if self.state.compare_exchange(s, next, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    if next & VALUE_MASK > 0 {
+                        primitive::wake(&self.state, 1);
+                    }
+                    return true;
+                }
+                continue;
+            }
+            if s & WAITERS_BIT == 0
+                && self.state.compare_exchange(s, s | WAITERS_BIT, Ordering::Relaxed, Ordering::Relaxed).is_err()
+            {
+                continue;
+            }
+            return false;
         }
     }
 

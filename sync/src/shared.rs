@@ -194,6 +194,12 @@ impl<R: Object> Place<R> {
 }
 
 impl<R> Place<R> {
+    /// What keeps the body mapped: for the async waits' registrations.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn keep_alive(&self) -> crate::asyncio::KeepAlive {
+        self.region.clone()
+    }
+
     /// The body.
     #[inline]
     pub(crate) fn raw(&self) -> &R {

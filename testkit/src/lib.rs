@@ -159,6 +159,29 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// This process's CPU time so far, user and system, all threads (a runtime's
+/// and a futex waiter thread's share count): what the "no busy loop" tests
+/// measure, in a forked child so that other tests' threads do not count.
+pub fn cpu_time() -> Duration {
+    rusage(libc::RUSAGE_SELF)
+}
+
+/// The calling thread's CPU time so far, user and system.
+pub fn thread_cpu_time() -> Duration {
+    rusage(libc::RUSAGE_THREAD)
+}
+
+fn rusage(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage fills the struct we pass.
+    let ru = unsafe {
+        let mut ru = std::mem::zeroed::<libc::rusage>();
+        assert_eq!(libc::getrusage(who, &mut ru), 0);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// Aborts the whole test binary if the test holding it runs longer than its
 /// limit: a hang becomes a failure with a message, never a stuck CI job.
 #[must_use = "the watchdog stops watching when dropped"]

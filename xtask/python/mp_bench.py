@@ -18,6 +18,7 @@ Usage: python3 mp_bench.py [--quick] [case ...]
 """
 import array
 import multiprocessing as mp
+import os
 import platform
 import sys
 import time
@@ -42,6 +43,8 @@ OPS = {
     "proc_fork": 50,
     "proc_spawn": 10,
     "manager_call": 10_000,
+    "manager_call_socket": 10_000,
+    "manager_call_oversubscribed": 2_000,
     "manager_call_py": 10_000,
     "pickle_codec": 100_000,
     "mpi_pool_map": 100_000,
@@ -49,6 +52,7 @@ OPS = {
     "pipe_rtt_curve": 20_000,
     "queue_curve": 20_000,
     "queue_procs": 100_000,
+    "handoff_16mib": 2_000,
 }
 QUICK_DIV = 10
 MIN_OPS = 5
@@ -279,6 +283,40 @@ def manager_call(n):
     return elapsed / n * 1e6, "us/proxy call (list.append)"
 
 
+def manager_call_socket(n):
+    """mproc's call over its Unix socket; CPython's manager always uses its socket."""
+    return manager_call(n)
+
+
+def _hog(stop):
+    x = 0
+    while not stop.is_set():
+        for _ in range(10_000):
+            x += 1
+
+
+def manager_call_oversubscribed(n):
+    """manager_call while a busy-looping process runs on every core (started after the
+    manager, stopped after the measurement), as mproc's bench runs a busy thread per core."""
+    with mp.Manager() as manager:
+        shared = manager.list()
+        shared.append(0)
+        stop = mp.Event()
+        hogs = [mp.Process(target=_hog, args=(stop,)) for _ in range(os.cpu_count() or 2)]
+        for h in hogs:
+            h.start()
+        try:
+            start = time.perf_counter()
+            for i in range(n):
+                shared.append(i)
+            elapsed = time.perf_counter() - start
+        finally:
+            stop.set()
+            for h in hogs:
+                h.join()
+    return elapsed / n * 1e6, "us/proxy call (list.append, every core busy)"
+
+
 def manager_call_py(n, manager=None):
     """One list.append from this CPython client through a SyncManager proxy: on CPython's
     own manager (on a Unix socket), or (``--manager ADDRESS:AUTHKEY``, as mproc's bench runs
@@ -400,6 +438,47 @@ def queue_procs(n):
     return out
 
 
+HANDOFF_SIZE = 16 << 20
+
+
+def _handoff_echo(names, back):
+    from multiprocessing import shared_memory
+
+    while True:
+        name = names.get()
+        if name is None:
+            return
+        shm = shared_memory.SharedMemory(name=name)
+        shm.buf[HANDOFF_SIZE - 1]  # read one byte there
+        t1 = time.perf_counter()
+        shm.close()
+        back.put(t1)
+
+
+def handoff_16mib(n):
+    """A 16 MiB SharedMemory handed to another process by name through a Queue;
+    the time runs from the put to the receiver having read one byte of it
+    (time.perf_counter is CLOCK_MONOTONIC, one clock for both processes). The
+    receiver answers with that time; the answer's trip is not counted."""
+    from multiprocessing import shared_memory
+
+    shm = shared_memory.SharedMemory(create=True, size=HANDOFF_SIZE)
+    shm.buf[:] = b"\x07" * HANDOFF_SIZE
+    names, back = mp.Queue(), mp.Queue()
+    child = mp.Process(target=_handoff_echo, args=(names, back))
+    child.start()
+    total = 0.0
+    for _ in range(n):
+        t0 = time.perf_counter()
+        names.put(shm.name)
+        total += back.get() - t0
+    names.put(None)
+    child.join()
+    shm.close()
+    shm.unlink()
+    return total / n * 1e6, "us/hand-off (16 MiB SharedMemory by name through a Queue, one byte read there)"
+
+
 CASES = {
     "pipe_rtt": pipe_rtt,
     "queue_tput": queue_tput,
@@ -419,12 +498,15 @@ CASES = {
     "proc_fork": proc_fork,
     "proc_spawn": proc_spawn,
     "manager_call": manager_call,
+    "manager_call_socket": manager_call_socket,
+    "manager_call_oversubscribed": manager_call_oversubscribed,
     "manager_call_py": manager_call_py,
     "pickle_codec": pickle_codec,
     "mpi_pool_map": mpi_pool_map,
     "pipe_rtt_curve": pipe_rtt_curve,
     "queue_curve": queue_curve,
     "queue_procs": queue_procs,
+    "handoff_16mib": handoff_16mib,
 }
 
 

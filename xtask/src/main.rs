@@ -19,7 +19,7 @@
 //!   release mode with `--cfg loom`.
 //! - `ci`: the gates `.ci/run` calls after the README's test command: fmt,
 //!   clippy with warnings as errors, the rustdoc build with warnings as errors, clippy
-//!   and the tests of each optional feature (`FEATURE_GATES`: `tokio` on ipc, process,
+//!   and the tests of each optional feature (`FEATURE_GATES`: `tokio` on sync, ipc, process,
 //!   pool, manager and the facade; `mpi` on mproc-mpi; `.ci/run` installs what `mpi`
 //!   needs), loom with quick settings, the examples, `bench --quick` and `audit`.
 //!
@@ -190,8 +190,9 @@ struct Gate {
 }
 
 const FEATURE_GATES: &[Gate] = &[
-    // The async code lives in ipc, process and pool; the facade runs the example that
-    // needs it; the manager only forwards the feature.
+    // The async code lives in sync, ipc, process, pool and the manager's client; the
+    // facade runs the example that needs it.
+    Gate { package: "mproc-sync", feature: "tokio", test: Some(&[]) },
     Gate { package: "mproc-ipc", feature: "tokio", test: Some(&[]) },
     Gate { package: "mproc-process", feature: "tokio", test: Some(&[]) },
     Gate { package: "mproc-pool", feature: "tokio", test: Some(&[]) },
@@ -200,7 +201,7 @@ const FEATURE_GATES: &[Gate] = &[
         feature: "tokio",
         test: Some(&["--test", "examples", "--", "async_pool", "every_example_is_checked"]),
     },
-    Gate { package: "mproc-manager", feature: "tokio", test: None },
+    Gate { package: "mproc-manager", feature: "tokio", test: Some(&["--test", "async_client"]) },
     Gate { package: "mproc-mpi", feature: "mpi", test: Some(&[]) },
 ];
 

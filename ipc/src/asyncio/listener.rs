@@ -1,31 +1,41 @@
 //! [`Listener::accept_async`] and [`Client::connect_async`] (feature `tokio`).
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
-use super::{abstract_name, clear_timeouts, Address, Client, Listener, Socket};
+use rustix::event::epoll;
+
+use super::{abstract_name, clear_timeouts, Address, Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
+use crate::asyncio::timer::within;
 use crate::asyncio::FdReady;
-use crate::auth::{answer_challenge_async, deliver_challenge_async};
-use crate::connection::{poll_readable, Connection};
+use crate::auth::{answer_challenge_async, auth, deliver_challenge_async};
+use crate::connection::Connection;
 use crate::error::{IpcError, Result};
 
 impl Listener {
-    /// Awaits a peer, then runs the handshake (if this listener has an
-    /// authkey) with the connection's async calls: the async form of
-    /// [`accept`](Listener::accept), with the same errors.
+    /// Awaits a peer whose handshake (if this listener has an authkey) has
+    /// finished: the async form of [`accept`](Listener::accept), with the same
+    /// errors and the same protection. Handshakes run beside the accept, in
+    /// the listener's one table of handshakes in flight, each with the
+    /// [handshake timeout](Listener::set_handshake_timeout) (30 s by default):
+    /// a peer that connects and stays silent holds one entry until then,
+    /// never the call — the next peer's handshake proceeds at once — and is
+    /// reported by one call as an [`IpcError::Authentication`] naming the
+    /// timeout. A failed handshake is an error for that peer only: call again
+    /// for the next.
     ///
-    /// The handshake has no timeout of its own here (the blocking form uses
-    /// the handshake timeout); wrap the call in `tokio::time::timeout` so a
-    /// peer that connects and stays silent cannot stall an accept loop.
-    ///
-    /// The listening socket is registered with the runtime for the length of
-    /// the call. Another thread or process accepting on the same socket at the
-    /// same time can take the peer between the readiness and the `accept(2)`;
-    /// the call then blocks its thread until the next peer.
+    /// Each wait registers an `epoll` set of the listening socket, the
+    /// handshakes' sockets and (with a handshake in flight) a timer for the
+    /// earliest handshake deadline, with the runtime; no timer driver is
+    /// needed. A blocking `accept` running on the same listener in another
+    /// thread holds the table while it polls, and this call's thread waits
+    /// for it.
     ///
     /// # Cancel safety
-    /// Cancel safe while it awaits a peer (no peer is taken); dropped during the
-    /// handshake, the accepted peer is dropped too (it sees end of file).
+    /// Cancel safe: peers taken off the socket stay in the listener's table,
+    /// their handshakes proceed at the next call (async or blocking), and a
+    /// finished one waits there for it.
     ///
     /// ```
     /// use mproc_ipc::{Address, Client, Listener};
@@ -45,42 +55,68 @@ impl Listener {
     /// ```
     pub async fn accept_async(&self) -> Result<Connection> {
         let what = || self.address.to_string();
-        // SAFETY: the listener's fd is open for the lifetime of `self`, which
-        // outlives the registration below.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) };
-        let ready = FdReady::new(fd).map_err(|e| IpcError::os("epoll", what(), e))?;
         loop {
-            let mut guard = ready.readable().await.map_err(|e| IpcError::os("epoll", what(), e))?;
-            if !poll_readable(&[fd], Some(std::time::Duration::ZERO))?.is_empty() {
-                break;
+            // One non-blocking round of the blocking accept loop: take the
+            // peers waiting on the socket, advance the handshakes, expire
+            // the late ones.
+            if let Some(conn) = self.accept_within(Some(Duration::ZERO))? {
+                return Ok(conn);
             }
-            guard.clear_ready();
+            let (set, next) = self.interest().map_err(|e| IpcError::os("epoll", what(), e))?;
+            let ready = FdReady::new(set.as_fd()).map_err(|e| IpcError::os("epoll", what(), e))?;
+            let event = async { ready.readable().await.map(drop) };
+            let waited = match next {
+                Some(at) => within(at.saturating_duration_since(Instant::now()), event).await.map(drop),
+                None => event.await,
+            };
+            waited.map_err(|e| IpcError::os("epoll", what(), e))?;
         }
-        drop(ready);
-        let mut conn = match &self.socket {
-            Socket::Unix(l) => Connection::from_unix(l.accept().map_err(|e| IpcError::os("accept", what(), e))?.0),
-            Socket::Tcp(l) => Connection::from_tcp(l.accept().map_err(|e| IpcError::os("accept", what(), e))?.0),
-        };
-        if let Some(key) = &self.authkey {
-            deliver_challenge_async(&mut conn, key).await?;
-            answer_challenge_async(&mut conn, key).await?;
+    }
+
+    /// An `epoll` set that turns readable when the listening socket has a
+    /// peer or a handshake in flight can move, and the earliest handshake
+    /// deadline.
+    fn interest(&self) -> std::io::Result<(OwnedFd, Option<Instant>)> {
+        let set = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        epoll::add(&set, self.socket_fd(), epoll::EventData::new_u64(0), epoll::EventFlags::IN)?;
+        let hs = mproc_shm::sys::lock(&self.handshakes);
+        for (fd, out) in hs.interest() {
+            let flags = if out { epoll::EventFlags::OUT } else { epoll::EventFlags::IN };
+            epoll::add(&set, fd, epoll::EventData::new_u64(1), flags)?;
         }
-        conn.set_max_frame(self.max_frame);
-        Ok(conn)
+        Ok((set, hs.next_deadline()))
     }
 }
 
 impl Client {
     /// Connects to `address` and, with an authkey, runs the handshake with
     /// the connection's async calls: the async form of
-    /// [`connect`](Client::connect), with the same errors. A TCP connect is
-    /// awaited; a Unix-socket connect completes at once (or fails).
-    ///
-    /// No timeout of its own: wrap the call in `tokio::time::timeout`.
+    /// [`connect`](Client::connect), with the same errors and the same limits —
+    /// the TCP connect and the handshake each take at most
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`] (30 s), so a listener that accepts and
+    /// stays silent cannot stall the call. A Unix-socket connect completes at
+    /// once (or fails).
     ///
     /// # Cancel safety
     /// Dropping the future drops the half-made connection; nothing else is lost.
     pub async fn connect_async(address: impl Into<Address>, authkey: Option<&[u8]>) -> Result<Connection> {
+        Client::connect_timeout_async(address, authkey, DEFAULT_HANDSHAKE_TIMEOUT).await
+    }
+
+    /// [`connect_async`](Client::connect_async) with at most `timeout` for the
+    /// TCP connect and at most `timeout` for the whole handshake: the async
+    /// form of [`connect_timeout`](Client::connect_timeout). A listener that
+    /// does not answer in time is an [`IpcError::Authentication`] naming the
+    /// timeout. The timer is a `timerfd` awaited like a socket: no timer
+    /// driver is needed.
+    ///
+    /// # Cancel safety
+    /// As [`connect_async`](Client::connect_async).
+    pub async fn connect_timeout_async(
+        address: impl Into<Address>,
+        authkey: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Connection> {
         let address = address.into();
         let what = || address.to_string();
         let mut conn = match &address {
@@ -96,7 +132,11 @@ impl Client {
                 Connection::from_unix(stream.map_err(|e| IpcError::os("connect", what(), e))?)
             }
             Address::Tcp(addr) => {
-                let s = tokio::net::TcpStream::connect(addr).await.map_err(|e| IpcError::os("connect", what(), e))?;
+                let connect = tokio::net::TcpStream::connect(addr);
+                let s = within(timeout, connect)
+                    .await
+                    .and_then(|r| r.unwrap_or_else(|| Err(std::io::ErrorKind::TimedOut.into())))
+                    .map_err(|e| IpcError::os("connect", what(), e))?;
                 let s = s.into_std().map_err(|e| IpcError::os("connect", what(), e))?;
                 // The blocking calls need a blocking socket.
                 s.set_nonblocking(false).map_err(|e| IpcError::os("fcntl", what(), e))?;
@@ -104,8 +144,14 @@ impl Client {
             }
         };
         if let Some(key) = authkey {
-            answer_challenge_async(&mut conn, key).await?;
-            deliver_challenge_async(&mut conn, key).await?;
+            let handshake = async {
+                answer_challenge_async(&mut conn, key).await?;
+                deliver_challenge_async(&mut conn, key).await
+            };
+            match within(timeout, handshake).await.map_err(|e| IpcError::os("timerfd", what(), e))? {
+                Some(done) => done?,
+                None => return Err(auth(format!("the peer did not complete the handshake in time ({timeout:?})"))),
+            }
         }
         clear_timeouts(&conn).map_err(|e| IpcError::os("setsockopt", what(), e))?;
         Ok(conn)

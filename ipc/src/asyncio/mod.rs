@@ -15,6 +15,11 @@
 //!   to the socket; the peer's death closes it. See `doorbell.rs` for why no
 //!   wake-up is lost.
 //!
+//! The queues are the exception: their futex words have no descriptor, so
+//! their waits go through the one futex waiter thread per process of
+//! [`mproc_sync::asyncio`] — the same thread the sync primitives' async waits
+//! use (see `queue.rs`).
+//!
 //! The one runtime-specific piece is [`FdReady`]: "tell me when this descriptor
 //! polls readable/writable" (tokio's `AsyncFd`, registered once per connection
 //! and kept). The arm/look-again/await/disarm protocol around it, and every
@@ -46,7 +51,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
-pub(crate) mod futex;
+pub(crate) mod timer;
 
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::Interest;

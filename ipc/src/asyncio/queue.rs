@@ -1,13 +1,16 @@
 //! `get_async`, `put_async`, `join_async` on the queues (feature `tokio`;
 //! runtime-agnostic): the queue's own futex words, armed as a blocking wait
-//! arms them, awaited through the per-process waiter thread of
-//! `asyncio/futex.rs`.
+//! arms them, awaited through `mproc_sync`'s per-process futex waiter thread
+//! ([`FutexWait`]), the one the sync primitives' async waits use too. Its
+//! look at every word each [`LOOK_EVERY`](mproc_sync::asyncio::LOOK_EVERY)
+//! (25 ms, as [`WAIT_CAP`](crate::queue::WAIT_CAP)) bounds what a peer killed
+//! between its change of a word and its wake costs a task.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{JoinableQueue, PutError, Queue, QueueError, SimpleQueue, Typed, Until};
-use crate::asyncio::futex::FutexWait;
+use mproc_sync::asyncio::FutexWait;
 
 const NOT_EMPTY: usize = 0;
 const NOT_FULL: usize = 1;
@@ -26,7 +29,8 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
                 Err(QueueError::Empty) => {}
                 other => return other,
             }
-            FutexWait::new(word, seen, keep).await;
+            // SAFETY: `keep` is the queue's mapping, which holds `word`.
+            unsafe { FutexWait::new(word, seen, keep) }.await;
         }
     }
 
@@ -43,7 +47,8 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
                 Ok(()) => return Ok(()),
                 Err(e) => return Err(PutError::new(e, item)),
             }
-            FutexWait::new(word, seen, keep).await;
+            // SAFETY: `keep` is the queue's mapping, which holds `word`.
+            unsafe { FutexWait::new(word, seen, keep) }.await;
         }
     }
 }
@@ -88,7 +93,8 @@ macro_rules! async_methods {
                     if self.q.raw.len() < self.q.raw.maxsize() {
                         return;
                     }
-                    FutexWait::new(word, seen, keep).await;
+                    // SAFETY: `keep` is the queue's mapping, which holds `word`.
+                    unsafe { FutexWait::new(word, seen, keep) }.await;
                 }
             }
         }
@@ -113,7 +119,8 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
             if seen >> 1 == 0 {
                 return;
             }
-            FutexWait::new(word, seen, keep).await;
+            // SAFETY: `keep` is the queue's mapping, which holds `word`.
+            unsafe { FutexWait::new(word, seen, keep) }.await;
         }
     }
 }

@@ -11,7 +11,10 @@ use crate::error::{IpcError, Result};
 
 impl Connection {
     /// Sends `v` pickled (protocol 5), as one message: what CPython's `Connection.recv()`
-    /// reads. See [`mproc_pickle::to_value`] for how Rust types appear in Python.
+    /// reads. See [`mproc_pickle::to_value`] for how Rust types appear in Python; a
+    /// [`Bytes`](crate::Bytes) is a `bytes`, and a [`PodVec`](crate::PodVec) of a primitive
+    /// is a real `array.array` (`PodVec<f64>` → typecode `'d'`, see
+    /// [`PodVec::array_typecode`](crate::PodVec::array_typecode)).
     ///
     /// ```
     /// use mproc_ipc::Connection;
@@ -39,11 +42,19 @@ impl Connection {
     /// it as a `T`. The frame cap ([`max_frame`](Connection::max_frame)) is checked before
     /// the message is read, and the decoded value may take at most 64 bytes of memory per
     /// byte of the cap; a global off `mproc_pickle`'s allow-list is an
-    /// [`IpcError::Pickle`] naming it, and nothing a pickle names is ever called.
+    /// [`IpcError::Pickle`] naming it, and nothing a pickle names is ever called. An
+    /// `array.array` reads into a [`PodVec`](crate::PodVec) of its element type; another
+    /// typecode is [`IpcError::Payload`] with
+    /// [`PayloadError::ArrayTypecode`](crate::PayloadError::ArrayTypecode) naming both.
     #[doc(alias = "Connection.recv")]
     pub fn recv_pickle<T: DeserializeOwned>(&mut self) -> Result<T> {
         let value = self.recv_pickle_value_as::<T>()?;
-        mproc_pickle::from_value(value).map_err(pickle_error::<T>)
+        crate::payload::clear_decode_error();
+        mproc_pickle::from_value(value).map_err(|source| match crate::payload::take_decode_error() {
+            // A `PodVec` of the wrong element type says so in its own terms.
+            Some(e) => IpcError::Payload(e),
+            None => pickle_error::<T>(source),
+        })
     }
 
     /// Receives one message and unpickles it as a [`Value`](mproc_pickle::Value): any

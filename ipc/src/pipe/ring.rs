@@ -10,19 +10,54 @@
 //! after each record) and `room` (rung by its consumer after each release).
 //!
 //! # Waiting
-//! A reader that finds its ring empty spins for a while, then sleeps on the
-//! `data` bell (`FUTEX_WAIT`) for at most [`SLEEP_SLICE`] at a time; a writer
-//! that finds the ring full does the same on the `room` bell. The wake-up
-//! protocol is in [`crate::doorbell`]; it costs the other side one atomic add
-//! per message and a system call only when someone sleeps. The spin is
-//! adaptive, as in adaptive mutexes: it starts at [`SPIN`], doubles (up to
-//! [`MAX_SPIN`]) each time the news came while spinning and halves (down to
-//! [`MIN_SPIN`]) each time the waiter had to sleep, so a ping-pong on idle cores
-//! stays in user space while a loaded machine does not burn its time slices;
-//! every 512th wait spins [`MAX_SPIN`] again, so that two ends that fell
-//! back to sleeping under load return to spinning when the load is gone.
-//! Between the spin and the sleep the waiter yields its CPU twice, in case the
-//! peer is runnable on the same one.
+//! A reader that finds its ring empty may spin, then sleeps on the `data` bell
+//! (`FUTEX_WAIT`) for at most [`SLEEP_SLICE`] at a time; a writer that finds
+//! the ring full does the same on the `room` bell. The wake-up protocol is in
+//! [`crate::doorbell`]; it costs the other side one atomic add per message and
+//! a system call only when someone sleeps.
+//!
+//! Whether to spin is decided from the peer's **presence word** (one per end
+//! in the control page, see [`Presence`]): the waiter spins only while the
+//! peer may answer — it does not sleep in the kernel, and it did not last
+//! wait on the waiter's own CPU (then it is not running now). A peer woken by
+//! a ring is marked awake by the ringer, since it will run soon. While it
+//! spins, the waiter looks at the clock and the peer's word every 32 tries and
+//! stops when the peer falls asleep, when the budget is spent, or when two
+//! looks at the clock are [`PREEMPTED`] apart: it was itself descheduled, so
+//! there are more runnable threads than CPUs and spinning only steals time
+//! slices. It never calls `sched_yield`: beside a CPU hog a yield hands the
+//! hog a whole slice (milliseconds: the old pipe took 5–10 ms per round trip
+//! with a hog on each core), while a futex sleeper is woken at once.
+//!
+//! The spin budget is adaptive, as in adaptive mutexes: it starts at [`SPIN`],
+//! doubles (up to [`MAX_SPIN`]) each time the news came while spinning and
+//! halves (down to [`MIN_SPIN`]) each time the spin gave up; every 512th wait
+//! spins [`MAX_SPIN`] again, so that two ends that fell back to sleeping under
+//! load return to spinning when the load is gone.
+//!
+//! # Cost of a round trip, and the gap to the limit
+//! `pipe_rtt`'s limit row is two processes bumping one shared counter in turn:
+//! a handful of instructions and one cache-line transfer each way. A pipe
+//! message costs, counted with `valgrind --tool=callgrind` on both ends in one
+//! process (a 64 B `send_bytes` + `recv_bytes_into`, the message always
+//! there, so no waiting is counted):
+//!
+//! | per 64 B message | instructions |
+//! | --- | ---: |
+//! | before (eager error values built and dropped on the hot path, a generic receive path, a clock read and an atomic add on every wait) | 566 |
+//! | now: whole message, `send_bytes` + `recv_bytes_into` | 309 |
+//! | of which `SpscRing` `reserve` + `peek` (record header, bounds checks against shared memory) | 58 + 64 |
+//! | of which the two 64 B copies (into and out of the ring) | 2 × 11 |
+//! | of which the `Connection` and ring-end layers (dispatch, the `data` and `room` bell adds) | ≈ 165 |
+//!
+//! The rest of the gap is memory traffic on the critical path of each
+//! message: the reader first sees the ring's `tail` word move (one line from
+//! the writer's cache), then reads the record (a 72-byte record spans two
+//! more lines), where the limit moves one line; and each end's bell add is a
+//! locked instruction that waits for its own stores to drain. Closing it
+//! would take a ring whose reader polls the record header itself (the header
+//! doubling as the publish flag, so payload and flag share a line), which is
+//! a different `SpscRing` layout, not a change of the pipe.
 //!
 //! # The doorbell socket
 //! Beside the rings each pipe keeps a `socketpair`, one end per connection.
@@ -61,20 +96,24 @@ use mproc_shm::{Segment, SegmentToken, Share, ShmError, SpscRing};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use serde::{Deserialize, Serialize};
 
-use crate::doorbell::Bell;
+use crate::doorbell::{Bell, Presence};
 use crate::error::{IpcError, Result};
 
 #[cfg(feature = "tokio")]
 #[path = "../asyncio/pipe.rs"]
 mod asyncio;
 
-/// How long a reader (or a writer facing a full ring) first spins before it
-/// sleeps; the spin then adapts between [`MIN_SPIN`] and [`MAX_SPIN`].
+/// How long a reader (or a writer facing a full ring) first spins, while its
+/// peer may answer, before it sleeps; the spin then adapts between
+/// [`MIN_SPIN`] and [`MAX_SPIN`].
 pub const SPIN: Duration = Duration::from_micros(20);
-/// How many times a waiter yields its CPU after spinning, before it sleeps.
-const YIELDS: usize = 2;
 /// Every this many waits, the spin lasts [`MAX_SPIN`].
 const PROBE: u32 = 512;
+/// Every this many waits, an end reads its CPU afresh.
+const CPU_EVERY: u32 = 64;
+/// A gap this long between two looks at the clock while spinning means the
+/// spinner was descheduled: it stops spinning.
+const PREEMPTED: Duration = Duration::from_micros(30);
 
 /// The shortest adaptive spin.
 pub const MIN_SPIN: Duration = Duration::from_micros(1);
@@ -94,6 +133,10 @@ const ROOM: usize = 1;
 #[repr(C, align(64))]
 struct Line(Bell);
 
+/// A presence word on a cache line of its own.
+#[repr(C, align(64))]
+struct PresenceLine(Presence);
+
 /// The control block at offset 0 of a pipe's segment.
 #[repr(C)]
 struct Control {
@@ -106,6 +149,10 @@ struct Control {
     _pad: u32,
     /// `bells[ring][DATA | ROOM]`.
     bells: [[Line; 2]; 2],
+    /// `presence[end]`: written by that end, read by its peer (a hint for
+    /// the spin decision; zero, "awake nowhere", in a fresh segment and in
+    /// one made before the field existed).
+    presence: [PresenceLine; 2],
 }
 #[cfg(not(loom))]
 const _: () = assert!(size_of::<Control>() <= CONTROL && CONTROL % SpscRing::ALIGN == 0);
@@ -198,10 +245,18 @@ impl PipeShared {
         Ok(ring)
     }
 
+    #[inline]
     fn bell(&self, ring: usize, which: usize) -> &Bell {
         // SAFETY: `ctl` is valid for as long as `self.seg` is mapped (see the
         // Send impl); `ring < 2` and `which < 2` index the fixed arrays.
         unsafe { &(*self.ctl.as_ptr()).bells[ring][which].0 }
+    }
+
+    /// The presence word of `end` (0 or 1).
+    #[inline]
+    fn presence(&self, end: u8) -> &Presence {
+        // SAFETY: as for `bell`; `end < 2` (checked in `RingEnd::new` and on import).
+        unsafe { &(*self.ctl.as_ptr()).presence[usize::from(end & 1)].0 }
     }
 }
 
@@ -231,8 +286,11 @@ struct Live {
     peer_gone: AtomicBool,
     /// The current spin budget, in nanoseconds.
     spin_ns: AtomicU32,
-    /// Waits so far (for the periodic long spin).
+    /// Waits so far (for the periodic long spin and CPU refresh); only the
+    /// owner of the end counts, so a load and a store suffice.
     waits: AtomicU32,
+    /// The CPU this end last waited on, plus one (0: not known yet).
+    cpu: AtomicU32,
 }
 
 impl std::fmt::Debug for RingEnd {
@@ -280,6 +338,7 @@ impl RingEnd {
             peer_gone: AtomicBool::new(false),
             spin_ns: AtomicU32::new(SPIN.as_nanos() as u32),
             waits: AtomicU32::new(0),
+            cpu: AtomicU32::new(0),
         };
         Ok(RingEnd {
             shared,
@@ -309,6 +368,38 @@ impl RingEnd {
         self.live.peer_gone.load(Relaxed)
     }
 
+    /// This end's presence word, which it writes.
+    #[inline]
+    fn me(&self) -> &Presence {
+        self.shared.presence(self.end)
+    }
+
+    /// The peer's presence word, which this end reads.
+    #[inline]
+    fn peer(&self) -> &Presence {
+        self.shared.presence(self.end ^ 1)
+    }
+
+    /// Whether the peer says it sleeps in the kernel (for tests).
+    pub(crate) fn peer_asleep(&self) -> bool {
+        self.peer().asleep()
+    }
+
+    /// Rings bell `which` of ring `i` after publishing; a peer woken from a
+    /// futex sleep is marked awake at once (it will run soon: worth spinning
+    /// for), and a peer sleeping in `poll(2)` gets a doorbell byte.
+    #[inline]
+    fn ring_bell(&self, i: usize, which: usize, fd: BorrowedFd<'_>) -> Result<()> {
+        let rang = self.shared.bell(i, which).ring();
+        if rang.futex || rang.poll {
+            self.peer().wake();
+            if rang.poll {
+                doorbell(fd)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A message is waiting, or end of file was seen (a read would not block).
     pub(crate) fn ready_now(&self) -> bool {
         self.rx.as_ref().is_some_and(|(c, _)| !c.ring().is_empty()) || self.peer_gone()
@@ -316,12 +407,20 @@ impl RingEnd {
 
     // ---- sending ----------------------------------------------------------
 
+    #[inline]
     pub(crate) fn send_bytes(&mut self, fd: BorrowedFd<'_>, buf: &[u8]) -> Result<()> {
-        if self.tx.is_none() {
-            return Err(IpcError::WrongDirection { op: "send", end: "receive" });
-        }
         let m = self.chunk;
+        let Some((tx, i)) = self.tx.as_mut() else {
+            return Err(IpcError::WrongDirection { op: "send", end: "receive" });
+        };
         if buf.len() < m {
+            // The common case: one record, and room for it.
+            if let Ok(mut grant) = tx.reserve(buf.len()) {
+                grant.copy_from_slice(buf);
+                grant.commit();
+                let i = *i;
+                return self.ring_bell(i, DATA, fd);
+            }
             return self.push(fd, buf.len(), |dst| dst.copy_from_slice(buf));
         }
         let (first, rest) = buf.split_at(m - 8);
@@ -336,6 +435,7 @@ impl RingEnd {
     }
 
     /// Pushes one record of `len` bytes written by `fill`, waiting for room.
+    #[inline(never)]
     fn push(&mut self, fd: BorrowedFd<'_>, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<()> {
         let (tx, i) = self.tx.as_mut().expect("checked by the caller");
         let i = *i;
@@ -358,7 +458,14 @@ impl RingEnd {
                     Some(used) => {
                         let ring = tx.ring();
                         // Room appears when the consumer moves `head`: fewer bytes in use.
-                        match self.live.wait_for(self.shared.bell(i, ROOM), fd, || ring.len_bytes() < used, None)? {
+                        let who = Who { me: self.shared.presence(self.end), peer: self.shared.presence(self.end ^ 1) };
+                        match self.live.wait_for(
+                            self.shared.bell(i, ROOM),
+                            who,
+                            fd,
+                            || ring.len_bytes() < used,
+                            None,
+                        )? {
                             Wait::Ready => {}
                             Wait::Hup | Wait::Timeout => return Err(broken_pipe()),
                         }
@@ -367,19 +474,17 @@ impl RingEnd {
                 Err(e) => return Err(ring_error(e)),
             }
         }
-        if self.shared.bell(i, DATA).ring().poll {
-            doorbell(fd)?;
-        }
-        Ok(())
+        self.ring_bell(i, DATA, fd)
     }
 
     // ---- receiving --------------------------------------------------------
 
     /// Waits for the next message (or end of file) up to `deadline`.
     fn wait_rx(&self, fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Wait> {
-        let (rx, i) = self.rx.as_ref().ok_or(IpcError::WrongDirection { op: "receive", end: "send" })?;
+        let (rx, i) = self.rx.as_ref().ok_or_else(wrong_receive)?;
         let ring = rx.ring();
-        self.live.wait_for(self.shared.bell(*i, DATA), fd, || !ring.is_empty(), deadline)
+        let who = Who { me: self.me(), peer: self.peer() };
+        self.live.wait_for(self.shared.bell(*i, DATA), who, fd, || !ring.is_empty(), deadline)
     }
 
     /// Receives one message of at most `max` bytes and hands it to `f`: in
@@ -395,23 +500,69 @@ impl RingEnd {
         if self.rx_partial.is_some() {
             return self.finish_partial(fd, f);
         }
-        match self.wait_rx(fd, None)? {
-            Wait::Ready => {}
-            Wait::Hup | Wait::Timeout => return Err(IpcError::Eof),
-        }
         let m = self.chunk;
-        let (rx, i) = self.rx.as_mut().expect("checked by wait_rx");
+        // The common case first: a one-record message is already there (no
+        // wait, no clock read).
+        loop {
+            let (rx, i) = self.rx.as_mut().ok_or_else(wrong_receive)?;
+            let i = *i;
+            match rx.peek().map_err(ring_error)? {
+                Some(grant) if grant.len() < m => {
+                    if grant.len() > max {
+                        return Err(IpcError::MessageTooLarge { len: grant.len() as u64, max });
+                    }
+                    let r = f(Payload::Slice(&grant));
+                    grant.release();
+                    self.released(i, fd);
+                    return Ok(r);
+                }
+                Some(_) => return self.with_chunked(fd, max, f),
+                None => match self.wait_rx(fd, None)? {
+                    Wait::Ready => {}
+                    Wait::Hup | Wait::Timeout => return Err(IpcError::Eof),
+                },
+            }
+        }
+    }
+
+    /// Receives one message into `buf` and returns its length: `recv_bytes_into`
+    /// of a ring connection. If `buf` is too short, the message is consumed
+    /// and returned in [`IpcError::BufferTooShort`].
+    #[inline]
+    pub(crate) fn recv_into(&mut self, fd: BorrowedFd<'_>, max: usize, buf: &mut [u8]) -> Result<usize> {
+        // The common case first, without the generic path's `Payload`: a
+        // one-record message that fits.
+        if let Some((rx, i)) = self.rx.as_mut() {
+            if let Ok(Some(grant)) = rx.peek() {
+                let n = grant.len();
+                if n < self.chunk && n <= max && n <= buf.len() {
+                    buf[..n].copy_from_slice(&grant);
+                    let i = *i;
+                    grant.release();
+                    self.released(i, fd);
+                    return Ok(n);
+                }
+            }
+        }
+        self.with_message(fd, max, |msg| {
+            let bytes = msg.as_slice();
+            if bytes.len() <= buf.len() {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                Ok(bytes.len())
+            } else {
+                Err(IpcError::BufferTooShort { capacity: buf.len(), message: msg.into_vec() })
+            }
+        })?
+    }
+
+    /// [`with_message`](RingEnd::with_message) for a chunked message, whose
+    /// first record waits in the ring.
+    #[cold]
+    fn with_chunked<R>(&mut self, fd: BorrowedFd<'_>, max: usize, f: impl FnOnce(Payload<'_>) -> R) -> Result<R> {
+        let m = self.chunk;
+        let (rx, i) = self.rx.as_mut().expect("checked by the caller");
         let i = *i;
         let grant = rx.peek().map_err(ring_error)?.ok_or_else(|| unreadable("the ring emptied under its reader"))?;
-        if grant.len() < m {
-            if grant.len() > max {
-                return Err(IpcError::MessageTooLarge { len: grant.len() as u64, max });
-            }
-            let r = f(Payload::Slice(&grant));
-            grant.release();
-            self.released(i, fd);
-            return Ok(r);
-        }
         // A chunked message: the first record holds the total length.
         let total = u64::from_le_bytes(grant[..8].try_into().expect("8 bytes"));
         if total > max as u64 {
@@ -453,10 +604,8 @@ impl RingEnd {
     /// `poll(2)` (an async send) gets a doorbell byte.
     #[inline]
     fn released(&self, i: usize, fd: BorrowedFd<'_>) {
-        if self.shared.bell(i, ROOM).ring().poll {
-            // Fails only when the writer is gone: nobody to wake.
-            let _ = doorbell(fd);
-        }
+        // Fails only when the writer is gone: nobody to wake.
+        let _ = self.ring_bell(i, ROOM, fd);
     }
 
     /// Whether a message or end of file is there, waiting up to `timeout`.
@@ -470,6 +619,7 @@ impl RingEnd {
     /// Announces a `poll(2)` sleep on the doorbell socket.
     pub(crate) fn arm_poll(&self) {
         if let Some((_, i)) = &self.rx {
+            self.me().fall_asleep();
             self.shared.bell(*i, DATA).arm_poll();
         }
     }
@@ -480,6 +630,7 @@ impl RingEnd {
     pub(crate) fn disarm_poll(&self, fd: BorrowedFd<'_>, polled: bool) -> Result<bool> {
         if let Some((_, i)) = &self.rx {
             self.shared.bell(*i, DATA).disarm_poll();
+            self.me().wake();
         }
         if polled && drain(fd)? {
             self.live.peer_gone.store(true, Relaxed);
@@ -545,14 +696,55 @@ impl Payload<'_> {
     }
 }
 
+/// The two presence words a wait looks at.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    /// This end's, which the wait writes.
+    me: &'a Presence,
+    /// The peer's, which the wait reads.
+    peer: &'a Presence,
+}
+
+impl Who<'_> {
+    /// Whether the peer may answer while this end spins: it is not asleep in
+    /// the kernel, and it did not last wait on this end's CPU (then it is not
+    /// running now, and spinning would only keep it off the CPU).
+    #[inline]
+    fn peer_may_run(&self, cpu: Option<u32>) -> bool {
+        !self.peer.asleep() && (cpu.is_none() || self.peer.cpu() != cpu)
+    }
+}
+
 impl Live {
-    /// Waits until `ready()`, the peer is gone (`Hup`) or `deadline` passes:
-    /// spins for the adaptive budget, then sleeps on `bell` in slices of at
-    /// most [`SLEEP_SLICE`], looking at the doorbell socket after each slice
-    /// that brought no news.
+    /// This end's CPU, read afresh every [`CPU_EVERY`] waits and published
+    /// in its presence word.
+    #[inline]
+    fn cpu(&self, waits: u32, me: &Presence) -> Option<u32> {
+        let cached = self.cpu.load(Relaxed);
+        let cpu = if cached == 0 || waits % CPU_EVERY == 0 {
+            let c = rustix::thread::sched_getcpu() as u32;
+            self.cpu.store(c.wrapping_add(1), Relaxed);
+            Some(c)
+        } else {
+            Some(cached - 1)
+        };
+        me.awake_on(cpu);
+        cpu
+    }
+
+    /// Waits until `ready()`, the peer is gone (`Hup`) or `deadline` passes.
+    ///
+    /// While the peer may be running (see [`Who::peer_may_run`]) it spins for
+    /// the adaptive budget, and stops early when the peer falls asleep or
+    /// this end finds it was itself descheduled (a gap of [`PREEMPTED`]
+    /// between two looks at the clock: the machine is oversubscribed). Then
+    /// it yields its CPU (unless the peer sleeps) and sleeps on `bell` in
+    /// slices of at most [`SLEEP_SLICE`], marked asleep in its presence word,
+    /// looking at the doorbell socket after each slice that brought no news.
     fn wait_for(
         &self,
         bell: &Bell,
+        who: Who<'_>,
         fd: BorrowedFd<'_>,
         mut ready: impl FnMut() -> bool,
         deadline: Option<Instant>,
@@ -563,40 +755,51 @@ impl Live {
         if self.peer_gone.load(Relaxed) {
             return Ok(Wait::Hup);
         }
-        // Every PROBE-th wait spins at least MAX_SPIN: two ends that fell back
-        // to futex sleeps under load find their way back to spinning once the
-        // machine is idle again (a short spin never sees a sleeping peer answer:
-        // waking it takes microseconds, tens of them in a virtual machine).
-        let probe = self.waits.fetch_add(1, Relaxed) % PROBE == 0;
-        let stored = self.spin_ns.load(Relaxed);
-        let budget = if probe { MAX_SPIN.as_nanos() as u32 } else { stored };
-        let start = Instant::now();
-        let spin_end = start + Duration::from_nanos(budget.into());
-        let spin_end = deadline.map_or(spin_end, |d| d.min(spin_end));
-        loop {
-            for _ in 0..32 {
-                std::hint::spin_loop();
-                if ready() {
+        let waits = self.waits.load(Relaxed).wrapping_add(1);
+        self.waits.store(waits, Relaxed);
+        let cpu = self.cpu(waits, who.me);
+        if who.peer_may_run(cpu) {
+            // Every PROBE-th wait spins at least MAX_SPIN: two ends that fell
+            // back to futex sleeps under load find their way back to spinning
+            // once the machine is idle again (a short spin never sees a
+            // sleeping peer answer: waking it takes microseconds, tens of them
+            // in a virtual machine).
+            let stored = self.spin_ns.load(Relaxed);
+            let budget = if waits % PROBE == 0 { MAX_SPIN.as_nanos() as u32 } else { stored };
+            match spin(&mut ready, who, cpu, budget, deadline) {
+                Spun::Ready => {
                     let grown = budget.saturating_mul(2).min(MAX_SPIN.as_nanos() as u32);
-                    self.spin_ns.store(grown, Relaxed);
+                    if grown != stored {
+                        self.spin_ns.store(grown, Relaxed);
+                    }
                     return Ok(Wait::Ready);
                 }
-            }
-            if Instant::now() >= spin_end {
-                break;
-            }
-        }
-        if deadline.is_none_or(|d| spin_end < d) {
-            self.spin_ns.store((stored / 2).max(MIN_SPIN.as_nanos() as u32), Relaxed);
-            // The peer may be runnable on this very CPU: let it run before
-            // paying for a futex sleep and wake-up.
-            for _ in 0..YIELDS {
-                std::thread::yield_now();
-                if ready() {
-                    return Ok(Wait::Ready);
+                Spun::Deadline => {}
+                Spun::Gave => {
+                    let shrunk = (stored / 2).max(MIN_SPIN.as_nanos() as u32);
+                    if shrunk != stored {
+                        self.spin_ns.store(shrunk, Relaxed);
+                    }
                 }
             }
         }
+        // No `sched_yield` here: with a CPU hog beside it, a yield hands the
+        // hog a whole time slice (milliseconds), while a futex sleeper is woken
+        // at once and preempts it.
+        who.me.fall_asleep();
+        let slept = self.sleep(bell, fd, &mut ready, deadline);
+        who.me.wake();
+        slept
+    }
+
+    /// The sleeping part of [`wait_for`](Live::wait_for).
+    fn sleep(
+        &self,
+        bell: &Bell,
+        fd: BorrowedFd<'_>,
+        ready: &mut dyn FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<Wait> {
         loop {
             let slice = match deadline {
                 None => SLEEP_SLICE,
@@ -606,15 +809,15 @@ impl Live {
                         if ready() {
                             return Ok(Wait::Ready);
                         }
-                        return Ok(self.hup(fd, &mut ready)?.unwrap_or(Wait::Timeout));
+                        return Ok(self.hup(fd, ready)?.unwrap_or(Wait::Timeout));
                     }
                     left.min(SLEEP_SLICE)
                 }
             };
-            if bell.wait_once(&mut ready, Some(slice)) {
+            if bell.wait_once(&mut *ready, Some(slice)) {
                 return Ok(Wait::Ready);
             }
-            if let Some(w) = self.hup(fd, &mut ready)? {
+            if let Some(w) = self.hup(fd, ready)? {
                 return Ok(w);
             }
         }
@@ -629,6 +832,64 @@ impl Live {
             return Ok(Some(if ready() { Wait::Ready } else { Wait::Hup }));
         }
         Ok(None)
+    }
+}
+
+/// How a spin ended.
+enum Spun {
+    /// `ready()` held.
+    Ready,
+    /// The deadline passed.
+    Deadline,
+    /// The budget ran out, the peer could no longer answer, or this end was
+    /// descheduled.
+    Gave,
+}
+
+/// Spins on `ready()` for `budget_ns` nanoseconds at most, looking at the
+/// clock and at the peer's presence every 32 tries (the first 32 without a
+/// clock read: most answers of a running peer come within them).
+#[inline]
+fn spin(
+    ready: &mut impl FnMut() -> bool,
+    who: Who<'_>,
+    cpu: Option<u32>,
+    budget_ns: u32,
+    deadline: Option<Instant>,
+) -> Spun {
+    let mut tries = || {
+        for _ in 0..32 {
+            std::hint::spin_loop();
+            if ready() {
+                return true;
+            }
+        }
+        false
+    };
+    if tries() {
+        return Spun::Ready;
+    }
+    let start = Instant::now();
+    let spin_end = start + Duration::from_nanos(budget_ns.into());
+    let (end, why) = match deadline {
+        Some(d) if d < spin_end => (d, Spun::Deadline),
+        _ => (spin_end, Spun::Gave),
+    };
+    let mut last = start;
+    loop {
+        if tries() {
+            return Spun::Ready;
+        }
+        let now = Instant::now();
+        if now >= end {
+            return why;
+        }
+        // A long gap since the last look: this end was descheduled, so the
+        // machine has more runnable threads than CPUs. Stop burning slices.
+        if now - last >= PREEMPTED || !who.peer_may_run(cpu) {
+            return Spun::Gave;
+        }
+        last = now;
     }
 }
 
@@ -660,6 +921,10 @@ fn doorbell(fd: BorrowedFd<'_>) -> Result<()> {
             Err(e) => return Err(IpcError::os("send", "pipe doorbell", e)),
         }
     }
+}
+
+fn wrong_receive() -> IpcError {
+    IpcError::WrongDirection { op: "receive", end: "send" }
 }
 
 fn broken_pipe() -> IpcError {

@@ -4,13 +4,26 @@
 //! The file is sparse: a block costs memory only once written, and a block
 //! given back is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`),
 //! unless it joins the small set of recently used blocks kept resident
-//! ([`HOT_BYTES`]) so that a stream of large items reuses warm pages instead
-//! of faulting in and zeroing fresh ones for every item. A getter that waits
+//! ([`HOT_BYTES`], and at least [`MIN_HOT`] blocks of each class) so that a
+//! stream of large items reuses warm pages instead of faulting in and zeroing
+//! fresh ones for every item. A getter that waits
 //! [`IDLE_RELEASE`](super::IDLE_RELEASE) on an empty queue releases that set too,
 //! and takes back any orphan (below).
 //!
-//! Class `c` holds blocks of `64 << c` bytes; each class has `T` blocks (the
-//! ring's slots plus [`SPARE`]), so `maxsize` items of any one size always fit.
+//! Allocation takes a warm block first (a FREE+HOT one, or any free block
+//! under a page, which is never punched); only when none is free does it take
+//! a cold one. A producer of large items that finds no warm block while items
+//! are queued first waits a little for a consumer to give one back
+//! ([`pace`]): a stream of large items then cycles through a few warm blocks,
+//! as a ring of a few slots would, instead of running ahead into fresh pages
+//! that each cost a zeroing, a page fault and a punch.
+//!
+//! Classes: powers of two from 64 B to 16 KiB, then four classes per octave
+//! (20, 24, 28, 32 KiB; 40, 48, 56, 64 KiB; …; 1.25, 1.5, 1.75, 2 MiB; …), so
+//! a block is at most a quarter larger than the item it holds: a 1 MiB buffer
+//! and its length prefix take a 1.25 MiB block, not 2 MiB. Blocks of 16 KiB
+//! and more are whole pages. Each class has `T` blocks (the ring's slots plus
+//! [`SPARE`]), so `maxsize` items of any one size always fit.
 //! A block's life is its state word (u64), in a table per class:
 //!
 //! | bits 63-62 | state  | bits 61-0                                           |
@@ -57,13 +70,27 @@ use super::QueueError;
 
 /// The smallest block: one cache line.
 const MIN_SHIFT: u32 = 6;
+/// Power-of-two classes: 64 B up to [`POW2_TOP`].
+const POW2_CLASSES: u32 = 9;
+/// The largest power-of-two class, 16 KiB; above it, [`STEPS`] classes per octave.
+const POW2_TOP: usize = 64 << (POW2_CLASSES - 1);
+/// Classes per octave above [`POW2_TOP`]: a quarter octave apart, whole pages.
+const STEPS: u32 = 4;
 /// The most classes: blocks of 64 B up to 1 GiB.
-pub(crate) const MAX_CLASSES: usize = 25;
+pub(crate) const MAX_CLASSES: usize = 73;
 /// Blocks per class beyond the ring's slots: producers filling blocks while
 /// the queue is full (one under loom, to keep the models small).
 pub(crate) const SPARE: usize = if cfg!(loom) { 1 } else { 64 };
-/// Bytes of freed blocks kept resident for reuse, at most, per queue.
+/// Bytes of freed blocks kept resident for reuse, at most, per queue (beyond
+/// the [`MIN_HOT`] blocks of each class).
 pub(crate) const HOT_BYTES: u64 = 32 << 20;
+/// Freed blocks of one class kept resident whatever their size: enough for a
+/// producer to fill one while a consumer reads another, with one queued
+/// between them (what an SPSC ring of four slots has).
+pub(crate) const MIN_HOT: u32 = 4;
+/// Items from this size up: a producer finding no warm block paces itself
+/// ([`pace`]), and cold blocks are populated with one `madvise`.
+const LARGE: usize = 64 << 10;
 const PAGE: usize = 4096;
 /// Blocks mapped together in one `mmap`.
 const CHUNK_BLOCKS: usize = 64;
@@ -82,19 +109,33 @@ const LOW: u64 = (1 << KIND_SHIFT) - 1;
 pub(crate) struct StoreHeader {
     /// Bytes of FREE+HOT blocks (page classes only).
     hot_bytes: AtomicU64,
-    /// Per class: the lowest index that may be free (a hint: allocation scans
-    /// from it, so recently freed low blocks, warm in cache, are reused first).
-    hint: [AtomicU32; MAX_CLASSES],
-    /// Per class: one past the highest index ever allocated.
-    high: [AtomicU32; MAX_CLASSES],
+    /// Per class, its words side by side, so that a stream of one size moves
+    /// one cache line of them between producer and consumer.
+    class: [ClassWords; MAX_CLASSES],
+}
+
+/// One class's shared words.
+#[repr(C, align(16))]
+struct ClassWords {
+    /// The lowest index that may be free (a hint: allocation scans from it,
+    /// so recently freed low blocks, warm in cache, are reused first).
+    hint: AtomicU32,
+    /// One past the highest index ever allocated: no block from here on has
+    /// been written, so none is HOT.
+    high: AtomicU32,
+    /// FREE+HOT blocks of the class.
+    hot: AtomicU32,
 }
 
 impl StoreHeader {
     pub(crate) fn new() -> StoreHeader {
         StoreHeader {
             hot_bytes: AtomicU64::new(0),
-            hint: std::array::from_fn(|_| AtomicU32::new(0)),
-            high: std::array::from_fn(|_| AtomicU32::new(0)),
+            class: std::array::from_fn(|_| ClassWords {
+                hint: AtomicU32::new(0),
+                high: AtomicU32::new(0),
+                hot: AtomicU32::new(0),
+            }),
         }
     }
 }
@@ -106,11 +147,23 @@ pub(crate) fn classes_for(max_item: usize) -> usize {
 
 /// The smallest class whose blocks hold `len` bytes.
 fn class_of(len: usize) -> u32 {
-    len.max(1).next_power_of_two().trailing_zeros().saturating_sub(MIN_SHIFT)
+    if len <= POW2_TOP {
+        return len.max(1).next_power_of_two().trailing_zeros().saturating_sub(MIN_SHIFT);
+    }
+    // len - 1 lies in [base, 2 base): the classes base + k * base / STEPS, k = 1..=STEPS.
+    let octave = usize::BITS - 1 - (len - 1).leading_zeros();
+    let base = 1usize << octave;
+    let k = (len - base).div_ceil(base / STEPS as usize) as u32;
+    POW2_CLASSES + (octave - POW2_TOP.trailing_zeros()) * STEPS + k - 1
 }
 
 fn block_size(class: u32) -> usize {
-    1 << (class + MIN_SHIFT)
+    if class < POW2_CLASSES {
+        return 1 << (class + MIN_SHIFT);
+    }
+    let i = class - POW2_CLASSES;
+    let base = POW2_TOP << (i / STEPS);
+    base / STEPS as usize * (STEPS + 1 + i % STEPS) as usize
 }
 
 /// Where things lie in the queue's file, from the fixed sizes alone (the
@@ -198,6 +251,9 @@ pub(crate) struct Held<'a> {
     class: u32,
     index: usize,
     ptr: NonNull<u8>,
+    /// The block was cold (or an orphan's): its pages may be missing from
+    /// other processes' page tables.
+    fresh: bool,
     queued: std::cell::Cell<bool>,
 }
 
@@ -221,7 +277,7 @@ impl Blocks {
                 ),
             });
         }
-        Ok(Blocks { store: Store::File(seg), header, geo, chunks: Default::default() })
+        Ok(Blocks { store: Store::File(seg), header, geo, chunks: std::array::from_fn(|_| AtomicPtr::default()) })
     }
 
     /// A store on the heap for loom models: `classes` classes of `per_class` blocks.
@@ -238,7 +294,7 @@ impl Blocks {
             data: vec![0u64; words].into_boxed_slice(),
             shadow: (0..n).map(|_| loom::cell::UnsafeCell::new(())).collect(),
         };
-        Blocks { store, header: header_ptr, geo, chunks: Default::default() }
+        Blocks { store, header: header_ptr, geo, chunks: std::array::from_fn(|_| AtomicPtr::default()) }
     }
 
     fn fd(&self) -> Option<BorrowedFd<'_>> {
@@ -275,7 +331,12 @@ impl Blocks {
 
     fn state(&self, class: u32, index: usize) -> &AtomicU64 {
         debug_assert!((class as usize) < self.geo.classes && index < self.geo.per_class);
-        let i = class as usize * self.geo.per_class + index;
+        self.word(class as usize * self.geo.per_class + index)
+    }
+
+    /// The state word of block `i` of the tables, all classes in a row.
+    fn word(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i < self.geo.classes * self.geo.per_class);
         match &self.store {
             Store::File(seg) => {
                 // SAFETY: [1] the tables lie inside the head segment (checked in `new`);
@@ -363,32 +424,63 @@ impl Blocks {
         Ok(ptr.cast())
     }
 
-    /// Claims a free block for an item of `len` bytes (`len <= max_len`):
-    /// `Ok(None)` when every block of its class is in use.
-    pub(crate) fn alloc(&self, len: usize, ring: &MpmcRing) -> Result<Option<Held<'_>>, QueueError> {
+    fn words(&self, class: u32) -> &ClassWords {
+        &self.header().class[class as usize]
+    }
+
+    /// Claims a free block for an item of `len` bytes (`len <= max_len`): a
+    /// warm one if any is free; else, when `cold` allows, a cold one (its
+    /// pages mapped in at once) or an orphan. `Ok(None)` when none is.
+    pub(crate) fn alloc(&self, len: usize, cold: bool, ring: &MpmcRing) -> Result<Option<Held<'_>>, QueueError> {
         let class = class_of(len);
-        let h = self.header();
-        let me = current_pid() as u64;
-        let n = self.geo.per_class;
-        let start = (h.hint[class as usize].load(SeqCst) as usize).min(n);
-        for i in (start..n).chain(0..start) {
-            let state = self.state(class, i);
-            let w = state.load(SeqCst);
-            if w >> KIND_SHIFT == 0 && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
-                if w == FREE_HOT {
-                    h.hot_bytes.fetch_sub(block_size(class) as u64, SeqCst);
-                }
-                let cold = w == FREE_COLD;
-                let _ = h.hint[class as usize].compare_exchange(start as u32, i as u32 + 1, SeqCst, SeqCst);
-                h.high[class as usize].fetch_max(i as u32 + 1, SeqCst);
-                let held = self.held(class, i)?;
-                if cold {
-                    populate(held.ptr, len, Advice::LinuxPopulateWrite);
-                }
-                return Ok(Some(held));
-            }
+        if block_size(class) < PAGE {
+            // Sub-page blocks share pages and are never punched: all warm.
+            return match self.claim(class, FREE_COLD) {
+                Some(i) => self.held(class, i, false).map(Some),
+                None => self.take_orphan(class, ring),
+            };
+        }
+        if let Some(i) = self.claim(class, FREE_HOT) {
+            self.words(class).hot.fetch_sub(1, SeqCst);
+            self.header().hot_bytes.fetch_sub(block_size(class) as u64, SeqCst);
+            return self.held(class, i, false).map(Some);
+        }
+        if !cold {
+            return Ok(None);
+        }
+        if let Some(i) = self.claim(class, FREE_COLD) {
+            let held = self.held(class, i, true)?;
+            populate(held.ptr, len, Advice::LinuxPopulateWrite);
+            return Ok(Some(held));
         }
         self.take_orphan(class, ring)
+    }
+
+    /// Finds a block of `class` in state `want` (FREE_HOT or FREE_COLD),
+    /// scanning from the hint, and makes it HELD by this process.
+    #[inline]
+    fn claim(&self, class: u32, want: u64) -> Option<usize> {
+        let words = self.words(class);
+        let n = self.geo.per_class;
+        // No block from `high` on was ever written, so none there is HOT.
+        let end = if want == FREE_HOT { (words.high.load(SeqCst) as usize).min(n) } else { n };
+        let start = (words.hint.load(SeqCst) as usize).min(end);
+        let me = HELD | current_pid() as u64;
+        for i in (start..end).chain(0..start) {
+            let state = self.state(class, i);
+            if state.load(SeqCst) == want && state.compare_exchange(want, me, SeqCst, SeqCst).is_ok() {
+                // Plain loads first: a read-modify-write would take the line
+                // from the other side even when it changes nothing.
+                if i >= start && words.hint.load(SeqCst) == start as u32 {
+                    let _ = words.hint.compare_exchange(start as u32, i as u32 + 1, SeqCst, SeqCst);
+                }
+                if words.high.load(SeqCst) <= i as u32 {
+                    words.high.fetch_max(i as u32 + 1, SeqCst);
+                }
+                return Some(i);
+            }
+        }
+        None
     }
 
     /// The recovery path: takes over a block left by a dead process (module doc).
@@ -404,16 +496,17 @@ impl Blocks {
                 _ => false,
             };
             if orphan && state.compare_exchange(w, HELD | me, SeqCst, SeqCst).is_ok() {
-                self.header().high[class as usize].fetch_max(i as u32 + 1, SeqCst);
-                return self.held(class, i).map(Some);
+                self.words(class).high.fetch_max(i as u32 + 1, SeqCst);
+                // Its pages may have been punched: the reader maps them in.
+                return self.held(class, i, true).map(Some);
             }
         }
         Ok(None)
     }
 
-    fn held(&self, class: u32, index: usize) -> Result<Held<'_>, QueueError> {
+    fn held(&self, class: u32, index: usize, fresh: bool) -> Result<Held<'_>, QueueError> {
         match self.map(class, index) {
-            Ok(ptr) => Ok(Held { blocks: self, class, index, ptr, queued: std::cell::Cell::new(false) }),
+            Ok(ptr) => Ok(Held { blocks: self, class, index, ptr, fresh, queued: std::cell::Cell::new(false) }),
             Err(e) => {
                 self.free(class, index);
                 Err(e)
@@ -422,23 +515,38 @@ impl Blocks {
     }
 
     /// Gives a block this process holds (HELD, or QUEUED while it holds the
-    /// slot) back: kept resident while the hot set has room, punched out of
+    /// slot) back: kept resident while the warm set has room, punched out of
     /// the file otherwise.
     fn free(&self, class: u32, index: usize) {
-        let size = block_size(class);
-        let h = self.header();
-        let state = self.state(class, index);
-        let new = if size < PAGE {
+        let new = if block_size(class) < PAGE {
             FREE_COLD // sub-page blocks share pages: never punched, never counted
-        } else if h.hot_bytes.fetch_add(size as u64, SeqCst) + size as u64 <= HOT_BYTES {
+        } else if self.keep_hot(class) {
             FREE_HOT
         } else {
-            h.hot_bytes.fetch_sub(size as u64, SeqCst);
             self.punch(class, index);
             FREE_COLD
         };
-        state.store(new, SeqCst);
-        h.hint[class as usize].fetch_min(index as u32, SeqCst);
+        self.state(class, index).store(new, SeqCst);
+        let words = self.words(class);
+        if words.hint.load(SeqCst) > index as u32 {
+            words.hint.fetch_min(index as u32, SeqCst);
+        }
+    }
+
+    /// Counts a freed block of `class` into the warm set if it has room: while
+    /// its class has fewer than [`MIN_HOT`] warm blocks, or all of them
+    /// together fewer than [`HOT_BYTES`].
+    fn keep_hot(&self, class: u32) -> bool {
+        let size = block_size(class) as u64;
+        let (h, words) = (self.header(), self.words(class));
+        let n = words.hot.fetch_add(1, SeqCst);
+        let bytes = h.hot_bytes.fetch_add(size, SeqCst) + size;
+        if n < MIN_HOT || bytes <= HOT_BYTES {
+            return true;
+        }
+        words.hot.fetch_sub(1, SeqCst);
+        h.hot_bytes.fetch_sub(size, SeqCst);
+        false
     }
 
     fn punch(&self, class: u32, index: usize) {
@@ -457,7 +565,7 @@ impl Blocks {
         let Ok(r) = <[u8; REF_LEN]>::try_from(reference) else {
             return Err(corrupt(format!("a block reference of {} bytes", reference.len())));
         };
-        let (class, index, len) = decode_ref(r);
+        let (class, index, len, fresh) = decode_ref(r);
         if class as usize >= self.geo.classes || index >= self.geo.per_class || len > block_size(class) {
             return Err(corrupt(format!("reference to block {index} of class {class} with {len} bytes")));
         }
@@ -467,7 +575,12 @@ impl Blocks {
         }
         let ptr = self.map(class, index)?;
         self.shadow(class, index, false);
-        populate(ptr, len, Advice::LinuxPopulateRead);
+        if fresh {
+            // Fresh pages are not in this process's page tables yet; warm
+            // ones are (a punch would have made the block cold), and asking
+            // the kernel to walk them again costs about as much as the copy.
+            populate(ptr, len, Advice::LinuxPopulateRead);
+        }
         // SAFETY: [1] the block is ours to read: QUEUED(pos) and we hold slot pos;
         // its producer wrote it before publishing the slot, which our claim observed;
         // [2] len <= block size, inside a chunk mapped while `self` lives.
@@ -483,7 +596,8 @@ impl Blocks {
         let h = self.header();
         let me = current_pid() as u64;
         for class in 0..self.geo.classes as u32 {
-            let high = (h.high[class as usize].load(SeqCst) as usize).min(self.geo.per_class);
+            let words = self.words(class);
+            let high = (words.high.load(SeqCst) as usize).min(self.geo.per_class);
             for i in 0..high {
                 let state = self.state(class, i);
                 let w = state.load(SeqCst);
@@ -499,12 +613,84 @@ impl Blocks {
                     }
                     state.store(FREE_COLD, SeqCst);
                     if w == FREE_HOT {
+                        words.hot.fetch_sub(1, SeqCst);
                         h.hot_bytes.fetch_sub(block_size(class) as u64, SeqCst);
                     }
-                    h.hint[class as usize].fetch_min(i as u32, SeqCst);
+                    words.hint.fetch_min(i as u32, SeqCst);
                 }
             }
         }
+        self.release_tables();
+    }
+
+    /// Punches out the pages of the state tables whose blocks are all free and
+    /// cold: the page comes back as zeros, which read as FREE (cold). Each word
+    /// of a page is claimed (HELD by this process) before the punch, so that no
+    /// other process takes a block while the page under its word is replaced;
+    /// a page with a block in use is left alone.
+    #[cold]
+    fn release_tables(&self) {
+        let Some(fd) = self.fd() else { return };
+        const WORDS: usize = PAGE / 8;
+        let (per_class, total) = (self.geo.per_class, self.geo.classes * self.geo.per_class);
+        let mut next = 0; // the first table page not yet looked at
+        for class in 0..self.geo.classes {
+            let high = (self.words(class as u32).high.load(SeqCst) as usize).min(per_class);
+            if high == 0 {
+                continue;
+            }
+            let (first, last) = ((class * per_class) / WORDS, (class * per_class + high - 1) / WORDS);
+            for page in first.max(next)..=last {
+                let words = page * WORDS..((page + 1) * WORDS).min(total);
+                let me = HELD | current_pid() as u64;
+                let claimed = words
+                    .clone()
+                    .take_while(|&i| self.word(i).compare_exchange(FREE_COLD, me, SeqCst, SeqCst).is_ok())
+                    .count();
+                let off = (self.geo.tables + page * PAGE) as u64;
+                let punched = claimed == words.len()
+                    && rustix::fs::fallocate(
+                        fd,
+                        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                        off,
+                        PAGE as u64,
+                    )
+                    .is_ok();
+                if !punched {
+                    words.take(claimed).for_each(|i| self.word(i).store(FREE_COLD, SeqCst));
+                }
+            }
+            next = last + 1;
+        }
+    }
+}
+
+/// How long a producer of an item of `len` bytes that finds no warm block
+/// waits for a consumer to give one back before it takes a cold one: about
+/// what the cold block would cost (zeroing and mapping in its pages, at some
+/// 8 GB/s), so that pacing at most doubles a put that waits in vain. `None`
+/// for items whose cold blocks cost too little to wait for.
+pub(crate) fn pace(len: usize) -> Option<std::time::Duration> {
+    (len >= LARGE).then(|| std::time::Duration::from_nanos((len >> 13) as u64))
+}
+
+/// Hooks for tests and loom models (see `ipc/tests/loom_queue.rs`).
+impl Blocks {
+    /// Blocks in any state but FREE and cold: in use, kept warm, or orphaned.
+    pub(crate) fn not_cold(&self) -> usize {
+        (0..self.geo.classes as u32)
+            .map(|c| {
+                let high = (self.words(c).high.load(SeqCst) as usize).min(self.geo.per_class);
+                (0..high).filter(|&i| self.state(c, i).load(SeqCst) != FREE_COLD).count()
+            })
+            .sum()
+    }
+
+    /// Makes block `index` of class 0 look held by a process that died
+    /// writing it (HELD(pid of the dead)).
+    #[cfg(loom)]
+    pub(crate) fn forge_dead_holder(&self, index: usize) {
+        self.state(0, index).store(HELD | mproc_shm::sys::LOOM_DEAD_PID as u64, SeqCst);
     }
 }
 
@@ -541,7 +727,7 @@ impl Held<'_> {
     /// Hands the block to the slot at `pos` (which the caller holds, WRITING)
     /// and writes the slot's reference to it into `slot`.
     pub(crate) fn queue(&self, pos: u64, len: usize, slot: &mut [u8]) -> usize {
-        slot[..REF_LEN].copy_from_slice(&encode_ref(self.class, self.index, len));
+        slot[..REF_LEN].copy_from_slice(&encode_ref(self.class, self.index, len, self.fresh));
         self.blocks.state(self.class, self.index).store(QUEUED | pos, SeqCst);
         self.queued.set(true);
         REF_LEN
@@ -556,18 +742,21 @@ impl Drop for Held<'_> {
     }
 }
 
-fn encode_ref(class: u32, index: usize, len: usize) -> [u8; REF_LEN] {
+/// A slot's reference to a block: class (byte 0), fresh (byte 1), index
+/// (bytes 4..8), length (bytes 8..16), little-endian.
+fn encode_ref(class: u32, index: usize, len: usize, fresh: bool) -> [u8; REF_LEN] {
     let mut r = [0u8; REF_LEN];
     r[0] = class as u8;
+    r[1] = fresh as u8;
     r[4..8].copy_from_slice(&(index as u32).to_le_bytes());
     r[8..].copy_from_slice(&(len as u64).to_le_bytes());
     r
 }
 
-fn decode_ref(r: [u8; REF_LEN]) -> (u32, usize, usize) {
+fn decode_ref(r: [u8; REF_LEN]) -> (u32, usize, usize, bool) {
     let index = u32::from_le_bytes(r[4..8].try_into().expect("4 bytes"));
     let len = u64::from_le_bytes(r[8..].try_into().expect("8 bytes"));
-    (r[0] as u32, index as usize, usize::try_from(len).unwrap_or(usize::MAX))
+    (r[0] as u32, index as usize, usize::try_from(len).unwrap_or(usize::MAX), r[1] != 0)
 }
 
 /// A failed system call on the queue's memory.
@@ -582,11 +771,36 @@ pub(crate) fn os_error(op: &'static str, what: impl Into<String>, e: rustix::io:
 /// than the call. A kernel without these calls (before 5.14) just faults.
 #[inline]
 fn populate(ptr: NonNull<u8>, len: usize, advice: Advice) {
-    if len < 64 << 10 || cfg!(loom) {
+    if len < LARGE || cfg!(loom) {
         return;
     }
     // SAFETY: the range lies in a block of a chunk mapped while the store lives
     // (blocks of 64 KiB and more are whole, page-aligned pages); populating
     // changes no byte of it.
     let _ = unsafe { rustix::mm::madvise(ptr.as_ptr().cast(), len.next_multiple_of(PAGE), advice) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_fit_their_items_tightly() {
+        for class in 0..MAX_CLASSES as u32 {
+            let size = block_size(class);
+            assert_eq!(class_of(size), class, "block of {size} bytes");
+            assert_eq!(class_of(size + 1), class + 1, "{} bytes", size + 1);
+            if size >= POW2_TOP {
+                assert_eq!(size % PAGE, 0, "block of {size} bytes is not whole pages");
+            }
+        }
+        assert_eq!(block_size(class_of((1 << 20) + 3)), 5 << 18);
+        assert_eq!(classes_for(1 << 30), MAX_CLASSES);
+        assert_eq!(block_size(MAX_CLASSES as u32 - 1), 1 << 30);
+        for len in [1, 64, 65, 4097, 16 << 10, (16 << 10) + 1, 100_000, (64 << 20) + 5] {
+            let c = class_of(len);
+            assert!(block_size(c) >= len && (c == 0 || block_size(c - 1) < len), "{len} bytes in class {c}");
+            assert!(block_size(c) < len.max(64) * 2 && (len <= POW2_TOP || block_size(c) * 4 < len * 5));
+        }
+    }
 }

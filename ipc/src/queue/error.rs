@@ -86,6 +86,11 @@ pub enum QueueError {
         #[source]
         source: postcard::Error,
     },
+    /// An item taken from the queue is a [`PodVec`](crate::PodVec) of
+    /// another element type than the queue's (the sender's element size or
+    /// kind differs): the cause, naming both. The item is consumed.
+    #[error("cannot decode an item: {0}")]
+    Payload(#[from] crate::payload::PayloadError),
     /// The queue's ring reported damage (a foreign writer, a stray store).
     #[error("queue ring: {0}")]
     Ring(#[from] RingError),

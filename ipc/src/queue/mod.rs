@@ -19,19 +19,24 @@
 //! `Connection`; [`QueueBuilder::max_item_bytes`] sets it, up to
 //! [`MAX_ITEM_CAP`]). Only an item over the cap is refused, with
 //! [`QueueError::TooLarge`] naming both sizes. For byte payloads prefer
-//! `serde_bytes::ByteBuf` to `Vec<u8>`: serde encodes a `Vec<u8>` byte by byte,
-//! a `ByteBuf` as one copy.
+//! [`Bytes`](crate::Bytes) to `Vec<u8>`, and [`PodVec`](crate::PodVec) to
+//! `Vec<f64>` and kin: serde encodes a `Vec` element by element, these as one
+//! copy.
 //!
 //! Each queue is one memfd (one fd) of its own, laid out as:
 //!
 //! - a control page (futex words, the block store's counters);
-//! - the ring: one 64-byte slot per item place (`maxsize` rounded up to a power
-//!   of two). An item of up to [`DEFAULT_SLOT_BYTES`] (48) encoded bytes is
-//!   encoded straight into its slot and decoded straight out of it: the
-//!   small-item path, one copy each way, as fast as before large items existed;
-//! - a store of blocks (`blocks.rs`) for larger items: power-of-two size classes
-//!   from 64 B up to the cap, `maxsize` + 64 blocks per class, in the sparse
-//!   part of the file that each process maps in chunks as it first needs them.
+//! - the ring: one slot per item place (`maxsize` rounded up to a power of
+//!   two), the slots sharing 256 KiB: 64 B each in a default queue, larger in a
+//!   queue of a smaller `maxsize` (16 KiB from 64 places down; see
+//!   [`QueueBuilder::slot_bytes`]). An item that fits its slot ([`DEFAULT_SLOT_BYTES`],
+//!   48 encoded bytes, in a default queue) is encoded straight into it and
+//!   decoded straight out of it: one copy each way;
+//! - a store of blocks (`blocks.rs`) for larger items: size classes (powers of
+//!   two up to 16 KiB, then four per octave, so a block is at most a quarter
+//!   larger than its item) up to the cap, `maxsize` + 64 blocks per class, in
+//!   the sparse part of the file that each process maps in chunks as it first
+//!   needs them.
 //!   A large item is encoded into a block before its slot is claimed, so
 //!   copying it never holds up the items behind it; the slot then carries a
 //!   16-byte reference, and the consumer decodes in place from the block.
@@ -40,17 +45,19 @@
 //! a new default queue holds one page (4 KiB; measured with
 //! [`Queue::shared_memory_bytes`]), and 1,000 of them add about 4 MiB of RSS and
 //! 1,000 fds. The ring's slots become resident as the ring turns, 256 KiB at
-//! most for the default 4096 slots (1 MiB for a default [`SimpleQueue`]'s
-//! 16384). Blocks are resident while they hold an item. A freed block of a
-//! page or more is punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`)
-//! unless the queue's warm set — up to 32 MiB of recently freed blocks, reused
-//! lowest-index first — has room for it; a getter that has waited
-//! [`IDLE_RELEASE`] (100 ms) on an empty queue releases the warm set too. So a queue that
-//! held 1 GiB and was drained is back to its ring and at most 32 MiB at once,
-//! and to its ring alone once idle. Blocks under a page share pages and stay
-//! (`maxsize` × 2 KiB per class at most). Address space: each chunk mapping
-//! covers 64 blocks of a class (up to 4 GiB of address space, no memory, for
-//! the 64 MiB class).
+//! most for small items (1 MiB for a default [`SimpleQueue`]'s 16384 slots;
+//! more in a small queue's large slots while they hold medium items). Blocks
+//! are resident while they hold an item. A freed block of a page or more is
+//! punched out of the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`) unless the
+//! queue's warm set has room for it: up to 32 MiB of recently freed blocks, and
+//! in any case 4 blocks of each size class (so 4 × 80 MiB for a stream of
+//! 64 MiB items). A getter that has waited [`IDLE_RELEASE`] (100 ms) on an
+//! empty queue releases the warm set, and the pages of the block table, too.
+//! So a queue that held 1 GiB and was drained is back to its ring and its warm
+//! set at once, and to its ring alone once idle. Blocks under a page share
+//! pages and stay (`maxsize` × 2 KiB per class at most). Address space: each
+//! chunk mapping covers 64 blocks of a class (up to 5 GiB of address space, no
+//! memory, for the 80 MiB class).
 //!
 //! Why blocks in the queue's own memfd:
 //!
@@ -71,9 +78,17 @@
 //! - A warm large item costs one copy in (encoding into the block) and one out
 //!   (decoding from it) plus the consumer's allocation of the decoded value:
 //!   what the `queue_large_*` benches set against the cross-process copy limit
-//!   (two processes, an SPSC ring, `memcpy` in and out). A producer far ahead
-//!   of its consumer fills blocks beyond the warm set, which cost the zeroing
-//!   of fresh pages on top.
+//!   (two processes, an SPSC ring, `memcpy` in and out). A cold block costs
+//!   more than the copy (the kernel zeroes its pages, both processes map them,
+//!   the punch unmaps them again): profiled, a producer running ahead through
+//!   cold blocks spent 57 % of its time in `madvise` and the punches 15 %. So a
+//!   producer of large items (64 KiB and up) paces itself: it takes a warm
+//!   block first, and while a consumer is taking items it keeps at most two
+//!   queued ahead of it, or waits for a block to come back when none is warm —
+//!   in either case at most about what a cold block would cost, after which it
+//!   goes on. A stream thus cycles through a few warm blocks, as an SPSC ring of
+//!   a few slots does, and a burst of puts with no consumer still returns at
+//!   once.
 //!
 //! Handles are cheap clones. Move one into a forked child's closure, or send it
 //! to a spawned child with [`mproc_shm::Share`]; the token names the queue's kind
@@ -124,10 +139,34 @@ pub const SIMPLE_MAXSIZE: usize = 16384;
 /// The default cap on one item, in encoded bytes: the frame cap of a
 /// [`Connection`](crate::Connection) ([`DEFAULT_MAX_FRAME`](crate::DEFAULT_MAX_FRAME), 64 MiB).
 pub const DEFAULT_MAX_ITEM: usize = 64 << 20;
-/// The default largest item kept in a ring slot, in encoded bytes: with the
-/// slot's 16-byte header, one slot is one 64-byte cache line, and the 4096
-/// slots of a default queue are 256 KiB.
+/// The largest item kept in a ring slot of a default queue, in encoded bytes:
+/// with the slot's 16-byte header, one slot is one 64-byte cache line, and the
+/// 4096 slots of a default queue are 256 KiB. A queue of a smaller `maxsize`
+/// gets larger slots in the same 256 KiB ([`QueueBuilder::slot_bytes`]).
 pub const DEFAULT_SLOT_BYTES: usize = 48;
+
+/// Bytes of slots a ring holds at most once small items have turned it over
+/// (the default slot size keeps every ring within it).
+const RING_BYTES: usize = 256 << 10;
+/// The largest item a slot takes by default, in the rings of 64 slots or
+/// fewer, whose slots are each a page or more apart.
+const MAX_AUTO_SLOT: usize = 16 << 10;
+/// A slot's header in the ring.
+const SLOT_HEADER: usize = 16;
+
+/// The default slot size for a ring of `maxsize` items: slots share
+/// [`RING_BYTES`] (48 B for 4096 slots, 1008 B for 256, 4080 B for 64); from
+/// a page apart on, a small item touches one page of its slot however large the
+/// slot, so rings of 64 slots or fewer take items up to [`MAX_AUTO_SLOT`] in
+/// their slots at the same cost.
+fn auto_slot_bytes(maxsize: usize) -> usize {
+    let slots = maxsize.max(1).next_power_of_two();
+    if slots <= RING_BYTES / 4096 {
+        MAX_AUTO_SLOT
+    } else {
+        (RING_BYTES / slots).saturating_sub(SLOT_HEADER).max(DEFAULT_SLOT_BYTES)
+    }
+}
 
 /// Builds a queue with chosen sizes.
 ///
@@ -143,7 +182,7 @@ pub const DEFAULT_SLOT_BYTES: usize = 48;
 pub struct QueueBuilder {
     maxsize: Option<usize>,
     max_item: usize,
-    slot_bytes: usize,
+    slot_bytes: Option<usize>,
 }
 
 impl Default for QueueBuilder {
@@ -155,9 +194,10 @@ impl Default for QueueBuilder {
 impl QueueBuilder {
     /// Default sizes: [`DEFAULT_MAXSIZE`] items ([`SIMPLE_MAXSIZE`] for a
     /// `SimpleQueue`) of up to [`DEFAULT_MAX_ITEM`] bytes, those of up to
-    /// [`DEFAULT_SLOT_BYTES`] kept in ring slots.
+    /// [`DEFAULT_SLOT_BYTES`] kept in ring slots (more in a queue of a smaller
+    /// `maxsize`: see [`slot_bytes`](Self::slot_bytes)).
     pub fn new() -> QueueBuilder {
-        QueueBuilder { maxsize: None, max_item: DEFAULT_MAX_ITEM, slot_bytes: DEFAULT_SLOT_BYTES }
+        QueueBuilder { maxsize: None, max_item: DEFAULT_MAX_ITEM, slot_bytes: None }
     }
 
     /// The bound in items, `1..=`[`mproc_shm::ring::mpmc::MAX_SLOTS`]. Python's
@@ -176,20 +216,40 @@ impl QueueBuilder {
     }
 
     /// The largest encoded item kept in a ring slot, in bytes,
-    /// `1..=`[`mproc_shm::ring::mpmc::MAX_MESSAGE`] (default
-    /// [`DEFAULT_SLOT_BYTES`]); larger items go to blocks (see the module doc).
-    /// Values below 16 count as 16: a slot must hold a reference to a block.
-    /// The ring's slots take `maxsize` × this (plus 16, rounded up to 64)
-    /// bytes of address space, resident once used: raise it for a stream of
-    /// medium items (e.g. 4 KiB) that should each take one copy in and out.
+    /// `1..=`[`mproc_shm::ring::mpmc::MAX_MESSAGE`]; larger items go to
+    /// blocks (see the module doc). Values below 16 count as 16: a slot must
+    /// hold a reference to a block. The ring's slots take `maxsize` × this
+    /// (plus 16, rounded up to 64) bytes of address space, resident once used:
+    /// raise it for a stream of medium items that should each take one copy
+    /// in and out with no block between.
+    ///
+    /// By default the slots of a ring share 256 KiB: [`DEFAULT_SLOT_BYTES`]
+    /// (48) for the default 4096 items, 1008 for a `maxsize` of 256, 4080 for
+    /// 64; rings of 64 slots or fewer have slots a page or more apart, where a
+    /// small item touches one page whatever the slot's size, and take items of
+    /// up to 16 KiB in their slots.
+    ///
+    /// ```
+    /// use mproc_ipc::QueueBuilder;
+    /// assert_eq!(QueueBuilder::new().build::<u8>()?.slot_bytes(), 48);
+    /// assert_eq!(QueueBuilder::new().maxsize(256).build::<u8>()?.slot_bytes(), 1008);
+    /// assert_eq!(QueueBuilder::new().maxsize(64).build::<u8>()?.slot_bytes(), 16 << 10);
+    /// assert_eq!(QueueBuilder::new().maxsize(64).slot_bytes(100).build::<u8>()?.slot_bytes(), 100);
+    /// # Ok::<(), mproc_ipc::QueueError>(())
+    /// ```
     pub fn slot_bytes(mut self, bytes: usize) -> QueueBuilder {
-        self.slot_bytes = bytes;
+        self.slot_bytes = Some(bytes);
         self
     }
 
     fn raw<T>(&self, kind: Kind, default_max: usize) -> Result<RawQueue, QueueError> {
         let maxsize = self.maxsize.unwrap_or(default_max);
-        RawQueue::new(kind, maxsize, self.max_item, self.slot_bytes, std::any::type_name::<T>())
+        RawQueue::new(kind, maxsize, self.max_item, self.slot_bytes_for(maxsize), std::any::type_name::<T>())
+    }
+
+    /// The slot size: as chosen, else [`auto_slot_bytes`].
+    fn slot_bytes_for(&self, maxsize: usize) -> usize {
+        self.slot_bytes.unwrap_or_else(|| auto_slot_bytes(maxsize))
     }
 
     /// Builds a [`Queue`].
@@ -210,29 +270,60 @@ impl QueueBuilder {
     /// A [`Queue`] on the heap for loom models (not shareable between processes).
     #[cfg(loom)]
     pub(crate) fn build_heap<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>, QueueError> {
-        let raw =
-            RawQueue::new_heap(Kind::Queue, self.maxsize.unwrap_or(DEFAULT_MAXSIZE), self.max_item, self.slot_bytes)?;
+        let maxsize = self.maxsize.unwrap_or(DEFAULT_MAXSIZE);
+        let raw = RawQueue::new_heap(Kind::Queue, maxsize, self.max_item, self.slot_bytes_for(maxsize))?;
         Ok(Queue::from_typed(Typed::new(raw)))
     }
 
     /// A [`JoinableQueue`] on the heap for loom models.
     #[cfg(loom)]
     pub(crate) fn build_joinable_heap<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueue<T>, QueueError> {
-        let raw = RawQueue::new_heap(
-            Kind::Joinable,
-            self.maxsize.unwrap_or(DEFAULT_MAXSIZE),
-            self.max_item,
-            self.slot_bytes,
-        )?;
+        let maxsize = self.maxsize.unwrap_or(DEFAULT_MAXSIZE);
+        let raw = RawQueue::new_heap(Kind::Joinable, maxsize, self.max_item, self.slot_bytes_for(maxsize))?;
         Ok(JoinableQueue::from_typed(Typed::new(raw)))
     }
 
     /// A [`SimpleQueue`] on the heap for loom models.
     #[cfg(loom)]
     pub(crate) fn build_simple_heap<T: Serialize + DeserializeOwned>(&self) -> Result<SimpleQueue<T>, QueueError> {
-        let raw =
-            RawQueue::new_heap(Kind::Simple, self.maxsize.unwrap_or(SIMPLE_MAXSIZE), self.max_item, self.slot_bytes)?;
+        let maxsize = self.maxsize.unwrap_or(SIMPLE_MAXSIZE);
+        let raw = RawQueue::new_heap(Kind::Simple, maxsize, self.max_item, self.slot_bytes_for(maxsize))?;
         Ok(SimpleQueue::from_typed(Typed::new(raw)))
+    }
+}
+
+/// Hooks for tests and loom models: what the block store holds; forging
+/// what a killed process leaves behind in a heap queue whose items go to
+/// blocks, and the idle release.
+pub(crate) mod testing {
+    use super::Queue;
+
+    /// Blocks of the queue in use, kept warm or orphaned (0 for a drained
+    /// queue once a getter has idled on it).
+    pub fn blocks_not_cold<T>(q: &Queue<T>) -> usize {
+        q.q.raw.block_store().map_or(0, |b| b.not_cold())
+    }
+
+    /// Makes block `index` of class 0 look held by a producer that died
+    /// writing it.
+    #[cfg(loom)]
+    pub fn forge_dead_block_writer<T>(q: &Queue<T>, index: usize) {
+        q.q.raw.block_store().expect("a queue whose items go to blocks").forge_dead_holder(index);
+    }
+
+    /// Makes the ring slot at `index` (lap 0) look claimed by a consumer
+    /// that died reading it.
+    #[cfg(loom)]
+    pub fn forge_dead_reader<T>(q: &Queue<T>, index: usize) {
+        let word = 3 << 30 | mproc_shm::sys::LOOM_DEAD_PID as u64; // READING(lap 0, dead)
+        mproc_shm::__testing::slot_state(q.q.raw.ring(), index).store(word, mproc_sync::primitive::Ordering::SeqCst);
+    }
+
+    /// What a getter idle on the queue for [`IDLE_RELEASE`](super::IDLE_RELEASE)
+    /// does: releases warm blocks and takes back orphans.
+    #[cfg(loom)]
+    pub fn release_idle<T>(q: &Queue<T>) {
+        q.q.raw.release_idle();
     }
 }
 
@@ -289,7 +380,12 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
             // Only a `Serialize` that writes differently on a second pass gets here.
             Err(source) => Err(encode_error(source)),
         };
-        self.raw.put(encode, size, until, &|| self.is_closed())
+        let put = self.raw.put(encode, size, until, &|| self.is_closed());
+        if put.is_err() {
+            // Encoded (sized) but not queued: the ShmBoxes in it stay the sender's.
+            crate::handoff::reclaim(item);
+        }
+        put
     }
 
     /// Hands the oldest item's encoded bytes to `f` in place (its slot or its
@@ -314,11 +410,8 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
             return Err(QueueError::Closed);
         }
         let decode = |msg: &[u8]| {
-            postcard::from_bytes(msg).map_err(|source| QueueError::Decode {
-                type_name: std::any::type_name::<T>(),
-                len: msg.len(),
-                source,
-            })
+            crate::payload::clear_decode_error();
+            postcard::from_bytes(msg).map_err(|source| decode_error::<T>(msg.len(), source))
         };
         self.raw.get(decode, until, &|| self.is_closed())
     }
@@ -332,12 +425,24 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     }
 }
 
+/// Why `len` encoded bytes did not decode as a `T`: the typed cause a
+/// [`PodVec`](crate::PodVec) recorded ([`QueueError::Payload`]), else
+/// postcard's error.
+#[cold]
+fn decode_error<T>(len: usize, source: postcard::Error) -> QueueError {
+    match crate::payload::take_decode_error() {
+        Some(e) => QueueError::Payload(e),
+        None => QueueError::Decode { type_name: std::any::type_name::<T>(), len, source },
+    }
+}
+
 /// The methods every queue has, delegated to its `Typed` field `q`.
 macro_rules! common_methods {
     () => {
         /// Takes the oldest item, waiting as long as it takes. [`QueueError::Closed`]
         /// after [`close`](Self::close); [`QueueError::Decode`] if the item does
-        /// not decode as `T`.
+        /// not decode as `T` ([`QueueError::Payload`] if it is a `PodVec` of
+        /// another element type).
         pub fn get(&self) -> Result<T, QueueError> {
             self.q.get(crate::queue::Until::Forever)
         }

@@ -49,6 +49,7 @@
 
 use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,11 +59,12 @@ use mproc_shm::{Block, Exports, MpmcRing, RingError, Segment, SegmentToken, Shar
 use mproc_sync::primitive::{self as sys, AtomicU32, Ordering::SeqCst};
 use serde::{Deserialize, Serialize};
 
-use super::blocks::{self, os_error, Blocks, Geometry, StoreHeader};
+use super::blocks::{self, os_error, Blocks, Geometry, Held, StoreHeader};
 use super::QueueError;
 
-/// The largest queue file (sparse: only what holds items is memory).
-const MAX_FILE: usize = 1 << 44;
+/// The largest queue file (sparse: only what holds items is memory; a memfd
+/// may be up to 8 EiB): 64 TiB, what `maxsize` 4096 and a 1 GiB cap need.
+const MAX_FILE: usize = 1 << 46;
 
 /// The largest item cap a queue takes: 1 GiB, as a `Connection::pair` frame.
 pub const MAX_ITEM_CAP: usize = 1 << 30;
@@ -105,6 +107,11 @@ fn wake_slow(word: &AtomicU32) {
 /// the cores are oversubscribed: `queue_bytes_tput` ran 2.5× slower with a 20 µs
 /// spin under load.
 const SPIN: u32 = if cfg!(loom) { 0 } else { 256 };
+
+/// Large items a producer lets queue up before it waits for a consumer that is
+/// taking them (`alloc_paced`): with the one being read and the one being
+/// written, a stream keeps [`blocks::MIN_HOT`] blocks busy, all warm.
+const AHEAD: usize = 2;
 
 /// Which queue type a control block belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +248,9 @@ pub(crate) struct RawQueue {
     blocks: Option<Arc<Blocks>>,
     /// Whether the ring has more slots than `maxsize` (then puts check the length).
     check_len: bool,
+    /// `gets << 1 | 1` when a producer of this process last waited for a
+    /// consumer in vain (`alloc_paced`), 0 otherwise.
+    futile: Arc<AtomicU64>,
 }
 
 // SAFETY: the control block is only reached through atomics (its plain fields
@@ -373,7 +383,18 @@ impl RawQueue {
     ) -> RawQueue {
         let check_len = ring.capacity() > maxsize;
         let slot_bytes = ring.max_message();
-        RawQueue { ctrl, ring, backing: Arc::new(backing), kind, maxsize, max_item, slot_bytes, blocks, check_len }
+        RawQueue {
+            ctrl,
+            ring,
+            backing: Arc::new(backing),
+            kind,
+            maxsize,
+            max_item,
+            slot_bytes,
+            blocks,
+            check_len,
+            futile: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// Attaches to a queue another process created at `offset` of `seg`,
@@ -599,9 +620,9 @@ impl RawQueue {
             return Ok(None); // no need to copy the item to learn that
         }
         let not_full = &self.ctrl().not_full.0;
-        let held = match blocks.alloc(len, &self.ring)? {
+        let held = match self.alloc_paced(blocks, len, deadline)? {
             Some(held) => Some(held),
-            None => self.wait_slow(not_full, deadline, closed, None, &mut || blocks.alloc(len, &self.ring))?,
+            None => self.wait_slow(not_full, deadline, closed, None, &mut || blocks.alloc(len, true, &self.ring))?,
         };
         let Some(mut held) = held else { return Ok(None) };
         let used = encode(held.bytes())?;
@@ -613,6 +634,59 @@ impl RawQueue {
         match self.try_push(blocks::REF_LEN, write)? {
             Some(()) => Ok(Some(())),
             None => self.wait_slow(not_full, deadline, closed, None, &mut || self.try_push(blocks::REF_LEN, write)),
+        }
+    }
+
+    /// Claims a block for an item of `len` bytes, pacing the producer (see
+    /// `blocks.rs`): for a large item, and when the caller may wait, it waits
+    /// up to [`blocks::pace`] (spinning, then yielding) while
+    ///
+    /// - [`AHEAD`] items or more are queued and a consumer is taking them (so
+    ///   that a stream cycles through a few blocks warm in cache, as an SPSC
+    ///   ring of a few slots does), or
+    /// - no warm block is free while items are queued (a consumer will soon
+    ///   give one back; a cold block costs a zeroing and page faults).
+    ///
+    /// Then it takes a warm block, or a cold one. A wait that saw no item
+    /// taken is not repeated until one is: a burst of puts with no consumer
+    /// pays it once. `Ok(None)`: every block of the class is in use.
+    fn alloc_paced<'b>(&self, blocks: &'b Blocks, len: usize, deadline: Until) -> Result<Option<Held<'b>>, QueueError> {
+        let budget = match (blocks::pace(len), deadline.left()) {
+            (Some(pace), Some(left)) => pace.min(left),
+            (Some(pace), None) => pace,
+            (None, _) => Duration::ZERO,
+        };
+        let gets = || self.ctrl().not_full.0.load(SeqCst) >> 1;
+        let futile = self.futile.load(Relaxed);
+        // The sequence of gets when the last wait of this process timed out
+        // without one; a wait is worth it again once the sequence moved on.
+        let mut patient = !budget.is_zero() && (futile & 1 == 0 || (futile >> 1) as u32 != gets());
+        let (mut started, mut spins) = (None, 0u32);
+        loop {
+            let queued = self.ring.len();
+            if !(patient && queued >= AHEAD) {
+                if let Some(held) = blocks.alloc(len, false, &self.ring)? {
+                    return Ok(Some(held));
+                }
+            }
+            if !patient || queued == 0 {
+                return blocks.alloc(len, true, &self.ring);
+            }
+            let (since, seen) = *started.get_or_insert_with(|| (Instant::now(), gets()));
+            if since.elapsed() >= budget {
+                let now = gets();
+                if now == seen {
+                    self.futile.store(u64::from(now) << 1 | 1, Relaxed);
+                }
+                patient = false;
+                continue;
+            }
+            if spins < SPIN {
+                spins += 1;
+                sys::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 
@@ -704,6 +778,26 @@ impl RawQueue {
                     idle = None;
                 }
             }
+        }
+    }
+
+    /// For tests and loom models: the block store (a queue whose large items
+    /// go to blocks has one).
+    pub(crate) fn block_store(&self) -> Option<&Blocks> {
+        self.blocks.as_deref()
+    }
+
+    /// For loom models: the ring.
+    #[cfg(loom)]
+    pub(crate) fn ring(&self) -> &MpmcRing {
+        &self.ring
+    }
+
+    /// For loom models: what a getter idle for [`IDLE_RELEASE`] does.
+    #[cfg(loom)]
+    pub(crate) fn release_idle(&self) {
+        if let Some(b) = &self.blocks {
+            b.release_idle(&self.ring)
         }
     }
 

@@ -35,7 +35,7 @@ impl Machine<'_> {
         let slot = match top.node {
             Node::Ref(id) => {
                 let id = self.final_id(id).ok_or_else(|| malformed(at, "dangling memo reference"))?;
-                self.memo.get_mut(&id).expect("final_id returns a present entry")
+                self.memo.get_mut(id).expect("final_id returns a present entry")
             }
             _ => top,
         };

@@ -2,21 +2,22 @@
 
 use std::mem::size_of;
 
+use super::memo::Memo;
 use super::refuse::bad_reduce;
-use super::{IdMap, Node, Slot, MAX_DEPTH};
+use super::{Node, Slot, MAX_DEPTH};
 use crate::error::{PickleError, Result};
 use crate::managed::{Proxy, Token, MANAGERS};
-use crate::value::{Dict, Value};
+use crate::value::Value;
 
 /// Turns the finished graph into a tree. A memo entry used once is moved into place; one
 /// used more often is resolved once and then copied, each copy charged to the memory
 /// budget before it is made.
 pub(super) struct Resolver {
-    pub(super) memo: IdMap<Slot>,
+    pub(super) memo: Memo<Slot>,
     /// How many references to each memo entry were made (an over-count only costs a copy).
-    pub(super) uses: IdMap<u32>,
+    pub(super) uses: Memo<u32>,
     /// Shared memo entries already resolved, with their cost in bytes.
-    pub(super) cache: IdMap<(Value, usize)>,
+    pub(super) cache: Memo<(Value, usize)>,
     /// Memo entries being resolved (a reference to one of them is a cycle).
     pub(super) active: Vec<u32>,
     pub(super) budget: usize,
@@ -39,9 +40,10 @@ impl Resolver {
             Node::Tuple(items) => Value::Tuple(self.resolve_all(items, depth)?),
             Node::Set(items) => Value::Set(self.resolve_all(items, depth)?.into_iter().collect()),
             Node::FrozenSet(items) => Value::FrozenSet(self.resolve_all(items, depth)?.into_iter().collect()),
-            Node::Dict(pairs) => {
-                let mut dict = Dict::with_capacity(pairs.len());
-                for (k, v) in pairs {
+            Node::Dict(dict) => {
+                let super::DictNode { built: mut dict, pending } = *dict;
+                dict.reserve(pending.len());
+                for (k, v) in pending {
                     let k = self.resolve(k, depth + 1)?;
                     let v = self.resolve(v, depth + 1)?;
                     dict.insert(k, v);
@@ -104,11 +106,11 @@ impl Resolver {
     }
 
     fn resolve_ref(&mut self, id: u32, depth: usize) -> Result<Value> {
-        if let Some(&(_, cost)) = self.cache.get(&id) {
+        if let Some(&(_, cost)) = self.cache.get(id) {
             self.charge(cost)?;
-            return Ok(self.cache[&id].0.clone());
+            return Ok(self.cache.get(id).expect("found above").0.clone());
         }
-        let Some(slot) = self.memo.remove(&id) else {
+        let Some(slot) = self.memo.remove(id) else {
             return Err(if self.active.contains(&id) {
                 PickleError::Recursive { memo: id }
             } else {
@@ -119,7 +121,7 @@ impl Resolver {
         let value = self.resolve(slot.node, depth);
         self.active.pop();
         let value = value?;
-        if self.uses.get(&id).copied().unwrap_or(0) > 1 {
+        if self.uses.get(id).copied().unwrap_or(0) > 1 {
             // The cached original is charged too: it lives as long as the decoder.
             let cost = cost_deep(&value);
             self.charge(cost)?;
@@ -134,7 +136,7 @@ fn cost_deep(value: &Value) -> usize {
     size_of::<Value>()
         + match value {
             Value::Str(s) => s.len(),
-            Value::Bytes(b) | Value::ByteArray(b) => b.len(),
+            Value::Bytes(b) | Value::ByteArray(b) | Value::Array { data: b, .. } => b.len(),
             Value::BigInt(b) => (b.bits() / 8) as usize,
             Value::List(items) | Value::Tuple(items) => items.iter().map(cost_deep).sum(),
             Value::Exception { module, name, args } => {

@@ -53,9 +53,12 @@ pub const PIPE: Magic = Magic::new(b"MPPI", 1, "pipe");
 /// A `mproc-pool` worker's results journal.
 pub const POOL_JOURNAL: Magic = Magic::new(b"MPJL", 1, "pool results journal");
 
+/// `shm::ShmBox`: the box header in front of its view header.
+pub const SHM_BOX: Magic = Magic::new(b"MPBX", 1, "ShmBox");
+
 /// Every magic in the project. Add a new kind here; the build fails if its word
 /// is already taken.
-pub const ALL: [Magic; 7] = [VIEW, SPSC_RING, MPMC_RING, SYNC_PRIMITIVE, QUEUE, PIPE, POOL_JOURNAL];
+pub const ALL: [Magic; 8] = [VIEW, SPSC_RING, MPMC_RING, SYNC_PRIMITIVE, QUEUE, PIPE, POOL_JOURNAL, SHM_BOX];
 
 /// True if no two entries of `list` have the same word.
 pub const fn distinct(list: &[Magic]) -> bool {
