@@ -22,6 +22,14 @@ pub(crate) trait Transport {
     fn recv(&mut self) -> Result<Vec<u8>>;
     /// False once the peer has closed its end (checked by blocked server calls).
     fn alive(&self) -> bool;
+    /// Whether the server asks [`alive`](Transport::alive) before running each
+    /// request, so a request whose client hung up right after sending it (a dropped
+    /// async call) runs nothing. True where a request costs system calls anyway; the
+    /// shared-memory pipe, which carries only blocking Rust clients and costs none
+    /// while both ends are awake, says false and spares the `poll(2)`.
+    fn check_alive_per_request(&self) -> bool {
+        true
+    }
 }
 
 /// A boxed connection to a server.
@@ -58,6 +66,10 @@ impl Transport for IpcConn {
             Ok(_) => !fds[0].revents().intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
             Err(_) => true,
         }
+    }
+
+    fn check_alive_per_request(&self) -> bool {
+        !self.0.is_shared_memory()
     }
 }
 

@@ -282,7 +282,7 @@ impl ServerState {
                 let _ = reply(t, &Err(ManagerError::Disconnected { reason: "the manager server shut down".into() }));
                 break;
             }
-            if !t.alive() {
+            if t.check_alive_per_request() && !t.alive() {
                 // The client hung up after sending (a dropped async call): run
                 // nothing on its behalf, so a `get` takes no item it cannot receive.
                 break;
