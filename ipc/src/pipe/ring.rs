@@ -786,8 +786,7 @@ impl Live {
         // No `sched_yield` here: with a CPU hog beside it, a yield hands the
         // hog a whole time slice (milliseconds), while a futex sleeper is woken
         // at once and preempts it.
-        who.me.fall_asleep();
-        let slept = self.sleep(bell, fd, &mut ready, deadline);
+        let slept = self.sleep(bell, who.me, fd, &mut ready, deadline);
         who.me.wake();
         slept
     }
@@ -796,11 +795,17 @@ impl Live {
     fn sleep(
         &self,
         bell: &Bell,
+        me: &Presence,
         fd: BorrowedFd<'_>,
         ready: &mut dyn FnMut() -> bool,
         deadline: Option<Instant>,
     ) -> Result<Wait> {
         loop {
+            // Said again before every slice: a peer marks this end awake just
+            // after its futex wake, which can land after this end has already
+            // run, answered and gone back to sleep (the hint would then say
+            // "awake" for the whole sleep). Stale now for one slice at most.
+            me.fall_asleep();
             let slice = match deadline {
                 None => SLEEP_SLICE,
                 Some(d) => {
