@@ -125,17 +125,8 @@ c.send_bytes(bytes(range(256)) * 1000)
 print('OK', ','.join(USED), flush=True)
 "#;
 
-fn python() -> Option<&'static str> {
-    let ok = Command::new("python3").arg("-c").arg("pass").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIPPED: python3 is not installed, so the CPython interoperability tests cannot run");
-        return None;
-    }
-    Some("python3")
-}
-
 fn spawn_py(body: &str, args: &[&str]) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new("python3")
+    let mut child = Command::new(mproc_testkit::python3())
         .arg("-c")
         .arg(format!("{PY_PRELUDE}{body}"))
         .args(args)
@@ -178,9 +169,6 @@ fn temp_sock(tag: &str) -> PathBuf {
 
 /// Rust Client → Python Listener.
 fn rust_client_to_python(mode: &str, family: &str, py_key: &str, rust_key: &[u8]) {
-    if python().is_none() {
-        return;
-    }
     let path = temp_sock("pysrv");
     let _ = std::fs::remove_file(&path);
     let path_s = path.to_str().unwrap().to_owned();
@@ -210,9 +198,6 @@ fn rust_client_to_python(mode: &str, family: &str, py_key: &str, rust_key: &[u8]
 
 /// Python Client → Rust Listener.
 fn python_client_to_rust(mode: &str, family: &str, py_key: &str, rust_key: &[u8]) {
-    if python().is_none() {
-        return;
-    }
     let listener = if family == "tcp" {
         Listener::bind(Address::loopback(0), Some(rust_key)).unwrap()
     } else {

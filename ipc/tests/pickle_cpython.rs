@@ -95,14 +95,6 @@ while True:
 print(n, 'checked; bad:', bad, flush=True)
 "#;
 
-fn python() -> bool {
-    let ok = Command::new("python3").arg("-c").arg("pass").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIPPED: python3 is not installed, so the CPython pickle tests cannot run");
-    }
-    ok
-}
-
 /// The largest bytes, str and bytearray sent over the pipe, and over the sockets.
 const BIG: usize = 16 << 20;
 const SMALL: usize = 1 << 20;
@@ -123,7 +115,7 @@ fn start(body: &str, meet: Meet) -> (Child, BufReader<ChildStdout>, Connection) 
         Meet::Pipe => BIG,
         _ => SMALL,
     };
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(mproc_testkit::python3());
     cmd.arg("-c").arg(format!("{PY_PRELUDE}{body}")).stdout(Stdio::piped());
     match meet {
         Meet::PythonListens => {
@@ -192,9 +184,6 @@ fn recv(conn: &mut Connection) -> Value {
 }
 
 fn echo(meet: Meet) {
-    if !python() {
-        return;
-    }
     let max_size = if matches!(meet, Meet::Pipe) { BIG } else { SMALL };
     let (child, out, mut conn) = start(PY_ECHO, meet);
     let mut count = 0;
@@ -258,9 +247,6 @@ where
 }
 
 fn rust_objects(meet: Meet) {
-    if !python() {
-        return;
-    }
     let max_size = if matches!(meet, Meet::Pipe) { BIG } else { SMALL };
     let (child, out, mut conn) = start(PY_CHECK, meet);
     let mib = 1usize << 20;
@@ -327,9 +313,6 @@ fn rust_objects_read_by_python_over_a_pipe() {
 /// A Python peer sending `os.system` gets an error naming it, and the connection goes on.
 #[test]
 fn a_forbidden_global_is_refused_and_the_connection_goes_on() {
-    if !python() {
-        return;
-    }
     let body = r#"
 import os
 class Evil:
@@ -358,9 +341,6 @@ print(conn.recv(), flush=True)
 /// and arrays Python sends come back into `PodVec`s.
 #[test]
 fn payload_types_reach_python_as_bytes_and_real_arrays() {
-    if !python() {
-        return;
-    }
     let body = r#"
 import array
 conn = connect()
@@ -412,9 +392,6 @@ print(n, 'arrays; bad:', bad, flush=True)
 /// naming both typecodes, whether the sizes differ ('d' as `i32`) or not ('q' as `f64`).
 #[test]
 fn an_array_of_another_typecode_is_a_typed_error_naming_both() {
-    if !python() {
-        return;
-    }
     let body = r#"
 import array
 conn = connect()

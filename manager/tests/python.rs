@@ -18,7 +18,7 @@ const WATCHDOG: Duration = Duration::from_secs(60);
 /// The interpreter: `python3`, or the one `MPROC_TEST_PYTHON` names (to run these tests
 /// against another CPython version, e.g. `MPROC_TEST_PYTHON=python3.13`).
 fn interpreter() -> String {
-    std::env::var("MPROC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+    mproc_testkit::python3()
 }
 
 fn script(name: &str) -> PathBuf {

@@ -101,7 +101,7 @@ fn start(name: &str, args: &[&str]) -> Running {
 /// the real `python3` (unbuffered, so lines arrive as printed).
 fn start_python(script: &str, args: &[&str]) -> Running {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python").join(script);
-    start_command(script, Command::new("python3").arg("-u").arg(path).args(args))
+    start_command(script, Command::new(mproc_testkit::python3()).arg("-u").arg(path).args(args))
 }
 
 fn start_command(name: &str, cmd: &mut Command) -> Running {

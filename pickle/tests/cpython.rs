@@ -61,17 +61,9 @@ def same(a, b):
     return a == b
 "#;
 
-fn python() -> bool {
-    let ok = Command::new("python3").arg("-c").arg("pass").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("SKIPPED: python3 is not installed, so the CPython codec tests cannot run");
-    }
-    ok
-}
-
 /// Runs `body` after the prelude with `input` on stdin; returns stdout, asserting success.
 fn run_py(body: &str, input: &str) -> String {
-    let mut child = Command::new("python3")
+    let mut child = Command::new(mproc_testkit::python3())
         .arg("-c")
         .arg(format!("{PY_VALUES}\n{body}"))
         .stdin(Stdio::piped())
@@ -132,9 +124,6 @@ fn unb64(text: &str) -> Vec<u8> {
 
 #[test]
 fn every_kind_every_protocol_round_trips_through_rust() {
-    if !python() {
-        return;
-    }
     // CPython pickles each value with each protocol; Rust decodes and re-encodes.
     let pickles = run_py(
         "for name, v in VALUES:\n    for p in range(6):\n        print(name, p, base64.b64encode(pickle.dumps(v, protocol=p)).decode())",
@@ -161,9 +150,6 @@ fn every_kind_every_protocol_round_trips_through_rust() {
 
 #[test]
 fn python_and_rust_agree_on_dict_keys() {
-    if !python() {
-        return;
-    }
     // Python folds 1, 1.0 and True into one key, keeping the first key and the last value.
     let out = run_py("print(base64.b64encode(pickle.dumps({1: 'a', 1.0: 'b', True: 'c', 2: 'd'})).decode())", "");
     let v = loads_value(&unb64(out.trim())).unwrap();
@@ -193,9 +179,6 @@ enum Kind {
 
 #[test]
 fn rust_values_read_in_python_as_expected() {
-    if !python() {
-        return;
-    }
     let task = Task {
         id: u64::MAX,
         name: "t".into(),
@@ -234,9 +217,6 @@ fn rust_values_read_in_python_as_expected() {
 
 #[test]
 fn globals_off_the_allow_list_are_refused_by_name() {
-    if !python() {
-        return;
-    }
     let out = run_py(
         "import os, collections, fractions\nclass Evil:\n    def __reduce__(self):\n        return (os.system, ('echo pwned',))\nfor v in (Evil(), collections.OrderedDict(a=1), fractions.Fraction(1, 3), print):\n    for p in (0, 2, 4, 5):\n        print(base64.b64encode(pickle.dumps(v, protocol=p)).decode())",
         "",

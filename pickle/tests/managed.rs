@@ -18,7 +18,7 @@ lock = AcquirerProxy(tok, 'pickle', incref=False)
 
 /// The interpreter: `python3`, or the one `MPROC_TEST_PYTHON` names.
 fn interpreter() -> String {
-    std::env::var("MPROC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+    mproc_testkit::python3()
 }
 
 fn python(body: &str, input: &str) -> Option<String> {

@@ -149,6 +149,27 @@ pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// The CPython the interoperability tests talk to: the interpreter
+/// `MPROC_TEST_PYTHON` names (a command or a path, e.g. a 3.13 build; `cargo xtask ci`
+/// runs the interop tests again under every other CPython ≥ 3.12 it finds), else
+/// `python3`. Panics, naming it, when it does not run: these tests exist to talk to a
+/// real CPython and prove nothing without one.
+pub fn python3() -> String {
+    static CHECKED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let py = std::env::var("MPROC_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+            let runs = std::process::Command::new(&py)
+                .args(["-c", "import multiprocessing, pickle"])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(runs, "the interop tests need CPython: `{py}` does not run (set MPROC_TEST_PYTHON)");
+            py
+        })
+        .clone()
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process, so times
 /// taken in a child and in the parent can be subtracted.
 pub fn monotonic_ns() -> u64 {

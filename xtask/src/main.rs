@@ -21,7 +21,8 @@
 //!   clippy with warnings as errors, the rustdoc build with warnings as errors, clippy
 //!   and the tests of each optional feature (`FEATURE_GATES`: `tokio` on sync, ipc, process,
 //!   pool, manager and the facade; `mpi` on mproc-mpi; `.ci/run` installs what `mpi`
-//!   needs), loom with quick settings, the examples, `bench --quick` and `audit`.
+//!   needs), the CPython interop tests again under every other CPython ≥ 3.12 found
+//!   ([`interop`]), loom with quick settings, the examples, `bench --quick` and `audit`.
 //!
 //! Cargo is invoked through `$CARGO`, so the toolchain that runs xtask runs
 //! everything else. xtask depends on `serde_json` only (to read criterion's estimates and
@@ -31,6 +32,7 @@ mod audit;
 mod bench;
 mod codemap;
 mod criterion;
+mod interop;
 mod lex;
 mod report;
 mod svg;
@@ -169,6 +171,7 @@ fn ci() -> Result {
     doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
     run("RUSTDOCFLAGS=\"-D warnings\" cargo doc --workspace --no-deps", doc)?;
     feature_gates()?;
+    interop::run_other_pythons()?;
     loom(true)?;
     let mut ex = cargo();
     ex.args(["build", "--workspace", "--examples"]);
