@@ -51,7 +51,12 @@ fn example() -> PathBuf {
 }
 
 /// Runs `cmd` in its own process group; kills the group and fails after [`WATCHDOG`].
+/// One job at a time: MPICH's ranks poll while they wait, so two jobs of three ranks
+/// each on a 2-core machine (the test harness runs tests in parallel) starve each
+/// other, and the TCP one across namespaces once ran past its watchdog that way.
 fn run(mut cmd: Command) -> (Output, Duration) {
+    static ONE_JOB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_JOB.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null()).process_group(0);
     let child = cmd.spawn().expect("start mpiexec");
     let pgid = child.id() as i32;
