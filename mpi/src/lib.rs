@@ -49,6 +49,13 @@
 //! | the ranks run different executables | rank 0 aborts the job before any task, naming the rank |
 //! | started without `mpiexec`, or with one rank | [`MpiError::NoWorkers`]: there is no rank to run tasks |
 //!
+//! # Finalize
+//! Every rank leaves [`main`] through `MPI_Finalize`. On MPICH older than 4.2 with its
+//! UCX device (Debian's and Ubuntu's builds), that finalize can hang over TCP when one
+//! rank reaches it while another is still inside an MPI call; [`main`] therefore holds
+//! the ranks together in a barrier of the process manager (the one MPICH 4.2 makes
+//! itself) just before `MPI_Finalize`. Other MPI libraries are left as they are.
+//!
 //! # Cores
 //! MPICH's ranks poll while they wait for a message. Start at most one rank per core: a
 //! rank more than the cores takes time from the working ranks (on 2 cores, `map` of small
@@ -66,6 +73,10 @@
 // Without the binding the framing is only compiled for its tests.
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 mod wire;
+
+// The barrier before MPI_Finalize; its parts are tested without the binding too.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+mod finalize;
 
 #[cfg(feature = "mpi")]
 mod dispatch;

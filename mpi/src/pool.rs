@@ -61,6 +61,9 @@ pub fn main<R>(program: impl FnOnce(&MpiPool) -> R) -> Result<Option<R>, MpiErro
     if size < 2 {
         return Err(MpiError::NoWorkers { size });
     }
+    // From here every rank leaves through the barrier before MPI_Finalize, rank 0 also
+    // when its program panics (the pool, dropped first, has told the workers to stop).
+    let universe = Finalizing(Some(universe));
     if world.rank() != 0 {
         crate::worker::serve(&world);
         return Ok(None);
@@ -71,6 +74,19 @@ pub fn main<R>(program: impl FnOnce(&MpiPool) -> R) -> Result<Option<R>, MpiErro
     drop(pool);
     drop(universe);
     Ok(Some(out))
+}
+
+/// MPI while the pool runs; on drop, every rank makes the barrier that keeps MPICH's UCX
+/// finalize from hanging over TCP (see `finalize.rs`), then finalizes MPI.
+struct Finalizing(Option<mpi::environment::Universe>);
+
+impl Drop for Finalizing {
+    fn drop(&mut self) {
+        if let Some(universe) = self.0.take() {
+            crate::finalize::before_finalize();
+            drop(universe);
+        }
+    }
 }
 
 /// The pool of an MPI job, on rank 0: each other rank is a worker.
