@@ -308,7 +308,8 @@ impl<R: DeserializeOwned> MpiAsyncResult<R> {
 
 fn decode_one<R: DeserializeOwned>((_, reply): Reply) -> Result<R, PoolError> {
     let (msg, range) = reply?;
-    postcard::from_bytes(&msg[range]).map_err(|e| PoolError::Decode(e.to_string()))
+    let len = range.len();
+    postcard::from_bytes(&msg[range]).map_err(|e| PoolError::Decode(format!("the result of {len} bytes: {e}")))
 }
 
 /// A chunk's outcome: the result message and where the encoded results lie in it.
@@ -377,9 +378,13 @@ impl<R: DeserializeOwned> Iterator for MpiImap<R> {
             let (seq, outcome) = self.next_chunk()?;
             let start = self.starts.get(seq).copied().unwrap_or(0);
             match outcome {
-                Ok((msg, range)) => match postcard::from_bytes::<Vec<R>>(&msg[range]) {
+                Ok((msg, range)) => match postcard::from_bytes::<Vec<R>>(&msg[range.clone()]) {
                     Ok(v) => self.ready = v.into_iter(),
-                    Err(e) => return Some(Err(PoolError::Decode(e.to_string()))),
+                    Err(e) => {
+                        let len = range.len();
+                        let what = format!("the results of the chunk from item {start} ({len} bytes): {e}");
+                        return Some(Err(PoolError::Decode(what)));
+                    }
                 },
                 Err(PoolError::TaskPanicked { message, item }) => {
                     return Some(Err(PoolError::TaskPanicked { message, item: Some(start + item.unwrap_or(0)) }))

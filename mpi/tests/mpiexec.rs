@@ -141,6 +141,21 @@ fn a_panicking_task_names_its_item_and_the_pool_serves_on() {
 }
 
 #[test]
+fn results_that_do_not_decode_end_the_call_naming_their_bytes_and_chunk() {
+    let Some((out, _)) = mpi_map("undecodable") else { return };
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{}\nstdout: {stdout}\nstderr: {stderr}", out.status);
+    // A u64 of 3 is one postcard byte; the first chunk of 5 u64s below 128 is 6 bytes.
+    for expect in [
+        "apply: Decode: the result of 1 bytes: ",
+        "map: Decode: the results of the chunk from item 0 (6 bytes): ",
+        "pool still serves: [0, 1, 4, 9]",
+    ] {
+        assert!(stdout.contains(expect), "expected {expect:?}\nstdout: {stdout}\nstderr: {stderr}");
+    }
+}
+
+#[test]
 fn a_rank_killed_mid_map_ends_the_job_non_zero_and_never_hangs() {
     let Some((out, took)) = mpi_map("kill") else { return };
     let stdout = text(&out.stdout);
