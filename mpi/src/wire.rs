@@ -190,4 +190,38 @@ mod tests {
         assert_eq!(e.task(), Some(1));
         assert_eq!(e.to_string(), "result message of task 1 has unknown status 9");
     }
+
+    proptest::proptest! {
+        /// Any bytes decode to a value or a `WireError` that matches them, never a panic.
+        #[test]
+        fn any_bytes_decode_or_name_what_is_wrong(msg in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            match decode_task(&msg) {
+                Ok((id, _, input)) => {
+                    proptest::prop_assert_eq!(&id.to_le_bytes()[..], &msg[..8]);
+                    proptest::prop_assert_eq!(input, &msg[TASK_HEADER..]);
+                }
+                Err(e) => proptest::prop_assert_eq!(e, WireError::ShortTask { len: msg.len() }),
+            }
+            match decode_result(&msg) {
+                Ok((_, Ok(range))) => proptest::prop_assert!(msg[8] == 0 && range == (RESULT_HEADER..msg.len())),
+                Ok((_, Err(_))) => proptest::prop_assert!(msg[8] == 1 && msg.len() >= RESULT_HEADER + 4),
+                Err(WireError::ShortResult { len }) => proptest::prop_assert!(len == msg.len() && len < RESULT_HEADER),
+                Err(WireError::ShortFailure { len, .. }) => proptest::prop_assert!(msg[8] == 1 && len < RESULT_HEADER + 4),
+                Err(WireError::UnknownStatus { status, .. }) => proptest::prop_assert!(status > 1 && status == msg[8]),
+                Err(e) => proptest::prop_assert!(false, "unexpected {e}"),
+            }
+        }
+
+        /// What is encoded decodes to the same values.
+        #[test]
+        fn encoded_messages_round_trip(id in proptest::num::u64::ANY, input in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+                                       item in proptest::option::of(0usize..1_000_000), message in ".{0,40}") {
+            let t = RemoteTask::apply(super::tests::id);
+            let msg = encode_task(id, t, &input);
+            proptest::prop_assert_eq!(decode_task(&msg), Ok((id, t, &input[..])));
+            let failure = encode_failure(id, item, &message);
+            let expected = Err(PoolError::TaskPanicked { message: message.clone(), item });
+            proptest::prop_assert_eq!(decode_result(&failure), Ok((id, expected)));
+        }
+    }
 }
