@@ -19,15 +19,18 @@
 //!
 //! The barrier is the PMI-1 exchange `cmd=barrier_in` / `cmd=barrier_out` on the
 //! descriptor the process manager passes in `PMI_FD` (MPICH's hydra `mpiexec`). It is
-//! made only where the fault lives: MPICH older than 4.2 on a UCX device with `PMI_FD`
-//! set. Elsewhere it is not needed (shared memory and RDMA flush without the peer's CPU;
-//! MPICH 4.2 makes it itself; MPICH's OFI device synchronises in its own finalize).
+//! made only where the fault lives and the wire is known: MPICH older than 4.2 on a UCX
+//! device, built for PMI-1, with `PMI_FD` set. Elsewhere it is not needed (MPICH 4.2
+//! makes it itself; MPICH's OFI device synchronises in its own finalize; shared memory
+//! and RDMA flush without the peer's CPU), or not made: an MPICH < 4.2 built for PMI-2 or
+//! PMIx speaks another wire protocol, and keeps the hang over TCP.
 
 use std::io::{self, Read, Write};
 
 /// Whether the MPI library described by `library_version` (`MPI_Get_library_version`)
-/// finalizes its UCX endpoints without first holding the ranks together: MPICH older
-/// than 4.2 on a `ch4:ucx` device.
+/// finalizes its UCX endpoints without first holding the ranks together, and speaks
+/// PMI-1 to its process manager: MPICH older than 4.2 on a `ch4:ucx` device, not
+/// configured for PMI-2 or PMIx (whose wire protocols differ).
 pub fn needs_barrier(library_version: &str) -> bool {
     let field = |name: &str| {
         library_version.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim_start_matches([':', ' ', '\t']))
@@ -42,7 +45,9 @@ pub fn needs_barrier(library_version: &str) -> bool {
         (Some(Ok(major)), None) => (major, 0),
         _ => return false,
     };
-    major_minor < (4, 2) && device.trim().starts_with("ch4:ucx")
+    let configure = field("MPICH configure").unwrap_or("").to_ascii_lowercase();
+    let pmi_1 = !configure.contains("pmi2") && !configure.contains("pmix");
+    major_minor < (4, 2) && device.trim().starts_with("ch4:ucx") && pmi_1
 }
 
 /// The PMI-1 barrier: `cmd=barrier_in` on `pmi`, then waits for `cmd=barrier_out`.
@@ -96,7 +101,7 @@ mod tests {
     use std::time::Duration;
 
     const DEBIAN: &str = "MPICH Version:\t4.0.2\nMPICH Release date:\tThu Apr  7 12:34:45 CDT 2022\n\
-                          MPICH ABI:\t14:2:2\nMPICH Device:\tch4:ucx\nMPICH configure:\t--with-device=ch4:ucx\n";
+                          MPICH ABI:\t14:2:2\nMPICH Device:\tch4:ucx\nMPICH configure:\t--with-slurm=/usr --with-ucx=/usr --with-device=ch4:ucx --with-pm=hydra\n";
 
     #[test]
     fn mpich_before_4_2_on_ucx_needs_the_barrier() {
@@ -112,6 +117,10 @@ mod tests {
         assert!(!needs_barrier("MPICH Version:\t3.3\nMPICH Device:\tch3:nemesis\n"));
         assert!(!needs_barrier("Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4"));
         assert!(!needs_barrier("MPICH Version:\tnot-a-number\nMPICH Device:\tch4:ucx\n"));
+        let pmix = "MPICH Version:\t4.0.2\nMPICH Device:\tch4:ucx\nMPICH configure:\t--with-pmix=/usr\n";
+        assert!(!needs_barrier(pmix));
+        let pmi2 = "MPICH Version:\t4.1.1\nMPICH Device:\tch4:ucx\nMPICH configure:\t--with-pmi=pmi2\n";
+        assert!(!needs_barrier(pmi2));
         assert!(!needs_barrier(""));
     }
 
