@@ -41,7 +41,7 @@
 //! # Ok::<(), mproc_ipc::IpcError>(())
 //! ```
 //!
-//! Source: CPython 3.12 `Lib/multiprocessing/connection.py`,
+//! As CPython 3.12's `multiprocessing.connection` does it:
 //! `deliver_challenge`, `answer_challenge`, `_create_response`,
 //! `_verify_challenge`.
 

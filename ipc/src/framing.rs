@@ -5,7 +5,7 @@
 //! big-endian unsigned length (CPython ≥ 3.8; the form is byte-identical in
 //! 3.12). Any other negative length is a protocol error.
 //!
-//! Source: CPython `Lib/multiprocessing/connection.py`, `Connection._send_bytes`
+//! As CPython's `multiprocessing.connection` does it: `Connection._send_bytes`
 //! and `Connection._recv_bytes`.
 //!
 //! [`FrameReader`] keeps a userspace read buffer: one `read(2)` pulls in as many

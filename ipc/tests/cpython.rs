@@ -8,7 +8,7 @@
 //! `answer_challenge` replaced by CPython 3.12's logic (the `{sha256}` form),
 //! so byte-compatibility with ≥ 3.12 is checked even where only 3.11 is
 //! installed. The 3.12 functions below follow CPython 3.12's
-//! `Lib/multiprocessing/connection.py`; framing and sockets stay CPython's own.
+//! `multiprocessing.connection`; framing and sockets stay CPython's own.
 //!
 //! The tests skip, saying so, only when `python3` is absent.
 

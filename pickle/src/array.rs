@@ -9,7 +9,7 @@
 //! called. Arrays always hold their items little-endian here; a big-endian format is
 //! byte-swapped on reading.
 //!
-//! Source: CPython's `Modules/arraymodule.c` (`enum machine_format_code`,
+//! As CPython's `array` module does it (`enum machine_format_code`,
 //! `array_reduce_ex`, `array__array_reconstructor_impl`).
 
 use crate::error::{PickleError, Result};

@@ -15,7 +15,7 @@
 //!   ([`DecodeOptions::memory_budget`]), so a small pickle that refers to one list a
 //!   million times is an error, not an exhausted machine.
 //!
-//! Source: CPython's `Lib/pickle.py` (`_Unpickler`) and `Lib/pickletools.py` (the opcode
+//! As CPython's `pickle` module reads them (`_Unpickler`), with `pickletools`' opcode
 //! table).
 
 use std::cell::Cell;

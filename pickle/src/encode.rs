@@ -9,15 +9,16 @@
 //! `REDUCE`, so a Python reader gets the real class; only allow-listed classes are
 //! written, so a Rust writer can never make a Python reader import anything else.
 //!
-//! Source: CPython's `Lib/pickle.py` (`_Pickler`).
+//! As CPython's `pickle` module writes them (`_Pickler`).
 
 use num_bigint::BigInt;
 
 use crate::allow;
 use crate::decode::MAX_DEPTH;
 use crate::error::{PickleError, Result};
-use crate::managed::{Proxy, Token, MANAGERS, PROXY_TYPES};
+use crate::managed::{MANAGERS, PROXY_TYPES};
 use crate::value::Value;
+use crate::value::{Proxy, Token};
 
 /// The protocol written.
 pub const PROTOCOL: u8 = 5;

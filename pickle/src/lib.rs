@@ -56,9 +56,9 @@ pub use array::{ARRAY_FROM_PYTHON, ARRAY_KINDS, ARRAY_NEWTYPE};
 pub use decode::{DecodeOptions, MAX_DEPTH};
 pub use encode::PROTOCOL;
 pub use error::{PickleError, Result};
-pub use managed::{Proxy, Token, PROXY_TYPES};
+pub use managed::PROXY_TYPES;
 pub use serde_value::{from_value, to_value};
-pub use value::{Dict, Set, Value};
+pub use value::{Dict, Proxy, Set, Token, Value};
 
 pub use indexmap;
 pub use num_bigint;

@@ -35,8 +35,8 @@ use serde::Deserialize;
 
 use crate::array::ARRAY_NEWTYPE;
 use crate::error::{PickleError, Result};
-use crate::managed::{Proxy, Token};
 use crate::value::{Dict, Set, Value};
+use crate::value::{Proxy, Token};
 
 // Newtype-struct names that carry a Python type through serde's data model. Any other
 // serializer sees an ordinary newtype struct and writes the inner value.

@@ -17,8 +17,6 @@ use indexmap::{IndexMap, IndexSet};
 use num_bigint::BigInt;
 use num_traits::{FromPrimitive, ToPrimitive};
 
-use crate::managed::{Proxy, Token};
-
 /// A Python `dict`: insertion-ordered, keys compared with Python's equality.
 pub type Dict = IndexMap<Value, Value>;
 
@@ -473,5 +471,38 @@ impl From<Vec<Value>> for Value {
 impl From<Dict> for Value {
     fn from(d: Dict) -> Value {
         Value::Dict(d)
+    }
+}
+
+/// `multiprocessing.managers.Token`: which object of which manager server a proxy names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Token {
+    /// The typeid the object was created as (`"Lock"`, `"dict"`, `"Iterator"` …).
+    pub typeid: String,
+    /// The server's address as Python holds it: `(host, port)` for TCP, a path for a
+    /// Unix socket.
+    pub address: Value,
+    /// The object's ident on that server (CPython's is `id(obj)` in hex).
+    pub id: String,
+}
+
+/// A manager proxy as CPython pickles one: `RebuildProxy(proxytype, token, serializer, kwds)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proxy {
+    /// The proxy class's name in `multiprocessing.managers` (`"AcquirerProxy"`,
+    /// `"DictProxy"`, `"AutoProxy"` …): one of [`PROXY_TYPES`](crate::PROXY_TYPES).
+    pub proxytype: String,
+    /// The object it names.
+    pub token: Token,
+    /// The serializer the proxy talks with (`"pickle"`).
+    pub serializer: String,
+    /// Keyword arguments of the rebuilt proxy (`exposed` for an `AutoProxy`).
+    pub kwds: Dict,
+}
+
+impl Token {
+    /// A token from its three fields.
+    pub fn new(typeid: impl Into<String>, address: Value, id: impl Into<String>) -> Token {
+        Token { typeid: typeid.into(), address, id: id.into() }
     }
 }

@@ -1,6 +1,6 @@
 //! `Barrier`: CPython's `threading.Barrier` algorithm in shared memory.
 //!
-//! The state machine is CPython's (`Lib/threading.py`): `FILLING` while
+//! The state machine is CPython's (`threading.Barrier`): `FILLING` while
 //! parties arrive; the last arrival runs the action and moves to `DRAINING`;
 //! the waiters leave, and the last to leave moves back to `FILLING`. New
 //! arrivals wait while the barrier drains, so a slow waiter of one pass can

@@ -405,17 +405,30 @@ pub fn speed_ratio(better: Better, figure: f64, reference: f64) -> f64 {
     }
 }
 
-/// Whether `target` is met, given the mproc figure and its two ratios; `None` when a
-/// figure it needs is missing.
-pub fn target_met(target: Target, figure: Option<f64>, vs_cpython: Option<f64>, vs_limit: Option<f64>) -> Option<bool> {
+/// What a target is judged on: the mproc figure and its speed ratios.
+#[derive(Clone, Copy)]
+pub struct Judged<'a> {
+    /// The mproc figure, in the case's unit.
+    pub figure: Option<f64>,
+    /// Speed ratio vs CPython's figure.
+    pub vs_cpython: Option<f64>,
+    /// Speed ratio vs the case's limit.
+    pub vs_limit: Option<f64>,
+    /// Speed ratio vs another system of the same case, by name.
+    pub vs_system: &'a dyn Fn(&str) -> Option<f64>,
+}
+
+/// Whether `target` is met by `judged`; `None` when a figure it needs is missing.
+pub fn target_met(target: Target, judged: &Judged<'_>) -> Option<bool> {
     match target {
-        Target::VsCpython(k) => vs_cpython.map(|r| r >= k),
-        Target::VsLimit(k) => vs_limit.map(|r| r >= k),
-        Target::AtMost(x) => figure.map(|f| f <= x),
+        Target::VsCpython(k) => judged.vs_cpython.map(|r| r >= k),
+        Target::VsLimit(k) => judged.vs_limit.map(|r| r >= k),
+        Target::AtMost(x) => judged.figure.map(|f| f <= x),
+        Target::VsSystem(system, k) => (judged.vs_system)(system).map(|r| r >= k),
         Target::All(all) => {
             let mut met = Some(true);
             for &t in all {
-                match target_met(t, figure, vs_cpython, vs_limit) {
+                match target_met(t, judged) {
                     Some(false) => return Some(false),
                     None => met = None,
                     Some(true) => {}
@@ -423,8 +436,15 @@ pub fn target_met(target: Target, figure: Option<f64>, vs_cpython: Option<f64>, 
             }
             met
         }
-        // Needs the named system's figure: `build_rows` decides it.
-        Target::VsSystem(..) => None,
+    }
+}
+
+/// The systems `target` compares with by name: reference rows, not peers.
+fn named_systems(target: Target) -> Vec<&'static str> {
+    match target {
+        Target::VsSystem(system, _) => vec![system],
+        Target::All(all) => all.iter().flat_map(|&t| named_systems(t)).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -611,22 +631,25 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
             r.vs_cpython = cpython.map(|c| speed_ratio(case.better, f, c));
             r.vs_limit = limit.map(|l| speed_ratio(case.better, f, l));
         }
+        let named = named_systems(case.target);
         let best_peer = case_rows
             .iter()
             .filter(|r| system_rank(case, &r.system).0 == 1 && !IN_PROCESS.contains(&r.system.as_str()))
             .filter(|r| MPROC_VARIANTS.iter().all(|(v, _)| *v != r.system))
+            .filter(|r| !named.contains(&r.system.as_str()))
             .filter_map(|r| Some((r.system.clone(), r.figure?)))
             .max_by(|a, b| speed_ratio(case.better, a.1, b.1).total_cmp(&1.0));
-        let named = match case.target {
-            Target::VsSystem(system, _) => case_rows.iter().find(|r| r.system == system).and_then(|r| r.figure),
-            _ => None,
-        };
+        let figures: Vec<(String, f64)> =
+            case_rows.iter().filter_map(|r| Some((r.system.clone(), r.figure?))).collect();
         for r in case_rows.iter_mut().filter(|r| r.system == "mproc") {
             r.target = Some(case.target_text.to_owned());
-            r.met = match case.target {
-                Target::VsSystem(_, k) => r.figure.zip(named).map(|(f, n)| speed_ratio(case.better, f, n) >= k),
-                t => target_met(t, r.figure, r.vs_cpython, r.vs_limit),
+            let figure = r.figure;
+            let vs_system = |system: &str| {
+                let (_, other) = figures.iter().find(|(s, _)| s == system)?;
+                Some(speed_ratio(case.better, figure?, *other))
             };
+            let judged = Judged { figure, vs_cpython: r.vs_cpython, vs_limit: r.vs_limit, vs_system: &vs_system };
+            r.met = target_met(case.target, &judged);
             if let (Some(f), Some((peer, p))) = (r.figure, &best_peer) {
                 r.vs_best_peer = Some((peer.clone(), speed_ratio(case.better, f, *p)));
             }

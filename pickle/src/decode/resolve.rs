@@ -6,8 +6,9 @@ use super::memo::Memo;
 use super::refuse::bad_reduce;
 use super::{Node, Slot, MAX_DEPTH};
 use crate::error::{PickleError, Result};
-use crate::managed::{Proxy, Token, MANAGERS};
+use crate::managed::MANAGERS;
 use crate::value::Value;
+use crate::value::{Proxy, Token};
 
 /// Turns the finished graph into a tree. A memo entry used once is moved into place; one
 /// used more often is resolved once and then copied, each copy charged to the memory

@@ -48,19 +48,35 @@ fn ratios_point_the_right_way() {
     assert_eq!(speed_ratio(Better::Higher, 10e6, 250e3), 40.0);
 }
 
+fn judge(figure: Option<f64>, vs_cpython: Option<f64>, vs_limit: Option<f64>, target: Target) -> Option<bool> {
+    let vs_system = |system: &str| (system == "pipe-rtt").then_some(0.25);
+    target_met(target, &Judged { figure, vs_cpython, vs_limit, vs_system: &vs_system })
+}
+
 #[test]
 fn targets() {
-    assert_eq!(target_met(Target::VsCpython(10.0), Some(1.0), Some(10.0), None), Some(true));
-    assert_eq!(target_met(Target::VsCpython(10.0), Some(1.0), Some(9.9), None), Some(false));
-    assert_eq!(target_met(Target::VsCpython(10.0), Some(1.0), None, Some(5.0)), None);
-    assert_eq!(target_met(Target::VsLimit(0.5), Some(1.0), None, Some(0.6)), Some(true));
-    assert_eq!(target_met(Target::AtMost(5.0), Some(5.5), None, None), Some(false));
-    assert_eq!(target_met(Target::AtMost(5.0), None, None, None), None);
+    assert_eq!(judge(Some(1.0), Some(10.0), None, Target::VsCpython(10.0)), Some(true));
+    assert_eq!(judge(Some(1.0), Some(9.9), None, Target::VsCpython(10.0)), Some(false));
+    assert_eq!(judge(Some(1.0), None, Some(5.0), Target::VsCpython(10.0)), None);
+    assert_eq!(judge(Some(1.0), None, Some(0.6), Target::VsLimit(0.5)), Some(true));
+    assert_eq!(judge(Some(5.5), None, None, Target::AtMost(5.0)), Some(false));
+    assert_eq!(judge(None, None, None, Target::AtMost(5.0)), None);
     let both = Target::All(&[Target::VsCpython(5.0), Target::VsLimit(0.8)]);
-    assert_eq!(target_met(both, Some(1.0), Some(6.0), Some(0.9)), Some(true));
-    assert_eq!(target_met(both, Some(1.0), Some(6.0), Some(0.7)), Some(false));
-    assert_eq!(target_met(both, Some(1.0), Some(4.0), Some(0.9)), Some(false));
-    assert_eq!(target_met(both, Some(1.0), None, Some(0.9)), None);
+    assert_eq!(judge(Some(1.0), Some(6.0), Some(0.9), both), Some(true));
+    assert_eq!(judge(Some(1.0), Some(6.0), Some(0.7), both), Some(false));
+    assert_eq!(judge(Some(1.0), Some(4.0), Some(0.9), both), Some(false));
+    assert_eq!(judge(Some(1.0), None, Some(0.9), both), None);
+}
+
+#[test]
+fn a_named_system_inside_all_is_judged() {
+    // manager_call's shape: ≥ 10× CPython and ≤ 5× the pipe round trip (ratio ≥ 0.2).
+    let target = Target::All(&[Target::VsCpython(10.0), Target::VsSystem("pipe-rtt", 0.2)]);
+    assert_eq!(judge(Some(1.0), Some(50.0), None, target), Some(true));
+    let stricter = Target::All(&[Target::VsCpython(10.0), Target::VsSystem("pipe-rtt", 0.3)]);
+    assert_eq!(judge(Some(1.0), Some(50.0), None, stricter), Some(false));
+    let absent = Target::All(&[Target::VsCpython(10.0), Target::VsSystem("queue-64b", 0.5)]);
+    assert_eq!(judge(Some(1.0), Some(50.0), None, absent), None);
 }
 
 #[test]
