@@ -6,7 +6,6 @@
 //! resource tracker: each creator is a forked child that starts its own, and
 //! ends with it.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -179,12 +178,10 @@ fn a_recycling_loop_killed_mid_round_leaks_nothing() {
             let (q, back, progress) = (q.clone(), back.clone(), progress.clone());
             fork(60, move || {
                 let me = std::process::id();
-                let mut seen = HashSet::new();
                 for round in 1u64.. {
                     let size = [4096, 70_000, 1 << 20][round as usize % 3];
                     let mut b = ShmBox::<[u8]>::uncleared(size).unwrap();
                     b[0] = round as u8;
-                    seen.insert(b.name().to_owned());
                     if q.put(b).is_err() {
                         return 2;
                     }
@@ -214,14 +211,12 @@ fn a_recycling_loop_killed_mid_round_leaks_nothing() {
                 0
             })
         };
-        let mut creator_pid = 0;
-        loop {
+        let creator_pid = loop {
             let (pid, round) = progress.get_timeout(LIMIT).unwrap();
-            creator_pid = pid;
             if round >= rounds_before_kill {
-                break;
+                break pid;
             }
-        }
+        };
         assert_eq!(kill_and_reap(receiver), Exit::Signal(libc::SIGKILL));
         assert_eq!(kill_and_reap(creator), Exit::Signal(libc::SIGKILL));
         let prefix = format!("mproc-box-{creator_pid}-");

@@ -107,7 +107,7 @@ fn with<R>(f: impl FnOnce(&mut Table, u32) -> R) -> R {
         // Forked while a parent thread was changing it: forget it (leak the
         // mappings rather than trust a half-made vector). Those segments are
         // the parent's business; ours start now.
-        std::mem::forget(std::mem::replace(&mut t.entries, Vec::new()));
+        std::mem::forget(std::mem::take(&mut t.entries));
         t.bytes = 0;
     }
     f(&mut t, me)
