@@ -326,14 +326,18 @@ impl<T: Pod> ShmBox<[T]> {
     /// Opens and claims the box `name`, sent as the word `sent` with `len`
     /// elements.
     fn receive(name: &str, len: u64, sent: u64) -> Result<ShmBox<[T]>> {
-        check_name(name)?;
         let me = crate::sys::pid();
+        // The table holds only names checked when they were made or opened,
+        // so a name it knows needs no check.
         let mut cached = cache::lookup(name);
         loop {
             let from_cache = cached.is_some();
             let map = match cached.take() {
                 Some(map) => map,
-                None => open(name)?,
+                None => {
+                    check_name(name)?;
+                    open(name)?
+                }
             };
             let Some(held) = claim(map.word(), sent, me) else {
                 if from_cache && map.word().load(Ordering::Acquire) == RETIRED {
@@ -516,12 +520,56 @@ impl<'de, T: Pod> Deserialize<'de> for ShmBox<[T]> {
     /// Opens the named segment and claims the box (see the module doc). The
     /// error is also kept for [`take_receive_error`].
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let (name, len, sent_at) = <(String, u64, u64)>::deserialize(d)?;
-        ShmBox::receive(&name, len, sent_at).map_err(|e| {
+        let (name, len, sent_at) = <(WireName, u64, u64)>::deserialize(d)?;
+        ShmBox::receive(name.as_str(), len, sent_at).map_err(|e| {
             let msg = e.to_string();
             LAST_ERROR.with(|c| c.set(Some(e)));
             D::Error::custom(msg)
         })
+    }
+}
+
+/// A box's name as a token carries it, read without allocating: every name
+/// this module makes is shorter than the inline buffer, and a longer one (not
+/// a box's: refused by [`check_name`]) is kept on the heap to be named in the
+/// error.
+enum WireName {
+    Inline { bytes: [u8; 64], len: u8 },
+    Heap(String),
+}
+
+impl WireName {
+    fn as_str(&self) -> &str {
+        match self {
+            // SAFETY: `bytes[..len]` is a copy of a whole `&str` (see `visit_str`).
+            WireName::Inline { bytes, len } => unsafe { std::str::from_utf8_unchecked(&bytes[..*len as usize]) },
+            WireName::Heap(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WireName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = WireName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the name of a ShmBox")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<WireName, E> {
+                let mut bytes = [0u8; 64];
+                Ok(match bytes.get_mut(..v.len()) {
+                    Some(head) => {
+                        head.copy_from_slice(v.as_bytes());
+                        WireName::Inline { bytes, len: v.len() as u8 }
+                    }
+                    None => WireName::Heap(v.to_owned()),
+                })
+            }
+        }
+        d.deserialize_str(Visitor)
     }
 }
 
@@ -617,6 +665,19 @@ mod tests {
             assert!(matches!(check_name(bad), Err(ShmError::InvalidName { .. })), "{bad}");
         }
         check_name("mproc-box-123-00ff00ff00ff00ff").unwrap();
+    }
+
+    #[test]
+    fn a_token_naming_another_segment_is_refused_by_name_at_any_length() {
+        let long = format!("{PREFIX}{}", "f".repeat(100));
+        for name in ["mproc-queue-1", "mproc-box-../etc", long.as_str()] {
+            let wire = postcard::to_allocvec(&(name, 1u64, state::created(1))).unwrap();
+            assert!(postcard::from_bytes::<ShmBox<[u8]>>(&wire).is_err(), "{name}");
+            match take_receive_error() {
+                Some(ShmError::InvalidName { name: got, .. }) => assert_eq!(got, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
     }
 
     #[test]
