@@ -26,6 +26,12 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// How many mappings of the segment `name` this process has.
+fn mappings_of(name: &str) -> usize {
+    let path = format!("/dev/shm/{name}");
+    std::fs::read_to_string("/proc/self/maps").unwrap().lines().filter(|l| l.ends_with(&path)).count()
+}
+
 /// Held by every test here: the test threads share this process's pool.
 static POOL: Mutex<()> = Mutex::new(());
 
@@ -115,6 +121,9 @@ fn a_token_of_an_earlier_round_is_refused_and_a_recycled_receipt_maps_nothing() 
                 return 3;
             }
             drop(b1);
+            if mappings_of(&name) != 1 {
+                return 12;
+            }
             let (fds, stats) = (open_fds(), shm_box::cache_stats());
             if stats.foreign != 1 {
                 return 4;
@@ -139,6 +148,11 @@ fn a_token_of_an_earlier_round_is_refused_and_a_recycled_receipt_maps_nothing() 
             if open_fds() != fds || shm_box::cache_stats() != stats {
                 eprintln!("fds {fds} -> {}, {stats:?} -> {:?}", open_fds(), shm_box::cache_stats());
                 return 10;
+            }
+            // Round 2 is read through round 1's mapping: still one mapping.
+            if mappings_of(&name) != 1 {
+                eprintln!("{} mappings of {name}", mappings_of(&name));
+                return 11;
             }
             0
         })
