@@ -240,7 +240,7 @@ pub const CASES: &[Case] = &[
         systems: &["mproc", "std-mutex", "pthread-shared", "limit-cas"],
         limit: Some("limit-cas"),
         target: Target::VsLimit(0.5),
-        target_text: "≤ 2× the CAS pair",
+        target_text: "≤ 2× the CAS + swap pair",
     },
     Case {
         id: "value_contended",
