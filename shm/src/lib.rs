@@ -66,10 +66,61 @@ pub mod __testing {
         crate::arena::hold_lock()
     }
 
-    /// The claim of a `ShmBox` by a token sent at `sent_at`, on its header's
-    /// `receipts` word (for the loom model of receipt and reclaim).
-    pub fn claim_box(receipts: &AtomicU64, sent_at: u64) -> bool {
-        crate::shm_box::claim(receipts, sent_at)
+    /// The transitions of a `ShmBox` segment's state word (for the loom
+    /// model of recycling: claim, release, reuse, dead-holder reclaim, retire).
+    pub mod box_state {
+        use crate::primitive::AtomicU64;
+        use crate::shm_box::state;
+
+        /// The phases (see the state table in `shm_box/state.rs`).
+        pub const FREE: u64 = state::FREE;
+        /// See [`FREE`].
+        pub const HELD: u64 = state::HELD;
+        /// See [`FREE`].
+        pub const SENT: u64 = state::SENT;
+        /// See [`FREE`].
+        pub const RETIRED: u64 = state::RETIRED;
+
+        /// A new segment's word, held by `pid`.
+        pub fn created(pid: u32) -> u64 {
+            state::created(pid)
+        }
+        /// The phase of `word`.
+        pub fn phase(word: u64) -> u64 {
+            state::phase(word)
+        }
+        /// The holder's pid in `word`.
+        pub fn holder(word: u64) -> u32 {
+            state::holder(word)
+        }
+        /// The ticket (generation) of `word`.
+        pub fn ticket(word: u64) -> u64 {
+            state::ticket(word)
+        }
+        /// FREE → HELD by `me`.
+        pub fn take_free(w: &AtomicU64, seen: u64, me: u32) -> Option<u64> {
+            state::take_free(w, seen, me)
+        }
+        /// HELD → SENT.
+        pub fn send(w: &AtomicU64, held: u64) -> Option<u64> {
+            state::send(w, held)
+        }
+        /// SENT → HELD by `me`.
+        pub fn claim(w: &AtomicU64, sent: u64, me: u32) -> Option<u64> {
+            state::claim(w, sent, me)
+        }
+        /// HELD → FREE by its holder.
+        pub fn release(w: &AtomicU64, held: u64) -> bool {
+            state::release(w, held)
+        }
+        /// HELD by a dead holder → FREE.
+        pub fn reclaim_dead(w: &AtomicU64, seen: u64, alive: impl FnOnce(u32) -> bool) -> bool {
+            state::reclaim_dead(w, seen, alive)
+        }
+        /// FREE (or HELD by the dropping owner) → RETIRED.
+        pub fn retire(w: &AtomicU64, seen: u64) -> bool {
+            state::retire(w, seen)
+        }
     }
 
     /// Slot `index`'s state word of `ring`, for tests that forge a dead

@@ -54,7 +54,7 @@ pub const PIPE: Magic = Magic::new(b"MPPI", 1, "pipe");
 pub const POOL_JOURNAL: Magic = Magic::new(b"MPJL", 1, "pool results journal");
 
 /// `shm::ShmBox`: the box header in front of its view header.
-pub const SHM_BOX: Magic = Magic::new(b"MPBX", 1, "ShmBox");
+pub const SHM_BOX: Magic = Magic::new(b"MPBX", 2, "ShmBox");
 
 /// Every magic in the project. Add a new kind here; the build fails if its word
 /// is already taken.
