@@ -24,7 +24,7 @@ use crate::error::{ManagerError, Result};
 use crate::net::Conn;
 use crate::object::lock;
 use crate::value::{from_value, Dict, Value};
-use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats, MAX_FRAME};
+use crate::wire::{from_bytes, to_bytes, unexpected, ObjectId, Reply, Request, Response, ServerStats, MAX_FRAME};
 
 #[cfg(feature = "tokio")]
 #[path = "asyncio/client.rs"]
@@ -210,10 +210,6 @@ pub(crate) fn roundtrip(conn: &mut Conn, frame: &[u8]) -> Result<Response> {
         Err(ManagerError::Disconnected { reason: m }) => Err(ManagerError::Disconnected { reason: m }),
         Err(e) => Err(ManagerError::Disconnected { reason: e.to_string() }),
     }
-}
-
-pub(crate) fn unexpected(reply: &Reply) -> ManagerError {
-    ManagerError::Decode { reason: format!("unexpected reply {reply:?}") }
 }
 
 struct Pool {
@@ -467,19 +463,23 @@ impl Handle {
 /// A call's value out of its reply.
 fn value_of(reply: Reply) -> Result<Value> {
     match reply {
-        Reply::Value(v) => crate::value::loads(&v).map_err(|e| ManagerError::Decode { reason: e.to_string() }),
+        Reply::Value(v) => crate::compact::unpack_value(&v).map_err(|e| match e {
+            e @ ManagerError::Decode { .. } => e,
+            e => ManagerError::Decode { reason: e.to_string() },
+        }),
         other => Err(unexpected(&other)),
     }
 }
 
-/// The calling thread's id (the owner of a lock it acquires).
+/// The calling thread's id (the owner of a lock it acquires): its kernel tid, cached
+/// per thread (a `gettid(2)` per call was a tenth of a local call).
 fn thread_id() -> u64 {
-    rustix::thread::gettid().as_raw_nonzero().get() as u64
+    u64::from(mproc_shm::sys::tid())
 }
 
-/// Pickles `(args, kwds)` as a request carries them.
+/// `(args, kwds)` as a request carries them (see [`crate::compact::COMPACT`]).
 fn pack_args(args: Vec<Value>, kwds: Dict) -> Result<Vec<u8>> {
-    crate::value::dumps(&Value::Tuple(vec![Value::Tuple(args), Value::Dict(kwds)]))
+    crate::compact::pack_args(args, kwds)
 }
 
 impl Drop for HandleInner {

@@ -81,6 +81,7 @@ compile_error!("mproc-manager supports Linux only");
 
 mod builder;
 mod client;
+mod compact;
 mod cpython;
 mod error;
 mod launcher;

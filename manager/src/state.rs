@@ -156,6 +156,18 @@ impl ServerState {
         alive: &dyn Fn() -> bool,
     ) -> Result<Value> {
         let obj = self.object(id).ok_or(ManagerError::NoSuchObject { id })?;
+        Self::call_on(&obj, (client, thread), id, method, args, alive)
+    }
+
+    /// [`call`](ServerState::call) on the object already looked up.
+    fn call_on(
+        obj: &Arc<dyn Object>,
+        (client, thread): (u64, u64),
+        id: ObjectId,
+        method: &str,
+        args: Args,
+        alive: &dyn Fn() -> bool,
+    ) -> Result<Value> {
         if matches!(method, "__str__" | "__repr__") {
             return Ok(Value::Str(obj.repr()));
         }
@@ -235,11 +247,10 @@ impl ServerState {
                 Ok(Reply::Created { id, typeid })
             }
             Request::Call { id, thread, method, args } => {
-                if !lock(&self.table).objects.contains_key(&id) {
-                    return Err(ManagerError::NoSuchObject { id });
-                }
-                let v = self.call((client, thread), id, &method, rust_args(&args)?, alive)?;
-                Ok(Reply::Value(crate::value::dumps(&v)?))
+                // One look into the table (its lock, its hash) per call.
+                let obj = self.object(id).ok_or(ManagerError::NoSuchObject { id })?;
+                let v = Self::call_on(&obj, (client, thread), id, &method, rust_args(&args)?, alive)?;
+                Ok(Reply::Value(crate::compact::pack_value(&v)?))
             }
             Request::IncRef { id } => self.incref(client, id).map(|()| Reply::Done),
             Request::DecRef { id } => self.decref(client, id).map(|()| Reply::Done),
@@ -312,17 +323,7 @@ fn reply(t: &mut dyn Transport, resp: &Response) -> Result<()> {
     t.send(&bytes)
 }
 
-/// Decodes a Rust client's pickled `(args_tuple, kwds_dict)`.
+/// Decodes a Rust client's `(args_tuple, kwds_dict)`, compact or pickled.
 fn rust_args(bytes: &[u8]) -> Result<Args> {
-    match crate::value::loads(bytes)? {
-        Value::Tuple(mut pair) if pair.len() == 2 => {
-            let kwds = pair.pop();
-            let args = pair.pop();
-            match (args, kwds) {
-                (Some(Value::Tuple(args)), Some(Value::Dict(kwds))) => Ok(Args { args, kwds }),
-                _ => Err(ManagerError::BadRequest { reason: "arguments are not (tuple, dict)".into() }),
-            }
-        }
-        other => Err(ManagerError::BadRequest { reason: format!("arguments are not (tuple, dict): {other}") }),
-    }
+    crate::compact::unpack_args(bytes).map(|(args, kwds)| Args { args, kwds })
 }

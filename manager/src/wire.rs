@@ -3,8 +3,9 @@
 //! Data only, never code: a request names a registered typeid or an object id and a
 //! method by name, as CPython's proxies do; only the methods the object's type has can
 //! run. Arguments and results are pickled values (the codec reads only data and an
-//! allow-list of exception classes), so the server holds one value model for Rust and
-//! Python clients alike and never needs to know a client's Rust types.
+//! allow-list of exception classes), or for scalars their compact form (`compact.rs`),
+//! so the server holds one value model for Rust and Python clients alike and never
+//! needs to know a client's Rust types.
 
 use serde::{Deserialize, Serialize};
 
@@ -110,9 +111,15 @@ pub struct ServerStats {
     pub shared_memory: u64,
 }
 
-/// Encodes `value` with postcard.
+/// Encodes `value` with postcard, into a vector sized for a small frame at once (a
+/// vector grown from empty reallocates three times on the way to a call's frame).
 pub(crate) fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ManagerError> {
-    postcard::to_allocvec(value).map_err(ManagerError::encode)
+    postcard::to_extend(value, Vec::with_capacity(128)).map_err(ManagerError::encode)
+}
+
+/// The error for a reply of the wrong kind for its request (a server out of step).
+pub(crate) fn unexpected(reply: &Reply) -> ManagerError {
+    ManagerError::Decode { reason: format!("unexpected reply {reply:?}") }
 }
 
 /// Decodes a postcard value, refusing trailing bytes.

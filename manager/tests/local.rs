@@ -173,3 +173,59 @@ fn a_killed_server_ends_blocked_calls_with_the_same_error_on_both_transports() {
     assert!(matches!(local, ManagerError::Disconnected { .. }), "{local:?}");
     assert!(matches!(socket, ManagerError::Disconnected { .. }), "{socket:?}");
 }
+
+/// Context switches of every thread of process `pid` so far (a thread that wakes, on a
+/// timer or otherwise, adds at least one).
+fn switches(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+#[test]
+fn an_idle_local_server_sleeps_without_ticking_and_still_sees_a_client_die() {
+    let manager = Manager::start().unwrap();
+    let pid = manager.server_pid().unwrap();
+    let list = manager.list::<u32>().unwrap();
+    list.append(1).unwrap();
+    let before = manager.stats().unwrap();
+    // A second client, in a child, with a reference of its own; it then idles.
+    let (addr, key) = (manager.address().unwrap().clone(), manager.authkey().to_vec());
+    let child = fork_process(60, move || {
+        let Ok(m) = Manager::connect(addr, &key) else { return 2 };
+        let Ok(_mine) = m.list_from([1u8]) else { return 3 };
+        loop {
+            std::thread::park();
+        }
+    });
+    assert!(
+        eventually(T, || manager.stats().is_ok_and(|s| s.objects == before.objects + 1)),
+        "the child never made its list: {:?}",
+        manager.stats()
+    );
+    // With no calls, the server's threads (connection threads on pipes included, once
+    // they have gone to sleep) are not switched in at all over a 200 ms window; one
+    // that woke on a timer tick (every 20 ms) would be, in every window. The sleep
+    // is the window measured, not a synchronisation.
+    let quiet = eventually(T, || {
+        let before = switches(pid);
+        std::thread::sleep(Duration::from_millis(200));
+        switches(pid) == before
+    });
+    assert!(quiet, "the idle server's threads kept waking");
+    // Asleep, it still answers at once, and sees the idle child die.
+    list.append(2).unwrap();
+    assert_eq!(list.len().unwrap(), 2);
+    child.kill().unwrap();
+    child.join().unwrap();
+    assert!(eventually(T, || manager.stats().is_ok_and(|s| s.objects == before.objects)), "{:?}", manager.stats());
+    assert!(eventually(T, || manager.stats().is_ok_and(|s| s.clients == before.clients)), "{:?}", manager.stats());
+}
