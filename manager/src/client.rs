@@ -136,6 +136,57 @@ impl Target {
         resp
     }
 
+    /// Calls `method` of object `id` for the calling thread and returns its value. To a
+    /// server of this crate, the request is encoded into, and the response decoded
+    /// from, memory this thread keeps ([`crate::wire::CallRef`]): no allocation but
+    /// the value's own.
+    pub fn call_method(&self, id: ObjectId, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Value> {
+        if self.python.load(Ordering::Relaxed) {
+            let args = pack_args(args, kwds)?;
+            return value_of(self.call(&Request::Call { id, thread: thread_id(), method: method.into(), args })?);
+        }
+        // Taken out for the call, so nothing the call runs can see them borrowed.
+        let mut buffers = CALL_BUFFERS.with(std::cell::Cell::take);
+        let value = self.call_method_with(id, method, args, kwds, &mut buffers);
+        if buffers.0.capacity().max(buffers.1.capacity()) <= KEEP_BUFFER {
+            CALL_BUFFERS.with(|b| b.set(buffers));
+        }
+        value
+    }
+
+    /// [`call_method`](Target::call_method) to a server of this crate, with the
+    /// buffers for the packed arguments and the request frame.
+    fn call_method_with(
+        &self,
+        id: ObjectId,
+        method: &str,
+        args: Vec<Value>,
+        kwds: Dict,
+        (packed, frame): &mut (Vec<u8>, Vec<u8>),
+    ) -> Result<Value> {
+        packed.clear();
+        frame.clear();
+        crate::compact::pack_args_into(args, kwds, packed)?;
+        crate::wire::CallRef { id, thread: thread_id(), method, args: packed }.encode(frame)?;
+        if frame.len() > MAX_FRAME {
+            // The server would refuse it and hang up; say so without sending.
+            return Err(ManagerError::FrameTooLarge { len: frame.len() as u64, max: MAX_FRAME as u64 });
+        }
+        let mut conn = match take_idle(self.serial) {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let mut value = Err(ManagerError::Decode { reason: "no response".into() });
+        conn.send(frame)
+            .and_then(|()| conn.recv_with(&mut |reply| value = call_reply_value(reply)))
+            .map_err(transport_error)?;
+        // A refused frame makes the server hang up: do not reuse that connection.
+        if !matches!(value, Err(ManagerError::FrameTooLarge { .. })) {
+            put_idle(self.serial, conn);
+        }
+        value
+    }
+
     /// [`call`](Target::call) on a CPython server: method calls go on pooled
     /// connections that said `accept_connection`.
     fn call_python(&self, req: &Request) -> Result<Reply> {
@@ -206,9 +257,33 @@ pub(crate) fn roundtrip(conn: &mut Conn, frame: &[u8]) -> Result<Response> {
     let sent = conn.send(frame).and_then(|()| conn.recv());
     match sent {
         Ok(bytes) => from_bytes::<Response>(&bytes),
-        Err(e @ ManagerError::FrameTooLarge { .. }) => Err(e),
-        Err(ManagerError::Disconnected { reason: m }) => Err(ManagerError::Disconnected { reason: m }),
-        Err(e) => Err(ManagerError::Disconnected { reason: e.to_string() }),
+        Err(e) => Err(transport_error(e)),
+    }
+}
+
+/// A failed send or receive as a call reports it: `FrameTooLarge` as it is, anything
+/// else `Disconnected`.
+fn transport_error(e: ManagerError) -> ManagerError {
+    match e {
+        e @ (ManagerError::FrameTooLarge { .. } | ManagerError::Disconnected { .. }) => e,
+        e => ManagerError::Disconnected { reason: e.to_string() },
+    }
+}
+
+thread_local! {
+    /// A thread's buffers for its calls' packed arguments and request frames
+    /// ([`Target::call_method`]), kept between calls.
+    static CALL_BUFFERS: std::cell::Cell<(Vec<u8>, Vec<u8>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// Buffers bigger than this are freed after their call rather than kept.
+const KEEP_BUFFER: usize = 64 << 10;
+
+/// The value of a call's response frame: `Ok(Reply::Value(..))` read where it lies.
+fn call_reply_value(frame: &[u8]) -> Result<Value> {
+    match crate::wire::decode_value_reply(frame) {
+        Some(bytes) => unpack(bytes?),
+        None => value_of(from_bytes::<Response>(frame)??),
     }
 }
 
@@ -426,7 +501,7 @@ impl Handle {
             self.0.target.call(&incref)?;
             self.adopted();
         }
-        value_of(self.0.target.call(&self.request(method, args, kwds)?)?)
+        self.0.target.call_method(self.0.id, method, args, kwds)
     }
 
     /// In a forked child, before its first call: the `IncRef` that takes this
@@ -439,7 +514,9 @@ impl Handle {
         self.0.pid.store(current_pid(), Ordering::Relaxed);
     }
 
-    /// The request that calls `method` on the object.
+    /// The request that calls `method` on the object (the async calls send it as it
+    /// is; [`call_value`](Handle::call_value) encodes it in place).
+    #[cfg(feature = "tokio")]
     fn request(&self, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Request> {
         Ok(Request::Call {
             id: self.0.id,
@@ -463,12 +540,17 @@ impl Handle {
 /// A call's value out of its reply.
 fn value_of(reply: Reply) -> Result<Value> {
     match reply {
-        Reply::Value(v) => crate::compact::unpack_value(&v).map_err(|e| match e {
-            e @ ManagerError::Decode { .. } => e,
-            e => ManagerError::Decode { reason: e.to_string() },
-        }),
+        Reply::Value(v) => unpack(&v),
         other => Err(unexpected(&other)),
     }
+}
+
+/// A packed value; any failure is `Decode`.
+fn unpack(bytes: &[u8]) -> Result<Value> {
+    crate::compact::unpack_value(bytes).map_err(|e| match e {
+        e @ ManagerError::Decode { .. } => e,
+        e => ManagerError::Decode { reason: e.to_string() },
+    })
 }
 
 /// The calling thread's id (the owner of a lock it acquires): its kernel tid, cached

@@ -91,12 +91,26 @@ fn extra(v: &Value) -> usize {
 /// A call's `(args, kwds)` for a request: compact when `kwds` is empty and every
 /// argument is a scalar, else pickled.
 pub(crate) fn pack_args(args: Vec<Value>, kwds: Dict) -> Result<Vec<u8>, ManagerError> {
+    let mut out = Vec::new();
+    pack_args_into(args, kwds, &mut out)?;
+    Ok(out)
+}
+
+/// [`pack_args`], appended to `out`.
+pub(crate) fn pack_args_into(args: Vec<Value>, kwds: Dict, out: &mut Vec<u8>) -> Result<(), ManagerError> {
     if kwds.is_empty() && args.iter().all(|v| ScalarRef::of(v).is_some()) {
-        let mut out = Vec::with_capacity(16 + 10 * args.len() + args.iter().map(extra).sum::<usize>());
+        out.reserve(16 + 10 * args.len() + args.iter().map(extra).sum::<usize>());
         out.push(COMPACT);
-        return postcard::to_extend(&ScalarSeq(&args), out).map_err(ManagerError::encode);
+        return extend(&ScalarSeq(&args), out);
     }
-    crate::value::dumps(&Value::Tuple(vec![Value::Tuple(args), Value::Dict(kwds)]))
+    out.extend_from_slice(&crate::value::dumps(&Value::Tuple(vec![Value::Tuple(args), Value::Dict(kwds)]))?);
+    Ok(())
+}
+
+/// Appends `value`'s postcard encoding to `out`.
+fn extend<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), ManagerError> {
+    *out = postcard::to_extend(value, std::mem::take(out)).map_err(ManagerError::encode)?;
+    Ok(())
 }
 
 /// Decodes a request's `(args, kwds)`, compact or pickled. A pickle that is not a
@@ -118,13 +132,23 @@ pub(crate) fn unpack_args(bytes: &[u8]) -> Result<(Vec<Value>, Dict), ManagerErr
 
 /// A method's value for a reply: compact when it is a scalar, else pickled.
 pub(crate) fn pack_value(v: &Value) -> Result<Vec<u8>, ManagerError> {
+    let mut out = Vec::new();
+    pack_value_into(v, &mut out)?;
+    Ok(out)
+}
+
+/// [`pack_value`], appended to `out`.
+pub(crate) fn pack_value_into(v: &Value, out: &mut Vec<u8>) -> Result<(), ManagerError> {
     match ScalarRef::of(v) {
         Some(s) => {
-            let mut out = Vec::with_capacity(16 + extra(v));
+            out.reserve(16 + extra(v));
             out.push(COMPACT);
-            postcard::to_extend(&s, out).map_err(ManagerError::encode)
+            extend(&s, out)
         }
-        None => crate::value::dumps(v),
+        None => {
+            out.extend_from_slice(&crate::value::dumps(v)?);
+            Ok(())
+        }
     }
 }
 

@@ -20,6 +20,14 @@ pub(crate) trait Transport {
     fn send(&mut self, frame: &[u8]) -> Result<()>;
     /// Receives one frame; `Disconnected` on EOF, `FrameTooLarge` over the cap.
     fn recv(&mut self) -> Result<Vec<u8>>;
+    /// Receives one frame and passes it to `f` where it lies (in a pipe's ring or the
+    /// socket's read buffer), without allocating for it; `f` is not called when the
+    /// receive fails (with `recv`'s errors).
+    fn recv_with(&mut self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        let frame = self.recv()?;
+        f(&frame);
+        Ok(())
+    }
     /// False once the peer has closed its end (checked by blocked server calls).
     fn alive(&self) -> bool;
     /// Whether the server asks [`alive`](Transport::alive) before running each
@@ -97,6 +105,11 @@ impl Transport for IpcConn {
     fn recv(&mut self) -> Result<Vec<u8>> {
         self.wait_frame()?;
         self.0.recv_bytes().map_err(recv_error)
+    }
+
+    fn recv_with(&mut self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.wait_frame()?;
+        self.0.recv_bytes_with(f).map_err(recv_error)
     }
 
     fn alive(&self) -> bool {

@@ -10,7 +10,7 @@ use crate::net::Transport;
 use crate::object::{lock, CallCtx, Object};
 use crate::registry::Registry;
 use crate::value::{Args, Value};
-use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats};
+use crate::wire::{from_bytes, to_bytes, CallRef, ObjectId, Reply, Request, Response, ServerStats};
 
 struct Entry {
     obj: Arc<dyn Object>,
@@ -279,16 +279,24 @@ impl ServerState {
             }
         };
         self.open(client);
+        // Kept across requests: a call's request is read into `frame`, its value
+        // packed into `value` and its response into `out`, with no allocation once
+        // they have grown.
+        let (mut frame, mut value, mut out) = (Vec::new(), Vec::new(), Vec::new());
         loop {
-            let frame = match t.recv() {
-                Ok(f) => f,
+            let got = t.recv_with(&mut |f| {
+                frame.clear();
+                frame.extend_from_slice(f);
+            });
+            match got {
+                Ok(()) => {}
                 Err(e @ ManagerError::FrameTooLarge { .. }) => {
                     // The stream is out of step after a refused frame: answer and hang up.
                     let _ = reply(t, &Err(e));
                     break;
                 }
                 Err(_) => break,
-            };
+            }
             if self.is_shut_down() {
                 let _ = reply(t, &Err(ManagerError::Disconnected { reason: "the manager server shut down".into() }));
                 break;
@@ -298,11 +306,15 @@ impl ServerState {
                 // nothing on its behalf, so a `get` takes no item it cannot receive.
                 break;
             }
-            let resp = {
+            out.clear();
+            let encoded = {
                 let alive = || t.alive() && !self.is_shut_down();
-                self.handle(client, &frame, &alive)
+                match CallRef::decode(&frame) {
+                    Some(call) => self.serve_call(client, call, &alive, &mut value, &mut out),
+                    None => encode_response(&self.handle(client, &frame, &alive), &mut out),
+                }
             };
-            let sent = reply(t, &resp);
+            let sent = encoded.and_then(|()| t.send(&out));
             if self.is_shut_down() {
                 self.wake_after_shutdown();
                 break;
@@ -313,6 +325,38 @@ impl ServerState {
         }
         self.close(client);
     }
+
+    /// Runs a method call and appends its response frame to `out` (`value` is
+    /// scratch space for the method's packed value).
+    fn serve_call(
+        &self,
+        client: u64,
+        call: Result<CallRef<'_>>,
+        alive: &dyn Fn() -> bool,
+        value: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let ran = call.map_err(|e| ManagerError::BadRequest { reason: e.to_string() }).and_then(|call| {
+            let obj = self.object(call.id).ok_or(ManagerError::NoSuchObject { id: call.id })?;
+            let v = Self::call_on(&obj, (client, call.thread), call.id, call.method, rust_args(call.args)?, alive)?;
+            value.clear();
+            crate::compact::pack_value_into(&v, value)
+        });
+        match ran {
+            Ok(()) => crate::wire::encode_value_reply(value, out),
+            Err(e) => encode_response(&Err(e), out),
+        }
+    }
+}
+
+/// Appends `resp`'s frame to `out`; a response that cannot be encoded becomes the
+/// error that says so.
+fn encode_response(resp: &Response, out: &mut Vec<u8>) -> Result<()> {
+    out.extend_from_slice(&match to_bytes(resp) {
+        Ok(b) => b,
+        Err(e) => to_bytes(&Response::Err(e))?,
+    });
+    Ok(())
 }
 
 fn reply(t: &mut dyn Transport, resp: &Response) -> Result<()> {
