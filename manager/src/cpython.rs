@@ -179,7 +179,7 @@ pub(crate) fn request(
         dispatch(&mut c, Value::None, method, args, kwds)
     };
     match req {
-        Request::Hello { .. } | Request::Local { .. } => Ok(Reply::Done),
+        Request::Hello { .. } | Request::Local { .. } | Request::HelloAsync { .. } => Ok(Reply::Done),
         Request::Create { typeid, args } => {
             let (args, kwds) = unpack(args)?;
             let mut all = vec![Value::from(typeid.as_str())];

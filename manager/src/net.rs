@@ -30,14 +30,6 @@ pub(crate) trait Transport {
     }
     /// False once the peer has closed its end (checked by blocked server calls).
     fn alive(&self) -> bool;
-    /// Whether the server asks [`alive`](Transport::alive) before running each
-    /// request, so a request whose client hung up right after sending it (a dropped
-    /// async call) runs nothing. True where a request costs system calls anyway; the
-    /// shared-memory pipe, which carries only blocking Rust clients and costs none
-    /// while both ends are awake, says false and spares the `poll(2)`.
-    fn check_alive_per_request(&self) -> bool {
-        true
-    }
 }
 
 /// A boxed connection to a server.
@@ -114,10 +106,6 @@ impl Transport for IpcConn {
 
     fn alive(&self) -> bool {
         fd_alive(self.0.as_raw_fd())
-    }
-
-    fn check_alive_per_request(&self) -> bool {
-        !self.0.is_shared_memory()
     }
 }
 

@@ -236,7 +236,7 @@ impl ServerState {
     pub fn handle(&self, client: u64, frame: &[u8], alive: &dyn Fn() -> bool) -> Response {
         let req: Request = from_bytes(frame).map_err(|e| ManagerError::BadRequest { reason: e.to_string() })?;
         match req {
-            Request::Hello { .. } | Request::Local { .. } => {
+            Request::Hello { .. } | Request::Local { .. } | Request::HelloAsync { .. } => {
                 Err(ManagerError::BadRequest { reason: "Hello sent twice on one connection".into() })
             }
             Request::Create { typeid, args } => {
@@ -263,12 +263,13 @@ impl ServerState {
     }
 
     /// Serves one Rust client's connection until it closes (or the server shuts
-    /// down): its first frame, `first`, must be `Hello`, then each request frame gets
-    /// one response frame. `crate::python::serve_connection` tells Rust and Python
+    /// down): its first frame, `first`, must be `Hello` (or `HelloAsync`), then each
+    /// request frame gets one response frame. `crate::python::serve_connection` tells Rust and Python
     /// clients apart and hands the Rust ones here.
     pub fn serve_rust(&self, t: &mut dyn Transport, first: Vec<u8>) {
-        let client = match from_bytes::<Request>(&first) {
-            Ok(Request::Hello { client }) => client,
+        let (client, check_alive) = match from_bytes::<Request>(&first) {
+            Ok(Request::Hello { client }) => (client, false),
+            Ok(Request::HelloAsync { client }) => (client, true),
             Ok(_) => {
                 let _ = reply(t, &Err(ManagerError::BadRequest { reason: "the first request must be Hello".into() }));
                 return;
@@ -301,7 +302,7 @@ impl ServerState {
                 let _ = reply(t, &Err(ManagerError::Disconnected { reason: "the manager server shut down".into() }));
                 break;
             }
-            if t.check_alive_per_request() && !t.alive() {
+            if check_alive && !t.alive() {
                 // The client hung up after sending (a dropped async call): run
                 // nothing on its behalf, so a `get` takes no item it cannot receive.
                 break;

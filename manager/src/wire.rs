@@ -70,6 +70,15 @@ pub enum Request {
         /// A random id chosen once per client process, as in `Hello`.
         client: u64,
     },
+    /// `Hello` from a client that may hang up with a request in flight (an async
+    /// client whose call was dropped after sending): before each request of the
+    /// connection the server asks whether the client is still there, and runs nothing
+    /// for one that is gone (so a dropped `get` takes no item). A blocking client
+    /// waits for every answer, and its connections spare that `poll(2)` per call.
+    HelloAsync {
+        /// A random id chosen once per client process, as in `Hello`.
+        client: u64,
+    },
 }
 
 /// A successful reply.
