@@ -70,6 +70,16 @@ impl From<Scalar> for Value {
     }
 }
 
+/// A [`Value`] decoded from a [`Scalar`]'s encoding.
+#[repr(transparent)]
+struct AsValue(Value);
+
+impl<'de> Deserialize<'de> for AsValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AsValue, D::Error> {
+        Scalar::deserialize(d).map(|s| AsValue(s.into()))
+    }
+}
+
 /// Positional scalar arguments as a postcard sequence, without a vector of them.
 struct ScalarSeq<'a>(&'a [Value]);
 
@@ -117,9 +127,10 @@ fn extend<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Man
 /// `(tuple, dict)` pair is `BadRequest`.
 pub(crate) fn unpack_args(bytes: &[u8]) -> Result<(Vec<Value>, Dict), ManagerError> {
     if bytes.first() == Some(&COMPACT) {
-        let args: Vec<Scalar> =
+        let args: Vec<AsValue> =
             from_bytes(&bytes[1..]).map_err(|e| ManagerError::BadRequest { reason: format!("arguments: {e}") })?;
-        return Ok((args.into_iter().map(Value::from).collect(), Dict::new()));
+        // The same layout: the vector is reused in place, not allocated again.
+        return Ok((args.into_iter().map(|a| a.0).collect(), Dict::new()));
     }
     match crate::value::loads(bytes)? {
         Value::Tuple(mut pair) if pair.len() == 2 => match (pair.pop(), pair.pop()) {
