@@ -1,7 +1,8 @@
 //! The local transport across real processes: Rust clients on the server's machine move
 //! their connections to shared-memory pipes (seen in the server's own counters), TCP
-//! clients stay on TCP, large frames cross the pipe in chunks, and a SIGKILLed client or
-//! server ends the other side's calls with the same errors on both transports.
+//! clients stay on TCP, large frames cross the pipe in chunks, a SIGKILLed client or
+//! server ends the other side's calls with the same errors on both transports, and an
+//! idle server sleeps without waking yet sees its clients die and its shutdown.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -190,9 +191,17 @@ fn switches(pid: u32) -> u64 {
         .sum()
 }
 
+/// Whether no thread of process `pid` is switched in over a 200 ms window (the sleep
+/// is the window measured, not a synchronisation).
+fn quiet_for_a_while(pid: u32) -> bool {
+    let before = switches(pid);
+    std::thread::sleep(Duration::from_millis(200));
+    switches(pid) == before
+}
+
 #[test]
-fn an_idle_local_server_sleeps_without_ticking_and_still_sees_a_client_die() {
-    let manager = Manager::start().unwrap();
+fn an_idle_local_server_sleeps_without_ticking_and_still_sees_a_client_die_and_shutdown() {
+    let mut manager = Manager::start().unwrap();
     let pid = manager.server_pid().unwrap();
     let list = manager.list::<u32>().unwrap();
     list.append(1).unwrap();
@@ -212,15 +221,9 @@ fn an_idle_local_server_sleeps_without_ticking_and_still_sees_a_client_die() {
         manager.stats()
     );
     // With no calls, the server's threads (connection threads on pipes included, once
-    // they have gone to sleep) are not switched in at all over a 200 ms window; one
-    // that woke on a timer tick (every 20 ms) would be, in every window. The sleep
-    // is the window measured, not a synchronisation.
-    let quiet = eventually(T, || {
-        let before = switches(pid);
-        std::thread::sleep(Duration::from_millis(200));
-        switches(pid) == before
-    });
-    assert!(quiet, "the idle server's threads kept waking");
+    // they have gone to sleep) are not switched in at all over a window; one that
+    // woke on a timer tick (every 20 ms) would be, in every window.
+    assert!(eventually(T, || quiet_for_a_while(pid)), "the idle server's threads kept waking");
     // Asleep, it still answers at once, and sees the idle child die.
     list.append(2).unwrap();
     assert_eq!(list.len().unwrap(), 2);
@@ -228,4 +231,11 @@ fn an_idle_local_server_sleeps_without_ticking_and_still_sees_a_client_die() {
     child.join().unwrap();
     assert!(eventually(T, || manager.stats().is_ok_and(|s| s.objects == before.objects)), "{:?}", manager.stats());
     assert!(eventually(T, || manager.stats().is_ok_and(|s| s.clients == before.clients)), "{:?}", manager.stats());
+    // Asleep again beside this process's idle connections, it hears a shutdown and
+    // exits by itself: `shutdown` kills a server that has not exited after 5 s.
+    assert!(eventually(T, || quiet_for_a_while(pid)), "the idle server's threads kept waking");
+    let asked = std::time::Instant::now();
+    manager.shutdown().unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(4), "the server took {:?} to stop", asked.elapsed());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the server was not reaped");
 }
