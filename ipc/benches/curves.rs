@@ -28,7 +28,7 @@ use mproc_ipc::{Bytes, Queue};
 
 mod common;
 use common::worker::Worker;
-use common::xcopy::{xcopy_limit_bytes_per_iter, xcopy_rtt};
+use common::xcopy::{xcopy_rtt, XcopyStream};
 use common::{fork_child, fork_echo, reap, time_rtt};
 
 const SIZES: [usize; 6] = [64, 1 << 10, 4 << 10, 64 << 10, 1 << 20, 16 << 20];
@@ -115,9 +115,8 @@ fn queue_curve(c: &mut Criterion) {
         });
         drop(producer);
 
-        g.bench_function(BenchmarkId::new("limit-xcopy", size), |b| {
-            b.iter_custom(|iters| xcopy_limit_bytes_per_iter(size, iters))
-        });
+        let mut limit = XcopyStream::new(size);
+        g.bench_function(BenchmarkId::new("limit-xcopy", size), |b| b.iter_custom(|iters| limit.time(iters)));
     }
     g.finish();
 }

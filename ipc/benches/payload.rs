@@ -3,7 +3,13 @@
 //! it keeps, as CPython's benchmark puts one object again and again), in MB/s
 //! of payload, against the cross-process copy limit (`limit-xcopy`: two
 //! processes, an SPSC ring in shared memory, one `memcpy` in and one out;
-//! `common/xcopy.rs`).
+//! `XcopyStream` in `common/xcopy.rs`).
+//!
+//! The limit is `XcopyStream`, the same for every group that moves items of
+//! one size (`queue_bytes_tput`, `queue_large_*`, `queue_curve`): its producer
+//! is forked once per row and asked for each sample's items, its consumer
+//! allocates each item's buffer as `get` does. It runs right after the `mproc`
+//! row, so that the two see the machine in the same state.
 //!
 //! - `payload_bytes_{4k,64k,1m}`: `mproc` is `Queue<Bytes>`; `bytes-get-with`
 //!   the same queue read in place with `Queue::get_with`; `vec-u8` is
@@ -24,7 +30,7 @@ use serde::Serialize;
 
 mod common;
 use common::worker::Worker;
-use common::xcopy::xcopy_limit_bytes_per_iter;
+use common::xcopy::XcopyStream;
 
 /// The queue's bound, as in CPython's run.
 const MAXSIZE: usize = 64;
@@ -63,18 +69,24 @@ fn bytes_get_with_case(g: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
     });
 }
 
+/// Benches `limit-xcopy`: `size`-byte items through an [`XcopyStream`].
+fn limit_case(g: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
+    let mut stream = XcopyStream::new(size);
+    g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| stream.time(iters)));
+}
+
 fn payload(c: &mut Criterion) {
     for (name, size) in SIZES {
         let mut g = c.benchmark_group(format!("payload_bytes_{name}"));
         queue_case(&mut g, "mproc", Bytes::from(vec![7u8; size]));
+        limit_case(&mut g, size);
         bytes_get_with_case(&mut g, size);
         queue_case(&mut g, "vec-u8", vec![7u8; size]);
-        g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| xcopy_limit_bytes_per_iter(size, iters)));
         g.finish();
 
         let mut g = c.benchmark_group(format!("payload_f64_{name}"));
         queue_case(&mut g, "mproc", PodVec::from(vec![0.5f64; size / 8]));
-        g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| xcopy_limit_bytes_per_iter(size, iters)));
+        limit_case(&mut g, size);
         g.finish();
     }
 }

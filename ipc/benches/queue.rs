@@ -17,8 +17,10 @@
 //! `queue_large_1m`, `queue_large_16m`: 1 MiB and 16 MiB items (`ByteBuf`)
 //! through a default `Queue::new()` (a slot holds a reference, the item lives
 //! in a block of the queue's memfd), through `ipc-channel`'s bytes channel, and
-//! the cross-process copy limit (`limit-xcopy`, `common/xcopy.rs`): two
-//! processes, an SPSC ring in shared memory, `memcpy` in and `memcpy` out.
+//! the cross-process copy limit (`limit-xcopy`, `XcopyStream` in
+//! `common/xcopy.rs`, the same for every group that moves items of one size):
+//! two processes, an SPSC ring in shared memory, `memcpy` in and `memcpy` out
+//! into a buffer allocated per item, as `get` allocates.
 //!
 //! The producer is a forked child told over a command queue how many items to
 //! send (`common/worker.rs`); the time runs from the command to the last item
@@ -40,7 +42,7 @@ use serde_bytes::ByteBuf;
 mod common;
 use common::reap;
 use common::worker::Worker;
-use common::xcopy::xcopy_limit_bytes_per_iter;
+use common::xcopy::XcopyStream;
 
 const BIG: usize = 4096;
 /// The 4 KiB queue's bound: a ring of about 1 MiB, as the SPSC ring bench uses.
@@ -179,7 +181,9 @@ fn queue_bytes_tput(c: &mut Criterion) {
         },
     );
     socketpair_case(&mut g, BIG);
-    g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| xcopy_limit_bytes_per_iter(BIG, iters)));
+    let mut limit = XcopyStream::new(BIG);
+    g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| limit.time(iters)));
+    drop(limit);
     let ring_bytes = BIG_SLOTS * (BIG + 64);
     g.bench_function("ref-memcpy", |b| b.iter_custom(|iters| memcpy(iters, ring_bytes)));
     g.finish();
@@ -201,7 +205,8 @@ fn queue_large(c: &mut Criterion, id: &str, size: usize) {
             black_box(data_rx.recv().unwrap());
         },
     );
-    g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| xcopy_limit_bytes_per_iter(size, iters)));
+    let mut limit = XcopyStream::new(size);
+    g.bench_function("limit-xcopy", |b| b.iter_custom(|iters| limit.time(iters)));
     g.finish();
 }
 

@@ -110,6 +110,12 @@ pub mod __testing {
     pub fn pipe_peer_asleep(conn: &crate::Connection) -> Option<bool> {
         conn.ring_end().map(|r| r.peer_asleep())
     }
+
+    /// The CPU the peer of a pipe connection last published in its presence
+    /// word (`Some(None)`: none yet); `None` for a socket connection.
+    pub fn pipe_peer_cpu(conn: &crate::Connection) -> Option<Option<u32>> {
+        conn.ring_end().map(|r| r.peer_cpu())
+    }
     #[cfg(loom)]
     use crate::{JoinableQueue, QueueBuilder, QueueError, SimpleQueue};
     #[cfg(loom)]

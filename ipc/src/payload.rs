@@ -64,8 +64,13 @@ use bytemuck::Pod;
 use serde::de;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod copy;
 mod pod_serde;
 mod queue;
+mod wire;
+
+pub(crate) use copy::SlotWriter;
+pub use wire::{KEPT_NAMES, NAME_NOT_KEPT};
 
 /// Why a payload could not be decoded. Every variant names the sizes or types
 /// involved.
@@ -403,9 +408,48 @@ impl Serialize for Bytes {
 }
 
 impl<'de> Deserialize<'de> for Bytes {
+    /// One allocation (not zeroed) and one copy from the format's borrowed
+    /// bytes (none from an owned buffer), as `serde_bytes::ByteBuf` does, with
+    /// a copy safe from 4K aliasing (`payload/copy.rs`).
     #[inline]
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        serde_bytes::ByteBuf::deserialize(d).map(|b| Bytes(b.into_vec()))
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+}
+
+struct BytesVisitor;
+
+impl<'de> de::Visitor<'de> for BytesVisitor {
+    type Value = Bytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a byte string")
+    }
+
+    #[inline]
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+        Ok(Bytes(copy::to_vec(v)))
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+        Ok(Bytes(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Bytes, E> {
+        Ok(Bytes(v.as_bytes().to_vec()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Bytes, E> {
+        Ok(Bytes(v.into_bytes()))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+        // Formats without a byte-string type (e.g. JSON) write a sequence.
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        while let Some(b) = seq.next_element::<u8>()? {
+            v.push(b);
+        }
+        Ok(Bytes(v))
     }
 }
 
@@ -567,7 +611,7 @@ impl<T: Pod> PodVec<T> {
         // so every bit pattern is a valid `T`, and after the copy all `n`
         // elements are initialised.
         unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().cast::<u8>(), bytes.len());
+            copy::copy(v.as_mut_ptr().cast::<u8>(), bytes.as_ptr(), bytes.len());
             v.set_len(n);
         }
         if cfg!(target_endian = "big") {

@@ -6,11 +6,13 @@
 //! are in `handoff_kill.rs` (a binary of their own: no tracker in the parent).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mproc_ipc::{pipe, Connection, IpcError, Queue, QueueError};
 use mproc_shm::{shm_box, Exports, Share, ShmBox, ShmError};
 use mproc_testkit::{fork, reap};
+
+mod common;
 
 const LIMIT: Duration = Duration::from_secs(20);
 const MIB16: usize = 16 << 20;
@@ -96,7 +98,7 @@ fn a_16_mib_box_crosses_a_queue_into_a_spawned_child_and_back() {
     let (there, back) = (Queue::<ShmBox<[u8]>>::new().unwrap(), Queue::<ShmBox<[u8]>>::new().unwrap());
     let mut exports = Exports::new();
     let tokens = (there.export(&mut exports).unwrap(), back.export(&mut exports).unwrap());
-    let mut child = mproc_testkit::spawn_entry("handoff_spawn_child_entry", ENV, &tokens, exports.fds());
+    let child = mproc_testkit::spawn_entry("handoff_spawn_child_entry", ENV, &tokens, exports.fds());
     let b = big_box();
     let name = b.name().to_owned();
     there.put(b).unwrap();
@@ -104,19 +106,7 @@ fn a_16_mib_box_crosses_a_queue_into_a_spawned_child_and_back() {
     assert!(written_there(&b), "the spawned child's writes are seen here");
     drop(b);
     assert!(!exists(&name));
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "child failed: {status}");
-            break;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child did not exit within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::expect_spawned_success(child, LIMIT);
 }
 
 /// Over `here`/`there` (socket pair or pipe): the child receives the box in a

@@ -11,16 +11,11 @@ use mproc_ipc::{pipe, pipe_with_capacity, wait, Connection, ConnectionToken, Ipc
 use mproc_shm::{Exports, Share, ShmError};
 use mproc_testkit::{fork, reap};
 
-const LIMIT: Duration = Duration::from_secs(30);
+mod common;
 
-/// Closes `fd` in this (child) process: the parent's end of a pipe, which
-/// the child inherited and must not hold open.
-fn close_fd(fd: i32) {
-    // SAFETY: closing an fd number this child inherited and does not use; the
-    // Connection owning it in the parent's image is never dropped here (the
-    // child leaves with `_exit`).
-    unsafe { libc::close(fd) };
-}
+use common::close_fd;
+
+const LIMIT: Duration = Duration::from_secs(30);
 
 /// Message `i` of a test sequence: lengths cycle through 0, small, odd and
 /// (with `big`) chunked sizes; contents depend on `i`.
@@ -588,7 +583,7 @@ fn ring_connection_crosses_exec_by_token() {
     // The doorbell socket and the pipe's memfd.
     assert_eq!(exports.fds().len(), 2);
     assert!(exports.fds().contains(&child_end.as_raw_fd()));
-    let mut child = mproc_testkit::spawn_entry("pipe_share_child_entry", ENV, &token, exports.fds());
+    let child = mproc_testkit::spawn_entry("pipe_share_child_entry", ENV, &token, exports.fds());
     drop(child_end);
     let big: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
     for m in [&b"abc"[..], b"", b"hello", &big] {
@@ -599,19 +594,7 @@ fn ring_connection_crosses_exec_by_token() {
         assert_eq!(parent.recv_bytes().unwrap(), expect);
     }
     drop(parent);
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "child failed: {status}");
-            break;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child did not exit within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::expect_spawned_success(child, LIMIT);
 }
 
 #[test]

@@ -13,6 +13,8 @@ use mproc_shm::{Exports, Share, ShmError};
 use mproc_testkit::{fork, reap};
 use serde::{Deserialize, Serialize};
 
+mod common;
+
 const REAP: Duration = Duration::from_secs(30);
 const LONG: Duration = Duration::from_secs(20);
 
@@ -528,7 +530,7 @@ fn queues_cross_exec_by_token() {
     let mut exports = Exports::new();
     let tokens = (req.export(&mut exports).unwrap(), rep.export(&mut exports).unwrap());
     assert!(!exports.fds().is_empty());
-    let mut child = mproc_testkit::spawn_entry("queue_spawn_child_entry", ENV, &tokens, exports.fds());
+    let child = mproc_testkit::spawn_entry("queue_spawn_child_entry", ENV, &tokens, exports.fds());
     for s in ["a", "bb", ""] {
         req.put(Some(s.to_string())).unwrap();
     }
@@ -538,17 +540,5 @@ fn queues_cross_exec_by_token() {
         rep.task_done().unwrap();
     }
     assert!(rep.join_timeout(Duration::ZERO).is_ok());
-    let deadline = Instant::now() + REAP;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "child failed: {status}");
-            break;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child did not exit within {REAP:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::expect_spawned_success(child, REAP);
 }

@@ -5,10 +5,12 @@
 //! and the token in an environment variable, the fd kept open across exec.
 
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mproc_ipc::{Connection, ConnectionToken, IpcError};
 use mproc_shm::{Exports, Share, ShmError};
+
+mod common;
 
 const ENV: &str = "MPROC_IPC_TEST_TOKEN";
 
@@ -40,7 +42,7 @@ fn connection_crosses_exec_by_token() {
     let mut exports = Exports::new();
     let token = child_end.export(&mut exports).unwrap();
     assert_eq!(exports.fds(), &[child_end.as_raw_fd()]);
-    let mut child = mproc_testkit::spawn_entry("share_child_entry", ENV, &token, exports.fds());
+    let child = mproc_testkit::spawn_entry("share_child_entry", ENV, &token, exports.fds());
     drop(child_end);
     assert_eq!(parent.recv_bytes().unwrap(), b"second");
     for m in [&b"abc"[..], b"", b"hello"] {
@@ -53,19 +55,7 @@ fn connection_crosses_exec_by_token() {
     // only other copy of the socket, so we then read EOF.
     // SAFETY: shutdown on our own open socket.
     assert_eq!(unsafe { libc::shutdown(parent.as_raw_fd(), libc::SHUT_WR) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "child failed: {status}");
-            break;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child did not exit within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::expect_spawned_success(child, Duration::from_secs(30));
     assert!(matches!(parent.recv_bytes(), Err(IpcError::Eof)));
 }
 

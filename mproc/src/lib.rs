@@ -173,7 +173,7 @@ pub use mproc_ipc::{
 /// byte and numeric data in queues, connections, pools and managers.
 pub use mproc_ipc::{Bytes, PayloadError, PodVec};
 
-pub use mproc_pool::{AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, PoolError, StartMethod};
+pub use mproc_pool::{ArgumentError, AsyncResult, Imap, ImapUnordered, Pool, PoolBuilder, PoolError, StartMethod};
 
 pub use mproc_manager::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy, LockProxy, Manager,

@@ -94,18 +94,45 @@ pub enum PoolError {
     /// An argument could not be serialized for the worker.
     #[error("cannot encode the task's argument: {0}")]
     Encode(String),
-    /// A result (or argument, in the worker) could not be deserialized.
+    /// A result could not be deserialized.
     #[error("cannot decode a task's data: {0}")]
     Decode(String),
     /// A result is a `PodVec` of another element type than the caller's (its
     /// element size or kind differs): the cause, naming both.
     #[error("cannot decode a task's result: {0}")]
     Payload(#[from] mproc_ipc::PayloadError),
+    /// A task's argument did not decode in its worker (a type whose
+    /// `Deserialize` does not read what its `Serialize` wrote, e.g. a `PodVec`
+    /// encoded as one element type and read as another). The worker survived.
+    #[error("the argument of task {task}{} ({len} encoded bytes) does not decode in the worker: {cause}", item_suffix(*item))]
+    BadArgument {
+        /// The task: its type, `fn(A) -> R`, or the function's name for `starmap`.
+        task: String,
+        /// For `map`-like calls, the index of the input item that did not decode.
+        item: Option<usize>,
+        /// The length of the encoded argument (for `map`-like calls, of the chunk).
+        len: usize,
+        /// Why it did not decode.
+        cause: ArgumentError,
+    },
     /// A worker process could not be started, or its channel could not be
     /// created. Also the error of every outstanding and later call of a pool
     /// that stopped because, with no worker left, starts kept failing.
     #[error("cannot start a worker process: {0}")]
     Spawn(String),
+}
+
+/// Why a task's argument did not decode in its worker ([`PoolError::BadArgument`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArgumentError {
+    /// A `PodVec` of another element type, or malformed payload bytes: the
+    /// cause, naming both types or the bad length.
+    #[error(transparent)]
+    Payload(mproc_ipc::PayloadError),
+    /// The encoding's own error (postcard's message).
+    #[error("{0}")]
+    Format(String),
 }
 
 fn item_suffix(item: Option<usize>) -> String {

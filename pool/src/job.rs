@@ -36,7 +36,8 @@ impl Delivery<'_> {
         match self {
             Delivery::Done(_) => unreachable!("not an error"),
             Delivery::Failed(f) => {
-                PoolError::TaskPanicked { message: f.message, item: items.and_then(|r| f.item.map(|i| r.start + i)) }
+                let item = items.and_then(|r| f.item.map(|i| r.start + i));
+                f.into_error(item)
             }
             Delivery::Lost(exit) => PoolError::WorkerLost { exit, items },
             Delivery::Cancelled(e) => e,
@@ -263,7 +264,7 @@ mod tests {
     fn map_job_fails_on_first_failed_chunk_naming_the_item() {
         let slot = Slot::new();
         let job = MapJob::<u32>::new(2, slot.clone(), None);
-        job.deliver(1, Some(10..20), Delivery::Failed(Failure { message: "boom".into(), item: Some(3) }));
+        job.deliver(1, Some(10..20), Delivery::Failed(Failure::panic("boom".into(), Some(3))));
         job.deliver(0, Some(0..10), Delivery::Done(&enc(&vec![0u32; 10])));
         let err = AsyncResult::new(slot).get_timeout(Duration::from_secs(1)).unwrap_err();
         assert_eq!(err, PoolError::TaskPanicked { message: "boom".into(), item: Some(13) });

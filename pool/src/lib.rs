@@ -61,7 +61,7 @@ mod worker_args;
 
 #[cfg(feature = "tokio")]
 pub use asyncio::ResultFuture;
-pub use error::{PoolError, WorkerExit};
+pub use error::{ArgumentError, PoolError, WorkerExit};
 /// The stream trait [`Imap`] and [`ImapUnordered`] implement (feature `tokio`).
 #[cfg(feature = "tokio")]
 pub use futures_core::Stream;

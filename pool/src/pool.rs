@@ -231,7 +231,9 @@ impl PoolBuilder {
 /// worker survives. A worker that dies while running a task (SIGKILL, the OOM
 /// killer, `std::process::exit`) gives [`PoolError::WorkerLost`] for that task;
 /// the pool starts a replacement and completes everything else. (CPython's pool
-/// hangs forever here.)
+/// hangs forever here.) An argument that does not decode in the worker (a
+/// `PodVec` read as another element type) gives [`PoolError::BadArgument`],
+/// naming the task, the item and the cause.
 ///
 /// # Shutting down
 /// [`close`](Pool::close) stops new submissions and lets the work finish;

@@ -77,8 +77,8 @@ impl RemoteTask {
     /// Runs the task on `input`, appending the encoded result to `out`. A panic in the
     /// task is caught and returned as [`PoolError::TaskPanicked`] (with the item's index
     /// within the chunk for [`map`](Self::map) and [`starmap`](Self::starmap) tasks); an
-    /// input that does not decode as the task's argument type comes back the same way,
-    /// its message saying so.
+    /// input that does not decode as the task's argument type is
+    /// [`PoolError::BadArgument`], naming the task, the item and the cause.
     ///
     /// # Safety
     /// `self` must have been made by one of the constructors above in a process running
@@ -89,7 +89,10 @@ impl RemoteTask {
         let code = Code { trampoline: self.trampoline, func: self.func };
         // SAFETY: the offsets come from `Code`'s constructors in this executable
         // (caller's contract), which is what `Code::run` asks.
-        unsafe { code.run(input, out) }.map_err(|f| PoolError::TaskPanicked { message: f.message, item: f.item })
+        unsafe { code.run(input, out) }.map_err(|f| {
+            let item = f.item;
+            f.into_error(item)
+        })
     }
 }
 

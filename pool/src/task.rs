@@ -24,21 +24,80 @@ use mproc_shm::sys;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::{ArgumentError, PoolError};
+
 /// What a trampoline reports when the call did not produce a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Failure {
+    /// The panic message (or, for an argument that did not decode, the error's).
     pub(crate) message: String,
     /// Index of the failing item within the chunk, for chunked calls.
     pub(crate) item: Option<usize>,
+    /// Set when the argument did not decode: the call never ran.
+    pub(crate) argument: Option<Box<BadArgument>>,
+}
+
+/// A task's argument that did not decode in the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadArgument {
+    /// The task's name ([`PoolError::BadArgument`]'s `task`).
+    pub(crate) task: String,
+    /// The length of the encoded argument (or chunk).
+    pub(crate) len: usize,
+    pub(crate) cause: ArgumentError,
 }
 
 impl Failure {
-    fn decode(e: postcard::Error) -> Failure {
-        Failure { message: format!("cannot decode the argument in the worker: {e}"), item: None }
+    /// A panic of the call (of the chunk's `item`).
+    pub(crate) fn panic(message: String, item: Option<usize>) -> Failure {
+        Failure { message, item, argument: None }
     }
+
+    /// `len` bytes of argument for `task` that did not decode (item `item` of
+    /// a chunk): postcard's `e`, or the [`PayloadError`](mproc_ipc::PayloadError)
+    /// behind it.
+    fn decode(task: &str, len: usize, item: Option<usize>, e: postcard::Error) -> Failure {
+        let cause = match mproc_ipc::payload::take_decode_error() {
+            Some(p) => ArgumentError::Payload(p),
+            None => ArgumentError::Format(e.to_string()),
+        };
+        let message = format!("cannot decode the argument in the worker: {cause}");
+        Failure { message, item, argument: Some(Box::new(BadArgument { task: task.to_owned(), len, cause })) }
+    }
+
     fn encode(e: postcard::Error) -> Failure {
-        Failure { message: format!("cannot encode the result in the worker: {e}"), item: None }
+        Failure::panic(format!("cannot encode the result in the worker: {e}"), None)
     }
+
+    /// The caller's error; `item` is the failing input's index in the whole call.
+    pub(crate) fn into_error(self, item: Option<usize>) -> PoolError {
+        match self.argument.map(|a| *a) {
+            Some(BadArgument { task, len, cause }) => PoolError::BadArgument { task, item, len, cause },
+            None => PoolError::TaskPanicked { message: self.message, item },
+        }
+    }
+}
+
+/// Decodes one `A` for `task` from all of `input`.
+fn decode_arg<A: DeserializeOwned>(task: &str, input: &[u8]) -> Result<A, Failure> {
+    mproc_ipc::payload::clear_decode_error();
+    postcard::from_bytes(input).map_err(|e| Failure::decode(task, input.len(), None, e))
+}
+
+/// Decodes a chunk (`Vec<A>`) for `task` item by item, so that a failure names
+/// the item that did not decode.
+fn decode_chunk<A: DeserializeOwned>(task: &str, input: &[u8]) -> Result<Vec<A>, Failure> {
+    let fail = |item, e| Failure::decode(task, input.len(), item, e);
+    mproc_ipc::payload::clear_decode_error();
+    // postcard writes a sequence as its length (a varint) and the elements.
+    let (n, mut rest) = postcard::take_from_bytes::<u64>(input).map_err(|e| fail(None, e))?;
+    let mut args = Vec::with_capacity((n as usize).min(rest.len()));
+    for i in 0..n as usize {
+        let (a, r) = postcard::take_from_bytes::<A>(rest).map_err(|e| fail(Some(i), e))?;
+        args.push(a);
+        rest = r;
+    }
+    Ok(args)
 }
 
 /// The type-erased form of a task: `func` is the function's address, `input` the
@@ -182,9 +241,8 @@ unsafe fn apply_one<A: DeserializeOwned, R: Serialize>(
     // SAFETY: `func` is the address of a `fn(A) -> R` (contract), and fn pointers
     // are address-sized.
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(func) };
-    let arg: A = postcard::from_bytes(input).map_err(Failure::decode)?;
-    let r = panic::catch_unwind(AssertUnwindSafe(|| f(arg)))
-        .map_err(|p| Failure { message: panic_message(p), item: None })?;
+    let arg: A = decode_arg(std::any::type_name::<fn(A) -> R>(), input)?;
+    let r = panic::catch_unwind(AssertUnwindSafe(|| f(arg))).map_err(|p| Failure::panic(panic_message(p), None))?;
     *out = postcard::to_extend(&r, std::mem::take(out)).map_err(Failure::encode)?;
     Ok(())
 }
@@ -194,8 +252,8 @@ unsafe fn apply_one<A: DeserializeOwned, R: Serialize>(
 unsafe fn init_one<A: DeserializeOwned>(func: usize, input: &[u8], _out: &mut Vec<u8>) -> Result<(), Failure> {
     // SAFETY: `func` is the address of a `fn(A)` (contract).
     let f = unsafe { std::mem::transmute::<usize, fn(A)>(func) };
-    let arg: A = postcard::from_bytes(input).map_err(Failure::decode)?;
-    panic::catch_unwind(AssertUnwindSafe(|| f(arg))).map_err(|p| Failure { message: panic_message(p), item: None })
+    let arg: A = decode_arg(std::any::type_name::<fn(A)>(), input)?;
+    panic::catch_unwind(AssertUnwindSafe(|| f(arg))).map_err(|p| Failure::panic(panic_message(p), None))
 }
 
 /// # Safety
@@ -203,7 +261,7 @@ unsafe fn init_one<A: DeserializeOwned>(func: usize, input: &[u8], _out: &mut Ve
 unsafe fn init_plain(func: usize, _input: &[u8], _out: &mut Vec<u8>) -> Result<(), Failure> {
     // SAFETY: `func` is the address of a `fn()` (contract).
     let f = unsafe { std::mem::transmute::<usize, fn()>(func) };
-    panic::catch_unwind(f).map_err(|p| Failure { message: panic_message(p), item: None })
+    panic::catch_unwind(f).map_err(|p| Failure::panic(panic_message(p), None))
 }
 
 /// A pool's initializer, Python's `initializer` and `initargs`, ready for
@@ -263,11 +321,12 @@ impl std::fmt::Debug for Initializer {
 
 /// Runs `call` over a decoded chunk, reporting which item panicked.
 fn run_chunk<A: DeserializeOwned, R: Serialize>(
+    task: &str,
     input: &[u8],
     out: &mut Vec<u8>,
     call: impl Fn(A) -> R,
 ) -> Result<(), Failure> {
-    let args: Vec<A> = postcard::from_bytes(input).map_err(Failure::decode)?;
+    let args: Vec<A> = decode_chunk(task, input)?;
     let mut done = 0usize;
     let results = panic::catch_unwind(AssertUnwindSafe(|| {
         let mut results = Vec::with_capacity(args.len());
@@ -277,7 +336,7 @@ fn run_chunk<A: DeserializeOwned, R: Serialize>(
         }
         results
     }))
-    .map_err(|p| Failure { message: panic_message(p), item: Some(done) })?;
+    .map_err(|p| Failure::panic(panic_message(p), Some(done)))?;
     *out = postcard::to_extend(&results, std::mem::take(out)).map_err(Failure::encode)?;
     Ok(())
 }
@@ -291,7 +350,7 @@ unsafe fn map_chunk<A: DeserializeOwned, R: Serialize>(
 ) -> Result<(), Failure> {
     // SAFETY: `func` is the address of a `fn(A) -> R` (contract).
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(func) };
-    run_chunk(input, out, f)
+    run_chunk(std::any::type_name::<fn(A) -> R>(), input, out, f)
 }
 
 /// # Safety
@@ -307,7 +366,7 @@ unsafe fn star_chunk<F: StarFn<Args, R>, Args: DeserializeOwned, R: Serialize>(
     // `Copy`, so making one more value of it is no different from copying the
     // one the parent was given (a fn item or a closure without captures).
     let f: F = unsafe { std::mem::zeroed() };
-    run_chunk(input, out, |args: Args| f.call(args))
+    run_chunk(std::any::type_name::<F>(), input, out, |args: Args| f.call(args))
 }
 
 #[cfg(test)]
@@ -400,5 +459,36 @@ mod tests {
     fn bad_argument_is_a_failure_not_a_panic() {
         let err = run(Code::apply(double), &[0xff]).unwrap_err();
         assert!(err.message.contains("decode"), "{}", err.message);
+        let arg = err.argument.expect("an argument failure");
+        assert_eq!((arg.task.as_str(), arg.len), ("fn(u64) -> u64", 1));
+        assert!(matches!(arg.cause, ArgumentError::Format(_)), "{:?}", arg.cause);
+    }
+
+    #[test]
+    fn a_chunk_names_the_item_that_does_not_decode() {
+        // Three items: 5, 6, then a varint cut short.
+        let err = run(Code::map(double), &[3, 5, 6, 0xff]).unwrap_err();
+        assert_eq!(err.item, Some(2));
+        assert_eq!(err.argument.map(|a| a.len), Some(4));
+    }
+
+    #[test]
+    fn a_podvec_of_another_element_type_is_a_payload_error() {
+        fn sum(v: mproc_ipc::PodVec<u32>) -> u32 {
+            v.iter().sum()
+        }
+        let input = postcard::to_allocvec(&mproc_ipc::PodVec::from(vec![1.5f64, 2.5])).unwrap();
+        let err = run(Code::apply(sum), &input).unwrap_err();
+        let arg = err.argument.expect("an argument failure");
+        assert!(arg.task.contains("PodVec<u32>"), "{}", arg.task);
+        assert_eq!(arg.len, input.len());
+        assert!(
+            matches!(
+                arg.cause,
+                ArgumentError::Payload(mproc_ipc::PayloadError::ElementSize { expected: 4, got: 8, .. })
+            ),
+            "{:?}",
+            arg.cause
+        );
     }
 }

@@ -8,14 +8,19 @@
 //! unit                      := trampoline i64 | func i64 | len u32 | payload[len]
 //! results (worker → parent) := nanos u64 | count u32 | result{count}
 //! result                    := 0 u8 | len u32 | bytes[len]                 ok: encoded R / Vec<R>
-//!                            | 1 u8 | item u32 | len u32 | message[len]   failed (item u32::MAX = none)
+//!                            | 1 u8 | item u32 | len u32 | message[len]   panicked (item u32::MAX = none)
+//!                            | 2 u8 | item u32 | arg_len u64 | len u32 | task[len] | cause
+//!                                                                          argument did not decode
+//! cause                     := 0 u8 | len u32 | payload_error[len]       (`PayloadError::to_wire`)
+//!                            | 1 u8 | len u32 | message[len]             (postcard's error)
 //! ```
 //! All integers little-endian. `nanos` is the time the worker spent on the batch,
 //! which the scheduler uses to decide how many units to keep in flight.
 
 use std::ops::Range;
 
-use crate::task::{Code, Failure};
+use crate::task::{BadArgument, Code, Failure};
+use crate::ArgumentError;
 
 /// Appends one task unit to a tasks message.
 pub(crate) fn put_unit(msg: &mut Vec<u8>, code: Code, payload: &[u8]) {
@@ -52,6 +57,12 @@ impl<'a> Reader<'a> {
     fn u32(&mut self, what: &'static str) -> Result<u32, Malformed> {
         self.array::<4>(what).map(u32::from_le_bytes)
     }
+    /// A string with its length (u32) in front; bytes that are not UTF-8 are replaced.
+    fn string(&mut self, what: &'static str) -> Result<String, Malformed> {
+        let len = self.u32(what)? as usize;
+        let r = self.take(len, what)?;
+        Ok(String::from_utf8_lossy(&self.buf[r]).into_owned())
+    }
     fn done(&self) -> bool {
         self.pos == self.buf.len()
     }
@@ -72,6 +83,38 @@ pub(crate) fn units(msg: &[u8]) -> impl Iterator<Item = Result<(Code, Range<usiz
             Ok((Code { trampoline, func }, payload))
         })())
     })
+}
+
+/// Appends `bytes` with their length (u32) in front.
+fn put_str(msg: &mut Vec<u8>, bytes: &[u8]) {
+    msg.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    msg.extend_from_slice(bytes);
+}
+
+/// Appends a failed result: a panic (status 1) or an argument that did not
+/// decode (status 2).
+fn put_failure(msg: &mut Vec<u8>, f: Failure) {
+    let item = f.item.map_or(u32::MAX, |i| i as u32);
+    let Some(arg) = f.argument.map(|a| *a) else {
+        msg.push(1);
+        msg.extend_from_slice(&item.to_le_bytes());
+        put_str(msg, f.message.as_bytes());
+        return;
+    };
+    msg.push(2);
+    msg.extend_from_slice(&item.to_le_bytes());
+    msg.extend_from_slice(&(arg.len as u64).to_le_bytes());
+    put_str(msg, arg.task.as_bytes());
+    match arg.cause {
+        ArgumentError::Payload(p) => {
+            msg.push(0);
+            put_str(msg, &p.to_wire());
+        }
+        ArgumentError::Format(m) => {
+            msg.push(1);
+            put_str(msg, m.as_bytes());
+        }
+    }
 }
 
 /// Builds a results message; `finish` fills in the header.
@@ -98,11 +141,7 @@ impl ResultsWriter {
             }
             Err(f) => {
                 self.msg.truncate(at);
-                self.msg.push(1);
-                let item = f.item.map_or(u32::MAX, |i| i as u32);
-                self.msg.extend_from_slice(&item.to_le_bytes());
-                self.msg.extend_from_slice(&(f.message.len() as u32).to_le_bytes());
-                self.msg.extend_from_slice(f.message.as_bytes());
+                put_failure(&mut self.msg, f);
             }
         }
         self.count += 1;
@@ -175,10 +214,30 @@ fn entries_from(r: &mut Reader<'_>) -> Result<Vec<Outcome>, Malformed> {
             }
             1 => {
                 let item = r.u32("failure item")?;
-                let len = r.u32("failure length")? as usize;
-                let m = r.take(len, "failure message")?;
-                let message = String::from_utf8_lossy(&r.buf[m]).into_owned();
-                out.push(Outcome::Failed(Failure { message, item: (item != u32::MAX).then_some(item as usize) }));
+                let message = r.string("failure message")?;
+                out.push(Outcome::Failed(Failure::panic(message, (item != u32::MAX).then_some(item as usize))));
+            }
+            2 => {
+                let item = r.u32("bad argument item")?;
+                let len = u64::from_le_bytes(r.array::<8>("bad argument length")?);
+                let len = usize::try_from(len).map_err(|_| Malformed("bad argument length"))?;
+                let task = r.string("bad argument task")?;
+                let cause = match r.array::<1>("bad argument cause")?[0] {
+                    0 => {
+                        let n = r.u32("payload error length")? as usize;
+                        let b = r.take(n, "payload error")?;
+                        let p = mproc_ipc::PayloadError::from_wire(&r.buf[b]).ok_or(Malformed("payload error"))?;
+                        ArgumentError::Payload(p)
+                    }
+                    1 => ArgumentError::Format(r.string("bad argument message")?),
+                    _ => return Err(Malformed("bad argument cause")),
+                };
+                let message = format!("cannot decode the argument in the worker: {cause}");
+                out.push(Outcome::Failed(Failure {
+                    message,
+                    item: (item != u32::MAX).then_some(item as usize),
+                    argument: Some(Box::new(BadArgument { task, len, cause })),
+                }));
             }
             _ => return Err(Malformed("result status")),
         }
@@ -221,9 +280,9 @@ mod tests {
         });
         w.push(|out| {
             out.extend_from_slice(b"partial");
-            Err(Failure { message: "boom".into(), item: Some(4) })
+            Err(Failure::panic("boom".into(), Some(4)))
         });
-        w.push(|_| Err(Failure { message: "x".into(), item: None }));
+        w.push(|_| Err(Failure::panic("x".into(), None)));
         w.push(|_| Ok(()));
         assert_eq!(w.count(), 4);
         let msg = w.finish(99).to_vec();
@@ -232,8 +291,8 @@ mod tests {
         assert_eq!(outs.len(), 4);
         let Outcome::Ok(r) = &outs[0] else { panic!("{:?}", outs[0]) };
         assert_eq!(&msg[r.clone()], b"abc");
-        assert_eq!(outs[1], Outcome::Failed(Failure { message: "boom".into(), item: Some(4) }));
-        assert_eq!(outs[2], Outcome::Failed(Failure { message: "x".into(), item: None }));
+        assert_eq!(outs[1], Outcome::Failed(Failure::panic("boom".into(), Some(4))));
+        assert_eq!(outs[2], Outcome::Failed(Failure::panic("x".into(), None)));
         assert!(matches!(&outs[3], Outcome::Ok(r) if r.is_empty()));
         let shifted: Vec<Outcome> = outs
             .iter()
@@ -245,6 +304,32 @@ mod tests {
         assert_eq!(entries(&msg[12..]).unwrap(), shifted);
         w.reset();
         assert_eq!(results(w.finish(0)).unwrap().1.len(), 0);
+    }
+
+    #[test]
+    fn bad_arguments_round_trip_typed() {
+        let bad = |item, cause: ArgumentError| Failure {
+            message: format!("cannot decode the argument in the worker: {cause}"),
+            item,
+            argument: Some(Box::new(BadArgument {
+                task: "fn(mproc_ipc::PodVec<u32>) -> u32".into(),
+                len: 70_000,
+                cause,
+            })),
+        };
+        let payload = mproc_ipc::PayloadError::ElementSize { type_name: "mproc_ipc::PodVec<u32>", expected: 4, got: 8 };
+        let sent =
+            [bad(None, ArgumentError::Payload(payload)), bad(Some(3), ArgumentError::Format("cut short".into()))];
+        let mut w = ResultsWriter::new(Vec::new());
+        for f in &sent {
+            w.push(|_| Err(f.clone()));
+        }
+        let msg = w.finish(0).to_vec();
+        let outs = results(&msg).unwrap().1;
+        assert_eq!(outs, sent.iter().cloned().map(Outcome::Failed).collect::<Vec<_>>());
+        for cut in 13..msg.len() {
+            assert!(results(&msg[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

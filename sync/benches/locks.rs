@@ -97,13 +97,22 @@ fn lock_uncontended(c: &mut Criterion) {
     let mut g = c.benchmark_group("lock_uncontended");
     let lock = Lock::new().unwrap();
     g.bench_function("mproc", |b| b.iter(|| drop(black_box(&lock).lock().unwrap())));
+    // The limit is what any futex lock must do: one compare-exchange to take
+    // the word, and one atomic read-modify-write to free it, since the release
+    // has to learn in the same instruction whether a waiter has gone to sleep
+    // (a plain store, then a load of the word, can miss a waiter that parks in
+    // between, and a fence to order them costs as much as the swap). On x86 the
+    // two are `lock cmpxchg` and `xchg`, exactly the lock's fast path. The word
+    // sits in a shared mapping, as the lock's does. A plain release store (a
+    // spinlock's unlock, which cannot have sleepers) would make the limit one
+    // locked instruction cheaper than any lock whose waiters sleep.
     let seg = Segment::anonymous(4096).unwrap();
     let word = flag(&seg);
     g.bench_function("limit-cas", |b| {
         b.iter(|| {
             let w = black_box(word);
             while w.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {}
-            w.store(0, Ordering::Release);
+            black_box(w.swap(0, Ordering::Release));
         })
     });
     let m = std::sync::Mutex::new(0_u64);

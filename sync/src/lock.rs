@@ -11,7 +11,11 @@
 //! glibc takes it so even before sleeping, which costs a needless wake).
 //! Uncontended lock + unlock is thus two atomic read-modify-writes, as for
 //! glibc's mutex — the least a futex lock can do, since `unlock` must learn
-//! atomically whether somebody sleeps.
+//! atomically whether somebody sleeps. Compiled (x86-64, the
+//! `lock_uncontended` bench), `lock()` and the guard's drop are a load of the
+//! cached pid, `lock cmpxchg`, `xchg` and a test of [`PARKED_BIT`]: recording
+//! the holder for owner-death recovery costs nothing, since the pid is the
+//! locked value; there is no fence, no poison flag and no out-of-line call.
 //!
 //! # Why the waiter does not spin
 //! glibc's default mutex does not spin either, and the `value_contended` bench

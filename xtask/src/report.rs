@@ -240,7 +240,7 @@ pub const CASES: &[Case] = &[
         systems: &["mproc", "std-mutex", "pthread-shared", "limit-cas"],
         limit: Some("limit-cas"),
         target: Target::VsLimit(0.5),
-        target_text: "≤ 2× the CAS pair",
+        target_text: "≤ 2× the CAS + swap pair",
     },
     Case {
         id: "value_contended",
@@ -545,7 +545,8 @@ pub const REFERENCES: &[(&str, &str)] = &[(
     "ref-memcpy",
     "`ref-memcpy` is an in-process `memcpy` of each item into a rotating buffer the size of \
      the queue's ring: a reference for scale, not a target. No cross-process queue reaches \
-     it; the limit is `limit-xcopy`, two processes copying through a shared-memory ring.",
+     it; the limit is `limit-xcopy`, two processes copying through a shared-memory ring \
+     (the consumer allocating each item's buffer, as a queue's `get` does).",
 )];
 
 /// Order of systems within a case: mproc, the peers (in the case's order, then any others

@@ -59,16 +59,10 @@ impl Connection {
             // microseconds is cheaper to spin for than to be woken through the
             // doorbell socket and the reactor (a round trip's worth of system
             // calls). The spin is short and bounded: it holds the runtime's
-            // thread at most `ASYNC_SPIN`.
+            // thread at most `ASYNC_SPIN`, and only while the peer may answer.
             let fd = self.fd.as_ref().expect("checked above").as_fd();
-            let start = std::time::Instant::now();
-            while start.elapsed() < ASYNC_SPIN {
-                for _ in 0..32 {
-                    std::hint::spin_loop();
-                }
-                if r.rx_progress(fd, max)? {
-                    return Ok(());
-                }
+            if r.spin_rx(fd, max, ASYNC_SPIN)? {
+                return Ok(());
             }
         }
         self.register()?;

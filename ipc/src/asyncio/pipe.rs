@@ -1,12 +1,18 @@
 //! The non-blocking steps a shared-memory pipe end offers the async adapters
 //! (feature `tokio`): receiving a long message chunk by chunk into a
 //! reassembly buffer kept in the end, pushing a message record by record,
-//! and the `room` bell's `poll(2)` announcement.
+//! the short spin before an async receive parks, and the `room` bell's
+//! `poll(2)` announcement. Async waits keep the presence word as blocking ones
+//! do: awake on the CPU they spin on, asleep while parked in the reactor.
 
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
-use super::{broken_pipe, doorbell, drain, ring_error, unreadable, Payload, RingEnd, Wait, DATA, ROOM, SLEEP_SLICE};
+use super::{
+    awake_here, broken_pipe, doorbell, drain, ring_error, unreadable, Payload, RingEnd, Wait, DATA, PREEMPTED, ROOM,
+    SLEEP_SLICE,
+};
 use crate::connection::poll_readable;
 use crate::error::{IpcError, Result};
 
@@ -61,6 +67,31 @@ impl RingEnd {
                 let _ = doorbell(fd);
             }
         }
+    }
+
+    /// Spins up to `budget` on [`rx_progress`](Self::rx_progress) before an
+    /// async receive parks, as the blocking receive does: only while the peer
+    /// may answer (see `Who::peer_may_run`), with this end published awake on
+    /// its CPU, and no longer once it finds it was descheduled. True when a
+    /// receive now returns without waiting.
+    pub(crate) fn spin_rx(&mut self, fd: BorrowedFd<'_>, max: usize, budget: Duration) -> Result<bool> {
+        let cpu = awake_here(self.me());
+        let start = Instant::now();
+        let mut last = start;
+        while self.who().peer_may_run(cpu) {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
+            if self.rx_progress(fd, max)? {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now - start >= budget || now - last >= PREEMPTED {
+                break;
+            }
+            last = now;
+        }
+        Ok(false)
     }
 
     /// Blocking: finishes receiving a long message whose reassembly an async
@@ -142,9 +173,10 @@ impl RingEnd {
     }
 
     /// Announces a `poll(2)` wait for room: the reader's next release writes
-    /// a doorbell byte.
+    /// a doorbell byte. This end is asleep for its peer until the disarm.
     pub(crate) fn arm_room(&self) {
         if let Some((_, i)) = &self.tx {
+            self.me().fall_asleep();
             self.shared.bell(*i, ROOM).arm_poll();
         }
     }
@@ -154,6 +186,7 @@ impl RingEnd {
     pub(crate) fn disarm_room(&self, fd: BorrowedFd<'_>, polled: bool) -> Result<()> {
         if let Some((_, i)) = &self.tx {
             self.shared.bell(*i, ROOM).disarm_poll();
+            awake_here(self.me());
         }
         if polled && drain(fd)? {
             self.live.peer_gone.store(true, Relaxed);

@@ -19,7 +19,11 @@
 //! Whether to spin is decided from the peer's **presence word** (one per end
 //! in the control page, see [`Presence`]): the waiter spins only while the
 //! peer may answer — it does not sleep in the kernel, and it did not last
-//! wait on the waiter's own CPU (then it is not running now). A peer woken by
+//! wait on the waiter's own CPU (then it is not running now). Each end reads
+//! its CPU afresh at every wait and after every `poll(2)` sleep, so an end the
+//! scheduler moved is seen where it runs; async waits publish the same (the
+//! async receive's short spin is gated like the blocking one, and an end
+//! parked in the reactor, for a message or for room, is asleep). A peer woken by
 //! a ring is marked awake by the ringer, since it will run soon. While it
 //! spins, the waiter looks at the clock and the peer's word every 32 tries and
 //! stops when the peer falls asleep, when the budget is spent, or when two
@@ -109,8 +113,6 @@ mod asyncio;
 pub const SPIN: Duration = Duration::from_micros(20);
 /// Every this many waits, the spin lasts [`MAX_SPIN`].
 const PROBE: u32 = 512;
-/// Every this many waits, an end reads its CPU afresh.
-const CPU_EVERY: u32 = 64;
 /// A gap this long between two looks at the clock while spinning means the
 /// spinner was descheduled: it stops spinning.
 const PREEMPTED: Duration = Duration::from_micros(30);
@@ -286,11 +288,9 @@ struct Live {
     peer_gone: AtomicBool,
     /// The current spin budget, in nanoseconds.
     spin_ns: AtomicU32,
-    /// Waits so far (for the periodic long spin and CPU refresh); only the
-    /// owner of the end counts, so a load and a store suffice.
+    /// Waits so far (for the periodic long spin); only the owner of the end
+    /// counts, so a load and a store suffice.
     waits: AtomicU32,
-    /// The CPU this end last waited on, plus one (0: not known yet).
-    cpu: AtomicU32,
 }
 
 impl std::fmt::Debug for RingEnd {
@@ -338,7 +338,6 @@ impl RingEnd {
             peer_gone: AtomicBool::new(false),
             spin_ns: AtomicU32::new(SPIN.as_nanos() as u32),
             waits: AtomicU32::new(0),
-            cpu: AtomicU32::new(0),
         };
         Ok(RingEnd {
             shared,
@@ -380,9 +379,20 @@ impl RingEnd {
         self.shared.presence(self.end ^ 1)
     }
 
+    /// Both presence words, for a wait.
+    #[inline]
+    fn who(&self) -> Who<'_> {
+        Who { me: self.me(), peer: self.peer() }
+    }
+
     /// Whether the peer says it sleeps in the kernel (for tests).
     pub(crate) fn peer_asleep(&self) -> bool {
         self.peer().asleep()
+    }
+
+    /// The CPU the peer last published (for tests).
+    pub(crate) fn peer_cpu(&self) -> Option<u32> {
+        self.peer().cpu()
     }
 
     /// Rings bell `which` of ring `i` after publishing; a peer woken from a
@@ -483,7 +493,7 @@ impl RingEnd {
     fn wait_rx(&self, fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<Wait> {
         let (rx, i) = self.rx.as_ref().ok_or_else(wrong_receive)?;
         let ring = rx.ring();
-        let who = Who { me: self.me(), peer: self.peer() };
+        let who = self.who();
         self.live.wait_for(self.shared.bell(*i, DATA), who, fd, || !ring.is_empty(), deadline)
     }
 
@@ -630,7 +640,9 @@ impl RingEnd {
     pub(crate) fn disarm_poll(&self, fd: BorrowedFd<'_>, polled: bool) -> Result<bool> {
         if let Some((_, i)) = &self.rx {
             self.shared.bell(*i, DATA).disarm_poll();
-            self.me().wake();
+            // Awake again, and perhaps on another CPU (or, under an async
+            // runtime, on another worker thread) than before the sleep.
+            awake_here(self.me());
         }
         if polled && drain(fd)? {
             self.live.peer_gone.store(true, Relaxed);
@@ -715,23 +727,19 @@ impl Who<'_> {
     }
 }
 
-impl Live {
-    /// This end's CPU, read afresh every [`CPU_EVERY`] waits and published
-    /// in its presence word.
-    #[inline]
-    fn cpu(&self, waits: u32, me: &Presence) -> Option<u32> {
-        let cached = self.cpu.load(Relaxed);
-        let cpu = if cached == 0 || waits % CPU_EVERY == 0 {
-            let c = rustix::thread::sched_getcpu() as u32;
-            self.cpu.store(c.wrapping_add(1), Relaxed);
-            Some(c)
-        } else {
-            Some(cached - 1)
-        };
-        me.awake_on(cpu);
-        cpu
-    }
+/// Publishes in `me` that this end is awake on the CPU it runs on now, and
+/// returns that CPU. Read afresh at every wait, so an end the scheduler moved
+/// is seen where it runs: `getcpu` is a vDSO call of a few nanoseconds, and
+/// a wait costs at least a spin of 32 `pause`s. The word is written only
+/// when the value changes.
+#[inline]
+fn awake_here(me: &Presence) -> Option<u32> {
+    let cpu = Some(rustix::thread::sched_getcpu() as u32);
+    me.awake_on(cpu);
+    cpu
+}
 
+impl Live {
     /// Waits until `ready()`, the peer is gone (`Hup`) or `deadline` passes.
     ///
     /// While the peer may be running (see [`Who::peer_may_run`]) it spins for
@@ -757,7 +765,7 @@ impl Live {
         }
         let waits = self.waits.load(Relaxed).wrapping_add(1);
         self.waits.store(waits, Relaxed);
-        let cpu = self.cpu(waits, who.me);
+        let cpu = awake_here(who.me);
         if who.peer_may_run(cpu) {
             // Every PROBE-th wait spins at least MAX_SPIN: two ends that fell
             // back to futex sleeps under load find their way back to spinning

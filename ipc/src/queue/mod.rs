@@ -375,11 +375,12 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
             postcard::ser_flavors::Size::default(),
         )
         .map_err(encode_error)?;
-        let encode = |slot: &mut [u8]| match postcard::to_slice(item, slot) {
-            Ok(used) => Ok(used.len()),
-            // Only a `Serialize` that writes differently on a second pass gets here.
-            Err(source) => Err(encode_error(source)),
-        };
+        let encode =
+            |slot: &mut [u8]| match postcard::serialize_with_flavor(item, crate::payload::SlotWriter::new(slot)) {
+                Ok(used) => Ok(used),
+                // Only a `Serialize` that writes differently on a second pass gets here.
+                Err(source) => Err(encode_error(source)),
+            };
         let put = self.raw.put(encode, size, until, &|| self.is_closed());
         if put.is_err() {
             // Encoded (sized) but not queued: the ShmBoxes in it stay the sender's.

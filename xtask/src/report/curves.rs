@@ -92,7 +92,7 @@ pub const CURVES: &[Curve] = &[
         limit: Some("limit-xcopy"),
         note: "`maxsize` min(64, 64 MiB / item size) for mproc and CPython alike; `limit-xcopy`: \
                two processes moving the items through an SPSC ring in shared memory, one `memcpy` \
-               in and one out.",
+               in and one out into a buffer allocated per item (as `get` allocates).",
     },
     Curve {
         id: "queue_procs",

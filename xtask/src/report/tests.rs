@@ -149,7 +149,7 @@ fn unmet_target_and_skipped_python() {
     let t = table(&rows);
     assert!(
         t.contains(
-            "| lock_uncontended | mproc | 20.0 | ns ↓ | ±10.0 %, n=10 | — | 0.250× | ≤ 2× the CAS pair | **no** |"
+            "| lock_uncontended | mproc | 20.0 | ns ↓ | ±10.0 %, n=10 | — | 0.250× | ≤ 2× the CAS + swap pair | **no** |"
         ),
         "{t}"
     );
