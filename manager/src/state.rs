@@ -282,7 +282,7 @@ impl ServerState {
         self.open(client);
         // Kept across requests: a call's request is read into `frame`, its value
         // packed into `value` and its response into `out`, with no allocation once
-        // they have grown.
+        // they have grown (up to `KEEP_BUFFER`).
         let (mut frame, mut value, mut out) = (Vec::new(), Vec::new(), Vec::new());
         loop {
             let got = t.recv_with(&mut |f| {
@@ -323,6 +323,12 @@ impl ServerState {
             if sent.is_err() {
                 break;
             }
+            // A big frame's buffers go with it, not for the connection's life.
+            for b in [&mut frame, &mut value, &mut out] {
+                if b.capacity() > KEEP_BUFFER {
+                    *b = Vec::new();
+                }
+            }
         }
         self.close(client);
     }
@@ -349,6 +355,9 @@ impl ServerState {
         }
     }
 }
+
+/// A connection's buffers bigger than this are freed after their request.
+const KEEP_BUFFER: usize = 64 << 10;
 
 /// Appends `resp`'s frame to `out`; a response that cannot be encoded becomes the
 /// error that says so.
