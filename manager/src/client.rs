@@ -176,10 +176,13 @@ impl Target {
             Some(c) => c,
             None => self.connect()?,
         };
-        let mut value = Err(ManagerError::Decode { reason: "no response".into() });
+        let mut response = Err(ManagerError::Decode { reason: "no response".into() });
         conn.send(frame)
-            .and_then(|()| conn.recv_with(&mut |reply| value = call_reply_value(reply)))
+            .and_then(|()| conn.recv_with(&mut |frame| response = call_response(frame)))
             .map_err(transport_error)?;
+        // A response that does not decode leaves the stream in an unknown state: the
+        // connection goes with it.
+        let value = response?;
         // A refused frame makes the server hang up: do not reuse that connection.
         if !matches!(value, Err(ManagerError::FrameTooLarge { .. })) {
             put_idle(self.serial, conn);
@@ -279,12 +282,13 @@ thread_local! {
 /// Buffers bigger than this are freed after their call rather than kept.
 const KEEP_BUFFER: usize = 64 << 10;
 
-/// The value of a call's response frame: `Ok(Reply::Value(..))` read where it lies.
-fn call_reply_value(frame: &[u8]) -> Result<Value> {
-    match crate::wire::decode_value_reply(frame) {
+/// A call's response frame (`Ok(Reply::Value(..))` read where it lies): the call's
+/// value or the server's error, or `Err` for a frame that is no response.
+fn call_response(frame: &[u8]) -> Result<Result<Value>> {
+    Ok(match crate::wire::decode_value_reply(frame) {
         Some(bytes) => unpack(bytes?),
-        None => value_of(from_bytes::<Response>(frame)??),
-    }
+        None => from_bytes::<Response>(frame)?.and_then(value_of),
+    })
 }
 
 struct Pool {
@@ -570,5 +574,29 @@ impl Drop for HandleInner {
             // Best effort: if the server is gone there is nothing to release.
             let _ = self.target.call(&Request::DecRef { id: self.id });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_response_is_a_value_an_error_or_no_response_at_all() {
+        let value = |v: &Value| to_bytes(&Response::Ok(Reply::Value(crate::compact::pack_value(v).unwrap()))).unwrap();
+        assert_eq!(call_response(&value(&Value::Int(7))).unwrap(), Ok(Value::Int(7)));
+        let list = Value::List(vec![Value::None]);
+        assert_eq!(call_response(&value(&list)).unwrap(), Ok(list));
+        // The server's error, and a reply of the wrong kind: answers on a sound stream.
+        let err = to_bytes(&Response::Err(ManagerError::NoSuchObject { id: 3 })).unwrap();
+        assert_eq!(call_response(&err).unwrap(), Err(ManagerError::NoSuchObject { id: 3 }));
+        let done = to_bytes(&Response::Ok(Reply::Done)).unwrap();
+        assert!(matches!(call_response(&done).unwrap(), Err(ManagerError::Decode { .. })));
+        // Bytes that are no response: the connection is not to be used again.
+        assert!(call_response(&[0, 1, 200]).is_err());
+        assert!(call_response(&[9, 9, 9]).is_err());
+        let mut long = value(&Value::None);
+        long.push(0);
+        assert!(call_response(&long).is_err());
     }
 }

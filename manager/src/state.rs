@@ -264,8 +264,8 @@ impl ServerState {
 
     /// Serves one Rust client's connection until it closes (or the server shuts
     /// down): its first frame, `first`, must be `Hello` (or `HelloAsync`), then each
-    /// request frame gets one response frame. `crate::python::serve_connection` tells Rust and Python
-    /// clients apart and hands the Rust ones here.
+    /// request frame gets one response frame. `crate::python::serve_connection`
+    /// tells Rust and Python clients apart and hands the Rust ones here.
     pub fn serve_rust(&self, t: &mut dyn Transport, first: Vec<u8>) {
         let (client, check_alive) = match from_bytes::<Request>(&first) {
             Ok(Request::Hello { client }) => (client, false),
