@@ -7,6 +7,8 @@
 //! - `panic`: a task that panics ends its call with `TaskPanicked` naming the item, and
 //!   the pool goes on serving;
 //! - `kill`: a task SIGKILLs its own rank mid-map; MPI then ends the whole job;
+//! - `undecodable`: results that arrive but do not decode end `apply` and `map` with
+//!   `Decode` naming the bytes (and, for `map`, the chunk), and the pool serves on;
 //! - `netns`: prints how many network namespaces the workers' tasks ran in (the test
 //!   that stands two namespaces in for two hosts expects 2);
 //! - `bench N`: times `map` over N small items and prints `ns_per_item <figure>`.
@@ -30,6 +32,25 @@ fn kill_self_on_5000(x: u64) -> u64 {
         unsafe { libc::raise(libc::SIGKILL) };
     }
     x
+}
+
+/// A result that encodes but never decodes, as a type changed between ranks would.
+struct Undecodable(u64);
+
+impl serde::Serialize for Undecodable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Undecodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("this type refuses to decode"))
+    }
+}
+
+fn undecodable(x: u64) -> Undecodable {
+    Undecodable(x)
 }
 
 /// The network namespace this rank runs in, as the kernel names it (`net:[inode]`).
@@ -118,6 +139,18 @@ fn run(pool: &mproc_mpi::MpiPool, mode: &str, n: u64) -> Result<(), String> {
             let r = pool.map_chunked(kill_self_on_5000, 0..10_000u64, 100);
             // MPI aborts the job when a rank dies, so this line is not expected to run.
             println!("kill: map returned {:?}", r.map(|v| v.len()));
+        }
+        "undecodable" => {
+            match pool.apply(undecodable, 3) {
+                Err(mproc_pool::PoolError::Decode(what)) => println!("apply: Decode: {what}"),
+                other => return Err(format!("apply: expected Decode, got {:?}", other.map(|u| u.0))),
+            }
+            match pool.map_chunked(undecodable, 0..20u64, 5) {
+                Err(mproc_pool::PoolError::Decode(what)) => println!("map: Decode: {what}"),
+                other => return Err(format!("map: expected Decode, got {:?}", other.map(|v| v.len()))),
+            }
+            let after = pool.map(square, 0..4u64).map_err(|e| e.to_string())?;
+            println!("pool still serves: {after:?}");
         }
         "netns" => {
             let mut seen: Vec<String> = pool.map_chunked(net_namespace, 0..200u64, 1).map_err(|e| e.to_string())?;

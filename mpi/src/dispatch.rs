@@ -182,12 +182,16 @@ impl Dispatcher {
 
     fn deliver(&mut self, buf: Vec<u8>, from: usize) {
         let (id, outcome) = match wire::decode_result(&buf) {
-            Ok(r) => r,
-            Err(e) => {
-                // A rank running this executable never sends this: say so and go on.
-                eprintln!("mproc-mpi: rank {from} sent a malformed result ({e}); ignored");
-                return;
-            }
+            Ok((id, outcome)) => (id, outcome.map(|range| (buf, range))),
+            // A rank running this executable never sends these. With the task known, its
+            // call ends with the error instead of waiting for ever; without, say so.
+            Err(e) => match e.task() {
+                Some(id) => (id, Err(PoolError::Decode(format!("from rank {from}: {e}")))),
+                None => {
+                    eprintln!("mproc-mpi: rank {from} sent a malformed result ({e}); ignored");
+                    return;
+                }
+            },
         };
         let Some(f) = self.in_flight.remove(&id) else {
             eprintln!("mproc-mpi: rank {from} sent the result of unknown task {id}; ignored");
@@ -195,6 +199,6 @@ impl Dispatcher {
         };
         self.load[f.rank] -= 1;
         // The caller may have gone (a dropped result): nothing to do then.
-        let _ = f.reply.send((f.seq, outcome.map(|range| (buf, range))));
+        let _ = f.reply.send((f.seq, outcome));
     }
 }

@@ -61,6 +61,9 @@ pub fn main<R>(program: impl FnOnce(&MpiPool) -> R) -> Result<Option<R>, MpiErro
     if size < 2 {
         return Err(MpiError::NoWorkers { size });
     }
+    // From here every rank leaves through the barrier before MPI_Finalize, rank 0 also
+    // when its program panics (the pool, dropped first, has told the workers to stop).
+    let universe = Finalizing(Some(universe));
     if world.rank() != 0 {
         crate::worker::serve(&world);
         return Ok(None);
@@ -71,6 +74,19 @@ pub fn main<R>(program: impl FnOnce(&MpiPool) -> R) -> Result<Option<R>, MpiErro
     drop(pool);
     drop(universe);
     Ok(Some(out))
+}
+
+/// MPI while the pool runs; on drop, every rank makes the barrier that keeps MPICH's UCX
+/// finalize from hanging over TCP (see `finalize.rs`), then finalizes MPI.
+struct Finalizing(Option<mpi::environment::Universe>);
+
+impl Drop for Finalizing {
+    fn drop(&mut self) {
+        if let Some(universe) = self.0.take() {
+            crate::finalize::before_finalize();
+            drop(universe);
+        }
+    }
 }
 
 /// The pool of an MPI job, on rank 0: each other rank is a worker.
@@ -292,7 +308,8 @@ impl<R: DeserializeOwned> MpiAsyncResult<R> {
 
 fn decode_one<R: DeserializeOwned>((_, reply): Reply) -> Result<R, PoolError> {
     let (msg, range) = reply?;
-    postcard::from_bytes(&msg[range]).map_err(|e| PoolError::Decode(e.to_string()))
+    let len = range.len();
+    postcard::from_bytes(&msg[range]).map_err(|e| PoolError::Decode(format!("the result of {len} bytes: {e}")))
 }
 
 /// A chunk's outcome: the result message and where the encoded results lie in it.
@@ -361,9 +378,13 @@ impl<R: DeserializeOwned> Iterator for MpiImap<R> {
             let (seq, outcome) = self.next_chunk()?;
             let start = self.starts.get(seq).copied().unwrap_or(0);
             match outcome {
-                Ok((msg, range)) => match postcard::from_bytes::<Vec<R>>(&msg[range]) {
+                Ok((msg, range)) => match postcard::from_bytes::<Vec<R>>(&msg[range.clone()]) {
                     Ok(v) => self.ready = v.into_iter(),
-                    Err(e) => return Some(Err(PoolError::Decode(e.to_string()))),
+                    Err(e) => {
+                        let len = range.len();
+                        let what = format!("the results of the chunk from item {start} ({len} bytes): {e}");
+                        return Some(Err(PoolError::Decode(what)));
+                    }
                 },
                 Err(PoolError::TaskPanicked { message, item }) => {
                     return Some(Err(PoolError::TaskPanicked { message, item: Some(start + item.unwrap_or(0)) }))

@@ -39,14 +39,12 @@ pub fn encode_task(id: u64, task: RemoteTask, input: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The id, task and input of a task message; `None` for a message too short to be one.
-pub fn decode_task(msg: &[u8]) -> Option<(u64, RemoteTask, &[u8])> {
-    if msg.len() < TASK_HEADER {
-        return None;
-    }
-    let id = u64::from_le_bytes(msg[..8].try_into().ok()?);
-    let task = RemoteTask::from_bytes(msg[8..TASK_HEADER].try_into().ok()?);
-    Some((id, task, &msg[TASK_HEADER..]))
+/// The id, task and input of a task message.
+pub fn decode_task(msg: &[u8]) -> Result<(u64, RemoteTask, &[u8]), WireError> {
+    let (Some(id), Some(task)) = (msg.first_chunk::<8>(), msg.get(8..).and_then(<[u8]>::first_chunk::<16>)) else {
+        return Err(WireError::ShortTask { len: msg.len() });
+    };
+    Ok((u64::from_le_bytes(*id), RemoteTask::from_bytes(*task), &msg[TASK_HEADER..]))
 }
 
 /// The start of a result message; the worker's task appends the encoded result to it.
@@ -70,19 +68,66 @@ pub fn encode_failure(id: u64, item: Option<usize>, message: &str) -> Vec<u8> {
 
 /// A result message as the task id and either the encoded result (the message's tail,
 /// at `RESULT_HEADER..`) or the failure.
-pub fn decode_result(msg: &[u8]) -> Result<(u64, Result<std::ops::Range<usize>, PoolError>), String> {
-    if msg.len() < RESULT_HEADER {
-        return Err(format!("result message of {} bytes is shorter than its {RESULT_HEADER}-byte header", msg.len()));
-    }
-    let id = u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"));
-    match msg[8] {
+pub fn decode_result(msg: &[u8]) -> Result<(u64, Result<std::ops::Range<usize>, PoolError>), WireError> {
+    let (Some(id), Some(&status)) = (msg.first_chunk::<8>(), msg.get(8)) else {
+        return Err(WireError::ShortResult { len: msg.len() });
+    };
+    let id = u64::from_le_bytes(*id);
+    match status {
         0 => Ok((id, Ok(RESULT_HEADER..msg.len()))),
-        1 if msg.len() >= RESULT_HEADER + 4 => {
-            let item = u32::from_le_bytes(msg[RESULT_HEADER..RESULT_HEADER + 4].try_into().expect("4 bytes"));
+        1 => {
+            let Some(item) = msg.get(RESULT_HEADER..).and_then(<[u8]>::first_chunk::<4>) else {
+                return Err(WireError::ShortFailure { id, len: msg.len() });
+            };
+            let item = u32::from_le_bytes(*item);
             let message = String::from_utf8_lossy(&msg[RESULT_HEADER + 4..]).into_owned();
             Ok((id, Err(PoolError::TaskPanicked { message, item: (item != u32::MAX).then_some(item as usize) })))
         }
-        s => Err(format!("result message with unknown status {s}")),
+        status => Err(WireError::UnknownStatus { id, status }),
+    }
+}
+
+/// A message between the ranks that does not frame as its tag says; names what is wrong
+/// and, where the message got that far, the task it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// A task message shorter than its header (task id and task).
+    #[error("task message of {len} bytes is shorter than its {TASK_HEADER}-byte header")]
+    ShortTask {
+        /// The message's length in bytes.
+        len: usize,
+    },
+    /// A result message shorter than its header (task id and status).
+    #[error("result message of {len} bytes is shorter than its {RESULT_HEADER}-byte header")]
+    ShortResult {
+        /// The message's length in bytes.
+        len: usize,
+    },
+    /// A failure result too short to hold the failed item.
+    #[error("failure message of task {id} has {len} bytes, fewer than the {}-byte header with its item", RESULT_HEADER + 4)]
+    ShortFailure {
+        /// The task the message answers.
+        id: u64,
+        /// The message's length in bytes.
+        len: usize,
+    },
+    /// A result message whose status byte is neither 0 (result) nor 1 (failure).
+    #[error("result message of task {id} has unknown status {status}")]
+    UnknownStatus {
+        /// The task the message answers.
+        id: u64,
+        /// The status byte.
+        status: u8,
+    },
+}
+
+impl WireError {
+    /// The task the bad message answers, when its header got that far.
+    pub fn task(&self) -> Option<u64> {
+        match *self {
+            WireError::ShortFailure { id, .. } | WireError::UnknownStatus { id, .. } => Some(id),
+            WireError::ShortTask { .. } | WireError::ShortResult { .. } => None,
+        }
     }
 }
 
@@ -98,8 +143,19 @@ mod tests {
     fn task_round_trip() {
         let t = RemoteTask::apply(id);
         let msg = encode_task(7, t, b"abc");
-        assert_eq!(decode_task(&msg), Some((7, t, &b"abc"[..])));
-        assert_eq!(decode_task(&msg[..10]), None);
+        assert_eq!(decode_task(&msg), Ok((7, t, &b"abc"[..])));
+        assert_eq!(decode_task(&msg[..TASK_HEADER]), Ok((7, t, &b""[..])));
+    }
+
+    #[test]
+    fn a_short_task_names_its_length() {
+        let msg = encode_task(7, RemoteTask::apply(id), b"abc");
+        for len in [0, 7, 8, 10, TASK_HEADER - 1] {
+            let e = decode_task(&msg[..len]).expect_err("short");
+            assert_eq!(e, WireError::ShortTask { len });
+            assert_eq!(e.task(), None);
+            assert!(e.to_string().contains(&format!("of {len} bytes")), "{e}");
+        }
     }
 
     #[test]
@@ -112,9 +168,60 @@ mod tests {
         assert_eq!((i, r), (3, Err(PoolError::TaskPanicked { message: "boom".into(), item: Some(5) })));
         let (_, r) = decode_result(&encode_failure(3, None, "x")).unwrap();
         assert!(matches!(r, Err(PoolError::TaskPanicked { item: None, .. })));
-        assert!(decode_result(b"short").is_err());
+    }
+
+    #[test]
+    fn a_bad_result_names_its_task_length_or_status() {
+        let e = decode_result(b"short").expect_err("short");
+        assert_eq!(e, WireError::ShortResult { len: 5 });
+        assert!(e.to_string().contains("of 5 bytes"), "{e}");
+        assert_eq!(e.task(), None);
+
+        let failure = encode_failure(4, Some(1), "x");
+        let e = decode_result(&failure[..RESULT_HEADER + 2]).expect_err("short failure");
+        assert_eq!(e, WireError::ShortFailure { id: 4, len: RESULT_HEADER + 2 });
+        assert_eq!(e.task(), Some(4));
+        assert!(e.to_string().contains("task 4 has 11 bytes"), "{e}");
+
         let mut bad = result_header(1);
         bad[8] = 9;
-        assert!(decode_result(&bad).unwrap_err().contains("unknown status 9"));
+        let e = decode_result(&bad).expect_err("unknown status");
+        assert_eq!(e, WireError::UnknownStatus { id: 1, status: 9 });
+        assert_eq!(e.task(), Some(1));
+        assert_eq!(e.to_string(), "result message of task 1 has unknown status 9");
+    }
+
+    proptest::proptest! {
+        /// Any bytes decode to a value or a `WireError` that matches them, never a panic.
+        #[test]
+        fn any_bytes_decode_or_name_what_is_wrong(msg in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            match decode_task(&msg) {
+                Ok((id, _, input)) => {
+                    proptest::prop_assert_eq!(&id.to_le_bytes()[..], &msg[..8]);
+                    proptest::prop_assert_eq!(input, &msg[TASK_HEADER..]);
+                }
+                Err(e) => proptest::prop_assert_eq!(e, WireError::ShortTask { len: msg.len() }),
+            }
+            match decode_result(&msg) {
+                Ok((_, Ok(range))) => proptest::prop_assert!(msg[8] == 0 && range == (RESULT_HEADER..msg.len())),
+                Ok((_, Err(_))) => proptest::prop_assert!(msg[8] == 1 && msg.len() >= RESULT_HEADER + 4),
+                Err(WireError::ShortResult { len }) => proptest::prop_assert!(len == msg.len() && len < RESULT_HEADER),
+                Err(WireError::ShortFailure { len, .. }) => proptest::prop_assert!(msg[8] == 1 && len < RESULT_HEADER + 4),
+                Err(WireError::UnknownStatus { status, .. }) => proptest::prop_assert!(status > 1 && status == msg[8]),
+                Err(e) => proptest::prop_assert!(false, "unexpected {e}"),
+            }
+        }
+
+        /// What is encoded decodes to the same values.
+        #[test]
+        fn encoded_messages_round_trip(id in proptest::num::u64::ANY, input in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+                                       item in proptest::option::of(0usize..1_000_000), message in ".{0,40}") {
+            let t = RemoteTask::apply(super::tests::id);
+            let msg = encode_task(id, t, &input);
+            proptest::prop_assert_eq!(decode_task(&msg), Ok((id, t, &input[..])));
+            let failure = encode_failure(id, item, &message);
+            let expected = Err(PoolError::TaskPanicked { message: message.clone(), item });
+            proptest::prop_assert_eq!(decode_result(&failure), Ok((id, expected)));
+        }
     }
 }

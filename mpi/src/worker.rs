@@ -36,9 +36,13 @@ pub(crate) fn serve(world: &SimpleCommunicator) {
 
 /// The result message of one task message.
 fn run(world: &SimpleCommunicator, msg: &[u8]) -> Option<Vec<u8>> {
-    let Some((id, task, input)) = wire::decode_task(msg) else {
-        eprintln!("mproc-mpi: rank {} got a malformed task of {} bytes; ignored", world.rank(), msg.len());
-        return None;
+    let (id, task, input) = match wire::decode_task(msg) {
+        Ok(t) => t,
+        Err(e) => {
+            // No task id to answer: rank 0, which runs this executable, never sends this.
+            eprintln!("mproc-mpi: rank {} got a malformed task ({e}); ignored", world.rank());
+            return None;
+        }
     };
     let mut out = wire::result_header(id);
     // SAFETY: the task came from rank 0, which runs this very executable: `main`
