@@ -24,7 +24,7 @@ use crate::error::{ManagerError, Result};
 use crate::net::Conn;
 use crate::object::lock;
 use crate::value::{from_value, Dict, Value};
-use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats, MAX_FRAME};
+use crate::wire::{from_bytes, to_bytes, unexpected, ObjectId, Reply, Request, Response, ServerStats, MAX_FRAME};
 
 #[cfg(feature = "tokio")]
 #[path = "asyncio/client.rs"]
@@ -136,6 +136,60 @@ impl Target {
         resp
     }
 
+    /// Calls `method` of object `id` for the calling thread and returns its value. To a
+    /// server of this crate, the request is encoded into, and the response decoded
+    /// from, memory this thread keeps ([`crate::wire::CallRef`]): no allocation but
+    /// the value's own.
+    pub fn call_method(&self, id: ObjectId, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Value> {
+        if self.python.load(Ordering::Relaxed) {
+            let args = pack_args(args, kwds)?;
+            return value_of(self.call(&Request::Call { id, thread: thread_id(), method: method.into(), args })?);
+        }
+        // Taken out for the call, so nothing the call runs can see them borrowed.
+        let mut buffers = CALL_BUFFERS.with(std::cell::Cell::take);
+        let value = self.call_method_with(id, method, args, kwds, &mut buffers);
+        if buffers.0.capacity().max(buffers.1.capacity()) <= KEEP_BUFFER {
+            CALL_BUFFERS.with(|b| b.set(buffers));
+        }
+        value
+    }
+
+    /// [`call_method`](Target::call_method) to a server of this crate, with the
+    /// buffers for the packed arguments and the request frame.
+    fn call_method_with(
+        &self,
+        id: ObjectId,
+        method: &str,
+        args: Vec<Value>,
+        kwds: Dict,
+        (packed, frame): &mut (Vec<u8>, Vec<u8>),
+    ) -> Result<Value> {
+        packed.clear();
+        frame.clear();
+        crate::compact::pack_args_into(args, kwds, packed)?;
+        crate::wire::CallRef { id, thread: thread_id(), method, args: packed }.encode(frame)?;
+        if frame.len() > MAX_FRAME {
+            // The server would refuse it and hang up; say so without sending.
+            return Err(ManagerError::FrameTooLarge { len: frame.len() as u64, max: MAX_FRAME as u64 });
+        }
+        let mut conn = match take_idle(self.serial) {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let mut response = Err(ManagerError::Decode { reason: "no response".into() });
+        conn.send(frame)
+            .and_then(|()| conn.recv_with(&mut |frame| response = call_response(frame)))
+            .map_err(transport_error)?;
+        // A response that does not decode leaves the stream in an unknown state: the
+        // connection goes with it.
+        let value = response?;
+        // A refused frame makes the server hang up: do not reuse that connection.
+        if !matches!(value, Err(ManagerError::FrameTooLarge { .. })) {
+            put_idle(self.serial, conn);
+        }
+        value
+    }
+
     /// [`call`](Target::call) on a CPython server: method calls go on pooled
     /// connections that said `accept_connection`.
     fn call_python(&self, req: &Request) -> Result<Reply> {
@@ -206,14 +260,35 @@ pub(crate) fn roundtrip(conn: &mut Conn, frame: &[u8]) -> Result<Response> {
     let sent = conn.send(frame).and_then(|()| conn.recv());
     match sent {
         Ok(bytes) => from_bytes::<Response>(&bytes),
-        Err(e @ ManagerError::FrameTooLarge { .. }) => Err(e),
-        Err(ManagerError::Disconnected { reason: m }) => Err(ManagerError::Disconnected { reason: m }),
-        Err(e) => Err(ManagerError::Disconnected { reason: e.to_string() }),
+        Err(e) => Err(transport_error(e)),
     }
 }
 
-pub(crate) fn unexpected(reply: &Reply) -> ManagerError {
-    ManagerError::Decode { reason: format!("unexpected reply {reply:?}") }
+/// A failed send or receive as a call reports it: `FrameTooLarge` as it is, anything
+/// else `Disconnected`.
+fn transport_error(e: ManagerError) -> ManagerError {
+    match e {
+        e @ (ManagerError::FrameTooLarge { .. } | ManagerError::Disconnected { .. }) => e,
+        e => ManagerError::Disconnected { reason: e.to_string() },
+    }
+}
+
+thread_local! {
+    /// A thread's buffers for its calls' packed arguments and request frames
+    /// ([`Target::call_method`]), kept between calls.
+    static CALL_BUFFERS: std::cell::Cell<(Vec<u8>, Vec<u8>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// Buffers bigger than this are freed after their call rather than kept.
+const KEEP_BUFFER: usize = 64 << 10;
+
+/// A call's response frame (`Ok(Reply::Value(..))` read where it lies): the call's
+/// value or the server's error, or `Err` for a frame that is no response.
+fn call_response(frame: &[u8]) -> Result<Result<Value>> {
+    Ok(match crate::wire::decode_value_reply(frame) {
+        Some(bytes) => unpack(bytes?),
+        None => from_bytes::<Response>(frame)?.and_then(value_of),
+    })
 }
 
 struct Pool {
@@ -430,7 +505,7 @@ impl Handle {
             self.0.target.call(&incref)?;
             self.adopted();
         }
-        value_of(self.0.target.call(&self.request(method, args, kwds)?)?)
+        self.0.target.call_method(self.0.id, method, args, kwds)
     }
 
     /// In a forked child, before its first call: the `IncRef` that takes this
@@ -443,7 +518,9 @@ impl Handle {
         self.0.pid.store(current_pid(), Ordering::Relaxed);
     }
 
-    /// The request that calls `method` on the object.
+    /// The request that calls `method` on the object (the async calls send it as it
+    /// is; [`call_value`](Handle::call_value) encodes it in place).
+    #[cfg(feature = "tokio")]
     fn request(&self, method: &str, args: Vec<Value>, kwds: Dict) -> Result<Request> {
         Ok(Request::Call {
             id: self.0.id,
@@ -467,19 +544,28 @@ impl Handle {
 /// A call's value out of its reply.
 fn value_of(reply: Reply) -> Result<Value> {
     match reply {
-        Reply::Value(v) => crate::value::loads(&v).map_err(|e| ManagerError::Decode { reason: e.to_string() }),
+        Reply::Value(v) => unpack(&v),
         other => Err(unexpected(&other)),
     }
 }
 
-/// The calling thread's id (the owner of a lock it acquires).
-fn thread_id() -> u64 {
-    rustix::thread::gettid().as_raw_nonzero().get() as u64
+/// A packed value; any failure is `Decode`.
+fn unpack(bytes: &[u8]) -> Result<Value> {
+    crate::compact::unpack_value(bytes).map_err(|e| match e {
+        e @ ManagerError::Decode { .. } => e,
+        e => ManagerError::Decode { reason: e.to_string() },
+    })
 }
 
-/// Pickles `(args, kwds)` as a request carries them.
+/// The calling thread's id (the owner of a lock it acquires): its kernel tid, cached
+/// per thread (a `gettid(2)` per call was a tenth of a local call).
+fn thread_id() -> u64 {
+    u64::from(mproc_shm::sys::tid())
+}
+
+/// `(args, kwds)` as a request carries them (see [`crate::compact::COMPACT`]).
 fn pack_args(args: Vec<Value>, kwds: Dict) -> Result<Vec<u8>> {
-    crate::value::dumps(&Value::Tuple(vec![Value::Tuple(args), Value::Dict(kwds)]))
+    crate::compact::pack_args(args, kwds)
 }
 
 impl Drop for HandleInner {
@@ -488,5 +574,29 @@ impl Drop for HandleInner {
             // Best effort: if the server is gone there is nothing to release.
             let _ = self.target.call(&Request::DecRef { id: self.id });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_response_is_a_value_an_error_or_no_response_at_all() {
+        let value = |v: &Value| to_bytes(&Response::Ok(Reply::Value(crate::compact::pack_value(v).unwrap()))).unwrap();
+        assert_eq!(call_response(&value(&Value::Int(7))).unwrap(), Ok(Value::Int(7)));
+        let list = Value::List(vec![Value::None]);
+        assert_eq!(call_response(&value(&list)).unwrap(), Ok(list));
+        // The server's error, and a reply of the wrong kind: answers on a sound stream.
+        let err = to_bytes(&Response::Err(ManagerError::NoSuchObject { id: 3 })).unwrap();
+        assert_eq!(call_response(&err).unwrap(), Err(ManagerError::NoSuchObject { id: 3 }));
+        let done = to_bytes(&Response::Ok(Reply::Done)).unwrap();
+        assert!(matches!(call_response(&done).unwrap(), Err(ManagerError::Decode { .. })));
+        // Bytes that are no response: the connection is not to be used again.
+        assert!(call_response(&[0, 1, 200]).is_err());
+        assert!(call_response(&[9, 9, 9]).is_err());
+        let mut long = value(&Value::None);
+        long.push(0);
+        assert!(call_response(&long).is_err());
     }
 }

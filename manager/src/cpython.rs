@@ -179,7 +179,7 @@ pub(crate) fn request(
         dispatch(&mut c, Value::None, method, args, kwds)
     };
     match req {
-        Request::Hello { .. } | Request::Local { .. } => Ok(Reply::Done),
+        Request::Hello { .. } | Request::Local { .. } | Request::HelloAsync { .. } => Ok(Reply::Done),
         Request::Create { typeid, args } => {
             let (args, kwds) = unpack(args)?;
             let mut all = vec![Value::from(typeid.as_str())];
@@ -230,13 +230,7 @@ pub(crate) fn request(
     }
 }
 
-/// Unpacks a request's pickled `(args, kwds)`.
+/// Unpacks a request's `(args, kwds)` (compact or pickled: see `crate::compact::COMPACT`).
 fn unpack(bytes: &[u8]) -> Result<(Vec<Value>, Dict)> {
-    match loads(bytes)? {
-        Value::Tuple(mut pair) if pair.len() == 2 => match (pair.pop(), pair.pop()) {
-            (Some(Value::Dict(k)), Some(Value::Tuple(a))) => Ok((a, k)),
-            _ => Err(ManagerError::Encode { reason: "arguments are not (tuple, dict)".into() }),
-        },
-        _ => Err(ManagerError::Encode { reason: "arguments are not (tuple, dict)".into() }),
-    }
+    crate::compact::unpack_args(bytes).map_err(|e| ManagerError::Encode { reason: e.to_string() })
 }

@@ -21,11 +21,15 @@
 //! # Wire and security
 //! Requests and responses are postcard-encoded enums ([`wire`]): data only, never
 //! code. Only registered typeids are created and only the variants of a type's method
-//! enum run; anything else gets a typed error reply. The frame cap ([`MAX_FRAME`]) is
-//! checked before a frame is allocated. Servers bind loopback unless told otherwise;
-//! the Unix socket of a started manager is mode 0600 in a private 0700 directory.
-//! Objects are reference-counted per client process and released when its last
-//! connection closes — including when it dies.
+//! enum run; anything else gets a typed error reply. Arguments and return values are
+//! pickles, except that scalars (`None`, bools, ints, floats, strs, bytes) between a
+//! Rust client and the server travel in a compact postcard form, and a method call's
+//! two frames are encoded into and decoded out of buffers that stay (per calling
+//! thread, per server connection), not allocated per call. The frame cap
+//! ([`MAX_FRAME`]) is checked before a frame is allocated. Servers bind loopback unless
+//! told otherwise; the Unix socket of a started manager is mode 0600 in a private 0700
+//! directory. Objects are reference-counted per client process and released when its
+//! last connection closes — including when it dies.
 //!
 //! # Local transport
 //! A Rust client that reaches the server on a Unix socket (so on one machine: what
@@ -44,9 +48,9 @@
 //! [`ServerStats::shared_memory`] counts the connections that moved.
 //!
 //! Cost: per pooled connection, a memfd of two 128 KiB rings (touched as used) and a
-//! socket pair, one more round trip when it is opened, and a server thread that looks at
-//! its doorbell socket every 20 ms while its client is idle. If the server cannot make a
-//! pipe, the connection stays on the socket.
+//! socket pair, and one more round trip when it is opened; a server thread whose client
+//! is idle sleeps in `poll(2)` on the doorbell socket and costs no wake-ups. If the
+//! server cannot make a pipe, the connection stays on the socket.
 //!
 //! # Processes
 //! Proxies are `Clone + Send + Sync` and hold the server's address, authkey and object
@@ -81,6 +85,7 @@ compile_error!("mproc-manager supports Linux only");
 
 mod builder;
 mod client;
+mod compact;
 mod cpython;
 mod error;
 mod launcher;

@@ -23,8 +23,9 @@
 //!
 //! # Liveness
 //! The pipe's doorbell socket pair is what tells each side that the other is gone: the
-//! kernel closes a killed process's end, a blocked ring read sees end of file within
-//! the pipe's sleep slice (20 ms), and the frame-level errors are those of the socket
+//! kernel closes a killed process's end, a reader asleep on the ring sees end of file
+//! within the pipe's sleep slice (20 ms), one asleep in `poll(2)` at once (see
+//! *Waiting*), and the frame-level errors are those of the socket
 //! transport (`Disconnected` for the client, the connection's end for the server,
 //! which then releases the client's references and locks). A server method blocked
 //! in a call asks the same socket whether its client is still there.
@@ -38,14 +39,17 @@
 //! when the next request lands, and the client is spinning when the reply does; with
 //! every core busy both sides sleep on futexes, which is what the socket transport
 //! does on every call (`manager_call_oversubscribed` measures the two under the same
-//! load).
+//! load). A reader that has waited 20 ms for a frame (an idle client's server thread,
+//! a client blocked in a long call) stops the pipe's sliced futex sleep and sleeps in
+//! `poll(2)` on the doorbell socket with no timeout: the pipe's writer then rings the
+//! doorbell with a byte, and the peer's death hangs the socket up.
 //!
 //! # Cost
 //! Per connection: one memfd of two 128 KiB rings plus a page (pages are touched as
 //! messages use them), a socket pair, and one more round trip when the connection is
 //! made (the `Local` answer and the handle); connections are pooled, so this is paid
-//! once per calling thread. A server thread whose client is idle wakes every 20 ms
-//! to look at the doorbell socket, where a socket connection sleeps in `recv`.
+//! once per calling thread. A server thread whose client is idle costs no wake-ups,
+//! like a socket connection's thread asleep in `recv`.
 //! Frames over 64 KiB go through the ring in chunks, copied in and out once each.
 
 use mproc_ipc::{Connection, SocketKind};
@@ -84,7 +88,7 @@ pub(crate) fn connect(address: &Address, authkey: &[u8], client: u64, transport:
             Ok(Box::new(IpcConn(pipe)))
         }
         Ok(Reply::Done) => Ok(Box::new(socket)),
-        Ok(other) => Err(crate::client::unexpected(&other)),
+        Ok(other) => Err(crate::wire::unexpected(&other)),
         Err(e) => Err(e),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::client::{unexpected, Endpoint, Handle, Target};
+use crate::client::{Endpoint, Handle, Target};
 use crate::error::{ManagerError, Result};
 use crate::proxy::{
     ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, JoinableQueueProxy, ListProxy, LockProxy,
@@ -16,7 +16,7 @@ use crate::proxy::{
 };
 use crate::registry::{typeids, CONDITION_LOCK_KW};
 use crate::value::{to_value, Dict, Value};
-use crate::wire::{to_bytes, Reply, Request, ServerStats};
+use crate::wire::{to_bytes, unexpected, Reply, Request, ServerStats};
 use crate::Address;
 
 /// How long `shutdown` waits for a started server process to exit before killing it.

@@ -20,16 +20,16 @@ pub(crate) trait Transport {
     fn send(&mut self, frame: &[u8]) -> Result<()>;
     /// Receives one frame; `Disconnected` on EOF, `FrameTooLarge` over the cap.
     fn recv(&mut self) -> Result<Vec<u8>>;
+    /// Receives one frame and passes it to `f` where it lies (in a pipe's ring or the
+    /// socket's read buffer), without allocating for it; `f` is not called when the
+    /// receive fails (with `recv`'s errors).
+    fn recv_with(&mut self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        let frame = self.recv()?;
+        f(&frame);
+        Ok(())
+    }
     /// False once the peer has closed its end (checked by blocked server calls).
     fn alive(&self) -> bool;
-    /// Whether the server asks [`alive`](Transport::alive) before running each
-    /// request, so a request whose client hung up right after sending it (a dropped
-    /// async call) runs nothing. True where a request costs system calls anyway; the
-    /// shared-memory pipe, which carries only blocking Rust clients and costs none
-    /// while both ends are awake, says false and spares the `poll(2)`.
-    fn check_alive_per_request(&self) -> bool {
-        true
-    }
 }
 
 /// A boxed connection to a server.
@@ -40,36 +40,72 @@ pub(crate) type Conn = Box<dyn Transport + Send>;
 /// is gone.
 pub(crate) struct IpcConn(pub Connection);
 
+/// How long a pipe connection's reader waits for a frame as the pipe waits (spinning
+/// while the peer may answer, then futex sleeps of at most the pipe's sleep slice)
+/// before it sleeps in `poll(2)` on the doorbell socket with no timeout: an idle
+/// connection then costs no wake-ups at all until its peer sends (the first frame
+/// after the idle spell costs the peer one doorbell byte) or hangs up.
+const IDLE: Duration = Duration::from_millis(20);
+
+impl IpcConn {
+    /// On a pipe: returns once a frame (or end of file) is there, sleeping without a
+    /// timeout after [`IDLE`]. On a socket: at once (`recv` sleeps in the kernel).
+    fn wait_frame(&mut self) -> Result<()> {
+        if !self.0.is_shared_memory() {
+            return Ok(());
+        }
+        while !self.0.poll(Some(IDLE)).map_err(disconnected)? {
+            mproc_ipc::wait(&[&self.0], None).map_err(disconnected)?;
+        }
+        Ok(())
+    }
+}
+
+fn disconnected(e: IpcError) -> ManagerError {
+    ManagerError::Disconnected { reason: e.to_string() }
+}
+
+fn recv_error(e: IpcError) -> ManagerError {
+    match e {
+        IpcError::MessageTooLarge { len, max } => ManagerError::FrameTooLarge { len, max: max as u64 },
+        e => disconnected(e),
+    }
+}
+
+/// Whether the peer of the socket `fd` (a connection's socket or a pipe's doorbell
+/// socket) is still there: no hang-up polled.
+fn fd_alive(fd: std::os::fd::RawFd) -> bool {
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: every caller passes the open socket of a connection it borrows for the
+    // whole call, so `fd` outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(&fd, PollFlags::RDHUP)];
+    match rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })) {
+        Ok(0) => true,
+        Ok(_) => !fds[0].revents().intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
+        Err(_) => true,
+    }
+}
+
 impl Transport for IpcConn {
     fn send(&mut self, frame: &[u8]) -> Result<()> {
-        self.0.send_bytes(frame).map_err(|e| ManagerError::Disconnected { reason: e.to_string() })
+        self.0.send_bytes(frame).map_err(disconnected)
     }
 
     fn recv(&mut self) -> Result<Vec<u8>> {
-        self.0.recv_bytes().map_err(|e| match e {
-            IpcError::MessageTooLarge { len, max } => ManagerError::FrameTooLarge { len, max: max as u64 },
-            e => ManagerError::Disconnected { reason: e.to_string() },
-        })
+        self.wait_frame()?;
+        self.0.recv_bytes().map_err(recv_error)
+    }
+
+    fn recv_with(&mut self, f: &mut dyn FnMut(&[u8])) -> Result<()> {
+        self.wait_frame()?;
+        self.0.recv_bytes_with(f).map_err(recv_error)
     }
 
     fn alive(&self) -> bool {
-        let fd = self.0.as_raw_fd();
-        if fd < 0 {
-            return false;
-        }
-        // SAFETY: `fd` is the open socket (or pipe doorbell socket) `self.0` owns; it
-        // outlives this borrow.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        let mut fds = [PollFd::new(&fd, PollFlags::RDHUP)];
-        match rustix::event::poll(&mut fds, Some(&rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 })) {
-            Ok(0) => true,
-            Ok(_) => !fds[0].revents().intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR),
-            Err(_) => true,
-        }
-    }
-
-    fn check_alive_per_request(&self) -> bool {
-        !self.0.is_shared_memory()
+        fd_alive(self.0.as_raw_fd())
     }
 }
 

@@ -10,7 +10,7 @@ use crate::net::Transport;
 use crate::object::{lock, CallCtx, Object};
 use crate::registry::Registry;
 use crate::value::{Args, Value};
-use crate::wire::{from_bytes, to_bytes, ObjectId, Reply, Request, Response, ServerStats};
+use crate::wire::{from_bytes, to_bytes, CallRef, ObjectId, Reply, Request, Response, ServerStats};
 
 struct Entry {
     obj: Arc<dyn Object>,
@@ -156,6 +156,18 @@ impl ServerState {
         alive: &dyn Fn() -> bool,
     ) -> Result<Value> {
         let obj = self.object(id).ok_or(ManagerError::NoSuchObject { id })?;
+        Self::call_on(&obj, (client, thread), id, method, args, alive)
+    }
+
+    /// [`call`](ServerState::call) on the object already looked up.
+    fn call_on(
+        obj: &Arc<dyn Object>,
+        (client, thread): (u64, u64),
+        id: ObjectId,
+        method: &str,
+        args: Args,
+        alive: &dyn Fn() -> bool,
+    ) -> Result<Value> {
         if matches!(method, "__str__" | "__repr__") {
             return Ok(Value::Str(obj.repr()));
         }
@@ -224,7 +236,7 @@ impl ServerState {
     pub fn handle(&self, client: u64, frame: &[u8], alive: &dyn Fn() -> bool) -> Response {
         let req: Request = from_bytes(frame).map_err(|e| ManagerError::BadRequest { reason: e.to_string() })?;
         match req {
-            Request::Hello { .. } | Request::Local { .. } => {
+            Request::Hello { .. } | Request::Local { .. } | Request::HelloAsync { .. } => {
                 Err(ManagerError::BadRequest { reason: "Hello sent twice on one connection".into() })
             }
             Request::Create { typeid, args } => {
@@ -235,11 +247,10 @@ impl ServerState {
                 Ok(Reply::Created { id, typeid })
             }
             Request::Call { id, thread, method, args } => {
-                if !lock(&self.table).objects.contains_key(&id) {
-                    return Err(ManagerError::NoSuchObject { id });
-                }
-                let v = self.call((client, thread), id, &method, rust_args(&args)?, alive)?;
-                Ok(Reply::Value(crate::value::dumps(&v)?))
+                // One look into the table (its lock, its hash) per call.
+                let obj = self.object(id).ok_or(ManagerError::NoSuchObject { id })?;
+                let v = Self::call_on(&obj, (client, thread), id, &method, rust_args(&args)?, alive)?;
+                Ok(Reply::Value(crate::compact::pack_value(&v)?))
             }
             Request::IncRef { id } => self.incref(client, id).map(|()| Reply::Done),
             Request::DecRef { id } => self.decref(client, id).map(|()| Reply::Done),
@@ -252,12 +263,13 @@ impl ServerState {
     }
 
     /// Serves one Rust client's connection until it closes (or the server shuts
-    /// down): its first frame, `first`, must be `Hello`, then each request frame gets
-    /// one response frame. `crate::python::serve_connection` tells Rust and Python
-    /// clients apart and hands the Rust ones here.
+    /// down): its first frame, `first`, must be `Hello` (or `HelloAsync`), then each
+    /// request frame gets one response frame. `crate::python::serve_connection`
+    /// tells Rust and Python clients apart and hands the Rust ones here.
     pub fn serve_rust(&self, t: &mut dyn Transport, first: Vec<u8>) {
-        let client = match from_bytes::<Request>(&first) {
-            Ok(Request::Hello { client }) => client,
+        let (client, check_alive) = match from_bytes::<Request>(&first) {
+            Ok(Request::Hello { client }) => (client, false),
+            Ok(Request::HelloAsync { client }) => (client, true),
             Ok(_) => {
                 let _ = reply(t, &Err(ManagerError::BadRequest { reason: "the first request must be Hello".into() }));
                 return;
@@ -268,30 +280,42 @@ impl ServerState {
             }
         };
         self.open(client);
+        // Kept across requests: a call's request is read into `frame`, its value
+        // packed into `value` and its response into `out`, with no allocation once
+        // they have grown (up to `KEEP_BUFFER`).
+        let (mut frame, mut value, mut out) = (Vec::new(), Vec::new(), Vec::new());
         loop {
-            let frame = match t.recv() {
-                Ok(f) => f,
+            let got = t.recv_with(&mut |f| {
+                frame.clear();
+                frame.extend_from_slice(f);
+            });
+            match got {
+                Ok(()) => {}
                 Err(e @ ManagerError::FrameTooLarge { .. }) => {
                     // The stream is out of step after a refused frame: answer and hang up.
                     let _ = reply(t, &Err(e));
                     break;
                 }
                 Err(_) => break,
-            };
+            }
             if self.is_shut_down() {
                 let _ = reply(t, &Err(ManagerError::Disconnected { reason: "the manager server shut down".into() }));
                 break;
             }
-            if t.check_alive_per_request() && !t.alive() {
+            if check_alive && !t.alive() {
                 // The client hung up after sending (a dropped async call): run
                 // nothing on its behalf, so a `get` takes no item it cannot receive.
                 break;
             }
-            let resp = {
+            out.clear();
+            let encoded = {
                 let alive = || t.alive() && !self.is_shut_down();
-                self.handle(client, &frame, &alive)
+                match CallRef::decode(&frame) {
+                    Some(call) => self.serve_call(client, call, &alive, &mut value, &mut out),
+                    None => encode_response(&self.handle(client, &frame, &alive), &mut out),
+                }
             };
-            let sent = reply(t, &resp);
+            let sent = encoded.and_then(|()| t.send(&out));
             if self.is_shut_down() {
                 self.wake_after_shutdown();
                 break;
@@ -299,9 +323,50 @@ impl ServerState {
             if sent.is_err() {
                 break;
             }
+            // A big frame's buffers go with it, not for the connection's life.
+            for b in [&mut frame, &mut value, &mut out] {
+                if b.capacity() > KEEP_BUFFER {
+                    *b = Vec::new();
+                }
+            }
         }
         self.close(client);
     }
+
+    /// Runs a method call and appends its response frame to `out` (`value` is
+    /// scratch space for the method's packed value).
+    fn serve_call(
+        &self,
+        client: u64,
+        call: Result<CallRef<'_>>,
+        alive: &dyn Fn() -> bool,
+        value: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let ran = call.map_err(|e| ManagerError::BadRequest { reason: e.to_string() }).and_then(|call| {
+            let obj = self.object(call.id).ok_or(ManagerError::NoSuchObject { id: call.id })?;
+            let v = Self::call_on(&obj, (client, call.thread), call.id, call.method, rust_args(call.args)?, alive)?;
+            value.clear();
+            crate::compact::pack_value_into(&v, value)
+        });
+        match ran {
+            Ok(()) => crate::wire::encode_value_reply(value, out),
+            Err(e) => encode_response(&Err(e), out),
+        }
+    }
+}
+
+/// A connection's buffers bigger than this are freed after their request.
+const KEEP_BUFFER: usize = 64 << 10;
+
+/// Appends `resp`'s frame to `out`; a response that cannot be encoded becomes the
+/// error that says so.
+fn encode_response(resp: &Response, out: &mut Vec<u8>) -> Result<()> {
+    out.extend_from_slice(&match to_bytes(resp) {
+        Ok(b) => b,
+        Err(e) => to_bytes(&Response::Err(e))?,
+    });
+    Ok(())
 }
 
 fn reply(t: &mut dyn Transport, resp: &Response) -> Result<()> {
@@ -312,17 +377,7 @@ fn reply(t: &mut dyn Transport, resp: &Response) -> Result<()> {
     t.send(&bytes)
 }
 
-/// Decodes a Rust client's pickled `(args_tuple, kwds_dict)`.
+/// Decodes a Rust client's `(args_tuple, kwds_dict)`, compact or pickled.
 fn rust_args(bytes: &[u8]) -> Result<Args> {
-    match crate::value::loads(bytes)? {
-        Value::Tuple(mut pair) if pair.len() == 2 => {
-            let kwds = pair.pop();
-            let args = pair.pop();
-            match (args, kwds) {
-                (Some(Value::Tuple(args)), Some(Value::Dict(kwds))) => Ok(Args { args, kwds }),
-                _ => Err(ManagerError::BadRequest { reason: "arguments are not (tuple, dict)".into() }),
-            }
-        }
-        other => Err(ManagerError::BadRequest { reason: format!("arguments are not (tuple, dict): {other}") }),
-    }
+    crate::compact::unpack_args(bytes).map(|(args, kwds)| Args { args, kwds })
 }

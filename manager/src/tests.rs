@@ -469,7 +469,7 @@ fn a_lock_held_by_a_vanished_client_is_released() {
         panic!()
     };
     let acquire = Request::Call { id, thread: 1, method: "acquire".into(), args: args(vec![]) };
-    let yes = Ok(Reply::Value(crate::value::dumps(&Value::Bool(true)).unwrap()));
+    let yes = Ok(Reply::Value(crate::compact::pack_value(&Value::Bool(true)).unwrap()));
     assert_eq!(raw_call(&mut a, &acquire), yes);
     let mut b = raw_client(&state, 11);
     assert_eq!(raw_call(&mut b, &Request::IncRef { id }), Ok(Reply::Done));

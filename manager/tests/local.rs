@@ -1,7 +1,8 @@
 //! The local transport across real processes: Rust clients on the server's machine move
 //! their connections to shared-memory pipes (seen in the server's own counters), TCP
-//! clients stay on TCP, large frames cross the pipe in chunks, and a SIGKILLed client or
-//! server ends the other side's calls with the same errors on both transports.
+//! clients stay on TCP, large frames cross the pipe in chunks, a SIGKILLed client or
+//! server ends the other side's calls with the same errors on both transports, and an
+//! idle server sleeps without waking yet sees its clients die and its shutdown.
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -172,4 +173,69 @@ fn a_killed_server_ends_blocked_calls_with_the_same_error_on_both_transports() {
     let socket = killed_server(ClientTransport::Socket);
     assert!(matches!(local, ManagerError::Disconnected { .. }), "{local:?}");
     assert!(matches!(socket, ManagerError::Disconnected { .. }), "{socket:?}");
+}
+
+/// Context switches of every thread of process `pid` so far (a thread that wakes, on a
+/// timer or otherwise, adds at least one).
+fn switches(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// Whether no thread of process `pid` is switched in over a 200 ms window (the sleep
+/// is the window measured, not a synchronisation).
+fn quiet_for_a_while(pid: u32) -> bool {
+    let before = switches(pid);
+    std::thread::sleep(Duration::from_millis(200));
+    switches(pid) == before
+}
+
+#[test]
+fn an_idle_local_server_sleeps_without_ticking_and_still_sees_a_client_die_and_shutdown() {
+    let mut manager = Manager::start().unwrap();
+    let pid = manager.server_pid().unwrap();
+    let list = manager.list::<u32>().unwrap();
+    list.append(1).unwrap();
+    let before = manager.stats().unwrap();
+    // A second client, in a child, with a reference of its own; it then idles.
+    let (addr, key) = (manager.address().unwrap().clone(), manager.authkey().to_vec());
+    let child = fork_process(60, move || {
+        let Ok(m) = Manager::connect(addr, &key) else { return 2 };
+        let Ok(_mine) = m.list_from([1u8]) else { return 3 };
+        loop {
+            std::thread::park();
+        }
+    });
+    assert!(
+        eventually(T, || manager.stats().is_ok_and(|s| s.objects == before.objects + 1)),
+        "the child never made its list: {:?}",
+        manager.stats()
+    );
+    // With no calls, the server's threads (connection threads on pipes included, once
+    // they have gone to sleep) are not switched in at all over a window; one that
+    // woke on a timer tick (every 20 ms) would be, in every window.
+    assert!(eventually(T, || quiet_for_a_while(pid)), "the idle server's threads kept waking");
+    // Asleep, it still answers at once, and sees the idle child die.
+    list.append(2).unwrap();
+    assert_eq!(list.len().unwrap(), 2);
+    child.kill().unwrap();
+    child.join().unwrap();
+    assert!(eventually(T, || manager.stats().is_ok_and(|s| s.objects == before.objects)), "{:?}", manager.stats());
+    assert!(eventually(T, || manager.stats().is_ok_and(|s| s.clients == before.clients)), "{:?}", manager.stats());
+    // Asleep again beside this process's idle connections, it hears a shutdown and
+    // exits by itself: `shutdown` kills a server that has not exited after 5 s.
+    assert!(eventually(T, || quiet_for_a_while(pid)), "the idle server's threads kept waking");
+    let asked = std::time::Instant::now();
+    manager.shutdown().unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(4), "the server took {:?} to stop", asked.elapsed());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "the server was not reaped");
 }

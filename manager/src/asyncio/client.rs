@@ -46,7 +46,7 @@ use super::{
 use crate::value::{from_value, Dict, Value};
 
 impl Target {
-    /// Opens an authenticated connection and says `Hello`, awaited.
+    /// Opens an authenticated connection and says `HelloAsync`, awaited.
     async fn connect_async(&self) -> Result<Connection> {
         let (address, authkey) = match &self.endpoint {
             Endpoint::Socket { address, authkey } => (address, authkey),
@@ -58,7 +58,7 @@ impl Target {
             e => ManagerError::Disconnected { reason: format!("cannot connect to the manager at {address}: {e}") },
         })?;
         conn.set_max_frame(MAX_FRAME);
-        let hello = to_bytes(&Request::Hello { client: client_id()? })?;
+        let hello = to_bytes(&Request::HelloAsync { client: client_id()? })?;
         conn.send_bytes_async(&hello).await.map_err(disconnected)?;
         Ok(conn)
     }
