@@ -83,7 +83,7 @@ fn a_named_system_inside_all_is_judged() {
 fn rows_combine_criterion_and_cpython() {
     let measured = [
         m("pipe_rtt", "mproc", 2_000.0),
-        m("pipe_rtt", "limit-pingpong", 400.0),
+        m("pipe_rtt", "limit-pingpong", 1_000.0),
         m("pipe_rtt", "ipc-channel", 8_000.0),
         m("pipe_rtt", "socketpair", 4_000.0),
         m("queue_bytes_tput", "mproc", 1_000.0),
@@ -96,14 +96,14 @@ fn rows_combine_criterion_and_cpython() {
     let s = summary(&cases, &rows);
     assert!(
         s.contains(
-            "| pipe_rtt | µs ↓ | 2.00 | 30.0 | 15.0× | 0.400 (limit-pingpong) | 0.200× | 2.00× (socketpair) | ≥ 10× CPython | yes |"
+            "| pipe_rtt | µs ↓ | 2.00 | 30.0 | 15.0× | 1.00 (limit-pingpong) | 0.500× | 2.00× (socketpair) | ≥ 10× CPython, ≤ 3× the spin ping-pong | yes |"
         ),
         "{s}"
     );
     let pipe = row(&rows, "pipe_rtt", "mproc");
     assert_eq!(pipe.figure, Some(2.0));
     assert_eq!(pipe.vs_cpython, Some(15.0));
-    assert_eq!(pipe.vs_limit, Some(0.2));
+    assert_eq!(pipe.vs_limit, Some(0.5), "within 3× the spin ping-pong");
     assert_eq!(pipe.met, Some(true));
     assert_eq!(pipe.range, Some((1.8, 2.2)));
     assert_eq!(pipe.vs_best_peer, Some(("socketpair".to_owned(), 2.0)), "the faster of the two peers");
@@ -176,7 +176,12 @@ fn every_case_appears_even_with_nothing_measured() {
 #[test]
 fn json_rows_carry_every_field() {
     let cases = [case("pipe_rtt").unwrap()];
-    let rows = build_rows(&cases, &[m("pipe_rtt", "mproc", 3_000.0)], &python(&[("pipe_rtt", 30.0)]), "missing");
+    let rows = build_rows(
+        &cases,
+        &[m("pipe_rtt", "mproc", 3_000.0), m("pipe_rtt", "limit-pingpong", 1_000.0)],
+        &python(&[("pipe_rtt", 30.0)]),
+        "missing",
+    );
     let meta = Meta {
         mode: "quick".into(),
         criterion_args: vec!["--sample-size".into(), "10".into()],
@@ -329,4 +334,14 @@ fn every_curve_is_a_known_id() {
     assert_eq!(curves::fmt_bytes(64), "64 B");
     assert_eq!(curves::fmt_bytes(16 << 20), "16 MiB");
     assert_eq!(curves::fmt_bytes(1536), "1536 B");
+}
+
+#[test]
+fn a_pipe_round_trip_beyond_3x_the_spin_ping_pong_misses_even_when_far_ahead_of_cpython() {
+    let cases = [case("pipe_rtt").unwrap()];
+    let measured = [m("pipe_rtt", "mproc", 2_000.0), m("pipe_rtt", "limit-pingpong", 500.0)];
+    let rows = build_rows(&cases, &measured, &python(&[("pipe_rtt", 300.0)]), "missing");
+    let pipe = row(&rows, "pipe_rtt", "mproc");
+    assert_eq!(pipe.vs_cpython, Some(150.0));
+    assert_eq!(pipe.met, Some(false), "4× the ping-pong limit");
 }
