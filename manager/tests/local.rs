@@ -102,7 +102,9 @@ fn frames_larger_than_a_ring_record_cross_the_pipe_in_chunks() {
         }
     });
     assert_eq!(finish(&mut child, T), 0);
-    assert_eq!(manager.stats().unwrap().shared_memory, manager.stats().unwrap().connections);
+    // One snapshot: between two, the server may see the child's connection close.
+    let s = manager.stats().unwrap();
+    assert_eq!(s.shared_memory, s.connections, "every open connection is a shared-memory one: {s:?}");
     // Over the cap: refused before sending, and the connection pool still works.
     let huge = Bytes::from(vec![0u8; mproc_manager::MAX_FRAME + 1]);
     assert!(matches!(list.append(huge), Err(ManagerError::FrameTooLarge { .. })));
