@@ -8,7 +8,8 @@
 //!   the pool goes on serving;
 //! - `kill`: a task SIGKILLs its own rank mid-map; MPI then ends the whole job;
 //! - `undecodable`: results that arrive but do not decode end `apply` and `map` with
-//!   `Decode` naming the bytes (and, for `map`, the chunk), and the pool serves on;
+//!   `Decode` naming the type, the bytes (and, for `map`, the chunk's first item), and
+//!   the pool serves on;
 //! - `netns`: prints how many network namespaces the workers' tasks ran in (the test
 //!   that stands two namespaces in for two hosts expects 2);
 //! - `bench N`: times `map` over N small items and prints `ns_per_item <figure>`.
@@ -142,11 +143,15 @@ fn run(pool: &mproc_mpi::MpiPool, mode: &str, n: u64) -> Result<(), String> {
         }
         "undecodable" => {
             match pool.apply(undecodable, 3) {
-                Err(mproc_pool::PoolError::Decode(what)) => println!("apply: Decode: {what}"),
+                Err(e @ mproc_pool::PoolError::Decode { type_name, len, item, .. }) => {
+                    println!("apply: Decode: {len} bytes, item {item:?}, as {type_name}: {e}")
+                }
                 other => return Err(format!("apply: expected Decode, got {:?}", other.map(|u| u.0))),
             }
             match pool.map_chunked(undecodable, 0..20u64, 5) {
-                Err(mproc_pool::PoolError::Decode(what)) => println!("map: Decode: {what}"),
+                Err(e @ mproc_pool::PoolError::Decode { type_name, len, item, .. }) => {
+                    println!("map: Decode: {len} bytes, item {item:?}, as {type_name}: {e}")
+                }
                 other => return Err(format!("map: expected Decode, got {:?}", other.map(|v| v.len()))),
             }
             let after = pool.map(square, 0..4u64).map_err(|e| e.to_string())?;

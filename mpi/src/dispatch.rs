@@ -186,7 +186,7 @@ impl Dispatcher {
             // A rank running this executable never sends these. With the task known, its
             // call ends with the error instead of waiting for ever; without, say so.
             Err(e) => match e.task() {
-                Some(id) => (id, Err(PoolError::Decode(format!("from rank {from}: {e}")))),
+                Some(id) => (id, Err(PoolError::Malformed { rank: from, detail: e.to_string() })),
                 None => {
                     eprintln!("mproc-mpi: rank {from} sent a malformed result ({e}); ignored");
                     return;

@@ -43,8 +43,8 @@
 //! | failure | what happens |
 //! | --- | --- |
 //! | a task panics | the call ends with [`PoolError::TaskPanicked`](mproc_pool::PoolError::TaskPanicked), naming the item for `map`-like calls; the rank lives on and serves the next task |
-//! | an argument or result does not encode/decode | [`PoolError::Encode`](mproc_pool::PoolError::Encode) / [`PoolError::Decode`](mproc_pool::PoolError::Decode) in rank 0, naming the result's length in bytes and, for `map`-like calls, the first item of its chunk (a bad argument in the worker comes back as `TaskPanicked` naming the decode error) |
-//! | a result message does not frame (never sent by this crate) | the call waiting for that task ends with [`PoolError::Decode`](mproc_pool::PoolError::Decode) naming the rank and what is wrong; a message too short to name its task is reported on stderr and dropped |
+//! | an argument or result does not encode/decode | [`PoolError::Encode`](mproc_pool::PoolError::Encode) (naming the argument's type) / [`PoolError::Decode`](mproc_pool::PoolError::Decode) (naming the type asked for, the result's length in bytes and, for `map`-like calls, the first item of its chunk) in rank 0 (a bad argument in the worker comes back as `TaskPanicked` naming the decode error) |
+//! | a result message does not frame (never sent by this crate) | the call waiting for that task ends with [`PoolError::Malformed`](mproc_pool::PoolError::Malformed) naming the rank and what is wrong; a message too short to name its task is reported on stderr and dropped |
 //! | a rank dies (killed, `exit` in a task, its host lost) | MPI ends the job: `mpiexec` kills the other ranks and exits non-zero within seconds (MPICH's default error handler; the test `mpi/tests/mpiexec.rs` measures it). No call returns: MPI has no way to go on without a rank. |
 //! | rank 0's program panics | the pool is dropped while unwinding: the workers are told to stop, MPI is finalized, `mpiexec` exits non-zero |
 //! | the ranks run different executables | rank 0 aborts the job before any task, naming the rank |

@@ -137,7 +137,8 @@ impl MpiPool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
-        let input = postcard::to_allocvec(&arg).map_err(|e| PoolError::Encode(e.to_string()))?;
+        let input = postcard::to_allocvec(&arg)
+            .map_err(|source| PoolError::Encode { type_name: std::any::type_name::<A>(), source })?;
         let (reply, rx) = mpsc::channel();
         self.submit(vec![Unit { task: RemoteTask::apply(f), input, reply, seq: 0 }])?;
         Ok(MpiAsyncResult { rx, _result: PhantomData })
@@ -210,7 +211,8 @@ impl MpiPool {
         let mut units = Vec::with_capacity(items.len().div_ceil(chunksize));
         let mut starts = Vec::with_capacity(units.capacity());
         for (seq, chunk) in items.chunks(chunksize).enumerate() {
-            let input = postcard::to_allocvec(chunk).map_err(|e| PoolError::Encode(e.to_string()))?;
+            let input = postcard::to_allocvec(chunk)
+                .map_err(|source| PoolError::Encode { type_name: std::any::type_name::<A>(), source })?;
             units.push(Unit { task, input, reply: reply.clone(), seq });
             starts.push(seq * chunksize);
         }
@@ -309,7 +311,12 @@ impl<R: DeserializeOwned> MpiAsyncResult<R> {
 fn decode_one<R: DeserializeOwned>((_, reply): Reply) -> Result<R, PoolError> {
     let (msg, range) = reply?;
     let len = range.len();
-    postcard::from_bytes(&msg[range]).map_err(|e| PoolError::Decode(format!("the result of {len} bytes: {e}")))
+    postcard::from_bytes(&msg[range]).map_err(|source| PoolError::Decode {
+        type_name: std::any::type_name::<R>(),
+        len,
+        item: None,
+        source,
+    })
 }
 
 /// A chunk's outcome: the result message and where the encoded results lie in it.
@@ -380,10 +387,13 @@ impl<R: DeserializeOwned> Iterator for MpiImap<R> {
             match outcome {
                 Ok((msg, range)) => match postcard::from_bytes::<Vec<R>>(&msg[range.clone()]) {
                     Ok(v) => self.ready = v.into_iter(),
-                    Err(e) => {
-                        let len = range.len();
-                        let what = format!("the results of the chunk from item {start} ({len} bytes): {e}");
-                        return Some(Err(PoolError::Decode(what)));
+                    Err(source) => {
+                        return Some(Err(PoolError::Decode {
+                            type_name: std::any::type_name::<Vec<R>>(),
+                            len: range.len(),
+                            item: Some(start),
+                            source,
+                        }));
                     }
                 },
                 Err(PoolError::TaskPanicked { message, item }) => {

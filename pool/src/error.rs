@@ -91,12 +91,54 @@ pub enum PoolError {
     /// `successful` was asked before the result was ready.
     #[error("the result is not ready yet")]
     NotReady,
-    /// An argument could not be serialized for the worker.
-    #[error("cannot encode the task's argument: {0}")]
-    Encode(String),
-    /// A result could not be deserialized.
-    #[error("cannot decode a task's data: {0}")]
-    Decode(String),
+    /// An argument (or a chunk of arguments, for `map`-like calls) could not
+    /// be serialized for the worker: its `Serialize` failed (a map of unknown
+    /// length, a custom error, …).
+    #[error("cannot encode an argument of type {type_name}: {source}")]
+    Encode {
+        /// The argument's Rust type.
+        type_name: &'static str,
+        /// postcard's error.
+        #[source]
+        source: postcard::Error,
+    },
+    /// A task's result did not decode as the caller's type (a type whose
+    /// `Deserialize` does not read what its `Serialize` wrote). A `PodVec` of
+    /// another element type is [`Payload`](Self::Payload) instead.
+    #[error("cannot decode a result of {len} encoded bytes as {type_name}{}: {source}", chunk_suffix(*item))]
+    Decode {
+        /// The Rust type the result was decoded as (for `map`-like calls, the
+        /// chunk's `Vec` of results).
+        type_name: &'static str,
+        /// The length of the encoded result (for `map`-like calls, of the chunk's).
+        len: usize,
+        /// For `map`-like calls, the first input item of the chunk, when known.
+        item: Option<usize>,
+        /// postcard's error.
+        #[source]
+        source: postcard::Error,
+    },
+    /// A `map`-like call would need more than 2^32 chunks (a task names its
+    /// chunk with a `u32`): `items` in chunks of `chunksize` make `chunks`.
+    #[error("{items} items in chunks of {chunksize} make {chunks} chunks, more than 2^32: use a larger chunksize")]
+    TooManyChunks {
+        /// The number of input items.
+        items: usize,
+        /// The chunk size asked for (or the default one).
+        chunksize: usize,
+        /// The chunks that would make.
+        chunks: usize,
+    },
+    /// A result message from a worker of a cluster pool (e.g. an MPI rank)
+    /// does not frame: it names its task but not a well-formed outcome. The
+    /// call waiting for that task ends with this error.
+    #[error("malformed result message from rank {rank}: {detail}")]
+    Malformed {
+        /// The rank (worker) that sent the message.
+        rank: usize,
+        /// What is wrong with the message (the framing decoder's error).
+        detail: String,
+    },
     /// A result is a `PodVec` of another element type than the caller's (its
     /// element size or kind differs): the cause, naming both.
     #[error("cannot decode a task's result: {0}")]
@@ -139,6 +181,10 @@ fn item_suffix(item: Option<usize>) -> String {
     item.map(|i| format!(" on item {i}")).unwrap_or_default()
 }
 
+fn chunk_suffix(item: Option<usize>) -> String {
+    item.map(|i| format!(" (the results of the chunk from item {i})")).unwrap_or_default()
+}
+
 fn items_suffix(items: &Option<Range<usize>>) -> String {
     match items {
         Some(r) if r.len() == 1 => format!(" on item {}", r.start),
@@ -160,6 +206,29 @@ mod tests {
         assert!(s.contains("pid 42") && s.contains("signal 9") && s.contains("items 10..20"), "{s}");
         let p = PoolError::TaskPanicked { message: "boom".into(), item: Some(3) };
         assert_eq!(p.to_string(), "task panicked on item 3: boom");
+
+        let source = postcard::Error::SerializeSeqLengthUnknown;
+        let e = PoolError::Encode { type_name: "my::Arg", source: source.clone() };
+        let s = e.to_string();
+        assert!(s.contains("my::Arg") && s.contains(&source.to_string()), "{s}");
+        assert_eq!(std::error::Error::source(&e).map(|c| c.to_string()), Some(source.to_string()));
+
+        let source = postcard::Error::DeserializeUnexpectedEnd;
+        let d = PoolError::Decode { type_name: "my::Res", len: 17, item: None, source: source.clone() };
+        let s = d.to_string();
+        assert!(s.contains("my::Res") && s.contains("17 encoded bytes") && s.contains(&source.to_string()), "{s}");
+        assert!(!s.contains("item"), "{s}");
+        assert_eq!(std::error::Error::source(&d).map(|c| c.to_string()), Some(source.to_string()));
+        let d = PoolError::Decode { type_name: "alloc::vec::Vec<my::Res>", len: 6, item: Some(40), source };
+        let s = d.to_string();
+        assert!(s.contains("Vec<my::Res>") && s.contains("6 encoded bytes") && s.contains("from item 40"), "{s}");
+
+        let t = PoolError::TooManyChunks { items: 5_000_000_000, chunksize: 1, chunks: 5_000_000_000 };
+        let s = t.to_string();
+        assert!(s.contains("5000000000 items") && s.contains("chunks of 1") && s.contains("larger chunksize"), "{s}");
+
+        let m = PoolError::Malformed { rank: 3, detail: "too short".into() };
+        assert_eq!(m.to_string(), "malformed result message from rank 3: too short");
     }
 
     #[test]

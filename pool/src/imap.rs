@@ -84,8 +84,9 @@ where
                 return Ok(());
             }
             let start = self.submitted as usize * self.chunksize;
-            let unit =
-                postcard::to_allocvec(&chunk).map_err(|e| PoolError::Encode(e.to_string())).map(|payload| Unit {
+            let unit = postcard::to_allocvec(&chunk)
+                .map_err(|source| PoolError::Encode { type_name: std::any::type_name::<A>(), source })
+                .map(|payload| Unit {
                     job: self.job.clone(),
                     chunk: self.submitted,
                     items: Some(start..start + chunk.len()),

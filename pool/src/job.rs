@@ -52,11 +52,18 @@ pub(crate) trait Job: Send + Sync {
     fn deliver(&self, chunk: u32, items: Option<Range<usize>>, d: Delivery<'_>);
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PoolError> {
+/// Decodes a result (for map-like jobs, a chunk's results, whose first input
+/// item is `items.start`).
+fn decode<T: DeserializeOwned>(bytes: &[u8], items: Option<&Range<usize>>) -> Result<T, PoolError> {
     mproc_ipc::payload::clear_decode_error();
-    postcard::from_bytes(bytes).map_err(|e| match mproc_ipc::payload::take_decode_error() {
+    postcard::from_bytes(bytes).map_err(|source| match mproc_ipc::payload::take_decode_error() {
         Some(cause) => PoolError::Payload(cause),
-        None => PoolError::Decode(e.to_string()),
+        None => PoolError::Decode {
+            type_name: std::any::type_name::<T>(),
+            len: bytes.len(),
+            item: items.map(|r| r.start),
+            source,
+        },
     })
 }
 
@@ -89,7 +96,7 @@ pub(crate) struct ApplyJob<R> {
 impl<R: DeserializeOwned + Send> Job for ApplyJob<R> {
     fn deliver(&self, _chunk: u32, items: Option<Range<usize>>, d: Delivery<'_>) {
         let value = match d {
-            Delivery::Done(bytes) => decode(bytes),
+            Delivery::Done(bytes) => decode(bytes, items.as_ref()),
             d => Err(d.into_error(items)),
         };
         finish(&self.slot, &self.callbacks, value);
@@ -131,7 +138,7 @@ impl<R: DeserializeOwned + Send> Job for MapJob<R> {
             return; // failed already: CPython's map fails on the first failed chunk
         }
         let part = match d {
-            Delivery::Done(bytes) => decode::<Vec<R>>(bytes),
+            Delivery::Done(bytes) => decode::<Vec<R>>(bytes, items.as_ref()),
             d => Err(d.into_error(items)),
         };
         let all = match part {
@@ -223,7 +230,7 @@ impl<R> IterJob<R> {
 impl<R: DeserializeOwned + Send> Job for IterJob<R> {
     fn deliver(&self, chunk: u32, items: Option<Range<usize>>, d: Delivery<'_>) {
         let part = match d {
-            Delivery::Done(bytes) => decode::<Vec<R>>(bytes),
+            Delivery::Done(bytes) => decode::<Vec<R>>(bytes, items.as_ref()),
             d => Err(d.into_error(items)),
         };
         let waker = {
@@ -305,8 +312,40 @@ mod tests {
     fn undecodable_result_is_a_decode_error() {
         let slot = Slot::new();
         let job = ApplyJob::<String> { slot: slot.clone(), callbacks: Mutex::new(None) };
+        // A string of 5 bytes that has only 1.
         job.deliver(0, None, Delivery::Done(&[5, b'a']));
-        assert!(matches!(AsyncResult::new(slot).get_timeout(Duration::from_secs(1)), Err(PoolError::Decode(_))));
+        let err = AsyncResult::new(slot).get_timeout(Duration::from_secs(1)).unwrap_err();
+        assert_eq!(
+            err,
+            PoolError::Decode {
+                type_name: std::any::type_name::<String>(),
+                len: 2,
+                item: None,
+                source: postcard::Error::DeserializeUnexpectedEnd,
+            }
+        );
+        assert!(err.to_string().contains("2 encoded bytes as alloc::string::String"), "{err}");
+    }
+
+    #[test]
+    fn undecodable_chunk_names_its_first_item_and_length() {
+        let slot = Slot::new();
+        let job = MapJob::<u32>::new(2, slot.clone(), None);
+        job.deliver(0, Some(0..3), Delivery::Done(&enc(&vec![1u32, 2, 3])));
+        // Three results announced, one there.
+        job.deliver(1, Some(3..6), Delivery::Done(&[3, 7]));
+        let err = AsyncResult::new(slot).get_timeout(Duration::from_secs(1)).unwrap_err();
+        match err {
+            PoolError::Decode {
+                type_name,
+                len: 2,
+                item: Some(3),
+                source: postcard::Error::DeserializeUnexpectedEnd,
+            } => {
+                assert_eq!(type_name, std::any::type_name::<Vec<u32>>())
+            }
+            other => panic!("expected Decode naming item 3 and 2 bytes, got {other:?}"),
+        }
     }
 
     /// A result that is a `PodVec` of another element type (a worker of

@@ -265,8 +265,9 @@ pub fn default_chunksize(len: usize, workers: usize) -> usize {
     len.div_ceil(4 * workers.max(1)).max(1)
 }
 
-fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, PoolError> {
-    postcard::to_allocvec(value).map_err(|e| PoolError::Encode(e.to_string()))
+/// Encodes an argument of type `A`, or a chunk (`[A]`) of them.
+fn encode<A, T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, PoolError> {
+    postcard::to_allocvec(value).map_err(|source| PoolError::Encode { type_name: std::any::type_name::<A>(), source })
 }
 
 impl Pool {
@@ -344,7 +345,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let payload = encode(&arg)?;
+        let payload = encode::<A, _>(&arg)?;
         let slot = Slot::new();
         let job = Arc::new(ApplyJob { slot: slot.clone(), callbacks: Mutex::new(callbacks) });
         let unit = Unit { job, chunk: 0, items: None, code: Code::apply(f), payload };
@@ -522,7 +523,7 @@ impl Pool {
         let cs = chunksize.unwrap_or_else(|| default_chunksize(len, self.processes()));
         let chunks = len.div_ceil(cs);
         if u32::try_from(chunks).is_err() {
-            return Err(PoolError::Encode(format!("{chunks} chunks is more than 2^32; use a larger chunksize")));
+            return Err(PoolError::TooManyChunks { items: len, chunksize: cs, chunks });
         }
         let slot = Slot::new();
         let job = Arc::new(MapJob::new(chunks, slot.clone(), callbacks));
@@ -539,7 +540,7 @@ impl Pool {
                 chunk: i as u32,
                 items: Some(start..start + chunk.len()),
                 code,
-                payload: encode(chunk)?,
+                payload: encode::<A, _>(chunk)?,
             };
             // Only the first submission can find the pool closed by another thread;
             // later chunks belong to a job already accepted.

@@ -411,3 +411,104 @@ fn timeout_forms_in_worker_processes() {
     assert_eq!(r.get_timeout(T).unwrap(), vec![1, 4, 9, 16, 25, 36]);
     assert_eq!(pool.map_async(slow_square, [7]).unwrap().get_timeout(T), Ok(vec![49]));
 }
+
+/// A result type whose `Deserialize` refuses what its `Serialize` wrote.
+#[derive(Debug)]
+struct Undecodable(u64);
+
+impl serde::Serialize for Undecodable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Undecodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("this type refuses to decode"))
+    }
+}
+
+fn undecodable(x: u64) -> Undecodable {
+    Undecodable(x)
+}
+
+/// Results that arrive but do not decode in the caller end the call with
+/// `Decode` naming the type, the encoded length and, for chunks, the chunk's
+/// first item; the pool serves on.
+#[test]
+fn results_that_do_not_decode_name_their_type_length_and_chunk() {
+    let _w = watchdog(60);
+    let pool = Pool::new(2).unwrap();
+    // A u64 of 3 is one postcard byte.
+    match pool.apply_async(undecodable, 3).unwrap().get_timeout(T) {
+        Err(e @ PoolError::Decode { type_name, len: 1, item: None, source: postcard::Error::SerdeDeCustom }) => {
+            assert_eq!(type_name, std::any::type_name::<Undecodable>());
+            assert!(e.to_string().contains("1 encoded bytes as") && e.to_string().contains("Undecodable"), "{e}");
+        }
+        other => panic!("expected Decode of 1 byte, got {other:?}"),
+    }
+    // Chunks of 5 u64s below 128 are 6 bytes (a length byte, then one byte each);
+    // the first to fail is chunk 0 (items 0..5) or another, whichever lands first.
+    match pool.map_async_chunked(undecodable, 0..20u64, 5).unwrap().get_timeout(T) {
+        Err(PoolError::Decode { type_name, len: 6, item: Some(start), .. }) => {
+            assert_eq!(type_name, std::any::type_name::<Vec<Undecodable>>());
+            assert!(start % 5 == 0 && start < 20, "{start}");
+        }
+        other => panic!("expected Decode of a 6-byte chunk, got {other:?}"),
+    }
+    // imap's chunks of one item: a length byte and the u64's byte.
+    let mut it = pool.imap(undecodable, [100u64, 101]).unwrap();
+    for i in 0..2 {
+        match it.next_timeout(T) {
+            Some(Err(PoolError::Decode { len: 2, item: Some(item), .. })) => assert_eq!(item, i),
+            other => panic!("expected Decode of item {i}, got {other:?}"),
+        }
+    }
+    assert_eq!(pool.map_async(ident, [1, 2]).unwrap().get_timeout(T), Ok(vec![1, 2]), "the pool serves on");
+}
+
+/// An argument type whose `Serialize` fails.
+#[derive(Debug)]
+struct Unencodable;
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this type refuses to encode"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <()>::deserialize(d).map(|()| Unencodable)
+    }
+}
+
+fn takes_unencodable(_: Unencodable) -> u8 {
+    0
+}
+
+#[test]
+fn arguments_that_do_not_encode_name_their_type() {
+    let _w = watchdog(60);
+    let pool = Pool::new(1).unwrap();
+    let want =
+        PoolError::Encode { type_name: std::any::type_name::<Unencodable>(), source: postcard::Error::SerdeSerCustom };
+    assert_eq!(pool.apply_async(takes_unencodable, Unencodable).unwrap_err(), want);
+    assert_eq!(pool.map_async_chunked(takes_unencodable, [Unencodable, Unencodable], 2).unwrap_err(), want);
+    let e = pool.imap(takes_unencodable, [Unencodable]).map(|mut it| it.next_timeout(T));
+    assert!(matches!(e, Err(ref got) | Ok(Some(Err(ref got))) if *got == want), "{e:?}");
+    assert!(want.to_string().contains("Unencodable"), "{want}");
+}
+
+#[test]
+fn more_than_2_pow_32_chunks_is_too_many() {
+    let _w = watchdog(60);
+    let pool = Pool::new(1).unwrap();
+    let n = (1usize << 32) + 1;
+    // Zero-sized items: no memory, and `vec!` of them does not loop.
+    let items = vec![(); n];
+    fn unit(_: ()) {}
+    let e = pool.map_async_chunked(unit, items, 1).unwrap_err();
+    assert_eq!(e, PoolError::TooManyChunks { items: n, chunksize: 1, chunks: n });
+    assert!(e.to_string().contains(&format!("{n} items")), "{e}");
+}
