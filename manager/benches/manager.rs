@@ -3,7 +3,8 @@
 //! round trip between two processes (`pipe-rtt`, the `pipe_rtt` case measured again in
 //! this group so the two compare within one run) and a raw 64 B socketpair round trip),
 //! `manager_call_socket` (the same call on the Unix socket, as before the local
-//! transport), `manager_call_oversubscribed` (the local and the socket transport while
+//! transport, beside the socketpair round trip again: the floor of a call that wakes a
+//! sleeping server and a sleeping client), `manager_call_oversubscribed` (the local and the socket transport while
 //! a busy-looping thread runs on every core), `manager_queue` (one `put` + `get` through
 //! the manager) and `manager_call_py` (a CPython client's `list.append` on this crate's
 //! manager).
@@ -79,6 +80,14 @@ fn manager_call(c: &mut Criterion) {
         drop(here);
         mproc_testkit::wait(pid);
     });
+    socketpair_rtt(&mut g);
+    g.finish();
+}
+
+/// Benches `socketpair`: a raw 64 B round trip over a Unix socketpair to a forked child
+/// that echoes it — the floor of any call that crosses a socket and wakes a sleeper on
+/// each side.
+fn socketpair_rtt(g: &mut BenchmarkGroup<'_, WallTime>) {
     g.bench_function("socketpair", |b| {
         let (mut parent, mut child) = UnixStream::pair().expect("socketpair");
         let parent_fd = parent.as_raw_fd();
@@ -108,7 +117,6 @@ fn manager_call(c: &mut Criterion) {
         drop(parent);
         mproc_testkit::wait(pid);
     });
-    g.finish();
 }
 
 /// The call on the Unix socket: what every call cost before the local transport, and
@@ -117,6 +125,7 @@ fn manager_call_socket(c: &mut Criterion) {
     let (_manager, list) = list_on(ClientTransport::Socket);
     let mut g = c.benchmark_group("manager_call_socket");
     bench_append(&mut g, "mproc", &list);
+    socketpair_rtt(&mut g);
     g.finish();
 }
 

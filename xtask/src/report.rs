@@ -314,7 +314,7 @@ pub const CASES: &[Case] = &[
         unit: "µs",
         better: Better::Lower,
         convert: US,
-        systems: &["mproc"],
+        systems: &["mproc", "socketpair"],
         limit: None,
         target: Target::VsCpython(2.0),
         target_text: "≥ 2× CPython",
