@@ -103,6 +103,7 @@ proptest! {
             }
             prop_assert_eq!(ring.len_bytes() as u64, tail - head);
             prop_assert_eq!(ring.is_empty(), model.is_empty());
+            prop_assert_eq!(ring.is_empty_prefetch_next(), model.is_empty());
         }
     }
 
