@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mpi::traits::Communicator;
 use mpi::Threading;
-use mproc_pool::remote::{default_chunksize, RemoteTask};
+use mproc_pool::remote::{decode_result, default_chunksize, RemoteTask};
 use mproc_pool::{PoolError, StarFn};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -310,13 +310,7 @@ impl<R: DeserializeOwned> MpiAsyncResult<R> {
 
 fn decode_one<R: DeserializeOwned>((_, reply): Reply) -> Result<R, PoolError> {
     let (msg, range) = reply?;
-    let len = range.len();
-    postcard::from_bytes(&msg[range]).map_err(|source| PoolError::Decode {
-        type_name: std::any::type_name::<R>(),
-        len,
-        item: None,
-        source,
-    })
+    decode_result(&msg[range], None)
 }
 
 /// A chunk's outcome: the result message and where the encoded results lie in it.
@@ -385,16 +379,9 @@ impl<R: DeserializeOwned> Iterator for MpiImap<R> {
             let (seq, outcome) = self.next_chunk()?;
             let start = self.starts.get(seq).copied().unwrap_or(0);
             match outcome {
-                Ok((msg, range)) => match postcard::from_bytes::<Vec<R>>(&msg[range.clone()]) {
+                Ok((msg, range)) => match decode_result::<Vec<R>>(&msg[range], Some(start)) {
                     Ok(v) => self.ready = v.into_iter(),
-                    Err(source) => {
-                        return Some(Err(PoolError::Decode {
-                            type_name: std::any::type_name::<Vec<R>>(),
-                            len: range.len(),
-                            item: Some(start),
-                            source,
-                        }));
-                    }
+                    Err(e) => return Some(Err(e)),
                 },
                 Err(PoolError::TaskPanicked { message, item }) => {
                     return Some(Err(PoolError::TaskPanicked { message, item: Some(start + item.unwrap_or(0)) }))

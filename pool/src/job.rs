@@ -55,15 +55,17 @@ pub(crate) trait Job: Send + Sync {
 /// Decodes a result (for map-like jobs, a chunk's results, whose first input
 /// item is `items.start`).
 fn decode<T: DeserializeOwned>(bytes: &[u8], items: Option<&Range<usize>>) -> Result<T, PoolError> {
+    decode_result(bytes, items.map(|r| r.start))
+}
+
+/// Decodes a result of type `T` (for map-like jobs, a chunk's `Vec` of results,
+/// whose first input item is `first_item`): a `PodVec` of another element type is
+/// [`PoolError::Payload`], anything else that does not decode [`PoolError::Decode`].
+pub(crate) fn decode_result<T: DeserializeOwned>(bytes: &[u8], first_item: Option<usize>) -> Result<T, PoolError> {
     mproc_ipc::payload::clear_decode_error();
     postcard::from_bytes(bytes).map_err(|source| match mproc_ipc::payload::take_decode_error() {
         Some(cause) => PoolError::Payload(cause),
-        None => PoolError::Decode {
-            type_name: std::any::type_name::<T>(),
-            len: bytes.len(),
-            item: items.map(|r| r.start),
-            source,
-        },
+        None => PoolError::Decode { type_name: std::any::type_name::<T>(), len: bytes.len(), item: first_item, source },
     })
 }
 

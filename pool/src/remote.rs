@@ -13,6 +13,21 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub use crate::pool::default_chunksize;
+
+/// Decodes a task's result bytes as `T` — for a `map`-like call, a chunk's
+/// `Vec` of results whose first input item is `first_item` — with the pool's
+/// own errors: [`PoolError::Payload`] for a `PodVec` of another element type,
+/// [`PoolError::Decode`] naming the type, the length and the item otherwise.
+///
+/// ```
+/// use mproc_pool::{remote::decode_result, PoolError};
+/// assert_eq!(decode_result::<u64>(&[7], None), Ok(7));
+/// let err = decode_result::<String>(&[5, b'a'], Some(10)).unwrap_err();
+/// assert!(matches!(err, PoolError::Decode { len: 2, item: Some(10), .. }));
+/// ```
+pub fn decode_result<T: DeserializeOwned>(bytes: &[u8], first_item: Option<usize>) -> Result<T, PoolError> {
+    crate::job::decode_result(bytes, first_item)
+}
 use crate::task::{Code, StarFn};
 use crate::PoolError;
 
