@@ -22,7 +22,7 @@
 
 use crate::criterion;
 use crate::report::curves::{self, Curve, CURVES};
-use crate::report::{self, Case, Meta, PyFigure, Python, CASES};
+use crate::report::{self, Case, Meta, Python, Spread, CASES};
 use crate::svg;
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -65,6 +65,17 @@ impl Mode {
         let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         v.push("--noplot".into());
         v
+    }
+
+    /// Paired rounds run after the main measurement for each case judged against its
+    /// limit (`report::judged_on_limit`), and criterion's settings for one round: short,
+    /// so that mproc and the limit of one round run seconds apart.
+    fn paired_rounds(self) -> (usize, &'static [&'static str]) {
+        match self {
+            Mode::Quick => (0, &[]),
+            Mode::Default => (4, &["--warm-up-time", "0.5", "--measurement-time", "1.5", "--sample-size", "10"]),
+            Mode::Full => (8, &["--warm-up-time", "1", "--measurement-time", "3", "--sample-size", "20"]),
+        }
     }
 
     fn python_runs(self) -> usize {
@@ -360,10 +371,101 @@ fn run_python(root: &Path, mode: Mode, ids: &[(&str, &str)]) -> Python {
             failures.remove(id);
         }
         for (name, figs) in got {
-            figures.insert(name, PyFigure::of(&figs));
+            figures.insert(name, Spread::of(&figs));
         }
     }
     Python::Ran { version, figures, failures }
+}
+
+/// `cargo bench` of one bench target with criterion's `args` (and `filter`), its results
+/// under `home`.
+fn bench_command(
+    pkg: &str,
+    bench: &str,
+    features: &[String],
+    args: &[String],
+    filter: Option<&str>,
+    home: &Path,
+    mode: Mode,
+) -> Command {
+    let mut cmd = crate::cargo();
+    cmd.args(["bench", "-p", pkg, "--bench", bench]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    cmd.arg("--").args(args);
+    if let Some(f) = filter {
+        cmd.arg(f);
+    }
+    cmd.env("CRITERION_HOME", home).env("MPROC_BENCH_MODE", mode.name()).stdout(std::io::stderr());
+    cmd
+}
+
+/// Measures every case of `cases` judged against its limit again in the mode's paired
+/// rounds: each round runs, per bench target, only the `mproc` and limit rows of those
+/// cases, with short settings, into a criterion home of its own. Returns, per case, the
+/// speed ratio vs the limit of the main run (`measured`) and of every round.
+fn paired_rounds(
+    cases: &[&Case],
+    measured: &[criterion::Measured],
+    holder: &BTreeMap<String, (String, String, Vec<String>)>,
+    out_dir: &Path,
+    mode: Mode,
+    notes: &mut Vec<String>,
+) -> BTreeMap<String, Vec<f64>> {
+    let mut ratios: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let (rounds, settings) = mode.paired_rounds();
+    let paired: Vec<&Case> = cases.iter().copied().filter(|c| report::judged_on_limit(c)).collect();
+    for case in &paired {
+        if let Some(r) = report::ratio_vs_limit(case, measured) {
+            ratios.entry(case.id.to_owned()).or_default().push(r);
+        }
+    }
+    // Bench target → the paired cases it holds, as one filter.
+    let mut by_target: BTreeMap<&(String, String, Vec<String>), Vec<&Case>> = BTreeMap::new();
+    for case in paired.iter().filter(|c| ratios.contains_key(c.id)) {
+        if let Some(t) = holder.get(case.id) {
+            by_target.entry(t).or_default().push(case);
+        }
+    }
+    if rounds == 0 || by_target.is_empty() {
+        return ratios;
+    }
+    let mut args: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+    args.extend(["--nresamples".to_owned(), "1000".to_owned(), "--noplot".to_owned()]);
+    for round in 1..=rounds {
+        let home = out_dir.join(format!("paired/{round}"));
+        let _ = std::fs::remove_dir_all(&home);
+        for ((pkg, bench, feats), cases) in &by_target {
+            let ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
+            let mut systems: Vec<&str> = cases.iter().filter_map(|c| c.limit).collect();
+            systems.push("mproc");
+            systems.sort();
+            systems.dedup();
+            let filter = format!("^({})/({})$", ids.join("|"), systems.join("|"));
+            eprintln!("==> paired round {round}/{rounds}: {pkg} --bench {bench} {filter}");
+            let cmd = bench_command(pkg, bench, feats, &args, Some(&filter), &home, mode);
+            match run_with_timeout(cmd, mode.bench_timeout()) {
+                Ok((status, _)) if status.success() => {}
+                Ok((status, _)) => {
+                    notes.push(format!("paired round {round} of `{pkg}` bench `{bench}` failed: {status}"))
+                }
+                Err(e) => notes.push(format!("paired round {round} of `{pkg}` bench `{bench}`: {e}")),
+            }
+        }
+        let (round_measured, _) = criterion::read_all(&home, None);
+        for case in &paired {
+            if let Some(r) = report::ratio_vs_limit(case, &round_measured) {
+                ratios.entry(case.id.to_owned()).or_default().push(r);
+            }
+        }
+    }
+    notes.push(format!(
+        "paired rounds: {rounds} after the main run, criterion `{}`, for {}",
+        args.join(" "),
+        paired.iter().map(|c| format!("`{}`", c.id)).collect::<Vec<_>>().join(", ")
+    ));
+    ratios
 }
 
 /// `cargo xtask bench`.
@@ -385,6 +487,8 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
     let python = run_python(root, opts.mode, &ids);
 
     let benches = discover_benches(root);
+    // Which bench target (package, bench, features) reported each criterion group.
+    let mut holder: BTreeMap<String, (String, String, Vec<String>)> = BTreeMap::new();
     if benches.is_empty() {
         notes.push("no criterion bench targets (`*/benches/*.rs`) in the tree yet".to_owned());
         eprintln!("==> no criterion benches in the tree yet");
@@ -424,18 +528,17 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
         for (pkg, bench) in benches.iter().filter(|(p, _)| !unbuilt.contains(p)) {
             let Some(feats) = features.get(&(pkg.clone(), bench.clone())) else { continue };
             eprintln!("==> criterion {pkg} --bench {bench}");
-            let mut cmd = crate::cargo();
-            cmd.args(["bench", "-p", pkg, "--bench", bench]);
-            if !feats.is_empty() {
-                cmd.args(["--features", &feats.join(",")]);
-            }
-            cmd.arg("--").args(&criterion_args);
-            if let Some(case) = &opts.case {
-                cmd.arg(format!("^{case}/"));
-            }
-            cmd.env("CRITERION_HOME", &home).env("MPROC_BENCH_MODE", opts.mode.name()).stdout(std::io::stderr());
+            let filter = opts.case.as_ref().map(|case| format!("^{case}/"));
+            // No slack here (unlike `since`): the previous target's results are seconds old.
+            let bench_since = SystemTime::now();
+            let cmd = bench_command(pkg, bench, feats, &criterion_args, filter.as_deref(), &home, opts.mode);
             let problem = match run_with_timeout(cmd, opts.mode.bench_timeout()) {
-                Ok((status, _)) if status.success() => continue,
+                Ok((status, _)) if status.success() => {
+                    for m in criterion::read_all(&home, Some(bench_since)).0 {
+                        holder.insert(m.group, (pkg.clone(), bench.clone(), feats.clone()));
+                    }
+                    continue;
+                }
                 Ok((status, _)) => format!("failed: {status}"),
                 Err(e) => e,
             };
@@ -445,6 +548,7 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
     }
 
     let (measured, errors) = criterion::read_all(&home, Some(since));
+    let paired = paired_rounds(&cases, &measured, &holder, &out_dir, opts.mode, &mut notes);
     notes.extend(errors.into_iter().map(|e| format!("unreadable criterion result: {e}")));
     let measured: Vec<_> = measured.into_iter().filter(|m| opts.case.as_deref().is_none_or(|c| c == m.group)).collect();
     let missing = if failed.is_empty() {
@@ -452,7 +556,7 @@ pub fn run(root: &Path, opts: &Options) -> crate::Result {
     } else {
         "not measured (bench missing or failed, see notes)"
     };
-    let rows = report::build_rows(&cases, &measured, &python, missing);
+    let rows = report::build_rows(&cases, &measured, &python, missing, &paired);
     let extra = report::extra_rows(&measured);
     let points = curves::points(&curves, &measured, &python);
     if let Python::Ran { failures, .. } = &python {

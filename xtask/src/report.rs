@@ -448,9 +448,10 @@ fn named_systems(target: Target) -> Vec<&'static str> {
     }
 }
 
-/// CPython's figure for one case.
+/// A median and its range over several runs: CPython's figure for one case, or the
+/// ratios of a case's paired rounds.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PyFigure {
+pub struct Spread {
     /// Median over the runs.
     pub median: f64,
     /// Smallest figure over the runs.
@@ -461,14 +462,14 @@ pub struct PyFigure {
     pub runs: usize,
 }
 
-impl PyFigure {
+impl Spread {
     /// The median, min and max of `figures` (not empty).
-    pub fn of(figures: &[f64]) -> PyFigure {
+    pub fn of(figures: &[f64]) -> Spread {
         let mut v = figures.to_vec();
         v.sort_by(f64::total_cmp);
         let n = v.len();
         let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
-        PyFigure { median, min: v[0], max: v[n - 1], runs: n }
+        Spread { median, min: v[0], max: v[n - 1], runs: n }
     }
 }
 
@@ -482,7 +483,7 @@ pub enum Python {
         /// e.g. "CPython 3.11.7, start method fork".
         version: String,
         /// Case id → figure.
-        figures: BTreeMap<String, PyFigure>,
+        figures: BTreeMap<String, Spread>,
         /// Case id → why it has no figure.
         failures: BTreeMap<String, String>,
     },
@@ -518,6 +519,9 @@ pub struct Row {
     pub met: Option<bool>,
     /// mproc rows: the fastest cross-process Rust peer and mproc's speed ratio against it.
     pub vs_best_peer: Option<(String, f64)>,
+    /// mproc rows of a case measured in paired rounds: the speed ratio vs the limit of
+    /// each round (mproc, then the limit, seconds apart); `vs_limit` is their median.
+    pub paired: Option<Spread>,
 }
 
 /// Peers that run in one process: bounds to look at, not rivals to beat.
@@ -563,9 +567,41 @@ fn system_rank(case: &Case, system: &str) -> (u8, usize, String) {
     (rank, pos, system.to_owned())
 }
 
+/// Whether `case` is judged against its limit: then `cargo xtask bench` measures it in
+/// paired rounds (see [`build_rows`]).
+pub fn judged_on_limit(case: &Case) -> bool {
+    fn on_limit(t: Target) -> bool {
+        match t {
+            Target::VsLimit(_) => true,
+            Target::All(all) => all.iter().any(|&t| on_limit(t)),
+            _ => false,
+        }
+    }
+    case.limit.is_some() && on_limit(case.target)
+}
+
+/// The speed ratio of `mproc` vs the case's limit in one set of criterion results, if
+/// both were measured there.
+pub fn ratio_vs_limit(case: &Case, measured: &[Measured]) -> Option<f64> {
+    let ns = |system: &str| measured.iter().find(|m| m.group == case.id && m.function == system).map(|m| m.median_ns);
+    let (mproc, limit) = (ns("mproc")?, ns(case.limit?)?);
+    Some(speed_ratio(case.better, case.convert.of_ns(mproc), case.convert.of_ns(limit)))
+}
+
 /// Builds the rows of every case in `cases` from criterion's results and CPython's.
-/// `missing_note` explains an expected system criterion did not report.
-pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missing_note: &str) -> Vec<Row> {
+/// `missing_note` explains an expected system criterion did not report. `paired` holds,
+/// per case id, the speed ratios vs the limit of paired rounds (the main run's included):
+/// where there are two or more, the mproc row's ratio vs the limit, and the verdict on
+/// it, is their median. On a machine whose speed drifts over seconds (a VM whose host
+/// moves its CPUs), one mproc row and one limit row measured apart can land in different
+/// regimes; rounds that each measure both, close together, compare like with like.
+pub fn build_rows(
+    cases: &[&Case],
+    measured: &[Measured],
+    python: &Python,
+    missing_note: &str,
+    paired: &BTreeMap<String, Vec<f64>>,
+) -> Vec<Row> {
     let mut rows = Vec::new();
     for case in cases {
         let mut case_rows: Vec<Row> = Vec::new();
@@ -583,6 +619,7 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
             target: None,
             met: None,
             vs_best_peer: None,
+            paired: None,
         };
         for m in measured.iter().filter(|m| m.group == case.id) {
             let (a, b) = (case.convert.of_ns(m.lo_ns), case.convert.of_ns(m.hi_ns));
@@ -643,6 +680,11 @@ pub fn build_rows(cases: &[&Case], measured: &[Measured], python: &Python, missi
         let figures: Vec<(String, f64)> =
             case_rows.iter().filter_map(|r| Some((r.system.clone(), r.figure?))).collect();
         for r in case_rows.iter_mut().filter(|r| r.system == "mproc") {
+            if let Some(rounds) = paired.get(case.id).filter(|v| v.len() >= 2 && r.figure.is_some()) {
+                let spread = Spread::of(rounds);
+                r.vs_limit = Some(spread.median);
+                r.paired = Some(spread);
+            }
             r.target = Some(case.target_text.to_owned());
             let figure = r.figure;
             let vs_system = |system: &str| {
@@ -680,6 +722,7 @@ pub fn extra_rows(measured: &[Measured]) -> Vec<Row> {
             target: None,
             met: None,
             vs_best_peer: None,
+            paired: None,
         })
         .collect()
 }

@@ -271,7 +271,7 @@ pub(crate) fn well_formed(xml: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{build_rows, case, PyFigure, Python};
+    use crate::report::{build_rows, case, Python, Spread};
     use std::collections::BTreeMap;
 
     #[test]
@@ -286,7 +286,7 @@ mod tests {
         let c = case("pipe_rtt").unwrap();
         let py = Python::Ran {
             version: "v".into(),
-            figures: [("pipe_rtt".to_owned(), PyFigure::of(&[31.6]))].into_iter().collect(),
+            figures: [("pipe_rtt".to_owned(), Spread::of(&[31.6]))].into_iter().collect(),
             failures: BTreeMap::new(),
         };
         let measured = [crate::criterion::Measured {
@@ -299,7 +299,7 @@ mod tests {
             samples: 10,
             iterations: 10,
         }];
-        let rows = build_rows(&[c], &measured, &py, "not measured (bench <missing> & co)");
+        let rows = build_rows(&[c], &measured, &py, "not measured (bench <missing> & co)", &BTreeMap::new());
         let svg = chart(c, &rows);
         well_formed(&svg).unwrap();
         assert!(svg.contains("log scale"), "31.6 µs vs 0.15 µs spans > 20×");
@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(svg.matches("<rect").count(), 3, "background + two bars");
         assert_eq!(svg.matches("<line").count(), 3, "decades 0.1, 1 and 10 µs");
 
-        let empty = build_rows(&[c], &[], &Python::Skipped("skipped".into()), "missing");
+        let empty = build_rows(&[c], &[], &Python::Skipped("skipped".into()), "missing", &BTreeMap::new());
         let svg = chart(c, &empty);
         well_formed(&svg).unwrap();
         assert!(svg.contains("not measured"));
@@ -318,10 +318,10 @@ mod tests {
         let c = case("proc_fork").unwrap();
         let py = Python::Ran {
             version: "v".into(),
-            figures: [("proc_fork".to_owned(), PyFigure::of(&[3.7]))].into_iter().collect(),
+            figures: [("proc_fork".to_owned(), Spread::of(&[3.7]))].into_iter().collect(),
             failures: BTreeMap::new(),
         };
-        let svg = chart(c, &build_rows(&[c], &[], &py, "missing"));
+        let svg = chart(c, &build_rows(&[c], &[], &py, "missing", &BTreeMap::new()));
         assert!(svg.contains("linear scale"));
         well_formed(&svg).unwrap();
     }

@@ -20,7 +20,7 @@ fn m(group: &str, function: &str, ns: f64) -> Measured {
 fn python(pairs: &[(&str, f64)]) -> Python {
     Python::Ran {
         version: "CPython 3.11".into(),
-        figures: pairs.iter().map(|(c, f)| (c.to_string(), PyFigure::of(&[*f]))).collect(),
+        figures: pairs.iter().map(|(c, f)| (c.to_string(), Spread::of(&[*f]))).collect(),
         failures: BTreeMap::new(),
     }
 }
@@ -91,7 +91,13 @@ fn rows_combine_criterion_and_cpython() {
         m("queue_bytes_tput", "ref-memcpy", 100.0),
     ];
     let cases: Vec<&Case> = ["pipe_rtt", "queue_bytes_tput", "proc_spawn"].iter().map(|c| case(c).unwrap()).collect();
-    let rows = build_rows(&cases, &measured, &python(&[("pipe_rtt", 30.0), ("queue_bytes_tput", 700.0)]), "missing");
+    let rows = build_rows(
+        &cases,
+        &measured,
+        &python(&[("pipe_rtt", 30.0), ("queue_bytes_tput", 700.0)]),
+        "missing",
+        &BTreeMap::new(),
+    );
 
     let s = summary(&cases, &rows);
     assert!(
@@ -141,7 +147,13 @@ fn unmet_target_and_skipped_python() {
         m("lock_uncontended", "limit-cas", 5.0),
         m("lock_uncontended", "std-mutex", 15.0),
     ];
-    let rows = build_rows(&cases, &measured, &Python::Skipped("skipped: python3 not found".into()), "missing");
+    let rows = build_rows(
+        &cases,
+        &measured,
+        &Python::Skipped("skipped: python3 not found".into()),
+        "missing",
+        &BTreeMap::new(),
+    );
     let lock = row(&rows, "lock_uncontended", "mproc");
     assert_eq!((lock.vs_limit, lock.met, lock.vs_cpython), (Some(0.25), Some(false), None));
     assert_eq!(lock.vs_best_peer, None, "std-mutex is an in-process bound, not a rival");
@@ -158,7 +170,7 @@ fn unmet_target_and_skipped_python() {
 #[test]
 fn every_case_appears_even_with_nothing_measured() {
     let cases: Vec<&Case> = CASES.iter().collect();
-    let rows = build_rows(&cases, &[], &python(&[]), "not measured (bench missing)");
+    let rows = build_rows(&cases, &[], &python(&[]), "not measured (bench missing)", &BTreeMap::new());
     for c in CASES {
         assert!(rows.iter().any(|r| r.case == c.id && r.system == "mproc" && r.target.is_some()));
         assert!(rows.iter().any(|r| r.case == c.id && r.system == "CPython"));
@@ -181,6 +193,7 @@ fn json_rows_carry_every_field() {
         &[m("pipe_rtt", "mproc", 3_000.0), m("pipe_rtt", "limit-pingpong", 1_000.0)],
         &python(&[("pipe_rtt", 30.0)]),
         "missing",
+        &BTreeMap::new(),
     );
     let meta = Meta {
         mode: "quick".into(),
@@ -204,9 +217,9 @@ fn json_rows_carry_every_field() {
 
 #[test]
 fn python_median() {
-    let f = PyFigure::of(&[3.0, 1.0, 2.0, 10.0, 4.0]);
+    let f = Spread::of(&[3.0, 1.0, 2.0, 10.0, 4.0]);
     assert_eq!((f.median, f.min, f.max, f.runs), (3.0, 1.0, 10.0, 5));
-    assert_eq!(PyFigure::of(&[1.0, 2.0]).median, 1.5);
+    assert_eq!(Spread::of(&[1.0, 2.0]).median, 1.5);
 }
 
 #[test]
@@ -340,8 +353,32 @@ fn every_curve_is_a_known_id() {
 fn a_pipe_round_trip_beyond_3x_the_spin_ping_pong_misses_even_when_far_ahead_of_cpython() {
     let cases = [case("pipe_rtt").unwrap()];
     let measured = [m("pipe_rtt", "mproc", 2_000.0), m("pipe_rtt", "limit-pingpong", 500.0)];
-    let rows = build_rows(&cases, &measured, &python(&[("pipe_rtt", 300.0)]), "missing");
+    let rows = build_rows(&cases, &measured, &python(&[("pipe_rtt", 300.0)]), "missing", &BTreeMap::new());
     let pipe = row(&rows, "pipe_rtt", "mproc");
     assert_eq!(pipe.vs_cpython, Some(150.0));
     assert_eq!(pipe.met, Some(false), "4× the ping-pong limit");
+}
+
+#[test]
+fn paired_rounds_decide_the_ratio_vs_the_limit() {
+    let cases = [case("queue_bytes_tput").unwrap(), case("proc_spawn").unwrap()];
+    assert!(judged_on_limit(cases[0]));
+    assert!(!judged_on_limit(cases[1]), "no limit target: no paired rounds");
+    // The main run caught the limit in a slow spell: 2× the limit by its rows alone.
+    let measured = [m("queue_bytes_tput", "mproc", 1_000.0), m("queue_bytes_tput", "limit-xcopy", 2_000.0)];
+    assert_eq!(ratio_vs_limit(cases[0], &measured), Some(2.0));
+    assert_eq!(ratio_vs_limit(cases[1], &measured), None);
+    let paired: BTreeMap<String, Vec<f64>> = [("queue_bytes_tput".to_owned(), vec![2.0, 0.7, 0.75, 0.6, 0.9])].into();
+    let rows = build_rows(&cases, &measured, &python(&[]), "missing", &paired);
+    let q = row(&rows, "queue_bytes_tput", "mproc");
+    assert_eq!(q.figure, Some(4.096 * 1e3 / 1.0), "the figure stays the main run's");
+    assert_eq!(q.vs_limit, Some(0.75), "the median of the rounds");
+    assert_eq!(q.met, Some(false), "judged on the median: below 80 %");
+    assert_eq!(q.paired.as_ref().map(|p| (p.min, p.max, p.runs)), Some((0.6, 2.0, 5)));
+    assert!(table(&rows).contains("0.750× (median of 5 paired rounds, 0.600–2.00×)"), "{}", table(&rows));
+    // One round is no pairing: the rows decide.
+    let one: BTreeMap<String, Vec<f64>> = [("queue_bytes_tput".to_owned(), vec![2.0])].into();
+    let rows = build_rows(&cases, &measured, &python(&[]), "missing", &one);
+    assert_eq!(row(&rows, "queue_bytes_tput", "mproc").vs_limit, Some(2.0));
+    assert_eq!(row(&rows, "queue_bytes_tput", "mproc").paired, None);
 }
