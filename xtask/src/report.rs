@@ -537,6 +537,11 @@ pub const MPROC_VARIANTS: &[(&str, &str)] = &[
          numeric arrays as `mproc::PodVec`.",
     ),
     (
+        "queue-copy",
+        "`queue-copy` (in `handoff_16mib`) is the same 16 MiB passed as a `Bytes` item, copied \
+         into the queue and out: what the hand-off of a `ShmBox` saves.",
+    ),
+    (
         "bytes-get-with",
         "`bytes-get-with` is `Queue<Bytes>::get_with`: the consumer reads each item where it \
          lies in shared memory instead of copying it into a new `Bytes`.",

@@ -382,3 +382,18 @@ fn paired_rounds_decide_the_ratio_vs_the_limit() {
     assert_eq!(row(&rows, "queue_bytes_tput", "mproc").vs_limit, Some(2.0));
     assert_eq!(row(&rows, "queue_bytes_tput", "mproc").paired, None);
 }
+
+#[test]
+fn mproc_variants_are_no_rivals() {
+    let cases = [case("handoff_16mib").unwrap()];
+    let measured = [
+        m("handoff_16mib", "mproc", 500.0),
+        m("handoff_16mib", "queue-64b", 400.0),
+        m("handoff_16mib", "queue-copy", 9_000.0),
+    ];
+    let rows = build_rows(&cases, &measured, &python(&[]), "missing", &BTreeMap::new());
+    let h = row(&rows, "handoff_16mib", "mproc");
+    assert_eq!(h.vs_best_peer, None, "queue-copy is mproc copying, queue-64b the named reference");
+    assert_eq!(h.met, Some(true), "500 ns is within 2× the 64 B item's 400");
+    assert!(table(&rows).contains("| handoff_16mib | queue-copy |"));
+}
