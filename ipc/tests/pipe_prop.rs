@@ -193,6 +193,9 @@ proptest! {
 
     #[test]
     fn pipe_matches_a_vecdeque(ops in proptest::collection::vec(op(), 1..120)) {
+        // A send the model admits but the ring has no room for would block for
+        // ever (one process, no reader): a failure, not a stuck run.
+        let _watchdog = mproc_testkit::watchdog(120);
         run(ops)?;
     }
 }
@@ -200,6 +203,7 @@ proptest! {
 /// The generator does reach chunked messages and full rings.
 #[test]
 fn the_model_admits_chunked_messages() {
+    let _watchdog = mproc_testkit::watchdog(60);
     let ops = vec![
         Op::Send { from: 0, len: 900, seed: 1 },
         Op::Send { from: 0, len: 900, seed: 2 }, // does not fit: skipped
