@@ -49,7 +49,7 @@
 //!
 //! # Where a 4 KiB item's time goes
 //! `payload_f64_4k` and `queue_bytes_tput` (4 KiB items, `maxsize` 64, one
-//! producer process, one consumer) run at 0.68–0.82 of the cross-process copy
+//! producer process, one consumer) run at 0.68–0.85 of the cross-process copy
 //! limit (`limit-xcopy`, an SPSC ring of bare `memcpy`s) on the 2-core VM of
 //! the benches; the target is 0.8. Measured by alternating 20,000-item rounds
 //! of each variant with the limit, 150 rounds, in one process (branch
@@ -57,18 +57,20 @@
 //!
 //! | variant | vs the limit |
 //! | --- | ---: |
-//! | `Queue<PodVec<f64>>` as it is | 0.68–0.82 (four runs) |
-//! | `Queue<Bytes>` | within 3 % of the above |
-//! | the [`MpmcRing`] alone (its claim CAS and pid protocol, no queue, no serde) | 0.87–0.95 |
+//! | `Queue<PodVec<f64>>` as it is | 0.68–0.85 (seven runs over an hour) |
+//! | `Queue<Bytes>` | within 5 % of the above |
+//! | the [`MpmcRing`] with the queue's postcard encoder and decoder, no `RawQueue` | 0.88–0.91 |
+//! | the [`MpmcRing`] alone (its claim CAS and pid protocol, no queue, no serde) | 0.87–0.97 |
 //! | the limit with the item 20 bytes into its slot, as the queue places it | 0.93–0.95 |
 //!
-//! So the ring protocol is not the gap; the layers above it are. Tried there
-//! and measured no better, each within ±3 % of the queue as it is: the payload
+//! So the ring protocol is not the gap; the layers above it are, about half
+//! of it postcard's and half this file's. Tried here and measured no better,
+//! each within ±3 % of the queue as it is: the payload
 //! on a cache line of its own, away from the slot's state word; waiters spinning
 //! on `not_empty` instead of on the slot being written; waiters that never sleep;
 //! and — a hack valid for one producer only — no locked instruction at all on
 //! either side (+0–6 %). Slots of 4,104 bytes instead of the 16 KiB a 64-slot
-//! queue gets by default gained 1–9 %, not robustly (`queue_bytes_tput`
+//! queue gets by default: −4 to +9 % in four runs, nothing robust (`queue_bytes_tput`
 //! already has such slots and sits at the same ratio). What is left is
 //! instructions: `callgrind` counts about 250 per put and 320 per get beyond the
 //! two copies and the allocation (postcard's sizing pass and encoder, the
