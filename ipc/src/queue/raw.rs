@@ -52,8 +52,9 @@
 //! producer process, one consumer) run at 0.68–0.85 of the cross-process copy
 //! limit (`limit-xcopy`, an SPSC ring of bare `memcpy`s) on the 2-core VM of
 //! the benches; the target is 0.8. Measured by alternating 20,000-item rounds
-//! of each variant with the limit, 150 rounds, in one process (branch
-//! `exp-slot`, `ipc/benches/exp.rs`), the median of the per-round ratios:
+//! of each variant with the limit, 150 rounds, in one process (the harness
+//! and the variants are kept off main, on the branch `exp-slot`), the median
+//! of the per-round ratios:
 //!
 //! | variant | vs the limit |
 //! | --- | ---: |
