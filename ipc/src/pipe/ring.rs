@@ -64,7 +64,10 @@
 //! mostly travels alongside `tail` rather than after it: in eight alternating
 //! 1.5 s runs of `pipe_rtt/mproc` on an idle 2-core VM the median went from
 //! 260 to 245 ns (5 of the 8 pairs faster, 2 lost to the VM's regime
-//! changes). A ring whose reader polls the record header itself (the header
+//! changes). Prefetching the record's second line as well (a 64 B message
+//! and its header span two) took it from 249 to 236 ns, the medians of 25
+//! alternating 0.5 s runs (faster in 15 of the 25 pairs; a run of 12 pairs
+//! gave 265 against 240). A ring whose reader polls the record header itself (the header
 //! doubling as the publish flag, the producer zeroing the next header word
 //! before it publishes, so flag and payload share a line) was built and
 //! model-checked with loom, and was no faster: 249 against 247 ns, the medians

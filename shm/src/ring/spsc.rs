@@ -244,11 +244,12 @@ impl SpscRing {
     }
 
     /// [`is_empty`](Self::is_empty) for a consumer that spins on it: while the
-    /// ring is empty it also prefetches the cache line where the next record
-    /// will start. The producer's write of that record takes the line away;
-    /// the next look fetches it again, alongside `tail`, so that once `tail`
-    /// moves the record is (mostly) already here instead of being a second
-    /// transfer after it. A prefetch reads nothing, so it races with nothing.
+    /// ring is empty it also prefetches the two cache lines where the next
+    /// record will start (a 64-byte message and its 8-byte header span two).
+    /// The producer's write of that record takes the lines away; the next look
+    /// fetches them again, alongside `tail`, so that once `tail` moves the
+    /// record is (mostly) already here instead of being a second transfer after
+    /// it. A prefetch reads nothing, so it races with nothing.
     #[inline]
     pub fn is_empty_prefetch_next(&self) -> bool {
         let head = self.hdr().head.load(Ordering::Acquire);
@@ -257,11 +258,15 @@ impl SpscRing {
             return false;
         }
         #[cfg(all(target_arch = "x86_64", not(loom)))]
-        // SAFETY: `_mm_prefetch` is a hint that never faults; the address lies
-        // inside the data area (`head & mask < capacity`).
+        // SAFETY: `_mm_prefetch` is a hint that never faults; `at` lies inside
+        // the data area (`head & mask < capacity`), and the second address is
+        // made with `wrapping_add`, which needs no bounds.
         unsafe {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(self.ptr((head & self.mask) as usize).cast::<i8>());
+            let at = self.ptr((head & self.mask) as usize).cast::<i8>();
+            _mm_prefetch::<_MM_HINT_T0>(at);
+            // Past the data area only for a record at its very end: still a hint.
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64));
         }
         true
     }
