@@ -16,6 +16,8 @@
 
 use std::time::Instant;
 
+use mproc_testkit::undecodable;
+
 fn square(x: u64) -> u64 {
     x * x
 }
@@ -33,25 +35,6 @@ fn kill_self_on_5000(x: u64) -> u64 {
         unsafe { libc::raise(libc::SIGKILL) };
     }
     x
-}
-
-/// A result that encodes but never decodes, as a type changed between ranks would.
-struct Undecodable(u64);
-
-impl serde::Serialize for Undecodable {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Undecodable {
-    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom("this type refuses to decode"))
-    }
-}
-
-fn undecodable(x: u64) -> Undecodable {
-    Undecodable(x)
 }
 
 /// The network namespace this rank runs in, as the kernel names it (`net:[inode]`).

@@ -181,17 +181,15 @@ impl Dispatcher {
     }
 
     fn deliver(&mut self, buf: Vec<u8>, from: usize) {
-        let (id, outcome) = match wire::decode_result(&buf) {
-            Ok((id, outcome)) => (id, outcome.map(|range| (buf, range))),
-            // A rank running this executable never sends these. With the task known, its
-            // call ends with the error instead of waiting for ever; without, say so.
-            Err(e) => match e.task() {
-                Some(id) => (id, Err(PoolError::Malformed { rank: from, detail: e.to_string() })),
-                None => {
-                    eprintln!("mproc-mpi: rank {from} sent a malformed result ({e}); ignored");
-                    return;
-                }
-            },
+        // A rank running this executable never sends a malformed result. With the task
+        // known, its call ends with `PoolError::Malformed` instead of waiting for ever;
+        // without, say so.
+        let (id, outcome) = match wire::outcome_of(buf, from) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("mproc-mpi: rank {from} sent a malformed result ({e}); ignored");
+                return;
+            }
         };
         let Some(f) = self.in_flight.remove(&id) else {
             eprintln!("mproc-mpi: rank {from} sent the result of unknown task {id}; ignored");

@@ -55,6 +55,25 @@ pub fn result_header(id: u64) -> Vec<u8> {
     out
 }
 
+/// What rank 0 hands the call waiting for a result message from rank `from`: the task
+/// id and its outcome (the message and the range of its encoded result, or the
+/// failure). A message that does not frame but names its task ends that task's call
+/// with [`PoolError::Malformed`], naming the rank; one that names no task is `Err`,
+/// for the caller to report and drop.
+#[allow(clippy::type_complexity)]
+pub fn outcome_of(
+    msg: Vec<u8>,
+    from: usize,
+) -> Result<(u64, Result<(Vec<u8>, std::ops::Range<usize>), PoolError>), WireError> {
+    match decode_result(&msg) {
+        Ok((id, outcome)) => Ok((id, outcome.map(|range| (msg, range)))),
+        Err(e) => match e.task() {
+            Some(id) => Ok((id, Err(PoolError::Malformed { rank: from, detail: e.to_string() }))),
+            None => Err(e),
+        },
+    }
+}
+
 /// A failure message for task `id`.
 pub fn encode_failure(id: u64, item: Option<usize>, message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(RESULT_HEADER + 4 + message.len());
@@ -189,6 +208,35 @@ mod tests {
         assert_eq!(e, WireError::UnknownStatus { id: 1, status: 9 });
         assert_eq!(e.task(), Some(1));
         assert_eq!(e.to_string(), "result message of task 1 has unknown status 9");
+    }
+
+    #[test]
+    fn a_malformed_result_ends_its_task_with_an_error_naming_the_rank() {
+        let mut ok = result_header(9);
+        ok.extend_from_slice(b"xyz");
+        let (id, outcome) = outcome_of(ok, 2).unwrap();
+        let (msg, range) = outcome.unwrap();
+        assert_eq!((id, &msg[range]), (9, &b"xyz"[..]));
+
+        let mut bad = result_header(5);
+        bad[8] = 7;
+        let (id, outcome) = outcome_of(bad, 3).unwrap();
+        assert_eq!(id, 5);
+        match outcome {
+            Err(e @ PoolError::Malformed { rank: 3, .. }) => {
+                assert_eq!(
+                    e.to_string(),
+                    "malformed result message from rank 3: result message of task 5 has unknown status 7"
+                )
+            }
+            other => panic!("expected Malformed from rank 3, got {other:?}"),
+        }
+
+        let failure = encode_failure(4, None, "boom");
+        let (id, outcome) = outcome_of(failure[..RESULT_HEADER + 1].to_vec(), 1).unwrap();
+        assert!(matches!((id, outcome), (4, Err(PoolError::Malformed { rank: 1, .. }))));
+
+        assert_eq!(outcome_of(b"short".to_vec(), 1).map(|_| ()), Err(WireError::ShortResult { len: 5 }));
     }
 
     proptest::proptest! {

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::T;
 use mproc_pool::{Pool, PoolError};
-use mproc_testkit::{is_gone, watchdog};
+use mproc_testkit::{is_gone, undecodable, watchdog, Undecodable};
 
 mod common;
 
@@ -410,26 +410,6 @@ fn timeout_forms_in_worker_processes() {
     r.wait_timeout(T).unwrap();
     assert_eq!(r.get_timeout(T).unwrap(), vec![1, 4, 9, 16, 25, 36]);
     assert_eq!(pool.map_async(slow_square, [7]).unwrap().get_timeout(T), Ok(vec![49]));
-}
-
-/// A result type whose `Deserialize` refuses what its `Serialize` wrote.
-#[derive(Debug)]
-struct Undecodable(u64);
-
-impl serde::Serialize for Undecodable {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Undecodable {
-    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom("this type refuses to decode"))
-    }
-}
-
-fn undecodable(x: u64) -> Undecodable {
-    Undecodable(x)
 }
 
 /// Results that arrive but do not decode in the caller end the call with

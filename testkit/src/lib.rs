@@ -295,3 +295,25 @@ mod process {
 
 #[cfg(feature = "process")]
 pub use process::{finish, fork_process};
+
+/// A value whose `Deserialize` refuses what its `Serialize` wrote (a `u64`), as
+/// a type changed between the two ends would: for tests of decode errors.
+#[derive(Debug)]
+pub struct Undecodable(pub u64);
+
+impl serde::Serialize for Undecodable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Undecodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("this type refuses to decode"))
+    }
+}
+
+/// `x` as an [`Undecodable`]: a pool task whose results never decode.
+pub fn undecodable(x: u64) -> Undecodable {
+    Undecodable(x)
+}
