@@ -401,6 +401,45 @@ fn bench_command(
     cmd
 }
 
+/// Cases whose limit changes regime within seconds as the VM's vCPUs move between
+/// host cores (`pipe_rtt`'s ping-pong reads 30, 70 or 450 ns in different seconds of
+/// one run): after the paired rounds they get [`BRIEF_ROUNDS`] more, with [`BRIEF`]
+/// settings, so that the `mproc` and limit rows of a round run under a second apart.
+const FLIPPING: &[&str] = &["pipe_rtt"];
+/// Brief paired rounds per flipping case (in modes with paired rounds).
+const BRIEF_ROUNDS: usize = 16;
+/// Criterion's settings for one brief round.
+const BRIEF: &[&str] = &["--warm-up-time", "0.1", "--measurement-time", "0.3", "--sample-size", "10"];
+
+/// Runs one paired round: per bench target, only the `mproc` and limit rows of its
+/// cases, with `args`, into the criterion home `home` (emptied first). A failure
+/// becomes a note.
+fn run_round(
+    by_target: &BTreeMap<&(String, String, Vec<String>), Vec<&Case>>,
+    args: &[String],
+    home: &Path,
+    mode: Mode,
+    what: &str,
+    notes: &mut Vec<String>,
+) {
+    let _ = std::fs::remove_dir_all(home);
+    for ((pkg, bench, feats), cases) in by_target {
+        let ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
+        let mut systems: Vec<&str> = cases.iter().filter_map(|c| c.limit).collect();
+        systems.push("mproc");
+        systems.sort();
+        systems.dedup();
+        let filter = format!("^({})/({})$", ids.join("|"), systems.join("|"));
+        eprintln!("==> {what}: {pkg} --bench {bench} {filter}");
+        let cmd = bench_command(pkg, bench, feats, args, Some(&filter), home, mode);
+        match run_with_timeout(cmd, mode.bench_timeout()) {
+            Ok((status, _)) if status.success() => {}
+            Ok((status, _)) => notes.push(format!("{what} of `{pkg}` bench `{bench}` failed: {status}")),
+            Err(e) => notes.push(format!("{what} of `{pkg}` bench `{bench}`: {e}")),
+        }
+    }
+}
+
 /// Measures every case of `cases` judged against its limit again in the mode's paired
 /// rounds: each round runs, per bench target, only the `mproc` and limit rows of those
 /// cases, with short settings, into a criterion home of its own. Returns, per case, the
@@ -435,24 +474,7 @@ fn paired_rounds(
     args.extend(["--nresamples".to_owned(), "1000".to_owned(), "--noplot".to_owned()]);
     for round in 1..=rounds {
         let home = out_dir.join(format!("paired/{round}"));
-        let _ = std::fs::remove_dir_all(&home);
-        for ((pkg, bench, feats), cases) in &by_target {
-            let ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
-            let mut systems: Vec<&str> = cases.iter().filter_map(|c| c.limit).collect();
-            systems.push("mproc");
-            systems.sort();
-            systems.dedup();
-            let filter = format!("^({})/({})$", ids.join("|"), systems.join("|"));
-            eprintln!("==> paired round {round}/{rounds}: {pkg} --bench {bench} {filter}");
-            let cmd = bench_command(pkg, bench, feats, &args, Some(&filter), &home, mode);
-            match run_with_timeout(cmd, mode.bench_timeout()) {
-                Ok((status, _)) if status.success() => {}
-                Ok((status, _)) => {
-                    notes.push(format!("paired round {round} of `{pkg}` bench `{bench}` failed: {status}"))
-                }
-                Err(e) => notes.push(format!("paired round {round} of `{pkg}` bench `{bench}`: {e}")),
-            }
-        }
+        run_round(&by_target, &args, &home, mode, &format!("paired round {round}/{rounds}"), notes);
         let (round_measured, _) = criterion::read_all(&home, None);
         for case in &paired {
             if let Some(r) = report::ratio_vs_limit(case, &round_measured) {
@@ -465,6 +487,32 @@ fn paired_rounds(
         args.join(" "),
         paired.iter().map(|c| format!("`{}`", c.id)).collect::<Vec<_>>().join(", ")
     ));
+    // The brief rounds of the cases whose limit flips regime within seconds.
+    let flipping: BTreeMap<_, Vec<&Case>> = by_target
+        .iter()
+        .map(|(t, cases)| (*t, cases.iter().copied().filter(|c| FLIPPING.contains(&c.id)).collect::<Vec<_>>()))
+        .filter(|(_, cases)| !cases.is_empty())
+        .collect();
+    let mut brief: Vec<String> = BRIEF.iter().map(|s| s.to_string()).collect();
+    brief.extend(["--nresamples".to_owned(), "1000".to_owned(), "--noplot".to_owned()]);
+    if !flipping.is_empty() {
+        for round in 1..=BRIEF_ROUNDS {
+            let home = out_dir.join(format!("paired/brief-{round}"));
+            run_round(&flipping, &brief, &home, mode, &format!("brief round {round}/{BRIEF_ROUNDS}"), notes);
+            let (round_measured, _) = criterion::read_all(&home, None);
+            for case in flipping.values().flatten() {
+                if let Some(r) = report::ratio_vs_limit(case, &round_measured) {
+                    ratios.entry(case.id.to_owned()).or_default().push(r);
+                }
+            }
+        }
+        notes.push(format!(
+            "brief paired rounds: {BRIEF_ROUNDS} more, criterion `{}`, for {} (a limit that changes regime \
+             within seconds: mproc and the limit of a brief round run under a second apart)",
+            brief.join(" "),
+            flipping.values().flatten().map(|c| format!("`{}`", c.id)).collect::<Vec<_>>().join(", ")
+        ));
+    }
     ratios
 }
 
