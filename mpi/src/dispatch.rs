@@ -14,7 +14,6 @@
 //! offers no wake-up a Rust channel could share.
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::Range;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,7 +21,6 @@ use std::time::Duration;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, Destination, Source};
 use mproc_pool::remote::RemoteTask;
-use mproc_pool::PoolError;
 
 use crate::wire::{self, TAG_RESULT, TAG_STOP};
 
@@ -33,7 +31,7 @@ const MAX_NAP: Duration = Duration::from_micros(200);
 
 /// A chunk's (or one call's) outcome: its sequence number within its call, and the
 /// result message with the range of the encoded result in it.
-pub(crate) type Reply = (usize, Result<(Vec<u8>, Range<usize>), PoolError>);
+pub(crate) type Reply = (usize, wire::Outcome);
 
 /// One task to run on some worker.
 pub(crate) struct Unit {

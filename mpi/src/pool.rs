@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
-use std::ops::Range;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -17,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::dispatch::{self, Msg, Reply, Unit};
+use crate::wire::Outcome;
 
 /// What can stop an MPI job from starting its pool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -312,9 +312,6 @@ fn decode_one<R: DeserializeOwned>((_, reply): Reply) -> Result<R, PoolError> {
     let (msg, range) = reply?;
     decode_result(&msg[range], None)
 }
-
-/// A chunk's outcome: the result message and where the encoded results lie in it.
-type Outcome = Result<(Vec<u8>, Range<usize>), PoolError>;
 
 /// The results of [`MpiPool::imap`] (in order) or [`MpiPool::imap_unordered`] (as they
 /// finish), and of `map`'s chunks: an iterator of each item's result.

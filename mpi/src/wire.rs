@@ -55,16 +55,16 @@ pub fn result_header(id: u64) -> Vec<u8> {
     out
 }
 
+/// A task's outcome at rank 0: the result message and where the encoded result lies
+/// in it, or the failure.
+pub type Outcome = Result<(Vec<u8>, std::ops::Range<usize>), PoolError>;
+
 /// What rank 0 hands the call waiting for a result message from rank `from`: the task
 /// id and its outcome (the message and the range of its encoded result, or the
 /// failure). A message that does not frame but names its task ends that task's call
 /// with [`PoolError::Malformed`], naming the rank; one that names no task is `Err`,
 /// for the caller to report and drop.
-#[allow(clippy::type_complexity)]
-pub fn outcome_of(
-    msg: Vec<u8>,
-    from: usize,
-) -> Result<(u64, Result<(Vec<u8>, std::ops::Range<usize>), PoolError>), WireError> {
+pub fn outcome_of(msg: Vec<u8>, from: usize) -> Result<(u64, Outcome), WireError> {
     match decode_result(&msg) {
         Ok((id, outcome)) => Ok((id, outcome.map(|range| (msg, range)))),
         Err(e) => match e.task() {

@@ -412,16 +412,19 @@ const BRIEF_ROUNDS: usize = 16;
 const BRIEF: &[&str] = &["--warm-up-time", "0.1", "--measurement-time", "0.3", "--sample-size", "10"];
 
 /// Runs one paired round: per bench target, only the `mproc` and limit rows of its
-/// cases, with `args`, into the criterion home `home` (emptied first). A failure
-/// becomes a note.
+/// cases, with `args` (and `--nresamples 1000 --noplot`), into the criterion home
+/// `home` (emptied first); adds each case's speed ratio vs its limit to `ratios`. A
+/// failure becomes a note.
 fn run_round(
     by_target: &BTreeMap<&(String, String, Vec<String>), Vec<&Case>>,
-    args: &[String],
+    args: &[&str],
     home: &Path,
     mode: Mode,
     what: &str,
+    ratios: &mut BTreeMap<String, Vec<f64>>,
     notes: &mut Vec<String>,
 ) {
+    let args: Vec<String> = args.iter().chain(&["--nresamples", "1000", "--noplot"]).map(|s| s.to_string()).collect();
     let _ = std::fs::remove_dir_all(home);
     for ((pkg, bench, feats), cases) in by_target {
         let ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
@@ -431,11 +434,17 @@ fn run_round(
         systems.dedup();
         let filter = format!("^({})/({})$", ids.join("|"), systems.join("|"));
         eprintln!("==> {what}: {pkg} --bench {bench} {filter}");
-        let cmd = bench_command(pkg, bench, feats, args, Some(&filter), home, mode);
+        let cmd = bench_command(pkg, bench, feats, &args, Some(&filter), home, mode);
         match run_with_timeout(cmd, mode.bench_timeout()) {
             Ok((status, _)) if status.success() => {}
             Ok((status, _)) => notes.push(format!("{what} of `{pkg}` bench `{bench}` failed: {status}")),
             Err(e) => notes.push(format!("{what} of `{pkg}` bench `{bench}`: {e}")),
+        }
+    }
+    let (measured, _) = criterion::read_all(home, None);
+    for case in by_target.values().flatten() {
+        if let Some(r) = report::ratio_vs_limit(case, &measured) {
+            ratios.entry(case.id.to_owned()).or_default().push(r);
         }
     }
 }
@@ -470,21 +479,13 @@ fn paired_rounds(
     if rounds == 0 || by_target.is_empty() {
         return ratios;
     }
-    let mut args: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
-    args.extend(["--nresamples".to_owned(), "1000".to_owned(), "--noplot".to_owned()]);
     for round in 1..=rounds {
         let home = out_dir.join(format!("paired/{round}"));
-        run_round(&by_target, &args, &home, mode, &format!("paired round {round}/{rounds}"), notes);
-        let (round_measured, _) = criterion::read_all(&home, None);
-        for case in &paired {
-            if let Some(r) = report::ratio_vs_limit(case, &round_measured) {
-                ratios.entry(case.id.to_owned()).or_default().push(r);
-            }
-        }
+        run_round(&by_target, settings, &home, mode, &format!("paired round {round}/{rounds}"), &mut ratios, notes);
     }
     notes.push(format!(
         "paired rounds: {rounds} after the main run, criterion `{}`, for {}",
-        args.join(" "),
+        settings.join(" "),
         paired.iter().map(|c| format!("`{}`", c.id)).collect::<Vec<_>>().join(", ")
     ));
     // The brief rounds of the cases whose limit flips regime within seconds.
@@ -493,23 +494,16 @@ fn paired_rounds(
         .map(|(t, cases)| (*t, cases.iter().copied().filter(|c| FLIPPING.contains(&c.id)).collect::<Vec<_>>()))
         .filter(|(_, cases)| !cases.is_empty())
         .collect();
-    let mut brief: Vec<String> = BRIEF.iter().map(|s| s.to_string()).collect();
-    brief.extend(["--nresamples".to_owned(), "1000".to_owned(), "--noplot".to_owned()]);
     if !flipping.is_empty() {
         for round in 1..=BRIEF_ROUNDS {
             let home = out_dir.join(format!("paired/brief-{round}"));
-            run_round(&flipping, &brief, &home, mode, &format!("brief round {round}/{BRIEF_ROUNDS}"), notes);
-            let (round_measured, _) = criterion::read_all(&home, None);
-            for case in flipping.values().flatten() {
-                if let Some(r) = report::ratio_vs_limit(case, &round_measured) {
-                    ratios.entry(case.id.to_owned()).or_default().push(r);
-                }
-            }
+            let what = format!("brief round {round}/{BRIEF_ROUNDS}");
+            run_round(&flipping, BRIEF, &home, mode, &what, &mut ratios, notes);
         }
         notes.push(format!(
             "brief paired rounds: {BRIEF_ROUNDS} more, criterion `{}`, for {} (a limit that changes regime \
              within seconds: mproc and the limit of a brief round run under a second apart)",
-            brief.join(" "),
+            BRIEF.join(" "),
             flipping.values().flatten().map(|c| format!("`{}`", c.id)).collect::<Vec<_>>().join(", ")
         ));
     }
